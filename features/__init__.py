@@ -1,0 +1,1 @@
+"""Turning inputs into the per-lesion feature table: contract, simulator, images, extraction."""

@@ -1,0 +1,1 @@
+"""What learns and what judges: the article's rules, the calibrated classifier, metrics, reports."""
