@@ -29,8 +29,8 @@ class Figure:
 FIGURES: dict[str, Figure] = {
     f.id: f
     for f in [
-        Figure("P1", "pseudoprogression in melanoma on PD-1/PD-L1 inhibitors", 0.098, (0.082, 0.114),
-               unit="proportion"),
+        Figure("P1", "pseudoprogression in melanoma on PD-1/PD-L1 inhibitors", 0.098,
+               (0.082, 0.114), unit="proportion"),
         Figure("P2", "pseudoprogression in lung cancer", 0.153, (0.131, 0.175), unit="proportion"),
         Figure("P3", "appears 3-12 weeks after the start of treatment", None, range=(3, 12),
                unit="weeks"),
@@ -39,8 +39,8 @@ FIGURES: dict[str, Figure] = {
                "PET sensitivity 91%", 0.91, range=(1.2, 1.8), unit="sensitivity / x baseline"),
         Figure("M4", "ctDNA: pseudoprogression falls >50%, true progression rises 2.1x; "
                "NGS specificity 95%", 0.95, unit="specificity"),
-        Figure("C1", "68.3% of pseudoprogression have no new neurological deficit; volume grows >20%",
-               0.683, unit="proportion"),
+        Figure("C1", "68.3% of pseudoprogression have no new neurological deficit; volume "
+               "grows >20%", 0.683, unit="proportion"),
         Figure("C2", "dexamethasone relieves >70% of symptoms in 48 h in pseudoprogression; "
                "<30% in true progression", None, range=(30, 70), unit="% relief"),
         Figure("C3", "early window: rCBV < 1.5 in pseudoprogression, > 2.0 in true progression",
@@ -56,8 +56,8 @@ FIGURES: dict[str, Figure] = {
                None, range=(10, 30), unit="% Ki-67"),
         Figure("Q1a", "81.2% of pseudoprogression asymptomatic or relieved by steroids; 93.6% of "
                "true progression keep getting worse", 0.812, unit="sensitivity"),
-        Figure("Q1a_spec", "93.6% of true progression keep getting worse (Q1a's specificity)", 0.936,
-               unit="specificity"),
+        Figure("Q1a_spec", "93.6% of true progression keep getting worse (Q1a's specificity)",
+               0.936, unit="specificity"),
         Figure("Q1b", "perfusion: rCBV < 1.5 pseudoprogression, > 2.0 true progression", None,
                range=(1.5, 2.0), unit="ratio"),
         Figure("Q1c", "PET: SUVmax rise < 30% pseudoprogression, > 100% true progression", None,

@@ -1,0 +1,134 @@
+"""A trained model with everything needed to trust it later, and saving / loading it.
+
+The bundle carries the calibrated estimator, the feature columns it expects, the decision
+threshold and where it came from, package versions, the training data's hash and size,
+and the evaluation metrics. Loading checks that the file is such a bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from features.contract import ID, LABEL
+from features.errors import UserInputError
+
+FORMAT_VERSION = 1
+_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "joblib",
+             "SimpleITK", "pyradiomics-bhklab", "pseudoprogression")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a saved model depends on."""
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def table_sha256(df: pd.DataFrame) -> str:
+    """A content hash of a table (row order and column order included)."""
+    h = hashlib.sha256()
+    h.update("|".join(map(str, df.columns)).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class TrainedModel:
+    """A calibrated classifier ready for prediction, with its provenance.
+
+    threshold: predict pseudoprogression when P(pseudoprogression) >= threshold.
+    """
+
+    estimator: Any
+    family: str
+    feature_columns: list[str]
+    threshold: float
+    threshold_source: str
+    cv_scores: dict
+    training: dict
+    versions: dict = field(default_factory=package_versions)
+    metrics: dict | None = None
+    radiomics_settings: str | None = None
+    format_version: int = FORMAT_VERSION
+
+    def align(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The model's columns from ``df``, in training order: extra columns are ignored and
+        columns seen in training but absent here are treated as missing, each with a warning."""
+        extra = [c for c in df.columns if c not in self.feature_columns and c not in (ID, LABEL)]
+        if extra:
+            warnings.warn(
+                f"ignoring {len(extra)} column(s) the model was not trained on: "
+                f"{', '.join(map(str, extra[:8]))}{' ...' if len(extra) > 8 else ''}",
+                UserWarning, stacklevel=2)
+        absent = [c for c in self.feature_columns if c not in df.columns]
+        if absent:
+            warnings.warn(
+                f"{len(absent)} column(s) used in training are absent and treated as missing: "
+                f"{', '.join(absent[:8])}{' ...' if len(absent) > 8 else ''}",
+                UserWarning, stacklevel=2)
+        return df.reindex(columns=self.feature_columns)
+
+    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
+        """P(pseudoprogression) per row, shape (n,)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=RuntimeWarning)
+            return self.estimator.predict_proba(self.align(df))[:, 1]
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        """1 (pseudoprogression) / 0 at the stored threshold."""
+        return (self.predict_proba(df) >= self.threshold).astype(int)
+
+
+def save_model(model: TrainedModel, path: str | Path) -> Path:
+    """Write the bundle with joblib through a temp file (atomic replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        joblib.dump(model, tmp, compress=3)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_model(path: str | Path) -> TrainedModel:
+    """Read a bundle written by :func:`save_model`; a clear error for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"model file not found: {path}. Train one with train.py --out {path}.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = joblib.load(path)
+    except Exception as exc:
+        raise UserInputError(
+            f"could not read the model file {path} ({type(exc).__name__}); it is corrupted or "
+            "not a model saved by train.py. Retrain it with train.py.") from None
+    if not isinstance(model, TrainedModel):
+        raise UserInputError(
+            f"{path} holds a {type(model).__name__}, not a model saved by train.py. "
+            "Retrain it with train.py.")
+    if model.format_version != FORMAT_VERSION:
+        raise UserInputError(
+            f"{path} was saved in model format {model.format_version}; this version reads "
+            f"format {FORMAT_VERSION}. Retrain it with this version's train.py.")
+    return model

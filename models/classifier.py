@@ -1,0 +1,232 @@
+"""The calibrated pseudoprogression classifier.
+
+A scikit-learn Pipeline takes the contract's DataFrame as it is: missing values, whole
+missing modalities, ``cancer_type`` as a category and, when present, hundreds of radiomic
+columns. Two model families are compared by patient-grouped internal cross-validation
+(log loss, a proper score): penalised logistic regression on the contract's transforms
+with missing-value indicators, and histogram gradient boosting with native missing-value
+support. The chosen family is calibrated with :class:`~sklearn.calibration.CalibratedClassifierCV`
+(sigmoid), each calibrator fitted on a fold its model did not see. No resampling or class
+weighting: the training prevalence is the prevalence the probabilities are calibrated to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.feature_selection import VarianceThreshold
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict, cross_validate
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from features.contract import BY_NAME, CANCER_TYPE, is_radiomic
+
+#: Families compared by internal cross-validation, by name.
+FAMILIES: tuple[str, ...] = ("logistic", "gradient_boosting")
+
+
+def contract_transform(name: str, values: np.ndarray) -> np.ndarray:
+    """Put one contract column on its model scale (see ``Column.transform``); NaN stays NaN.
+
+    log: natural log of a positive value (floored at 1e-3 of the unit); log_ratio:
+    log(1 + pct/100) with the fall floored at 99.9%; logit_pct: logit of pct/100, clipped
+    to 0.5-99.5%.
+    """
+    x = np.asarray(values, dtype=float)
+    kind = BY_NAME[name].transform if name in BY_NAME else "none"
+    if kind == "log":
+        return np.log(np.clip(x, 1e-3, None))
+    if kind == "log_ratio":
+        return np.log1p(np.clip(x / 100.0, -0.999, None))
+    if kind == "logit_pct":
+        q = np.clip(x / 100.0, 0.005, 0.995)
+        return np.log(q / (1 - q))
+    return x
+
+
+class ContractTransformer(TransformerMixin, BaseEstimator):
+    """Applies :func:`contract_transform` column by column (stateless)."""
+
+    def fit(self, X: pd.DataFrame, y=None) -> ContractTransformer:
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({c: contract_transform(c, X[c].to_numpy()) for c in X.columns},
+                            index=X.index)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return np.asarray(self.feature_names_in_, dtype=object)
+
+
+class CorrelationFilter(TransformerMixin, BaseEstimator):
+    """Drops a column whose absolute Pearson correlation with an earlier kept column exceeds
+    ``max_abs_corr`` (fitted on the training rows only).
+
+    scikit-learn has no correlation filter; this greedy one keeps the first of each
+    correlated group, which is what radiomics studies usually report.
+    """
+
+    def __init__(self, max_abs_corr: float = 0.95):
+        self.max_abs_corr = max_abs_corr
+
+    def fit(self, X, y=None) -> CorrelationFilter:
+        a = np.asarray(X, dtype=float)
+        self.n_features_in_ = a.shape[1]
+        if a.shape[1] <= 1:
+            self.keep_ = np.arange(a.shape[1])
+            return self
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.abs(np.corrcoef(a, rowvar=False))
+        r = np.nan_to_num(r, nan=0.0)
+        keep: list[int] = []
+        for j in range(a.shape[1]):
+            if all(r[j, k] <= self.max_abs_corr for k in keep):
+                keep.append(j)
+        self.keep_ = np.asarray(keep, dtype=int)
+        return self
+
+    def transform(self, X):
+        return np.asarray(X, dtype=float)[:, self.keep_]
+
+
+@dataclass
+class FeatureLayout:
+    """Which columns of the training table go where in the pipeline."""
+
+    contract_numeric: list[str] = field(default_factory=list)
+    radiomic: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_columns(cls, columns) -> FeatureLayout:
+        """Sort model columns into contract numeric, radiomic and categorical."""
+        layout = cls()
+        for c in columns:
+            if c == CANCER_TYPE:
+                layout.categorical.append(c)
+            elif is_radiomic(c):
+                layout.radiomic.append(c)
+            elif c in BY_NAME:
+                layout.contract_numeric.append(c)
+        return layout
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.contract_numeric, *self.radiomic, *self.categorical]
+
+
+def _radiomic_reduction() -> Pipeline:
+    """Median imputation, zero-variance and correlation filters, scaling (fitted per fold)."""
+    return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
+                         VarianceThreshold(1e-12), CorrelationFilter(0.9), StandardScaler())
+
+
+def build_family(family: str, layout: FeatureLayout, random_state: int = 0) -> Pipeline:
+    """An unfitted pipeline of one model family for the given column layout."""
+    parts = []
+    if family == "logistic":
+        if layout.contract_numeric:
+            parts.append(("contract", make_pipeline(
+                ContractTransformer(),
+                SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                StandardScaler()), layout.contract_numeric))
+        if layout.radiomic:
+            parts.append(("radiomic", _radiomic_reduction(), layout.radiomic))
+        if layout.categorical:
+            parts.append(("category", make_pipeline(
+                SimpleImputer(strategy="constant", fill_value="unknown"),
+                OneHotEncoder(handle_unknown="ignore")), layout.categorical))
+        model = LogisticRegression(C=0.3, max_iter=2000)
+    elif family == "gradient_boosting":
+        if layout.contract_numeric:
+            parts.append(("contract", ContractTransformer(), layout.contract_numeric))
+        if layout.radiomic:
+            parts.append(("radiomic", _radiomic_reduction(), layout.radiomic))
+        if layout.categorical:
+            parts.append(("category", make_pipeline(
+                SimpleImputer(strategy="constant", fill_value="unknown"),
+                OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)),
+                layout.categorical))
+        model = HistGradientBoostingClassifier(
+            learning_rate=0.05, max_iter=300, max_leaf_nodes=15, min_samples_leaf=30,
+            l2_regularization=1.0, early_stopping=False, random_state=random_state)
+    else:
+        raise ValueError(f"unknown model family {family!r}; choose one of {FAMILIES}")
+    pre = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
+    return Pipeline([("prepare", pre), ("model", model)])
+
+
+def patient_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> list:
+    """Stratified folds that keep every patient's rows together; fewer folds on tiny data."""
+    y = np.asarray(y)
+    n_splits = int(max(2, min(n_splits, np.bincount(y.astype(int)).min())))
+    cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return list(cv.split(np.zeros(len(y)), y, groups))
+
+
+@dataclass
+class FittedClassifier:
+    """The calibrated estimator and how it was chosen."""
+
+    estimator: CalibratedClassifierCV
+    family: str
+    layout: FeatureLayout
+    cv_scores: dict[str, dict[str, float]]
+
+
+def fit_calibrated(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, seed: int = 0,
+                   n_splits: int = 5, families=FAMILIES, progress=None) -> FittedClassifier:
+    """Choose a family by grouped CV log loss, then fit it calibrated (sigmoid, grouped CV).
+
+    X holds only model columns; y is 0/1; groups are patient ids. ``progress`` is an
+    optional callable taking a message, called before each stage.
+    """
+    layout = FeatureLayout.from_columns(X.columns)
+    folds = patient_folds(y, groups, n_splits, seed)
+    scores: dict[str, dict[str, float]] = {}
+    for fam in families:
+        if progress:
+            progress(f"cross-validating {fam}")
+        res = cross_validate(build_family(fam, layout, seed), X, y, cv=folds,
+                             scoring=("neg_log_loss", "roc_auc"))
+        scores[fam] = {"log_loss": float(-res["test_neg_log_loss"].mean()),
+                       "log_loss_sd": float(res["test_neg_log_loss"].std()),
+                       "auc": float(res["test_roc_auc"].mean())}
+    chosen = min(scores, key=lambda f: scores[f]["log_loss"])
+    if progress:
+        progress(f"calibrating {chosen}")
+    calibrated = CalibratedClassifierCV(build_family(chosen, layout, seed), method="sigmoid",
+                                        cv=folds)
+    calibrated.fit(X, y)
+    return FittedClassifier(calibrated, chosen, layout, scores)
+
+
+def out_of_fold_probabilities(fitted: FittedClassifier, X: pd.DataFrame, y: np.ndarray,
+                              groups: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Calibrated probabilities for the training rows, each from a model that did not see it.
+
+    Used to choose a threshold for a target sensitivity without touching evaluation data.
+    """
+    inner = CalibratedClassifierCV(build_family(fitted.family, fitted.layout, seed),
+                                   method="sigmoid", cv=3)
+    folds = patient_folds(y, groups, 5, seed + 1)
+    return cross_val_predict(inner, X, y, cv=folds, method="predict_proba")[:, 1]
+
+
+def threshold_for_sensitivity(y: np.ndarray, p: np.ndarray, target: float) -> float:
+    """The highest threshold at which predicting ``p >= t`` reaches ``target`` sensitivity."""
+    y = np.asarray(y).astype(int)
+    pos = np.sort(np.asarray(p)[y == 1])[::-1]
+    if len(pos) == 0:
+        raise ValueError("no positive rows to set a sensitivity on")
+    k = int(np.ceil(target * len(pos)))
+    return float(pos[max(k, 1) - 1])

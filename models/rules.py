@@ -1,0 +1,222 @@
+"""The article's rule-based thresholds as scikit-learn compatible classifiers.
+
+Each rule says 1 (pseudoprogression) or 0 (true progression) from a few columns of the
+contract, with the cut-offs of :data:`features.article.THRESHOLDS`. A row that lacks an
+input the rule needs is an *abstention*: :meth:`ArticleRule.predict` returns NaN there,
+and reports count it as lost coverage, never as 0 or 1.
+
+Two rules need care:
+
+- ``Q1a_symptoms`` needs only ``symptomatic``: a symptomatic patient with no steroid
+  response on record counts as not relieved (0), as the contract says.
+- ``Q1_four_part`` combines the article's four-part differential (Q1a to Q1d): it says
+  pseudoprogression when the symptom criterion (Q1a) holds *and every objective criterion
+  that is available* (Q1b perfusion rCBV, Q1c PET, Q1d ctDNA) points to pseudoprogression.
+  It needs ``symptomatic`` and at least one objective criterion; otherwise it abstains.
+
+:func:`risk_group` gives the article's T5/T6 triage: "low" when all three T5 criteria are
+met, "high" as soon as any one is known not to be met (T6), empty when it cannot tell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from features.article import THRESHOLDS
+
+
+def _below(df: pd.DataFrame, key: str) -> pd.Series:
+    t = THRESHOLDS[key]
+    return df[t.column] < t.value
+
+
+def _above(df: pd.DataFrame, key: str) -> pd.Series:
+    t = THRESHOLDS[key]
+    return df[t.column] > t.value
+
+
+def _q1a(df: pd.DataFrame) -> pd.Series:
+    relieved = _above(df, "steroid_relief").fillna(False).astype(bool)
+    return (df["symptomatic"] == 0) | relieved
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One rule: its id, the figure it comes from, the inputs it needs and its decision.
+
+    ``decide`` maps a table to a boolean Series (True: pseudoprogression); it is only
+    read on rows where every column in ``needs`` is present.
+    """
+
+    id: str
+    figure: str
+    says_pseudoprogression_when: str
+    needs: tuple[str, ...]
+    decide: Callable[[pd.DataFrame], pd.Series]
+
+
+def _thr(key: str) -> str:
+    t = THRESHOLDS[key]
+    return f"{t.value:g}"
+
+
+RULES: dict[str, RuleSpec] = {
+    r.id: r
+    for r in [
+        RuleSpec("D1_perfusion_diffusion", "D1",
+                 f"rcbv < {_thr('rcbv_low')} and adc > {_thr('adc_high')}", ("rcbv", "adc"),
+                 lambda d: _below(d, "rcbv_low") & _above(d, "adc_high")),
+        RuleSpec("D2_mrs_cho_cr", "D2", f"cho_cr < {_thr('cho_cr_low')}", ("cho_cr",),
+                 lambda d: _below(d, "cho_cr_low")),
+        RuleSpec("D2_mrs_lactate", "D2", "lactate_peak == 0", ("lactate_peak",),
+                 lambda d: d["lactate_peak"] == 0),
+        RuleSpec("D3_ctdna_clearance", "D3", f"ctdna_change_pct < {_thr('ctdna_clearance')}",
+                 ("ctdna_change_pct",), lambda d: _below(d, "ctdna_clearance")),
+        RuleSpec("D4_cytokines", "D4",
+                 f"il8_pg_ml > {_thr('il8_high')} and ifng_pg_ml > {_thr('ifng_high')}",
+                 ("il8_pg_ml", "ifng_pg_ml"),
+                 lambda d: _above(d, "il8_high") & _above(d, "ifng_high")),
+        RuleSpec("D5_pathology", "D5",
+                 f"cd8_tumor_ratio > {_thr('cd8_ratio_high')} and ki67_pct < {_thr('ki67_low')}",
+                 ("cd8_tumor_ratio", "ki67_pct"),
+                 lambda d: _above(d, "cd8_ratio_high") & _below(d, "ki67_low")),
+        RuleSpec("Q1a_symptoms", "Q1a",
+                 f"symptomatic == 0, or steroid_response_pct > {_thr('steroid_relief')}",
+                 ("symptomatic",), _q1a),
+        RuleSpec("Q1b_perfusion", "Q1b", f"rcbv < {_thr('rcbv_low')}", ("rcbv",),
+                 lambda d: _below(d, "rcbv_low")),
+        RuleSpec("Q1c_pet", "Q1c", f"suvmax_change_pct < {_thr('suvmax_rise_low')}",
+                 ("suvmax_change_pct",), lambda d: _below(d, "suvmax_rise_low")),
+        RuleSpec("Q1d_ctdna_trend", "Q1d", f"ctdna_change_pct < {_thr('ctdna_fall')}",
+                 ("ctdna_change_pct",), lambda d: _below(d, "ctdna_fall")),
+        RuleSpec("T5_low_risk", "T5",
+                 f"symptomatic == 0 and ctdna_change_pct < {_thr('ctdna_fall')} and "
+                 f"rcbv < {_thr('rcbv_low')}",
+                 ("symptomatic", "ctdna_change_pct", "rcbv"),
+                 lambda d: (d["symptomatic"] == 0) & _below(d, "ctdna_fall")
+                 & _below(d, "rcbv_low")),
+    ]
+}
+
+#: The objective parts of the four-part differential (Q1b to Q1d).
+Q1_OBJECTIVE_PARTS: tuple[str, ...] = ("Q1b_perfusion", "Q1c_pet", "Q1d_ctdna_trend")
+Q1_COMBINED_ID = "Q1_four_part"
+Q1_COMBINATION = ("Q1a holds and every available objective criterion (Q1b rCBV, Q1c PET, "
+                  "Q1d ctDNA) points to pseudoprogression; needs symptomatic and at least one "
+                  "objective criterion")
+
+#: Every rule id reports and predictions use, in a stable order.
+RULE_IDS: tuple[str, ...] = (*RULES, Q1_COMBINED_ID)
+
+
+def _input_frame(X: pd.DataFrame, columns) -> pd.DataFrame:
+    """The columns a rule reads, as floats; absent columns become all-missing."""
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError("rules read named columns: pass a pandas DataFrame in the column contract")
+    out = pd.DataFrame(index=X.index)
+    for c in columns:
+        out[c] = pd.to_numeric(X[c], errors="coerce") if c in X.columns else np.nan
+    return out
+
+
+def _apply_spec(spec: RuleSpec, X: pd.DataFrame) -> np.ndarray:
+    """1.0 / 0.0 where the rule's inputs are present, NaN where it abstains."""
+    cols = sorted({*spec.needs, "steroid_response_pct"} if spec.id == "Q1a_symptoms"
+                  else set(spec.needs))
+    d = _input_frame(X, cols)
+    covered = d[list(spec.needs)].notna().all(axis=1).to_numpy()
+    says = spec.decide(d).fillna(False).to_numpy(dtype=bool)
+    return np.where(covered, says.astype(float), np.nan)
+
+
+def _apply_four_part(X: pd.DataFrame) -> np.ndarray:
+    q1a = _apply_spec(RULES["Q1a_symptoms"], X)
+    parts = np.column_stack([_apply_spec(RULES[r], X) for r in Q1_OBJECTIVE_PARTS])
+    any_available = ~np.all(np.isnan(parts), axis=1)
+    all_agree = np.all(np.isnan(parts) | (parts == 1.0), axis=1)
+    says = (q1a == 1.0) & all_agree
+    return np.where(~np.isnan(q1a) & any_available, says.astype(float), np.nan)
+
+
+class ArticleRule(ClassifierMixin, BaseEstimator):
+    """One of the article's rules as an estimator (``fit`` learns nothing).
+
+    Parameters
+    ----------
+    rule_id : one of :data:`RULE_IDS`.
+
+    ``predict(X)`` returns a float array: 1.0 pseudoprogression, 0.0 true progression,
+    NaN where the rule abstains; ``covers(X)`` says where it does not abstain.
+    """
+
+    def __init__(self, rule_id: str = "D1_perfusion_diffusion"):
+        self.rule_id = rule_id
+
+    def _check_id(self) -> None:
+        if self.rule_id not in RULE_IDS:
+            raise ValueError(f"unknown rule id {self.rule_id!r}; choose one of {RULE_IDS}")
+
+    def fit(self, X: pd.DataFrame, y=None) -> ArticleRule:
+        """Nothing to learn; records the classes and returns self."""
+        self._check_id()
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """1.0 / 0.0 per row, NaN where an input the rule needs is missing."""
+        self._check_id()
+        if self.rule_id == Q1_COMBINED_ID:
+            return _apply_four_part(X)
+        return _apply_spec(RULES[self.rule_id], X)
+
+    def covers(self, X: pd.DataFrame) -> np.ndarray:
+        """Boolean mask of the rows the rule decides (does not abstain on)."""
+        return ~np.isnan(self.predict(X))
+
+    def score(self, X: pd.DataFrame, y, sample_weight=None) -> float:
+        """Accuracy on the covered rows only."""
+        pred = self.predict(X)
+        keep = ~np.isnan(pred)
+        return float(np.mean(pred[keep] == np.asarray(y)[keep])) if keep.any() else float("nan")
+
+
+def apply_rules(X: pd.DataFrame, rule_ids=RULE_IDS) -> pd.DataFrame:
+    """Every rule's decision per row (1.0 / 0.0 / NaN for abstention), columns named by id."""
+    return pd.DataFrame({r: ArticleRule(r).fit(X).predict(X) for r in rule_ids}, index=X.index)
+
+
+def describe_rules() -> pd.DataFrame:
+    """A table of the rules: id, figure, what it says and what it needs."""
+    rows = [{"rule": r.id, "figure": r.figure,
+             "pseudoprogression_when": r.says_pseudoprogression_when,
+             "needs": ", ".join(r.needs)} for r in RULES.values()]
+    rows.append({"rule": Q1_COMBINED_ID, "figure": "Q1a-Q1d",
+                 "pseudoprogression_when": Q1_COMBINATION,
+                 "needs": "symptomatic and one of rcbv, suvmax_change_pct, ctdna_change_pct"})
+    return pd.DataFrame(rows)
+
+
+def risk_group(X: pd.DataFrame) -> pd.Series:
+    """The article's triage: "low" (T5: all three met), "high" (T6: any one known not met).
+
+    Empty string where the known criteria are all met but one is missing, so T5/T6
+    cannot be decided.
+    """
+    t5 = RULES["T5_low_risk"]
+    d = _input_frame(X, t5.needs)
+    met = pd.DataFrame({
+        "symptomatic": d["symptomatic"] == 0,
+        "ctdna": _below(d, "ctdna_fall"),
+        "rcbv": _below(d, "rcbv_low"),
+    })
+    known = d[list(t5.needs)].notna().to_numpy()
+    met_known = met.to_numpy() & known
+    any_failed = (known & ~met.to_numpy()).any(axis=1)
+    all_met = met_known.all(axis=1)
+    out = np.where(any_failed, "high", np.where(all_met, "low", ""))
+    return pd.Series(out, index=X.index, name="risk_group")

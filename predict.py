@@ -1,0 +1,91 @@
+"""Predict pseudoprogression with a model saved by train.py.
+
+Example::
+
+    python predict.py --model model.joblib --data new_patients.csv --out predictions.csv
+
+Writes one row per input row: patient_id, p_pseudoprogression (calibrated probability),
+prediction (1/0 at the model's stored threshold), risk_group (the article's T5 "low" /
+T6 "high" triage where it can be decided) and rule_<id> for every rule of the article
+(1, 0, or empty where the rule lacks an input). When the table carries the
+'pseudoprogression' label and --report is given, also writes the benchmark report for
+exactly those rows. The same steps are importable: ``predict.predict_table``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from features.contract import ID, LABEL, validate_table
+from features.errors import UserInputError, run_command
+from features.tables import read_table, write_table_atomic
+from models.bundle import TrainedModel
+from models.rules import apply_rules, risk_group
+
+
+def predict_table(model: TrainedModel, table: pd.DataFrame) -> pd.DataFrame:
+    """Predictions for every row of ``table`` (validated against the contract first)."""
+    table = validate_table(table, source="the input table")
+    p = model.predict_proba(table)
+    out = pd.DataFrame({ID: table[ID].to_numpy(), "p_pseudoprogression": p,
+                        "prediction": (p >= model.threshold).astype(int),
+                        "risk_group": risk_group(table).to_numpy()})
+    rules = apply_rules(table).add_prefix("rule_").reset_index(drop=True)
+    rules = rules.astype("Int64")  # 1 / 0 / empty where the rule abstains
+    return pd.concat([out, rules], axis=1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's options."""
+    p = argparse.ArgumentParser(
+        prog="predict.py", description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, required=True, metavar="MODEL.joblib",
+                   help="a model saved by train.py --out")
+    p.add_argument("--data", type=Path, required=True, metavar="TABLE",
+                   help="table (.csv or .parquet) in the column contract; the label is optional")
+    p.add_argument("--out", type=Path, required=True, metavar="PRED.csv",
+                   help="where to write the predictions (must differ from --data)")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="also write the benchmark report for these rows (needs the label)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load the model and table, write predictions and, if asked, the report."""
+    args = build_parser().parse_args(argv)
+    from models.bundle import load_model
+
+    if args.out.resolve() == args.data.resolve():
+        raise UserInputError("--out is the input table; choose another file so your data "
+                             "is not overwritten.")
+    model = load_model(args.model)
+    table = read_table(args.data)
+    predictions = predict_table(model, table)
+    write_table_atomic(predictions, args.out)
+    print(f"{len(predictions)} prediction(s) written to {args.out} "
+          f"({int(predictions['prediction'].sum())} predicted pseudoprogression at threshold "
+          f"{model.threshold:.3g})")
+    if args.report:
+        if LABEL not in table.columns:
+            raise UserInputError(f"--report needs the '{LABEL}' label column in {args.data}; "
+                                 "drop --report to predict without evaluating.")
+        from models.report import format_benchmark_table, write_metrics_report
+        from models.training import evaluate
+
+        evaluation = evaluate(model, table)
+        write_metrics_report(args.report, evaluation.metrics,
+                             title=f"Evaluation of {args.model.name} on {args.data.name}")
+        write_table_atomic(evaluation.frame, args.report / "evaluation_predictions.csv")
+        print(format_benchmark_table(evaluation.metrics))
+        print(f"report in {args.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

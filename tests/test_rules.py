@@ -1,0 +1,97 @@
+"""The article's rules: decisions on hand-made rows, abstention, the four-part rule, T5/T6."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from features.article import THRESHOLDS
+from models.rules import RULE_IDS, ArticleRule, apply_rules, describe_rules, risk_group
+
+NAN = np.nan
+
+
+def rows(**cols) -> pd.DataFrame:
+    return pd.DataFrame(cols)
+
+
+def test_every_design_rule_id_exists():
+    design_ids = {"D1_perfusion_diffusion", "D2_mrs_cho_cr", "D2_mrs_lactate",
+                  "D3_ctdna_clearance", "D4_cytokines", "D5_pathology", "Q1a_symptoms",
+                  "Q1c_pet", "Q1d_ctdna_trend", "T5_low_risk"}
+    assert design_ids <= set(RULE_IDS)
+    assert "Q1_four_part" in RULE_IDS
+    assert set(describe_rules()["rule"]) == set(RULE_IDS)
+
+
+def test_d1_needs_both_inputs_and_uses_strict_inequalities():
+    rcbv = THRESHOLDS["rcbv_low"].value
+    adc = THRESHOLDS["adc_high"].value
+    X = rows(rcbv=[rcbv - 0.1, rcbv - 0.1, rcbv, 2.5, NAN, 1.0],
+             adc=[adc + 0.1, adc, adc + 0.5, 1.5, 1.3, NAN])
+    got = ArticleRule("D1_perfusion_diffusion").fit(X).predict(X)
+    np.testing.assert_array_equal(got, [1, 0, 0, 0, NAN, NAN])
+
+
+def test_abstention_is_not_a_zero_and_missing_column_abstains_everywhere():
+    X = rows(rcbv=[1.0, NAN])
+    rule = ArticleRule("D1_perfusion_diffusion").fit(X)
+    assert np.isnan(rule.predict(X)).all()  # no adc column at all
+    assert not rule.covers(X).any()
+
+
+@pytest.mark.parametrize("rule_id, column, below_means_pp, key", [
+    ("D2_mrs_cho_cr", "cho_cr", True, "cho_cr_low"),
+    ("D3_ctdna_clearance", "ctdna_change_pct", True, "ctdna_clearance"),
+    ("Q1c_pet", "suvmax_change_pct", True, "suvmax_rise_low"),
+    ("Q1d_ctdna_trend", "ctdna_change_pct", True, "ctdna_fall"),
+])
+def test_single_threshold_rules(rule_id, column, below_means_pp, key):
+    t = THRESHOLDS[key].value
+    X = pd.DataFrame({column: [t - 1, t, t + 1, NAN]})
+    got = ArticleRule(rule_id).fit(X).predict(X)
+    np.testing.assert_array_equal(got, [1, 0, 0, NAN])
+
+
+def test_d2_lactate_d4_cytokines_d5_pathology():
+    X = rows(lactate_peak=[0, 1, NAN], il8_pg_ml=[60, 60, 40], ifng_pg_ml=[25, 10, 30],
+             cd8_tumor_ratio=[0.8, 0.8, NAN], ki67_pct=[5, 35, 5])
+    r = apply_rules(X, ["D2_mrs_lactate", "D4_cytokines", "D5_pathology"])
+    np.testing.assert_array_equal(r["D2_mrs_lactate"], [1, 0, NAN])
+    np.testing.assert_array_equal(r["D4_cytokines"], [1, 0, 0])
+    np.testing.assert_array_equal(r["D5_pathology"], [1, 0, NAN])
+
+
+def test_q1a_symptomatic_without_steroid_is_zero_not_abstention():
+    X = rows(symptomatic=[0, 1, 1, 1, NAN], steroid_response_pct=[NAN, NAN, 80, 50, 90])
+    got = ArticleRule("Q1a_symptoms").fit(X).predict(X)
+    np.testing.assert_array_equal(got, [1, 0, 1, 0, NAN])
+
+
+def test_four_part_rule_combination():
+    X = rows(symptomatic=[0, 0, 0, 1, 0, 0],
+             steroid_response_pct=[NAN] * 6,
+             rcbv=[1.2, 1.2, NAN, 1.2, 2.4, NAN],
+             suvmax_change_pct=[10, NAN, NAN, 10, 10, 150],
+             ctdna_change_pct=[-70, -70, NAN, -70, -70, NAN])
+    got = ArticleRule("Q1_four_part").fit(X).predict(X)
+    # all agree; available agree; no objective criterion; Q1a fails; rCBV disagrees; PET disagrees
+    np.testing.assert_array_equal(got, [1, 1, NAN, 0, 0, 0])
+
+
+def test_t5_rule_and_t6_risk_group():
+    X = rows(symptomatic=[0, 1, 0, 0, 0], ctdna_change_pct=[-70, -70, NAN, -70, 10],
+             rcbv=[1.2, 1.2, 1.2, NAN, NAN])
+    np.testing.assert_array_equal(ArticleRule("T5_low_risk").fit(X).predict(X),
+                                  [1, 0, NAN, NAN, NAN])
+    assert risk_group(X).tolist() == ["low", "high", "", "", "high"]
+
+
+def test_rules_are_sklearn_estimators():
+    rule = clone(ArticleRule("D3_ctdna_clearance"))
+    assert rule.get_params() == {"rule_id": "D3_ctdna_clearance"}
+    X = rows(ctdna_change_pct=[-80, 0, NAN, -90])
+    y = np.array([1, 0, 1, 0])
+    assert rule.fit(X, y).score(X, y) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="unknown rule"):
+        ArticleRule("nope").fit(X)
