@@ -1,0 +1,88 @@
+"""The column contract: validation messages, unit checks, radiomic names, table I/O."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.contract import (
+    FEATURE_COLUMNS,
+    is_radiomic,
+    model_columns,
+    validate_table,
+)
+from features.errors import UserInputError
+from features.tables import read_table, write_table_atomic
+
+
+def small_table(**over) -> pd.DataFrame:
+    df = pd.DataFrame({
+        "patient_id": ["a", "b", "c"],
+        "cancer_type": ["Melanoma", "nsclc", None],
+        "adc": [1.1, "", 0.9],
+        "rcbv": [1.2, 2.5, np.nan],
+        "symptomatic": [0, 1, 1],
+        "pseudoprogression": [1, 0, 0],
+    })
+    for k, v in over.items():
+        df[k] = v
+    return df
+
+
+def test_valid_table_is_cleaned_and_input_untouched():
+    df = small_table()
+    before = df.copy()
+    out = validate_table(df, require_label=True)
+    pd.testing.assert_frame_equal(df, before)
+    assert out["adc"].isna().tolist() == [False, True, False]
+    assert out["adc"].dtype == float
+    assert out["cancer_type"].tolist()[:2] == ["melanoma", "nsclc"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"adc": [0.0011, 0.0009, 0.001]}, "mm\\^2/s"),
+    ({"symptomatic": [0, 2, 1]}, "must be 0 or 1"),
+    ({"rcbv": ["high", 1.0, 1.0]}, "must be numeric"),
+    ({"patient_id": ["a", "a", "c"]}, "unique"),
+    ({"ki67_pct": [0.05, 0.2, 0.1], "steroid_response_pct": [0.8, 0.1, 200.0]},
+     "steroid_response_pct"),
+])
+def test_bad_tables_raise_one_clear_message(change, message):
+    with pytest.raises(UserInputError, match=message):
+        validate_table(small_table(**change))
+
+
+def test_missing_id_and_label():
+    with pytest.raises(UserInputError, match="patient_id"):
+        validate_table(small_table().drop(columns="patient_id"))
+    with pytest.raises(UserInputError, match="label"):
+        validate_table(small_table().drop(columns="pseudoprogression"), require_label=True)
+    with pytest.raises(UserInputError, match="only one class"):
+        validate_table(small_table(pseudoprogression=[0, 0, 0]), require_label=True)
+
+
+def test_radiomic_names_and_model_columns():
+    assert is_radiomic("t1c_original_glcm_Contrast")
+    assert is_radiomic("adc_wavelet-LLH_firstorder_Mean")
+    assert is_radiomic("flair_log-sigma-2-0-mm-3D_glszm_ZoneEntropy")
+    assert not is_radiomic("t1c_diagnostics_Mask-original_VoxelNum")
+    assert not is_radiomic("notes")
+    cols = ["patient_id", "rcbv", "notes", "t1c_original_shape_Sphericity", "pseudoprogression"]
+    assert model_columns(cols) == ["rcbv", "t1c_original_shape_Sphericity"]
+    assert "pseudoprogression" not in FEATURE_COLUMNS and "patient_id" not in FEATURE_COLUMNS
+
+
+def test_tables_round_trip_and_errors(tmp_path):
+    df = small_table()
+    for name in ("t.csv", "t.parquet"):
+        path = write_table_atomic(validate_table(df), tmp_path / name)
+        back = read_table(path)
+        assert back["patient_id"].tolist() == ["a", "b", "c"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    with pytest.raises(UserInputError, match="not found"):
+        read_table(tmp_path / "missing.csv")
+    (tmp_path / "t.xlsx").write_text("x")
+    with pytest.raises(UserInputError, match="unsupported"):
+        read_table(tmp_path / "t.xlsx")
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(UserInputError, match="could not read"):
+        read_table(tmp_path / "bad.parquet")
