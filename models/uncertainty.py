@@ -26,6 +26,8 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
+from models.metrics import diagnostic_odds_ratio
+
 __all__ = [
     "bootstrap_metrics",
     "compare_all_rules",
@@ -192,26 +194,21 @@ def diagnostic_odds_ratios(y, rules: pd.DataFrame, confidence_level: float = 0.9
                            ) -> pd.DataFrame:
     """Diagnostic odds ratio of each rule on its covered rows, with a Woolf (logit) CI.
 
-    OR = (TP * TN) / (FP * FN); when a cell is 0, 0.5 is added to all four (Haldane-Anscombe).
+    OR = (TP * TN) / (FP * FN); when a cell is 0, 0.5 is added to all four (Haldane-Anscombe),
+    via :func:`models.metrics.diagnostic_odds_ratio`.
     Returns one row per rule with columns ``label``, ``odds_ratio``, ``ci_low``, ``ci_high``,
     ``n`` (covered rows), the input :func:`models.figures.plot_odds_ratio_forest` expects.
     NaN when the covered rows hold one class only.
     """
     y = _labels(y)
-    z = stats.norm.ppf(0.5 + confidence_level / 2)
     rows = []
     for rid in rules.columns:
         op = rule_operating_point(y, rules[rid].to_numpy(), confidence_level)
-        cells = np.array([op["tp"], op["fp"], op["fn"], op["tn"]], dtype=float)
         if op["tp"] + op["fn"] == 0 or op["fp"] + op["tn"] == 0:
-            or_, lo, hi = np.nan, np.nan, np.nan
+            or_, (lo, hi) = np.nan, (np.nan, np.nan)
         else:
-            if (cells == 0).any():
-                cells = cells + 0.5
-            a, b, c, d = cells
-            log_or = np.log(a * d / (b * c))
-            se = np.sqrt((1.0 / cells).sum())
-            or_, lo, hi = np.exp(log_or), np.exp(log_or - z * se), np.exp(log_or + z * se)
+            or_, (lo, hi) = diagnostic_odds_ratio(op["tp"], op["fp"], op["fn"], op["tn"],
+                                                  alpha=1 - confidence_level)
         rows.append({"label": rid, "odds_ratio": or_, "ci_low": lo, "ci_high": hi,
                      "n": op["n_covered"]})
     return pd.DataFrame(rows, columns=["label", "odds_ratio", "ci_low", "ci_high", "n"])
@@ -220,8 +217,10 @@ def diagnostic_odds_ratios(y, rules: pd.DataFrame, confidence_level: float = 0.9
 def model_at_sensitivity(y, p, target: float) -> dict:
     """The model's operating point at the highest threshold whose sensitivity >= ``target``.
 
-    Candidate thresholds are the distinct values of ``p``; a lesion is called
-    pseudoprogression when ``p >= threshold``. Returns ``threshold`` (probability),
+    Candidate thresholds are the distinct values of ``p`` (and one above them all, for a
+    target of 0); a lesion is called pseudoprogression when ``p >= threshold``. Same
+    operating point as :func:`models.metrics.operating_point_at_sensitivity`, without its
+    CIs, so that it is cheap inside a bootstrap. Returns ``threshold`` (probability),
     ``sensitivity``, ``specificity`` and ``ppv`` (0-1); NaN when undefined.
     """
     y = _labels(y)
@@ -237,14 +236,15 @@ def _at_sensitivity(y: np.ndarray, p: np.ndarray, target: float) -> dict:
         return nan
     order = np.argsort(-p, kind="stable")
     ps, ys = p[order], y[order]
-    tp = np.cumsum(ys)
-    fp = np.cumsum(1 - ys)
     last = np.r_[ps[1:] != ps[:-1], True]  # end of each block of tied scores
-    thr, tp, fp = ps[last], tp[last], fp[last]
+    # first candidate: a threshold above every score (nothing called), for a target of 0
+    thr = np.r_[np.nextafter(ps[0], np.inf), ps[last]]
+    tp = np.r_[0, np.cumsum(ys)[last]]
+    fp = np.r_[0, np.cumsum(1 - ys)[last]]
     i = int(np.argmax(tp / n_pos >= target - 1e-12))  # sensitivity reaches 1 at the end
     return {"threshold": float(thr[i]), "sensitivity": float(tp[i] / n_pos),
             "specificity": float(1.0 - fp[i] / n_neg) if n_neg else np.nan,
-            "ppv": float(tp[i] / (tp[i] + fp[i]))}
+            "ppv": float(tp[i] / (tp[i] + fp[i])) if tp[i] + fp[i] else np.nan}
 
 
 # --------------------------------------------------------------------------- bootstrap engine

@@ -246,3 +246,15 @@ def test_diagnostic_odds_ratios():
     assert row.ci_low == pytest.approx(16 * np.exp(-1.959964 * se), rel=1e-4)
     assert row.n == 20
     assert np.isnan(tab.iloc[1].odds_ratio) and tab.iloc[1].n == 0
+
+
+def test_model_at_sensitivity_agrees_with_metrics():
+    from models.metrics import operating_point_at_sensitivity
+
+    y, p, _ = _cohort(150, seed=12)
+    p = np.round(p, 2)  # ties
+    for target in (0.0, 0.1, 0.5, 0.77, 1.0):
+        ours = model_at_sensitivity(y, p, target)
+        ref = operating_point_at_sensitivity(y, p, target)
+        for key in ("threshold", "sensitivity", "specificity", "ppv"):
+            np.testing.assert_allclose(ours[key], ref[key], err_msg=f"{key} at {target}")
