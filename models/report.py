@@ -1,0 +1,404 @@
+"""The metrics report: ``metrics.json`` and a readable ``metrics.md``, written atomically.
+
+:func:`write_metrics_report` takes the dict of :func:`models.metrics.benchmark` (plus any
+extra keys a caller adds, such as ``feature_odds_ratios`` or ``split``) and writes both
+files; :func:`format_benchmark_table` gives the benchmark as plain text for a terminal.
+Proportions are shown as percentages with their 95% CI in parentheses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.article import FIGURES
+from models.metrics import to_jsonable
+
+DEFAULT_TITLE = "Pseudoprogression: the model against the article's rules"
+_DASH = "-"
+#: Top-level keys of the benchmark dict that have their own section in metrics.md.
+_BENCHMARK_KEYS = ("n", "n_positive", "prevalence", "threshold", "model", "rules",
+                   "bayes_ceiling")
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``.
+
+    A crash leaves either the old file or the complete new one, never half of it. The
+    folder is created when needed. Returns the path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, as :func:`atomic_write_bytes`."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _num(v) -> float:
+    """``v`` as a float, nan for None or anything non-numeric."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _finite(*values) -> bool:
+    return all(np.isfinite(_num(v)) for v in values)
+
+
+def _pct(v) -> str:
+    return f"{100 * _num(v):.1f}%" if _finite(v) else _DASH
+
+
+def _pct_ci(v, ci) -> str:
+    """A proportion and its CI as percentages: ``66.7% (54.1-77.3)``."""
+    if not _finite(v):
+        return _DASH
+    lo, hi = (ci or (None, None))[:2]
+    if not _finite(lo, hi):
+        return _pct(v)
+    return f"{100 * _num(v):.1f}% ({100 * _num(lo):.1f}-{100 * _num(hi):.1f})"
+
+
+def _g(v, digits: int = 3) -> str:
+    return f"{_num(v):.{digits}g}" if _finite(v) else _DASH
+
+
+def _ratio_ci(v, ci) -> str:
+    """A ratio and its CI to 3 significant digits: ``26 (11.1-61)``."""
+    if not _finite(v):
+        return _DASH
+    lo, hi = (ci or (None, None))[:2]
+    if not _finite(lo, hi):
+        return _g(v)
+    return f"{_g(v)} ({_g(lo)}-{_g(hi)})"
+
+
+def _est_ci(v, ci, digits: int = 3) -> str:
+    """An estimate on any scale and its CI, fixed decimals: ``0.981 (0.912 to 1.05)``."""
+    if not _finite(v):
+        return _DASH
+    lo, hi = (ci or (None, None))[:2]
+    text = f"{_num(v):.{digits}f}"
+    if _finite(lo, hi):
+        text += f" ({_num(lo):.{digits}f} to {_num(hi):.{digits}f})"
+    return text
+
+
+def _cell(v) -> str:
+    """A table cell for any value: numbers to 4 significant digits, missing as blank."""
+    if v is None:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.4g}" if np.isfinite(v) else ""
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_cell(x) for x in v)
+    return str(v)
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """A GitHub markdown table; ``|`` in cells is escaped."""
+    def clean(v) -> str:
+        return _cell(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(clean(h) for h in headers) + " |",
+             "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(clean(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain-text table with columns padded to their widest cell."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    lines = [fmt.format(*headers), "  ".join("-" * w for w in widths)]
+    lines += [fmt.format(*map(str, r)) for r in rows]
+    return "\n".join(lines)
+
+
+def _entries(metrics: Mapping) -> list[tuple[str, Mapping]]:
+    """("model", model dict) then (rule id, rule dict) for every rule."""
+    out = [("model", metrics.get("model") or {})]
+    out += list((metrics.get("rules") or {}).items())
+    return out
+
+
+def _rule_figures(rule_id: str) -> list[str]:
+    """Ids of the article's figures a rule id names (``Q1a_symptoms`` -> Q1a, Q1a_spec)."""
+    prefix = rule_id.split("_", 1)[0]
+    return [fid for fid in FIGURES if fid == prefix or fid.startswith(prefix + "_")]
+
+
+# --------------------------------------------------------------------------- plain text
+
+
+def format_benchmark_table(metrics: Mapping) -> str:
+    """The benchmark as plain text: the model and every rule with n, coverage,
+    sensitivity, PPV and diagnostic odds ratio, each with its 95% CI."""
+    head = (f"n = {metrics.get('n', _DASH)} ({metrics.get('n_positive', _DASH)} "
+            f"pseudoprogression, prevalence {_pct(metrics.get('prevalence'))}); model "
+            f"threshold {_g(metrics.get('threshold'))}")
+    model = metrics.get("model") or {}
+    if "auc" in model:
+        head += f"; AUC {_est_ci(model.get('auc'), model.get('auc_ci'))}"
+    rows = []
+    for name, m in _entries(metrics):
+        rows.append([name, _cell(m.get("n")), _pct(m.get("coverage")),
+                     _pct_ci(m.get("sensitivity"), m.get("sensitivity_ci")),
+                     _pct_ci(m.get("ppv"), m.get("ppv_ci")),
+                     _ratio_ci(m.get("dor"), m.get("dor_ci"))])
+    table = _text_table(["", "n", "coverage", "sensitivity (95% CI)", "PPV (95% CI)",
+                         "odds ratio (95% CI)"], rows)
+    return head + "\n" + table
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _benchmark_md(metrics: Mapping) -> str:
+    rows = []
+    for name, m in _entries(metrics):
+        rows.append([name, m.get("n"), _pct(m.get("coverage")),
+                     _pct_ci(m.get("sensitivity"), m.get("sensitivity_ci")),
+                     _pct_ci(m.get("specificity"), m.get("specificity_ci")),
+                     _pct_ci(m.get("ppv"), m.get("ppv_ci")),
+                     _pct_ci(m.get("npv"), m.get("npv_ci")),
+                     _ratio_ci(m.get("dor"), m.get("dor_ci"))])
+    return _md_table(["", "n", "coverage", "sensitivity", "specificity", "PPV", "NPV",
+                      "diagnostic OR"], rows)
+
+
+def _rules_vs_model_md(metrics: Mapping) -> str:
+    rows, rows_stored = [], []
+    for rule_id, m in (metrics.get("rules") or {}).items():
+        op = m.get("model_at_rule_sensitivity") or {}
+        rows.append([rule_id, m.get("n"),
+                     _pct_ci(m.get("sensitivity"), m.get("sensitivity_ci")),
+                     _g(op.get("threshold")),
+                     _pct_ci(op.get("sensitivity"), op.get("sensitivity_ci")),
+                     _pct_ci(m.get("specificity"), m.get("specificity_ci")),
+                     _pct_ci(op.get("specificity"), op.get("specificity_ci")),
+                     _pct_ci(m.get("ppv"), m.get("ppv_ci")),
+                     _pct_ci(op.get("ppv"), op.get("ppv_ci"))])
+        st = m.get("model_on_rule_rows") or {}
+        rows_stored.append([rule_id, st.get("n"),
+                            _pct_ci(st.get("sensitivity"), st.get("sensitivity_ci")),
+                            _pct_ci(st.get("specificity"), st.get("specificity_ci")),
+                            _pct_ci(st.get("ppv"), st.get("ppv_ci")),
+                            _pct_ci(st.get("npv"), st.get("npv_ci"))])
+    if not rows:
+        return "No rules were evaluated."
+    first = _md_table(["rule", "n covered", "rule sensitivity", "model threshold",
+                       "model sensitivity", "rule specificity", "model specificity",
+                       "rule PPV", "model PPV"], rows)
+    second = _md_table(["rule", "n covered", "sensitivity", "specificity", "PPV", "NPV"],
+                       rows_stored)
+    return (
+        "On the rows each rule covers, the model at the highest threshold that reaches the "
+        "rule's sensitivity:\n\n" + first
+        + f"\n\nThe model at its stored threshold ({_g(metrics.get('threshold'))}) on the "
+        "same rows:\n\n" + second)
+
+
+def _model_md(metrics: Mapping) -> str:
+    m = metrics.get("model") or {}
+    lines = [
+        f"- AUC: {_est_ci(m.get('auc'), m.get('auc_ci'))} (DeLong 95% CI)",
+        f"- Brier score: {_g(m.get('brier'), 4)}",
+        f"- calibration intercept (calibration-in-the-large, ideal 0): "
+        f"{_est_ci(m.get('calibration_intercept'), m.get('calibration_intercept_ci'))}",
+        f"- calibration slope (ideal 1; below 1 means over-confident): "
+        f"{_est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))}",
+    ]
+    ceiling = metrics.get("bayes_ceiling")
+    if isinstance(ceiling, Mapping):
+        lines.append(f"- ceiling (the simulator's exact posterior on the same rows): AUC "
+                     f"{_est_ci(ceiling.get('auc'), ceiling.get('auc_ci'))}, Brier "
+                     f"{_g(ceiling.get('brier'), 4)}")
+    return "\n".join(lines)
+
+
+def _prevalence_md(metrics: Mapping) -> str:
+    entries = _entries(metrics)
+    names: list[str] = []
+    prevs: dict[str, object] = {}
+    for _, m in entries:
+        for k, v in (m.get("at_prevalence") or {}).items():
+            if k not in prevs:
+                names.append(k)
+                prevs[k] = v.get("prevalence")
+    if not names:
+        return "No prevalences were given."
+    headers = [""]
+    for k in names:
+        headers += [f"PPV at {k} ({_pct(prevs[k])})", f"NPV at {k} ({_pct(prevs[k])})"]
+    rows = []
+    for name, m in entries:
+        at = m.get("at_prevalence") or {}
+        row = [name]
+        for k in names:
+            r = at.get(k) or {}
+            row += [_pct_ci(r.get("ppv"), r.get("ppv_ci")), _pct_ci(r.get("npv"), r.get("npv_ci"))]
+        rows.append(row)
+    return ("PPV and NPV re-stated by Bayes' theorem from each sensitivity and specificity. "
+            "The intervals plug the CI bounds of sensitivity and specificity in together: "
+            "approximate and conservative.\n\n" + _md_table(headers, rows))
+
+
+def _article_md(metrics: Mapping) -> str:
+    rows = []
+    for rule_id in metrics.get("rules") or {}:
+        for fid in _rule_figures(rule_id):
+            rows.append([rule_id, fid, FIGURES[fid].statement])
+    if not rows:
+        return ""
+    return ("What the article reports for each rule (from its own, possibly different, "
+            "population):\n\n" + _md_table(["rule", "figure", "article"], rows))
+
+
+_FIGURE_SUFFIX = re.compile(r"\(([A-Z][A-Za-z0-9_]*)\)\s*$")
+
+
+def _article_or(fig) -> str:
+    """An odds ratio the article reports, at its own precision: ``4.3 (3.7-5.0) (D3)``."""
+    values = [fig.value, *(fig.ci or ())]
+    digits = 1 if min(values) >= 1 else 2
+    text = f"{fig.value:.{digits}f}"
+    if fig.ci:
+        text += f" ({fig.ci[0]:.{digits}f}-{fig.ci[1]:.{digits}f})"
+    return f"{text} ({fig.id})"
+
+
+def _heading(key: str) -> str:
+    text = str(key).replace("_", " ")
+    return f"## {text[:1].upper()}{text[1:]}"
+
+
+def _records_md(records: Sequence[Mapping]) -> str:
+    """A list of records as a markdown table. Odds-ratio tables whose ``feature`` ends in
+    ``(<figure id>)`` get the article's odds ratio beside ours."""
+    if not records:
+        return "(empty)"
+    headers: list[str] = []
+    for r in records:
+        headers += [k for k in r if k not in headers]
+    rows = [[r.get(h) for h in headers] for r in records]
+    if "feature" in headers and "odds_ratio" in headers:
+        headers = [*headers, "article"]
+        for row, r in zip(rows, records, strict=True):
+            match = _FIGURE_SUFFIX.search(str(r.get("feature", "")))
+            fig = FIGURES.get(match.group(1)) if match else None
+            row.append(_article_or(fig) if fig is not None and fig.unit == "odds ratio"
+                       else "")
+    return _md_table(headers, rows)
+
+
+def _other_md(key: str, value) -> str:
+    """A section for an extra key of the metrics dict: records as a table, else a list."""
+    if isinstance(value, pd.DataFrame):
+        value = to_jsonable(value)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Mapping) for v in value):
+        return _records_md(value)
+    if isinstance(value, Mapping):
+        return "\n".join(f"- {k}: {_cell(v)}" for k, v in _flatten(value))
+    return f"- {key}: {_cell(value)}"
+
+
+def _flatten(d: Mapping, prefix: str = ""):
+    for k, v in d.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            yield from _flatten(v, name + ".")
+        else:
+            yield name, v
+
+
+def render_markdown(metrics: Mapping, extra_tables: Mapping[str, pd.DataFrame] | None = None,
+                    title: str = DEFAULT_TITLE) -> str:
+    """The text of ``metrics.md`` for a benchmark dict (see :func:`write_metrics_report`)."""
+    n, prev = metrics.get("n"), metrics.get("prevalence")
+    parts = [
+        f"# {title}",
+        f"- evaluated rows: {_cell(n)} ({_cell(metrics.get('n_positive'))} pseudoprogression, "
+        f"prevalence {_pct(prev)})\n"
+        f"- model threshold: {_g(metrics.get('threshold'))} (pseudoprogression when the "
+        "model's probability is at or above it)\n"
+        "- positive class: pseudoprogression. Proportions with Wilson 95% CIs, diagnostic "
+        "odds ratios with Woolf 95% CIs (0.5 added to every cell when one is 0). A rule "
+        "abstains where an input it needs is missing; it is scored on the rows it covers "
+        "(coverage = covered rows / all rows).",
+        "## Benchmark",
+        _benchmark_md(metrics),
+        "## Each rule against the model on the same rows",
+        _rules_vs_model_md(metrics),
+        "## Model discrimination and calibration",
+        _model_md(metrics),
+        "## PPV and NPV at other prevalences",
+        _prevalence_md(metrics),
+    ]
+    article = _article_md(metrics)
+    if article:
+        parts += ["## The article's figures for the rules", article]
+    for key, value in metrics.items():
+        if key in _BENCHMARK_KEYS:
+            continue
+        parts += [_heading(key), _other_md(key, value)]
+    for key, table in (extra_tables or {}).items():
+        parts += [_heading(key), _records_md(to_jsonable(table))]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_metrics_report(report_dir: str | Path, metrics: dict,
+                         extra_tables: dict[str, pd.DataFrame] | None = None,
+                         title: str = DEFAULT_TITLE) -> None:
+    """Write ``metrics.json`` and ``metrics.md`` into ``report_dir`` (created if needed).
+
+    ``metrics.json`` holds ``metrics`` with numpy types made plain and nan as null, plus
+    each extra table as a list of records under its key (a key already in ``metrics`` is
+    an error). ``metrics.md`` is the same content for reading: the benchmark table, each
+    rule against the model, discrimination and calibration, PPV/NPV at each prevalence,
+    and every extra key and table. Both files are written atomically.
+    """
+    report_dir = Path(report_dir)
+    payload = dict(metrics)
+    for key, table in (extra_tables or {}).items():
+        if key in payload:
+            raise ValueError(f"extra table '{key}' clashes with a key of the metrics dict.")
+        payload[key] = table
+    text = json.dumps(to_jsonable(payload), indent=2, allow_nan=False)
+    markdown = render_markdown(metrics, extra_tables, title)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(report_dir / "metrics.json", text + "\n")
+    atomic_write_text(report_dir / "metrics.md", markdown)
