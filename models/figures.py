@@ -1,0 +1,563 @@
+"""Figures for the benchmark: ROC, precision-recall, calibration, decision curve, forest, PPV/NPV.
+
+Every function takes plain arrays (``y`` 0/1 labels, ``p`` the model's calibrated
+P(pseudoprogression), ``rules`` a DataFrame with one column per rule id holding
+1.0 / 0.0 / NaN where NaN is an abstention), writes one PNG to ``out`` and returns its
+path. Rules are scored on their covered rows only, except in the decision curve (see
+:func:`plot_decision_curve`). Drawing uses matplotlib's Agg canvas directly, so the
+caller's pyplot backend and state are left alone; files are written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.article import FIGURES, PREVALENCE
+from models.uncertainty import (
+    diagnostic_odds_ratios,
+    net_benefit,
+    rule_operating_point,
+    treat_all_net_benefit,
+)
+
+__all__ = [
+    "FILE_NAMES",
+    "plot_calibration",
+    "plot_decision_curve",
+    "plot_odds_ratio_forest",
+    "plot_ppv_npv_vs_prevalence",
+    "plot_precision_recall",
+    "plot_roc",
+    "write_all_figures",
+]
+
+DPI = 120
+#: The article's D3 odds ratio as (rule id prefix, OR, CI low, CI high).
+ARTICLE_D3: tuple[str, float, float, float] = ("D3", FIGURES["D3"].value, *FIGURES["D3"].ci)
+#: Prevalence marks (P1 melanoma, P2 lung) as proportions, with their labels.
+PREVALENCE_MARKS: tuple[float, ...] = (PREVALENCE["melanoma"], PREVALENCE["nsclc"])
+_MARK_LABELS = {PREVALENCE["melanoma"]: "P1 melanoma", PREVALENCE["nsclc"]: "P2 lung"}
+#: File names written by :func:`write_all_figures`.
+FILE_NAMES: dict[str, str] = {
+    "roc": "roc.png",
+    "precision_recall": "precision_recall.png",
+    "calibration": "calibration.png",
+    "decision_curve": "decision_curve.png",
+    "odds_ratio_forest": "odds_ratio_forest.png",
+    "ppv_npv_prevalence": "ppv_npv_prevalence.png",
+}
+
+_MODEL = dict(color="black", lw=2.0)
+_BAYES = dict(color="0.45", lw=1.4, ls="--")
+_CHANCE = dict(color="0.6", lw=1.0, ls=":")
+_MARKERS = "osD^vPX<>hp*"
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def _figure(figsize: tuple[float, float] = (8.0, 5.0)):
+    """A Figure on an Agg canvas (no pyplot), constrained layout."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, out) -> Path:
+    """Write ``fig`` as PNG to ``out`` through a temporary file in the same folder."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}-", suffix=".png", dir=out.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=DPI)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _styles(names: Sequence[str]) -> dict[str, dict]:
+    """A colour and marker per rule, fixed by position, the same in every figure."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return {n: dict(color=cmap(i % 10), marker=_MARKERS[i % len(_MARKERS)])
+            for i, n in enumerate(names)}
+
+
+def _arrays(y, p) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y, dtype=float).ravel()
+    p = np.asarray(p, dtype=float).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"y has {y.shape[0]} rows, p has {p.shape[0]}")
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError("y must hold only 0 and 1")
+    return y.astype(int), p
+
+
+def _rules(rules: pd.DataFrame | None, n: int) -> pd.DataFrame:
+    if rules is None:
+        return pd.DataFrame(index=range(n))
+    if len(rules) != n:
+        raise ValueError(f"rules has {len(rules)} rows, y has {n}")
+    return rules.apply(pd.to_numeric, errors="raise").reset_index(drop=True).astype(float)
+
+
+def _outside_legend(fig, ax, order: Sequence[str] = (), fontsize: float = 7.5,
+                    title: str | None = None) -> None:
+    """Legend right of the axes; entries naming an id in ``order`` come last, in that order."""
+    handles, labels = ax.get_legend_handles_labels()
+
+    def rank(label: str) -> int:
+        hits = [i for i, rid in enumerate(order) if label.startswith(str(rid))]
+        return 1 + max(hits) if hits else 0  # max: the longest of two ids sharing a prefix
+
+    pairs = sorted(zip(handles, labels, strict=True), key=lambda hl: rank(hl[1]))
+    handles, labels = [h for h, _ in pairs], [lb for _, lb in pairs]
+    if handles:
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0.0, fontsize=fontsize, frameon=False, title=title,
+                  title_fontsize=fontsize, alignment="left")
+
+
+def _err(value: float, ci: Sequence[float]) -> list[list[float]]:
+    """Asymmetric error-bar lengths for matplotlib, 0 where the CI is undefined."""
+    lo, hi = ci
+    return [[max(value - lo, 0.0) if np.isfinite(lo) else 0.0],
+            [max(hi - value, 0.0) if np.isfinite(hi) else 0.0]]
+
+
+def _not_estimable(ax, name: str, style: dict, n: int) -> None:
+    ax.plot([], [], ls="none", marker=style["marker"], mfc="none", color=style["color"],
+            label=f"{name}: not estimable (n={n})")
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, s)) if 0 < y.sum() < y.shape[0] else np.nan
+
+
+# --------------------------------------------------------------------------- ROC
+
+
+def plot_roc(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
+             auc_ci: Sequence[float] | None = None) -> Path:
+    """ROC curve of the model, each rule as a point with 95% Wilson CIs, to a PNG at ``out``.
+
+    Each rule sits at (1 - specificity, sensitivity) measured on its covered rows; error
+    bars are Wilson intervals of specificity (horizontal) and sensitivity (vertical).
+    ``bayes_p`` (the true posterior of simulated data) adds the Bayes-optimal curve;
+    ``auc_ci`` (low, high) goes into the legend beside the model's AUC.
+    """
+    from sklearn.metrics import roc_curve
+
+    y, p = _arrays(y, p)
+    rules = _rules(rules, y.shape[0])
+    styles = _styles(list(rules.columns))
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], label="Chance", **_CHANCE)
+    if bayes_p is not None:
+        _, bp = _arrays(y, bayes_p)
+        fpr, tpr, _ = roc_curve(y, bp)
+        ax.plot(fpr, tpr, label=f"Bayes-optimal (true posterior), AUC {_auc(y, bp):.3f}",
+                **_BAYES)
+    fpr, tpr, _ = roc_curve(y, p)
+    label = f"Model, AUC {_auc(y, p):.3f}"
+    if auc_ci is not None and np.all(np.isfinite(auc_ci)):
+        label += f" (95% CI {auc_ci[0]:.3f}-{auc_ci[1]:.3f})"
+    ax.plot(fpr, tpr, label=label, **_MODEL)
+    for rid in rules.columns:
+        op = rule_operating_point(y, rules[rid].to_numpy())
+        st = styles[rid]
+        if not (np.isfinite(op["sensitivity"]) and np.isfinite(op["specificity"])):
+            _not_estimable(ax, rid, st, op["n_covered"])
+            continue
+        x = 1 - op["specificity"]
+        spec_lo, spec_hi = op["specificity_ci"]
+        ax.errorbar(x, op["sensitivity"], xerr=_err(x, (1 - spec_hi, 1 - spec_lo)),
+                    yerr=_err(op["sensitivity"], op["sensitivity_ci"]), ls="none",
+                    marker=st["marker"], color=st["color"], ms=6, capsize=2, lw=1,
+                    label=f"{rid} (n={op['n_covered']})", zorder=3)
+    ax.set_box_aspect(1)
+    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01),
+           xlabel="1 - specificity (false-positive rate, proportion)",
+           ylabel="Sensitivity (true-positive rate, proportion)",
+           title=f"ROC: pseudoprogression vs true progression (n={y.shape[0]})")
+    ax.grid(alpha=0.3)
+    ax.text(0.99, 0.01, "rules on their covered rows; bars: 95% Wilson CIs",
+            transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.35")
+    _outside_legend(fig, ax, list(rules.columns))
+    return _save(fig, out)
+
+
+# --------------------------------------------------------------------------- precision-recall
+
+
+def plot_precision_recall(y, p, rules: pd.DataFrame | None, out, bayes_p=None) -> Path:
+    """Precision-recall curve of the model, rules as points with 95% Wilson CIs, to a PNG.
+
+    Each rule sits at (sensitivity, PPV) on its covered rows; the horizontal line is the
+    prevalence of all rows, the PPV of calling everyone pseudoprogression.
+    """
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    y, p = _arrays(y, p)
+    rules = _rules(rules, y.shape[0])
+    styles = _styles(list(rules.columns))
+    fig = _figure()
+    ax = fig.add_subplot()
+    prev = y.mean() if y.size else np.nan
+    ax.axhline(prev, label=f"Prevalence {prev:.1%}, all rows (no skill)", **_CHANCE)
+    both = 0 < y.sum() < y.shape[0]
+    if bayes_p is not None and both:
+        _, bp = _arrays(y, bayes_p)
+        prec, rec, _ = precision_recall_curve(y, bp)
+        ax.plot(rec, prec, label=f"Bayes-optimal (true posterior), AP "
+                f"{average_precision_score(y, bp):.3f}", **_BAYES)
+    if both:
+        prec, rec, _ = precision_recall_curve(y, p)
+        ax.plot(rec, prec, label=f"Model, AP {average_precision_score(y, p):.3f}",
+                drawstyle="steps-post", **_MODEL)
+    for rid in rules.columns:
+        op = rule_operating_point(y, rules[rid].to_numpy())
+        st = styles[rid]
+        if not (np.isfinite(op["sensitivity"]) and np.isfinite(op["ppv"])):
+            _not_estimable(ax, rid, st, op["n_covered"])
+            continue
+        ax.errorbar(op["sensitivity"], op["ppv"], xerr=_err(op["sensitivity"],
+                    op["sensitivity_ci"]), yerr=_err(op["ppv"], op["ppv_ci"]), ls="none",
+                    marker=st["marker"], color=st["color"], ms=6, capsize=2, lw=1,
+                    label=f"{rid} (n={op['n_covered']})", zorder=3)
+    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01),
+           xlabel="Sensitivity (recall, proportion)",
+           ylabel="Positive predictive value (precision, proportion)",
+           title=f"Precision-recall for pseudoprogression (n={y.shape[0]})")
+    ax.grid(alpha=0.3)
+    ax.text(0.01, 0.01, "rules on their covered rows; bars: 95% Wilson CIs",
+            transform=ax.transAxes, ha="left", va="bottom", fontsize=7, color="0.35")
+    _outside_legend(fig, ax, list(rules.columns))
+    return _save(fig, out)
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def _calibration_bins(y: np.ndarray, p: np.ndarray, n_bins: int) -> pd.DataFrame:
+    """Quantile bins of ``p``: mean predicted, observed fraction and its Wilson CI."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    bins = pd.qcut(p, q=n_bins, labels=False, duplicates="drop")
+    df = pd.DataFrame({"bin": bins, "y": y, "p": p}).groupby("bin")
+    tab = df.agg(predicted=("p", "mean"), events=("y", "sum"), n=("y", "size")).reset_index()
+    tab["observed"] = tab["events"] / tab["n"]
+    lo, hi = proportion_confint(tab["events"], tab["n"], alpha=0.05, method="wilson")
+    tab["ci_low"], tab["ci_high"] = np.asarray(lo), np.asarray(hi)
+    return tab
+
+
+def plot_calibration(y, p, out, n_bins: int = 10) -> Path:
+    """Calibration plot: quantile-binned observed vs predicted with Wilson CIs, to a PNG.
+
+    Adds a lowess smooth (statsmodels), the identity line, a histogram of ``p`` by label
+    underneath, and the calibration intercept (calibration-in-the-large, logit(p) as
+    offset; 0 is ideal) and slope (logistic regression on logit(p); 1 is ideal) with 95%
+    CIs, from :func:`models.metrics.calibration_intercept_slope`.
+    """
+    from statsmodels.nonparametric.smoothers_lowess import lowess
+
+    from models.metrics import calibration_intercept_slope
+
+    y, p = _arrays(y, p)
+    fig = _figure((6.0, 6.0))
+    gs = fig.add_gridspec(2, 1, height_ratios=(4, 1))
+    ax = fig.add_subplot(gs[0])
+    axh = fig.add_subplot(gs[1], sharex=ax)
+    ax.plot([0, 1], [0, 1], label="Ideal", **_CHANCE)
+    if y.size:
+        tab = _calibration_bins(y, p, n_bins)
+        ax.errorbar(tab["predicted"], tab["observed"],
+                    yerr=[tab["observed"] - tab["ci_low"], tab["ci_high"] - tab["observed"]],
+                    ls="none", marker="o", color="tab:blue", ms=5, capsize=2, lw=1,
+                    label=f"Observed, {len(tab)} quantile bins (95% Wilson CI)", zorder=3)
+    if y.size >= 10 and np.ptp(p) > 0:
+        sm = lowess(y, p, frac=2 / 3, it=0, return_sorted=True)
+        ax.plot(sm[:, 0], sm[:, 1], label="Lowess smooth", **_MODEL)
+    cal = calibration_intercept_slope(y, p)
+
+    def fmt(name: str) -> str:
+        v, (lo, hi) = cal[name], cal[f"{name}_ci"]
+        return "n/a" if not np.isfinite(v) else f"{v:.2f} (95% CI {lo:.2f} to {hi:.2f})"
+
+    ax.legend(loc="best", fontsize=8, title_fontsize=8, framealpha=0.9,
+              title=f"Calibration intercept {fmt('calibration_intercept')}\n"
+                    f"Calibration slope {fmt('calibration_slope')}")
+    ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="Observed proportion of pseudoprogression",
+           title=f"Calibration of P(pseudoprogression) (n={y.shape[0]})")
+    ax.grid(alpha=0.3)
+    ax.tick_params(labelbottom=False)
+    edges = np.linspace(0, 1, 41)
+    axh.hist([p[y == 0], p[y == 1]], bins=edges, stacked=True,
+             color=["0.65", "tab:orange"], label=["True progression", "Pseudoprogression"])
+    axh.set(xlabel="Predicted P(pseudoprogression) (probability)", ylabel="Lesions (count)")
+    axh.legend(loc="upper right", fontsize=7, frameon=False)
+    return _save(fig, out)
+
+
+# --------------------------------------------------------------------------- decision curve
+
+
+def plot_decision_curve(y, p, rules: pd.DataFrame | None, out,
+                        thresholds=np.linspace(0.01, 0.6, 60)) -> Path:  # noqa: B008
+    """Decision curve (Vickers & Elkin): net benefit vs threshold probability, to a PNG.
+
+    "Treat" means managing the lesion as pseudoprogression (e.g. continuing treatment).
+    Curves: the model (re-thresholded at each pt), every rule, treat-all and treat-none.
+    A rule is evaluated on all rows with an abstention falling back to treat-none (the
+    lesion is not called pseudoprogression), so every curve shares the denominator n and
+    the same prevalence; the legend says so. The y axis starts at -0.05.
+    """
+    y, p = _arrays(y, p)
+    rules = _rules(rules, y.shape[0])
+    styles = _styles(list(rules.columns))
+    pt = np.asarray(thresholds, dtype=float)
+    fig = _figure()
+    ax = fig.add_subplot()
+    curves = [np.zeros_like(pt)]
+    ax.axhline(0.0, color="0.3", lw=1.0, label="Treat none")
+    if y.size:
+        all_nb = treat_all_net_benefit(y, pt)
+        ax.plot(pt, all_nb, color="0.55", lw=1.2, ls="--", label="Treat all")
+        nb = net_benefit(y, p, pt)
+        curves += [all_nb, nb]
+        ax.plot(pt, nb, label="Model", **_MODEL)
+        for rid in rules.columns:
+            r = rules[rid].to_numpy()
+            cov = int(np.isfinite(r).sum())
+            st = styles[rid]
+            if cov == 0:
+                ax.plot([], [], color=st["color"], lw=1.2,
+                        label=f"{rid}: never applicable (n covered=0)")
+                continue
+            rnb = net_benefit(y, r, pt, abstain="treat-none")
+            curves.append(rnb)
+            ax.plot(pt, rnb, color=st["color"], lw=1.2, marker=st["marker"], ms=3,
+                    markevery=max(len(pt) // 8, 1),
+                    label=f"{rid} (covers {cov / y.shape[0]:.0%})")
+    top = np.nanmax(np.concatenate(curves)) if y.size else 0.1
+    ax.set(xlim=(pt.min(), pt.max()), ylim=(-0.05, max(top, 0.02) * 1.1 + 0.005),
+           xlabel="Threshold probability pt (probability)",
+           ylabel="Net benefit (true positives per lesion)",
+           title=f"Decision curve: calling pseudoprogression (n={y.shape[0]})")
+    ax.grid(alpha=0.3)
+    _outside_legend(fig, ax, list(rules.columns),
+                    title="Rules on all rows; where a rule abstains\nthe lesion is not called "
+                          "(treat none)")
+    return _save(fig, out)
+
+
+# --------------------------------------------------------------------------- forest plot
+
+
+def _matches(label: str, rule_id: str) -> bool:
+    return label == rule_id or label.startswith(rule_id + "_") or label.startswith(rule_id + " ")
+
+
+def plot_odds_ratio_forest(rule_or_table: pd.DataFrame, out,
+                           article: tuple[str, float, float, float] | None = ARTICLE_D3
+                           ) -> Path:
+    """Forest plot of diagnostic odds ratios with 95% CIs on a log axis, to a PNG.
+
+    ``rule_or_table`` has one row per rule with columns ``label``, ``odds_ratio``,
+    ``ci_low``, ``ci_high``, ``n`` (as from :func:`models.uncertainty.diagnostic_odds_ratios`).
+    ``article`` = (rule id prefix, OR, CI low, CI high), by default the article's D3
+    (:data:`ARTICLE_D3`), is drawn just below the matching rule in another colour and
+    marker (or as its own row when no rule matches); ``None`` leaves it out.
+    """
+    from matplotlib.ticker import FuncFormatter
+
+    tab = rule_or_table.copy()
+    if "label" not in tab.columns:
+        tab = tab.reset_index().rename(columns={tab.index.name or "index": "label"})
+    tab["label"] = tab["label"].astype(str)
+    rows = list(tab.itertuples(index=False))
+    lines = []  # (y position, label, text)
+    fig = _figure((7.5, max(3.0, 0.45 * (len(rows) + 2) + 1.2)))
+    ax = fig.add_subplot()
+    ax.axvline(1.0, label="OR = 1 (no association)", **_CHANCE)
+    xs = [1.0]
+    art_drawn = article is None
+    ours_label = "This cohort (95% Woolf CI)"
+    for i, r in enumerate(rows):
+        ypos = len(rows) - i
+        ok = all(np.isfinite([r.odds_ratio, r.ci_low, r.ci_high]))
+        n_txt = f"n={int(r.n)}" if np.isfinite(r.n) else "n=?"
+        if ok:
+            ax.errorbar(r.odds_ratio, ypos, xerr=_err(r.odds_ratio, (r.ci_low, r.ci_high)),
+                        ls="none", marker="s", color="tab:blue", ms=6, capsize=3, lw=1.2,
+                        label=ours_label)
+            ours_label = "_nolegend_"
+            xs += [r.ci_low, r.ci_high]
+            txt = f"{r.odds_ratio:.2f} ({r.ci_low:.2f}-{r.ci_high:.2f}), {n_txt}"
+        else:
+            txt = f"not estimable, {n_txt}"
+        lines.append((ypos, r.label, txt))
+        if not art_drawn and _matches(r.label, article[0]):
+            _draw_article(ax, ypos - 0.35, article)
+            lines.append((ypos - 0.35, "", f"article {article[0]}: {article[1]:.2f} "
+                          f"({article[2]:.2f}-{article[3]:.2f})"))
+            xs += [article[2], article[3]]
+            art_drawn = True
+    if not art_drawn:
+        _draw_article(ax, 0.0, article)
+        lines.append((0.0, f"{article[0]} (article)",
+                      f"{article[1]:.2f} ({article[2]:.2f}-{article[3]:.2f})"))
+        xs += [article[2], article[3]]
+    xs = np.asarray(xs, dtype=float)
+    xs = xs[np.isfinite(xs) & (xs > 0)]
+    lo, hi = max(xs.min() / 1.6, 1e-2), min(xs.max() * 1.6, 1e3)
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ys = [ln[0] for ln in lines]
+    ax.set_ylim(min(ys) - 0.8, max(ys) + 0.8)
+    ax.set_yticks([ln[0] for ln in lines if ln[1]], [ln[1] for ln in lines if ln[1]],
+                  fontsize=8)
+    right = ax.twinx()
+    right.set_ylim(ax.get_ylim())
+    right.set_yticks(ys, [ln[2] for ln in lines], fontsize=7.5)
+    right.tick_params(length=0)
+    ax.set(xlabel="Diagnostic odds ratio for pseudoprogression (log scale)",
+           title="Diagnostic odds ratio of each rule (covered rows)")
+    ax.grid(axis="x", which="both", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=7.5,
+               frameon=False)
+    return _save(fig, out)
+
+
+def _draw_article(ax, ypos: float, article: tuple[str, float, float, float]) -> None:
+    rid, or_, lo, hi = article
+    label = f"Article {rid}: OR {or_:.1f} (95% CI {lo:.1f}-{hi:.1f})"
+    ax.errorbar(or_, ypos, xerr=_err(or_, (lo, hi)), ls="none", marker="D",
+                color="tab:red", ms=6, capsize=3, lw=1.2, label=label)
+
+
+# --------------------------------------------------------------------------- PPV / NPV
+
+
+def plot_ppv_npv_vs_prevalence(operating_points: Mapping[str, tuple[float, float]], out,
+                               prevalence_range: tuple[float, float] = (0.05, 0.30),
+                               marks: Sequence[float] = PREVALENCE_MARKS) -> Path:
+    """PPV and NPV against prevalence for fixed (sensitivity, specificity), to a PNG.
+
+    By Bayes' theorem: PPV = se*pi / (se*pi + (1-sp)(1-pi)), NPV = sp(1-pi) / (sp(1-pi) +
+    (1-se)pi). ``operating_points`` maps a name ("Model", a rule id) to its (sensitivity,
+    specificity) in 0-1; vertical lines mark ``marks`` (default: P1 melanoma 9.8%, P2
+    lung 15.3%).
+    """
+    pi = np.linspace(*prevalence_range, 200)
+    names = list(operating_points)
+    styles = _styles([n for n in names if not n.lower().startswith("model")])
+    fig = _figure((10.0, 6.0))
+    axes = fig.subplots(1, 2, sharex=True)
+    npv_min = 1.0
+    for name in names:
+        se, sp = (float(v) for v in operating_points[name])
+        is_model = name.lower().startswith("model")
+        kw = dict(_MODEL) if is_model else dict(color=styles[name]["color"], lw=1.2,
+                                                marker=styles[name]["marker"], ms=3,
+                                                markevery=25)
+        if not (np.isfinite(se) and np.isfinite(sp)):
+            axes[0].plot([], [], label=f"{name}: not estimable", **kw)
+            continue
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ppv = se * pi / (se * pi + (1 - sp) * (1 - pi))
+            npv = sp * (1 - pi) / (sp * (1 - pi) + (1 - se) * pi)
+        npv_min = min(npv_min, float(np.nanmin(npv)))
+        axes[0].plot(100 * pi, 100 * ppv, label=f"{name} (sens {se:.2f}, spec {sp:.2f})", **kw)
+        axes[1].plot(100 * pi, 100 * npv, **kw)
+    npv_floor = max(0.0, 10 * np.floor(10 * npv_min - 0.5))
+    for ax, what, ylim, top in ((axes[0], "PPV", (0, 101), True),
+                                (axes[1], "NPV", (npv_floor, 101), False)):
+        for m in marks:
+            ax.axvline(100 * m, color="0.4", lw=0.9, ls="--")
+            ax.annotate(f"{_MARK_LABELS.get(m, 'prevalence')} {m:.1%}",
+                        (100 * m, 1.0 if top else 0.0), xycoords=("data", "axes fraction"),
+                        xytext=(3, -3 if top else 3), textcoords="offset points",
+                        rotation=90, va="top" if top else "bottom", fontsize=7.5,
+                        color="0.3")
+        ax.set(xlim=(100 * pi[0], 100 * pi[-1]), ylim=ylim,
+               xlabel="Prevalence of pseudoprogression (%)",
+               ylabel=f"{what} (%)", title=f"{what} vs prevalence")
+        ax.grid(alpha=0.3)
+    fig.suptitle("Predictive values re-stated at other prevalences (Bayes' theorem)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=7.5,
+                   frameon=False)
+    return _save(fig, out)
+
+
+# --------------------------------------------------------------------------- all at once
+
+
+def write_all_figures(out_dir, y, p, threshold: float, rules: pd.DataFrame | None,
+                      bayes_p=None, metrics: Mapping | None = None) -> dict[str, Path]:
+    """Write the six figures into ``out_dir`` under :data:`FILE_NAMES`; return name -> path.
+
+    ``threshold`` (probability) fixes the model's operating point in the PPV/NPV figure.
+    ``metrics`` may supply ``"auc"`` as ``{"ci": [low, high]}`` (as from
+    :func:`models.uncertainty.bootstrap_metrics`) or ``"auc_ci"``, and ``"odds_ratios"``
+    (a forest-plot table); otherwise the AUC CI is DeLong's
+    (:func:`models.metrics.auc_with_ci`) and the odds ratios are computed here.
+    """
+    from models.metrics import auc_with_ci
+
+    y, p = _arrays(y, p)
+    rules = _rules(rules, y.shape[0])
+    metrics = dict(metrics or {})
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = {k: out_dir / v for k, v in FILE_NAMES.items()}
+
+    if isinstance(metrics.get("auc"), Mapping) and "ci" in metrics["auc"]:
+        auc_ci = metrics["auc"]["ci"]
+    elif "auc_ci" in metrics:
+        auc_ci = metrics["auc_ci"]
+    else:
+        auc_ci = auc_with_ci(y, p)[1] if 0 < y.sum() < y.shape[0] else None
+    table = metrics.get("odds_ratios")
+    if table is None:
+        table = diagnostic_odds_ratios(y, rules)
+
+    called = p >= threshold
+    pos, neg = y == 1, y == 0
+    points = {f"Model (p >= {threshold:.2f})": (
+        called[pos].mean() if pos.any() else np.nan,
+        (~called[neg]).mean() if neg.any() else np.nan)}
+    for rid in rules.columns:
+        op = rule_operating_point(y, rules[rid].to_numpy())
+        points[str(rid)] = (op["sensitivity"], op["specificity"])
+
+    return {
+        "roc": plot_roc(y, p, rules, path["roc"], bayes_p=bayes_p, auc_ci=auc_ci),
+        "precision_recall": plot_precision_recall(y, p, rules, path["precision_recall"],
+                                                  bayes_p=bayes_p),
+        "calibration": plot_calibration(y, p, path["calibration"]),
+        "decision_curve": plot_decision_curve(y, p, rules, path["decision_curve"]),
+        "odds_ratio_forest": plot_odds_ratio_forest(table, path["odds_ratio_forest"]),
+        "ppv_npv_prevalence": plot_ppv_npv_vs_prevalence(points, path["ppv_npv_prevalence"]),
+    }
