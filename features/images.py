@@ -1,0 +1,524 @@
+"""Synthetic MRI volumes and lesion masks for a cohort table.
+
+:func:`write_synthetic_images` writes, for every row of a cohort in the column contract,
+small 3D volumes (NIfTI, through SimpleITK) of the four sequences the project uses:
+
+- ``t1c``: T1-weighted post-contrast, arbitrary units;
+- ``flair``: FLAIR, arbitrary units;
+- ``adc``: apparent diffusion coefficient map in 10^-3 mm^2/s (the contract's unit);
+- ``rcbv``: relative cerebral blood volume map (ratio to normal white matter);
+
+with ``mask.nii.gz`` (the enhancing lesion, label 1, uint8) and ``oedema_mask.nii.gz``
+(peritumoral oedema, label 1, uint8; not listed in the manifest, see
+:func:`oedema_mask_path`). It returns the image manifest described in DESIGN.md.
+
+How the classes look (every feature overlaps between the classes):
+
+- true progression (label 0): nodular, solid, irregular enhancement with satellite nodules,
+  avid enhancement, rCBV hot spots, restricted diffusion (its low ADC comes from the table);
+- pseudoprogression (label 1): diffuse "feathery" or "soap-bubble" enhancement (enhancing
+  strands around non-enhancing bubbles), weaker and more heterogeneous enhancement, a wider
+  rim of oedema around less enhancing tissue, few and weak rCBV hot spots.
+
+A per-patient latent "diffuseness" ``d`` in [0, 1] drives all of this: 0 is a solid nodular
+lesion, 1 a diffuse soap-bubble one. ``d`` is drawn from a Beta distribution per class and
+the two distributions overlap, so the images carry a moderate class signal, not a giveaway.
+
+The mean of the ADC map inside the mask equals the table's ``adc`` and the mean of the
+rCBV map inside the mask equals the table's ``rcbv`` (to about 1e-7 relative). When the
+table's value is missing, ``ImageParameters.missing_map`` chooses: ``"skip"`` (default)
+writes no map for that sequence (no perfusion study, no rCBV map: the manifest cell is
+empty and extraction leaves those columns NaN), ``"draw"`` draws a plausible value for the
+patient's class and writes the map (the table stays NaN).
+
+Everything is deterministic given ``seed`` and ``patient_id``: each patient's random
+generator is seeded from ``seed`` and the SHA-256 of the id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+from joblib import Parallel, delayed
+from scipy import ndimage
+
+from features.contract import ID, LABEL
+from features.errors import UserInputError
+
+SEQUENCES: tuple[str, ...] = ("t1c", "flair", "adc", "rcbv")
+MASK = "mask"
+MANIFEST_COLUMNS: tuple[str, ...] = (ID, MASK, *SEQUENCES)
+MANIFEST_FILE = "manifest.csv"
+OEDEMA_MASK_FILE = "oedema_mask.nii.gz"
+_REQUIRED = (ID, LABEL, "adc", "rcbv", "volume_change_pct")
+
+
+@dataclass(frozen=True)
+class ImageParameters:
+    """Every parameter that shapes the synthetic images (units in the comments).
+
+    Pairs named ``*_solid`` / ``*_diffuse`` give the value for a fully solid nodular lesion
+    (d = 0, typical of true progression) and a fully diffuse soap-bubble one (d = 1, typical
+    of pseudoprogression); a patient gets the linear mix at its own ``d``.
+    """
+
+    # --- grid -------------------------------------------------------------------------
+    #: voxels along x, y, z: a small field of view around one brain lesion.
+    size_voxels: tuple[int, int, int] = (40, 40, 24)
+    #: mm; in-plane 1 mm with 2 mm slices, like a clinical post-contrast T1 series.
+    spacing_mm: tuple[float, float, float] = (1.0, 1.0, 2.0)
+    #: mm, physical position of the first voxel; None centres the volume on (0, 0, 0).
+    origin_mm: tuple[float, float, float] | None = None
+    #: direction cosines, row-major 3x3 (identity: axial slices in scanner axes).
+    direction: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+    # --- lesion size ------------------------------------------------------------------
+    #: mm, mean radius of the lesion at baseline (small brain metastasis).
+    baseline_radius_mm: float = 5.5
+    #: mm, between-patient standard deviation of that radius.
+    baseline_radius_sd_mm: float = 0.8
+    #: mm, cap on the enlarged radius so lesion and oedema stay inside the field of view.
+    max_radius_mm: float = 9.0
+    #: %, growth used when ``volume_change_pct`` is missing (the scan shows enlargement).
+    default_volume_change_pct: float = 25.0
+    #: mm, standard deviation of the lesion centre's offset from the volume's centre.
+    centre_jitter_mm: float = 1.5
+
+    # --- morphology: nodular solid vs feathery / soap-bubble --------------------------
+    #: Beta(a, b) of the diffuseness d in true progression (mean 0.42: more often solid).
+    diffuseness_beta_tp: tuple[float, float] = (2.2, 3.0)
+    #: Beta(a, b) of d in pseudoprogression (mean 0.58: more often diffuse). The two overlap
+    #: widely: d alone separates the classes with an AUC of about 0.7.
+    diffuseness_beta_pp: tuple[float, float] = (3.0, 2.2)
+    #: relative amplitude (fraction of the radius) of the lobulated, irregular margin.
+    irregularity_solid: float = 0.30
+    irregularity_diffuse: float = 0.12
+    #: mm, size of the margin's lobules.
+    lobulation_scale_mm: float = 3.0
+    #: mean number of satellite enhancing nodules on the surface.
+    nodules_solid: float = 2.5
+    nodules_diffuse: float = 0.3
+    #: nodule radius as a fraction of the lesion radius.
+    nodule_radius_fraction: float = 0.35
+    #: largest central necrotic (non-enhancing) core, as a fraction of the radius.
+    necrosis_fraction_max: float = 0.45
+    #: fraction of the lesion taken by non-enhancing bubbles at d = 1 (soap-bubble).
+    bubble_fraction_diffuse: float = 0.5
+    #: mm, size of bubbles and of the feathery strands between them.
+    bubble_scale_mm: float = 1.2
+    #: lesions with fewer enhancing voxels than this keep their whole envelope as mask.
+    min_mask_voxels: int = 30
+
+    # --- oedema (FLAIR hyperintensity around the lesion) ------------------------------
+    #: mm, mean width of the oedema rim around the lesion.
+    oedema_extent_solid_mm: float = 2.5
+    oedema_extent_diffuse_mm: float = 6.0
+    #: mm, between-patient standard deviation of that width.
+    oedema_extent_sd_mm: float = 1.2
+    #: relative irregularity of the rim (finger-like extension along white matter).
+    oedema_irregularity: float = 0.35
+
+    # --- weighted images (arbitrary units) --------------------------------------------
+    #: a.u., normal brain signal on T1 post-contrast.
+    t1c_scale: float = 400.0
+    #: a.u., normal brain signal on FLAIR.
+    flair_scale: float = 300.0
+    #: relative grey/white-matter contrast of the background anatomy.
+    anatomy_contrast: float = 0.12
+    #: mm, size of that background structure.
+    anatomy_scale_mm: float = 4.0
+    #: relative amplitude of the smooth coil bias field on the weighted images.
+    bias_field: float = 0.05
+    #: relative signal increase of enhancing tissue on T1c (solid tumour enhances avidly).
+    enhancement_solid: float = 1.0
+    enhancement_diffuse: float = 0.6
+    #: relative standard deviation of enhancement within the lesion (feathery pattern).
+    enhancement_texture_solid: float = 0.10
+    enhancement_texture_diffuse: float = 0.30
+    #: relative T1c signal of non-enhancing necrosis / bubbles, and of oedema.
+    t1c_necrosis: float = 0.75
+    t1c_oedema: float = 0.92
+    #: relative FLAIR hyperintensity of oedema, enhancing lesion and necrosis.
+    flair_oedema: float = 0.7
+    flair_lesion: float = 0.35
+    flair_necrosis: float = 0.2
+
+    # --- quantitative maps ------------------------------------------------------------
+    #: 10^-3 mm^2/s: normal white matter, vasogenic oedema, necrosis / fluid.
+    adc_brain: float = 0.80
+    adc_oedema: float = 1.40
+    adc_necrosis: float = 2.0
+    #: relative standard deviation of ADC within the lesion (cellular heterogeneity).
+    adc_texture_solid: float = 0.18
+    adc_texture_diffuse: float = 0.12
+    #: ratio: normal white matter, oedema (compressed vessels), necrosis.
+    rcbv_brain: float = 1.0
+    rcbv_oedema: float = 0.8
+    rcbv_necrosis: float = 0.4
+    #: relative standard deviation of rCBV within the lesion outside hot spots.
+    rcbv_texture: float = 0.15
+    #: fraction of lesion voxels in rCBV hot spots (neo-angiogenesis of active tumour).
+    hotspot_fraction_solid: float = 0.20
+    hotspot_fraction_diffuse: float = 0.05
+    #: rCBV of hot spots relative to the rest of the lesion.
+    hotspot_strength_solid: float = 2.2
+    hotspot_strength_diffuse: float = 1.3
+    #: mm, size of hot spots.
+    hotspot_scale_mm: float = 2.0
+    #: mm, size of the within-lesion texture of all sequences.
+    texture_scale_mm: float = 1.0
+
+    # --- noise (standard deviation, Gaussian) -----------------------------------------
+    #: fraction of ``t1c_scale`` / ``flair_scale``.
+    noise_t1c: float = 0.03
+    noise_flair: float = 0.03
+    #: 10^-3 mm^2/s (diffusion-weighted EPI is noisy).
+    noise_adc: float = 0.05
+    #: ratio (DSC perfusion is noisier still).
+    noise_rcbv: float = 0.12
+
+    # --- missing tabular values -------------------------------------------------------
+    #: "skip": no map when the table's adc/rcbv is NaN; "draw": draw a value per class.
+    missing_map: str = "skip"
+    #: 10^-3 mm^2/s, mean and sd of drawn ADC: true progression, pseudoprogression.
+    adc_draw_tp: tuple[float, float] = (0.95, 0.20)
+    adc_draw_pp: tuple[float, float] = (1.35, 0.25)
+    #: ratio, median and log-sd of drawn rCBV: true progression, pseudoprogression.
+    rcbv_draw_tp: tuple[float, float] = (2.2, 0.35)
+    rcbv_draw_pp: tuple[float, float] = (1.2, 0.35)
+
+    #: write ``oedema_mask.nii.gz`` beside the mask.
+    write_oedema_mask: bool = True
+
+    def __post_init__(self) -> None:
+        if len(self.size_voxels) != 3 or min(self.size_voxels) < 8:
+            raise UserInputError(f"size_voxels must be 3 sizes of at least 8, got "
+                                 f"{self.size_voxels}.")
+        if len(self.spacing_mm) != 3 or min(self.spacing_mm) <= 0:
+            raise UserInputError(f"spacing_mm must be 3 positive values, got {self.spacing_mm}.")
+        if len(self.direction) != 9:
+            raise UserInputError("direction must hold 9 direction cosines (3x3, row-major).")
+        if self.missing_map not in ("skip", "draw"):
+            raise UserInputError(f"missing_map must be 'skip' or 'draw', got "
+                                 f"{self.missing_map!r}.")
+
+    def origin(self) -> tuple[float, float, float]:
+        """mm, the origin actually used (the centring one when ``origin_mm`` is None)."""
+        if self.origin_mm is not None:
+            return tuple(float(v) for v in self.origin_mm)
+        half = [-(n - 1) / 2.0 * s for n, s in zip(self.size_voxels, self.spacing_mm,
+                                                   strict=True)]
+        d = np.asarray(self.direction, dtype=float).reshape(3, 3)
+        return tuple(float(v) for v in d @ np.asarray(half))
+
+
+DEFAULT_IMAGE_PARAMETERS = ImageParameters()
+
+
+def patient_rng(seed: int, patient_id: str) -> np.random.Generator:
+    """A random generator for one patient, from ``seed`` and the SHA-256 of ``patient_id``."""
+    digest = hashlib.sha256(str(patient_id).encode("utf-8")).digest()
+    return np.random.default_rng([int(seed), int.from_bytes(digest[:8], "little")])
+
+
+def patient_folder(patient_id: str) -> str:
+    """The folder name for a patient: the id when it is filename-safe, else a safe slug."""
+    pid = str(patient_id)
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", pid):
+        return pid
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", pid).strip("._")[:60] or "patient"
+    return f"{slug}-{hashlib.sha256(pid.encode('utf-8')).hexdigest()[:8]}"
+
+
+def oedema_mask_path(out_dir: str | Path, patient_id: str) -> Path:
+    """Where :func:`write_synthetic_images` writes a patient's oedema mask."""
+    return Path(out_dir) / patient_folder(patient_id) / OEDEMA_MASK_FILE
+
+
+def toy_cohort(n: int, seed: int = 0) -> pd.DataFrame:
+    """A minimal stand-in cohort with the columns the images need (not the project's simulator).
+
+    Half pseudoprogression; adc (10^-3 mm^2/s) and rcbv (ratio) overlap between the classes,
+    about 15 % of each missing; volume_change_pct in %.
+    """
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 2).astype(int)
+    adc = np.where(y == 1, rng.normal(1.35, 0.25, n), rng.normal(0.95, 0.2, n)).clip(0.4, 3.0)
+    rcbv = np.exp(np.where(y == 1, np.log(1.2), np.log(2.2)) + rng.normal(0, 0.35, n))
+    adc[rng.random(n) < 0.15] = np.nan
+    rcbv[rng.random(n) < 0.15] = np.nan
+    return pd.DataFrame({
+        ID: [f"P{i:04d}" for i in range(n)],
+        LABEL: y,
+        "adc": adc,
+        "rcbv": rcbv,
+        "volume_change_pct": rng.uniform(20, 120, n),
+    })
+
+
+# --------------------------------------------------------------------------------------
+# synthesis
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    return a + (b - a) * t
+
+
+class _Grid:
+    """Physical coordinates (mm, index axes, centred) of the voxels, arrays in (z, y, x)."""
+
+    def __init__(self, p: ImageParameters):
+        nx, ny, nz = p.size_voxels
+        sx, sy, sz = p.spacing_mm
+        self.p = p
+        self.shape = (nz, ny, nx)
+        self.z, self.y, self.x = np.meshgrid((np.arange(nz) - (nz - 1) / 2) * sz,
+                                             (np.arange(ny) - (ny - 1) / 2) * sy,
+                                             (np.arange(nx) - (nx - 1) / 2) * sx,
+                                             indexing="ij")
+
+    def image(self, array: np.ndarray) -> sitk.Image:
+        """A SimpleITK image of ``array`` with the grid's spacing, origin and direction."""
+        img = sitk.GetImageFromArray(array)
+        img.SetSpacing(tuple(float(s) for s in self.p.spacing_mm))
+        img.SetOrigin(self.p.origin())
+        img.SetDirection(tuple(float(v) for v in self.p.direction))
+        return img
+
+    def noise(self, rng: np.random.Generator, scale_mm: float) -> np.ndarray:
+        """Gaussian-smoothed white noise (sigma ``scale_mm``), standardised to mean 0, sd 1."""
+        sigma_voxels = [scale_mm / s for s in reversed(self.p.spacing_mm)]  # (z, y, x)
+        arr = ndimage.gaussian_filter(rng.standard_normal(self.shape), sigma_voxels)
+        return (arr - arr.mean()) / (arr.std() + 1e-12)
+
+    def distance_outside(self, region: np.ndarray) -> np.ndarray:
+        """mm, distance of every voxel to ``region`` (0 inside it)."""
+        img = sitk.GetImageFromArray(region.astype(np.uint8))
+        img.SetSpacing(tuple(float(s) for s in self.p.spacing_mm))
+        dist = sitk.SignedMaurerDistanceMap(img, insideIsPositive=False, squaredDistance=False,
+                                            useImageSpacing=True)
+        return np.clip(sitk.GetArrayFromImage(dist), 0, None)
+
+
+def _largest_component(grid: _Grid, region: np.ndarray) -> np.ndarray:
+    if not region.any():
+        return region
+    cc = sitk.RelabelComponent(sitk.ConnectedComponent(grid.image(region.astype(np.uint8))))
+    return sitk.GetArrayFromImage(cc) == 1
+
+
+def _match_mean(values: np.ndarray, region: np.ndarray, target: float) -> np.ndarray:
+    """Scale ``values`` inside ``region`` so that their float32 mean equals ``target``."""
+    out = values.astype(np.float64)
+    out[region] *= target / out[region].mean()
+    out32 = out.astype(np.float32)
+    # one correction step for the float32 rounding
+    out32[region] = (out32[region].astype(np.float64)
+                     * (target / out32[region].astype(np.float64).mean())).astype(np.float32)
+    return out32
+
+
+def _draw_value(rng: np.random.Generator, p: ImageParameters, name: str, label: int) -> float:
+    if name == "adc":
+        mean, sd = p.adc_draw_pp if label == 1 else p.adc_draw_tp
+        return float(np.clip(rng.normal(mean, sd), 0.3, 3.0))
+    median, log_sd = p.rcbv_draw_pp if label == 1 else p.rcbv_draw_tp
+    return float(np.exp(np.log(median) + rng.normal(0.0, log_sd)))
+
+
+def synthesise_patient(patient_id: str, label: int, adc: float, rcbv: float,
+                       volume_change_pct: float, seed: int = 0,
+                       params: ImageParameters | None = None) -> dict[str, sitk.Image]:
+    """The images of one patient as SimpleITK images (no files written).
+
+    Keys: ``t1c``, ``flair``, ``adc`` (10^-3 mm^2/s), ``rcbv`` (ratio), ``mask`` and
+    ``oedema_mask`` (uint8, label 1). ``adc``/``rcbv`` are left out when the value is NaN
+    and ``params.missing_map == "skip"``.
+    """
+    p = params or DEFAULT_IMAGE_PARAMETERS
+    rng = patient_rng(seed, patient_id)
+    g = _Grid(p)
+    label = int(label)
+    d = float(rng.beta(*(p.diffuseness_beta_pp if label == 1 else p.diffuseness_beta_tp)))
+
+    # Lesion envelope: a sphere with a lobulated margin, grown by the volume change.
+    growth = p.default_volume_change_pct if not np.isfinite(volume_change_pct) \
+        else float(volume_change_pct)
+    growth_factor = max(1.0 + growth / 100.0, 0.2) ** (1.0 / 3.0)
+    radius = rng.normal(p.baseline_radius_mm, p.baseline_radius_sd_mm)
+    radius = float(np.clip(radius * growth_factor, 2.5, p.max_radius_mm))
+    cz, cy, cx = rng.normal(0.0, p.centre_jitter_mm, 3)
+    dz, dy, dx = g.z - cz, g.y - cy, g.x - cx
+    r = np.sqrt(dx**2 + dy**2 + dz**2)
+    lobules = np.clip(g.noise(rng, p.lobulation_scale_mm), -1.5, 1.5)
+    irregularity = _lerp(p.irregularity_solid, p.irregularity_diffuse, d)
+    envelope = r / radius - 1.0 - irregularity * lobules < 0
+    for _ in range(rng.poisson(_lerp(p.nodules_solid, p.nodules_diffuse, d))):
+        u = rng.normal(size=3)
+        u /= np.linalg.norm(u)
+        centre = u * radius * rng.uniform(0.9, 1.15)
+        rn = radius * p.nodule_radius_fraction * rng.uniform(0.7, 1.3)
+        envelope |= (dz - centre[0])**2 + (dy - centre[1])**2 + (dx - centre[2])**2 < rn**2
+    envelope = _largest_component(g, envelope)
+
+    # Enhancing tissue: the envelope minus a necrotic core and, when diffuse, soap bubbles.
+    core = r < radius * rng.uniform(0.0, p.necrosis_fraction_max)
+    bubbles = np.zeros_like(envelope)
+    bubble_fraction = d * p.bubble_fraction_diffuse
+    if bubble_fraction > 0:
+        h = g.noise(rng, p.bubble_scale_mm)
+        bubbles = envelope & (h > np.quantile(h[envelope], 1.0 - bubble_fraction))
+    mask = envelope & ~core & ~bubbles
+    if mask.sum() < p.min_mask_voxels:
+        mask = envelope.copy()
+    necrosis = envelope & ~mask
+
+    # Oedema: an irregular rim around the envelope, wider in diffuse lesions.
+    extent = max(0.5, _lerp(p.oedema_extent_solid_mm, p.oedema_extent_diffuse_mm, d)
+                 + rng.normal(0.0, p.oedema_extent_sd_mm))
+    fingers = np.clip(g.noise(rng, 3.0), -2.0, 2.0)
+    dist = g.distance_outside(envelope)
+    oedema = (dist > 0) & (dist < extent * (1.0 + p.oedema_irregularity * fingers))
+
+    texture = g.noise(rng, p.texture_scale_mm)
+    anatomy = 1.0 + p.anatomy_contrast * np.clip(g.noise(rng, p.anatomy_scale_mm), -2.5, 2.5)
+    bias = 1.0 + p.bias_field * np.clip(g.noise(rng, 15.0), -2.5, 2.5)
+
+    # T1 post-contrast.
+    enhancement = _lerp(p.enhancement_solid, p.enhancement_diffuse, d) * np.exp(
+        rng.normal(0.0, 0.1))
+    enh_texture = _lerp(p.enhancement_texture_solid, p.enhancement_texture_diffuse, d)
+    t1c = anatomy.copy()
+    t1c[oedema] *= p.t1c_oedema
+    t1c[necrosis] = p.t1c_necrosis
+    t1c[mask] = 1.0 + enhancement * np.clip(1.0 + enh_texture * texture[mask], 0.05, None)
+    t1c = t1c * bias * p.t1c_scale + rng.normal(0.0, p.noise_t1c * p.t1c_scale, g.shape)
+
+    # FLAIR.
+    flair = (2.0 - anatomy)  # grey/white contrast inverted with respect to T1
+    flair[oedema] = 1.0 + p.flair_oedema * (1.0 + 0.15 * fingers[oedema])
+    flair[mask] = 1.0 + p.flair_lesion * (1.0 + 0.2 * texture[mask])
+    flair[necrosis] = 1.0 + p.flair_necrosis
+    flair = flair * bias * p.flair_scale + rng.normal(0.0, p.noise_flair * p.flair_scale,
+                                                       g.shape)
+
+    images = {"t1c": t1c.astype(np.float32), "flair": flair.astype(np.float32)}
+
+    # Quantitative maps: texture first, then the lesion mean is set to the table's value.
+    values = {"adc": adc, "rcbv": rcbv}
+    for name in ("adc", "rcbv"):
+        target = values[name]
+        if not np.isfinite(target):
+            if p.missing_map == "skip":
+                continue
+            target = _draw_value(rng, p, name, label)
+        if name == "adc":
+            tex = _lerp(p.adc_texture_solid, p.adc_texture_diffuse, d)
+            arr = p.adc_brain * (2.0 - anatomy)
+            arr[oedema] = p.adc_oedema
+            arr[necrosis] = p.adc_necrosis
+            arr[mask] = target * np.exp(tex * texture[mask])
+            arr = arr + rng.normal(0.0, p.noise_adc, g.shape)
+            arr = np.clip(arr, 0.05, None)
+        else:
+            arr = p.rcbv_brain * anatomy
+            arr[oedema] = p.rcbv_oedema
+            arr[necrosis] = p.rcbv_necrosis
+            hot_field = g.noise(rng, p.hotspot_scale_mm)
+            fraction = _lerp(p.hotspot_fraction_solid, p.hotspot_fraction_diffuse, d)
+            hot = hot_field[mask] > np.quantile(hot_field[mask], 1.0 - fraction)
+            lesion = target * np.exp(p.rcbv_texture * texture[mask])
+            lesion[hot] *= _lerp(p.hotspot_strength_solid, p.hotspot_strength_diffuse, d)
+            arr[mask] = lesion
+            arr = arr + rng.normal(0.0, p.noise_rcbv, g.shape)
+            arr = np.clip(arr, 0.02, None)
+        images[name] = _match_mean(arr, mask, float(target))
+
+    out = {name: g.image(arr) for name, arr in images.items()}
+    out[MASK] = g.image(mask.astype(np.uint8))
+    out["oedema_mask"] = g.image(oedema.astype(np.uint8))
+    return out
+
+
+def _write_patient(row: dict, out_dir: Path, seed: int, p: ImageParameters) -> dict:
+    pid = row[ID]
+    images = synthesise_patient(pid, row[LABEL], row["adc"], row["rcbv"],
+                                row["volume_change_pct"], seed=seed, params=p)
+    folder = patient_folder(pid)
+    (out_dir / folder).mkdir(parents=True, exist_ok=True)
+    entry = {ID: pid}
+    for name in (MASK, *SEQUENCES):
+        if name in images:
+            rel = f"{folder}/{name}.nii.gz"
+            sitk.WriteImage(images[name], str(out_dir / rel), useCompression=True)
+            entry[name] = rel
+        else:
+            entry[name] = np.nan
+    if p.write_oedema_mask:
+        sitk.WriteImage(images["oedema_mask"], str(out_dir / folder / OEDEMA_MASK_FILE),
+                        useCompression=True)
+    return entry
+
+
+def _check_cohort(cohort: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(cohort, pd.DataFrame):
+        raise UserInputError(f"cohort must be a pandas DataFrame, got {type(cohort).__name__}.")
+    missing = [c for c in _REQUIRED if c not in cohort.columns]
+    if missing:
+        raise UserInputError(
+            f"the cohort lacks column(s) {', '.join(missing)}; the images need "
+            f"{', '.join(_REQUIRED)} (adc, rcbv and volume_change_pct may hold NaN).")
+    df = cohort[list(_REQUIRED)].copy()
+    df[ID] = df[ID].astype(str)
+    dup = df[ID][df[ID].duplicated()].unique()
+    if len(dup):
+        raise UserInputError(f"the cohort has duplicated {ID}: {', '.join(dup[:5])}.")
+    labels = pd.to_numeric(df[LABEL], errors="coerce")
+    if not labels.isin([0, 1]).all():
+        raise UserInputError(f"'{LABEL}' must be 0 or 1 in every row of the cohort.")
+    df[LABEL] = labels.astype(int)
+    for col in ("adc", "rcbv", "volume_change_pct"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    for col in ("adc", "rcbv"):
+        if (df[col] <= 0).any():
+            raise UserInputError(f"'{col}' must be positive (or empty) to set a map's mean.")
+    return df
+
+
+def write_synthetic_images(cohort: pd.DataFrame, out_dir: str | Path, seed: int = 0,
+                           params: ImageParameters | None = None, jobs: int = 1) -> pd.DataFrame:
+    """Write each patient's t1c, flair, adc, rcbv and mask as .nii.gz under ``out_dir``.
+
+    ``cohort`` needs patient_id, pseudoprogression (0/1), adc (10^-3 mm^2/s), rcbv (ratio) and
+    volume_change_pct (%); the last three may be NaN. Files go to
+    ``out_dir/<patient>/<sequence>.nii.gz`` (plus ``oedema_mask.nii.gz``). Returns the
+    manifest (patient_id, mask, t1c, flair, adc, rcbv; paths relative to ``out_dir``, empty
+    where a map was skipped) and writes it as ``out_dir/manifest.csv``. ``jobs`` patients are
+    written in parallel (joblib).
+    """
+    p = params or DEFAULT_IMAGE_PARAMETERS
+    if int(seed) < 0:
+        raise UserInputError(f"seed must be a non-negative integer, got {seed}.")
+    df = _check_cohort(cohort)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = df.to_dict("records")
+    if jobs == 1 or len(rows) < 2:
+        entries = [_write_patient(row, out, int(seed), p) for row in rows]
+    else:
+        entries = Parallel(n_jobs=jobs)(delayed(_write_patient)(row, out, int(seed), p)
+                                        for row in rows)
+    manifest = pd.DataFrame(entries, columns=list(MANIFEST_COLUMNS))
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=".manifest.", suffix=".csv.tmp")
+    os.close(fd)
+    manifest.to_csv(tmp, index=False)
+    os.replace(tmp, out / MANIFEST_FILE)
+    return manifest
