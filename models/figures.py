@@ -304,7 +304,7 @@ def plot_calibration(y, p, out, n_bins: int = 10) -> Path:
     ax.legend(loc="best", fontsize=8, title_fontsize=8, framealpha=0.9,
               title=f"Calibration intercept {fmt('calibration_intercept')}\n"
                     f"Calibration slope {fmt('calibration_slope')}")
-    ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="Observed proportion of pseudoprogression",
+    ax.set(xlim=(0, 1), ylim=(-0.02, 1.02), ylabel="Observed proportion of pseudoprogression",
            title=f"Calibration of P(pseudoprogression) (n={y.shape[0]})")
     ax.grid(alpha=0.3)
     ax.tick_params(labelbottom=False)
@@ -392,6 +392,9 @@ def plot_odds_ratio_forest(rule_or_table: pd.DataFrame, out,
     if "label" not in tab.columns:
         tab = tab.reset_index().rename(columns={tab.index.name or "index": "label"})
     tab["label"] = tab["label"].astype(str)
+    if "n" not in tab.columns:
+        tab["n"] = np.nan
+    tab = tab[["label", "odds_ratio", "ci_low", "ci_high", "n"]]
     rows = list(tab.itertuples(index=False))
     lines = []  # (y position, label, text)
     fig = _figure((7.5, max(3.0, 0.45 * (len(rows) + 2) + 1.2)))
