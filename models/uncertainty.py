@@ -258,6 +258,10 @@ def _bootstrap_distribution(statistic: Callable[[np.ndarray], np.ndarray], n: in
     ``groups``, patient ids are resampled with replacement and carry all their rows.
     """
     rng = np.random.default_rng(seed)
+    k = np.atleast_1d(statistic(np.arange(n))).shape[0]
+    n_units = n if groups is None else len(np.unique(np.asarray(groups).ravel()))
+    if n_units < 2:
+        return np.full((n_resamples, k), np.nan), f"{n_units} row(s) or patient(s): no resampling"
     if groups is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # NaN resamples: handled below, nan-aware
@@ -428,10 +432,7 @@ def compare_with_rule(y, p, rule_pred, n_resamples: int = 1000, seed: int = 0,
     out: dict = {"n_covered": int(cov.sum()), "n_positive": int(yc.sum()),
                  "rule": rule, "model": model}
     estimate = statistic(np.arange(yc.shape[0]))
-    if yc.shape[0] == 0:
-        dist, scheme = np.full((n_resamples, 3), np.nan), "no covered rows"
-    else:
-        dist, scheme = _bootstrap_distribution(statistic, yc.shape[0], gc, n_resamples, seed)
+    dist, scheme = _bootstrap_distribution(statistic, yc.shape[0], gc, n_resamples, seed)
     out.update(_entries(names, estimate, dist, "model and rule resampled jointly, " + scheme,
                         confidence_level))
     out["delong"] = delong_test(yc, pc, rc, confidence_level)

@@ -258,3 +258,11 @@ def test_model_at_sensitivity_agrees_with_metrics():
         ref = operating_point_at_sensitivity(y, p, target)
         for key in ("threshold", "sensitivity", "specificity", "ppv"):
             np.testing.assert_allclose(ours[key], ref[key], err_msg=f"{key} at {target}")
+
+
+def test_too_few_rows_give_nan_not_errors():
+    y = np.array([1, 0, 0, 1])
+    p = np.array([0.9, 0.2, 0.3, 0.6])
+    one = compare_with_rule(y, p, np.array([1.0, np.nan, np.nan, np.nan]), n_resamples=20)
+    assert one["n_covered"] == 1 and np.isnan(one["ppv_difference"]["ci"]).all()
+    assert np.isnan(bootstrap_metrics(y[:1], p[:1], 0.5, n_resamples=20)["auc"]["ci"]).all()
