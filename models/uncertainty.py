@@ -6,13 +6,16 @@ Inputs are plain arrays, so nothing here depends on the classifier:
 - ``p``: the model's calibrated P(pseudoprogression), shape (n,), in 0-1;
 - ``rule_pred`` / ``rules``: a rule's calls, 1.0 / 0.0 / NaN, NaN where the rule abstains
   (a missing input). An abstention is never counted as 0 or 1: rule statistics use the
-  rule's *covered* rows only;
+  rule's *covered* rows only (:func:`net_benefit` makes the caller choose explicitly);
 - ``groups``: optional patient ids, shape (n,); bootstrap resampling then draws patients
   (with all their rows) rather than rows. Without it each row is one patient.
 
 Bootstrap CIs are percentile intervals over resamples; a resample where a statistic is
 undefined (one class only, no predicted positives) is skipped for that statistic and the
 number kept is reported in the ``method`` string.
+
+Hand-written: :func:`delong_test`, DeLong's test for two correlated AUCs (no maintained
+Python library provides it); the tests check its standard error against a paired bootstrap.
 """
 
 from __future__ import annotations
