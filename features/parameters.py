@@ -31,9 +31,10 @@ two); nothing is optimised at import or at run time. ``fidelity_table`` in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
-from features.article import FIGURES, PREVALENCE
+from features.article import FIGURES, PREVALENCE, THRESHOLDS
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,14 @@ def _f(default, figure: str, unit: str, doc: str = ""):
     return field(default=default, metadata={"figure": figure, "unit": unit, "doc": doc})
 
 
-#: Share of pseudoprogression without new neurological deficit (C1).
+# Article numbers the simulator targets that features.article does not hold.
+C1_VOLUME_GROWTH_PCT = 20.0  # C1: the imaged volume grows by > 20% (%)
+M3_TP_MIN_RATIO = 2.5        # M3: true progression SUVmax >= 2.5x baseline (x baseline)
+M4_TP_RATIO = 2.1            # M4: true progression ctDNA rises to 2.1x baseline (x baseline)
+#: M3's PET sensitivity (91%) is read at the cut halfway (geometric mean) between the
+#: pseudoprogression range's top (1.8x) and true progression's floor (2.5x), x baseline.
+M3_CUT_RATIO = math.sqrt(FIGURES["M3"].range[1] * M3_TP_MIN_RATIO)
+
 _C1_ASYMPTOMATIC = FIGURES["C1"].value
 
 
@@ -76,6 +84,7 @@ class CohortParameters:
 
     Probabilities are in 0-1. Continuous features: see :class:`Marginal` (medians in the
     column's unit, SDs on the simulation scale described in this module's docstring).
+    Numbers written with many digits were derived by :func:`derive_tuned_values`.
     """
 
     # --- prevalence (prior probability of pseudoprogression) ---------------------------
@@ -87,72 +96,76 @@ class CohortParameters:
                                      "share of melanoma patients in a 'mixed' cohort")
 
     # --- clinical ----------------------------------------------------------------------
-    # P3: PP mostly 3-12 weeks (geometric middle ~6); TP later and more spread.
-    weeks_on_treatment: Marginal = _f(Marginal(6.5, 9.0, 0.40, 0.60), "P3",
+    # P3: PP mostly 3-12 weeks (median near the geometric middle, 6); TP a little later.
+    weeks_on_treatment: Marginal = _f(Marginal(6.5, 7.0, 0.40, 0.50), "P3",
                                       "weeks; SD on log scale")
-    # C1: the enlargement itself; PP volume grows > 20% in nearly all.
-    volume_change_pct: Marginal = _f(Marginal(55.0, 65.0, 0.13, 0.20, 0.03), "C1",
+    # C1: the enlargement itself (every lesion in the table enlarged); PP > 20% in nearly all.
+    volume_change_pct: Marginal = _f(Marginal(55.0, 58.0, 0.15, 0.17, 0.03), "C1",
                                      "%; SD on log(1 + pct/100)")
-    # C1: 68.3% of PP asymptomatic. Q1a_spec: with steroids, 93.6% of TP not relieved.
-    symptomatic: Rate = _f(Rate(round(1.0 - _C1_ASYMPTOMATIC, 3), 0.955), "C1, Q1a",
+    # C1: 68.3% of PP asymptomatic. TP: 95.5% symptomatic, so that with steroids 93.6%
+    # stay symptomatic and unrelieved (Q1a_spec needs at least 93.6%).
+    symptomatic: Rate = _f(Rate(round(1.0 - _C1_ASYMPTOMATIC, 6), 0.955), "C1, Q1a",
                            "probability of new or worse neurological symptoms")
-    # Q1a: a symptomatic patient gets dexamethasone and a recorded response with this
+    # A symptomatic patient gets dexamethasone and a recorded response with this
     # probability, the same in both classes (so whether it was given carries no information).
-    steroid_given: float = _f(0.60, "Q1a, C2", "probability, among symptomatic patients")
-    # C2: median relief > 70% in PP, < 30% in TP. Q1a: P(relief > 70 | PP) = 0.678 and
-    # P(relief > 70 | TP) = 0.033, which with `symptomatic` and `steroid_given` give
-    # Q1a's 81.2% and 93.6%.
-    steroid_response_pct: Marginal = _f(Marginal(80.0, 20.0, 1.167, 1.216), "C2, Q1a",
+    steroid_given: float = _f(0.45, "Q1a, C2", "probability, among symptomatic patients")
+    # C2: median relief 85% in PP (> 70), 25% in TP (< 30). SDs derived from Q1a: relief
+    # > 70% in 90.4% of treated PP and 4.4% of treated TP give Q1a's 81.2% and 93.6%.
+    steroid_response_pct: Marginal = _f(Marginal(85.0, 25.0, 0.679137, 1.142118), "C2, Q1a",
                                         "%; SD on logit(pct/100)")
 
     # --- imaging -----------------------------------------------------------------------
-    # C3, Q1b: median rCBV < 1.5 in PP, > 2.0 in TP; overlapping (D1 not enriched).
-    rcbv: Marginal = _f(Marginal(1.20, 2.40, 0.45, 0.45, 0.10), "C3, Q1b, D1",
+    # C3, Q1b: median rCBV < 1.5 in PP, > 2.0 in TP, with wide overlap (D1 not enriched).
+    rcbv: Marginal = _f(Marginal(1.42, 2.08, 0.45, 0.45, 0.10), "C3, Q1b, D1",
                         "ratio; SD on log scale")
-    # D1: oedema raises ADC in PP, cellularity lowers it in TP.
-    adc: Marginal = _f(Marginal(1.25, 0.95, 0.20, 0.20, 0.05), "D1",
+    # D1: oedema raises ADC a little in PP, cellularity lowers it in TP.
+    adc: Marginal = _f(Marginal(1.06, 1.00, 0.25, 0.25, 0.05), "D1",
                        "10^-3 mm^2/s; SD on log scale")
     # D2: median choline/creatine < 2.5 in PP, > 4.0 in TP.
-    cho_cr: Marginal = _f(Marginal(2.0, 4.6, 0.40, 0.40, 0.10), "D2", "ratio; SD on log scale")
-    # D2: lactate absent as a rule for PP has specificity 88% (present in 88% of TP).
-    lactate_peak: Rate = _f(Rate(0.40, FIGURES["D2"].value), "D2",
+    cho_cr: Marginal = _f(Marginal(2.45, 4.05, 0.40, 0.40, 0.10), "D2",
+                          "ratio; SD on log scale")
+    # D2: lactate absence as a rule for PP has specificity 88% (present in 88% of TP).
+    lactate_peak: Rate = _f(Rate(0.65, FIGURES["D2"].value), "D2",
                             "probability of a lactate peak")
-    # M3: PP SUVmax 1.2-1.8x baseline (median at the geometric middle), 91% of PP below
-    # 1.8x (the PET sensitivity); TP 2.5x or more.
-    suvmax_change_pct: Marginal = _f(Marginal(46.97, 180.0, 0.1427, 0.29, 0.05), "M3, Q1c",
-                                     "%; SD on log(1 + pct/100)")
+    # M3: PP SUVmax median at the geometric middle of 1.2-1.8x; SD derived so that 91% of
+    # PP lie below M3_CUT_RATIO (the PET sensitivity); TP median 2.6x (>= 2.5x).
+    suvmax_change_pct: Marginal = _f(Marginal(46.969385, 160.0, 0.269109, 0.33, 0.05),
+                                     "M3, Q1c", "%; SD on log(1 + pct/100)")
 
     # --- blood ---------------------------------------------------------------------------
-    # M4: PP median fall > 50%, TP median 2.1x baseline; D3: OR 4.3 for a fall > 60%.
-    ctdna_change_pct: Marginal = _f(Marginal(-55.0, 110.0, 0.20, 0.36, 0.02), "D3, M4, Q1d",
+    # M4: PP median fall 55% (> 50%), TP median 2.1x baseline. TP SD derived so that a
+    # fall > 60% has D3's odds ratio 4.3.
+    ctdna_change_pct: Marginal = _f(Marginal(-55.0, round(100.0 * (M4_TP_RATIO - 1.0), 6),
+                                             0.38, 0.381174, 0.02), "D3, M4, Q1d",
                                     "%; SD on -log(log(101) - log(1 + pct/100))")
-    # D4: IL-8 > 50 and IFN-gamma > 20 in 89% of PP.
-    il8_pg_ml: Marginal = _f(Marginal(150.0, 40.0, 0.70, 0.80, 0.10), "D4",
+    # D4: PP SD (both cytokines) derived so that IL-8 > 50 and IFN-gamma > 20 in 89% of PP.
+    il8_pg_ml: Marginal = _f(Marginal(120.0, 60.0, 0.612116, 0.75, 0.10), "D4",
                              "pg/ml; SD on log scale")
-    ifng_pg_ml: Marginal = _f(Marginal(60.0, 12.0, 0.70, 0.80, 0.10), "D4",
+    ifng_pg_ml: Marginal = _f(Marginal(55.0, 25.0, 0.612116, 0.75, 0.10), "D4",
                               "pg/ml; SD on log scale")
 
     # --- biopsy --------------------------------------------------------------------------
-    # D5: CD8/tumour-cell ratio > 0.5 in PP; Ki-67 median < 10% in PP, > 30% in TP.
-    cd8_tumor_ratio: Marginal = _f(Marginal(0.90, 0.25, 0.60, 0.70, 0.10), "D5",
+    # D5: CD8/tumour-cell ratio median > 0.5 in PP; Ki-67 median < 10% in PP, > 30% in TP.
+    cd8_tumor_ratio: Marginal = _f(Marginal(0.70, 0.50, 0.80, 0.80, 0.10), "D5",
                                    "ratio; SD on log scale")
-    ki67_pct: Marginal = _f(Marginal(6.0, 40.0, 0.70, 0.70, 0.10), "D5",
+    ki67_pct: Marginal = _f(Marginal(9.0, 31.0, 1.20, 1.20, 0.10), "D5",
                             "%; SD on logit(pct/100)")
 
     # --- within-class correlations (both classes, biological parts, before noise) -------
     # Tumour activity moves rCBV, choline, SUVmax and Ki-67 up and ADC down together;
     # immune activation moves IL-8, IFN-gamma and CD8 up and ctDNA down together.
     correlations: tuple[tuple[str, str, float], ...] = _f((
-        ("rcbv", "cho_cr", 0.35), ("rcbv", "suvmax_change_pct", 0.35), ("rcbv", "ki67_pct", 0.30),
-        ("cho_cr", "suvmax_change_pct", 0.30), ("cho_cr", "ki67_pct", 0.30),
-        ("suvmax_change_pct", "ki67_pct", 0.30),
-        ("adc", "rcbv", -0.30), ("adc", "cho_cr", -0.25), ("adc", "suvmax_change_pct", -0.20),
-        ("adc", "ki67_pct", -0.30),
-        ("il8_pg_ml", "ifng_pg_ml", 0.45), ("il8_pg_ml", "cd8_tumor_ratio", 0.25),
-        ("ifng_pg_ml", "cd8_tumor_ratio", 0.35),
-        ("ctdna_change_pct", "il8_pg_ml", -0.20), ("ctdna_change_pct", "ifng_pg_ml", -0.25),
-        ("ctdna_change_pct", "cd8_tumor_ratio", -0.20), ("ctdna_change_pct", "ki67_pct", 0.20),
-        ("volume_change_pct", "rcbv", 0.15),
+        ("rcbv", "cho_cr", 0.55), ("rcbv", "suvmax_change_pct", 0.50), ("rcbv", "ki67_pct", 0.45),
+        ("cho_cr", "suvmax_change_pct", 0.50), ("cho_cr", "ki67_pct", 0.45),
+        ("suvmax_change_pct", "ki67_pct", 0.45),
+        ("adc", "rcbv", -0.45), ("adc", "cho_cr", -0.40), ("adc", "suvmax_change_pct", -0.35),
+        ("adc", "ki67_pct", -0.40),
+        ("il8_pg_ml", "ifng_pg_ml", 0.60), ("il8_pg_ml", "cd8_tumor_ratio", 0.40),
+        ("ifng_pg_ml", "cd8_tumor_ratio", 0.50),
+        ("ctdna_change_pct", "il8_pg_ml", -0.40), ("ctdna_change_pct", "ifng_pg_ml", -0.45),
+        ("ctdna_change_pct", "cd8_tumor_ratio", -0.40), ("ctdna_change_pct", "ki67_pct", 0.30),
+        ("ctdna_change_pct", "suvmax_change_pct", 0.30),
+        ("volume_change_pct", "rcbv", 0.20),
     ), "C3, D1, D2, D4, D5, M3, M4", "correlation on the simulation scale")
 
     # --- missingness: each modality missing completely at random with this probability ---
@@ -173,6 +186,64 @@ class CohortParameters:
         """Probability that a modality (contract ``Column.modality``) is missing; 0 if always
         present (clinical data and the MRI volume)."""
         return float(getattr(self, f"missing_{modality}", 0.0))
+
+
+def derive_tuned_values(p: CohortParameters | None = None) -> dict[str, float]:
+    """Re-derive the numbers the defaults freeze from the article's figures (offline check).
+
+    Given the other parameters of ``p`` (defaults if None), returns the values that make
+    the generator hit: Q1a and Q1a_spec (steroid relief SDs, logit scale), M3 (PP SUVmax
+    median and SD, log scale), D3 (TP ctDNA SD, simulation scale) and D4 (PP cytokine SD,
+    log scale). Not used at run time; tests compare it with the frozen defaults.
+    """
+    from scipy import optimize, special, stats
+
+    from features.simulate import to_scale
+
+    p = p or CohortParameters()
+    out: dict[str, float] = {}
+
+    relief_cut = special.logit(THRESHOLDS["steroid_relief"].value / 100.0)
+    treated = p.symptomatic.pp * p.steroid_given
+    relieved_pp = (FIGURES["Q1a"].value - (1.0 - p.symptomatic.pp)) / treated
+    relieved_tp = (1.0 - FIGURES["Q1a_spec"].value / p.symptomatic.tp) / p.steroid_given
+    s = p.steroid_response_pct
+    out["steroid_sd_pp"] = float((special.logit(s.median_pp / 100.0) - relief_cut)
+                                 / stats.norm.ppf(relieved_pp))
+    out["steroid_sd_tp"] = float((relief_cut - special.logit(s.median_tp / 100.0))
+                                 / stats.norm.isf(relieved_tp))
+
+    lo, hi = FIGURES["M3"].range
+    out["suvmax_median_pp"] = float(100.0 * (math.sqrt(lo * hi) - 1.0))
+    total = math.log(M3_CUT_RATIO / math.sqrt(lo * hi)) / stats.norm.ppf(FIGURES["M3"].value)
+    out["suvmax_sd_pp"] = math.sqrt(total**2 - p.suvmax_change_pct.noise_sd**2)
+
+    c = p.ctdna_change_pct
+    cut = float(to_scale("ctdna_change_pct", THRESHOLDS["ctdna_clearance"].value))
+
+    def odds_ratio(sd_tp: float) -> float:
+        p1 = stats.norm.cdf(cut, to_scale("ctdna_change_pct", c.median_pp),
+                            math.hypot(c.sd_pp, c.noise_sd))
+        p0 = stats.norm.cdf(cut, to_scale("ctdna_change_pct", c.median_tp),
+                            math.hypot(sd_tp, c.noise_sd))
+        return float(p1 / (1 - p1) / (p0 / (1 - p0)))
+
+    out["ctdna_sd_tp"] = optimize.brentq(lambda v: odds_ratio(v) - FIGURES["D3"].value,
+                                         0.05, 3.0, xtol=1e-9)
+
+    il8, ifng = p.il8_pg_ml, p.ifng_pg_ml
+    r = dict(((a, b), v) for a, b, v in p.correlations)[("il8_pg_ml", "ifng_pg_ml")]
+
+    def sensitivity(sd: float) -> float:
+        s8, sg = math.hypot(sd, il8.noise_sd), math.hypot(sd, ifng.noise_sd)
+        rho = r * sd * sd / (s8 * sg)
+        a = math.log(il8.median_pp / THRESHOLDS["il8_high"].value) / s8
+        b = math.log(ifng.median_pp / THRESHOLDS["ifng_high"].value) / sg
+        return float(stats.multivariate_normal([0.0, 0.0], [[1.0, rho], [rho, 1.0]]).cdf([a, b]))
+
+    out["cytokine_sd_pp"] = optimize.brentq(lambda v: sensitivity(v) - FIGURES["D4"].value,
+                                            0.1, 2.0, xtol=1e-9)
+    return out
 
 
 #: The parameters every function uses unless given others.

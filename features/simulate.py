@@ -41,6 +41,7 @@ pseudoprogressions. :func:`fidelity_table` reports the values these figures take
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import warnings
 
@@ -51,9 +52,16 @@ from statsmodels.stats.contingency_tables import Table2x2
 from statsmodels.stats.proportion import proportion_confint
 
 from features.article import FIGURES, THRESHOLDS
-from features.contract import BY_NAME, CANCER_TYPE, COLUMNS, ID, LABEL, validate_table
+from features.contract import BY_NAME, CANCER_TYPE, COLUMNS, ID, LABEL
 from features.errors import UserInputError
-from features.parameters import DEFAULT_PARAMETERS, CohortParameters
+from features.parameters import (
+    C1_VOLUME_GROWTH_PCT,
+    DEFAULT_PARAMETERS,
+    M3_CUT_RATIO,
+    M3_TP_MIN_RATIO,
+    M4_TP_RATIO,
+    CohortParameters,
+)
 
 #: Continuous features drawn jointly (multivariate normal on their simulation scale).
 CONTINUOUS: tuple[str, ...] = (
@@ -69,10 +77,7 @@ _STEROID = "steroid_response_pct"
 # Upper end of the ctDNA simulation scale: log(1 + high/100), high = contract's limit.
 _CTDNA_TOP = math.log1p(BY_NAME["ctdna_change_pct"].high / 100.0)
 
-# Article numbers the fidelity table checks that are not in features.article (figure ids).
-_C1_VOLUME_GROWTH_PCT = 20.0   # C1: "only the imaged volume grows by > 20%"
-_M3_TP_MIN_RATIO = 2.5         # M3: true progression SUVmax >= 2.5x baseline
-_M4_TP_RATIO = 2.1             # M4: true progression ctDNA rises 2.1x
+# How the fidelity table reads figures stated without a CI.
 _POINT_TOLERANCE = 0.02        # accepted distance from a proportion stated without a CI
 _RATIO_TOLERANCE = 0.1         # accepted distance from M4's 2.1x (x baseline)
 _MOSTLY = 0.8                  # P3 "appears 3-12 weeks": at least this share inside
@@ -164,7 +169,8 @@ def simulate_cohort(n: int, cohort: str = "melanoma", prevalence: float | None =
     pass the same value to :func:`bayes_posterior`. seed: same arguments give the same
     table; ``patient_id`` (``SIM-<cohort>-s<seed>-<number>``) carries the seed, so cohorts
     with different seeds never share ids. Units as in the contract (ADC in 10^-3 mm^2/s,
-    changes in %). The arguments are kept in ``df.attrs["simulation"]``.
+    changes in %). The arguments (and a digest of ``params``) are kept in
+    ``df.attrs["simulation"]``; :func:`bayes_posterior` warns when called with others.
     """
     p = params or DEFAULT_PARAMETERS
     n = int(n)
@@ -216,8 +222,13 @@ def simulate_cohort(n: int, cohort: str = "melanoma", prevalence: float | None =
     df = pd.DataFrame({c.name: data[c.name] for c in COLUMNS})
     _check_ranges(df)
     df.attrs["simulation"] = {"n": n, "cohort": cohort, "prevalence": prevalence,
-                              "seed": seed, "params": p}
+                              "seed": seed, "params_digest": params_digest(p)}
     return df
+
+
+def params_digest(params: CohortParameters) -> str:
+    """A short, stable fingerprint of a parameter set (kept in ``df.attrs``)."""
+    return hashlib.sha1(repr(params).encode()).hexdigest()[:12]
 
 
 def _check_ranges(df: pd.DataFrame) -> None:
@@ -245,15 +256,15 @@ def _row_prior(df: pd.DataFrame, prevalence: float | None, p: CohortParameters) 
     if CANCER_TYPE not in df.columns:
         raise UserInputError("bayes_posterior needs 'cancer_type' (melanoma or nsclc) for the "
                              "prior, or an explicit prevalence=.")
-    types = df[CANCER_TYPE].astype(object).to_numpy()
-    prior = np.array([p.prevalence(t) if isinstance(t, str) else None for t in types],
-                     dtype=object)
-    unknown = sorted({str(t) for t, q in zip(types, prior, strict=True) if q is None})
-    if unknown:
+    types = df[CANCER_TYPE].astype("string").str.strip().str.lower()
+    known = {t: p.prevalence(t) for t in ("melanoma", "nsclc")}
+    prior = types.map(known).astype(float)
+    if prior.isna().any():
+        unknown = sorted(map(str, df.loc[prior.isna().to_numpy(), CANCER_TYPE].unique()))
         raise UserInputError(
             f"bayes_posterior has no prior for cancer_type {', '.join(unknown[:5])}; the "
             "simulator knows melanoma (P1) and nsclc (P2). Pass prevalence= explicitly.")
-    return prior.astype(float)
+    return prior.to_numpy(dtype=float)
 
 
 def _warn_if_other_generator(df: pd.DataFrame, prevalence: float | None,
@@ -266,7 +277,7 @@ def _warn_if_other_generator(df: pd.DataFrame, prevalence: float | None,
             f"the table was simulated with prevalence={sim.get('prevalence')} but "
             f"bayes_posterior is using prevalence={prevalence}; pass the same value for the "
             "exact posterior.", UserWarning, stacklevel=3)
-    if sim.get("params") is not None and sim.get("params") != p:
+    if sim.get("params_digest") not in (None, params_digest(p)):
         warnings.warn("the table was simulated with other CohortParameters than "
                       "bayes_posterior is using; pass the same params= for the exact posterior.",
                       UserWarning, stacklevel=3)
@@ -283,28 +294,37 @@ def bayes_posterior(df: pd.DataFrame, prevalence: float | None = None,
     float array of shape (len(df),) in [0, 1]; NaN for a row holding a value the generator
     cannot produce (e.g. rcbv exactly 0).
     """
+    if not isinstance(df, pd.DataFrame):
+        raise UserInputError(f"bayes_posterior needs a pandas DataFrame, got {type(df).__name__}.")
     p = params or DEFAULT_PARAMETERS
     _warn_if_other_generator(df, prevalence, p)
-    table = validate_table(df, source="the table given to bayes_posterior")
-    n = len(table)
-    log_odds = special.logit(_row_prior(table, prevalence, p))
+    n = len(df)
+    log_odds = special.logit(_row_prior(df, prevalence, p))
 
     def column(name: str) -> np.ndarray:
-        if name not in table.columns:
+        if name not in df.columns:
             return np.full(n, np.nan)
-        return table[name].to_numpy(dtype=float)
+        values = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
+        if np.isnan(values).sum() > df[name].isna().sum():
+            raise UserInputError(f"column '{name}' must be numeric (empty when unknown).")
+        col, present = BY_NAME[name], values[~np.isnan(values)]
+        if col.kind == "binary" and not np.isin(present, (0.0, 1.0)).all():
+            raise UserInputError(f"column '{name}' must hold 0 or 1.")
+        if col.low is not None and ((present < col.low) | (present > col.high)).any():
+            raise UserInputError(f"column '{name}' has values outside [{col.low:g}, "
+                                 f"{col.high:g}] {col.unit}; check its unit.")
+        return values
 
     mu, cov = class_moments(p)
     x = np.column_stack([to_scale(c, column(c)) for c in CONTINUOUS]) if n else \
         np.empty((0, len(CONTINUOUS)))
-    observed = ~np.isnan(x)
-    patterns, which = np.unique(observed, axis=0, return_inverse=True)
-    which = np.asarray(which).ravel()
-    for k, pattern in enumerate(patterns):
-        idx = np.flatnonzero(pattern)
+    # Group rows by which continuous features they have (a bit mask per row).
+    code = (~np.isnan(x)).astype(np.int64) @ (1 << np.arange(len(CONTINUOUS), dtype=np.int64))
+    for pattern in np.unique(code):
+        idx = np.flatnonzero((pattern >> np.arange(len(CONTINUOUS))) & 1)
         if not len(idx):
             continue
-        rows = which == k
+        rows = code == pattern
         xs = x[np.ix_(rows, idx)]
         ll = [np.atleast_1d(stats.multivariate_normal(mu[c][idx], cov[c][np.ix_(idx, idx)])
                             .logpdf(xs)) for c in (0, 1)]
@@ -417,9 +437,9 @@ def fidelity_table(n: int = 200_000, seed: int = 0,
     add("C1", "share of pseudoprogression without new neurological deficit",
         FIGURES["C1"].value, "point value", _proportion(col["symptomatic"][pp] == 0),
         point("C1"), tol)
-    add("C1", f"share of pseudoprogression with volume growth > {_fmt(_C1_VOLUME_GROWTH_PCT)}%",
-        None, f"> {_fmt(_C1_VOLUME_GROWTH_PCT)}%",
-        _proportion(col["volume_change_pct"][pp] > _C1_VOLUME_GROWTH_PCT), (_NEARLY_ALL, 1.0),
+    add("C1", f"share of pseudoprogression with volume growth > {_fmt(C1_VOLUME_GROWTH_PCT)}%",
+        None, f"> {_fmt(C1_VOLUME_GROWTH_PCT)}%",
+        _proportion(col["volume_change_pct"][pp] > C1_VOLUME_GROWTH_PCT), (_NEARLY_ALL, 1.0),
         f"stated as the rule: at least {_NEARLY_ALL:.0%}")
 
     # C2: steroid relief medians
@@ -456,13 +476,13 @@ def fidelity_table(n: int = 200_000, seed: int = 0,
     add("M3", "median SUVmax in pseudoprogression (x baseline)", None,
         f"{_fmt(lo_m3)}-{_fmt(hi_m3)}x", _median(suv_ratio[pp]), (lo_m3, hi_m3), "stated range")
     add("M3", "median SUVmax in true progression (x baseline)", None,
-        f">= {_fmt(_M3_TP_MIN_RATIO)}x", _median(suv_ratio[tp]), (_M3_TP_MIN_RATIO, math.inf),
+        f">= {_fmt(M3_TP_MIN_RATIO)}x", _median(suv_ratio[tp]), (M3_TP_MIN_RATIO, math.inf),
         "stated range")
-    add("M3", f"PET sensitivity: share of pseudoprogression with SUVmax below {_fmt(hi_m3)}x",
-        FIGURES["M3"].value, "point value",
-        _proportion(suv_ratio[present("suvmax_change_pct", pp)] < hi_m3), point("M3"), tol,
-        note=f"the article gives no cut-off; the upper end of M3's range ({_fmt(hi_m3)}x) is "
-             "used")
+    add("M3", f"PET sensitivity: share of pseudoprogression with SUVmax below "
+        f"{M3_CUT_RATIO:.2f}x", FIGURES["M3"].value, "point value",
+        _proportion(suv_ratio[present("suvmax_change_pct", pp)] < M3_CUT_RATIO), point("M3"),
+        tol, note=f"the article gives no cut-off; read at {M3_CUT_RATIO:.2f}x, halfway "
+                  f"(geometric) between {_fmt(hi_m3)}x and {_fmt(M3_TP_MIN_RATIO)}x")
 
     # M4 / D3 / Q1d: ctDNA
     ct = col["ctdna_change_pct"]
@@ -471,8 +491,8 @@ def fidelity_table(n: int = 200_000, seed: int = 0,
     add("M4", "median ctDNA change in pseudoprogression (%)", None, f"< {_fmt(fall)}%",
         _median(ct_pp), (-100.0, fall), "stated range")
     tp_ratio = _median(1.0 + ct_tp / 100.0)
-    add("M4", "median ctDNA in true progression (x baseline)", _M4_TP_RATIO, "point value",
-        tp_ratio, (_M4_TP_RATIO - _RATIO_TOLERANCE, _M4_TP_RATIO + _RATIO_TOLERANCE),
+    add("M4", "median ctDNA in true progression (x baseline)", M4_TP_RATIO, "point value",
+        tp_ratio, (M4_TP_RATIO - _RATIO_TOLERANCE, M4_TP_RATIO + _RATIO_TOLERANCE),
         f"tolerance +/-{_RATIO_TOLERANCE:g} around the article's point value")
     spec_m4 = _proportion(~(ct_tp < fall))
     spec_d3 = float(np.mean(~(ct_tp < clear)))
