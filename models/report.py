@@ -89,7 +89,11 @@ def _pct_ci(v, ci) -> str:
 
 
 def _g(v, digits: int = 3) -> str:
-    return f"{_num(v):.{digits}g}" if _finite(v) else _DASH
+    """``v`` to ``digits`` significant digits, whole numbers from 1000 up (no e+04)."""
+    if not _finite(v):
+        return _DASH
+    x = _num(v)
+    return f"{x:.0f}" if abs(x) >= 10 ** digits else f"{x:.{digits}g}"
 
 
 def _ratio_ci(v, ci) -> str:
@@ -329,11 +333,23 @@ def _other_md(key: str, value) -> str:
     """A section for an extra key of the metrics dict: records as a table, else a list."""
     if isinstance(value, pd.DataFrame):
         value = to_jsonable(value)
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Mapping) for v in value):
+    if _is_records(value):
         return _records_md(value)
     if isinstance(value, Mapping):
-        return "\n".join(f"- {k}: {_cell(v)}" for k, v in _flatten(value))
+        bullets, tables = [], []
+        for k, v in _flatten(value):
+            if _is_records(v):
+                tables.append(f"### {k}\n\n{_records_md(v)}")
+            else:
+                bullets.append(f"- {k}: {_cell(v)}")
+        return "\n\n".join(["\n".join(bullets)] * bool(bullets) + tables)
     return f"- {key}: {_cell(value)}"
+
+
+def _is_records(value) -> bool:
+    """True for a non-empty list of dicts (a table as records)."""
+    return (isinstance(value, (list, tuple)) and len(value) > 0
+            and all(isinstance(v, Mapping) for v in value))
 
 
 def _flatten(d: Mapping, prefix: str = ""):

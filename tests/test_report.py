@@ -33,6 +33,8 @@ def metrics() -> dict:
         extra_binary={"ctdna_change_pct < -60 (D3)": (ctdna < -60).astype(float)},
     ).to_dict(orient="records")
     out["split"] = {"n_train": 900, "unit": "patients", "cv": {"auc": [0.8, 0.82]}}
+    out["internal_validation"] = {"nested_cv": {"per_fold": [{"fold": 1, "auc": 0.9},
+                                                             {"fold": 2, "auc": 0.8}]}}
     return out
 
 
@@ -59,6 +61,7 @@ def test_report_files_written_and_parse(tmp_path, metrics):
                     "calibration slope", "melanoma", "nsclc", "## Feature odds ratios",
                     "## Split", "## Extra table"):
         assert heading in md, heading
+    assert "### nested_cv.per_fold\n\n| fold | auc |" in md  # nested records as a table
     assert "a\\|b" in md  # pipes in cells do not break the table
     assert "4.3 (3.7-5.0) (D3)" in md  # the article's odds ratio beside ours
 
