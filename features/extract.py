@@ -100,7 +100,8 @@ def _validate_pyradiomics(params: dict, where: str) -> None:
     from radiomics import featureextractor
 
     try:
-        with _quiet_radiomics():
+        with _quiet_radiomics(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # pykwalify's loader
             featureextractor.RadiomicsFeatureExtractor(copy.deepcopy(params))
     except Exception as exc:  # pykwalify's SchemaError, or pyradiomics' checks
         msg = " ".join(str(exc).split())
@@ -293,7 +294,9 @@ def _init_worker() -> None:
 def _extractor(params_json: str):
     from radiomics import featureextractor
 
-    return featureextractor.RadiomicsFeatureExtractor(json.loads(params_json))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # pykwalify's loader
+        return featureextractor.RadiomicsFeatureExtractor(json.loads(params_json))
 
 
 def _run_pyradiomics(image, mask, params_json: str) -> dict[str, float]:
@@ -617,7 +620,6 @@ def extract(manifest: pd.DataFrame | str | Path, params: str | Path = DEFAULT_PA
                     columns.setdefault(name)
     rows = [{ID: o.patient_id, **o.features} for o in ordered if o.features]
     features = pd.DataFrame(rows, columns=[ID, *columns])
-    features[ID] = features[ID].astype(object)
     failures = pd.DataFrame(
         [(o.patient_id, seq, reason) for o in ordered for seq, reason in o.failures],
         columns=list(FAILURE_COLUMNS))
@@ -710,4 +712,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy, so that the worker
+    # processes unpickle functions of `features.extract`.
+    from features.extract import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,101 @@
+"""Join the clinical table with the radiomic features on ``patient_id``.
+
+The join is a left join on the clinical table: every clinical row is kept, and a patient
+without images (or whose extraction failed) gets NaN radiomic columns. The clinical table
+holds the label and the rows a study is about; dropping patients because an image is
+missing would bias the cohort towards those who had complete imaging, and the models cope
+with missing values anyway. Radiomic rows without a clinical row cannot be used (no label,
+no clinical features): they are left out of the joined table, but listed in the result
+and announced by a warning, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from features.contract import ID
+from features.errors import UserInputError
+
+
+@dataclass
+class JoinResult:
+    """What :func:`join_features` returns.
+
+    table: the clinical rows, in their order, with the radiomic columns added.
+    only_in_clinical: ids with a clinical row but no radiomic row (radiomic columns NaN).
+    only_in_radiomic: ids with radiomic features but no clinical row (left out).
+    duplicated: columns present in both tables besides patient_id; the clinical copy is
+    kept and the radiomic copy left out.
+    """
+
+    table: pd.DataFrame
+    only_in_clinical: list[str] = field(default_factory=list)
+    only_in_radiomic: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+
+
+def _ids(df: pd.DataFrame, name: str) -> pd.Series:
+    if not isinstance(df, pd.DataFrame):
+        raise UserInputError(f"the {name} table must be a pandas DataFrame, got "
+                             f"{type(df).__name__}.")
+    if ID not in df.columns:
+        raise UserInputError(f"the {name} table has no '{ID}' column to join on.")
+    ids = df[ID].astype(str).str.strip()
+    empty = df[ID].isna() | ids.isin(["", "nan", "None"])
+    if empty.any():
+        raise UserInputError(f"the {name} table has {int(empty.sum())} row(s) with an empty "
+                             f"'{ID}'.")
+    dup = ids[ids.duplicated()].unique().tolist()
+    if dup:
+        raise UserInputError(
+            f"the {name} table has duplicated '{ID}' ({len(dup)}): "
+            f"{', '.join(dup[:10])}{' ...' if len(dup) > 10 else ''}; the join needs one row "
+            "per lesion.")
+    return ids
+
+
+def _examples(ids: list[str]) -> str:
+    return ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
+
+
+def join_features(clinical: pd.DataFrame, radiomic: pd.DataFrame) -> JoinResult:
+    """Left-join ``radiomic`` onto ``clinical`` by patient_id (ids compared as text).
+
+    Raises :class:`UserInputError` when either table lacks patient_id or repeats an id.
+    Ids found on one side only are listed in the result and reported with a warning.
+    """
+    clinical_ids = _ids(clinical, "clinical")
+    radiomic_ids = _ids(radiomic, "radiomic")
+    left = clinical.copy()
+    left[ID] = clinical_ids.values
+    shared = [c for c in radiomic.columns if c != ID and c in clinical.columns]
+    right = radiomic.drop(columns=shared).copy()
+    right[ID] = radiomic_ids.values
+
+    in_right = set(right[ID])
+    in_left = set(left[ID])
+    only_clinical = [i for i in left[ID] if i not in in_right]
+    only_radiomic = [i for i in right[ID] if i not in in_left]
+
+    table = left.merge(right, on=ID, how="left", validate="one_to_one", sort=False)
+    table.index = clinical.index
+
+    if shared:
+        warnings.warn(
+            f"{len(shared)} column(s) appear in both tables ({_examples(shared)}); the "
+            "clinical values are kept.", UserWarning, stacklevel=2)
+    if only_clinical:
+        warnings.warn(
+            f"{len(only_clinical)} of {len(left)} clinical row(s) have no radiomic features "
+            f"(e.g. {_examples(only_clinical)}); their radiomic columns are NaN.",
+            UserWarning, stacklevel=2)
+    if only_radiomic:
+        warnings.warn(
+            f"{len(only_radiomic)} radiomic row(s) have no clinical row "
+            f"(e.g. {_examples(only_radiomic)}); they are left out of the joined table.",
+            UserWarning, stacklevel=2)
+    return JoinResult(table=table, only_in_clinical=only_clinical,
+                      only_in_radiomic=only_radiomic, duplicated=shared)

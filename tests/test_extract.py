@@ -1,0 +1,294 @@
+"""Extraction: good and broken cases, failure reasons, cache, naming, NRRD, command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+import features.extract as fx
+from features.contract import is_radiomic
+from features.errors import UserInputError
+from features.images import toy_cohort, write_synthetic_images
+
+REPO = Path(__file__).resolve().parents[1]
+GOOD = ["good1", "good2", "good3"]
+BROKEN = {  # patient -> (sequence, words the reason must contain)
+    "missing_mask": ("mask", "file not found"),
+    "corrupt_t1c": ("t1c", "cannot read"),
+    "spacing": ("t1c", "spacing"),
+    "size": ("t1c", "size"),
+    "origin": ("t1c", "origin"),
+    "empty": ("mask", "empty"),
+    "two_labels": ("mask", "several labels"),
+    "adc_units": ("adc", "bins"),
+}
+PARTIAL = {"corrupt_t1c": "adc", "adc_units": "t1c"}  # broken in one sequence only
+
+
+def _rewrite(path: Path, fn) -> None:
+    img = sitk.ReadImage(str(path))
+    sitk.WriteImage(fn(img), str(path))
+
+
+def _two_labels(mask: sitk.Image) -> sitk.Image:
+    arr = sitk.GetArrayFromImage(mask)
+    z = np.nonzero(arr)[0]
+    arr[(arr == 1) & (np.arange(arr.shape[0])[:, None, None] > np.median(z))] = 2
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(mask)
+    return out
+
+
+def _shift_origin(img: sitk.Image) -> sitk.Image:
+    img.SetOrigin(tuple(o + 5.0 for o in img.GetOrigin()))
+    return img
+
+
+def _respace(img: sitk.Image) -> sitk.Image:
+    img.SetSpacing((1.0, 1.0, 3.0))
+    return img
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("extract")
+    ids = GOOD + list(BROKEN)
+    cohort = toy_cohort(len(ids), seed=2)
+    cohort["patient_id"] = ids
+    cohort["adc"] = cohort["adc"].fillna(1.1)
+    cohort["rcbv"] = cohort["rcbv"].fillna(1.6)
+    images = root / "images"
+    manifest = write_synthetic_images(cohort, images, seed=1)[["patient_id", "mask", "t1c",
+                                                                 "adc"]]
+    manifest = manifest.set_index("patient_id")
+    manifest.loc["missing_mask", "mask"] = "nowhere/mask.nii.gz"
+    (images / manifest.loc["corrupt_t1c", "t1c"]).write_bytes(b"this is not an image")
+    _rewrite(images / manifest.loc["spacing", "mask"], _respace)
+    _rewrite(images / manifest.loc["size", "mask"], lambda m: m[:36, :, :])
+    _rewrite(images / manifest.loc["origin", "mask"], _shift_origin)
+    _rewrite(images / manifest.loc["empty", "mask"], lambda m: m * 0)
+    _rewrite(images / manifest.loc["two_labels", "mask"], _two_labels)
+    _rewrite(images / manifest.loc["adc_units", "adc"], lambda a: a * 1000.0)
+    manifest = manifest.reset_index()
+    path = images / "broken_manifest.csv"
+    manifest.to_csv(path, index=False)
+    cache = root / "cache"
+    result = fx.extract(path, jobs=1, cache_dir=cache, progress=False)
+    return {"root": root, "images": images, "manifest": manifest, "path": path,
+            "cache": cache, "result": result}
+
+
+def test_good_cases_extracted(data):
+    feats = data["result"].features
+    assert set(GOOD) <= set(feats["patient_id"])
+    assert set(feats["patient_id"]) == set(GOOD) | set(PARTIAL)
+    good = feats.set_index("patient_id").loc[GOOD]
+    assert good.notna().all().all()
+    # partial rows: the broken sequence is NaN, the other one is there
+    row = feats.set_index("patient_id").loc["corrupt_t1c"]
+    assert row.filter(like="t1c_").isna().all() and row.filter(like="adc_").notna().all()
+    assert data["result"].n_patients == len(GOOD) + len(BROKEN)
+
+
+def test_each_broken_case_named_with_its_reason(data):
+    failures = data["result"].failures
+    assert list(failures.columns) == ["patient_id", "sequence", "reason"]
+    assert not set(GOOD) & set(failures["patient_id"])
+    assert set(failures["patient_id"]) == set(BROKEN)
+    for pid, (sequence, words) in BROKEN.items():
+        rows = failures[(failures["patient_id"] == pid) & (failures["sequence"] == sequence)]
+        assert len(rows), f"{pid}: no failure on {sequence}: {failures.to_dict('records')}"
+        assert any(words in r for r in rows["reason"]), rows["reason"].tolist()
+    spacing = failures[failures["patient_id"] == "spacing"]["reason"].iloc[0]
+    assert "(1, 1, 3)" in spacing and "(1, 1, 2)" in spacing  # both values named
+    labels = failures[failures["patient_id"] == "two_labels"]["reason"]
+    assert len(labels) == 1  # the mask's problem once, not once per sequence
+
+
+def test_column_names(data):
+    cols = list(data["result"].features.columns)
+    assert cols[0] == "patient_id"
+    assert all(is_radiomic(c) for c in cols[1:])
+    assert not [c for c in cols if "diagnostics" in c]
+    assert "t1c_original_glcm_Contrast" in cols and "adc_original_firstorder_Mean" in cols
+    assert {c.split("_")[0] for c in cols[1:]} == {"t1c", "adc"}
+    # shape depends only on the mask: carried by t1c only (features/params/mri.yaml)
+    assert any(c.startswith("t1c_original_shape_") for c in cols)
+    assert not any(c.startswith("adc_original_shape_") for c in cols)
+
+
+def test_cache_reused(data, monkeypatch):
+    first = data["result"]
+    present = first.features.drop(columns="patient_id").notna()
+    n_sequences = sum(int(present.filter(like=f"{s}_").any(axis=1).sum())
+                      for s in ("t1c", "adc"))
+    cached = list(data["cache"].glob("*.json"))
+    assert len(cached) == n_sequences == 2 * len(GOOD) + len(PARTIAL)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("pyradiomics called although the cache holds the result")
+
+    monkeypatch.setattr(fx, "_run_pyradiomics", must_not_run)
+    second = fx.extract(data["path"], jobs=1, cache_dir=data["cache"], progress=False)
+    assert second.cache_hits == n_sequences
+    pd.testing.assert_frame_equal(second.features, first.features)
+    pd.testing.assert_frame_equal(second.failures, first.failures)
+    assert len(list(data["cache"].glob("*.json"))) == n_sequences
+
+
+def test_cache_invalidated_by_file_change(data, tmp_path, monkeypatch):
+    images = tmp_path / "images"
+    images.mkdir()
+    row = data["manifest"].set_index("patient_id").loc["good1"]
+    for col in ("mask", "t1c", "adc"):
+        sitk.WriteImage(sitk.ReadImage(str(data["images"] / row[col])),
+                        str(images / f"{col}.nrrd"))
+    manifest = pd.DataFrame({"patient_id": ["good1"], "mask": ["mask.nrrd"],
+                             "t1c": ["t1c.nrrd"], "adc": ["adc.nrrd"]})
+    calls = []
+    real = fx._run_pyradiomics
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fx, "_run_pyradiomics", counting)
+    cache = tmp_path / "cache"
+    fx.extract(manifest, base_dir=images, cache_dir=cache, progress=False)
+    assert len(calls) == 2
+    _rewrite(images / "adc.nrrd", lambda a: a * 1.01)
+    fx.extract(manifest, base_dir=images, cache_dir=cache, progress=False)
+    assert len(calls) == 3  # only the changed adc map was recomputed
+    assert len(list(cache.glob("*.json"))) == 3
+
+
+def test_nrrd_equals_nifti(data, tmp_path):
+    images = tmp_path / "nrrd"
+    images.mkdir()
+    row = data["manifest"].set_index("patient_id").loc["good2"]
+    for col in ("mask", "t1c", "adc"):
+        sitk.WriteImage(sitk.ReadImage(str(data["images"] / row[col])),
+                        str(images / f"{col}.nrrd"))
+    manifest = pd.DataFrame({"patient_id": ["good2"], "mask": ["mask.nrrd"],
+                             "t1c": ["t1c.nrrd"], "adc": [str(images / "adc.nrrd")]})
+    result = fx.extract(manifest, base_dir=images, use_cache=False, progress=False)
+    assert result.failures.empty
+    nifti = data["result"].features.set_index("patient_id").loc[["good2"]].reset_index()
+    pd.testing.assert_frame_equal(result.features, nifti, rtol=1e-9)
+
+
+def test_parallel_matches_serial(data, tmp_path):
+    manifest = data["manifest"].set_index("patient_id").loc[["good1", "good3", "empty"]]
+    manifest = manifest.reset_index()[["patient_id", "mask", "adc"]]
+    result = fx.extract(manifest, base_dir=data["images"], jobs=2, use_cache=False,
+                        progress=False)
+    serial = data["result"].features.set_index("patient_id").loc[["good1", "good3"]]
+    serial = serial.filter(like="adc_").reset_index()
+    pd.testing.assert_frame_equal(result.features, serial, rtol=1e-9)
+    assert result.failures["patient_id"].tolist() == ["empty"]
+
+
+def test_quiet_without_progress(data, capfd):
+    fx.extract(data["path"], cache_dir=data["cache"], progress=False)
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_empty_cell_means_not_acquired(data):
+    manifest = data["manifest"].set_index("patient_id").loc[["good1"]].reset_index()
+    manifest.loc[0, "adc"] = ""
+    result = fx.extract(manifest, base_dir=data["images"], cache_dir=data["cache"],
+                        progress=False)
+    assert result.failures.empty
+    assert not any(c.startswith("adc_") for c in result.features.columns)
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda m: m.drop(columns="patient_id"), "no 'patient_id'"),
+    (lambda m: m.drop(columns="mask"), "no 'mask'"),
+    (lambda m: m[["patient_id", "mask"]], "no sequence column"),
+    (lambda m: m.assign(patient_id="same"), "duplicated: same"),
+    (lambda m: m.rename(columns={"t1c": "t1_c"}), "letters and digits"),
+])
+def test_manifest_problems_raise(data, change, words):
+    with pytest.raises(UserInputError, match=words):
+        fx.extract(change(data["manifest"]), base_dir=data["images"], progress=False)
+
+
+def test_settings_per_sequence_and_checks(tmp_path):
+    settings = fx.load_settings()
+    assert settings.version
+    assert settings.for_sequence("t1c")["setting"]["normalize"] is True
+    assert settings.for_sequence("adc")["setting"]["normalize"] is False
+    assert settings.for_sequence("rcbv")["setting"]["voxelArrayShift"] == 0
+    assert "sequences" not in settings.for_sequence("flair")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nsetting:\n  binWidth: -1\n")
+    with pytest.raises(UserInputError, match="pyradiomics rejects"):
+        fx.load_settings(bad)
+    bad.write_text("version: 1\nsettings:\n  binWidth: 1\n")
+    with pytest.raises(UserInputError, match="unknown key"):
+        fx.load_settings(bad)
+
+
+def test_check_geometry_direction():
+    img = sitk.Image(4, 4, 4, sitk.sitkFloat32)
+    mask = sitk.Image(4, 4, 4, sitk.sitkUInt8)
+    assert fx.check_geometry(img, mask) is None
+    mask.SetDirection((0, 1, 0, 1, 0, 0, 0, 0, 1))
+    assert "direction" in fx.check_geometry(img, mask, "flair")
+
+
+def _cli(*args, cwd=REPO):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "features.extract", *map(str, args)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_exit_1_with_failures_listed(data, tmp_path):
+    out, fails = tmp_path / "out" / "features.csv", tmp_path / "fails.csv"
+    proc = _cli("--manifest", data["path"], "--out", out, "--failures", fails,
+                "--cache", data["cache"], "--jobs", 2, "--quiet")
+    assert proc.returncode == 1, proc.stderr
+    for pid in BROKEN:
+        assert pid in proc.stdout
+    assert "Traceback" not in proc.stderr
+    written = pd.read_csv(out)
+    assert set(written["patient_id"]) == set(GOOD) | set(PARTIAL)
+    assert set(pd.read_csv(fails)["patient_id"]) == set(BROKEN)
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_cli_exit_2_on_manifest_without_patient_id(data, tmp_path):
+    bad = tmp_path / "m.csv"
+    data["manifest"].drop(columns="patient_id").to_csv(bad, index=False)
+    proc = _cli("--manifest", bad, "--out", tmp_path / "f.csv")
+    assert proc.returncode == 2
+    assert "patient_id" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "f.csv").exists()
+
+
+def test_cli_exit_0_and_help(data, tmp_path):
+    good = tmp_path / "good.csv"
+    m = data["manifest"]
+    m[m["patient_id"].isin(GOOD)].to_csv(good, index=False)
+    # relative paths now resolve against tmp_path: point them at the images
+    m = pd.read_csv(good)
+    for col in ("mask", "t1c", "adc"):
+        m[col] = [str(data["images"] / p) for p in m[col]]
+    m.to_csv(good, index=False)
+    proc = _cli("--manifest", good, "--out", tmp_path / "f.csv", "--cache", data["cache"],
+                "--quiet")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "patients: 3, extracted: 3" in proc.stdout
+    helptext = _cli("--help").stdout
+    for option in ("--manifest", "--params", "--out", "--jobs", "--cache", "--no-cache",
+                   "--failures", "--sequences", "--quiet", "Exit status"):
+        assert option in helptext

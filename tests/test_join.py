@@ -1,0 +1,80 @@
+"""Joining clinical and radiomic tables on patient_id."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.errors import UserInputError
+from features.join import join_features
+
+
+def _clinical():
+    return pd.DataFrame({"patient_id": ["a", "b", "c", "d"], "adc": [1.0, 1.2, np.nan, 0.9],
+                         "pseudoprogression": [1, 0, 1, 0]})
+
+
+def _radiomic():
+    return pd.DataFrame({"patient_id": ["b", "a", "x"],
+                         "t1c_original_glcm_Contrast": [2.0, 3.0, 4.0]})
+
+
+def test_left_join_keeps_every_clinical_row_and_reports_one_sided_ids():
+    with pytest.warns(UserWarning) as record:
+        result = join_features(_clinical(), _radiomic())
+    table = result.table
+    assert table["patient_id"].tolist() == ["a", "b", "c", "d"]
+    assert table["t1c_original_glcm_Contrast"].tolist()[:2] == [3.0, 2.0]
+    assert table["t1c_original_glcm_Contrast"].iloc[2:].isna().all()
+    assert result.only_in_clinical == ["c", "d"]
+    assert result.only_in_radiomic == ["x"]
+    assert result.duplicated == []
+    messages = " ".join(str(w.message) for w in record)
+    assert "2 of 4 clinical row(s)" in messages and "c, d" in messages
+    assert "1 radiomic row(s)" in messages and "x" in messages
+
+
+def test_no_warning_when_ids_match():
+    radiomic = _radiomic().iloc[:2]
+    clinical = _clinical().iloc[:2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = join_features(clinical, radiomic)
+    assert result.only_in_clinical == [] and result.only_in_radiomic == []
+    assert len(result.table) == 2
+
+
+def test_ids_compared_as_text():
+    clinical = pd.DataFrame({"patient_id": [1, 2], "adc": [1.0, 1.1]})
+    radiomic = pd.DataFrame({"patient_id": ["1", "2"], "adc_original_firstorder_Mean": [1, 2]})
+    result = join_features(clinical, radiomic)
+    assert result.table["adc_original_firstorder_Mean"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("which", ["clinical", "radiomic"])
+def test_duplicated_ids_raise_naming_them(which):
+    clinical, radiomic = _clinical(), _radiomic()
+    if which == "clinical":
+        clinical.loc[3, "patient_id"] = "a"
+    else:
+        radiomic.loc[2, "patient_id"] = "b"
+    with pytest.raises(UserInputError, match=rf"{which} table has duplicated .*: "
+                                             rf"{'a' if which == 'clinical' else 'b'}"):
+        join_features(clinical, radiomic)
+
+
+def test_missing_id_column_raises():
+    with pytest.raises(UserInputError, match="radiomic table has no 'patient_id'"):
+        join_features(_clinical(), _radiomic().drop(columns="patient_id"))
+
+
+def test_shared_columns_keep_clinical_copy():
+    radiomic = _radiomic().assign(adc=[9.0, 9.0, 9.0])
+    with pytest.warns(UserWarning) as record:
+        result = join_features(_clinical(), radiomic)
+    assert any("both tables" in str(w.message) for w in record)
+    assert result.duplicated == ["adc"]
+    assert result.table["adc"].tolist()[:2] == [1.0, 1.2]
