@@ -116,13 +116,13 @@ class CohortParameters:
 
     # --- imaging -----------------------------------------------------------------------
     # C3, Q1b: median rCBV < 1.5 in PP, > 2.0 in TP, with wide overlap (D1 not enriched).
-    rcbv: Marginal = _f(Marginal(1.42, 2.08, 0.45, 0.45, 0.10), "C3, Q1b, D1",
+    rcbv: Marginal = _f(Marginal(1.40, 2.12, 0.45, 0.45, 0.10), "C3, Q1b, D1",
                         "ratio; SD on log scale")
     # D1: oedema raises ADC a little in PP, cellularity lowers it in TP.
     adc: Marginal = _f(Marginal(1.06, 1.00, 0.25, 0.25, 0.05), "D1",
                        "10^-3 mm^2/s; SD on log scale")
     # D2: median choline/creatine < 2.5 in PP, > 4.0 in TP.
-    cho_cr: Marginal = _f(Marginal(2.45, 4.05, 0.40, 0.40, 0.10), "D2",
+    cho_cr: Marginal = _f(Marginal(2.40, 4.12, 0.40, 0.40, 0.10), "D2",
                           "ratio; SD on log scale")
     # D2: lactate absence as a rule for PP has specificity 88% (present in 88% of TP).
     lactate_peak: Rate = _f(Rate(0.65, FIGURES["D2"].value), "D2",
@@ -133,10 +133,10 @@ class CohortParameters:
                                      "M3, Q1c", "%; SD on log(1 + pct/100)")
 
     # --- blood ---------------------------------------------------------------------------
-    # M4: PP median fall 55% (> 50%), TP median 2.1x baseline. TP SD derived so that a
+    # M4: PP median fall 58% (> 50%), TP median 2.1x baseline. TP SD derived so that a
     # fall > 60% has D3's odds ratio 4.3.
-    ctdna_change_pct: Marginal = _f(Marginal(-55.0, round(100.0 * (M4_TP_RATIO - 1.0), 6),
-                                             0.38, 0.381174, 0.02), "D3, M4, Q1d",
+    ctdna_change_pct: Marginal = _f(Marginal(-58.0, round(100.0 * (M4_TP_RATIO - 1.0), 6),
+                                             0.38, 0.393801, 0.02), "D3, M4, Q1d",
                                     "%; SD on -log(log(101) - log(1 + pct/100))")
     # D4: PP SD (both cytokines) derived so that IL-8 > 50 and IFN-gamma > 20 in 89% of PP.
     il8_pg_ml: Marginal = _f(Marginal(120.0, 60.0, 0.612116, 0.75, 0.10), "D4",
@@ -148,7 +148,7 @@ class CohortParameters:
     # D5: CD8/tumour-cell ratio median > 0.5 in PP; Ki-67 median < 10% in PP, > 30% in TP.
     cd8_tumor_ratio: Marginal = _f(Marginal(0.70, 0.50, 0.80, 0.80, 0.10), "D5",
                                    "ratio; SD on log scale")
-    ki67_pct: Marginal = _f(Marginal(9.0, 31.0, 1.20, 1.20, 0.10), "D5",
+    ki67_pct: Marginal = _f(Marginal(8.5, 32.0, 1.20, 1.20, 0.10), "D5",
                             "%; SD on logit(pct/100)")
 
     # --- within-class correlations (both classes, biological parts, before noise) -------
