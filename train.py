@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     thr.add_argument("--target-sensitivity", type=float, default=None, metavar="S",
                      help="instead, choose the threshold that reaches sensitivity S on "
                           "out-of-fold predictions of the training patients")
+    p.add_argument("--no-nested-cv", action="store_true",
+                   help="skip nested cross-validation on the training patients (faster; the "
+                        "report then lacks the optimism-corrected figures)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     table, bayes_p, source = load_training_table(args)
     result = train(table, seed=args.seed, test_size=args.test_size, threshold=args.threshold,
                    target_sensitivity=args.target_sensitivity, bayes_p=bayes_p, source=source,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, nested_cv=not args.no_nested_cv)
     save_model(result.model, args.out)
     if args.report:
         write_metrics_report(args.report, result.evaluation.metrics,

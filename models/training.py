@@ -31,6 +31,11 @@ from models.classifier import (
 )
 from models.metrics import auc_with_ci, benchmark, feature_odds_ratios
 from models.rules import apply_rules
+from models.validation import (
+    apparent_performance,
+    events_per_feature,
+    nested_cross_validation,
+)
 
 #: The default decision threshold on the calibrated probability (see README).
 DEFAULT_THRESHOLD = 0.5
@@ -61,16 +66,18 @@ class _Stages:
     """A progress bar over named stages (silent when disabled)."""
 
     def __init__(self, total: int, enabled: bool):
+        self.started = 0
         self.bar = tqdm(total=total, disable=not enabled, unit="step",
                         bar_format="{desc:<34}{bar:20}| {n_fmt}/{total_fmt} [{elapsed}]")
 
     def __call__(self, message: str) -> None:
-        if self.bar.n < self.bar.total and self.bar.desc:
+        if 0 < self.started <= self.bar.total:
             self.bar.update(1)
+        self.started += 1
         self.bar.set_description_str(message)
 
     def close(self) -> None:
-        self.bar.update(self.bar.total - self.bar.n)
+        self.bar.update(max(self.bar.total - self.bar.n, 0))
         self.bar.close()
 
 
@@ -163,26 +170,40 @@ def evaluate(model: TrainedModel, table: pd.DataFrame, bayes_p: np.ndarray | Non
 def train(table: pd.DataFrame, seed: int = 0, test_size: float = 0.3,
           threshold: float | None = None, target_sensitivity: float | None = None,
           bayes_p: np.ndarray | None = None, source: str = "table",
-          progress: bool = True) -> TrainingResult:
+          progress: bool = True, nested_cv: bool = True) -> TrainingResult:
     """Split patients, fit on the training part, evaluate on the held-out part.
 
     ``bayes_p`` (aligned with ``table``) is the simulator's exact posterior, reported as the
-    ceiling beside the model on the same evaluation rows.
+    ceiling beside the model on the same evaluation rows. ``nested_cv`` adds nested
+    cross-validation on the training patients (five more fits of the whole procedure).
     """
     table = validate_table(table, require_label=True, source=source)
     train_idx, test_idx = split_patients(table, test_size, seed)
     train_part, test_part = table.iloc[train_idx], table.iloc[test_idx]
     _check_trainable(train_part, "the training set")
     _check_trainable(test_part, "the evaluation set")
-    stages = _Stages(total=5 if target_sensitivity is not None else 4, enabled=progress)
+    epv = events_per_feature(train_part)
+    n_stages = 4 + (target_sensitivity is not None) + (5 if nested_cv else 0)
+    stages = _Stages(total=n_stages, enabled=progress)
+
+    def procedure(part: pd.DataFrame, progress=None) -> TrainedModel:
+        return fit_model(part, seed=seed, threshold=threshold,
+                         target_sensitivity=target_sensitivity, source=source,
+                         progress=progress)
+
     try:
-        model = fit_model(train_part, seed=seed, threshold=threshold,
-                          target_sensitivity=target_sensitivity, source=source, progress=stages)
+        model = procedure(train_part, progress=stages)
         stages("evaluating on held-out patients")
         evaluation = evaluate(model, test_part,
                               None if bayes_p is None else np.asarray(bayes_p)[test_idx])
+        internal = {"apparent": apparent_performance(model, train_part),
+                    "events_per_feature": epv}
+        if nested_cv:
+            internal["nested_cv"] = nested_cross_validation(
+                train_part, procedure, lambda m: m.threshold, seed=seed, progress=stages)
     finally:
         stages.close()
+    evaluation.metrics["internal_validation"] = internal
     evaluation.metrics["model_selection"] = {"chosen": model.family, "cv": model.cv_scores}
     evaluation.metrics["split"] = {"n_train": int(len(train_part)),
                                    "n_train_positive": int(train_part[LABEL].sum()),
