@@ -14,10 +14,11 @@ plus a table of failures. Any format SimpleITK reads works (NIfTI, NRRD, MHA, ..
   reason; sequence ``mask`` for problems of the mask itself).
 - Problems of the manifest itself raise :class:`~features.errors.UserInputError`.
 - Cache: one JSON file per (image, mask, settings) under ``cache_dir``, named by the
-  SHA-256 of the image's bytes, the mask's bytes, the sequence's resolved settings and the
-  pyradiomics version. A re-run with the same files and settings reads them instead of
-  recomputing. Default folder: ``.radiomics_cache`` beside the manifest (the command line:
-  beside the output file). Failures are not cached. Delete the folder to clear it.
+  SHA-256 of the image's bytes, the mask's bytes, the sequence's resolved settings, the
+  settings file's version and the pyradiomics version. A re-run with the same files and
+  settings reads them instead of recomputing. Default folder: ``.radiomics_cache`` beside
+  the manifest (the command line: beside the output file). Failures are not cached.
+  Delete the folder to clear it.
 
 Command line: ``python -m features.extract --help``.
 """
@@ -313,7 +314,7 @@ def _sha256(path: str) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _first_line(exc: BaseException) -> str:
+def _short_message(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     # SimpleITK messages end with the useful line; keep it short
     text = lines[-1] if lines else type(exc).__name__
@@ -415,6 +416,7 @@ class _Task:
     mask_single_label: bool
     max_bins: int | None
     cache_dir: str | None
+    version: str = ""
 
 
 @dataclass
@@ -429,7 +431,7 @@ def _cache_key(image_sha: str, mask_sha: str, params_json: str, task: _Task) -> 
     import radiomics
 
     blob = json.dumps({
-        "format": CACHE_FORMAT, "pyradiomics": radiomics.__version__,
+        "format": CACHE_FORMAT, "pyradiomics": radiomics.__version__, "version": task.version,
         "image": image_sha, "mask": mask_sha, "params": params_json,
         "mask_single_label": task.mask_single_label, "max_bins": task.max_bins,
         "geometry_tolerance": GEOMETRY_TOLERANCE}, sort_keys=True)
@@ -457,7 +459,7 @@ def _extract_patient(task: _Task, in_worker: bool = False) -> _Outcome:
         mask_sha = _sha256(task.mask)
         mask = sitk.ReadImage(task.mask)
     except (OSError, RuntimeError) as exc:
-        out.failures.append((MASK, f"cannot read the mask {task.mask}: {_first_line(exc)}"))
+        out.failures.append((MASK, f"cannot read the mask {task.mask}: {_short_message(exc)}"))
         return out
     if mask.GetNumberOfComponentsPerPixel() != 1:
         out.failures.append((MASK, f"mask has {mask.GetNumberOfComponentsPerPixel()} "
@@ -482,7 +484,7 @@ def _extract_patient(task: _Task, in_worker: bool = False) -> _Outcome:
         try:
             image_sha = _sha256(path)
         except OSError as exc:
-            out.failures.append((seq, f"cannot read {path}: {_first_line(exc)}"))
+            out.failures.append((seq, f"cannot read {path}: {_short_message(exc)}"))
             continue
         key = _cache_key(image_sha, mask_sha, params_json, task)
         cache_file = Path(task.cache_dir) / f"{key}.json" if task.cache_dir else None
@@ -494,7 +496,8 @@ def _extract_patient(task: _Task, in_worker: bool = False) -> _Outcome:
             try:
                 image = sitk.ReadImage(path)
             except RuntimeError as exc:
-                out.failures.append((seq, f"cannot read the image {path}: {_first_line(exc)}"))
+                out.failures.append(
+                    (seq, f"cannot read the image {path}: {_short_message(exc)}"))
                 continue
             if image.GetNumberOfComponentsPerPixel() != 1:
                 out.failures.append((seq, f"image has {image.GetNumberOfComponentsPerPixel()}"
@@ -508,7 +511,7 @@ def _extract_patient(task: _Task, in_worker: bool = False) -> _Outcome:
             try:
                 feats = _run_pyradiomics(image, mask, params_json)
             except Exception as exc:  # pyradiomics raises ValueError, RuntimeError, ...
-                out.failures.append((seq, f"pyradiomics: {_first_line(exc)}"))
+                out.failures.append((seq, f"pyradiomics: {_short_message(exc)}"))
                 continue
             if cache_file is not None:
                 import radiomics
@@ -559,7 +562,7 @@ def _jobs(jobs: int) -> int:
 
 
 def _run(tasks: list[_Task], jobs: int, progress: bool) -> Iterable[_Outcome]:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), desc="radiomics", unit="patient", disable=not progress,
                file=sys.stderr, leave=True)
@@ -605,7 +608,8 @@ def extract(manifest: pd.DataFrame | str | Path, params: str | Path = DEFAULT_PA
     tasks = [
         _Task(patient_id=row[ID], mask=row[MASK], images={s: row[s] for s in seqs},
               params=params_json, mask_single_label=settings.mask_single_label,
-              max_bins=settings.max_bins, cache_dir=str(cache) if cache else None)
+              max_bins=settings.max_bins, cache_dir=str(cache) if cache else None,
+              version=settings.version)
         for row in table.to_dict("records")]
 
     outcomes = {o.patient_id: o for o in _run(tasks, n_jobs, progress)}

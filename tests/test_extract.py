@@ -184,17 +184,6 @@ def test_nrrd_equals_nifti(data, tmp_path):
     pd.testing.assert_frame_equal(result.features, nifti, rtol=1e-9)
 
 
-def test_parallel_matches_serial(data, tmp_path):
-    manifest = data["manifest"].set_index("patient_id").loc[["good1", "good3", "empty"]]
-    manifest = manifest.reset_index()[["patient_id", "mask", "adc"]]
-    result = fx.extract(manifest, base_dir=data["images"], jobs=2, use_cache=False,
-                        progress=False)
-    serial = data["result"].features.set_index("patient_id").loc[["good1", "good3"]]
-    serial = serial.filter(like="adc_").reset_index()
-    pd.testing.assert_frame_equal(result.features, serial, rtol=1e-9)
-    assert result.failures["patient_id"].tolist() == ["empty"]
-
-
 def test_quiet_without_progress(data, capfd):
     fx.extract(data["path"], cache_dir=data["cache"], progress=False)
     captured = capfd.readouterr()
@@ -255,13 +244,15 @@ def _cli(*args, cwd=REPO):
 def test_cli_exit_1_with_failures_listed(data, tmp_path):
     out, fails = tmp_path / "out" / "features.csv", tmp_path / "fails.csv"
     proc = _cli("--manifest", data["path"], "--out", out, "--failures", fails,
-                "--cache", data["cache"], "--jobs", 2, "--quiet")
+                "--no-cache", "--jobs", 2, "--quiet")
     assert proc.returncode == 1, proc.stderr
     for pid in BROKEN:
         assert pid in proc.stdout
     assert "Traceback" not in proc.stderr
-    written = pd.read_csv(out)
-    assert set(written["patient_id"]) == set(GOOD) | set(PARTIAL)
+    # two worker processes give the same table as the serial run
+    written = pd.read_csv(out, dtype={"patient_id": str})
+    serial = data["result"].features
+    pd.testing.assert_frame_equal(written, serial, rtol=1e-9, check_dtype=False)
     assert set(pd.read_csv(fails)["patient_id"]) == set(BROKEN)
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
 

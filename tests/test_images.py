@@ -160,3 +160,16 @@ def test_unsafe_ids_get_safe_folders():
     folder = patient_folder("../a b/c")
     assert "/" not in folder and not folder.startswith(".")
     assert patient_folder("a/b") != patient_folder("a_b")
+
+
+def test_project_simulator_cohort(tmp_path):
+    simulate = pytest.importorskip("features.simulate")
+    cohort = simulate.simulate_cohort(4, cohort="melanoma", seed=0)
+    manifest = write_synthetic_images(cohort, tmp_path, seed=0)
+    assert manifest["patient_id"].tolist() == cohort["patient_id"].tolist()
+    for (_, row), (_, entry) in zip(cohort.iterrows(), manifest.iterrows(), strict=True):
+        assert pd.isna(entry["adc"]) == pd.isna(row["adc"])
+        if not pd.isna(row["adc"]):
+            mask = _array(tmp_path, entry["mask"]) == 1
+            assert _array(tmp_path, entry["adc"])[mask].astype(float).mean() == pytest.approx(
+                row["adc"], rel=1e-6)

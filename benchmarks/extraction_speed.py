@@ -1,0 +1,65 @@
+"""Seconds per patient of the radiomic extraction, with 1 and with 2 worker processes.
+
+Simulates N patients (features.simulate.simulate_cohort when present, else the stand-in
+features.images.toy_cohort), writes their synthetic images, then runs
+features.extract.extract with jobs=1 and jobs=2, cache disabled, and prints the wall
+time per patient of each (jobs=2 includes starting the worker processes).
+
+    python benchmarks/extraction_speed.py --n 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _cohort(n: int, seed: int):
+    try:
+        from features.simulate import simulate_cohort
+    except ImportError:
+        from features.images import toy_cohort
+
+        return toy_cohort(n, seed=seed), "features.images.toy_cohort"
+    return simulate_cohort(n, cohort="melanoma", seed=seed), "features.simulate.simulate_cohort"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print seconds per patient for each number of jobs."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20, help="patients to simulate (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of cohort and images")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2],
+                        help="worker counts to time (default: 1 2)")
+    parser.add_argument("--params", default=None, help="settings YAML (default: mri.yaml)")
+    args = parser.parse_args(argv)
+
+    from features.extract import DEFAULT_PARAMS, extract
+    from features.images import write_synthetic_images
+
+    cohort, source = _cohort(args.n, args.seed)
+    with tempfile.TemporaryDirectory(prefix="radiomics-bench-") as tmp:
+        t0 = time.perf_counter()
+        write_synthetic_images(cohort, tmp, seed=args.seed)
+        t_images = time.perf_counter() - t0
+        manifest = Path(tmp) / "manifest.csv"
+        print(f"cohort: {args.n} patients from {source}; images written in {t_images:.1f} s "
+              f"({t_images / args.n:.3f} s per patient)")
+        for jobs in args.jobs:
+            t0 = time.perf_counter()
+            result = extract(manifest, params=args.params or DEFAULT_PARAMS, jobs=jobs,
+                             use_cache=False, progress=False)
+            seconds = time.perf_counter() - t0
+            print(f"jobs={jobs}: {seconds:.1f} s, {seconds / args.n:.3f} s per patient "
+                  f"({len(result.features)} extracted, {len(result.failures)} failure(s), "
+                  f"{result.features.shape[1] - 1} features)")
+    return 0
+
+
+if __name__ == "__main__":
+    if __package__ in (None, ""):  # run as a script from a checkout without installing
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.exit(main())
