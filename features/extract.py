@@ -227,7 +227,7 @@ def read_manifest(manifest: pd.DataFrame | str | Path, base_dir: str | Path | No
 
 def _cell(value: Any) -> str | None:
     """A manifest cell as a stripped string, None when empty or NaN."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
     text = str(value).strip()
     return text if text and text.lower() not in ("nan", "none") else None
@@ -439,11 +439,19 @@ def _cache_key(image_sha: str, mask_sha: str, params_json: str, task: _Task) -> 
 
 
 def _extract_patient(task: _Task, in_worker: bool = False) -> _Outcome:
-    """Extract every sequence of one patient; never raises for a bad case."""
-    import SimpleITK as sitk
-
+    """Extract every sequence of one patient; a bad case becomes a failure, never an error."""
     if in_worker:
         _init_worker()
+    try:
+        return _extract_patient_unsafe(task)
+    except Exception as exc:  # anything unforeseen stays this patient's problem
+        return _Outcome(task.patient_id, {}, [
+            ("all", f"unexpected error: {type(exc).__name__}: {_short_message(exc)}")])
+
+
+def _extract_patient_unsafe(task: _Task) -> _Outcome:
+    import SimpleITK as sitk
+
     out = _Outcome(task.patient_id, {}, [])
     given = {s: p for s, p in task.images.items() if p is not None}
     if task.mask is None:
