@@ -6,8 +6,8 @@ Change them with :func:`dataclasses.replace`::
 
     from dataclasses import replace
     from features.parameters import DEFAULT_PARAMETERS
-    wider = replace(DEFAULT_PARAMETERS,
-                    rcbv=replace(DEFAULT_PARAMETERS.rcbv, sd_pp=0.6, sd_tp=0.6))
+    clinic = replace(DEFAULT_PARAMETERS, missing_pet=0.2,
+                     adc=replace(DEFAULT_PARAMETERS.adc, median_pp=1.2))
 
 Simulation scale. Each continuous feature is normal within a class on its *simulation
 scale*: the contract's transform (``features.contract.BY_NAME[c].transform``: ``log`` for
@@ -23,10 +23,14 @@ Medians are given in the column's own unit (a monotone transform keeps medians),
 as SDs on the simulation scale. Class-conditional distributions are the same for every
 cancer type; only the prevalence differs (P1, P2).
 
-The defaults were fitted once, offline, to the article's figures (closed-form quantiles
-of the normal where a target involves one feature, a numerical root where it involves
-two); nothing is optimised at import or at run time. ``fidelity_table`` in
-:mod:`features.simulate` reports how close they come.
+Where a figure pins a number (Q1a's steroid SDs, M3's SUVmax, D3's ctDNA spread, D4's
+cytokine spread) the default was derived once from the article by
+:func:`derive_tuned_values` (closed-form normal quantiles, or a scalar root) and frozen
+here; a test checks they still agree. The other numbers are chosen inside the article's
+ranges, as little separated as those ranges allow, and SDs as wide as the contract's
+upper limits allow (every limit stays > 5.5 SD from each class mean, so nothing is ever
+clipped). Nothing is optimised at import or at run time. ``fidelity_table`` in
+:mod:`features.simulate` reports how close the cohort comes to each figure.
 """
 
 from __future__ import annotations
