@@ -33,15 +33,13 @@ posterior.
 
 Difficulty. The Bayes-optimal AUC on a 4000-patient melanoma cohort is about 0.975, above
 the 0.85-0.95 one might hope for; the article's figures put it there. C1 and Q1a alone fix
-it near
-0.92 (68.3% of pseudoprogression asymptomatic against at most 6.4% of true progression,
-and steroid relief > 70% in most treated pseudoprogression but almost no true
+it near 0.92 (68.3% of pseudoprogression asymptomatic against at most 6.4% of true
+progression, and steroid relief > 70% in most treated pseudoprogression but almost no true
 progression; Q1a as a yes/no rule already has AUC (0.812 + 0.936) / 2 = 0.874). The
 imaging and blood features sit close to the smallest separation the article's medians
-allow
-(rCBV 1.40 vs 2.12, choline/creatine 2.40 vs 4.12, Ki-67 8.5% vs 32%) with SDs as wide as
-the contract's upper limits permit; together they add the rest. A weaker cohort needs
-``dataclasses.replace`` on :class:`~features.parameters.CohortParameters`.
+allow (rCBV 1.40 vs 2.12, choline/creatine 2.40 vs 4.12, Ki-67 8.5% vs 32%) with SDs as
+wide as the contract's upper limits permit; together they add the rest. A weaker cohort
+needs ``dataclasses.replace`` on :class:`~features.parameters.CohortParameters`.
 
 Contradictory figures (``shared/article/FIGURES.md``): the simulator honours P1/P2
 prevalences with overlapping perfusion and diffusion, so D1's PPV of 93.2% is not
