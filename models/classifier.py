@@ -6,7 +6,9 @@ columns. Two model families are compared by patient-grouped internal cross-valid
 (log loss, a proper score): penalised logistic regression on the contract's transforms
 with missing-value indicators, and histogram gradient boosting with native missing-value
 support. The chosen family is calibrated with :class:`~sklearn.calibration.CalibratedClassifierCV`
-(sigmoid), each calibrator fitted on a fold its model did not see. No resampling or class
+(sigmoid, ``ensemble=False``): the calibration map is fitted on out-of-fold predictions,
+each from a model that did not see that patient, and applied to the model refitted on
+all training patients. No resampling or class
 weighting: the training prevalence is the prevalence the probabilities are calibrated to.
 """
 
@@ -157,7 +159,7 @@ def build_family(family: str, layout: FeatureLayout, random_state: int = 0) -> P
                 OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)),
                 layout.categorical))
         model = HistGradientBoostingClassifier(
-            learning_rate=0.05, max_iter=300, max_leaf_nodes=15, min_samples_leaf=30,
+            learning_rate=0.08, max_iter=150, max_leaf_nodes=15, min_samples_leaf=30,
             l2_regularization=1.0, early_stopping=False, random_state=random_state)
     else:
         raise ValueError(f"unknown model family {family!r}; choose one of {FAMILIES}")
@@ -205,7 +207,7 @@ def fit_calibrated(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, seed: int
     if progress:
         progress(f"calibrating {chosen}")
     calibrated = CalibratedClassifierCV(build_family(chosen, layout, seed), method="sigmoid",
-                                        cv=folds)
+                                        cv=folds, ensemble=False)
     calibrated.fit(X, y)
     return FittedClassifier(calibrated, chosen, layout, scores)
 
@@ -217,7 +219,7 @@ def out_of_fold_probabilities(fitted: FittedClassifier, X: pd.DataFrame, y: np.n
     Used to choose a threshold for a target sensitivity without touching evaluation data.
     """
     inner = CalibratedClassifierCV(build_family(fitted.family, fitted.layout, seed),
-                                   method="sigmoid", cv=3)
+                                   method="sigmoid", cv=3, ensemble=False)
     folds = patient_folds(y, groups, 5, seed + 1)
     return cross_val_predict(inner, X, y, cv=folds, method="predict_proba")[:, 1]
 
