@@ -152,7 +152,9 @@ def validate_table(df: pd.DataFrame, require_label: bool = False,
             continue
         raw = out[col.name]
         num = pd.to_numeric(raw, errors="coerce")
-        bad = num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        unparsed = num.isna() & raw.notna()
+        bad = unparsed & raw.where(unparsed).astype(str).str.strip().ne("") if unparsed.any() \
+            else unparsed
         if bad.any():
             examples = ", ".join(map(repr, raw[bad].astype(str).unique()[:3]))
             raise UserInputError(
