@@ -191,24 +191,32 @@ def format_benchmark_table(metrics: Mapping) -> str:
 # --------------------------------------------------------------------------- markdown
 
 
-def _benchmark_md(metrics: Mapping) -> str:
+def _benchmark_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the benchmark: the model and every rule, proportions with CIs."""
     rows = []
     for name, m in _entries(metrics):
-        rows.append([name, m.get("n"), _pct(m.get("coverage")),
+        rows.append([name, _cell(m.get("n")), _pct(m.get("coverage")),
                      _pct_ci(m.get("sensitivity"), m.get("sensitivity_ci")),
                      _pct_ci(m.get("specificity"), m.get("specificity_ci")),
                      _pct_ci(m.get("ppv"), m.get("ppv_ci")),
                      _pct_ci(m.get("npv"), m.get("npv_ci")),
                      _ratio_ci(m.get("dor"), m.get("dor_ci"))])
-    return _md_table(["", "n", "coverage", "sensitivity", "specificity", "PPV", "NPV",
-                      "diagnostic OR"], rows)
+    return (["", "n", "coverage", "sensitivity", "specificity", "PPV", "NPV",
+             "diagnostic OR"], rows)
 
 
-def _rules_vs_model_md(metrics: Mapping) -> str:
+def _benchmark_md(metrics: Mapping) -> str:
+    return _md_table(*_benchmark_table(metrics))
+
+
+def _rules_vs_model_tables(metrics: Mapping) -> tuple[tuple[list[str], list[list[str]]],
+                                                         tuple[list[str], list[list[str]]]]:
+    """Two tables on each rule's covered rows: the model at the rule's sensitivity, and the
+    model at its stored threshold. Empty row lists when no rule was evaluated."""
     rows, rows_stored = [], []
     for rule_id, m in (metrics.get("rules") or {}).items():
         op = m.get("model_at_rule_sensitivity") or {}
-        rows.append([rule_id, m.get("n"),
+        rows.append([rule_id, _cell(m.get("n")),
                      _pct_ci(m.get("sensitivity"), m.get("sensitivity_ci")),
                      _g(op.get("threshold")),
                      _pct_ci(op.get("sensitivity"), op.get("sensitivity_ci")),
@@ -217,44 +225,62 @@ def _rules_vs_model_md(metrics: Mapping) -> str:
                      _pct_ci(m.get("ppv"), m.get("ppv_ci")),
                      _pct_ci(op.get("ppv"), op.get("ppv_ci"))])
         st = m.get("model_on_rule_rows") or {}
-        rows_stored.append([rule_id, st.get("n"),
+        rows_stored.append([rule_id, _cell(st.get("n")),
                             _pct_ci(st.get("sensitivity"), st.get("sensitivity_ci")),
                             _pct_ci(st.get("specificity"), st.get("specificity_ci")),
                             _pct_ci(st.get("ppv"), st.get("ppv_ci")),
                             _pct_ci(st.get("npv"), st.get("npv_ci"))])
-    if not rows:
+    first = (["rule", "n covered", "rule sensitivity", "model threshold",
+              "model sensitivity", "rule specificity", "model specificity",
+              "rule PPV", "model PPV"], rows)
+    second = (["rule", "n covered", "sensitivity", "specificity", "PPV", "NPV"], rows_stored)
+    return first, second
+
+
+def _rules_vs_model_md(metrics: Mapping) -> str:
+    first, second = _rules_vs_model_tables(metrics)
+    if not first[1]:
         return "No rules were evaluated."
-    first = _md_table(["rule", "n covered", "rule sensitivity", "model threshold",
-                       "model sensitivity", "rule specificity", "model specificity",
-                       "rule PPV", "model PPV"], rows)
-    second = _md_table(["rule", "n covered", "sensitivity", "specificity", "PPV", "NPV"],
-                       rows_stored)
     return (
         "On the rows each rule covers, the model at the highest threshold that reaches the "
-        "rule's sensitivity:\n\n" + first
+        "rule's sensitivity:\n\n" + _md_table(*first)
         + f"\n\nThe model at its stored threshold ({_g(metrics.get('threshold'))}) on the "
-        "same rows:\n\n" + second)
+        "same rows:\n\n" + _md_table(*second))
 
 
-def _model_md(metrics: Mapping) -> str:
+def _model_lines(metrics: Mapping) -> list[str]:
+    """The model's discrimination and calibration as short lines of text."""
     m = metrics.get("model") or {}
     lines = [
-        f"- AUC: {_est_ci(m.get('auc'), m.get('auc_ci'))} (DeLong 95% CI)",
-        f"- Brier score: {_g(m.get('brier'), 4)}",
-        f"- calibration intercept (calibration-in-the-large, ideal 0): "
+        f"AUC: {_est_ci(m.get('auc'), m.get('auc_ci'))} (DeLong 95% CI)",
+        f"Brier score: {_g(m.get('brier'), 4)}",
+        f"calibration intercept (calibration-in-the-large, ideal 0): "
         f"{_est_ci(m.get('calibration_intercept'), m.get('calibration_intercept_ci'))}",
-        f"- calibration slope (ideal 1; below 1 means over-confident): "
+        f"calibration slope (ideal 1; below 1 means over-confident): "
         f"{_est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))}",
     ]
     ceiling = metrics.get("bayes_ceiling")
     if isinstance(ceiling, Mapping):
-        lines.append(f"- ceiling (the simulator's exact posterior on the same rows): AUC "
+        lines.append(f"ceiling (the simulator's exact posterior on the same rows): AUC "
                      f"{_est_ci(ceiling.get('auc'), ceiling.get('auc_ci'))}, Brier "
                      f"{_g(ceiling.get('brier'), 4)}")
-    return "\n".join(lines)
+    return lines
 
 
-def _prevalence_md(metrics: Mapping) -> str:
+def _model_md(metrics: Mapping) -> str:
+    return "\n".join(f"- {line}" for line in _model_lines(metrics))
+
+
+#: How PPV and NPV are re-stated at another prevalence (shown above that table).
+PREVALENCE_NOTE = (
+    "PPV and NPV re-stated by Bayes' theorem from each sensitivity and specificity. The "
+    "intervals plug the CI bounds of sensitivity and specificity in together: approximate "
+    "and conservative.")
+
+
+def _prevalence_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+    """PPV and NPV of the model and every rule at each restated prevalence; no rows when
+    no prevalence was given."""
     entries = _entries(metrics)
     names: list[str] = []
     prevs: dict[str, object] = {}
@@ -262,34 +288,43 @@ def _prevalence_md(metrics: Mapping) -> str:
         for k, v in (m.get("at_prevalence") or {}).items():
             if k not in prevs:
                 names.append(k)
-                prevs[k] = v.get("prevalence")
-    if not names:
-        return "No prevalences were given."
+                prevs[k] = (v or {}).get("prevalence")
     headers = [""]
     for k in names:
         headers += [f"PPV at {k} ({_pct(prevs[k])})", f"NPV at {k} ({_pct(prevs[k])})"]
     rows = []
-    for name, m in entries:
+    for name, m in entries if names else []:
         at = m.get("at_prevalence") or {}
         row = [name]
         for k in names:
             r = at.get(k) or {}
             row += [_pct_ci(r.get("ppv"), r.get("ppv_ci")), _pct_ci(r.get("npv"), r.get("npv_ci"))]
         rows.append(row)
-    return ("PPV and NPV re-stated by Bayes' theorem from each sensitivity and specificity. "
-            "The intervals plug the CI bounds of sensitivity and specificity in together: "
-            "approximate and conservative.\n\n" + _md_table(headers, rows))
+    return headers, rows
 
 
-def _article_md(metrics: Mapping) -> str:
+def _prevalence_md(metrics: Mapping) -> str:
+    headers, rows = _prevalence_table(metrics)
+    if not rows:
+        return "No prevalences were given."
+    return PREVALENCE_NOTE + "\n\n" + _md_table(headers, rows)
+
+
+def _article_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+    """What the article reports for each evaluated rule (figure id and statement)."""
     rows = []
     for rule_id in metrics.get("rules") or {}:
         for fid in _rule_figures(rule_id):
             rows.append([rule_id, fid, FIGURES[fid].statement])
+    return ["rule", "figure", "article"], rows
+
+
+def _article_md(metrics: Mapping) -> str:
+    headers, rows = _article_table(metrics)
     if not rows:
         return ""
     return ("What the article reports for each rule (from its own, possibly different, "
-            "population):\n\n" + _md_table(["rule", "figure", "article"], rows))
+            "population):\n\n" + _md_table(headers, rows))
 
 
 _FIGURE_SUFFIX = re.compile(r"\(([A-Z][A-Za-z0-9_]*)\)\s*$")
