@@ -39,6 +39,26 @@ def predict_table(model: TrainedModel, table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([out, rules], axis=1)
 
 
+def with_radiomic_features(model: TrainedModel, table: pd.DataFrame, manifest: Path,
+                           jobs: int = 1, cache_dir: Path | None = None) -> pd.DataFrame:
+    """``table`` joined with radiomic features extracted from ``manifest`` with the
+    pyradiomics settings stored in the model."""
+    import tempfile
+
+    from features.radiomic_table import add_radiomic_features
+
+    if not manifest.is_file():
+        raise UserInputError(f"manifest not found: {manifest}. Check the path.")
+    if model.radiomics_settings is None:
+        raise UserInputError("this model was trained without image features; drop --manifest "
+                             "or retrain with train.py --manifest.")
+    with tempfile.TemporaryDirectory() as tmp:
+        params = Path(tmp) / "radiomics.yaml"
+        params.write_text(model.radiomics_settings)
+        return add_radiomic_features(table, manifest, params=params, jobs=jobs,
+                                     cache_dir=cache_dir).table
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line's options."""
     p = argparse.ArgumentParser(
@@ -51,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="table (.csv or .parquet) in the column contract; the label is optional")
     p.add_argument("--out", type=Path, required=True, metavar="PRED.csv",
                    help="where to write the predictions (must differ from --data)")
+    p.add_argument("--manifest", type=Path, metavar="M.csv",
+                   help="image manifest (patient_id, mask, one column per sequence): radiomic "
+                        "features are extracted with the settings the model was trained with "
+                        "and joined on patient_id")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="worker processes for radiomic extraction (default 2)")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="also write the benchmark report for these rows (needs the label)")
     return p
@@ -66,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
                              "is not overwritten.")
     model = load_model(args.model)
     table = read_table(args.data)
+    if args.manifest:
+        table = with_radiomic_features(model, table, args.manifest, args.jobs,
+                                       cache_dir=args.out.parent / ".radiomics_cache")
     predictions = predict_table(model, table)
     write_table_atomic(predictions, args.out)
     print(f"{len(predictions)} prediction(s) written to {args.out} "

@@ -10,6 +10,13 @@ Your own table in the column contract (CSV or Parquet, with the label column)::
 
     python train.py --data my_table.csv --out model.joblib --report report/
 
+With images: synthetic MRI for a simulated cohort, or your manifest of images and masks
+(pyradiomics features are extracted, joined on patient_id, and the report compares the
+model with and without them on the same held-out patients)::
+
+    python train.py --cohort melanoma --n 600 --images --out model.joblib --report report/
+    python train.py --data my_table.csv --manifest images/manifest.csv --out model.joblib
+
 Patients are split once into training and evaluation sets (``--test-size``); model choice,
 calibration and threshold tuning use only the training patients, and the report describes
 the held-out patients. The same steps are importable: ``models.training.train``.
@@ -22,6 +29,7 @@ import sys
 from pathlib import Path
 
 from features.errors import UserInputError, run_command
+from features.extract import DEFAULT_PARAMS
 from features.tables import read_table, write_table_atomic
 
 COHORTS = ("melanoma", "nsclc", "mixed")
@@ -46,6 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--n", type=int, default=4000, help="patients to simulate (default 4000)")
     sim.add_argument("--prevalence", type=float, default=None,
                      help="override the cohort's prevalence of pseudoprogression (0-1)")
+    img = p.add_argument_group("images (radiomic features)")
+    img.add_argument("--images", action="store_true",
+                     help="with --cohort: write synthetic MRI (t1c, flair, adc, rcbv, lesion "
+                          "mask) for every simulated patient and extract radiomic features")
+    img.add_argument("--manifest", type=Path, metavar="M.csv",
+                     help="with --data: image manifest (patient_id, mask, one column per "
+                          "sequence; paths relative to the manifest's folder)")
+    img.add_argument("--image-dir", type=Path, default=None, metavar="DIR",
+                     help="where --images writes the synthetic MRI (default: images/ beside "
+                          "--out)")
+    img.add_argument("--radiomics-params", type=Path, default=DEFAULT_PARAMS, metavar="P.yaml",
+                     help="pyradiomics settings (default: features/params/mri.yaml)")
+    img.add_argument("--jobs", type=int, default=2,
+                     help="worker processes for image synthesis and extraction (default 2)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed for simulation, the patient split and the model (default 0)")
     p.add_argument("--out", type=Path, required=True, metavar="MODEL.joblib",
@@ -69,6 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Combinations argparse cannot check."""
+    if args.images and not args.cohort:
+        raise UserInputError("--images synthesises MRI for a simulated cohort; with your own "
+                             "data give --manifest instead.")
+    if args.manifest and not args.data:
+        raise UserInputError("--manifest goes with --data (your table); for a simulated cohort "
+                             "use --images.")
+    if args.manifest and not args.manifest.is_file():
+        raise UserInputError(f"manifest not found: {args.manifest}. Check the path.")
+    if args.data is not None and args.data.resolve() == args.out.resolve():
+        raise UserInputError("--out is your data table; choose another file for the model.")
+
+
 def load_training_table(args: argparse.Namespace):
     """The table to train on and, for simulated data, the exact Bayes posterior."""
     if args.cohort:
@@ -79,11 +115,29 @@ def load_training_table(args: argparse.Namespace):
                                  "or more (4000 is the demo's size).")
         if args.prevalence is not None and not 0 < args.prevalence < 1:
             raise UserInputError(f"--prevalence must be between 0 and 1, got {args.prevalence}.")
-        table = simulate_cohort(args.n, cohort=args.cohort, prevalence=args.prevalence,
-                                seed=args.seed)
+        if args.images:
+            from features.radiomic_table import simulated_cohort_with_images
+
+            image_dir = args.image_dir or args.out.parent / "images"
+            table, args.manifest = simulated_cohort_with_images(
+                args.n, args.cohort, args.seed, image_dir, prevalence=args.prevalence,
+                jobs=args.jobs, progress=not args.no_progress)
+        else:
+            table = simulate_cohort(args.n, cohort=args.cohort, prevalence=args.prevalence,
+                                    seed=args.seed)
         return table, bayes_posterior(table, prevalence=args.prevalence), \
             f"simulated {args.cohort} cohort, n={args.n}, seed={args.seed}"
     return read_table(args.data), None, str(args.data)
+
+
+def describe_image_contribution(m: dict) -> str:
+    """One line: AUC with and without image features on the same held-out patients."""
+    w, wo = m["with_images"], m["without_images"]
+    return (f"\nimage features, same {m['n']} held-out patients: AUC with "
+            f"{w['auc']:.3f} ({w['auc_ci'][0]:.3f}-{w['auc_ci'][1]:.3f}), without "
+            f"{wo['auc']:.3f} ({wo['auc_ci'][0]:.3f}-{wo['auc_ci'][1]:.3f}); difference "
+            f"{m['auc_difference']:+.3f} ({m['auc_difference_ci'][0]:+.3f} to "
+            f"{m['auc_difference_ci'][1]:+.3f}), DeLong p = {m['delong_p_value']:.2g}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,16 +147,39 @@ def main(argv: list[str] | None = None) -> int:
     from models.report import format_benchmark_table, write_metrics_report
     from models.training import train
 
+    check_options(args)
     table, bayes_p, source = load_training_table(args)
-    result = train(table, seed=args.seed, test_size=args.test_size, threshold=args.threshold,
+    radiomics = None
+    if args.manifest:
+        from features.radiomic_table import add_radiomic_features
+
+        radiomics = add_radiomic_features(
+            table, args.manifest, params=args.radiomics_params, jobs=args.jobs,
+            cache_dir=args.out.parent / ".radiomics_cache", progress=not args.no_progress)
+        table = radiomics.table
+    options = dict(seed=args.seed, test_size=args.test_size, threshold=args.threshold,
                    target_sensitivity=args.target_sensitivity, bayes_p=bayes_p, source=source,
-                   progress=not args.no_progress, nested_cv=not args.no_nested_cv)
+                   progress=not args.no_progress)
+    result = train(table, nested_cv=not args.no_nested_cv, **options)
+    if radiomics is not None:
+        from features.contract import is_radiomic
+        from models.training import image_contribution
+
+        print("training the same procedure without image features, for comparison ...")
+        tabular = table.drop(columns=[c for c in table.columns if is_radiomic(c)])
+        without = train(tabular, nested_cv=False, **options)
+        metrics = result.evaluation.metrics
+        metrics["image_features"] = image_contribution(result, without)
+        metrics["radiomic_extraction"] = radiomics.summary()
+        result.model.radiomics_settings = radiomics.settings_text
     save_model(result.model, args.out)
     if args.report:
         write_metrics_report(args.report, result.evaluation.metrics,
                              title=f"Held-out evaluation: {source}")
         write_table_atomic(result.evaluation.frame, args.report / "evaluation_predictions.csv")
     print(format_benchmark_table(result.evaluation.metrics))
+    if "image_features" in result.evaluation.metrics:
+        print(describe_image_contribution(result.evaluation.metrics["image_features"]))
     print(f"\nmodel ({result.model.family}, threshold {result.model.threshold:.3g}) saved to "
           f"{args.out}" + (f"; report in {args.report}" if args.report else ""))
     return 0

@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.feature_selection import VarianceThreshold
+from sklearn.feature_selection import SelectKBest, VarianceThreshold, f_classif
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict, cross_validate
@@ -126,10 +126,17 @@ class FeatureLayout:
         return [*self.contract_numeric, *self.radiomic, *self.categorical]
 
 
+#: Radiomic columns kept after the filters, by univariate F-test on the training fold.
+RADIOMIC_KEEP = 10
+
+
 def _radiomic_reduction() -> Pipeline:
-    """Median imputation, zero-variance and correlation filters, scaling (fitted per fold)."""
+    """Median imputation, zero-variance and correlation filters, then the
+    :data:`RADIOMIC_KEEP` columns with the strongest univariate association, scaled. Every
+    step is fitted on the training fold only, so nothing leaks from held-out patients."""
     return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
-                         VarianceThreshold(1e-12), CorrelationFilter(0.9), StandardScaler())
+                         VarianceThreshold(1e-12), CorrelationFilter(0.9),
+                         SelectKBest(f_classif, k=RADIOMIC_KEEP), StandardScaler())
 
 
 def build_family(family: str, layout: FeatureLayout, random_state: int = 0) -> Pipeline:

@@ -212,3 +212,25 @@ def train(table: pd.DataFrame, seed: int = 0, test_size: float = 0.3,
                                    "unit": "patients", "seed": seed}
     model.metrics = evaluation.metrics
     return TrainingResult(model, evaluation, train_part[ID].tolist(), test_part[ID].tolist())
+
+
+def image_contribution(with_images: TrainingResult, without_images: TrainingResult) -> dict:
+    """What the image features add: both models on the same held-out patients, with
+    DeLong's test for the AUC difference (with minus without)."""
+    from models.uncertainty import delong_test
+
+    a, b = with_images.evaluation, without_images.evaluation
+    if a.frame[ID].tolist() != b.frame[ID].tolist():
+        raise ValueError("the two models were not evaluated on the same patients")
+    keys = ("auc", "auc_ci", "brier", "calibration_slope", "sensitivity", "ppv")
+    test = delong_test(a.frame[LABEL].to_numpy(), a.frame["p_pseudoprogression"].to_numpy(),
+                       b.frame["p_pseudoprogression"].to_numpy())
+    return {"n": int(len(a.frame)), "n_positive": int(a.frame[LABEL].sum()),
+            "with_images": {k: a.metrics["model"][k] for k in keys}
+            | {"family": with_images.model.family,
+               "n_features": len(with_images.model.feature_columns)},
+            "without_images": {k: b.metrics["model"][k] for k in keys}
+            | {"family": without_images.model.family,
+               "n_features": len(without_images.model.feature_columns)},
+            "auc_difference": test["difference"], "auc_difference_ci": test["ci"],
+            "delong_p_value": test["p_value"]}
