@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         from models.report import format_benchmark_table, write_metrics_report
         from models.training import evaluate
 
-        evaluation = evaluate(model, table)
+        evaluation = evaluate(model, table, warn=False)
         write_metrics_report(args.report, evaluation.metrics,
                              title=f"Evaluation of {args.model.name} on {args.data.name}")
         write_table_atomic(evaluation.frame, args.report / "evaluation_predictions.csv")

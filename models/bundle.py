@@ -67,9 +67,12 @@ class TrainedModel:
     radiomics_settings: str | None = None
     format_version: int = FORMAT_VERSION
 
-    def align(self, df: pd.DataFrame) -> pd.DataFrame:
+    def align(self, df: pd.DataFrame, warn: bool = True) -> pd.DataFrame:
         """The model's columns from ``df``, in training order: extra columns are ignored and
-        columns seen in training but absent here are treated as missing, each with a warning."""
+        columns seen in training but absent here are treated as missing, each with a warning
+        (unless ``warn`` is False)."""
+        if not warn:
+            return df.reindex(columns=self.feature_columns)
         extra = [c for c in df.columns if c not in self.feature_columns and c not in (ID, LABEL)]
         if extra:
             warnings.warn(
@@ -84,11 +87,12 @@ class TrainedModel:
                 UserWarning, stacklevel=2)
         return df.reindex(columns=self.feature_columns)
 
-    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
-        """P(pseudoprogression) per row, shape (n,)."""
+    def predict_proba(self, df: pd.DataFrame, warn: bool = True) -> np.ndarray:
+        """P(pseudoprogression) per row, shape (n,); ``warn`` as in :meth:`align`."""
+        X = self.align(df, warn=warn)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
-            return self.estimator.predict_proba(self.align(df))[:, 1]
+            return self.estimator.predict_proba(X)[:, 1]
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:
         """1 (pseudoprogression) / 0 at the stored threshold."""

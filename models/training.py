@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
-from tqdm.auto import tqdm
+from sklearn.model_selection import train_test_split
+from tqdm import tqdm
 
 from features.article import PREVALENCE, THRESHOLDS
 from features.contract import ID, LABEL, model_columns, validate_table, warn_extra_columns
@@ -83,14 +83,19 @@ class _Stages:
 
 def split_patients(table: pd.DataFrame, test_size: float = 0.3,
                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of training and evaluation patients, stratified by the label."""
+    """Row indices of training and evaluation patients, stratified by the label.
+
+    The contract makes ``patient_id`` unique, so each row is one patient and a row split
+    is a patient split.
+    """
     if not 0.05 <= test_size <= 0.8:
         raise UserInputError(f"test size must be between 0.05 and 0.8, got {test_size}.")
+    if table[ID].duplicated().any():
+        raise UserInputError("patient_id must be unique to split patients; see the contract.")
     y = table[LABEL].to_numpy().astype(int)
-    n_splits = max(2, round(1 / test_size))
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    train_idx, test_idx = next(folds.split(np.zeros(len(y)), y, table[ID].to_numpy()))
-    return train_idx, test_idx
+    train_idx, test_idx = train_test_split(np.arange(len(y)), test_size=test_size,
+                                           stratify=y, random_state=seed)
+    return np.sort(train_idx), np.sort(test_idx)
 
 
 def _check_trainable(table: pd.DataFrame, what: str) -> None:
@@ -141,11 +146,16 @@ def fit_model(train_table: pd.DataFrame, seed: int = 0, threshold: float | None 
 
 
 def evaluate(model: TrainedModel, table: pd.DataFrame, bayes_p: np.ndarray | None = None,
-             restate_prevalences: dict[str, float] | None = None) -> Evaluation:
-    """Benchmark the model and every rule on exactly the rows of a labelled table."""
+             restate_prevalences: dict[str, float] | None = None,
+             warn: bool = True) -> Evaluation:
+    """Benchmark the model and every rule on exactly the rows of a labelled table.
+
+    ``warn``: warn about columns the model ignores or misses (off when the caller already
+    did).
+    """
     table = validate_table(table, require_label=True, source="the evaluation table")
     y = table[LABEL].to_numpy().astype(int)
-    p = model.predict_proba(table)
+    p = model.predict_proba(table, warn=warn)
     rules = apply_rules(table)
     metrics = benchmark(y, p, model.threshold, rules,
                         restate_prevalences=restate_prevalences or PREVALENCE)
@@ -195,7 +205,8 @@ def train(table: pd.DataFrame, seed: int = 0, test_size: float = 0.3,
         model = procedure(train_part, progress=stages)
         stages("evaluating on held-out patients")
         evaluation = evaluate(model, test_part,
-                              None if bayes_p is None else np.asarray(bayes_p)[test_idx])
+                              None if bayes_p is None else np.asarray(bayes_p)[test_idx],
+                              warn=False)
         internal = {"apparent": apparent_performance(model, train_part),
                     "events_per_feature": epv}
         if nested_cv:

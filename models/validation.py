@@ -64,8 +64,8 @@ def events_per_feature(train_table: pd.DataFrame) -> dict:
     if not ok:
         warnings.warn(f"only {epv:.1f} events per candidate feature ({events} events, {k} "
                       f"candidate features; fewer than {MIN_EVENTS_PER_FEATURE:g}): the model "
-                      "may be unstable and optimistic. Read the nested cross-validation "
-                      "figures rather than the apparent ones.", UserWarning, stacklevel=2)
+                      "may be unstable, and its apparent performance optimistic; judge it "
+                      "by held-out and nested cross-validation figures.", UserWarning, stacklevel=2)
     return {"events": events, "candidate_features": k, "events_per_feature": epv,
             "minimum": MIN_EVENTS_PER_FEATURE, "enough": ok}
 
@@ -86,7 +86,7 @@ def nested_cross_validation(train_table: pd.DataFrame, fit, threshold_of, n_oute
             progress(f"nested CV fold {i + 1}/{len(folds)}")
         model: TrainedModel = fit(train_table.iloc[inner])
         part = train_table.iloc[outer]
-        p = model.predict_proba(part)
+        p = model.predict_proba(part, warn=False)
         rows.append({"fold": i + 1, **_scores(part[LABEL].to_numpy().astype(int), p,
                                               threshold_of(model))})
     per_fold = pd.DataFrame(rows)
@@ -101,4 +101,4 @@ def nested_cross_validation(train_table: pd.DataFrame, fit, threshold_of, n_oute
 def apparent_performance(model: TrainedModel, train_table: pd.DataFrame) -> dict:
     """The final model scored on its own training patients (optimistic by construction)."""
     y = train_table[LABEL].to_numpy().astype(int)
-    return _scores(y, model.predict_proba(train_table), model.threshold)
+    return _scores(y, model.predict_proba(train_table, warn=False), model.threshold)
