@@ -105,6 +105,26 @@ def model_columns(columns) -> list[str]:
     return [c for c in columns if c in FEATURE_COLUMNS or is_radiomic(c)]
 
 
+def to_model_scale(name: str, values) -> np.ndarray:
+    """Put one contract column on the scale models use (its ``Column.transform``).
+
+    log: natural log, values floored at 1e-3 of the unit; log_ratio: log(1 + pct/100), a
+    fall floored at 99% (1% of baseline, so a cleared marker is not an extreme outlier);
+    logit_pct: logit of pct/100, clipped to 0.5-99.5%. NaN stays NaN; other columns pass
+    through unchanged.
+    """
+    x = np.asarray(values, dtype=float)
+    kind = BY_NAME[name].transform if name in BY_NAME else "none"
+    if kind == "log":
+        return np.log(np.clip(x, 1e-3, None))
+    if kind == "log_ratio":
+        return np.log1p(np.clip(x / 100.0, -0.99, None))
+    if kind == "logit_pct":
+        q = np.clip(x / 100.0, 0.005, 0.995)
+        return np.log(q / (1 - q))
+    return x
+
+
 def _unit_hint(col: Column, values: pd.Series) -> str:
     """A guess at the unit mistake behind out-of-range values, or ''."""
     med = float(values.median())

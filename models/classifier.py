@@ -28,41 +28,23 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict, cross_validate
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
-from features.contract import BY_NAME, CANCER_TYPE, is_radiomic
+from features.contract import BY_NAME, CANCER_TYPE, is_radiomic, to_model_scale
 
 #: Families compared by internal cross-validation, by name.
 FAMILIES: tuple[str, ...] = ("logistic", "gradient_boosting")
 
 
-def contract_transform(name: str, values: np.ndarray) -> np.ndarray:
-    """Put one contract column on its model scale (see ``Column.transform``); NaN stays NaN.
-
-    log: natural log of a positive value (floored at 1e-3 of the unit); log_ratio:
-    log(1 + pct/100) with the fall floored at 99.9%; logit_pct: logit of pct/100, clipped
-    to 0.5-99.5%.
-    """
-    x = np.asarray(values, dtype=float)
-    kind = BY_NAME[name].transform if name in BY_NAME else "none"
-    if kind == "log":
-        return np.log(np.clip(x, 1e-3, None))
-    if kind == "log_ratio":
-        return np.log1p(np.clip(x / 100.0, -0.999, None))
-    if kind == "logit_pct":
-        q = np.clip(x / 100.0, 0.005, 0.995)
-        return np.log(q / (1 - q))
-    return x
-
-
 class ContractTransformer(TransformerMixin, BaseEstimator):
-    """Applies :func:`contract_transform` column by column (stateless)."""
+    """Applies :func:`features.contract.to_model_scale` column by column (stateless)."""
 
     def fit(self, X: pd.DataFrame, y=None) -> ContractTransformer:
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({c: contract_transform(c, X[c].to_numpy()) for c in X.columns},
+        return pd.DataFrame({c: to_model_scale(c, X[c].to_numpy()) for c in X.columns},
                             index=X.index)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
@@ -197,8 +179,15 @@ def fit_calibrated(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, seed: int
     """Choose a family by grouped CV log loss, then fit it calibrated (sigmoid, grouped CV).
 
     X holds only model columns; y is 0/1; groups are patient ids. ``progress`` is an
-    optional callable taking a message, called before each stage.
+    optional callable taking a message, called before each stage. Runs with one OpenMP
+    thread: on tables of this size gradient boosting's thread pool costs more than it
+    gives, and on a busy machine it slows training several-fold.
     """
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return _fit_calibrated(X, y, groups, seed, n_splits, families, progress)
+
+
+def _fit_calibrated(X, y, groups, seed, n_splits, families, progress) -> FittedClassifier:
     layout = FeatureLayout.from_columns(X.columns)
     folds = patient_folds(y, groups, n_splits, seed)
     scores: dict[str, dict[str, float]] = {}
@@ -228,7 +217,8 @@ def out_of_fold_probabilities(fitted: FittedClassifier, X: pd.DataFrame, y: np.n
     inner = CalibratedClassifierCV(build_family(fitted.family, fitted.layout, seed),
                                    method="sigmoid", cv=3, ensemble=False)
     folds = patient_folds(y, groups, 5, seed + 1)
-    return cross_val_predict(inner, X, y, cv=folds, method="predict_proba")[:, 1]
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return cross_val_predict(inner, X, y, cv=folds, method="predict_proba")[:, 1]
 
 
 def threshold_for_sensitivity(y: np.ndarray, p: np.ndarray, target: float) -> float:

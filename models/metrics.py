@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import stats
 
 from features.article import PREVALENCE
-from features.contract import BY_NAME
+from features.contract import BY_NAME, to_model_scale
 
 _Z = stats.norm.ppf(0.975)
 _P_CLIP = 1e-6
@@ -368,31 +368,6 @@ _SCALE_EXPR = {
 }
 
 
-def _floor_positive(v: np.ndarray) -> np.ndarray:
-    """Replace values <= 0 by half the smallest positive value (so a log stays finite)."""
-    positive = v[v > 0]
-    floor = positive.min() / 2 if len(positive) else 1e-6
-    return np.where(v > 0, v, floor)
-
-
-def _transform(x: np.ndarray, kind: str) -> np.ndarray:
-    """The contract transform of a column (``log``, ``log_ratio``, ``logit_pct``, ``none``).
-
-    Zeros (a 0 ratio, a -100% change, a 0% or 100% index) are floored at half the
-    smallest positive value on the log scale's argument so every value stays finite.
-    """
-    if kind == "log":
-        return np.log(_floor_positive(x))
-    if kind == "log_ratio":
-        return np.log(_floor_positive(1.0 + x / 100.0))
-    if kind == "logit_pct":
-        q = x / 100.0
-        q = _floor_positive(q)
-        q = 1.0 - _floor_positive(1.0 - q)
-        return np.log(q / (1.0 - q))
-    return x
-
-
 def _fit_or(x: np.ndarray, y: np.ndarray, binary: bool) -> tuple[float, float, float, float, str]:
     """Univariable logistic OR of ``y`` on ``x``: (or, ci_low, ci_high, p_value, note)."""
     import statsmodels.api as sm
@@ -500,7 +475,7 @@ def feature_odds_ratios(df: pd.DataFrame, y, columns=None,
             row["scale"] = "per unit (1 vs 0)"
         else:
             kind = col.transform if col is not None else "none"
-            x = _transform(x, kind)
+            x = to_model_scale(name, x) if col is not None else x
             sd = float(np.std(x, ddof=1)) if len(x) > 1 else NAN
             expr = _SCALE_EXPR.get(kind, "{c}").format(c=name)
             row["scale"] = f"per SD of {expr} (SD {sd:.3g})"
