@@ -41,7 +41,6 @@ import hashlib
 import os
 import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +51,7 @@ from scipy import ndimage
 
 from features.contract import ID, LABEL
 from features.errors import UserInputError
+from features.parameters import DEFAULT_IMAGE_PARAMETERS, ImageParameters
 
 SEQUENCES: tuple[str, ...] = ("t1c", "flair", "adc", "rcbv")
 MASK = "mask"
@@ -61,166 +61,6 @@ OEDEMA_MASK_FILE = "oedema_mask.nii.gz"
 _REQUIRED = (ID, LABEL, "adc", "rcbv", "volume_change_pct")
 
 
-@dataclass(frozen=True)
-class ImageParameters:
-    """Every parameter that shapes the synthetic images (units in the comments).
-
-    Pairs named ``*_solid`` / ``*_diffuse`` give the value for a fully solid nodular lesion
-    (d = 0, typical of true progression) and a fully diffuse soap-bubble one (d = 1, typical
-    of pseudoprogression); a patient gets the linear mix at its own ``d``.
-    """
-
-    # --- grid -------------------------------------------------------------------------
-    #: voxels along x, y, z: a small field of view around one brain lesion.
-    size_voxels: tuple[int, int, int] = (40, 40, 24)
-    #: mm; in-plane 1 mm with 2 mm slices, like a clinical post-contrast T1 series.
-    spacing_mm: tuple[float, float, float] = (1.0, 1.0, 2.0)
-    #: mm, physical position of the first voxel; None centres the volume on (0, 0, 0).
-    origin_mm: tuple[float, float, float] | None = None
-    #: direction cosines, row-major 3x3 (identity: axial slices in scanner axes).
-    direction: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
-
-    # --- lesion size ------------------------------------------------------------------
-    #: mm, mean radius of the lesion at baseline (small brain metastasis).
-    baseline_radius_mm: float = 5.5
-    #: mm, between-patient standard deviation of that radius.
-    baseline_radius_sd_mm: float = 0.8
-    #: mm, cap on the enlarged radius so lesion and oedema stay inside the field of view.
-    max_radius_mm: float = 9.0
-    #: %, growth used when ``volume_change_pct`` is missing (the scan shows enlargement).
-    default_volume_change_pct: float = 25.0
-    #: mm, standard deviation of the lesion centre's offset from the volume's centre.
-    centre_jitter_mm: float = 1.5
-
-    # --- morphology: nodular solid vs feathery / soap-bubble --------------------------
-    #: Beta(a, b) of the diffuseness d in true progression (mean 0.42: more often solid).
-    diffuseness_beta_tp: tuple[float, float] = (2.2, 3.0)
-    #: Beta(a, b) of d in pseudoprogression (mean 0.58: more often diffuse). The two overlap
-    #: widely: d alone separates the classes with an AUC of about 0.7.
-    diffuseness_beta_pp: tuple[float, float] = (3.0, 2.2)
-    #: relative amplitude (fraction of the radius) of the lobulated, irregular margin.
-    irregularity_solid: float = 0.30
-    irregularity_diffuse: float = 0.12
-    #: mm, size of the margin's lobules.
-    lobulation_scale_mm: float = 3.0
-    #: mean number of satellite enhancing nodules on the surface.
-    nodules_solid: float = 2.5
-    nodules_diffuse: float = 0.3
-    #: nodule radius as a fraction of the lesion radius.
-    nodule_radius_fraction: float = 0.35
-    #: largest central necrotic (non-enhancing) core, as a fraction of the radius.
-    necrosis_fraction_max: float = 0.45
-    #: fraction of the lesion taken by non-enhancing bubbles at d = 1 (soap-bubble).
-    bubble_fraction_diffuse: float = 0.5
-    #: mm, size of bubbles and of the feathery strands between them.
-    bubble_scale_mm: float = 1.2
-    #: lesions with fewer enhancing voxels than this keep their whole envelope as mask.
-    min_mask_voxels: int = 30
-
-    # --- oedema (FLAIR hyperintensity around the lesion) ------------------------------
-    #: mm, mean width of the oedema rim around the lesion.
-    oedema_extent_solid_mm: float = 2.5
-    oedema_extent_diffuse_mm: float = 6.0
-    #: mm, between-patient standard deviation of that width.
-    oedema_extent_sd_mm: float = 1.2
-    #: relative irregularity of the rim (finger-like extension along white matter).
-    oedema_irregularity: float = 0.35
-
-    # --- weighted images (arbitrary units) --------------------------------------------
-    #: a.u., normal brain signal on T1 post-contrast.
-    t1c_scale: float = 400.0
-    #: a.u., normal brain signal on FLAIR.
-    flair_scale: float = 300.0
-    #: relative grey/white-matter contrast of the background anatomy.
-    anatomy_contrast: float = 0.12
-    #: mm, size of that background structure.
-    anatomy_scale_mm: float = 4.0
-    #: relative amplitude of the smooth coil bias field on the weighted images.
-    bias_field: float = 0.05
-    #: relative signal increase of enhancing tissue on T1c (solid tumour enhances avidly).
-    enhancement_solid: float = 1.0
-    enhancement_diffuse: float = 0.6
-    #: relative standard deviation of enhancement within the lesion (feathery pattern).
-    enhancement_texture_solid: float = 0.10
-    enhancement_texture_diffuse: float = 0.30
-    #: relative T1c signal of non-enhancing necrosis / bubbles, and of oedema.
-    t1c_necrosis: float = 0.75
-    t1c_oedema: float = 0.92
-    #: relative FLAIR hyperintensity of oedema, enhancing lesion and necrosis.
-    flair_oedema: float = 0.7
-    flair_lesion: float = 0.35
-    flair_necrosis: float = 0.2
-
-    # --- quantitative maps ------------------------------------------------------------
-    #: 10^-3 mm^2/s: normal white matter, vasogenic oedema, necrosis / fluid.
-    adc_brain: float = 0.80
-    adc_oedema: float = 1.40
-    adc_necrosis: float = 2.0
-    #: relative standard deviation of ADC within the lesion (cellular heterogeneity).
-    adc_texture_solid: float = 0.18
-    adc_texture_diffuse: float = 0.12
-    #: ratio: normal white matter, oedema (compressed vessels), necrosis.
-    rcbv_brain: float = 1.0
-    rcbv_oedema: float = 0.8
-    rcbv_necrosis: float = 0.4
-    #: relative standard deviation of rCBV within the lesion outside hot spots.
-    rcbv_texture: float = 0.15
-    #: fraction of lesion voxels in rCBV hot spots (neo-angiogenesis of active tumour).
-    hotspot_fraction_solid: float = 0.20
-    hotspot_fraction_diffuse: float = 0.05
-    #: rCBV of hot spots relative to the rest of the lesion.
-    hotspot_strength_solid: float = 2.2
-    hotspot_strength_diffuse: float = 1.3
-    #: mm, size of hot spots.
-    hotspot_scale_mm: float = 2.0
-    #: mm, size of the within-lesion texture of all sequences.
-    texture_scale_mm: float = 1.0
-
-    # --- noise (standard deviation, Gaussian) -----------------------------------------
-    #: fraction of ``t1c_scale`` / ``flair_scale``.
-    noise_t1c: float = 0.03
-    noise_flair: float = 0.03
-    #: 10^-3 mm^2/s (diffusion-weighted EPI is noisy).
-    noise_adc: float = 0.05
-    #: ratio (DSC perfusion is noisier still).
-    noise_rcbv: float = 0.12
-
-    # --- missing tabular values -------------------------------------------------------
-    #: "skip": no map when the table's adc/rcbv is NaN; "draw": draw a value per class.
-    missing_map: str = "skip"
-    #: 10^-3 mm^2/s, mean and sd of drawn ADC: true progression, pseudoprogression.
-    adc_draw_tp: tuple[float, float] = (0.95, 0.20)
-    adc_draw_pp: tuple[float, float] = (1.35, 0.25)
-    #: ratio, median and log-sd of drawn rCBV: true progression, pseudoprogression.
-    rcbv_draw_tp: tuple[float, float] = (2.2, 0.35)
-    rcbv_draw_pp: tuple[float, float] = (1.2, 0.35)
-
-    #: write ``oedema_mask.nii.gz`` beside the mask.
-    write_oedema_mask: bool = True
-
-    def __post_init__(self) -> None:
-        if len(self.size_voxels) != 3 or min(self.size_voxels) < 8:
-            raise UserInputError(f"size_voxels must be 3 sizes of at least 8, got "
-                                 f"{self.size_voxels}.")
-        if len(self.spacing_mm) != 3 or min(self.spacing_mm) <= 0:
-            raise UserInputError(f"spacing_mm must be 3 positive values, got {self.spacing_mm}.")
-        if len(self.direction) != 9:
-            raise UserInputError("direction must hold 9 direction cosines (3x3, row-major).")
-        if self.missing_map not in ("skip", "draw"):
-            raise UserInputError(f"missing_map must be 'skip' or 'draw', got "
-                                 f"{self.missing_map!r}.")
-
-    def origin(self) -> tuple[float, float, float]:
-        """mm, the origin actually used (the centring one when ``origin_mm`` is None)."""
-        if self.origin_mm is not None:
-            return tuple(float(v) for v in self.origin_mm)
-        half = [-(n - 1) / 2.0 * s for n, s in zip(self.size_voxels, self.spacing_mm,
-                                                   strict=True)]
-        d = np.asarray(self.direction, dtype=float).reshape(3, 3)
-        return tuple(float(v) for v in d @ np.asarray(half))
-
-
-DEFAULT_IMAGE_PARAMETERS = ImageParameters()
 
 
 def patient_rng(seed: int, patient_id: str) -> np.random.Generator:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from features.extract import DEFAULT_PARAMS, ExtractionResult, extract
 from features.join import JoinResult, join_features
+from features.parameters import DEFAULT_PARAMETERS, CohortParameters
 
 
 @dataclass
@@ -58,17 +59,20 @@ def add_radiomic_features(clinical: pd.DataFrame, manifest: pd.DataFrame | str |
 
 def simulated_cohort_with_images(n: int, cohort: str, seed: int, image_dir: str | Path,
                                  prevalence: float | None = None, jobs: int = 1,
-                                 progress: bool = True) -> tuple[pd.DataFrame, Path]:
-    """Simulate a cohort and write its synthetic MRI under ``image_dir``.
+                                 progress: bool = True, params: CohortParameters | None = None
+                                 ) -> tuple[pd.DataFrame, Path]:
+    """Simulate a cohort and write its synthetic MRI under ``image_dir``, both shaped by
+    ``params`` (the simulator's parameter table; its ``images`` field for the MRI).
 
     Returns the clinical table and the path of the image manifest.
     """
     from features.images import MANIFEST_FILE, write_synthetic_images
     from features.simulate import simulate_cohort
 
-    table = simulate_cohort(n, cohort=cohort, prevalence=prevalence, seed=seed)
+    table = simulate_cohort(n, cohort=cohort, prevalence=prevalence, seed=seed, params=params)
     image_dir = Path(image_dir)
     if progress:
         print(f"writing synthetic MRI for {n} patients to {image_dir} ...", flush=True)
-    write_synthetic_images(table, image_dir, seed=seed, jobs=jobs)
+    params = DEFAULT_PARAMETERS if params is None else params
+    write_synthetic_images(table, image_dir, seed=seed, params=params.images, jobs=jobs)
     return table, image_dir / MANIFEST_FILE
