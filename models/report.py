@@ -26,6 +26,8 @@ _DASH = "-"
 #: Top-level keys of the benchmark dict that have their own section in metrics.md.
 _BENCHMARK_KEYS = ("n", "n_positive", "prevalence", "threshold", "model", "rules",
                    "bayes_ceiling")
+#: Keys added by :func:`models.reporting.add_uncertainty`, each with its own section.
+_UNCERTAINTY_KEYS = ("uncertainty", "bootstrap", "rule_comparisons", "net_benefit")
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -327,6 +329,139 @@ def _article_md(metrics: Mapping) -> str:
             "population):\n\n" + _md_table(headers, rows))
 
 
+def _pp_ci(v, ci) -> str:
+    """A difference of proportions in percentage points with its CI: ``+5.2 pp (-1.0 to 11.3)``."""
+    if not _finite(v):
+        return _DASH
+    lo, hi = (ci or (None, None))[:2]
+    text = f"{100 * _num(v):+.1f} pp"
+    if _finite(lo, hi):
+        text += f" ({100 * _num(lo):+.1f} to {100 * _num(hi):+.1f})"
+    return text
+
+
+def _p_value(v) -> str:
+    """A p-value: ``<0.001`` below 0.001, else 2 significant digits."""
+    if not _finite(v):
+        return _DASH
+    x = _num(v)
+    return "<0.001" if x < 0.001 else f"{x:.2g}"
+
+
+def _nb(v) -> str:
+    """A net benefit (true positives per patient) to 4 decimals."""
+    return f"{_num(v):.4f}" if _finite(v) else _DASH
+
+
+_DEFINED = re.compile(r"(\d+) of (\d+) resamples defined")
+#: Display name and formatter for each statistic of the bootstrap dict.
+_BOOTSTRAP_ROWS = {
+    "auc": ("AUC", _est_ci),
+    "brier": ("Brier score", lambda v, ci: _est_ci(v, ci, 4)),
+    "sensitivity": ("sensitivity at the threshold", _pct_ci),
+    "specificity": ("specificity at the threshold", _pct_ci),
+    "ppv": ("PPV at the threshold", _pct_ci),
+    "npv": ("NPV at the threshold", _pct_ci),
+}
+
+
+def _bootstrap_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+    """The model's bootstrap CIs (``metrics["bootstrap"]``): statistic, estimate (95% CI),
+    resamples in which the statistic was defined."""
+    rows = []
+    for key, entry in (metrics.get("bootstrap") or {}).items():
+        if not isinstance(entry, Mapping):
+            continue
+        if key in _BOOTSTRAP_ROWS:
+            name, fmt = _BOOTSTRAP_ROWS[key]
+        elif key.startswith("net_benefit@"):
+            name = f"net benefit at pt = {key.split('@', 1)[1]}"
+
+            def fmt(v, ci):
+                return _est_ci(v, ci, 4)
+        else:
+            name, fmt = key.replace("_", " "), _est_ci
+        match = _DEFINED.search(str(entry.get("method", "")))
+        rows.append([name, fmt(entry.get("estimate"), entry.get("ci")),
+                     f"{match.group(1)} of {match.group(2)}" if match else ""])
+    return ["statistic", "estimate (95% CI)", "resamples defined"], rows
+
+
+def _bootstrap_method(metrics: Mapping) -> str:
+    """The resampling scheme of the bootstrap, from its first ``method`` string."""
+    for entry in (metrics.get("bootstrap") or {}).values():
+        if isinstance(entry, Mapping) and entry.get("method"):
+            return _DEFINED.sub("", str(entry["method"])).rstrip("; ")
+    return ""
+
+
+def _rule_comparison_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+    """Model minus rule on each rule's covered rows (``metrics["rule_comparisons"]``), the
+    model read at the rule's sensitivity; paired bootstrap CIs and DeLong's test."""
+    rows = []
+    for rule_id, c in (metrics.get("rule_comparisons") or {}).items():
+        rule, model = c.get("rule") or {}, c.get("model") or {}
+        ppv_d, spec_d = c.get("ppv_difference") or {}, c.get("specificity_difference") or {}
+        auc_d, delong = c.get("auc_difference") or {}, c.get("delong") or {}
+        n_pos = c.get("n_positive")
+        rows.append([
+            rule_id, f"{_cell(c.get('n_covered'))} ({_cell(n_pos)})",
+            f"{_pct(rule.get('sensitivity'))} / {_pct(model.get('sensitivity'))}",
+            f"{_pct(rule.get('ppv'))} / {_pct(model.get('ppv'))}",
+            _pp_ci(ppv_d.get("estimate"), ppv_d.get("ci")),
+            _pp_ci(spec_d.get("estimate"), spec_d.get("ci")),
+            f"{_g(rule.get('auc'))} / {_g(model.get('auc'))}",
+            _est_ci(auc_d.get("estimate"), auc_d.get("ci")),
+            _est_ci(delong.get("difference"), delong.get("ci")),
+            _p_value(delong.get("p_value"))])
+    return (["rule", "n covered (events)", "sensitivity rule / model", "PPV rule / model",
+             "PPV difference (95% CI)", "specificity difference (95% CI)",
+             "AUC rule / model", "AUC difference, bootstrap (95% CI)",
+             "AUC difference, DeLong (95% CI)", "DeLong p"], rows)
+
+
+def _net_benefit_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+    """Net benefit of the model, treat-all, treat-none and every rule at a few threshold
+    probabilities (``metrics["net_benefit"]``)."""
+    nb = metrics.get("net_benefit") or {}
+    pts = list(nb.get("thresholds") or [])
+    headers = ["strategy", *(f"pt = {_num(t):.2f}" for t in pts)]
+    rows = []
+    for key, name in (("model", "model"), ("treat_all", "treat all"),
+                      ("treat_none", "treat none")):
+        if key in nb:
+            rows.append([name, *(_nb(v) for v in nb[key])])
+    coverage = nb.get("rule_coverage") or {}
+    for rule_id, values in (nb.get("rules") or {}).items():
+        cov = coverage.get(rule_id)
+        label = f"{rule_id} (covers {_pct(cov)})" if cov is not None else rule_id
+        rows.append([label, *(_nb(v) for v in values)])
+    return headers, rows
+
+
+def _uncertainty_md(metrics: Mapping) -> list[str]:
+    """Sections of metrics.md for the keys :func:`models.reporting.add_uncertainty` adds."""
+    parts: list[str] = []
+    if metrics.get("bootstrap"):
+        headers, rows = _bootstrap_table(metrics)
+        parts += ["## Bootstrap confidence intervals of the model",
+                  f"Percentile bootstrap: {_bootstrap_method(metrics)}; threshold "
+                  f"{_g(metrics.get('threshold'))}.\n\n" + _md_table(headers, rows)]
+    if metrics.get("rule_comparisons"):
+        parts += ["## The model against each rule at the rule's sensitivity (paired)",
+                  "Model minus rule on the rows the rule covers, the model read at the highest "
+                  "threshold reaching the rule's sensitivity; rule and model resampled "
+                  "together. A rule's AUC is (sensitivity + specificity) / 2.\n\n"
+                  + _md_table(*_rule_comparison_table(metrics))]
+    if metrics.get("net_benefit"):
+        nb = metrics["net_benefit"]
+        parts += ["## Net benefit",
+                  f"Net true positives per patient on {_cell(nb.get('n'))} rows "
+                  f"({_cell(nb.get('n_positive'))} pseudoprogression). "
+                  f"{nb.get('abstention', '')}\n\n" + _md_table(*_net_benefit_table(metrics))]
+    return parts
+
+
 _FIGURE_SUFFIX = re.compile(r"\(([A-Z][A-Za-z0-9_]*)\)\s*$")
 
 
@@ -422,8 +557,9 @@ def render_markdown(metrics: Mapping, extra_tables: Mapping[str, pd.DataFrame] |
     article = _article_md(metrics)
     if article:
         parts += ["## The article's figures for the rules", article]
+    parts += _uncertainty_md(metrics)
     for key, value in metrics.items():
-        if key in _BENCHMARK_KEYS:
+        if key in _BENCHMARK_KEYS or key in _UNCERTAINTY_KEYS:
             continue
         parts += [_heading(key), _other_md(key, value)]
     for key, table in (extra_tables or {}).items():

@@ -1,0 +1,237 @@
+"""The model card: intended use, data, missing-data handling, threshold, metrics, limitations.
+
+:func:`build_model_card` turns the metrics dict (as written to ``metrics.json``) and, when
+available, the saved model bundle (:class:`models.bundle.TrainedModel`) into plain lists of
+sentences and (label, value) pairs; :mod:`models.reporting` renders them into
+``report.md`` and ``report.html``. Every number is formatted from the metrics dict or the
+bundle, never recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from models.report import _est_ci, _g, _pct, _pct_ci
+
+#: Events per candidate feature below which the card warns (as models.validation does).
+LOW_EVENTS_PER_FEATURE = 10.0
+
+
+@dataclass
+class ModelCard:
+    """The card's content as text, grouped as a reader expects to find it.
+
+    Each list holds sentences; ``model``, ``performance`` and ``provenance`` hold
+    (label, value) pairs.
+    """
+
+    intended_use: list[str] = field(default_factory=list)
+    not_intended: list[str] = field(default_factory=list)
+    model: list[tuple[str, str]] = field(default_factory=list)
+    data: list[str] = field(default_factory=list)
+    missing_data: list[str] = field(default_factory=list)
+    threshold: list[str] = field(default_factory=list)
+    performance: list[tuple[str, str]] = field(default_factory=list)
+    limitations: list[str] = field(default_factory=list)
+    usability: list[str] = field(default_factory=list)
+    provenance: list[tuple[str, str]] = field(default_factory=list)
+
+
+MISSING_DATA_HANDLING: tuple[str, ...] = (
+    "Every feature may be missing, including whole modalities (no PET, no MRS, no biopsy); "
+    "rows are never dropped for a missing predictor.",
+    "Logistic regression: each contract column on its model scale, then median imputation "
+    "(medians of the training patients) with a missing-value indicator per column that had "
+    "missing values, then standardisation.",
+    "Gradient boosting: missing values passed to the trees as they are (native NaN "
+    "handling: each split learns which side missing values go to).",
+    "Radiomic columns, when present: median imputation inside the pipeline, zero-variance "
+    "and correlation (|r| > 0.9) filters fitted on training rows only.",
+    "The article's rules abstain where an input they need is missing: an abstention is "
+    "lost coverage, never counted as 0 or 1.",
+)
+
+
+def threshold_rationale(threshold: float, source: str) -> str:
+    """Why the decision threshold (a probability) has its value, in words."""
+    text = str(source or "").lower()
+    if "default" in text:
+        why = ("the default: call pseudoprogression when it is the more likely diagnosis on "
+               "the calibrated probability, which weighs wrongly continuing treatment in true "
+               "progression and wrongly stopping it in pseudoprogression as equal harms.")
+    elif "sensitivity" in text:
+        why = (f"chosen to reach a target sensitivity ({source}), so that a stated share of "
+               "pseudoprogressions is recognised; the specificity and PPV that follow are in "
+               "the performance tables.")
+    elif "user" in text:
+        why = "given by the user; the report does not know the reasoning behind it."
+    else:
+        why = f"source recorded as: {source or 'not recorded'}."
+    t = float(threshold)
+    odds = t / (1 - t) if 0 < t < 1 else float("nan")
+    return (f"Threshold {_g(t)} on P(pseudoprogression): {why} In decision-curve terms a "
+            f"threshold probability of {_g(t)} treats the harm of a false pseudoprogression "
+            f"call as {_g(odds)} times the benefit of a correct one.")
+
+
+def _metric_pairs(metrics: Mapping) -> list[tuple[str, str]]:
+    """The headline metrics with their CIs, each naming the n and events behind it."""
+    m = metrics.get("model") or {}
+    boot = metrics.get("bootstrap") or {}
+    n, events = metrics.get("n"), metrics.get("n_positive")
+    where = f"{n} rows, {events} pseudoprogression"
+    pairs = [
+        ("AUC (DeLong 95% CI)", f"{_est_ci(m.get('auc'), m.get('auc_ci'))}; {where}"),
+    ]
+    if isinstance(boot.get("auc"), Mapping):
+        pairs.append(("AUC (bootstrap 95% CI)",
+                      _est_ci(boot["auc"].get("estimate"), boot["auc"].get("ci"))))
+    brier = boot.get("brier") if isinstance(boot.get("brier"), Mapping) else None
+    pairs.append(("Brier score", _est_ci(brier.get("estimate"), brier.get("ci"), 4)
+                  + " (bootstrap 95% CI)" if brier else _g(m.get("brier"), 4)))
+    pairs += [
+        ("calibration intercept (ideal 0)",
+         _est_ci(m.get("calibration_intercept"), m.get("calibration_intercept_ci"))),
+        ("calibration slope (ideal 1)",
+         _est_ci(m.get("calibration_slope"), m.get("calibration_slope_ci"))),
+        (f"sensitivity at threshold {_g(metrics.get('threshold'))}",
+         _pct_ci(m.get("sensitivity"), m.get("sensitivity_ci"))),
+        ("specificity", _pct_ci(m.get("specificity"), m.get("specificity_ci"))),
+        ("PPV", _pct_ci(m.get("ppv"), m.get("ppv_ci"))),
+        ("NPV", _pct_ci(m.get("npv"), m.get("npv_ci"))),
+    ]
+    nested = ((metrics.get("internal_validation") or {}).get("nested_cv") or {})
+    auc = (nested.get("summary") or {}).get("auc") or {}
+    if auc:
+        pairs.append(("AUC, nested cross-validation (mean ± SD over folds)",
+                      f"{_g(auc.get('mean'))} ± {_g(auc.get('sd'), 2)}; "
+                      f"{nested.get('n')} training rows, {nested.get('n_positive')} "
+                      f"pseudoprogression, {nested.get('n_outer_folds')} folds"))
+    return pairs
+
+
+def _limitations(metrics: Mapping, simulated: bool) -> list[str]:
+    out = []
+    if simulated:
+        ceiling = metrics.get("bayes_ceiling") or {}
+        out.append(
+            "Synthetic data: patients drawn from a simulator tuned to one article's figures. "
+            "The numbers say how well the method recovers a known generator (the exact "
+            f"posterior's AUC on the same rows is {_g(ceiling.get('auc'))}), not how it "
+            "will perform on real patients.")
+    out += [
+        "The article's figures contradict one another (D1's PPV of 93.2% at a prevalence of "
+        "9.8-15.3% needs a specificity above 99%; M3's SUVmax rise of 20-80% against Q1c's "
+        "< 30%; D3's odds ratio of 4.3 against M4's 95% specificity). No data set can "
+        "reproduce all of them, so the rules' performance here need not match the article's.",
+        "Single-site assumption: one population, one set of scanners and assays; no centre "
+        "variable, so heterogeneity across sites was not examined.",
+        "No external validation: every figure comes from patients of the same source (a "
+        "random patient split and cross-validation inside the training patients). Expect "
+        "lower discrimination and miscalibration elsewhere.",
+        "Probabilities are calibrated to the training prevalence "
+        f"({_pct(metrics.get('prevalence'))} in the evaluated rows); at another prevalence "
+        "they need recalibration. PPV and NPV at other prevalences assume that sensitivity "
+        "and specificity carry over.",
+        "Rules abstain where an input is missing, so each rule is compared with the model on "
+        "the rows it covers: different rules are judged on different subsets.",
+        "No sociodemographic columns: performance across groups (fairness) could not be "
+        "examined.",
+    ]
+    epv = (metrics.get("internal_validation") or {}).get("events_per_feature") or {}
+    ratio = epv.get("events_per_feature")
+    if ratio is not None and float(ratio) < LOW_EVENTS_PER_FEATURE:
+        out.append(f"Only {_g(ratio)} events per candidate feature ({epv.get('events')} "
+                   f"events, {epv.get('candidate_features')} candidate features): the model "
+                   "may be unstable and optimistic.")
+    if not simulated:
+        out.append("The label is taken as recorded; how pseudoprogression was confirmed "
+                   "(follow-up imaging at 12 weeks or later, biopsy) and by whom must be "
+                   "stated by the study.")
+    return out
+
+
+def build_model_card(metrics: Mapping, model=None, simulated: bool = False) -> ModelCard:
+    """The model card for ``metrics`` (a benchmark dict, plain or as in metrics.json) and
+    an optional :class:`models.bundle.TrainedModel`; ``simulated`` says the data are
+    synthetic."""
+    card = ModelCard()
+    card.intended_use = [
+        "Research only: to study how a calibrated model compares with the article's published "
+        "rules in telling pseudoprogression (label 1) from true progression (label 0) at the "
+        "scan that shows a lesion's enlargement, in patients on immune checkpoint inhibitors "
+        "or after radio-chemotherapy.",
+        "Intended users: researchers in oncology imaging and biostatistics who can read "
+        "calibrated probabilities, confidence intervals and decision curves.",
+    ]
+    card.not_intended = [
+        "Not for clinical decisions: not a medical device and not validated on patients. Do "
+        "not use it to continue, pause or stop any treatment.",
+        "Not for populations, sites or measurement protocols other than those of its "
+        "training data without external validation and recalibration.",
+    ]
+    training = getattr(model, "training", None) or {}
+    selection = metrics.get("model_selection") or {}
+    threshold = getattr(model, "threshold", metrics.get("threshold"))
+    source = getattr(model, "threshold_source", None)
+    family = getattr(model, "family", None) or selection.get("chosen")
+    columns = list(getattr(model, "feature_columns", None) or [])
+    card.model = [("family", str(family) if family else "not recorded"),
+                  ("output", "calibrated P(pseudoprogression), a probability in 0-1, and the "
+                             f"call 1 when it is at or above {_g(threshold)}")]
+    if columns:
+        shown = ", ".join(columns[:20]) + (f" and {len(columns) - 20} more"
+                                           if len(columns) > 20 else "")
+        card.model.append((f"feature columns ({len(columns)})", shown))
+    if model is None:
+        card.model.append(("model bundle", "not given to the report: family from the metrics "
+                                           "where recorded; versions and data hash not shown"))
+
+    split = metrics.get("split") or {}
+    if training:
+        card.data.append(f"Training data: {training.get('source', 'not recorded')}; "
+                         f"{training.get('n')} patients, {training.get('n_positive')} "
+                         "pseudoprogression.")
+    elif split:
+        card.data.append(f"Training data: {split.get('n_train')} patients, "
+                         f"{split.get('n_train_positive')} pseudoprogression.")
+    card.data.append(f"Evaluated: {metrics.get('n')} rows, {metrics.get('n_positive')} "
+                     f"pseudoprogression (prevalence {_pct(metrics.get('prevalence'))})"
+                     + (", patients held out before anything was fitted." if split else "."))
+    if simulated:
+        card.data.append("All data are synthetic (features.simulate); no patient data.")
+    card.missing_data = list(MISSING_DATA_HANDLING)
+    card.threshold = [threshold_rationale(float(threshold), source or
+                                          "not recorded (no model bundle given)")]
+    card.performance = _metric_pairs(metrics)
+    card.limitations = _limitations(metrics, simulated)
+    card.usability = [
+        "Inputs are checked against the column contract (names, units, plausible ranges); a "
+        "value out of range is an error with a hint about the likely unit mistake.",
+        "Missing values and missing modalities are allowed and handled as in training; a "
+        "column the model was trained on but absent from the table is treated as missing, "
+        "with a warning. A row with most modalities missing gets a probability close to the "
+        "training prevalence: check what was measured before reading it.",
+        "Next steps: external validation on real patients from several sites, recalibration "
+        "to the local prevalence, and a decision analysis with clinicians' own harm weights.",
+    ]
+    if model is not None:
+        card.provenance = [
+            ("training data source", str(training.get("source", "not recorded"))),
+            ("training data SHA-256", str(training.get("sha256", "not recorded"))),
+            ("training rows (pseudoprogression)",
+             f"{training.get('n')} ({training.get('n_positive')})"),
+            ("seed", str(training.get("seed", "not recorded"))),
+            ("model format version", str(getattr(model, "format_version", ""))),
+        ]
+        settings = getattr(model, "radiomics_settings", None)
+        if settings:
+            digest = hashlib.sha256(str(settings).encode("utf-8")).hexdigest()
+            card.provenance.append(("radiomics (pyradiomics) settings",
+                                    f"stored in the bundle, {len(str(settings))} characters, "
+                                    f"SHA-256 {digest}"))
+        for name, version in (getattr(model, "versions", None) or {}).items():
+            card.provenance.append((f"version: {name}", str(version)))
+    return card

@@ -1,0 +1,1147 @@
+"""The evaluation report a reviewer can check: uncertainty, figures, ``report.md``, ``report.html``.
+
+Two public functions:
+
+- :func:`add_uncertainty` adds patient-level bootstrap CIs, paired model-vs-rule
+  comparisons and net benefit to a benchmark dict (:func:`models.metrics.benchmark` plus
+  whatever :func:`models.training.evaluate` and ``train`` add);
+- :func:`write_report` writes ``metrics.json``, ``metrics.md``, the six figures,
+  ``report.md`` (figures by relative path), ``report.html`` (one self-contained file:
+  figures as base64 PNG data URIs, inline CSS, no script) and ``evaluation_predictions.csv``.
+
+Both report files are rendered from one document built from the metrics dict exactly as it
+is written to ``metrics.json`` (numpy types made plain, nan as None), so every number in
+them is the one in ``metrics.json``. Sections name the TRIPOD+AI 2024 items (Collins et al.,
+BMJ 2024;385:e078378) and CLEAR items (Kocak et al., Insights Imaging 2023;14:75) they answer;
+a closing table says where each TRIPOD+AI item is answered or why it is not.
+
+>>> from models.reporting import add_uncertainty, write_report        # doctest: +SKIP
+>>> metrics = add_uncertainty(ev.metrics, ev.frame, model.threshold)   # doctest: +SKIP
+>>> paths = write_report("report/", metrics, ev.frame, model=model)    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.article import PREVALENCE
+from features.contract import BY_NAME, ID, LABEL
+from models.metrics import to_jsonable
+from models.model_card import ModelCard, build_model_card
+from models.report import (
+    DEFAULT_TITLE,
+    PREVALENCE_NOTE,
+    _article_table,
+    _benchmark_table,
+    _bootstrap_method,
+    _bootstrap_table,
+    _cell,
+    _est_ci,
+    _g,
+    _md_table,
+    _net_benefit_table,
+    _num,
+    _pct,
+    _pct_ci,
+    _prevalence_table,
+    _rule_comparison_table,
+    _rules_vs_model_tables,
+    atomic_write_bytes,
+    atomic_write_text,
+    write_metrics_report,
+)
+
+__all__ = ["BOOTSTRAP_NB_THRESHOLDS", "NB_THRESHOLDS", "add_uncertainty", "write_report"]
+
+P_COLUMN = "p_pseudoprogression"
+BAYES_COLUMN = "bayes_posterior"
+RULE_PREFIX = "rule_"
+#: Threshold probabilities of the net-benefit table (the model's threshold is added).
+NB_THRESHOLDS: tuple[float, ...] = (0.05, 0.10, 0.20, 0.30, 0.50)
+#: Threshold probabilities at which the model's net benefit gets a bootstrap CI.
+BOOTSTRAP_NB_THRESHOLDS: tuple[float, ...] = (0.10, 0.20, 0.30)
+#: Key of the simulator's fidelity table in metrics.json.
+FIDELITY_KEY = "simulator_fidelity"
+_ABSTENTION = ("Where a rule abstains (an input missing) the lesion is not called "
+               "pseudoprogression (treat none), so every strategy has the same n rows, as in "
+               "the decision curve.")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _labels_and_probabilities(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    missing = [c for c in (LABEL, P_COLUMN) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the evaluation frame lacks column(s) {missing}; it must hold "
+                         f"'{LABEL}' (0/1) and '{P_COLUMN}' (probability), as "
+                         "models.training.evaluate returns.")
+    y = pd.to_numeric(frame[LABEL], errors="raise").to_numpy(dtype=float)
+    p = pd.to_numeric(frame[P_COLUMN], errors="raise").to_numpy(dtype=float)
+    return y, p
+
+
+def _rules(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ``rule_<id>`` columns as a float frame named by rule id (1.0 / 0.0 / NaN)."""
+    cols = [c for c in frame.columns if str(c).startswith(RULE_PREFIX)]
+    rules = frame[cols].apply(pd.to_numeric, errors="raise").astype(float)
+    rules.columns = [str(c)[len(RULE_PREFIX):] for c in cols]
+    return rules.reset_index(drop=True)
+
+
+def _patient_groups(frame: pd.DataFrame) -> tuple[np.ndarray | None, str]:
+    """Patient ids to resample by, or None when every patient has one row (rows are then
+    patients), with a description of the resampling unit."""
+    if ID not in frame.columns:
+        return None, "rows (no patient_id column)"
+    ids = frame[ID].astype(str).to_numpy()
+    if len(set(ids)) < len(ids):
+        return ids, f"patients ({len(set(ids))}), each with all of their rows"
+    return None, f"patients ({len(ids)}, one row each)"
+
+
+# --------------------------------------------------------------------------- uncertainty
+
+
+def _net_benefit(y: np.ndarray, p: np.ndarray, rules: pd.DataFrame,
+                 threshold: float) -> dict:
+    """Net benefit (true positives per patient) of the model, treat-all, treat-none and each
+    rule at :data:`NB_THRESHOLDS` and the model's threshold."""
+    from models.uncertainty import net_benefit, treat_all_net_benefit, treat_none_net_benefit
+
+    pts = set(NB_THRESHOLDS)
+    if 0 < threshold < 1:
+        pts.add(round(float(threshold), 4))
+    pts = np.array(sorted(pts))
+    n = y.shape[0]
+    return {
+        "thresholds": pts, "n": n, "n_positive": int(y.sum()), "abstention": _ABSTENTION,
+        "unit": "net true positives per patient",
+        "model": net_benefit(y, p, pts),
+        "treat_all": treat_all_net_benefit(y, pts),
+        "treat_none": treat_none_net_benefit(pts),
+        "rules": {rid: net_benefit(y, rules[rid].to_numpy(), pts, abstain="treat-none")
+                  for rid in rules.columns},
+        "rule_coverage": {rid: float(np.isfinite(rules[rid].to_numpy()).mean()) if n else None
+                          for rid in rules.columns},
+    }
+
+
+def add_uncertainty(metrics: dict, frame: pd.DataFrame, threshold: float,
+                    n_resamples: int = 1000, seed: int = 0, progress: bool = False) -> dict:
+    """A copy of ``metrics`` with bootstrap CIs, paired rule comparisons and net benefit.
+
+    ``frame`` is the evaluation frame (``patient_id``, ``pseudoprogression``,
+    ``p_pseudoprogression``, ``rule_<id>`` columns with 1/0/NaN); ``threshold`` the model's
+    decision threshold (probability). Resampling is by patient: when a patient has several
+    rows they are drawn together, otherwise rows are patients. New keys, already passed
+    through :func:`models.metrics.to_jsonable`:
+
+    - ``bootstrap``: :func:`models.uncertainty.bootstrap_metrics`: AUC, Brier, sensitivity,
+      specificity, PPV, NPV at ``threshold`` and net benefit at
+      :data:`BOOTSTRAP_NB_THRESHOLDS`, each ``{"estimate", "ci", "method"}``;
+    - ``rule_comparisons``: per rule, :func:`models.uncertainty.compare_with_rule` (as
+      :func:`~models.uncertainty.compare_all_rules`): model minus rule PPV and specificity
+      at the rule's sensitivity and AUC difference with paired bootstrap CIs, and DeLong's
+      test;
+    - ``net_benefit``: model, treat-all, treat-none and every rule (abstention as treat-none)
+      at :data:`NB_THRESHOLDS` plus ``threshold``;
+    - ``uncertainty``: the settings (resamples, seed, unit, confidence level).
+
+    About 10-20 s for 1300 rows, 12 rules and 1000 resamples on two cores; ``progress``
+    shows a bar over the rules.
+    """
+    from tqdm.auto import tqdm
+
+    from models.uncertainty import bootstrap_metrics, compare_with_rule
+
+    y, p = _labels_and_probabilities(frame)
+    rules = _rules(frame)
+    groups, unit = _patient_groups(frame)
+    threshold = float(threshold)
+    bar = tqdm(total=1 + rules.shape[1], disable=not progress, unit="step",
+               desc="bootstrap (model)", leave=False)
+    try:
+        boot = bootstrap_metrics(y, p, threshold, groups=groups, n_resamples=n_resamples,
+                                 seed=seed, nb_thresholds=BOOTSTRAP_NB_THRESHOLDS)
+        bar.update()
+        comparisons = {}
+        for rid in rules.columns:
+            bar.set_description_str(f"paired bootstrap ({rid})")
+            comparisons[rid] = compare_with_rule(y, p, rules[rid].to_numpy(),
+                                                 n_resamples=n_resamples, seed=seed,
+                                                 groups=groups)
+            bar.update()
+    finally:
+        bar.close()
+    out = dict(metrics)
+    out.update(to_jsonable({
+        "uncertainty": {"n_resamples": int(n_resamples), "seed": int(seed),
+                        "confidence_level": 0.95, "resampling_unit": unit,
+                        "threshold": threshold, "n": int(y.shape[0]),
+                        "n_positive": int(y.sum())},
+        "bootstrap": boot,
+        "rule_comparisons": comparisons,
+        "net_benefit": _net_benefit(y, p, rules, threshold),
+    }))
+    return out
+
+
+# --------------------------------------------------------------------------- document
+
+
+@dataclass
+class Para:
+    """A paragraph; text in backticks is code."""
+
+    text: str
+
+
+@dataclass
+class Bullets:
+    """A bulleted list; ``pairs`` render as "label: value"."""
+
+    items: Sequence[str] = ()
+    pairs: Sequence[tuple[str, str]] = ()
+
+
+@dataclass
+class Callout:
+    """A highlighted note: ``kind`` is "warning" or "info"."""
+
+    text: str
+    kind: str = "info"
+
+
+@dataclass
+class Table:
+    """A table with a caption stating what it shows and the n behind it."""
+
+    headers: Sequence[str]
+    rows: Sequence[Sequence[str]]
+    caption: str = ""
+
+
+@dataclass
+class Figure:
+    """One of :data:`models.figures.FILE_NAMES`, with its caption."""
+
+    key: str
+    file: str
+    caption: str
+    number: int = 0
+
+
+@dataclass
+class Section:
+    """A titled part of the report with the checklist items it answers."""
+
+    title: str
+    blocks: list = field(default_factory=list)
+    tripod: str = ""
+    clear: str = ""
+    level: int = 2
+    anchor: str = ""
+
+    def __post_init__(self):
+        if not self.anchor:
+            self.anchor = re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _events(n, n_pos) -> str:
+    """``n = 400 (40 pseudoprogression)``."""
+    return f"n = {_cell(n)} ({_cell(n_pos)} pseudoprogression)"
+
+
+def _is_simulated(data: Mapping, frame: pd.DataFrame, model, fidelity) -> bool:
+    source = str((getattr(model, "training", None) or {}).get("source", ""))
+    return (BAYES_COLUMN in frame.columns or "bayes_ceiling" in data or fidelity is not None
+            or source.lower().startswith("simulated"))
+
+
+def _odds_ratio_table(data: Mapping) -> pd.DataFrame:
+    """Each rule's diagnostic odds ratio from the metrics, for the forest plot."""
+    rows = []
+    for rid, m in (data.get("rules") or {}).items():
+        ci = m.get("dor_ci") or [None, None]
+        rows.append({"label": rid, "odds_ratio": _num(m.get("dor")), "ci_low": _num(ci[0]),
+                     "ci_high": _num(ci[1]), "n": _num(m.get("n"))})
+    return pd.DataFrame(rows, columns=["label", "odds_ratio", "ci_low", "ci_high", "n"])
+
+
+def _rule_definitions(data: Mapping) -> Table:
+    from models.rules import describe_rules
+
+    known = {r["rule"]: r for r in describe_rules().to_dict(orient="records")}
+    rows = []
+    for rid, m in (data.get("rules") or {}).items():
+        spec = known.get(rid) or {}
+        rows.append([rid, spec.get("pseudoprogression_when", "(not one of the article's rules)"),
+                     spec.get("needs", ""), spec.get("figure", ""),
+                     f"{_cell(m.get('n'))} ({_pct(m.get('coverage'))})"])
+    ev = _events(data.get("n"), data.get("n_positive"))
+    return Table(["rule", "says pseudoprogression when", "needs", "article",
+                  "rows covered (coverage)"], rows,
+                 f"The article's rules as evaluated on {ev} rows. A rule abstains on a row "
+                 "lacking an input it needs.")
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _summary(data: Mapping, simulated: bool, held_out: bool) -> Section:
+    m = data.get("model") or {}
+    boot = data.get("bootstrap") or {}
+    where = "held-out patients" if held_out else "evaluation rows"
+    auc_boot = boot.get("auc") if isinstance(boot.get("auc"), Mapping) else None
+    items = [
+        f"{where.capitalize()}: {_events(data.get('n'), data.get('n_positive'))}, prevalence "
+        f"{_pct(data.get('prevalence'))}.",
+        f"AUC {_est_ci(m.get('auc'), m.get('auc_ci'))} (DeLong 95% CI)"
+        + (f"; bootstrap 95% CI {_est_ci(auc_boot.get('estimate'), auc_boot.get('ci'))}"
+           if auc_boot else "") + ".",
+        "Calibration intercept "
+        f"{_est_ci(m.get('calibration_intercept'), m.get('calibration_intercept_ci'))}, slope "
+        f"{_est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))}; Brier "
+        f"{_g(m.get('brier'), 4)}.",
+        f"At threshold {_g(data.get('threshold'))}: sensitivity "
+        f"{_pct_ci(m.get('sensitivity'), m.get('sensitivity_ci'))}, PPV "
+        f"{_pct_ci(m.get('ppv'), m.get('ppv_ci'))}.",
+    ]
+    comps = data.get("rule_comparisons") or {}
+    better = [rid for rid, c in comps.items()
+              if _num(((c.get("ppv_difference") or {}).get("ci") or [None])[0]) > 0]
+    if comps:
+        items.append(f"At each rule's own sensitivity the model's PPV is higher with a paired "
+                     f"95% CI above 0 for {len(better)} of {len(comps)} rules.")
+    blocks = [Callout("Research use only: not for clinical decisions." + (
+        " All data in this report are synthetic." if simulated else ""), "warning"),
+        Bullets(items)]
+    return Section("Summary", blocks, tripod="none (not an article title or abstract)")
+
+
+def _data_section(data: Mapping, frame: pd.DataFrame, model, simulated: bool) -> Section:
+    split = data.get("split") or {}
+    training = getattr(model, "training", None) or {}
+    n_patients = frame[ID].nunique() if ID in frame.columns else None
+    blocks: list = []
+    if simulated:
+        source = training.get("source") or "a simulated cohort (features.simulate)"
+        blocks.append(Para(
+            f"Source: {source}. Synthetic lesions drawn from a generator whose parameters are "
+            "derived from the article's reported figures; no patient data, so dates of accrual, "
+            "centres, eligibility screening and ethics approval do not apply. One row is one "
+            "lesion assessment at the scan that shows the enlargement, one lesion per patient."))
+    else:
+        source = training.get("source") or "a table in the column contract"
+        blocks.append(Para(
+            f"Source: {source}. One row is one lesion assessment at the scan that shows the "
+            "enlargement. The setting, centres, dates of accrual and eligibility criteria are "
+            "not recorded in the table and must be stated by the study."))
+    rows = []
+    if split:
+        n_all = (split.get("n_train") or 0) + (split.get("n_test") or 0)
+        pos_all = (split.get("n_train_positive") or 0) + (split.get("n_test_positive") or 0)
+        rows.append(["all patients", _cell(n_all), _cell(pos_all), _cell(n_all - pos_all),
+                     "split once by patient, stratified by the label"
+                     + (f" (seed {split.get('seed')})" if "seed" in split else "")])
+        rows.append(["training", _cell(split.get("n_train")), _cell(split.get("n_train_positive")),
+                     _cell((split.get("n_train") or 0) - (split.get("n_train_positive") or 0)),
+                     "model choice, calibration, threshold, nested cross-validation"])
+    n, pos = data.get("n"), data.get("n_positive")
+    rows.append(["held-out evaluation" if split else "evaluation", _cell(n), _cell(pos),
+                 _cell((n or 0) - (pos or 0)),
+                 "every performance figure below unless stated"
+                 + (f"; {n_patients} patients" if n_patients is not None else "")])
+    blocks.append(Table(["set", "rows", "pseudoprogression", "true progression", "used for"],
+                        rows, "Participant flow: rows and events in each set (unit: "
+                        f"{split.get('unit', 'rows')})."))
+    blocks.append(Para(
+        "Development and evaluation data come from the same source by a random patient split, "
+        "so they share setting, eligibility, outcome and predictors by design." if split else
+        "The evaluation rows were given as one table; how they differ from the training "
+        "data (setting, eligibility, outcome, predictors) must be stated by the study."))
+    return Section("Source of data and participants", blocks,
+                   tripod="5a, 5b, 6a, 6b, 16, 20a", clear="10, 13, 15")
+
+
+def _outcome_section(simulated: bool) -> Section:
+    text = ("Outcome: pseudoprogression (label 1), a treatment-related, transient enlargement "
+            "of a lesion after immunotherapy or radio-chemotherapy, against true progression "
+            "(label 0), at the scan that shows the enlargement (3-12 weeks after the start of "
+            "treatment, article P3). The label is the column `pseudoprogression`. The positive "
+            "class everywhere is pseudoprogression.")
+    ref = ("Reference standard: the simulator's true class of each synthetic lesion (known "
+           "without error), so outcome assessors, their blinding and subjective "
+           "interpretation do not apply." if simulated else
+           "Reference standard: as recorded in the table. In practice it is follow-up imaging "
+           "at 12 weeks or later (article T3) or biopsy (D5); the study must state which, who "
+           "assessed it and whether they were blinded to the predictors.")
+    return Section("Outcome", [Para(text), Para(ref)], tripod="3a, 8a, 8b, 8c", clear="18")
+
+
+def _predictor_section(data: Mapping, model) -> Section:
+    columns = list(getattr(model, "feature_columns", None) or [])
+    ors = {str(r.get("feature")): r for r in (data.get("feature_odds_ratios") or [])
+           if isinstance(r, Mapping)}
+    n = data.get("n")
+    names = columns or [c for c in ors if c in BY_NAME]
+    rows = []
+    for c in names:
+        col = BY_NAME.get(c)
+        r = ors.get(c) or {}
+        avail = r.get("n")
+        share = f" ({_pct(avail / n)})" if avail is not None and n else ""
+        rows.append([c, col.unit if col else "", col.meaning if col else "radiomic feature",
+                     col.figures if col else "",
+                     f"{_cell(avail)}{share}" if avail is not None else "",
+                     _or_text(r)])
+    blocks: list = []
+    if columns:
+        blocks.append(Para(f"The model uses {len(columns)} column(s) of the table: the column "
+                           "contract's features present in the training data and, when given, "
+                           "pyradiomics features named `<sequence>_<feature>`. No predictor "
+                           "was selected on the outcome before modelling."))
+    else:
+        blocks.append(Para("No model bundle was given, so the model's column list is not "
+                           "shown; the contract's features found in the evaluation table are "
+                           "listed."))
+    if rows:
+        blocks.append(Table(
+            ["predictor", "unit", "meaning", "article", "rows with a value",
+             "univariable OR (95% CI)"], rows,
+            f"Predictors, their availability and univariable odds ratio of pseudoprogression "
+            f"on the {_events(n, data.get('n_positive'))} evaluated rows (continuous: per SD "
+            "of the contract-transformed value; binary: 1 vs 0)."))
+    blocks.append(Para("Transformations (logistic regression): log for positive ratios and "
+                       "concentrations, log(1 + pct/100) for % changes, logit for percentages, "
+                       "then standardisation; gradient boosting uses the same transforms "
+                       "without scaling. `cancer_type` is one-hot (logistic) or ordinal "
+                       "(boosting) coded."))
+    from models.model_card import MISSING_DATA_HANDLING
+
+    blocks.append(Bullets(list(MISSING_DATA_HANDLING)))
+    return Section("Predictors and missing data", blocks, tripod="7, 9a, 9b, 9c, 11, 12b, 20b",
+                   clear="17, 29, 32")
+
+
+def _or_text(r: Mapping) -> str:
+    if not r:
+        return ""
+    if r.get("odds_ratio") is None:
+        return str(r.get("note") or "")
+    from models.report import _ratio_ci
+
+    return _ratio_ci(r.get("odds_ratio"), [r.get("ci_low"), r.get("ci_high")])
+
+
+def _sample_size_section(data: Mapping) -> Section:
+    iv = data.get("internal_validation") or {}
+    epv = iv.get("events_per_feature") or {}
+    blocks: list = []
+    if epv:
+        ratio = epv.get("events_per_feature")
+        blocks.append(Para(
+            f"Events per candidate feature: {_g(ratio)} ({epv.get('events')} events of the "
+            f"rarer class among the training patients, {epv.get('candidate_features')} candidate "
+            "features counting a missing-value indicator for every column with missing values "
+            f"and each category level beyond the first). Floor used: {_g(epv.get('minimum'))}."))
+        if epv.get("enough") is False:
+            blocks.append(Callout(
+                f"Only {_g(ratio)} events per candidate feature, below "
+                f"{_g(epv.get('minimum'))}: the model may be unstable and its apparent "
+                "performance optimistic. Read the nested cross-validation and held-out "
+                "figures, and treat them with caution.", "warning"))
+    else:
+        blocks.append(Para("Events per candidate feature were not recorded for this "
+                           "evaluation (no training run behind it)."))
+    blocks.append(Para(
+        f"The evaluated set holds {_events(data.get('n'), data.get('n_positive'))}. No formal "
+        "sample-size calculation was done; the width of every confidence interval below shows "
+        "what this size allows."))
+    return Section("Sample size", blocks, tripod="10, 21", clear="9")
+
+
+def _methods_section(data: Mapping, model) -> Section:
+    cv = getattr(model, "cv_scores", None) or (data.get("model_selection") or {}).get("cv") or {}
+    chosen = getattr(model, "family", None) or (data.get("model_selection") or {}).get("chosen")
+    blocks: list = [Bullets([
+        "Data use: patients split once into training and held-out evaluation sets, stratified "
+        "by the label; nothing is fitted, calibrated or tuned on held-out patients.",
+        "Model families compared by patient-grouped, stratified 5-fold cross-validation on the "
+        "training patients, by log loss (a proper score): L2-penalised logistic regression "
+        "(C = 0.3) and histogram gradient boosting (150 trees, learning rate 0.08, 15 leaves, "
+        "at least 30 rows a leaf). The family with the lower mean log loss is kept.",
+        "Calibration: sigmoid (Platt) map fitted on pooled out-of-fold predictions of the "
+        "training patients, each from a model that did not see that patient, applied to the "
+        "model refitted on all training patients.",
+        "Class imbalance: no resampling or class weighting, so the probabilities are calibrated "
+        "to the training prevalence.",
+        "Internal validation: apparent performance, nested cross-validation of the whole "
+        "procedure (family choice, calibration, threshold) on the training patients, and the "
+        "held-out patients, kept apart below.",
+        "Output: a calibrated P(pseudoprogression); the call is 1 at or above the stored "
+        f"threshold ({_g(data.get('threshold'))}; rationale in the model card).",
+        "Performance measures: discrimination (AUC, DeLong 95% CI, and a patient-level "
+        "percentile bootstrap CI), calibration (intercept and slope of a logistic "
+        "recalibration with profile CIs, Brier score, calibration plot), classification "
+        "(sensitivity, specificity, PPV, NPV with Wilson CIs; diagnostic odds ratios with "
+        "Woolf CIs), clinical utility (net benefit, decision curve), and PPV/NPV re-stated at "
+        "the article's prevalences.",
+        "Comparison with the rules: each rule on the rows it covers, against the model on the "
+        "same rows read at the rule's sensitivity; model minus rule PPV and specificity with "
+        "paired bootstrap CIs (model and rule resampled together), AUC difference by DeLong's "
+        "test and by paired bootstrap.",
+        "Not done: clustering by centre (single site assumed), fairness across "
+        "sociodemographic groups (no such columns), model updating.",
+    ])]
+    if cv:
+        rows = []
+        for fam, s in cv.items():
+            s = s or {}
+            rows.append([fam + (" (chosen)" if fam == chosen else ""),
+                         f"{_g(s.get('log_loss'), 4)} ± {_g(s.get('log_loss_sd'), 2)}",
+                         _g(s.get("auc"))])
+        split = data.get("split") or {}
+        behind = (f"{_events(split.get('n_train'), split.get('n_train_positive'))} training "
+                  "patients" if split else "the training patients")
+        blocks.append(Table(["family", "log loss, mean ± SD over folds", "AUC (pooled)"], rows,
+                            f"Model choice by grouped cross-validation on {behind}."))
+    unc = data.get("uncertainty") or {}
+    if unc:
+        blocks.append(Para(f"Bootstrap: {unc.get('n_resamples')} resamples of "
+                           f"{unc.get('resampling_unit')}, seed {unc.get('seed')}, percentile "
+                           "95% intervals."))
+    return Section("Analysis methods", blocks, tripod="12a, 12c, 12d, 12e, 12f, 13, 14, 15",
+                   clear="30, 34, 35, 37, 39, 40, 41")
+
+
+def _performance_sections(data: Mapping, figures: Mapping[str, str], held_out: bool,
+                          has_bayes: bool) -> list[Section]:
+    n, pos = data.get("n"), data.get("n_positive")
+    ev = _events(n, pos)
+    where = "held-out" if held_out else "evaluation"
+    out: list[Section] = []
+
+    # discrimination and calibration
+    from models.report import _model_lines
+
+    blocks: list = [Bullets(_model_lines(data))]
+    if data.get("bootstrap"):
+        headers, rows = _bootstrap_table(data)
+        unit = (data.get("uncertainty") or {}).get("resampling_unit")
+        blocks.append(Table(headers, rows,
+                            f"The model's bootstrap 95% CIs on the {ev} {where} rows; "
+                            f"{_bootstrap_method(data)}"
+                            + (f"; resampling unit: {unit}." if unit else ".")))
+    blocks += _figure_blocks(figures, ("roc", "precision_recall", "calibration"), data,
+                             has_bayes, ev)
+    out.append(Section("Discrimination and calibration", blocks, tripod="23a",
+                       clear="40, 47", level=3))
+
+    # benchmark
+    headers, rows = _benchmark_table(data)
+    first, second = _rules_vs_model_tables(data)
+    blocks = [_rule_definitions(data),
+              Table(headers, rows, f"The model (all {ev} rows) and every rule (on its covered "
+                    "rows, n per row) through the same metrics: proportions with Wilson 95% "
+                    "CIs, diagnostic odds ratios with Woolf 95% CIs.")]
+    if first[1]:
+        blocks.append(Table(*first, caption=(
+            "On the rows each rule covers (n covered), the model at the highest threshold "
+            "reaching the rule's sensitivity.")))
+        blocks.append(Table(*second, caption=(
+            f"The model at its stored threshold ({_g(data.get('threshold'))}) on the rows "
+            "each rule covers (n covered).")))
+    art_headers, art_rows = _article_table(data)
+    if art_rows:
+        blocks.append(Table(art_headers, art_rows, "What the article reports for each rule, "
+                            "from its own, possibly different, population (no n given)."))
+    blocks += _figure_blocks(figures, ("odds_ratio_forest",), data, has_bayes, ev)
+    out.append(Section("Benchmark against the article's rules", blocks, tripod="23a",
+                       clear="41, 42, 48", level=3))
+
+    # paired comparison
+    if data.get("rule_comparisons"):
+        headers, rows = _rule_comparison_table(data)
+        left, right = [0, 1, 2, 3, 4, 5], [0, 1, 6, 7, 8, 9]
+        blocks = [
+            Table([headers[i] for i in left], [[r[i] for i in left] for r in rows], (
+                "Model minus rule on each rule's covered rows (n covered, events in "
+                "parentheses), the model read at the highest threshold reaching the rule's "
+                "sensitivity; differences in percentage points with paired bootstrap 95% CIs "
+                "(model and rule resampled together).")),
+            Table([headers[i] for i in right], [[r[i] for i in right] for r in rows], (
+                "AUC of the model against each rule on the same rows; a rule's AUC is "
+                "(sensitivity + specificity) / 2. Difference model minus rule with a paired "
+                "bootstrap 95% CI and by DeLong's test.")),
+        ]
+        out.append(Section("PPV at each rule's sensitivity: model against rule (paired)", blocks,
+                           tripod="23a", clear="41", level=3))
+
+    # decision curve
+    blocks = []
+    if data.get("net_benefit"):
+        nb = data["net_benefit"]
+        blocks.append(Table(*_net_benefit_table(data), caption=(
+            f"Net benefit ({nb.get('unit', 'net true positives per patient')}) on "
+            f"{_events(nb.get('n'), nb.get('n_positive'))} rows at a few threshold "
+            f"probabilities pt. {nb.get('abstention', '')}")))
+    blocks += _figure_blocks(figures, ("decision_curve",), data, has_bayes, ev)
+    out.append(Section("Clinical utility: decision curve and net benefit", blocks,
+                       tripod="12e, 23a", clear="39, 47", level=3))
+
+    # prevalence
+    headers, rows = _prevalence_table(data)
+    blocks = [Para(PREVALENCE_NOTE)] if rows else [Para("No prevalences were given.")]
+    if rows:
+        blocks.append(Table(headers, rows, (
+            f"PPV and NPV of the model (sensitivity and specificity from the {ev} rows) and of "
+            "each rule (from its covered rows) at the article's prevalences: P1 melanoma "
+            f"{_pct(PREVALENCE['melanoma'])}, P2 lung {_pct(PREVALENCE['nsclc'])}.")))
+    blocks += _figure_blocks(figures, ("ppv_npv_prevalence",), data, has_bayes, ev)
+    out.append(Section("PPV and NPV at other prevalences", blocks, tripod="23a", level=3))
+    return out
+
+
+_FIGURE_CAPTIONS = {
+    "roc": ("ROC curve of the model on {ev} {where} rows, AUC {auc} (DeLong 95% CI). Each rule "
+            "is a point at (1 - specificity, sensitivity) on the rows it covers, with 95% Wilson "
+            "CIs; its n is in the legend.{bayes}"),
+    "precision_recall": ("Precision (PPV) against recall (sensitivity) of the model on {ev} "
+                         "{where} rows; the horizontal line is the prevalence ({prev}), the PPV "
+                         "of calling everyone pseudoprogression. Rules as points on their "
+                         "covered rows (n in the legend), 95% Wilson CIs.{bayes}"),
+    "calibration": ("Calibration of P(pseudoprogression) on {ev} {where} rows: observed "
+                    "proportion against mean predicted probability in 10 quantile bins (about "
+                    "{per_bin} rows each, 95% Wilson CIs), lowess smooth and the identity line; "
+                    "below, the predicted probabilities by true class. Intercept {intercept}, "
+                    "slope {slope}."),
+    "decision_curve": ("Decision curve on {ev} {where} rows: net benefit (true positives per "
+                       "patient) of calling pseudoprogression, for the model re-thresholded at "
+                       "each threshold probability pt from 0.01 to 0.60, treat-all, treat-none "
+                       "and every rule (an abstention counted as not called, so all curves "
+                       "share the n rows)."),
+    "odds_ratio_forest": ("Diagnostic odds ratio of each rule on its covered rows (n beside "
+                          "each row) with 95% Woolf CIs, log scale, against the article's D3 "
+                          "odds ratio of 4.3 (3.7-5.0). Evaluated set: {ev}."),
+    "ppv_npv_prevalence": ("PPV and NPV re-stated by Bayes' theorem over prevalences of 5-30% "
+                           "for the model at its threshold and each rule, from sensitivity and "
+                           "specificity measured on {ev} {where} rows (rules on their covered "
+                           "rows); dashed lines mark P1 melanoma 9.8% and P2 lung 15.3%."),
+}
+_FIGURE_TITLES = {
+    "roc": "ROC curve", "precision_recall": "Precision-recall curve",
+    "calibration": "Calibration plot", "decision_curve": "Decision curve",
+    "odds_ratio_forest": "Diagnostic odds ratios of the rules",
+    "ppv_npv_prevalence": "PPV and NPV against prevalence",
+}
+
+
+def _figure_blocks(figures: Mapping[str, str], keys: Sequence[str], data: Mapping,
+                   has_bayes: bool, ev: str) -> list[Figure]:
+    m = data.get("model") or {}
+    n = data.get("n") or 0
+    bayes = (" Dashed: the simulator's exact posterior on the same rows (the ceiling), AUC "
+             f"{_g((data.get('bayes_ceiling') or {}).get('auc'))}." if has_bayes else "")
+    values = {
+        "ev": ev, "where": "held-out" if data.get("split") else "evaluation",
+        "auc": _est_ci(m.get("auc"), m.get("auc_ci")), "prev": _pct(data.get("prevalence")),
+        "per_bin": _cell(round(n / 10)) if n else "-", "bayes": bayes,
+        "intercept": _est_ci(m.get("calibration_intercept"), m.get("calibration_intercept_ci")),
+        "slope": _est_ci(m.get("calibration_slope"), m.get("calibration_slope_ci")),
+    }
+    return [Figure(k, figures[k], f"{_FIGURE_TITLES[k]}. " + _FIGURE_CAPTIONS[k].format(**values))
+            for k in keys if k in figures]
+
+
+def _internal_validation_section(data: Mapping) -> Section:
+    iv = data.get("internal_validation") or {}
+    apparent = iv.get("apparent") or {}
+    nested = iv.get("nested_cv") or {}
+    summary = nested.get("summary") or {}
+    m = data.get("model") or {}
+    stats = [("AUC", "auc", 3), ("Brier score", "brier", 4),
+             ("calibration intercept", "calibration_intercept", 3),
+             ("calibration slope", "calibration_slope", 3),
+             ("sensitivity at the threshold", "sensitivity", 3), ("PPV at the threshold", "ppv", 3)]
+    rows = []
+    for name, key, digits in stats:
+        s = summary.get(key) or {}
+        rows.append([
+            name,
+            _fixed(apparent.get(key), digits) if apparent else "not run",
+            (f"{_fixed(s.get('mean'), digits)} ± {_fixed(s.get('sd'), digits)}"
+             if s else "not run"),
+            _fixed(m.get(key), digits)])
+    rows.append(["rows (pseudoprogression)",
+                 f"{_cell(apparent.get('n'))} ({_cell(apparent.get('n_positive'))})"
+                 if apparent else "-",
+                 f"{_cell(nested.get('n'))} ({_cell(nested.get('n_positive'))}), "
+                 f"{_cell(nested.get('n_outer_folds'))} folds" if nested else "-",
+                 f"{_cell(data.get('n'))} ({_cell(data.get('n_positive'))})"])
+    blocks: list = [Para(
+        "Three figures kept apart: apparent (the final model on its own training patients, "
+        "optimistic by construction), nested cross-validation (the whole procedure refitted "
+        "on part of the training patients and scored on the fold it never saw; mean ± SD over "
+        "folds) and the held-out patients (set aside before anything was fitted).")]
+    if not iv:
+        blocks.append(Callout("No internal validation was recorded with these metrics (an "
+                              "evaluation of a saved model on a new table).", "info"))
+    blocks.append(Table(["statistic", "apparent (training patients)",
+                         "nested cross-validation (training patients)",
+                         "held-out" if data.get("split") else "this evaluation"], rows,
+                        "Internal validation; the last row gives the rows and events behind "
+                        "each column."))
+    per_fold = nested.get("per_fold") or []
+    if per_fold:
+        keys = ["fold", "n", "n_positive", "auc", "brier", "calibration_intercept",
+                "calibration_slope", "sensitivity", "ppv"]
+        fold_rows = [[_cell(r.get(k)) if k in ("fold", "n", "n_positive")
+                      else _fixed(r.get(k), 4 if k == "brier" else 3) for k in keys]
+                     for r in per_fold]
+        blocks.append(Table(["fold", "n", "events", "AUC", "Brier", "cal. intercept",
+                             "cal. slope", "sensitivity", "PPV"], fold_rows,
+                            "Nested cross-validation, each outer fold (n rows and events "
+                            "per fold)."))
+    return Section("Internal validation", blocks, tripod="12c, 21, 23a", clear="38")
+
+
+def _fixed(v, digits: int = 3) -> str:
+    return f"{_num(v):.{digits}f}" if np.isfinite(_num(v)) else "-"
+
+
+def _target_text(target) -> str:
+    lo, hi = (list(target or []) + [None, None])[:2]
+    if lo is None and hi is None:
+        return ""
+    if hi is None:
+        return f">= {_g(lo)}"
+    if lo is None:
+        return f"<= {_g(hi)}"
+    return f"{_g(lo)} to {_g(hi)}"
+
+
+def _fidelity_section(records: list[Mapping], n: int | None = None) -> Section:
+    rows = []
+    for r in records:
+        target = r.get("target") or [None, None]
+        rows.append([
+            str(r.get("figure_id", "")), str(r.get("quantity", "")),
+            _g(r.get("article_value")) if r.get("article_value") is not None
+            else str(r.get("article_ci_or_range") or ""),
+            _est_ci(r.get("simulated_value"), [r.get("simulated_ci_low"),
+                                               r.get("simulated_ci_high")]),
+            _target_text(target),
+            "yes" if r.get("within_target") else "no",
+            "yes" if r.get("honoured", True) else "no (contradictory figure)",
+            str(r.get("note") or "")])
+    n_within = sum(bool(r.get("within_target")) for r in records)
+    blocks = [Para(
+        "Every article figure the simulator targets, measured on a simulated mixed cohort"
+        + (f" of {n} lesions" if n else " (features.simulate.fidelity_table; 200,000 lesions "
+           "by default)") + ": "
+        f"{n_within} of {len(records)} within their target. Figures the simulator "
+        "deliberately does not reproduce (they contradict others) are marked; see the "
+        "limitations."),
+        Table(["figure", "quantity", "article", "simulated (95% CI)", "target", "within",
+               "honoured", "note"], rows,
+              "The simulator's fidelity to the article (features.simulate.fidelity_table); "
+              "each simulated value with its 95% CI on the simulated cohort it was measured "
+              "on.")]
+    return Section("Simulator fidelity", blocks, tripod="5a, 26", clear="13")
+
+
+def _model_card_section(card: ModelCard) -> Section:
+    subs = [
+        Section("Intended use", [Bullets(card.intended_use)], level=3, tripod="3b, 27b"),
+        Section("Not intended for", [Bullets(card.not_intended)], level=3),
+        Section("Model", [Bullets(pairs=card.model)], level=3, tripod="15, 22"),
+        Section("Data", [Bullets(card.data)], level=3, tripod="5a, 20a"),
+        Section("Missing data", [Bullets(card.missing_data)], level=3, tripod="11, 27a"),
+        Section("Threshold and rationale", [Para(t) for t in card.threshold], level=3,
+                tripod="15"),
+        Section("Metrics with 95% CIs", [Table(["metric", "value"], card.performance,
+                                              "Headline metrics; the evaluated rows and events "
+                                              "are named in the first line.")],
+                level=3, tripod="23a"),
+        Section("Limitations", [Bullets(card.limitations)], level=3, tripod="26",
+                clear="52"),
+        Section("Using it", [Bullets(card.usability)], level=3, tripod="27a, 27b, 27c"),
+    ]
+    for s in subs:
+        s.anchor = "card-" + s.anchor
+    return Section("Model card", subs, tripod="3b, 15, 22, 26, 27a-c", clear="57")
+
+
+def _software_section(card: ModelCard, model) -> Section:
+    if model is None:
+        blocks: list = [Para("No model bundle was given to the report, so package versions "
+                             "and the training data's hash are not shown. They are stored in "
+                             "the bundle written by train.py (models.bundle.TrainedModel).")]
+    else:
+        blocks = [Table(["item", "value"], card.provenance,
+                        "Provenance recorded in the model bundle (models.bundle.TrainedModel).")]
+    blocks.append(Para(
+        "Predictions are computed by the saved bundle (`TrainedModel.predict_proba`; "
+        "`predict.py --model MODEL.joblib --data TABLE --out PRED.csv`). This folder also "
+        "holds `metrics.json` (every number in this report), `metrics.md` and "
+        "`evaluation_predictions.csv` (one row per evaluated lesion: label, probability, each "
+        "rule's call)."))
+    return Section("Software, provenance and reproducibility", blocks,
+                   tripod="12g, 18e, 18f, 22", clear="25, 54, 56, 57")
+
+
+# --------------------------------------------------------------------------- checklist
+
+
+def _checklist(simulated: bool, has_fidelity: bool, has_iv: bool) -> Section:
+    study = "not applicable: synthetic data" if simulated else "to be stated by the study"
+    items = [
+        ("1", "Title", "not applicable: a generated report, not an article"),
+        ("2", "Abstract", "not applicable (the Summary is not a structured abstract)"),
+        ("3a", "Healthcare context", "Outcome; Benchmark (the article's rules are the "
+                                     "existing models)"),
+        ("3b", "Target population, intended use", "Model card: intended use"),
+        ("3c", "Health inequalities", "not addressed: no sociodemographic columns"),
+        ("4", "Objectives", "Summary: development with internal validation, and comparison "
+                            "with the article's rules"),
+        ("5a", "Data sources", "Source of data and participants"
+         + ("; Simulator fidelity" if has_fidelity else "")),
+        ("5b", "Dates", study),
+        ("6a", "Setting", "Source of data (single site assumed); " + study),
+        ("6b", "Eligibility", "Source of data (one row per lesion at the enlarging scan)"),
+        ("6c", "Treatments", "Outcome (immunotherapy or radio-chemotherapy); weeks on "
+                             "treatment is a predictor"),
+        ("7", "Data preparation", "Predictors (column contract: units and ranges checked)"),
+        ("8a", "Outcome definition", "Outcome"),
+        ("8b", "Outcome assessors", "Outcome: " + study),
+        ("8c", "Blinding of outcome", "Outcome: " + study),
+        ("9a", "Choice of predictors", "Predictors and missing data"),
+        ("9b", "Predictor definitions", "Predictors and missing data (units, meaning)"),
+        ("9c", "Predictor assessors", study),
+        ("10", "Sample size", "Sample size"),
+        ("11", "Missing data", "Predictors and missing data; Model card"),
+        ("12a", "Data use and partitioning", "Analysis methods"),
+        ("12b", "Predictor handling", "Predictors and missing data (transformations)"),
+        ("12c", "Model type, building, internal validation", "Analysis methods; Internal "
+                                                             "validation"),
+        ("12d", "Heterogeneity across clusters", "not examined: single site assumed"),
+        ("12e", "Performance measures", "Analysis methods"),
+        ("12f", "Model updating", "none done"),
+        ("12g", "How predictions were calculated", "Software, provenance and reproducibility"),
+        ("13", "Class imbalance", "Analysis methods: no resampling or weighting"),
+        ("14", "Fairness", "not addressed: no sociodemographic columns"),
+        ("15", "Model output and threshold", "Analysis methods; Model card: threshold"),
+        ("16", "Training versus evaluation", "Source of data and participants"),
+        ("17", "Ethical approval", study),
+        ("18a-d", "Funding, conflicts, protocol, registration", "not covered by this report: "
+                                                                "to be stated by the study"),
+        ("18e", "Data sharing", "Software: evaluation_predictions.csv"
+         + ("; the synthetic cohort is regenerated from its seed" if simulated else "")),
+        ("18f", "Code sharing", "Software, provenance and reproducibility"),
+        ("19", "Patient and public involvement", study),
+        ("20a", "Participant flow", "Source of data and participants"),
+        ("20b", "Characteristics, missing data", "Predictors and missing data (availability)"),
+        ("20c", "Predictor distributions, development vs evaluation",
+         "not shown (same-source random split)"),
+        ("21", "Participants and events per analysis", "Sample size; Internal validation; each "
+                                                       "table's caption"),
+        ("22", "Model specification", "Model card; Software (the saved bundle)"),
+        ("23a", "Performance with CIs", "Performance on the evaluated patients"
+         + ("; Internal validation" if has_iv else "")),
+        ("23b", "Heterogeneity of performance", "not examined"),
+        ("24", "Model updating results", "not applicable: no updating"),
+        ("25", "Interpretation", "Summary (short); the study's discussion"),
+        ("26", "Limitations", "Model card: limitations"),
+        ("27a", "Poor or unavailable input data", "Model card: using it; missing data"),
+        ("27b", "User interaction and expertise", "Model card: intended use"),
+        ("27c", "Next steps", "Model card: using it"),
+    ]
+    clear = [
+        ("15", "Data split", "Source of data and participants"),
+        ("16, 19-28", "Imaging protocol, segmentation, pre-processing, feature extraction",
+         "apply only when radiomic features are used; the pyradiomics settings are stored in "
+         "the model bundle (Software)"),
+        ("29, 30", "Missing data, class imbalance", "Predictors and missing data; Analysis "
+                                                    "methods"),
+        ("38-41", "Testing, metrics, uncertainty, statistical comparison (DeLong)",
+         "Analysis methods; Performance"),
+        ("42, 48", "Comparison with non-radiomic methods", "Benchmark against the article's "
+                                                           "rules"),
+        ("52", "Limitations", "Model card: limitations"),
+        ("54-57", "Sharing features, code, model", "Software, provenance and reproducibility"),
+    ]
+    return Section("Reporting checklist: where each item is answered", [
+        Table(["TRIPOD+AI item", "topic", "where in this report, or why not"],
+              [list(r) for r in items], "TRIPOD+AI 2024 (Collins et al., BMJ 2024;385:e078378)."),
+        Table(["CLEAR item", "topic", "where in this report"], [list(r) for r in clear],
+              "CLEAR (Kocak et al., Insights Imaging 2023;14:75), radiomics items."),
+    ], tripod="all", clear="7")
+
+
+# --------------------------------------------------------------------------- build
+
+
+def _build_document(data: Mapping, frame: pd.DataFrame, model, fidelity: list | None,
+                    figures: Mapping[str, str], fidelity_n: int | None = None) -> list[Section]:
+    simulated = _is_simulated(data, frame, model, fidelity)
+    held_out = bool(data.get("split"))
+    has_bayes = BAYES_COLUMN in frame.columns
+    card = build_model_card(data, model, simulated)
+    perf = Section("Performance on the " + ("held-out patients" if held_out
+                                           else "evaluated patients"),
+                   _performance_sections(data, figures, held_out, has_bayes),
+                   tripod="21, 23a", clear="40, 41, 42, 47, 48")
+    sections = [
+        _summary(data, simulated, held_out),
+        _data_section(data, frame, model, simulated),
+        _outcome_section(simulated),
+        _predictor_section(data, model),
+        _sample_size_section(data),
+        _methods_section(data, model),
+        perf,
+        _internal_validation_section(data),
+    ]
+    if fidelity and simulated:
+        sections.append(_fidelity_section(fidelity, fidelity_n))
+    sections += [_model_card_section(card), _software_section(card, model),
+                 _checklist(simulated, bool(fidelity and simulated),
+                            bool(data.get("internal_validation")))]
+    number = 0
+    for s in _walk(sections):
+        for b in s.blocks:
+            if isinstance(b, Figure):
+                number += 1
+                b.number = number
+    return sections
+
+
+def _walk(sections: Sequence[Section]):
+    for s in sections:
+        yield s
+        yield from _walk([b for b in s.blocks if isinstance(b, Section)])
+
+
+def _tags(s: Section) -> str:
+    parts = []
+    if s.tripod:
+        parts.append(f"TRIPOD+AI {s.tripod}")
+    if s.clear:
+        parts.append(f"CLEAR {s.clear}")
+    return " · ".join(parts)
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _render_md(title: str, sections: Sequence[Section]) -> str:
+    out = [f"# {title}"]
+    for s in sections:
+        out += _section_md(s)
+    return "\n\n".join(out) + "\n"
+
+
+def _section_md(s: Section) -> list[str]:
+    out = [f"{'#' * s.level} {s.title}"]
+    if _tags(s):
+        out.append(f"*{_tags(s)}*")
+    for b in s.blocks:
+        if isinstance(b, Section):
+            out += _section_md(b)
+        elif isinstance(b, Para):
+            out.append(b.text)
+        elif isinstance(b, Callout):
+            out.append(f"> **{'Warning' if b.kind == 'warning' else 'Note'}:** {b.text}")
+        elif isinstance(b, Bullets):
+            lines = [f"- {t}" for t in b.items] + [f"- {k}: {v}" for k, v in b.pairs]
+            if lines:
+                out.append("\n".join(lines))
+        elif isinstance(b, Table):
+            if b.caption:
+                out.append(f"*{b.caption}*")
+            out.append(_md_table(b.headers, b.rows) if b.rows else "(no rows)")
+        elif isinstance(b, Figure):
+            out.append(f"![{_FIGURE_TITLES.get(b.key, b.key)}]({b.file})\n\n"
+                       f"*Figure {b.number}. {b.caption}*")
+    return out
+
+
+# --------------------------------------------------------------------------- HTML
+
+_CSS = """
+:root { --ink: #1d2330; --muted: #5b6475; --line: #d5dae2; --band: #f3f5f8; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #eef1f5; color: var(--ink);
+       font: 15px/1.55 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 1120px; margin: 0 auto; padding: 28px 40px 60px; background: #fff; }
+h1 { font-size: 1.75em; line-height: 1.25; margin: 0.2em 0 0.6em; }
+h2 { font-size: 1.35em; margin: 2.2em 0 0.5em; padding-bottom: 0.25em;
+     border-bottom: 2px solid var(--line); }
+h3 { font-size: 1.1em; margin: 1.8em 0 0.4em; }
+.tags { display: inline-block; margin: 0 0 0.8em; padding: 2px 8px; border-radius: 4px;
+        background: #e8eef8; color: #2b4a7a; font-size: 0.78em; }
+p { margin: 0.5em 0 0.9em; }
+ul { margin: 0.3em 0 1em; padding-left: 1.4em; }
+li { margin: 0.15em 0; }
+code { font: 0.9em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+       background: var(--band); padding: 0 3px; border-radius: 3px; }
+.callout { margin: 0.8em 0 1.2em; padding: 10px 14px; border-radius: 4px; }
+.callout.warning { background: #fff5e6; border-left: 5px solid #d98a00; }
+.callout.info { background: #edf4ff; border-left: 5px solid #3d7ad6; }
+.table-wrap { overflow-x: auto; margin: 0.3em 0 1.4em; }
+.caption { margin: 0.9em 0 0.3em; color: var(--muted); font-size: 0.88em; }
+table { border-collapse: collapse; font-size: 0.82em; }
+th, td { border: 1px solid var(--line); padding: 4px 7px; vertical-align: top; text-align: left; }
+th { background: var(--band); font-weight: 600; }
+td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+tbody tr:nth-child(even) td { background: #fafbfc; }
+figure { margin: 1.2em 0 1.8em; }
+figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); }
+figcaption { margin-top: 0.4em; color: var(--muted); font-size: 0.88em; }
+nav.toc { margin: 1em 0 1.5em; padding: 10px 16px; background: var(--band); border-radius: 4px;
+          font-size: 0.9em; }
+nav.toc ol { margin: 0.3em 0; padding-left: 1.4em; columns: 2; }
+a { color: #1f5fbf; }
+@media print { body { background: #fff; } main { padding: 0; max-width: none; }
+               .table-wrap { overflow: visible; } figure { break-inside: avoid; } }
+"""
+_NUMERIC = re.compile(r"^([-+\u2212]?\d[\d.]*(%| |$)|-$|<0\.)")
+
+
+def _inline(text: str) -> str:
+    """Escaped text with `code` spans."""
+    parts = str(text).split("`")
+    return "".join(f"<code>{html.escape(p)}</code>" if i % 2 else html.escape(p)
+                   for i, p in enumerate(parts))
+
+
+def _render_html(title: str, sections: Sequence[Section], images: Mapping[str, bytes]) -> str:
+    toc = "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>'
+                  for s in sections)
+    body = "\n".join(_section_html(s, images) for s in sections)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
+        f"<h1>{html.escape(title)}</h1>\n<nav class=\"toc\"><strong>Contents</strong>"
+        f"<ol>{toc}</ol></nav>\n{body}\n</main>\n</body>\n</html>\n")
+
+
+def _section_html(s: Section, images: Mapping[str, bytes]) -> str:
+    h = f"h{min(s.level, 6)}"
+    out = [f'<section id="{s.anchor}">', f"<{h}>{html.escape(s.title)}</{h}>"]
+    if _tags(s):
+        out.append(f'<div class="tags">{html.escape(_tags(s))}</div>')
+    for b in s.blocks:
+        if isinstance(b, Section):
+            out.append(_section_html(b, images))
+        elif isinstance(b, Para):
+            out.append(f"<p>{_inline(b.text)}</p>")
+        elif isinstance(b, Callout):
+            label = "Warning" if b.kind == "warning" else "Note"
+            out.append(f'<div class="callout {html.escape(b.kind)}"><strong>{label}:</strong> '
+                       f"{_inline(b.text)}</div>")
+        elif isinstance(b, Bullets):
+            lis = [f"<li>{_inline(t)}</li>" for t in b.items]
+            lis += [f"<li><strong>{html.escape(k)}:</strong> {_inline(v)}</li>"
+                    for k, v in b.pairs]
+            if lis:
+                out.append("<ul>" + "".join(lis) + "</ul>")
+        elif isinstance(b, Table):
+            out.append(_table_html(b))
+        elif isinstance(b, Figure):
+            data = base64.b64encode(images[b.key]).decode("ascii")
+            alt = html.escape(_FIGURE_TITLES.get(b.key, b.key))
+            out.append(f'<figure id="figure-{b.key}"><img data-figure="{b.key}" alt="{alt}" '
+                       f'src="data:image/png;base64,{data}"><figcaption><strong>Figure '
+                       f"{b.number}.</strong> {_inline(b.caption)}</figcaption></figure>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _table_html(t: Table) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in t.headers)
+    rows = []
+    for r in t.rows:
+        cells = []
+        for i, v in enumerate(r):
+            text = _cell(v)
+            numeric = _NUMERIC.match(text) and sum(ch.isalpha() for ch in text) <= 8
+            cls = ' class="num"' if i > 0 and numeric else ""
+            cells.append(f"<td{cls}>{_inline(text)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    caption = f'<p class="caption">{_inline(t.caption)}</p>' if t.caption else ""
+    body = "".join(rows) or f'<tr><td colspan="{len(t.headers)}">(no rows)</td></tr>'
+    return (f'{caption}<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
+
+
+# --------------------------------------------------------------------------- write
+
+
+def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame, model=None,
+                 fidelity: pd.DataFrame | None = None,
+                 title: str = DEFAULT_TITLE) -> dict[str, Path]:
+    """Write the full report into ``report_dir`` (created if needed); return name -> path.
+
+    Files: ``metrics.json`` and ``metrics.md`` (:func:`models.report.write_metrics_report`,
+    with ``fidelity`` as the extra table ``simulator_fidelity``), the six figures of
+    :func:`models.figures.write_all_figures` (the simulator's posterior from
+    ``frame["bayes_posterior"]`` when present), ``report.md``, ``report.html`` and
+    ``evaluation_predictions.csv`` (``frame``). Every file is written atomically.
+
+    ``metrics`` is the benchmark dict, ideally through :func:`add_uncertainty`; missing
+    parts (no bootstrap, no internal validation, no Bayes ceiling) are left out or said
+    to be missing. ``model`` is the :class:`models.bundle.TrainedModel` behind it, or None
+    (then versions and the training data hash are not shown).
+    """
+    from models.figures import write_all_figures
+
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    extra = {FIDELITY_KEY: fidelity} if fidelity is not None else None
+    write_metrics_report(report_dir, metrics, extra_tables=extra, title=title)
+    data = to_jsonable(metrics)  # the numbers exactly as metrics.json holds them
+    y, p = _labels_and_probabilities(frame)
+    rules = _rules(frame)
+    threshold = data.get("threshold")
+    if threshold is None:
+        threshold = getattr(model, "threshold", None)
+    if threshold is None:
+        raise ValueError("metrics has no 'threshold' and no model was given.")
+    bayes = (frame[BAYES_COLUMN].to_numpy(dtype=float) if BAYES_COLUMN in frame.columns
+             else None)
+    auc_ci = (data.get("model") or {}).get("auc_ci")
+    fig_metrics = {"odds_ratios": _odds_ratio_table(data)}
+    if auc_ci and all(v is not None for v in auc_ci):
+        fig_metrics["auc_ci"] = auc_ci
+    paths: dict[str, Path] = {"metrics_json": report_dir / "metrics.json",
+                              "metrics_md": report_dir / "metrics.md"}
+    figure_paths = write_all_figures(report_dir, y.astype(int), p, float(threshold), rules,
+                                     bayes_p=bayes, metrics=fig_metrics)
+    paths.update(figure_paths)
+    fid_records = to_jsonable(fidelity) if fidelity is not None else None
+    fid_n = fidelity.attrs.get("n") if fidelity is not None else None
+    sections = _build_document(data, frame, model, fid_records,
+                               {k: Path(v).name for k, v in figure_paths.items()}, fid_n)
+    images = {k: Path(v).read_bytes() for k, v in figure_paths.items()}
+    paths["report_md"] = atomic_write_text(report_dir / "report.md",
+                                           _render_md(title, sections))
+    paths["report_html"] = atomic_write_text(report_dir / "report.html",
+                                             _render_html(title, sections, images))
+    paths["predictions_csv"] = atomic_write_bytes(
+        report_dir / "evaluation_predictions.csv",
+        frame.to_csv(index=False).encode("utf-8"))
+    return paths
