@@ -325,10 +325,14 @@ def _summary(data: Mapping, simulated: bool, held_out: bool) -> Section:
     if comps:
         items.append(f"At each rule's own sensitivity the model's PPV is higher with a paired "
                      f"95% CI above 0 for {len(better)} of {len(comps)} rules.")
+    objective = ("Objective: develop a calibrated classifier that tells pseudoprogression from "
+                 "true progression, evaluate it " + ("on held-out patients " if held_out else "")
+                 + "with internal validation only, and compare it with the article's published "
+                 "rules through the same metrics.")
     blocks = [Callout("Research use only: not for clinical decisions." + (
         " All data in this report are synthetic." if simulated else ""), "warning"),
-        Bullets(items)]
-    return Section("Summary", blocks, tripod="none (not an article title or abstract)")
+        Para(objective), Bullets(items)]
+    return Section("Summary", blocks, tripod="4 (items 1-2, title and abstract, do not apply)")
 
 
 def _data_section(data: Mapping, frame: pd.DataFrame, model, simulated: bool) -> Section:
@@ -342,7 +346,8 @@ def _data_section(data: Mapping, frame: pd.DataFrame, model, simulated: bool) ->
             f"Source: {source}. Synthetic lesions drawn from a generator whose parameters are "
             "derived from the article's reported figures; no patient data, so dates of accrual, "
             "centres, eligibility screening and ethics approval do not apply. One row is one "
-            "lesion assessment at the scan that shows the enlargement, one lesion per patient."))
+            "lesion assessment at the scan that shows the enlargement"
+            + (", one lesion per patient." if n_patients == len(frame) else ".")))
     else:
         source = training.get("source") or "a table in the column contract"
         blocks.append(Para(
@@ -479,10 +484,11 @@ def _methods_section(data: Mapping, model) -> Section:
     blocks: list = [Bullets([
         "Data use: patients split once into training and held-out evaluation sets, stratified "
         "by the label; nothing is fitted, calibrated or tuned on held-out patients.",
-        "Model families compared by patient-grouped, stratified 5-fold cross-validation on the "
-        "training patients, by log loss (a proper score): L2-penalised logistic regression "
-        "(C = 0.3) and histogram gradient boosting (150 trees, learning rate 0.08, 15 leaves, "
-        "at least 30 rows a leaf). The family with the lower mean log loss is kept.",
+        "Model families compared by patient-grouped, stratified cross-validation (5 folds, "
+        "fewer when a class is rare) on the training patients, by log loss (a proper score): "
+        "L2-penalised logistic regression and histogram gradient boosting, each with fixed "
+        "settings (no hyperparameter search). The family with the lower mean log loss is kept; "
+        "its settings are given below when the model bundle is at hand.",
         "Calibration: sigmoid (Platt) map fitted on pooled out-of-fold predictions of the "
         "training patients, each from a model that did not see that patient, applied to the "
         "model refitted on all training patients.",
@@ -518,6 +524,9 @@ def _methods_section(data: Mapping, model) -> Section:
                   "patients" if split else "the training patients")
         blocks.append(Table(["family", "log loss, mean ± SD over folds", "AUC (pooled)"], rows,
                             f"Model choice by grouped cross-validation on {behind}."))
+    settings = _estimator_settings(model)
+    if settings:
+        blocks.append(Para(settings))
     unc = data.get("uncertainty") or {}
     if unc:
         blocks.append(Para(f"Bootstrap: {unc.get('n_resamples')} resamples of "
@@ -525,6 +534,22 @@ def _methods_section(data: Mapping, model) -> Section:
                            "95% intervals."))
     return Section("Analysis methods", blocks, tripod="12a, 12c, 12d, 12e, 12f, 13, 14, 15",
                    clear="30, 34, 35, 37, 39, 40, 41")
+
+
+def _estimator_settings(model) -> str:
+    """The fitted model's estimator and calibration settings in one line, or ''."""
+    est = getattr(model, "estimator", None)
+    try:
+        inner = est.calibrated_classifiers_[0].estimator
+        final = inner.steps[-1][1]
+    except (AttributeError, IndexError, TypeError):
+        return ""
+    text = re.sub(r"\s+", " ", repr(final))
+    folds = getattr(est, "cv", None)
+    n_folds = len(folds) if isinstance(folds, (list, tuple)) else folds
+    return (f"The chosen model as fitted (non-default settings shown): `{text}`; calibration "
+            f"`{getattr(est, 'method', '?')}`, ensemble={getattr(est, 'ensemble', '?')}, "
+            f"{n_folds} patient-grouped folds.")
 
 
 def _performance_sections(data: Mapping, figures: Mapping[str, str], held_out: bool,
