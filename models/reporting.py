@@ -265,9 +265,16 @@ def _events(n, n_pos) -> str:
 
 
 def _is_simulated(data: Mapping, frame: pd.DataFrame, model, fidelity) -> bool:
+    """True when the evaluated rows are synthetic: the simulator's posterior is beside them,
+    a fidelity table was given, or they are held out from a simulated training cohort."""
+    if BAYES_COLUMN in frame.columns or "bayes_ceiling" in data or fidelity is not None:
+        return True
+    return bool(data.get("split")) and _trained_on_synthetic(model)
+
+
+def _trained_on_synthetic(model) -> bool:
     source = str((getattr(model, "training", None) or {}).get("source", ""))
-    return (BAYES_COLUMN in frame.columns or "bayes_ceiling" in data or fidelity is not None
-            or source.lower().startswith("simulated"))
+    return source.lower().startswith("simulated")
 
 
 def _odds_ratio_table(data: Mapping) -> pd.DataFrame:
@@ -325,10 +332,13 @@ def _summary(data: Mapping, simulated: bool, held_out: bool) -> Section:
     if comps:
         items.append(f"At each rule's own sensitivity the model's PPV is higher with a paired "
                      f"95% CI above 0 for {len(better)} of {len(comps)} rules.")
-    objective = ("Objective: develop a calibrated classifier that tells pseudoprogression from "
-                 "true progression, evaluate it " + ("on held-out patients " if held_out else "")
-                 + "with internal validation only, and compare it with the article's published "
-                 "rules through the same metrics.")
+    objective = (
+        "Objective: develop a calibrated classifier that tells pseudoprogression from true "
+        "progression, evaluate it on held-out patients with internal validation only, and "
+        "compare it with the article's published rules through the same metrics."
+        if held_out else
+        "Objective: evaluate a saved calibrated classifier on the rows of one table and compare "
+        "it with the article's published rules through the same metrics.")
     blocks = [Callout("Research use only: not for clinical decisions." + (
         " All data in this report are synthetic." if simulated else ""), "warning"),
         Para(objective), Bullets(items)]
@@ -340,20 +350,28 @@ def _data_section(data: Mapping, frame: pd.DataFrame, model, simulated: bool) ->
     training = getattr(model, "training", None) or {}
     n_patients = frame[ID].nunique() if ID in frame.columns else None
     blocks: list = []
-    if simulated:
-        source = training.get("source") or "a simulated cohort (features.simulate)"
-        blocks.append(Para(
-            f"Source: {source}. Synthetic lesions drawn from a generator whose parameters are "
-            "derived from the article's reported figures; no patient data, so dates of accrual, "
-            "centres, eligibility screening and ethics approval do not apply. One row is one "
-            "lesion assessment at the scan that shows the enlargement"
-            + (", one lesion per patient." if n_patients == len(frame) else ".")))
+    one_each = ", one lesion per patient" if n_patients == len(frame) else ""
+    if split:
+        where = (f"Training and held-out patients both come from: "
+                 f"{training.get('source') or 'the training table'}.")
     else:
-        source = training.get("source") or "a table in the column contract"
+        where = ("The evaluated rows are the table given for this evaluation (named in the "
+                 "title), not the model's training data"
+                 + (f" ({training.get('source')})" if training.get("source") else "") + ".")
+    if simulated:
         blocks.append(Para(
-            f"Source: {source}. One row is one lesion assessment at the scan that shows the "
-            "enlargement. The setting, centres, dates of accrual and eligibility criteria are "
-            "not recorded in the table and must be stated by the study."))
+            f"{where} The data are synthetic: lesions drawn from a generator whose parameters "
+            "are derived from the article's reported figures; no patient data, so dates of "
+            "accrual, centres, eligibility screening and ethics approval do not apply. One row "
+            f"is one lesion assessment at the scan that shows the enlargement{one_each}."))
+    else:
+        blocks.append(Para(
+            f"{where} One row is one lesion assessment at the scan that shows the "
+            f"enlargement{one_each}. The setting, centres, dates of accrual and eligibility "
+            "criteria are not recorded in the table and must be stated by the study."))
+    if not simulated and _trained_on_synthetic(model):
+        blocks.append(Callout("The model was trained on synthetic data "
+                              f"({training.get('source')}).", "warning"))
     rows = []
     if split:
         n_all = (split.get("n_train") or 0) + (split.get("n_test") or 0)
@@ -364,6 +382,11 @@ def _data_section(data: Mapping, frame: pd.DataFrame, model, simulated: bool) ->
         rows.append(["training", _cell(split.get("n_train")), _cell(split.get("n_train_positive")),
                      _cell((split.get("n_train") or 0) - (split.get("n_train_positive") or 0)),
                      "model choice, calibration, threshold, nested cross-validation"])
+    if not split and training.get("n") is not None:
+        rows.append(["training (from the model bundle)", _cell(training.get("n")),
+                     _cell(training.get("n_positive")),
+                     _cell((training.get("n") or 0) - (training.get("n_positive") or 0)),
+                     "fitting the model (not evaluated here)"])
     n, pos = data.get("n"), data.get("n_positive")
     rows.append(["held-out evaluation" if split else "evaluation", _cell(n), _cell(pos),
                  _cell((n or 0) - (pos or 0)),
@@ -924,7 +947,7 @@ def _build_document(data: Mapping, frame: pd.DataFrame, model, fidelity: list | 
     simulated = _is_simulated(data, frame, model, fidelity)
     held_out = bool(data.get("split"))
     has_bayes = BAYES_COLUMN in frame.columns
-    card = build_model_card(data, model, simulated)
+    card = build_model_card(data, model, simulated or _trained_on_synthetic(model))
     perf = Section("Performance on the " + ("held-out patients" if held_out
                                            else "evaluated patients"),
                    _performance_sections(data, figures, held_out, has_bayes),
