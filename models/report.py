@@ -444,9 +444,12 @@ def _uncertainty_md(metrics: Mapping) -> list[str]:
     parts: list[str] = []
     if metrics.get("bootstrap"):
         headers, rows = _bootstrap_table(metrics)
+        unit = (metrics.get("uncertainty") or {}).get("resampling_unit")
         parts += ["## Bootstrap confidence intervals of the model",
-                  f"Percentile bootstrap: {_bootstrap_method(metrics)}; threshold "
-                  f"{_g(metrics.get('threshold'))}.\n\n" + _md_table(headers, rows)]
+                  f"{_bootstrap_method(metrics)}"
+                  + (f"; resampling unit: {unit}" if unit else "")
+                  + f"; threshold {_g(metrics.get('threshold'))}.\n\n"
+                  + _md_table(headers, rows)]
     if metrics.get("rule_comparisons"):
         parts += ["## The model against each rule at the rule's sensitivity (paired)",
                   "Model minus rule on the rows the rule covers, the model read at the highest "
