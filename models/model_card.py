@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from models.bundle import TrainedModel
 from models.report import _est_ci, _g, _pct, _pct_ci
 
 #: Events per candidate feature below which the card warns (as models.validation does).
@@ -153,7 +154,8 @@ def _limitations(metrics: Mapping, simulated: bool) -> list[str]:
     return out
 
 
-def build_model_card(metrics: Mapping, model=None, simulated: bool = False) -> ModelCard:
+def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
+                     simulated: bool = False) -> ModelCard:
     """The model card for ``metrics`` (a benchmark dict, plain or as in metrics.json) and
     an optional :class:`models.bundle.TrainedModel`; ``simulated`` says the data are
     synthetic."""

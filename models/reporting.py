@@ -34,6 +34,7 @@ import pandas as pd
 
 from features.article import PREVALENCE
 from features.contract import BY_NAME, ID, LABEL
+from models.bundle import TrainedModel
 from models.metrics import to_jsonable
 from models.model_card import ModelCard, build_model_card
 from models.report import (
@@ -1139,7 +1140,8 @@ def _table_html(t: Table) -> str:
 # --------------------------------------------------------------------------- write
 
 
-def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame, model=None,
+def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
+                 model: TrainedModel | None = None,
                  fidelity: pd.DataFrame | None = None,
                  title: str = DEFAULT_TITLE) -> dict[str, Path]:
     """Write the full report into ``report_dir`` (created if needed); return name -> path.
