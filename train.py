@@ -110,8 +110,8 @@ def load_training_table(args: argparse.Namespace):
     if args.cohort:
         from features.simulate import bayes_posterior, simulate_cohort
 
-        if args.n < 100:
-            raise UserInputError(f"--n {args.n} is too small to train and evaluate; use 100 "
+        if args.n < 50:
+            raise UserInputError(f"--n {args.n} is too small to train and evaluate; use 50 "
                                  "or more (4000 is the demo's size).")
         if args.prevalence is not None and not 0 < args.prevalence < 1:
             raise UserInputError(f"--prevalence must be between 0 and 1, got {args.prevalence}.")
