@@ -27,9 +27,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsmodels.stats.proportion import proportion_confint
 
-from models.metrics import diagnostic_odds_ratio
+from models.metrics import diagnostic_odds_ratio, wilson_ci
 
 __all__ = [
     "bootstrap_metrics",
@@ -182,15 +181,8 @@ def rule_operating_point(y, rule_pred, confidence_level: float = 0.95) -> dict:
     for name, k, m in (("sensitivity", tp, tp + fn), ("specificity", tn, tn + fp),
                        ("ppv", tp, tp + fp), ("npv", tn, tn + fn)):
         out[name] = k / m if m else np.nan
-        out[f"{name}_ci"] = _wilson(k, m, confidence_level)
+        out[f"{name}_ci"] = list(wilson_ci(k, m, alpha=1 - confidence_level))
     return out
-
-
-def _wilson(k: int, m: int, confidence_level: float = 0.95) -> list[float]:
-    if m == 0:
-        return [np.nan, np.nan]
-    lo, hi = proportion_confint(k, m, alpha=1 - confidence_level, method="wilson")
-    return [float(lo), float(hi)]
 
 
 def diagnostic_odds_ratios(y, rules: pd.DataFrame, confidence_level: float = 0.95
