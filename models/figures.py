@@ -289,7 +289,8 @@ def plot_calibration(y, p, out, n_bins: int = 10) -> Path:
     if y.size:
         tab = _calibration_bins(y, p, n_bins)
         ax.errorbar(tab["predicted"], tab["observed"],
-                    yerr=[tab["observed"] - tab["ci_low"], tab["ci_high"] - tab["observed"]],
+                    yerr=[np.clip(tab["observed"] - tab["ci_low"], 0, None),
+                          np.clip(tab["ci_high"] - tab["observed"], 0, None)],
                     ls="none", marker="o", color="tab:blue", ms=5, capsize=2, lw=1,
                     label=f"Observed, {len(tab)} quantile bins (95% Wilson CI)", zorder=3)
     if y.size >= 10 and np.ptp(p) > 0:
