@@ -78,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2,
                    help="worker processes for radiomic extraction (default 2)")
     p.add_argument("--report", type=Path, metavar="DIR",
-                   help="also write the benchmark report for these rows (needs the label)")
+                   help="also write the benchmark report for these rows (needs the label): "
+                        "report.html, report.md, metrics.json, metrics.md, figures")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="B",
+                   help="bootstrap resamples for the report's CIs (default 1000; 0 skips)")
     return p
 
 
@@ -104,14 +107,18 @@ def main(argv: list[str] | None = None) -> int:
         if LABEL not in table.columns:
             raise UserInputError(f"--report needs the '{LABEL}' label column in {args.data}; "
                                  "drop --report to predict without evaluating.")
-        from models.report import format_benchmark_table, write_metrics_report
+        from models.report import format_benchmark_table
+        from models.reporting import add_uncertainty, write_report
         from models.training import evaluate
 
         evaluation = evaluate(model, table, warn=False)
-        write_metrics_report(args.report, evaluation.metrics,
-                             title=f"Evaluation of {args.model.name} on {args.data.name}")
-        write_table_atomic(evaluation.frame, args.report / "evaluation_predictions.csv")
-        print(format_benchmark_table(evaluation.metrics))
+        metrics = evaluation.metrics
+        if args.bootstrap > 0:
+            metrics = add_uncertainty(metrics, evaluation.frame, model.threshold,
+                                      n_resamples=args.bootstrap)
+        write_report(args.report, metrics, evaluation.frame, model=model,
+                     title=f"Evaluation of {args.model.name} on {args.data.name}")
+        print(format_benchmark_table(metrics))
         print(f"report in {args.report}")
     return 0
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from features.errors import UserInputError, run_command
 from features.extract import DEFAULT_PARAMS
-from features.tables import read_table, write_table_atomic
+from features.tables import read_table
 
 COHORTS = ("melanoma", "nsclc", "mixed")
 
@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="MODEL.joblib",
                    help="where to save the trained model")
     p.add_argument("--report", type=Path, metavar="DIR",
-                   help="folder for the evaluation report (metrics.json, metrics.md, "
-                        "held-out predictions)")
+                   help="folder for the evaluation report: report.html (self-contained), "
+                        "report.md, metrics.json, metrics.md, figures, held-out predictions")
     p.add_argument("--test-size", type=float, default=0.3,
                    help="share of patients held out for evaluation (default 0.3)")
     thr = p.add_mutually_exclusive_group()
@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     thr.add_argument("--target-sensitivity", type=float, default=None, metavar="S",
                      help="instead, choose the threshold that reaches sensitivity S on "
                           "out-of-fold predictions of the training patients")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="B",
+                   help="patient-level bootstrap resamples for the report's CIs and paired "
+                        "rule comparisons (default 1000; 0 skips them)")
     p.add_argument("--no-nested-cv", action="store_true",
                    help="skip nested cross-validation on the training patients (faster; the "
                         "report then lacks the optimism-corrected figures)")
@@ -144,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parse options, train, save the model, write the report and print the benchmark."""
     args = build_parser().parse_args(argv)
     from models.bundle import save_model
-    from models.report import format_benchmark_table, write_metrics_report
+    from models.report import format_benchmark_table
+    from models.reporting import add_uncertainty, write_report
     from models.training import train
 
     check_options(args)
@@ -172,11 +176,20 @@ def main(argv: list[str] | None = None) -> int:
         metrics["image_features"] = image_contribution(result, without)
         metrics["radiomic_extraction"] = radiomics.summary()
         result.model.radiomics_settings = radiomics.settings_text
+    if args.report and args.bootstrap > 0:
+        result.model.metrics = result.evaluation.metrics = add_uncertainty(
+            result.evaluation.metrics, result.evaluation.frame, result.model.threshold,
+            n_resamples=args.bootstrap, seed=args.seed, progress=not args.no_progress)
     save_model(result.model, args.out)
     if args.report:
-        write_metrics_report(args.report, result.evaluation.metrics,
-                             title=f"Held-out evaluation: {source}")
-        write_table_atomic(result.evaluation.frame, args.report / "evaluation_predictions.csv")
+        fidelity = None
+        if args.cohort:
+            from features.simulate import fidelity_table
+
+            fidelity = fidelity_table(seed=args.seed)
+        write_report(args.report, result.evaluation.metrics, result.evaluation.frame,
+                     model=result.model, fidelity=fidelity,
+                     title=f"Held-out evaluation: {source}")
     print(format_benchmark_table(result.evaluation.metrics))
     if "image_features" in result.evaluation.metrics:
         print(describe_image_contribution(result.evaluation.metrics["image_features"]))

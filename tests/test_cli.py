@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
     code = run_command(train.main, ["--cohort", "melanoma", "--n", "700", "--seed", "3",
                                     "--prevalence", "0.2", "--out", str(out / "m.joblib"),
                                     "--report", str(out / "report"), "--no-nested-cv",
-                                    "--no-progress"])
+                                    "--bootstrap", "100", "--no-progress"])
     assert code == 0
     return out
 
@@ -43,6 +43,9 @@ def test_train_writes_model_and_report(trained):
     assert all(r in md for r in RULE_IDS)
     preds = pd.read_csv(trained / "report" / "evaluation_predictions.csv")
     assert len(preds) == metrics["n"]
+    assert "bootstrap" in metrics and "rule_comparisons" in metrics
+    html = (trained / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 6 and "Simulator fidelity" in html
 
 
 def test_predict_writes_one_row_per_input_and_a_report(trained, tmp_path):
@@ -52,7 +55,7 @@ def test_predict_writes_one_row_per_input_and_a_report(trained, tmp_path):
     before = data.read_bytes()
     code = run_command(predict.main, ["--model", str(trained / "m.joblib"), "--data", str(data),
                                       "--out", str(tmp_path / "pred.csv"),
-                                      "--report", str(tmp_path / "rep")])
+                                      "--report", str(tmp_path / "rep"), "--bootstrap", "50"])
     assert code == 0
     assert data.read_bytes() == before
     pred = pd.read_csv(tmp_path / "pred.csv")
@@ -118,13 +121,14 @@ def test_train_with_synthetic_images_compares_with_and_without(tmp_path):
                                     "--images", "--jobs", "1", "--seed", "2",
                                     "--out", str(tmp_path / "m.joblib"),
                                     "--report", str(tmp_path / "rep"), "--no-nested-cv",
-                                    "--no-progress"])
+                                    "--bootstrap", "0", "--no-progress"])
     assert code == 0
     metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     images = metrics["image_features"]
     assert images["n"] == metrics["n"]
     assert images["with_images"]["n_features"] > images["without_images"]["n_features"]
     assert metrics["radiomic_extraction"]["n_extracted"] == 80
+    assert "What the image features add" in (tmp_path / "rep" / "report.md").read_text()
     pred = tmp_path / "pred.csv"
     new = tmp_path / "new.csv"
     simulate_cohort(80, prevalence=0.5, seed=2).head(5).to_csv(new, index=False)
