@@ -34,7 +34,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ import yaml
 
 from features.contract import ID
 from features.errors import UserInputError
+from features.tables import atomic_path, write_table_atomic
 
 DEFAULT_PARAMS = Path(__file__).resolve().parent / "params" / "mri.yaml"
 MASK = "mask"
@@ -397,14 +397,11 @@ def _cache_read(path: Path) -> dict[str, float] | None:
 
 
 def _cache_write(path: Path, features: dict[str, float], meta: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
             json.dump({"meta": meta, "features": features}, fh)
-        os.replace(tmp, path)
     except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        pass  # a cache entry that cannot be written is recomputed next time
 
 
 @dataclass
@@ -645,17 +642,6 @@ def extract(manifest: pd.DataFrame | str | Path, params: str | Path = DEFAULT_PA
 # command line
 
 
-def _write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m features.extract",
@@ -709,9 +695,9 @@ def main(argv: list[str] | None = None) -> int:
         result = extract(args.manifest, params=args.params, jobs=args.jobs,
                          cache_dir=cache_dir, sequences=args.sequences,
                          progress=not args.quiet, use_cache=not args.no_cache)
-        _write_csv_atomic(result.features, out)
+        write_table_atomic(result.features, out)
         if args.failures:
-            _write_csv_atomic(result.failures, Path(args.failures))
+            write_table_atomic(result.failures, Path(args.failures))
     except UserInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

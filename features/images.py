@@ -38,9 +38,7 @@ generator is seeded from ``seed`` and the SHA-256 of the id.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +50,7 @@ from scipy import ndimage
 from features.contract import ID, LABEL
 from features.errors import UserInputError
 from features.parameters import DEFAULT_IMAGE_PARAMETERS, ImageParameters
+from features.tables import write_table_atomic
 
 SEQUENCES: tuple[str, ...] = ("t1c", "flair", "adc", "rcbv")
 MASK = "mask"
@@ -357,8 +356,5 @@ def write_synthetic_images(cohort: pd.DataFrame, out_dir: str | Path, seed: int 
         entries = Parallel(n_jobs=jobs)(delayed(_write_patient)(row, out, int(seed), p)
                                         for row in rows)
     manifest = pd.DataFrame(entries, columns=list(MANIFEST_COLUMNS))
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".manifest.", suffix=".csv.tmp")
-    os.close(fd)
-    manifest.to_csv(tmp, index=False)
-    os.replace(tmp, out / MANIFEST_FILE)
+    write_table_atomic(manifest, out / MANIFEST_FILE)
     return manifest

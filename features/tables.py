@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -30,20 +32,34 @@ def read_table(path: str | Path) -> pd.DataFrame:
     raise UserInputError(f"{path}: unsupported table format '{suffix}'; use .csv or .parquet.")
 
 
-def write_table_atomic(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``df`` as CSV (or Parquet by suffix) through a temp file, so a crash leaves
-    either the old file or the complete new one, never half of it."""
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block succeeds, move it over ``path``.
+
+    A crash leaves either the old file or the complete new one, never half of it, and no
+    temporary file. The folder is created when needed; a new file gets mode 0644, a
+    replaced one keeps its mode.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
+        yield Path(tmp)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_table_atomic(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``df`` as CSV (or Parquet by suffix) atomically (see :func:`atomic_path`)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
     return path

@@ -8,9 +8,7 @@ and the evaluation metrics. Loading checks that the file is such a bundle.
 from __future__ import annotations
 
 import hashlib
-import os
 import platform
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -23,6 +21,7 @@ import pandas as pd
 
 from features.contract import ID, LABEL
 from features.errors import UserInputError
+from features.tables import atomic_path
 
 FORMAT_VERSION = 1
 _PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "joblib",
@@ -102,15 +101,8 @@ class TrainedModel:
 def save_model(model: TrainedModel, path: str | Path) -> Path:
     """Write the bundle with joblib through a temp file (atomic replace)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         joblib.dump(model, tmp, compress=3)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -10,8 +10,6 @@ caller's pyplot backend and state are left alone; files are written atomically.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from features.article import FIGURES, PREVALENCE
+from features.tables import atomic_path
 from models.uncertainty import (
     diagnostic_odds_ratios,
     net_benefit,
@@ -75,15 +74,8 @@ def _figure(figsize: tuple[float, float] = (8.0, 5.0)):
 def _save(fig, out) -> Path:
     """Write ``fig`` as PNG to ``out`` through a temporary file in the same folder."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}-", suffix=".png", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out
 
 
