@@ -10,6 +10,7 @@ already clean is left untouched. Exit status 0.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -43,7 +44,12 @@ def strip(path: str | Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Strip every notebook named on the command line."""
-    for name in sys.argv[1:] if argv is None else argv:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="+", type=Path, help=".ipynb files to clear")
+    for name in parser.parse_args(argv).notebooks:
+        if not name.is_file():
+            print(f"{name}: not found", file=sys.stderr)
+            return 2
         print(f"{name}: {'outputs cleared' if strip(name) else 'already clean'}")
     return 0
 

@@ -21,7 +21,7 @@ NOTEBOOK = ROOT / "notebooks" / "walkthrough.ipynb"
 STRIP = ROOT / "notebooks" / "strip_outputs.py"
 SMALL = "N = 800\nSEED = 0\nOUTPUT = {output!r}\nFIDELITY_N = 20_000\n"
 #: Names the notebook writes into OUTPUT; none may appear in the repository.
-WRITTEN = ("model.joblib", "my_cohort.csv", "report", "figures", "metrics.md")
+WRITTEN = ("model.joblib", "my_cohort.csv", "report", "report.html", "metrics.md")
 
 
 def _parameters_cell(nb):
@@ -141,7 +141,8 @@ def test_report_figures_written_and_shown(executed):
     assert sum("image/png" in o.get("data", {}) for o in shown.outputs) == 6
     report = output / "report"
     assert (report / "metrics.md").is_file() and (report / "metrics.json").is_file()
-    assert len(list((report / "figures").glob("*.png"))) == 6
+    assert (report / "report.html").is_file()
+    assert len(list(report.glob("*.png"))) == 6
 
 
 def test_predictions_and_saved_model(executed):
