@@ -110,6 +110,13 @@ class FeatureLayout:
 
 #: Radiomic columns kept after the filters, by univariate F-test on the training fold.
 RADIOMIC_KEEP = 10
+#: Of two radiomic columns correlated beyond this (|Pearson r|), the later one is dropped.
+RADIOMIC_MAX_CORR = 0.9
+#: The radiomic reduction in words, for reports and model cards.
+RADIOMIC_REDUCTION = (
+    f"median imputation, zero-variance and correlation (|r| > {RADIOMIC_MAX_CORR:g}) filters, "
+    f"then the {RADIOMIC_KEEP} columns with the strongest univariate association (F-test), "
+    "all fitted on training rows only")
 
 
 def _radiomic_reduction() -> Pipeline:
@@ -117,7 +124,7 @@ def _radiomic_reduction() -> Pipeline:
     :data:`RADIOMIC_KEEP` columns with the strongest univariate association, scaled. Every
     step is fitted on the training fold only, so nothing leaks from held-out patients."""
     return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
-                         VarianceThreshold(1e-12), CorrelationFilter(0.9),
+                         VarianceThreshold(1e-12), CorrelationFilter(RADIOMIC_MAX_CORR),
                          SelectKBest(f_classif, k=RADIOMIC_KEEP), StandardScaler())
 
 

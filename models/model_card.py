@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from models.bundle import TrainedModel
+from models.classifier import RADIOMIC_REDUCTION
 from models.report import _est_ci, _g, _pct, _pct_ci
 
 #: Events per candidate feature below which the card warns (as models.validation does).
@@ -48,8 +49,7 @@ MISSING_DATA_HANDLING: tuple[str, ...] = (
     "missing values, then standardisation.",
     "Gradient boosting: missing values passed to the trees as they are (native NaN "
     "handling: each split learns which side missing values go to).",
-    "Radiomic columns, when present: median imputation inside the pipeline, zero-variance "
-    "and correlation (|r| > 0.9) filters fitted on training rows only.",
+    f"Radiomic columns, when present, reduced inside the pipeline: {RADIOMIC_REDUCTION}.",
     "The article's rules abstain where an input they need is missing: an abstention is "
     "lost coverage, never counted as 0 or 1.",
 )

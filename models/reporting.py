@@ -35,6 +35,7 @@ import pandas as pd
 from features.article import PREVALENCE
 from features.contract import BY_NAME, ID, LABEL
 from models.bundle import TrainedModel
+from models.classifier import RADIOMIC_REDUCTION
 from models.metrics import to_jsonable
 from models.model_card import ModelCard, build_model_card
 from models.report import (
@@ -804,9 +805,7 @@ def _image_section(data: Mapping) -> Section | None:
             + ("" if not failures else " (" + "; ".join(
                 f"{f.get('patient_id')} [{f.get('sequence')}]: {f.get('reason')}"
                 for f in failures[:5]) + (" ..." if len(failures) > 5 else "") + ")") + ".",
-            "Radiomic columns are reduced inside the pipeline, fitted on training folds only: "
-            "median imputation, zero-variance and correlation (|r| > 0.9) filters, then the "
-            "10 columns with the strongest univariate association."]),
+            f"Radiomic columns are reduced inside the pipeline: {RADIOMIC_REDUCTION}."]),
     ]
     return Section("What the image features add", blocks, tripod="7, 23a")
 
