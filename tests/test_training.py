@@ -105,3 +105,19 @@ def test_too_few_events_is_a_user_error():
     table.loc[:5, "pseudoprogression"] = 1
     with pytest.raises(UserInputError, match="too few rows"):
         train(table, progress=False, nested_cv=False)
+
+
+def test_target_sensitivity_threshold_is_chosen_on_training_patients_only():
+    table = foreign_table(1200, seed=8)
+    result = train(table, seed=8, target_sensitivity=0.8, progress=False, nested_cv=False)
+    model = result.model
+    assert "sensitivity 0.8" in model.threshold_source
+    # the threshold was set without the held-out patients, so their sensitivity is near the
+    # target but not forced onto it
+    held_out = result.evaluation.metrics["model"]
+    assert 0.6 < held_out["sensitivity"] < 0.95
+    assert model.threshold < 0.5  # 80% sensitivity at ~20% prevalence needs a low threshold
+    with pytest.raises(UserInputError, match="either a threshold or a target"):
+        train(table, threshold=0.3, target_sensitivity=0.8, progress=False, nested_cv=False)
+    with pytest.raises(UserInputError, match="threshold must be in"):
+        train(table, threshold=1.5, progress=False, nested_cv=False)
