@@ -226,13 +226,3 @@ def out_of_fold_probabilities(fitted: FittedClassifier, X: pd.DataFrame, y: np.n
     folds = patient_folds(y, groups, 5, seed + 1)
     with threadpool_limits(limits=1, user_api="openmp"):
         return cross_val_predict(inner, X, y, cv=folds, method="predict_proba")[:, 1]
-
-
-def threshold_for_sensitivity(y: np.ndarray, p: np.ndarray, target: float) -> float:
-    """The highest threshold at which predicting ``p >= t`` reaches ``target`` sensitivity."""
-    y = np.asarray(y).astype(int)
-    pos = np.sort(np.asarray(p)[y == 1])[::-1]
-    if len(pos) == 0:
-        raise ValueError("no positive rows to set a sensitivity on")
-    k = int(np.ceil(target * len(pos)))
-    return float(pos[max(k, 1) - 1])

@@ -27,9 +27,13 @@ from models.bundle import TrainedModel, table_sha256
 from models.classifier import (
     fit_calibrated,
     out_of_fold_probabilities,
-    threshold_for_sensitivity,
 )
-from models.metrics import auc_with_ci, benchmark, feature_odds_ratios
+from models.metrics import (
+    auc_with_ci,
+    benchmark,
+    feature_odds_ratios,
+    operating_point_at_sensitivity,
+)
 from models.rules import apply_rules
 from models.validation import (
     apparent_performance,
@@ -130,7 +134,7 @@ def fit_model(train_table: pd.DataFrame, seed: int = 0, threshold: float | None 
         if progress:
             progress("choosing the threshold")
         oof = out_of_fold_probabilities(fitted, X, y, groups, seed)
-        chosen = threshold_for_sensitivity(y, oof, target_sensitivity)
+        chosen = operating_point_at_sensitivity(y, oof, target_sensitivity)["threshold"]
         source_text = (f"sensitivity {target_sensitivity:g} on out-of-fold calibrated "
                        "probabilities of the training patients")
     else:
