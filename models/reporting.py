@@ -161,7 +161,7 @@ def add_uncertainty(metrics: dict, frame: pd.DataFrame, threshold: float,
     About 10-20 s for 1300 rows, 12 rules and 1000 resamples on two cores; ``progress``
     shows a bar over the rules.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from models.uncertainty import bootstrap_metrics, compare_with_rule
 
