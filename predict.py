@@ -93,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.resolve() == args.data.resolve():
         raise UserInputError("--out is the input table; choose another file so your data "
                              "is not overwritten.")
+    if args.report:
+        from models.reporting import report_files
+
+        if args.data.resolve() in {f.resolve() for f in report_files(args.report)}:
+            raise UserInputError(f"--report {args.report} would overwrite your table "
+                                 f"{args.data.name}; choose another report folder.")
     model = load_model(args.model)
     table = read_table(args.data)
     if args.manifest:

@@ -104,8 +104,16 @@ def check_options(args: argparse.Namespace) -> None:
                              "use --images.")
     if args.manifest and not args.manifest.is_file():
         raise UserInputError(f"manifest not found: {args.manifest}. Check the path.")
-    if args.data is not None and args.data.resolve() == args.out.resolve():
-        raise UserInputError("--out is your data table; choose another file for the model.")
+    inputs = {p.resolve() for p in (args.data, args.manifest) if p is not None}
+    if args.out.resolve() in inputs:
+        raise UserInputError("--out is one of your input files; choose another file for the "
+                             "model.")
+    if args.report:
+        from models.reporting import report_files
+
+        if inputs & {f.resolve() for f in report_files(args.report)}:
+            raise UserInputError(f"--report {args.report} would overwrite one of your input "
+                                 "files; choose another report folder.")
 
 
 def load_training_table(args: argparse.Namespace):

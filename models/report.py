@@ -557,6 +557,12 @@ def render_markdown(metrics: Mapping, extra_tables: Mapping[str, pd.DataFrame] |
     return "\n\n".join(parts) + "\n"
 
 
+#: The report's files other than figures, by key (figures: ``models.figures.FILE_NAMES``).
+REPORT_FILES: dict[str, str] = {
+    "metrics_json": "metrics.json", "metrics_md": "metrics.md", "report_md": "report.md",
+    "report_html": "report.html", "predictions_csv": "evaluation_predictions.csv"}
+
+
 def write_metrics_report(report_dir: str | Path, metrics: dict,
                          extra_tables: dict[str, pd.DataFrame] | None = None,
                          title: str = DEFAULT_TITLE) -> None:
@@ -577,5 +583,5 @@ def write_metrics_report(report_dir: str | Path, metrics: dict,
     text = json.dumps(to_jsonable(payload), indent=2, allow_nan=False)
     markdown = render_markdown(metrics, extra_tables, title)
     report_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(report_dir / "metrics.json", text + "\n")
-    atomic_write_text(report_dir / "metrics.md", markdown)
+    atomic_write_text(report_dir / REPORT_FILES["metrics_json"], text + "\n")
+    atomic_write_text(report_dir / REPORT_FILES["metrics_md"], markdown)

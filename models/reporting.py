@@ -41,6 +41,7 @@ from models.model_card import ModelCard, build_model_card
 from models.report import (
     DEFAULT_TITLE,
     PREVALENCE_NOTE,
+    REPORT_FILES,
     _article_table,
     _benchmark_table,
     _bootstrap_method,
@@ -1186,6 +1187,13 @@ def _table_html(t: Table) -> str:
 # --------------------------------------------------------------------------- write
 
 
+def report_files(report_dir: str | Path) -> list[Path]:
+    """Every file :func:`write_report` writes into ``report_dir``."""
+    from models.figures import FILE_NAMES
+
+    return [Path(report_dir) / n for n in (*REPORT_FILES.values(), *FILE_NAMES.values())]
+
+
 def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
                  model: TrainedModel | None = None,
                  fidelity: pd.DataFrame | None = None,
@@ -1223,8 +1231,8 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     fig_metrics = {"odds_ratios": _odds_ratio_table(data)}
     if auc_ci and all(v is not None for v in auc_ci):
         fig_metrics["auc_ci"] = auc_ci
-    paths: dict[str, Path] = {"metrics_json": report_dir / "metrics.json",
-                              "metrics_md": report_dir / "metrics.md"}
+    paths: dict[str, Path] = {k: report_dir / REPORT_FILES[k]
+                              for k in ("metrics_json", "metrics_md")}
     figure_paths = write_all_figures(report_dir, y.astype(int), p, float(threshold), rules,
                                      bayes_p=bayes, metrics=fig_metrics)
     paths.update(figure_paths)
@@ -1233,11 +1241,11 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     sections = _build_document(data, frame, model, fid_records,
                                {k: Path(v).name for k, v in figure_paths.items()}, fid_n)
     images = {k: Path(v).read_bytes() for k, v in figure_paths.items()}
-    paths["report_md"] = atomic_write_text(report_dir / "report.md",
+    paths["report_md"] = atomic_write_text(report_dir / REPORT_FILES["report_md"],
                                            _render_md(title, sections))
-    paths["report_html"] = atomic_write_text(report_dir / "report.html",
+    paths["report_html"] = atomic_write_text(report_dir / REPORT_FILES["report_html"],
                                              _render_html(title, sections, images))
     paths["predictions_csv"] = atomic_write_bytes(
-        report_dir / "evaluation_predictions.csv",
+        report_dir / REPORT_FILES["predictions_csv"],
         frame.to_csv(index=False).encode("utf-8"))
     return paths

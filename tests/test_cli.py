@@ -85,15 +85,21 @@ def test_predict_without_label_and_with_report_is_a_user_error(trained, tmp_path
     ("train.py", ["--data", "{nolabel}", "--out", "{tmp}/m.joblib"], "label"),
     ("train.py", ["--data", "{tmp}/missing.csv", "--out", "{tmp}/m.joblib"], "not found"),
     ("train.py", ["--data", "{data}", "--images", "--out", "{tmp}/m.joblib"], "--manifest"),
+    ("train.py", ["--data", "{data}", "--out", "{data}"], "input files"),
+    ("predict.py", ["--model", "{model}", "--data", "{tmp}/evaluation_predictions.csv",
+                    "--out", "{tmp}/p.csv", "--report", "{tmp}"], "overwrite your table"),
 ])
 def test_user_errors_exit_2_with_one_message(trained, tmp_path, script, args, message):
     data = tmp_path / "data.csv"
     simulate_cohort(60, seed=1).to_csv(data, index=False)
+    user_file = tmp_path / "evaluation_predictions.csv"
+    simulate_cohort(60, seed=1).to_csv(user_file, index=False)
     nolabel = tmp_path / "nolabel.csv"
     simulate_cohort(60, seed=1).drop(columns="pseudoprogression").to_csv(nolabel, index=False)
     bad = tmp_path / "bad.joblib"
     bad.write_bytes(b"not a model")
     before = data.read_bytes()
+    user_before = user_file.read_bytes()
     fill = {"bad": bad, "data": data, "nolabel": nolabel, "tmp": tmp_path,
             "model": trained / "m.joblib"}
     argv = [a.format(**fill) for a in args]
@@ -102,7 +108,7 @@ def test_user_errors_exit_2_with_one_message(trained, tmp_path, script, args, me
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert data.read_bytes() == before
+    assert data.read_bytes() == before and user_file.read_bytes() == user_before
 
 
 @pytest.mark.parametrize("script", ["train.py", "predict.py"])
