@@ -149,13 +149,20 @@ def net_benefit(y, pred_or_p, thresholds, abstain: Abstention = "raise") -> np.n
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float:
-    """Mann-Whitney AUC with ties counted one half; NaN with one class."""
+    """Mann-Whitney AUC with ties counted one half; NaN with one class.
+
+    Average ranks by one sort and ``np.unique`` (the same as ``scipy.stats.rankdata``,
+    several times faster inside bootstrap loops).
+    """
     m = int(y.sum())
     k = y.shape[0] - m
     if m == 0 or k == 0:
         return np.nan
-    r = stats.rankdata(s)
-    return float((r[y == 1].sum() - m * (m + 1) / 2) / (m * k))
+    order = np.argsort(s, kind="stable")
+    _, first, counts = np.unique(s[order], return_index=True, return_counts=True)
+    ranks = np.empty(s.shape[0])
+    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)
+    return float((ranks[y == 1].sum() - m * (m + 1) / 2) / (m * k))
 
 
 def _counts(y: np.ndarray, called: np.ndarray) -> tuple[int, int, int, int]:
@@ -415,7 +422,8 @@ def compare_with_rule(y, p, rule_pred, n_resamples: int = 1000, seed: int = 0,
         rule = {"sensitivity": float(_div(tp, tp + fn)), "specificity": float(_div(tn, tn + fp)),
                 "ppv": float(_div(tp, tp + fp))}
         model = _at_sensitivity(yy, pp, rule["sensitivity"])
-        return rule, model, _auc(yy, pp), _auc(yy, rr)
+        # a 0/1 rule's Mann-Whitney AUC (ties one half) is (sensitivity + specificity) / 2
+        return rule, model, _auc(yy, pp), (rule["sensitivity"] + rule["specificity"]) / 2
 
     def statistic(idx: np.ndarray) -> np.ndarray:
         rule, model, auc_m, auc_r = parts(idx)

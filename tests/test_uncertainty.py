@@ -266,3 +266,17 @@ def test_too_few_rows_give_nan_not_errors():
     one = compare_with_rule(y, p, np.array([1.0, np.nan, np.nan, np.nan]), n_resamples=20)
     assert one["n_covered"] == 1 and np.isnan(one["ppv_difference"]["ci"]).all()
     assert np.isnan(bootstrap_metrics(y[:1], p[:1], 0.5, n_resamples=20)["auc"]["ci"]).all()
+
+
+def test_rank_auc_matches_scikit_learn_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    from models.uncertainty import _auc
+
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        y = rng.integers(0, 2, 80)
+        s = np.round(rng.random(80), 1)  # many ties
+        if 0 < y.sum() < len(y):
+            assert _auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert np.isnan(_auc(np.ones(5, dtype=int), rng.random(5)))
