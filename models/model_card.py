@@ -2,9 +2,9 @@
 
 :func:`build_model_card` turns the metrics dict (as written to ``metrics.json``) and, when
 available, the saved model bundle (:class:`models.bundle.TrainedModel`) into plain lists of
-sentences and (label, value) pairs; :mod:`models.reporting` renders them into
-``report.md`` and ``report.html``. Every number is formatted from the metrics dict or the
-bundle, never recomputed.
+sentences and (label, value) pairs; :mod:`models.report_sections` lays them out as the
+model card section of ``report.md`` and ``report.html``. Every number is formatted from the
+metrics dict or the bundle, never recomputed.
 """
 
 from __future__ import annotations

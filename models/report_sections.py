@@ -1,0 +1,809 @@
+"""The report's sections, built from the metrics dict as written to ``metrics.json``.
+
+:func:`build_document` returns the sections of ``report.md`` and ``report.html`` (rendered by
+:mod:`models.document`): summary, data, outcome, predictors, sample size, methods,
+performance, image features, internal validation, simulator fidelity, model card, software
+and the TRIPOD+AI / CLEAR checklist. Sections name the TRIPOD+AI 2024 items (Collins et al.,
+BMJ 2024;385:e078378) and CLEAR items (Kocak et al., Insights Imaging 2023;14:75) they answer.
+Every number is formatted from the metrics dict, never recomputed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from features.article import PREVALENCE
+from features.contract import BY_NAME, ID
+from models.classifier import RADIOMIC_REDUCTION
+from models.document import Bullets, Callout, Figure, Para, Section, Table, walk_sections
+from models.model_card import ModelCard, build_model_card
+from models.report import (
+    PREVALENCE_NOTE,
+    _article_table,
+    _benchmark_table,
+    _bootstrap_method,
+    _bootstrap_table,
+    _cell,
+    _est_ci,
+    _g,
+    _net_benefit_table,
+    _num,
+    _pct,
+    _pct_ci,
+    _prevalence_table,
+    _rule_comparison_table,
+    _rules_vs_model_tables,
+)
+
+__all__ = ["BAYES_COLUMN", "build_document"]
+
+#: Column of the evaluation frame holding the simulator's exact posterior (probability).
+BAYES_COLUMN = "bayes_posterior"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _events(n, n_pos) -> str:
+    """``n = 400 (40 pseudoprogression)``."""
+    return f"n = {_cell(n)} ({_cell(n_pos)} pseudoprogression)"
+
+
+def _is_simulated(data: Mapping, frame: pd.DataFrame, model, fidelity) -> bool:
+    """True when the evaluated rows are synthetic: the simulator's posterior is beside them,
+    a fidelity table was given, or they are held out from a simulated training cohort."""
+    if BAYES_COLUMN in frame.columns or "bayes_ceiling" in data or fidelity is not None:
+        return True
+    return bool(data.get("split")) and _trained_on_synthetic(model)
+
+
+def _trained_on_synthetic(model) -> bool:
+    source = str((getattr(model, "training", None) or {}).get("source", ""))
+    return source.lower().startswith("simulated")
+
+
+def _rule_definitions(data: Mapping) -> Table:
+    from models.rules import describe_rules
+
+    known = {r["rule"]: r for r in describe_rules().to_dict(orient="records")}
+    rows = []
+    for rid, m in (data.get("rules") or {}).items():
+        spec = known.get(rid) or {}
+        rows.append([rid, spec.get("pseudoprogression_when", "(not one of the article's rules)"),
+                     spec.get("needs", ""), spec.get("figure", ""),
+                     f"{_cell(m.get('n'))} ({_pct(m.get('coverage'))})"])
+    ev = _events(data.get("n"), data.get("n_positive"))
+    return Table(["rule", "says pseudoprogression when", "needs", "article",
+                  "rows covered (coverage)"], rows,
+                 f"The article's rules as evaluated on {ev} rows. A rule abstains on a row "
+                 "lacking an input it needs.")
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _summary(data: Mapping, simulated: bool, held_out: bool) -> Section:
+    m = data.get("model") or {}
+    boot = data.get("bootstrap") or {}
+    where = "held-out patients" if held_out else "evaluation rows"
+    auc_boot = boot.get("auc") if isinstance(boot.get("auc"), Mapping) else None
+    items = [
+        f"{where.capitalize()}: {_events(data.get('n'), data.get('n_positive'))}, prevalence "
+        f"{_pct(data.get('prevalence'))}.",
+        f"AUC {_est_ci(m.get('auc'), m.get('auc_ci'))} (DeLong 95% CI)"
+        + (f"; bootstrap 95% CI {_est_ci(auc_boot.get('estimate'), auc_boot.get('ci'))}"
+           if auc_boot else "") + ".",
+        "Calibration intercept "
+        f"{_est_ci(m.get('calibration_intercept'), m.get('calibration_intercept_ci'))}, slope "
+        f"{_est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))}; Brier "
+        f"{_g(m.get('brier'), 4)}.",
+        f"At threshold {_g(data.get('threshold'))}: sensitivity "
+        f"{_pct_ci(m.get('sensitivity'), m.get('sensitivity_ci'))}, PPV "
+        f"{_pct_ci(m.get('ppv'), m.get('ppv_ci'))}.",
+    ]
+    comps = data.get("rule_comparisons") or {}
+    better = [rid for rid, c in comps.items()
+              if _num(((c.get("ppv_difference") or {}).get("ci") or [None])[0]) > 0]
+    if comps:
+        items.append(f"At each rule's own sensitivity the model's PPV is higher with a paired "
+                     f"95% CI above 0 for {len(better)} of {len(comps)} rules.")
+    objective = (
+        "Objective: develop a calibrated classifier that tells pseudoprogression from true "
+        "progression, evaluate it on held-out patients with internal validation only, and "
+        "compare it with the article's published rules through the same metrics."
+        if held_out else
+        "Objective: evaluate a saved calibrated classifier on the rows of one table and compare "
+        "it with the article's published rules through the same metrics.")
+    blocks = [Callout("Research use only: not for clinical decisions." + (
+        " All data in this report are synthetic." if simulated else ""), "warning"),
+        Para(objective), Bullets(items)]
+    return Section("Summary", blocks, tripod="4 (items 1-2, title and abstract, do not apply)")
+
+
+def _data_section(data: Mapping, frame: pd.DataFrame, model, simulated: bool) -> Section:
+    split = data.get("split") or {}
+    training = getattr(model, "training", None) or {}
+    n_patients = frame[ID].nunique() if ID in frame.columns else None
+    blocks: list = []
+    one_each = ", one lesion per patient" if n_patients == len(frame) else ""
+    if split:
+        where = (f"Training and held-out patients both come from: "
+                 f"{training.get('source') or 'the training table'}.")
+    else:
+        where = ("The evaluated rows are the table given for this evaluation (named in the "
+                 "title), not the model's training data"
+                 + (f" ({training.get('source')})" if training.get("source") else "") + ".")
+    if simulated:
+        blocks.append(Para(
+            f"{where} The data are synthetic: lesions drawn from a generator whose parameters "
+            "are derived from the article's reported figures; no patient data, so dates of "
+            "accrual, centres, eligibility screening and ethics approval do not apply. One row "
+            f"is one lesion assessment at the scan that shows the enlargement{one_each}."))
+    else:
+        blocks.append(Para(
+            f"{where} One row is one lesion assessment at the scan that shows the "
+            f"enlargement{one_each}. The setting, centres, dates of accrual and eligibility "
+            "criteria are not recorded in the table and must be stated by the study."))
+    if not simulated and _trained_on_synthetic(model):
+        blocks.append(Callout("The model was trained on synthetic data "
+                              f"({training.get('source')}).", "warning"))
+    rows = []
+    if split:
+        n_all = (split.get("n_train") or 0) + (split.get("n_test") or 0)
+        pos_all = (split.get("n_train_positive") or 0) + (split.get("n_test_positive") or 0)
+        rows.append(["all patients", _cell(n_all), _cell(pos_all), _cell(n_all - pos_all),
+                     "split once by patient, stratified by the label"
+                     + (f" (seed {split.get('seed')})" if "seed" in split else "")])
+        rows.append(["training", _cell(split.get("n_train")), _cell(split.get("n_train_positive")),
+                     _cell((split.get("n_train") or 0) - (split.get("n_train_positive") or 0)),
+                     "model choice, calibration, threshold, nested cross-validation"])
+    if not split and training.get("n") is not None:
+        rows.append(["training (from the model bundle)", _cell(training.get("n")),
+                     _cell(training.get("n_positive")),
+                     _cell((training.get("n") or 0) - (training.get("n_positive") or 0)),
+                     "fitting the model (not evaluated here)"])
+    n, pos = data.get("n"), data.get("n_positive")
+    rows.append(["held-out evaluation" if split else "evaluation", _cell(n), _cell(pos),
+                 _cell((n or 0) - (pos or 0)),
+                 "every performance figure below unless stated"
+                 + (f"; {n_patients} patients" if n_patients is not None else "")])
+    blocks.append(Table(["set", "rows", "pseudoprogression", "true progression", "used for"],
+                        rows, "Participant flow: rows and events in each set (unit: "
+                        f"{split.get('unit', 'rows')})."))
+    blocks.append(Para(
+        "Development and evaluation data come from the same source by a random patient split, "
+        "so they share setting, eligibility, outcome and predictors by design." if split else
+        "The evaluation rows were given as one table; how they differ from the training "
+        "data (setting, eligibility, outcome, predictors) must be stated by the study."))
+    return Section("Source of data and participants", blocks,
+                   tripod="5a, 5b, 6a, 6b, 16, 20a", clear="10, 13, 15")
+
+
+def _outcome_section(simulated: bool) -> Section:
+    text = ("Outcome: pseudoprogression (label 1), a treatment-related, transient enlargement "
+            "of a lesion after immunotherapy or radio-chemotherapy, against true progression "
+            "(label 0), at the scan that shows the enlargement (3-12 weeks after the start of "
+            "treatment, article P3). The label is the column `pseudoprogression`. The positive "
+            "class everywhere is pseudoprogression.")
+    ref = ("Reference standard: the simulator's true class of each synthetic lesion (known "
+           "without error), so outcome assessors, their blinding and subjective "
+           "interpretation do not apply." if simulated else
+           "Reference standard: as recorded in the table. In practice it is follow-up imaging "
+           "at 12 weeks or later (article T3) or biopsy (D5); the study must state which, who "
+           "assessed it and whether they were blinded to the predictors.")
+    return Section("Outcome", [Para(text), Para(ref)], tripod="3a, 8a, 8b, 8c", clear="18")
+
+
+def _predictor_section(data: Mapping, model) -> Section:
+    columns = list(getattr(model, "feature_columns", None) or [])
+    ors = {str(r.get("feature")): r for r in (data.get("feature_odds_ratios") or [])
+           if isinstance(r, Mapping)}
+    n = data.get("n")
+    names = columns or [c for c in ors if c in BY_NAME]
+    rows = []
+    for c in names:
+        col = BY_NAME.get(c)
+        r = ors.get(c) or {}
+        avail = r.get("n")
+        share = f" ({_pct(avail / n)})" if avail is not None and n else ""
+        rows.append([c, col.unit if col else "", col.meaning if col else "radiomic feature",
+                     col.figures if col else "",
+                     f"{_cell(avail)}{share}" if avail is not None else "",
+                     _or_text(r)])
+    blocks: list = []
+    if columns:
+        blocks.append(Para(f"The model uses {len(columns)} column(s) of the table: the column "
+                           "contract's features present in the training data and, when given, "
+                           "pyradiomics features named `<sequence>_<feature>`. No predictor "
+                           "was selected on the outcome before modelling."))
+    else:
+        blocks.append(Para("No model bundle was given, so the model's column list is not "
+                           "shown; the contract's features found in the evaluation table are "
+                           "listed."))
+    if rows:
+        blocks.append(Table(
+            ["predictor", "unit", "meaning", "article", "rows with a value",
+             "univariable OR (95% CI)"], rows,
+            f"Predictors, their availability and univariable odds ratio of pseudoprogression "
+            f"on the {_events(n, data.get('n_positive'))} evaluated rows (continuous: per SD "
+            "of the contract-transformed value; binary: 1 vs 0)."))
+    blocks.append(Para("Transformations (logistic regression): log for positive ratios and "
+                       "concentrations, log(1 + pct/100) for % changes, logit for percentages, "
+                       "then standardisation; gradient boosting uses the same transforms "
+                       "without scaling. `cancer_type` is one-hot (logistic) or ordinal "
+                       "(boosting) coded."))
+    from models.model_card import MISSING_DATA_HANDLING
+
+    blocks.append(Bullets(list(MISSING_DATA_HANDLING)))
+    return Section("Predictors and missing data", blocks, tripod="7, 9a, 9b, 9c, 11, 12b, 20b",
+                   clear="17, 29, 32")
+
+
+def _or_text(r: Mapping) -> str:
+    if not r:
+        return ""
+    if r.get("odds_ratio") is None:
+        return str(r.get("note") or "")
+    from models.report import _ratio_ci
+
+    return _ratio_ci(r.get("odds_ratio"), [r.get("ci_low"), r.get("ci_high")])
+
+
+def _sample_size_section(data: Mapping) -> Section:
+    iv = data.get("internal_validation") or {}
+    epv = iv.get("events_per_feature") or {}
+    blocks: list = []
+    if epv:
+        ratio = epv.get("events_per_feature")
+        blocks.append(Para(
+            f"Events per candidate feature: {_g(ratio)} ({epv.get('events')} events of the "
+            f"rarer class among the training patients, {epv.get('candidate_features')} candidate "
+            "features counting a missing-value indicator for every column with missing values "
+            f"and each category level beyond the first). Floor used: {_g(epv.get('minimum'))}."))
+        if epv.get("enough") is False:
+            blocks.append(Callout(
+                f"Only {_g(ratio)} events per candidate feature, below "
+                f"{_g(epv.get('minimum'))}: the model may be unstable and its apparent "
+                "performance optimistic. Read the nested cross-validation and held-out "
+                "figures, and treat them with caution.", "warning"))
+    else:
+        blocks.append(Para("Events per candidate feature were not recorded for this "
+                           "evaluation (no training run behind it)."))
+    blocks.append(Para(
+        f"The evaluated set holds {_events(data.get('n'), data.get('n_positive'))}. No formal "
+        "sample-size calculation was done; the width of every confidence interval below shows "
+        "what this size allows."))
+    return Section("Sample size", blocks, tripod="10, 21", clear="9")
+
+
+def _methods_section(data: Mapping, model) -> Section:
+    cv = getattr(model, "cv_scores", None) or (data.get("model_selection") or {}).get("cv") or {}
+    chosen = getattr(model, "family", None) or (data.get("model_selection") or {}).get("chosen")
+    blocks: list = [Bullets([
+        "Data use: patients split once into training and held-out evaluation sets, stratified "
+        "by the label; nothing is fitted, calibrated or tuned on held-out patients.",
+        "Model families compared by patient-grouped, stratified cross-validation (5 folds, "
+        "fewer when a class is rare) on the training patients, by log loss (a proper score): "
+        "L2-penalised logistic regression and histogram gradient boosting, each with fixed "
+        "settings (no hyperparameter search). The family with the lower mean log loss is kept; "
+        "its settings are given below when the model bundle is at hand.",
+        "Calibration: sigmoid (Platt) map fitted on pooled out-of-fold predictions of the "
+        "training patients, each from a model that did not see that patient, applied to the "
+        "model refitted on all training patients.",
+        "Class imbalance: no resampling or class weighting, so the probabilities are calibrated "
+        "to the training prevalence.",
+        "Internal validation: apparent performance, nested cross-validation of the whole "
+        "procedure (family choice, calibration, threshold) on the training patients, and the "
+        "held-out patients, kept apart below.",
+        "Output: a calibrated P(pseudoprogression); the call is 1 at or above the stored "
+        f"threshold ({_g(data.get('threshold'))}; rationale in the model card).",
+        "Performance measures: discrimination (AUC, DeLong 95% CI, and a patient-level "
+        "percentile bootstrap CI), calibration (intercept and slope of a logistic "
+        "recalibration with profile CIs, Brier score, calibration plot), classification "
+        "(sensitivity, specificity, PPV, NPV with Wilson CIs; diagnostic odds ratios with "
+        "Woolf CIs), clinical utility (net benefit, decision curve), and PPV/NPV re-stated at "
+        "the article's prevalences.",
+        "Comparison with the rules: each rule on the rows it covers, against the model on the "
+        "same rows read at the rule's sensitivity; model minus rule PPV and specificity with "
+        "paired bootstrap CIs (model and rule resampled together), AUC difference by DeLong's "
+        "test and by paired bootstrap.",
+        "Not done: clustering by centre (single site assumed), fairness across "
+        "sociodemographic groups (no such columns), model updating.",
+    ])]
+    if cv:
+        rows = []
+        for fam, s in cv.items():
+            s = s or {}
+            rows.append([fam + (" (chosen)" if fam == chosen else ""),
+                         f"{_g(s.get('log_loss'), 4)} ± {_g(s.get('log_loss_sd'), 2)}",
+                         _g(s.get("auc"))])
+        split = data.get("split") or {}
+        behind = (f"{_events(split.get('n_train'), split.get('n_train_positive'))} training "
+                  "patients" if split else "the training patients")
+        blocks.append(Table(["family", "log loss, mean ± SD over folds", "AUC (pooled)"], rows,
+                            f"Model choice by grouped cross-validation on {behind}."))
+    settings = _estimator_settings(model)
+    if settings:
+        blocks.append(Para(settings))
+    unc = data.get("uncertainty") or {}
+    if unc:
+        blocks.append(Para(f"Bootstrap: {unc.get('n_resamples')} resamples of "
+                           f"{unc.get('resampling_unit')}, seed {unc.get('seed')}, percentile "
+                           "95% intervals."))
+    return Section("Analysis methods", blocks, tripod="12a, 12c, 12d, 12e, 12f, 13, 14, 15",
+                   clear="30, 34, 35, 37, 39, 40, 41")
+
+
+def _estimator_settings(model) -> str:
+    """The fitted model's estimator and calibration settings in one line, or ''."""
+    est = getattr(model, "estimator", None)
+    try:
+        inner = est.calibrated_classifiers_[0].estimator
+        final = inner.steps[-1][1]
+    except (AttributeError, IndexError, TypeError):
+        return ""
+    text = re.sub(r"\s+", " ", repr(final))
+    folds = getattr(est, "cv", None)
+    n_folds = len(folds) if isinstance(folds, (list, tuple)) else folds
+    return (f"The chosen model as fitted (non-default settings shown): `{text}`; calibration "
+            f"`{getattr(est, 'method', '?')}`, ensemble={getattr(est, 'ensemble', '?')}, "
+            f"{n_folds} patient-grouped folds.")
+
+
+def _performance_sections(data: Mapping, figures: Mapping[str, str], held_out: bool,
+                          has_bayes: bool) -> list[Section]:
+    n, pos = data.get("n"), data.get("n_positive")
+    ev = _events(n, pos)
+    where = "held-out" if held_out else "evaluation"
+    out: list[Section] = []
+
+    # discrimination and calibration
+    from models.report import _model_lines
+
+    blocks: list = [Bullets(_model_lines(data))]
+    if data.get("bootstrap"):
+        headers, rows = _bootstrap_table(data)
+        unit = (data.get("uncertainty") or {}).get("resampling_unit")
+        blocks.append(Table(headers, rows,
+                            f"The model's bootstrap 95% CIs on the {ev} {where} rows; "
+                            f"{_bootstrap_method(data)}"
+                            + (f"; resampling unit: {unit}." if unit else ".")))
+    blocks += _figure_blocks(figures, ("roc", "precision_recall", "calibration"), data,
+                             has_bayes, ev)
+    out.append(Section("Discrimination and calibration", blocks, tripod="23a",
+                       clear="40, 47", level=3))
+
+    # benchmark
+    headers, rows = _benchmark_table(data)
+    first, second = _rules_vs_model_tables(data)
+    blocks = [_rule_definitions(data),
+              Table(headers, rows, f"The model (all {ev} rows) and every rule (on its covered "
+                    "rows, n per row) through the same metrics: proportions with Wilson 95% "
+                    "CIs, diagnostic odds ratios with Woolf 95% CIs.")]
+    if first[1]:
+        blocks.append(Table(*first, caption=(
+            "On the rows each rule covers (n covered), the model at the highest threshold "
+            "reaching the rule's sensitivity.")))
+        blocks.append(Table(*second, caption=(
+            f"The model at its stored threshold ({_g(data.get('threshold'))}) on the rows "
+            "each rule covers (n covered).")))
+    art_headers, art_rows = _article_table(data)
+    if art_rows:
+        blocks.append(Table(art_headers, art_rows, "What the article reports for each rule, "
+                            "from its own, possibly different, population (no n given)."))
+    blocks += _figure_blocks(figures, ("odds_ratio_forest",), data, has_bayes, ev)
+    out.append(Section("Benchmark against the article's rules", blocks, tripod="23a",
+                       clear="41, 42, 48", level=3))
+
+    # paired comparison
+    if data.get("rule_comparisons"):
+        headers, rows = _rule_comparison_table(data)
+        left, right = [0, 1, 2, 3, 4, 5], [0, 1, 6, 7, 8, 9]
+        blocks = [
+            Table([headers[i] for i in left], [[r[i] for i in left] for r in rows], (
+                "Model minus rule on each rule's covered rows (n covered, events in "
+                "parentheses), the model read at the highest threshold reaching the rule's "
+                "sensitivity; differences in percentage points with paired bootstrap 95% CIs "
+                "(model and rule resampled together).")),
+            Table([headers[i] for i in right], [[r[i] for i in right] for r in rows], (
+                "AUC of the model against each rule on the same rows; a rule's AUC is "
+                "(sensitivity + specificity) / 2. Difference model minus rule with a paired "
+                "bootstrap 95% CI and by DeLong's test.")),
+        ]
+        out.append(Section("PPV at each rule's sensitivity: model against rule (paired)", blocks,
+                           tripod="23a", clear="41", level=3))
+
+    # decision curve
+    blocks = []
+    if data.get("net_benefit"):
+        nb = data["net_benefit"]
+        blocks.append(Table(*_net_benefit_table(data), caption=(
+            f"Net benefit ({nb.get('unit', 'net true positives per patient')}) on "
+            f"{_events(nb.get('n'), nb.get('n_positive'))} rows at a few threshold "
+            f"probabilities pt. {nb.get('abstention', '')}")))
+    blocks += _figure_blocks(figures, ("decision_curve",), data, has_bayes, ev)
+    out.append(Section("Clinical utility: decision curve and net benefit", blocks,
+                       tripod="12e, 23a", clear="39, 47", level=3))
+
+    # prevalence
+    headers, rows = _prevalence_table(data)
+    blocks = [Para(PREVALENCE_NOTE)] if rows else [Para("No prevalences were given.")]
+    if rows:
+        blocks.append(Table(headers, rows, (
+            f"PPV and NPV of the model (sensitivity and specificity from the {ev} rows) and of "
+            "each rule (from its covered rows) at the article's prevalences: P1 melanoma "
+            f"{_pct(PREVALENCE['melanoma'])}, P2 lung {_pct(PREVALENCE['nsclc'])}.")))
+    blocks += _figure_blocks(figures, ("ppv_npv_prevalence",), data, has_bayes, ev)
+    out.append(Section("PPV and NPV at other prevalences", blocks, tripod="23a", level=3))
+    return out
+
+
+_FIGURE_CAPTIONS = {
+    "roc": ("ROC curve of the model on {ev} {where} rows, AUC {auc} (DeLong 95% CI). Each rule "
+            "is a point at (1 - specificity, sensitivity) on the rows it covers, with 95% Wilson "
+            "CIs; its n is in the legend.{bayes}"),
+    "precision_recall": ("Precision (PPV) against recall (sensitivity) of the model on {ev} "
+                         "{where} rows; the horizontal line is the prevalence ({prev}), the PPV "
+                         "of calling everyone pseudoprogression. Rules as points on their "
+                         "covered rows (n in the legend), 95% Wilson CIs.{bayes}"),
+    "calibration": ("Calibration of P(pseudoprogression) on {ev} {where} rows: observed "
+                    "proportion against mean predicted probability in 10 quantile bins (about "
+                    "{per_bin} rows each, 95% Wilson CIs), lowess smooth and the identity line; "
+                    "below, the predicted probabilities by true class. Intercept {intercept}, "
+                    "slope {slope}."),
+    "decision_curve": ("Decision curve on {ev} {where} rows: net benefit (true positives per "
+                       "patient) of calling pseudoprogression, for the model re-thresholded at "
+                       "each threshold probability pt from 0.01 to 0.60, treat-all, treat-none "
+                       "and every rule (an abstention counted as not called, so all curves "
+                       "share the n rows)."),
+    "odds_ratio_forest": ("Diagnostic odds ratio of each rule on its covered rows (n beside "
+                          "each row) with 95% Woolf CIs, log scale, against the article's D3 "
+                          "odds ratio of 4.3 (3.7-5.0). Evaluated set: {ev}."),
+    "ppv_npv_prevalence": ("PPV and NPV re-stated by Bayes' theorem over prevalences of 5-30% "
+                           "for the model at its threshold and each rule, from sensitivity and "
+                           "specificity measured on {ev} {where} rows (rules on their covered "
+                           "rows); dashed lines mark P1 melanoma 9.8% and P2 lung 15.3%."),
+}
+_FIGURE_TITLES = {
+    "roc": "ROC curve", "precision_recall": "Precision-recall curve",
+    "calibration": "Calibration plot", "decision_curve": "Decision curve",
+    "odds_ratio_forest": "Diagnostic odds ratios of the rules",
+    "ppv_npv_prevalence": "PPV and NPV against prevalence",
+}
+
+
+def _figure_blocks(figures: Mapping[str, str], keys: Sequence[str], data: Mapping,
+                   has_bayes: bool, ev: str) -> list[Figure]:
+    m = data.get("model") or {}
+    n = data.get("n") or 0
+    bayes = (" Dashed: the simulator's exact posterior on the same rows (the ceiling), AUC "
+             f"{_g((data.get('bayes_ceiling') or {}).get('auc'))}." if has_bayes else "")
+    values = {
+        "ev": ev, "where": "held-out" if data.get("split") else "evaluation",
+        "auc": _est_ci(m.get("auc"), m.get("auc_ci")), "prev": _pct(data.get("prevalence")),
+        "per_bin": _cell(round(n / 10)) if n else "-", "bayes": bayes,
+        "intercept": _est_ci(m.get("calibration_intercept"), m.get("calibration_intercept_ci")),
+        "slope": _est_ci(m.get("calibration_slope"), m.get("calibration_slope_ci")),
+    }
+    return [Figure(k, figures[k], f"{_FIGURE_TITLES[k]}. " + _FIGURE_CAPTIONS[k].format(**values),
+                   title=_FIGURE_TITLES[k])
+            for k in keys if k in figures]
+
+
+def _internal_validation_section(data: Mapping) -> Section:
+    iv = data.get("internal_validation") or {}
+    apparent = iv.get("apparent") or {}
+    nested = iv.get("nested_cv") or {}
+    summary = nested.get("summary") or {}
+    m = data.get("model") or {}
+    stats = [("AUC", "auc", 3), ("Brier score", "brier", 4),
+             ("calibration intercept", "calibration_intercept", 3),
+             ("calibration slope", "calibration_slope", 3),
+             ("sensitivity at the threshold", "sensitivity", 3), ("PPV at the threshold", "ppv", 3)]
+    rows = []
+    for name, key, digits in stats:
+        s = summary.get(key) or {}
+        rows.append([
+            name,
+            _fixed(apparent.get(key), digits) if apparent else "not run",
+            (f"{_fixed(s.get('mean'), digits)} ± {_fixed(s.get('sd'), digits)}"
+             if s else "not run"),
+            _fixed(m.get(key), digits)])
+    rows.append(["rows (pseudoprogression)",
+                 f"{_cell(apparent.get('n'))} ({_cell(apparent.get('n_positive'))})"
+                 if apparent else "-",
+                 f"{_cell(nested.get('n'))} ({_cell(nested.get('n_positive'))}), "
+                 f"{_cell(nested.get('n_outer_folds'))} folds" if nested else "-",
+                 f"{_cell(data.get('n'))} ({_cell(data.get('n_positive'))})"])
+    blocks: list = [Para(
+        "Three figures kept apart: apparent (the final model on its own training patients, "
+        "optimistic by construction), nested cross-validation (the whole procedure refitted "
+        "on part of the training patients and scored on the fold it never saw; mean ± SD over "
+        "folds) and the held-out patients (set aside before anything was fitted).")]
+    if not iv:
+        blocks.append(Callout("No internal validation was recorded with these metrics (an "
+                              "evaluation of a saved model on a new table).", "info"))
+    blocks.append(Table(["statistic", "apparent (training patients)",
+                         "nested cross-validation (training patients)",
+                         "held-out" if data.get("split") else "this evaluation"], rows,
+                        "Internal validation; the last row gives the rows and events behind "
+                        "each column."))
+    per_fold = nested.get("per_fold") or []
+    if per_fold:
+        keys = ["fold", "n", "n_positive", "auc", "brier", "calibration_intercept",
+                "calibration_slope", "sensitivity", "ppv"]
+        fold_rows = [[_cell(r.get(k)) if k in ("fold", "n", "n_positive")
+                      else _fixed(r.get(k), 4 if k == "brier" else 3) for k in keys]
+                     for r in per_fold]
+        blocks.append(Table(["fold", "n", "events", "AUC", "Brier", "cal. intercept",
+                             "cal. slope", "sensitivity", "PPV"], fold_rows,
+                            "Nested cross-validation, each outer fold (n rows and events "
+                            "per fold)."))
+    return Section("Internal validation", blocks, tripod="12c, 21, 23a", clear="38")
+
+
+def _image_section(data: Mapping) -> Section | None:
+    """What the radiomic features add: the same procedure with and without them, scored on
+    the same held-out patients (``metrics["image_features"]``), and how extraction went."""
+    img = data.get("image_features")
+    if not img:
+        return None
+    extraction = data.get("radiomic_extraction") or {}
+    rows = []
+    for label, key in (("with image features", "with_images"),
+                       ("without image features", "without_images")):
+        m = img.get(key) or {}
+        rows.append([label, _cell(m.get("n_features")), str(m.get("family", "")),
+                     _est_ci(m.get("auc"), m.get("auc_ci")), _g(m.get("brier"), 4),
+                     _fixed(m.get("calibration_slope")), _pct(m.get("sensitivity")),
+                     _pct(m.get("ppv"))])
+    diff = (f"AUC difference (with minus without) {_fixed(img.get('auc_difference'))} "
+            f"(95% CI {_fixed((img.get('auc_difference_ci') or [None])[0])} to "
+            f"{_fixed((img.get('auc_difference_ci') or [None, None])[1])}), DeLong's test for "
+            f"two correlated AUCs p = {_g(img.get('delong_p_value'), 2)}.")
+    failures = extraction.get("failures") or []
+    blocks: list = [
+        Para("The whole procedure (model choice, calibration, threshold) was run twice on the "
+             "same training patients, once with the radiomic columns and once without, and "
+             "both models were scored on the same "
+             f"{_events(img.get('n'), img.get('n_positive'))} held-out patients. " + diff),
+        Table(["model", "feature columns", "family", "AUC (DeLong 95% CI)", "Brier",
+               "calibration slope", "sensitivity", "PPV"], rows,
+              "The model with and without image features on the same held-out patients."),
+        Bullets([
+            f"Patients in the image manifest: {_cell(extraction.get('n_manifest'))}; extracted: "
+            f"{_cell(extraction.get('n_extracted'))}; radiomic columns: "
+            f"{_cell(extraction.get('n_radiomic_columns'))} (pyradiomics settings version "
+            f"{extraction.get('settings_version', '?')}).",
+            f"Extraction failures: {len(failures)}"
+            + ("" if not failures else " (" + "; ".join(
+                f"{f.get('patient_id')} [{f.get('sequence')}]: {f.get('reason')}"
+                for f in failures[:5]) + (" ..." if len(failures) > 5 else "") + ")") + ".",
+            f"Radiomic columns are reduced inside the pipeline: {RADIOMIC_REDUCTION}."]),
+    ]
+    return Section("What the image features add", blocks, tripod="7, 23a")
+
+
+def _fixed(v, digits: int = 3) -> str:
+    return f"{_num(v):.{digits}f}" if np.isfinite(_num(v)) else "-"
+
+
+def _target_text(target) -> str:
+    lo, hi = (list(target or []) + [None, None])[:2]
+    if lo is None and hi is None:
+        return ""
+    if hi is None:
+        return f">= {_g(lo)}"
+    if lo is None:
+        return f"<= {_g(hi)}"
+    return f"{_g(lo)} to {_g(hi)}"
+
+
+def _fidelity_section(records: list[Mapping], n: int | None = None) -> Section:
+    rows = []
+    for r in records:
+        target = r.get("target") or [None, None]
+        rows.append([
+            str(r.get("figure_id", "")), str(r.get("quantity", "")),
+            _g(r.get("article_value")) if r.get("article_value") is not None
+            else str(r.get("article_ci_or_range") or ""),
+            _est_ci(r.get("simulated_value"), [r.get("simulated_ci_low"),
+                                               r.get("simulated_ci_high")]),
+            _target_text(target),
+            "yes" if r.get("within_target") else "no",
+            "yes" if r.get("honoured", True) else "no (contradictory figure)",
+            str(r.get("note") or "")])
+    n_within = sum(bool(r.get("within_target")) for r in records)
+    blocks = [Para(
+        "Every article figure the simulator targets, measured on a simulated mixed cohort"
+        + (f" of {n} lesions" if n else " (features.simulate.fidelity_table; 200,000 lesions "
+           "by default)") + ": "
+        f"{n_within} of {len(records)} within their target. Figures the simulator "
+        "deliberately does not reproduce (they contradict others) are marked; see the "
+        "limitations."),
+        Table(["figure", "quantity", "article", "simulated (95% CI)", "target", "within",
+               "honoured", "note"], rows,
+              "The simulator's fidelity to the article (features.simulate.fidelity_table); "
+              "each simulated value with its 95% CI on the simulated cohort it was measured "
+              "on.")]
+    return Section("Simulator fidelity", blocks, tripod="5a, 26", clear="13")
+
+
+def _model_card_section(card: ModelCard) -> Section:
+    subs = [
+        Section("Intended use", [Bullets(card.intended_use)], level=3, tripod="3b, 27b"),
+        Section("Not intended for", [Bullets(card.not_intended)], level=3),
+        Section("Model", [Bullets(pairs=card.model)], level=3, tripod="15, 22"),
+        Section("Data", [Bullets(card.data)], level=3, tripod="5a, 20a"),
+        Section("Missing data", [Bullets(card.missing_data)], level=3, tripod="11, 27a"),
+        Section("Threshold and rationale", [Para(t) for t in card.threshold], level=3,
+                tripod="15"),
+        Section("Metrics with 95% CIs", [Table(["metric", "value"], card.performance,
+                                              "Headline metrics; the evaluated rows and events "
+                                              "are named in the first line.")],
+                level=3, tripod="23a"),
+        Section("Limitations", [Bullets(card.limitations)], level=3, tripod="26",
+                clear="52"),
+        Section("Using it", [Bullets(card.usability)], level=3, tripod="27a, 27b, 27c"),
+    ]
+    for s in subs:
+        s.anchor = "card-" + s.anchor
+    return Section("Model card", subs, tripod="3b, 15, 22, 26, 27a-c", clear="57")
+
+
+def _software_section(card: ModelCard, model) -> Section:
+    if model is None:
+        blocks: list = [Para("No model bundle was given to the report, so package versions "
+                             "and the training data's hash are not shown. They are stored in "
+                             "the bundle written by train.py (models.bundle.TrainedModel).")]
+    else:
+        blocks = [Table(["item", "value"], card.provenance,
+                        "Provenance recorded in the model bundle (models.bundle.TrainedModel).")]
+    blocks.append(Para(
+        "Predictions are computed by the saved bundle (`TrainedModel.predict_proba`; "
+        "`predict.py --model MODEL.joblib --data TABLE --out PRED.csv`). This folder also "
+        "holds `metrics.json` (every number in this report), `metrics.md` and "
+        "`evaluation_predictions.csv` (one row per evaluated lesion: label, probability, each "
+        "rule's call)."))
+    return Section("Software, provenance and reproducibility", blocks,
+                   tripod="12g, 18e, 18f, 22", clear="25, 54, 56, 57")
+
+
+# --------------------------------------------------------------------------- checklist
+
+
+def _checklist(simulated: bool, has_fidelity: bool, has_iv: bool) -> Section:
+    study = "not applicable: synthetic data" if simulated else "to be stated by the study"
+    items = [
+        ("1", "Title", "not applicable: a generated report, not an article"),
+        ("2", "Abstract", "not applicable (the Summary is not a structured abstract)"),
+        ("3a", "Healthcare context", "Outcome; Benchmark (the article's rules are the "
+                                     "existing models)"),
+        ("3b", "Target population, intended use", "Model card: intended use"),
+        ("3c", "Health inequalities", "not addressed: no sociodemographic columns"),
+        ("4", "Objectives", "Summary: development with internal validation, and comparison "
+                            "with the article's rules"),
+        ("5a", "Data sources", "Source of data and participants"
+         + ("; Simulator fidelity" if has_fidelity else "")),
+        ("5b", "Dates", study),
+        ("6a", "Setting", "Source of data (single site assumed); " + study),
+        ("6b", "Eligibility", "Source of data (one row per lesion at the enlarging scan)"),
+        ("6c", "Treatments", "Outcome (immunotherapy or radio-chemotherapy); weeks on "
+                             "treatment is a predictor"),
+        ("7", "Data preparation", "Predictors (column contract: units and ranges checked)"),
+        ("8a", "Outcome definition", "Outcome"),
+        ("8b", "Outcome assessors", "Outcome: " + study),
+        ("8c", "Blinding of outcome", "Outcome: " + study),
+        ("9a", "Choice of predictors", "Predictors and missing data"),
+        ("9b", "Predictor definitions", "Predictors and missing data (units, meaning)"),
+        ("9c", "Predictor assessors", study),
+        ("10", "Sample size", "Sample size"),
+        ("11", "Missing data", "Predictors and missing data; Model card"),
+        ("12a", "Data use and partitioning", "Analysis methods"),
+        ("12b", "Predictor handling", "Predictors and missing data (transformations)"),
+        ("12c", "Model type, building, internal validation", "Analysis methods; Internal "
+                                                             "validation"),
+        ("12d", "Heterogeneity across clusters", "not examined: single site assumed"),
+        ("12e", "Performance measures", "Analysis methods"),
+        ("12f", "Model updating", "none done"),
+        ("12g", "How predictions were calculated", "Software, provenance and reproducibility"),
+        ("13", "Class imbalance", "Analysis methods: no resampling or weighting"),
+        ("14", "Fairness", "not addressed: no sociodemographic columns"),
+        ("15", "Model output and threshold", "Analysis methods; Model card: threshold"),
+        ("16", "Training versus evaluation", "Source of data and participants"),
+        ("17", "Ethical approval", study),
+        ("18a-d", "Funding, conflicts, protocol, registration", "not covered by this report: "
+                                                                "to be stated by the study"),
+        ("18e", "Data sharing", "Software: evaluation_predictions.csv"
+         + ("; the synthetic cohort is regenerated from its seed" if simulated else "")),
+        ("18f", "Code sharing", "Software, provenance and reproducibility"),
+        ("19", "Patient and public involvement", study),
+        ("20a", "Participant flow", "Source of data and participants"),
+        ("20b", "Characteristics, missing data", "Predictors and missing data (availability)"),
+        ("20c", "Predictor distributions, development vs evaluation",
+         "not shown (same-source random split)"),
+        ("21", "Participants and events per analysis", "Sample size; Internal validation; each "
+                                                       "table's caption"),
+        ("22", "Model specification", "Model card; Software (the saved bundle)"),
+        ("23a", "Performance with CIs", "Performance on the evaluated patients"
+         + ("; Internal validation" if has_iv else "")),
+        ("23b", "Heterogeneity of performance", "not examined"),
+        ("24", "Model updating results", "not applicable: no updating"),
+        ("25", "Interpretation", "Summary (short); the study's discussion"),
+        ("26", "Limitations", "Model card: limitations"),
+        ("27a", "Poor or unavailable input data", "Model card: using it; missing data"),
+        ("27b", "User interaction and expertise", "Model card: intended use"),
+        ("27c", "Next steps", "Model card: using it"),
+    ]
+    clear = [
+        ("15", "Data split", "Source of data and participants"),
+        ("16, 19-28", "Imaging protocol, segmentation, pre-processing, feature extraction",
+         "apply only when radiomic features are used; the pyradiomics settings are stored in "
+         "the model bundle (Software)"),
+        ("29, 30", "Missing data, class imbalance", "Predictors and missing data; Analysis "
+                                                    "methods"),
+        ("38-41", "Testing, metrics, uncertainty, statistical comparison (DeLong)",
+         "Analysis methods; Performance"),
+        ("42, 48", "Comparison with non-radiomic methods", "Benchmark against the article's "
+                                                           "rules"),
+        ("52", "Limitations", "Model card: limitations"),
+        ("54-57", "Sharing features, code, model", "Software, provenance and reproducibility"),
+    ]
+    return Section("Reporting checklist: where each item is answered", [
+        Table(["TRIPOD+AI item", "topic", "where in this report, or why not"],
+              [list(r) for r in items], "TRIPOD+AI 2024 (Collins et al., BMJ 2024;385:e078378)."),
+        Table(["CLEAR item", "topic", "where in this report"], [list(r) for r in clear],
+              "CLEAR (Kocak et al., Insights Imaging 2023;14:75), radiomics items."),
+    ], tripod="all", clear="7")
+
+
+# --------------------------------------------------------------------------- build
+
+
+def build_document(data: Mapping, frame: pd.DataFrame, model, fidelity: list | None,
+                   figures: Mapping[str, str], fidelity_n: int | None = None) -> list[Section]:
+    """The report's sections, figures numbered in reading order.
+
+    ``data``: the metrics dict as in ``metrics.json``; ``frame``: the evaluation frame;
+    ``model``: the :class:`models.bundle.TrainedModel` or None; ``fidelity``: the simulator's
+    fidelity records or None, measured on ``fidelity_n`` lesions; ``figures``: figure key ->
+    file name relative to the report folder.
+    """
+    simulated = _is_simulated(data, frame, model, fidelity)
+    held_out = bool(data.get("split"))
+    has_bayes = BAYES_COLUMN in frame.columns
+    card = build_model_card(data, model, simulated or _trained_on_synthetic(model))
+    perf = Section("Performance on the " + ("held-out patients" if held_out
+                                           else "evaluated patients"),
+                   _performance_sections(data, figures, held_out, has_bayes),
+                   tripod="21, 23a", clear="40, 41, 42, 47, 48")
+    sections = [
+        _summary(data, simulated, held_out),
+        _data_section(data, frame, model, simulated),
+        _outcome_section(simulated),
+        _predictor_section(data, model),
+        _sample_size_section(data),
+        _methods_section(data, model),
+        perf,
+        _internal_validation_section(data),
+    ]
+    images = _image_section(data)
+    if images is not None:
+        sections.insert(sections.index(perf) + 1, images)
+    if fidelity and simulated:
+        sections.append(_fidelity_section(fidelity, fidelity_n))
+    sections += [_model_card_section(card), _software_section(card, model),
+                 _checklist(simulated, bool(fidelity and simulated),
+                            bool(data.get("internal_validation")))]
+    number = 0
+    for s in walk_sections(sections):
+        for b in s.blocks:
+            if isinstance(b, Figure):
+                number += 1
+                b.number = number
+    return sections
+
