@@ -1,13 +1,14 @@
 """The evaluation report a reviewer can check: uncertainty, figures, ``report.md``, ``report.html``.
 
-Two public functions:
+Three public functions:
 
 - :func:`add_uncertainty` adds patient-level bootstrap CIs, paired model-vs-rule
   comparisons and net benefit to a benchmark dict (:func:`models.metrics.benchmark` plus
   whatever :func:`models.training.evaluate` and ``train`` add);
 - :func:`write_report` writes ``metrics.json``, ``metrics.md``, the six figures,
   ``report.md`` (figures by relative path), ``report.html`` (one self-contained file:
-  figures as base64 PNG data URIs, inline CSS, no script) and ``evaluation_predictions.csv``.
+  figures as base64 PNG data URIs, inline CSS, no script) and ``evaluation_predictions.csv``;
+- :func:`report_files` lists those files, so callers can refuse to overwrite an input.
 
 Both report files are rendered (:mod:`models.document`) from one document built
 (:mod:`models.report_sections`) from the metrics dict exactly as it is written to
@@ -43,7 +44,8 @@ from models.report import (
 )
 from models.report_sections import BAYES_COLUMN, build_document
 
-__all__ = ["BOOTSTRAP_NB_THRESHOLDS", "NB_THRESHOLDS", "add_uncertainty", "write_report"]
+__all__ = ["BOOTSTRAP_NB_THRESHOLDS", "NB_THRESHOLDS", "add_uncertainty", "report_files",
+           "write_report"]
 
 P_COLUMN = "p_pseudoprogression"
 RULE_PREFIX = "rule_"
