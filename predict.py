@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         write_report(args.report, metrics, evaluation.frame, model=model,
                      title=f"Evaluation of {args.model.name} on {args.data.name}")
         print(format_benchmark_table(metrics))
-        print(f"report in {args.report}")
+        print(f"report: {args.report / 'report.html'}")
     return 0
 
 

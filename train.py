@@ -190,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             n_resamples=args.bootstrap, seed=args.seed, progress=not args.no_progress)
     save_model(result.model, args.out)
     if args.report:
+        if not args.no_progress:
+            print("writing the report (figures, report.html) ...", flush=True)
         fidelity = None
         if args.cohort:
             from features.simulate import fidelity_table
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if "image_features" in result.evaluation.metrics:
         print(describe_image_contribution(result.evaluation.metrics["image_features"]))
     print(f"\nmodel ({result.model.family}, threshold {result.model.threshold:.3g}) saved to "
-          f"{args.out}" + (f"; report in {args.report}" if args.report else ""))
+          f"{args.out}" + (f"; report: {args.report / 'report.html'}" if args.report else ""))
     return 0
 
 
