@@ -46,6 +46,7 @@ import pandas as pd
 import SimpleITK as sitk
 from joblib import Parallel, delayed
 from scipy import ndimage
+from tqdm import tqdm
 
 from features.contract import ID, LABEL
 from features.errors import UserInputError
@@ -333,7 +334,8 @@ def _check_cohort(cohort: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_synthetic_images(cohort: pd.DataFrame, out_dir: str | Path, seed: int = 0,
-                           params: ImageParameters | None = None, jobs: int = 1) -> pd.DataFrame:
+                           params: ImageParameters | None = None, jobs: int = 1,
+                           progress: bool = False) -> pd.DataFrame:
     """Write each patient's t1c, flair, adc, rcbv and mask as .nii.gz under ``out_dir``.
 
     ``cohort`` needs patient_id, pseudoprogression (0/1), adc (10^-3 mm^2/s), rcbv (ratio) and
@@ -351,10 +353,12 @@ def write_synthetic_images(cohort: pd.DataFrame, out_dir: str | Path, seed: int 
     out.mkdir(parents=True, exist_ok=True)
     rows = df.to_dict("records")
     if jobs == 1 or len(rows) < 2:
-        entries = [_write_patient(row, out, int(seed), p) for row in rows]
+        written = (_write_patient(row, out, int(seed), p) for row in rows)
     else:
-        entries = Parallel(n_jobs=jobs)(delayed(_write_patient)(row, out, int(seed), p)
-                                        for row in rows)
+        written = Parallel(n_jobs=jobs, return_as="generator")(
+            delayed(_write_patient)(row, out, int(seed), p) for row in rows)
+    entries = list(tqdm(written, total=len(rows), desc="synthetic MRI", unit="patient",
+                        disable=not progress))
     manifest = pd.DataFrame(entries, columns=list(MANIFEST_COLUMNS))
     write_table_atomic(manifest, out / MANIFEST_FILE)
     return manifest
