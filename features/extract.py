@@ -691,19 +691,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = Path(args.out)
     cache_dir = Path(args.cache) if args.cache else out.resolve().parent / CACHE_FOLDER
+    result = extract(args.manifest, params=args.params, jobs=args.jobs,
+                     cache_dir=cache_dir, sequences=args.sequences,
+                     progress=not args.quiet, use_cache=not args.no_cache)
     try:
-        result = extract(args.manifest, params=args.params, jobs=args.jobs,
-                         cache_dir=cache_dir, sequences=args.sequences,
-                         progress=not args.quiet, use_cache=not args.no_cache)
         write_table_atomic(result.features, out)
         if args.failures:
             write_table_atomic(result.failures, Path(args.failures))
-    except UserInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except OSError as exc:
-        print(f"error: cannot write the output: {exc}", file=sys.stderr)
-        return 2
+        raise UserInputError(f"cannot write the output: {exc}") from None
     print(result.summary())
     print(f"features written to {out}")
     return 1 if len(result.failures) else 0
@@ -712,6 +708,7 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     # Run the imported module's main, not this __main__ copy, so that the worker
     # processes unpickle functions of `features.extract`.
+    from features.errors import run_command
     from features.extract import main as _main
 
-    sys.exit(_main())
+    sys.exit(run_command(_main))
