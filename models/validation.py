@@ -62,7 +62,7 @@ def events_per_feature(train_table: pd.DataFrame) -> dict:
     epv = events / k if k else float("nan")
     ok = bool(epv >= MIN_EVENTS_PER_FEATURE)
     if not ok:
-        warnings.warn(f"only {epv:.1f} events per candidate feature ({events} events, {k} "
+        warnings.warn(f"only {epv:.2g} events per candidate feature ({events} events, {k} "
                       f"candidate features; fewer than {MIN_EVENTS_PER_FEATURE:g}): the model "
                       "may be unstable, and its apparent performance optimistic; judge it "
                       "by held-out and nested cross-validation figures.", UserWarning, stacklevel=2)
