@@ -125,6 +125,23 @@ def to_model_scale(name: str, values) -> np.ndarray:
     return x
 
 
+def checked_ids(ids: pd.Series, source: str,
+                purpose: str = "one row per lesion assessment") -> pd.Series:
+    """``patient_id`` values as stripped text; :class:`UserInputError` when one is empty or
+    repeated (``purpose`` says why each must be unique)."""
+    text = ids.astype("string").str.strip()
+    empty = text.isna() | text.str.lower().isin(["", "nan", "none"])
+    if empty.any():
+        raise UserInputError(f"{source} has {int(empty.sum())} row(s) with an empty '{ID}'; "
+                             "give every row an id.")
+    dup = text[text.duplicated()].unique()
+    if len(dup):
+        raise UserInputError(
+            f"{source} has duplicated '{ID}' values; '{ID}' must be unique ({purpose}); "
+            f"duplicated: {', '.join(dup[:5])}{' ...' if len(dup) > 5 else ''}.")
+    return text.astype(object)
+
+
 def _unit_hint(col: Column, values: pd.Series) -> str:
     """A guess at the unit mistake behind out-of-range values, or ''."""
     med = float(values.median())
@@ -152,14 +169,7 @@ def validate_table(df: pd.DataFrame, require_label: bool = False,
             f"{source} has no '{ID}' column. Add one identifier per row "
             f"(columns found: {', '.join(map(str, df.columns[:12]))}).")
     out = df.copy()
-    out[ID] = out[ID].astype(str)
-    if out[ID].isin(["", "nan", "None"]).any():
-        raise UserInputError(f"{source}: some rows have an empty '{ID}'. Give every row an id.")
-    dup = out[ID][out[ID].duplicated()].unique()
-    if len(dup):
-        raise UserInputError(
-            f"{source}: '{ID}' must be unique (one row per lesion assessment); duplicated: "
-            f"{', '.join(dup[:5])}{' ...' if len(dup) > 5 else ''}.")
+    out[ID] = checked_ids(out[ID], source)
     if require_label and LABEL not in out.columns:
         raise UserInputError(
             f"{source} has no '{LABEL}' label column (1 pseudoprogression, 0 true "

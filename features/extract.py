@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from features.contract import ID
+from features.contract import ID, checked_ids
 from features.errors import UserInputError
 from features.tables import atomic_path, write_table_atomic
 
@@ -209,15 +209,7 @@ def read_manifest(manifest: pd.DataFrame | str | Path, base_dir: str | Path | No
             "letters and digits (they prefix the feature names); rename them, or choose the "
             "sequence columns with `sequences` (--sequences).")
 
-    ids = df[ID].map(_cell)
-    if ids.isna().any():
-        raise UserInputError(f"{source}: {int(ids.isna().sum())} row(s) have an empty "
-                             f"'{ID}'; give every row an id.")
-    dup = ids[ids.duplicated()].unique()
-    if len(dup):
-        raise UserInputError(
-            f"{source}: '{ID}' must be unique (one row per lesion); duplicated: "
-            f"{', '.join(map(str, dup[:5]))}{' ...' if len(dup) > 5 else ''}.")
+    ids = checked_ids(df[ID], source, "one row per lesion")
     records = [{ID: pid, **{col: _resolve(value, base) for col, value in zip(
         (MASK, *seqs), row, strict=True)}}
         for pid, row in zip(ids.tolist(), df[[MASK, *seqs]].itertuples(index=False),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from features.contract import ID
+from features.contract import ID, checked_ids
 from features.errors import UserInputError
 
 
@@ -43,18 +43,7 @@ def _ids(df: pd.DataFrame, name: str) -> pd.Series:
                              f"{type(df).__name__}.")
     if ID not in df.columns:
         raise UserInputError(f"the {name} table has no '{ID}' column to join on.")
-    ids = df[ID].astype(str).str.strip()
-    empty = df[ID].isna() | ids.isin(["", "nan", "None"])
-    if empty.any():
-        raise UserInputError(f"the {name} table has {int(empty.sum())} row(s) with an empty "
-                             f"'{ID}'.")
-    dup = ids[ids.duplicated()].unique().tolist()
-    if dup:
-        raise UserInputError(
-            f"the {name} table has duplicated '{ID}' ({len(dup)}): "
-            f"{', '.join(dup[:10])}{' ...' if len(dup) > 10 else ''}; the join needs one row "
-            "per lesion.")
-    return ids
+    return checked_ids(df[ID], f"the {name} table", "the join needs one row per lesion")
 
 
 def _examples(ids: list[str]) -> str:

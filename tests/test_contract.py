@@ -43,6 +43,8 @@ def test_valid_table_is_cleaned_and_input_untouched():
     ({"symptomatic": [0, 2, 1]}, "must be 0 or 1"),
     ({"rcbv": ["high", 1.0, 1.0]}, "must be numeric"),
     ({"patient_id": ["a", "a", "c"]}, "unique"),
+    ({"patient_id": ["a", " a ", "c"]}, "duplicated: a"),
+    ({"patient_id": ["a", "  ", None]}, "2 row\\(s\\) with an empty"),
     ({"ki67_pct": [0.05, 0.2, 0.1], "steroid_response_pct": [0.8, 0.1, 200.0]},
      "steroid_response_pct"),
 ])
