@@ -31,6 +31,7 @@ from models.classifier import (
 from models.metrics import (
     auc_with_ci,
     benchmark,
+    brier_score,
     feature_odds_ratios,
     operating_point_at_sensitivity,
 )
@@ -169,7 +170,7 @@ def evaluate(model: TrainedModel, table: pd.DataFrame, bayes_p: np.ndarray | Non
         bayes_p = np.asarray(bayes_p, dtype=float)
         auc, ci = auc_with_ci(y, bayes_p)
         metrics["bayes_ceiling"] = {"auc": auc, "auc_ci": ci,
-                                    "brier": float(np.mean((bayes_p - y) ** 2))}
+                                    "brier": brier_score(y, bayes_p)}
         frame["bayes_posterior"] = bayes_p
     ctdna = THRESHOLDS["ctdna_clearance"]
     ors = feature_odds_ratios(

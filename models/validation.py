@@ -18,12 +18,16 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from features.contract import ID, LABEL, model_columns
 from models.bundle import TrainedModel
 from models.classifier import FeatureLayout, patient_folds
-from models.metrics import calibration_intercept_slope
+from models.metrics import (
+    auc_with_ci,
+    binary_metrics,
+    brier_score,
+    calibration_intercept_slope,
+)
 
 #: Below this many events per candidate feature a model is flagged as possibly unstable
 #: (Riley et al. 2020 and TRIPOD+AI discuss 10 as a floor for regression, more for ML).
@@ -31,15 +35,14 @@ MIN_EVENTS_PER_FEATURE = 10.0
 
 
 def _scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    pred = p >= threshold
-    tp = int(np.sum(pred & (y == 1)))
+    """The statistics internal validation compares, from :mod:`models.metrics`."""
     cal = calibration_intercept_slope(y, p)
-    return {"n": int(len(y)), "n_positive": int(y.sum()),
-            "auc": float(roc_auc_score(y, p)), "brier": float(brier_score_loss(y, p)),
+    at = binary_metrics(y, (p >= threshold).astype(float))
+    return {"n": at["n"], "n_positive": at["n_positive"],
+            "auc": auc_with_ci(y, p)[0], "brier": brier_score(y, p),
             "calibration_intercept": cal["calibration_intercept"],
             "calibration_slope": cal["calibration_slope"],
-            "sensitivity": tp / max(int(y.sum()), 1),
-            "ppv": tp / int(pred.sum()) if pred.sum() else float("nan")}
+            "sensitivity": at["sensitivity"], "ppv": at["ppv"]}
 
 
 def candidate_feature_count(train_table: pd.DataFrame) -> int:
