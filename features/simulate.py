@@ -72,6 +72,7 @@ from features.parameters import (
     M4_TP_RATIO,
     CohortParameters,
 )
+from features.tables import markdown_table
 
 #: Continuous features drawn jointly (multivariate normal on their simulation scale).
 CONTINUOUS: tuple[str, ...] = (
@@ -605,13 +606,10 @@ def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
             return "(" + ", ".join(cell(float(x)) for x in v) + ")"
         if v is None:
             return ""
-        return str(v).replace("|", "\\|")
+        return str(v)
 
-    lines = ["| " + " | ".join(map(str, table.columns)) + " |",
-             "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
-              for row in table.itertuples(index=False)]
-    return "\n".join(lines)
+    return markdown_table(list(table.columns),
+                          [[cell(v) for v in row] for row in table.itertuples(index=False)])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,3 +63,17 @@ def write_table_atomic(df: pd.DataFrame, path: str | Path) -> Path:
         else:
             df.to_csv(tmp, index=False)
     return path
+
+
+def markdown_table(headers, rows) -> str:
+    """A GitHub markdown table from already formatted cells; ``|`` and newlines escaped.
+
+    Hand-written: pandas' ``to_markdown`` needs tabulate, which is not a dependency.
+    """
+    def clean(v) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(clean(h) for h in headers) + " |",
+             "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(clean(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

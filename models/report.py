@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features.article import FIGURES
-from features.tables import atomic_path
+from features.tables import atomic_path, markdown_table
 from models.metrics import to_jsonable
 
 DEFAULT_TITLE = "Pseudoprogression: the model against the article's rules"
@@ -122,14 +122,8 @@ def _cell(v) -> str:
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
-    """A GitHub markdown table; ``|`` in cells is escaped."""
-    def clean(v) -> str:
-        return _cell(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(clean(h) for h in headers) + " |",
-             "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(clean(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    """A GitHub markdown table, each cell formatted by :func:`_cell`."""
+    return markdown_table([_cell(h) for h in headers], [[_cell(v) for v in r] for r in rows])
 
 
 def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
