@@ -3,6 +3,10 @@
 Users bring their own tables, so these names are a public interface. :func:`validate_table`
 checks a table against the contract and raises :class:`UserInputError` with a message that
 names the column, the problem and the fix.
+
+A row is one lesion: a patient may have several, told apart by ``lesion_id`` (text). A table
+without ``lesion_id`` whose ``patient_id`` repeats gets its lesions numbered "1", "2", ...
+per patient in order of appearance.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import pandas as pd
 from features.errors import UserInputError
 
 ID = "patient_id"
+#: One lesion of a patient (text); (patient_id, lesion_id) is unique.
+LESION = "lesion_id"
 LABEL = "pseudoprogression"
 CANCER_TYPE = "cancer_type"
 
@@ -100,9 +106,17 @@ def is_radiomic(name: str) -> bool:
     return bool(RADIOMIC_COLUMN.match(name))
 
 
-def model_columns(columns) -> list[str]:
-    """The columns of a table that a model may use: contract features and radiomic features."""
-    return [c for c in columns if c in FEATURE_COLUMNS or is_radiomic(c)]
+#: Columns that identify a row or hold its label; never model features.
+KEY_COLUMNS: tuple[str, ...] = (ID, LESION, LABEL)
+
+
+def model_columns(columns, declared=()) -> list[str]:
+    """The columns of a table that a model may use: contract features, radiomic features and
+    the ``declared`` extra feature names (e.g. a table description's features), in table
+    order. The id, lesion and label columns never are."""
+    declared = set(declared)
+    return [c for c in columns if c not in KEY_COLUMNS
+            and (c in FEATURE_COLUMNS or is_radiomic(c) or c in declared)]
 
 
 def to_model_scale(name: str, values) -> np.ndarray:
@@ -125,21 +139,65 @@ def to_model_scale(name: str, values) -> np.ndarray:
     return x
 
 
+def id_text(values: pd.Series) -> pd.Series:
+    """Identifiers as stripped text (pandas string dtype, <NA> when empty); whole numbers
+    held as floats (a numeric column with gaps) are written without ".0"."""
+    if pd.api.types.is_float_dtype(values):
+        num = values.astype(float)
+        whole = num.notna() & np.isfinite(num) & (num == np.round(num))
+        if bool((whole | num.isna()).all()):
+            values = num.astype("Int64")
+    text = values.astype("string").str.strip()
+    empty = text.isna() | text.str.lower().isin(["", "nan", "none", "<na>"])
+    return text.mask(empty, pd.NA)
+
+
+def _nonempty_ids(ids: pd.Series, source: str, name: str, fix: str) -> pd.Series:
+    """:func:`id_text` of ``ids``; :class:`UserInputError` naming ``name`` when one is empty."""
+    text = id_text(ids)
+    if text.isna().any():
+        raise UserInputError(f"{source} has {int(text.isna().sum())} row(s) with an empty "
+                             f"'{name}'; {fix}")
+    return text
+
+
 def checked_ids(ids: pd.Series, source: str,
                 purpose: str = "one row per lesion assessment") -> pd.Series:
     """``patient_id`` values as stripped text; :class:`UserInputError` when one is empty or
-    repeated (``purpose`` says why each must be unique)."""
-    text = ids.astype("string").str.strip()
-    empty = text.isna() | text.str.lower().isin(["", "nan", "none"])
-    if empty.any():
-        raise UserInputError(f"{source} has {int(empty.sum())} row(s) with an empty '{ID}'; "
-                             "give every row an id.")
+    repeated (``purpose`` says why each must be unique). For tables keyed by patient (an
+    image manifest, a radiomic table); a lesion table uses :func:`checked_lesions`."""
+    text = _nonempty_ids(ids, source, ID, "give every row an id.")
     dup = text[text.duplicated()].unique()
     if len(dup):
         raise UserInputError(
             f"{source} has duplicated '{ID}' values; '{ID}' must be unique ({purpose}); "
             f"duplicated: {', '.join(dup[:5])}{' ...' if len(dup) > 5 else ''}.")
     return text.astype(object)
+
+
+def lesion_numbers(patient_ids: pd.Series) -> pd.Series:
+    """Lesion ids "1", "2", ... per patient in order of appearance (rows sharing a patient
+    are that patient's lesions), aligned with ``patient_ids``."""
+    numbers = patient_ids.groupby(patient_ids, sort=False, dropna=False).cumcount() + 1
+    return numbers.astype(str).astype(object)
+
+
+def checked_lesions(patient_ids: pd.Series, lesion_ids: pd.Series, source: str) -> pd.Series:
+    """``lesion_id`` values as stripped text; :class:`UserInputError` when one is empty or a
+    (patient_id, lesion_id) pair repeats."""
+    lesions = _nonempty_ids(
+        lesion_ids, source, LESION,
+        f"give every lesion an id, or drop the column so that rows sharing a '{ID}' are "
+        "numbered as that patient's lesions.")
+    pairs = pd.DataFrame({"p": id_text(patient_ids).to_numpy(), "l": lesions.to_numpy()})
+    dup = pairs[pairs.duplicated()].drop_duplicates()
+    if len(dup):
+        shown = ", ".join(f"{p}/{les}" for p, les in dup.head(5).itertuples(index=False))
+        raise UserInputError(
+            f"{source} has duplicated ('{ID}', '{LESION}') pairs; each lesion of a patient "
+            f"needs its own '{LESION}' (one row per lesion); duplicated "
+            f"{ID}/{LESION}: {shown}{' ...' if len(dup) > 5 else ''}.")
+    return lesions.astype(object)
 
 
 def _unit_hint(col: Column, values: pd.Series) -> str:
@@ -159,8 +217,11 @@ def validate_table(df: pd.DataFrame, require_label: bool = False,
     """Check ``df`` against the contract and return a cleaned copy (the input is not changed).
 
     Numeric columns are coerced to float (empty cells become NaN), binary columns must
-    hold 0/1, ``patient_id`` must be present and unique, values must sit in the
-    plausible range of their unit. Raises :class:`UserInputError` naming the problem.
+    hold 0/1, values must sit in the plausible range of their unit. ``patient_id`` must be
+    present and never empty; with a ``lesion_id`` column each (patient_id, lesion_id) pair
+    must be unique, without one a repeated ``patient_id`` gets ``lesion_id`` "1", "2", ...
+    in order of appearance (added right after ``patient_id``). Other columns pass through.
+    Raises :class:`UserInputError` naming the problem.
     """
     if not isinstance(df, pd.DataFrame):
         raise UserInputError(f"{source} must be a pandas DataFrame, got {type(df).__name__}.")
@@ -169,7 +230,12 @@ def validate_table(df: pd.DataFrame, require_label: bool = False,
             f"{source} has no '{ID}' column. Add one identifier per row "
             f"(columns found: {', '.join(map(str, df.columns[:12]))}).")
     out = df.copy()
-    out[ID] = checked_ids(out[ID], source)
+    ids = _nonempty_ids(out[ID], source, ID, "give every row an id.")
+    out[ID] = ids.astype(object)
+    if LESION in out.columns:
+        out[LESION] = checked_lesions(ids, out[LESION], source)
+    elif ids.duplicated().any():
+        out.insert(out.columns.get_loc(ID) + 1, LESION, lesion_numbers(ids))
     if require_label and LABEL not in out.columns:
         raise UserInputError(
             f"{source} has no '{LABEL}' label column (1 pseudoprogression, 0 true "
@@ -216,8 +282,9 @@ def validate_table(df: pd.DataFrame, require_label: bool = False,
 
 
 def warn_extra_columns(df: pd.DataFrame, expected: list[str]) -> None:
-    """Warn about columns that are neither expected features, the id nor the label."""
-    extra = [c for c in df.columns if c not in expected and c not in (ID, LABEL)]
+    """Warn about columns that are neither expected features, the id, the lesion nor the
+    label."""
+    extra = [c for c in df.columns if c not in expected and c not in KEY_COLUMNS]
     if extra:
         warnings.warn(
             f"ignoring {len(extra)} column(s) the model does not use: "
