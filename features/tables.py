@@ -90,7 +90,7 @@ def sniff_table(path: str | Path, sep: str | None = None,
     if path.suffix.lower() not in TEXT_SUFFIXES:
         raise UserInputError(f"{path} is not a delimited text table ({', '.join(TEXT_SUFFIXES)})"
                              "; its dialect cannot be detected.")
-    return _sniff(*_decode(path), sep=sep, decimal=decimal)[0]
+    return _sniff(*_decode(path)[1:], sep=sep, decimal=decimal)[0]
 
 
 def read_table(path: str | Path, sep: str | None = None, decimal: str | None = None,
@@ -110,7 +110,7 @@ def read_table(path: str | Path, sep: str | None = None, decimal: str | None = N
     """
     path = _existing(path)
     suffix = path.suffix.lower()
-    text = {*ID_COLUMNS, *text_columns}
+    text = {_clean(name) for name in (*ID_COLUMNS, *text_columns)}
     if suffix in TEXT_SUFFIXES:
         df = _read_text(path, sep, decimal, text)
     elif suffix in EXCEL_SUFFIXES:
@@ -141,16 +141,19 @@ def _existing(path: str | Path) -> Path:
     return path
 
 
-def _decode(path: Path) -> tuple[str, str, bool]:
-    """The text of ``path``, the codec that decoded it and whether it had a byte-order mark."""
+def _decode(path: Path) -> tuple[bytes, str, str, bool]:
+    """The bytes of ``path`` after any byte-order mark, the start of its text (one character
+    more than the sample, to tell a cut sample), the codec that decodes it and whether a
+    byte-order mark was present."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UserInputError(f"could not read {path}: {exc.strerror}.") from None
     for bom, encoding in _BOMS:
         if data.startswith(bom):
+            body = data[len(bom):]
             try:
-                return data[len(bom):].decode(encoding), encoding, True
+                return body, body.decode(encoding)[:_SAMPLE_CHARS + 1], encoding, True
             except UnicodeDecodeError as exc:
                 raise UserInputError(
                     f"{path} starts with a {encoding} byte-order mark but byte {exc.start} is "
@@ -160,15 +163,16 @@ def _decode(path: Path) -> tuple[str, str, bool]:
                              "file, or UTF-16 without a byte-order mark); save it as UTF-8 CSV.")
     for encoding in ("utf-8", "cp1252"):
         try:
-            return data.decode(encoding), encoding, False
+            return data, data.decode(encoding)[:_SAMPLE_CHARS + 1], encoding, False
         except UnicodeDecodeError:
             pass
-    return data.decode("latin-1"), "latin-1", False
+    return data, data[:_SAMPLE_CHARS + 1].decode("latin-1"), "latin-1", False
 
 
 def _sniff(text: str, encoding: str, bom: bool, sep: str | None = None,
            decimal: str | None = None) -> tuple[TableDialect, list[list[str]]]:
-    """The dialect of ``text`` and its sampled records split into cells (header first)."""
+    """The dialect of a table whose text starts with ``text``, and its sampled records split
+    into cells (header first)."""
     sample = text[:_SAMPLE_CHARS].replace("\r\n", "\n").replace("\r", "\n")
     if len(text) > _SAMPLE_CHARS and "\n" in sample:
         sample = sample[:sample.rindex("\n")]  # drop the record cut in the middle
@@ -237,17 +241,18 @@ def _detect_decimal(rows: list[list[str]]) -> str:
 
 
 def _read_text(path: Path, sep: str | None, decimal: str | None, text: set[str]) -> pd.DataFrame:
-    content, encoding, bom = _decode(path)
-    if not content.strip():
+    data, start, encoding, bom = _decode(path)
+    if not start.strip():
         raise UserInputError(f"{path} is empty: no header and no data rows. Export the table "
                              "again.")
-    dialect, rows = _sniff(content, encoding, bom, sep, decimal)
+    dialect, rows = _sniff(start, encoding, bom, sep, decimal)
     header = rows[0] if rows else []
     _check_duplicates([_clean(h) for h in header], path)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", pd.errors.ParserWarning)
+        warnings.filterwarnings("error", "Length of header", pd.errors.ParserWarning)
         try:
-            df = pd.read_csv(io.StringIO(content), sep=dialect.sep, decimal=dialect.decimal,
+            df = pd.read_csv(io.BytesIO(data), sep=dialect.sep, decimal=dialect.decimal,
+                             encoding=encoding,
                              dtype={h: str for h in header if _clean(h) in text},
                              index_col=False)
         except pd.errors.ParserWarning:
