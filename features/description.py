@@ -1,0 +1,864 @@
+"""A table description: how a user's own table maps onto the column contract.
+
+A small YAML file names the patient, lesion and label columns, the label's values, contract
+columns the table holds under other names (``rename``), extra model features (``features``)
+and columns to drop silently (``ignore``)::
+
+    patient: patientName
+    lesion: lesion_no
+    label: {column: statusIfPD, positive: yes, negative: no, name: pseudoprogression}
+    rename: {rCBV_max: rcbv}
+    features:
+      - {columns: ["original_*", "wavelet.*"], kind: number, block: radiomic}
+      - {columns: [kps], kind: number, range: [0, 100]}
+    ignore: ["Unnamed..0"]
+
+:meth:`TableDescription.apply` returns the table in the contract's canonical form
+(``patient_id``, ``lesion_id``, 0/1 ``pseudoprogression``, contract columns, declared
+features), checked by :func:`features.contract.validate_table`. Every problem found is
+reported at once in one :class:`UserInputError`, each naming the key to change and how.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import math
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from features.contract import (
+    BY_NAME,
+    FEATURE_COLUMNS,
+    ID,
+    KEY_COLUMNS,
+    LABEL,
+    LESION,
+    id_text,
+    is_radiomic,
+    lesion_numbers,
+    validate_table,
+)
+from features.errors import UserInputError
+
+#: What a declared feature column holds.
+KINDS: tuple[str, ...] = ("number", "binary", "category")
+#: Blocks a feature may join: ``radiomic`` is reduced like the radiomic columns, in the folds.
+BLOCKS: tuple[str, ...] = ("radiomic",)
+TOP_KEYS: tuple[str, ...] = ("patient", "lesion", "label", "rename", "features", "ignore")
+LABEL_KEYS: tuple[str, ...] = ("column", "positive", "negative", "name")
+FEATURE_KEYS: tuple[str, ...] = ("columns", "kind", "block", "range")
+DEFAULT_SOURCE = "the table description"
+#: Above this many undeclared columns the warning groups them by prefix.
+GROUP_UNDECLARED_ABOVE = 20
+#: At most this many problems are listed in one error.
+MAX_LISTED_PROBLEMS = 40
+
+_TRUE = frozenset({"1", "true", "yes"})
+_FALSE = frozenset({"0", "false", "no"})
+_WILDCARD = re.compile(r"[*?\[]")
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def label_token(value) -> str | None:
+    """A label (or binary) value as comparable text, None when empty.
+
+    Stripped and lower case; numbers in their shortest form ("1.0" is "1"); 1, true and yes
+    are all "1", 0, false and no all "0". So "Yes", True, 1, "1" and 1.0 compare equal.
+    """
+    if value is None or (not isinstance(value, str) and bool(pd.isna(value))):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "1" if value else "0"
+    text = str(value).strip().lower()
+    if text in ("", "nan", "none", "<na>"):
+        return None
+    try:
+        num = float(text)
+    except ValueError:
+        num = None
+    if num is not None and math.isfinite(num):
+        text = str(int(num)) if num == int(num) else repr(num)
+    if text in _TRUE:
+        return "1"
+    if text in _FALSE:
+        return "0"
+    return text
+
+
+def _is_pattern(name: str) -> bool:
+    return bool(_WILDCARD.search(name))
+
+
+def _matches(name: str, pattern: str) -> bool:
+    """``name`` equals ``pattern`` or matches it as a shell-style (fnmatch) pattern."""
+    return name == pattern or (_is_pattern(pattern) and fnmatch.fnmatchcase(name, pattern))
+
+
+def _did_you_mean(word: str, choices, what: str = "") -> str:
+    """" Did you mean 'x'?" for the closest of ``choices`` (case-insensitive first), or ''."""
+    choices = [str(c) for c in choices]
+    same_case = [c for c in choices if c.lower() == str(word).lower() and c != word]
+    close = same_case or difflib.get_close_matches(str(word), choices, n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return f" Did you mean {' or '.join(repr(c) for c in close)}{what}?"
+
+
+def _few(names, n: int = 8) -> str:
+    names = [str(c) for c in names]
+    more = f", ... ({len(names)} in all)" if len(names) > n else ""
+    return ", ".join(names[:n]) + more
+
+
+def _shown(values) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+def _raise(title: str, problems: list[str]) -> None:
+    """One :class:`UserInputError` listing every problem (at most MAX_LISTED_PROBLEMS)."""
+    shown = problems[:MAX_LISTED_PROBLEMS]
+    lines = [f"  - {p}" for p in shown]
+    if len(problems) > len(shown):
+        lines.append(f"  - ... and {len(problems) - len(shown)} more problem(s).")
+    raise UserInputError(f"{title} ({len(problems)} problem(s)):\n" + "\n".join(lines))
+
+
+def group_columns(names: list[str], limit: int = GROUP_UNDECLARED_ABOVE) -> str:
+    """``names`` in full, or grouped by prefix when there are more than ``limit``.
+
+    The prefix is the part before the first ``_`` (or, without one, the first ``.``):
+    ``wavelet.LLH_firstorder_Mean`` falls in ``wavelet.LLH_* (312 columns)``.
+    """
+    if len(names) <= limit:
+        return ", ".join(names)
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        cut = name.find("_")
+        sep = "_"
+        if cut <= 0:
+            cut, sep = name.find("."), "."
+        key = f"{name[:cut]}{sep}*" if cut > 0 else name
+        groups.setdefault(key, []).append(name)
+    return ", ".join(f"{key} ({len(members)} columns)" if len(members) > 1 else members[0]
+                     for key, members in groups.items())
+
+
+def _yaml_loader() -> type:
+    """YAML's safe loader, except that yes/no/on/off stay text (only true/false are
+    booleans), so ``positive: yes`` is the text "yes" and ``patient: no`` a column name."""
+    bool_tag = "tag:yaml.org,2002:bool"
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != bool_tag]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver(
+        bool_tag, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    return Loader
+
+
+def _plain(value):
+    """A numpy scalar as the Python scalar it holds; anything else unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# --------------------------------------------------------------------------- the description
+
+
+@dataclass(frozen=True)
+class FeatureGroup:
+    """Extra model features: column names or shell-style patterns and what they hold.
+
+    kind: number, binary (0/1, yes/no or true/false) or category. block: ``radiomic`` to
+    reduce them like radiomic columns inside the folds, or None. range: (low, high) in the
+    column's own unit for a number; a value outside is an error.
+    """
+
+    patterns: tuple[str, ...]
+    kind: str = "number"
+    block: str | None = None
+    range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        patterns = (self.patterns,) if isinstance(self.patterns, str) else self.patterns
+        object.__setattr__(self, "patterns", tuple(patterns))
+        if self.range is not None and not isinstance(self.range, str):
+            object.__setattr__(self, "range", tuple(_plain(v) for v in self.range))
+
+
+@dataclass(frozen=True)
+class DeclaredFeature:
+    """How the model should treat one declared extra column (see :class:`FeatureGroup`)."""
+
+    kind: str = "number"
+    block: str | None = None
+    range: tuple[float, float] | None = None
+
+
+_RADIOMIC = DeclaredFeature("number", "radiomic", None)
+
+
+@dataclass
+class DescribedTable:
+    """A user's table in canonical form, and what :meth:`TableDescription.apply` learnt.
+
+    table: ``patient_id``, ``lesion_id``, contract columns, declared features and, when the
+    table had labels, ``pseudoprogression`` (0/1). features: each declared extra column.
+    positive_name: how reports name the positive class. undeclared: dropped columns.
+    """
+
+    table: pd.DataFrame
+    features: dict[str, DeclaredFeature]
+    positive_name: str
+    n_patients: int
+    n_lesions: int
+    undeclared: list[str]
+    description: TableDescription | None = None
+
+
+def _as_tuple(values) -> tuple:
+    if values is None:
+        return ()
+    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        return (_plain(values),)
+    return tuple(_plain(v) for v in values)
+
+
+@dataclass(frozen=True)
+class TableDescription:
+    """How a table's columns map onto the contract; ``TableDescription()`` describes a table
+    already in the contract (``patient_id``, label ``pseudoprogression`` 1/0)."""
+
+    patient_column: str = ID
+    lesion_column: str | None = None
+    label_column: str = LABEL
+    positive: tuple = (1,)
+    negative: tuple = (0,)
+    positive_name: str = "pseudoprogression"
+    rename: dict[str, str] = field(default_factory=dict)
+    features: tuple[FeatureGroup, ...] = ()
+    ignore: tuple[str, ...] = ()
+    source: str = field(default=DEFAULT_SOURCE, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "positive", _as_tuple(self.positive))
+        object.__setattr__(self, "negative", _as_tuple(self.negative))
+        object.__setattr__(self, "rename", dict(self.rename or {}))
+        object.__setattr__(self, "features", tuple(self.features or ()))
+        object.__setattr__(self, "ignore", _as_tuple(self.ignore))
+        problems = _meaning_problems(self)
+        if problems:
+            _raise(f"{self.source} is not usable", problems)
+
+    # ------------------------------------------------------------------ reading and writing
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TableDescription:
+        """Read a YAML table description; :class:`UserInputError` for a missing file, a YAML
+        syntax error (with its line) or any schema problem."""
+        path = Path(path)
+        if not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "not found"
+            raise UserInputError(f"table description {what}: {path}. Check the path.")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserInputError(f"could not read the table description {path} as UTF-8 "
+                                 f"text: {exc}.") from None
+        try:
+            data = yaml.load(text, Loader=_yaml_loader())
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise UserInputError(
+                f"the table description {path} is not valid YAML{where}: {problem}. Check the "
+                "indentation there, and quote names holding ':', '#', '*' or '['.") from None
+        return cls.from_dict(data, source=f"the table description {path}")
+
+    @classmethod
+    def from_dict(cls, d, source: str = DEFAULT_SOURCE) -> TableDescription:
+        """Build from a parsed YAML mapping (None or {} for the defaults); every schema
+        problem is reported in one :class:`UserInputError`."""
+        if d is None:
+            d = {}
+        if not isinstance(d, Mapping):
+            raise UserInputError(
+                f"{source} must be a mapping of keys ({', '.join(TOP_KEYS)}) to values; "
+                f"found {type(d).__name__}. Start each line with a key, e.g. 'patient: id'.")
+        problems: list[str] = []
+        _unknown_keys(d, TOP_KEYS, "", problems)
+        kw: dict = {"source": source}
+        kw["patient_column"] = _name(d.get("patient", ID), "patient", problems, ID)
+        if d.get("lesion") is not None:
+            kw["lesion_column"] = _name(d["lesion"], "lesion", problems, None)
+        kw.update(_label(d.get("label"), problems))
+        kw["rename"] = _rename(d.get("rename"), problems)
+        kw["features"] = _features(d.get("features"), problems)
+        kw["ignore"] = _names(d.get("ignore"), "ignore", problems)
+        problems += _meaning_problems(_Fields(**kw))
+        if problems:
+            _raise(f"{source} has problems", problems)
+        return cls(**kw)
+
+    def to_dict(self) -> dict:
+        """Plain dicts, lists, text and numbers; :meth:`from_dict` gives this back."""
+        return {
+            "patient": self.patient_column,
+            "lesion": self.lesion_column,
+            "label": {"column": self.label_column, "positive": list(self.positive),
+                      "negative": list(self.negative), "name": self.positive_name},
+            "rename": dict(self.rename),
+            "features": [{"columns": list(g.patterns), "kind": g.kind, "block": g.block,
+                          "range": None if g.range is None else [float(v) for v in g.range]}
+                         for g in self.features],
+            "ignore": list(self.ignore),
+        }
+
+    def with_overrides(self, patient_column: str | None = None,
+                       label_column: str | None = None,
+                       positive=None) -> TableDescription:
+        """A copy with the command line's ``--patient-column``, ``--label-column`` and
+        ``--positive`` (text such as "yes" or "1", or a list) in place of the file's."""
+        changes: dict = {}
+        if patient_column is not None:
+            changes["patient_column"] = patient_column
+        if label_column is not None:
+            changes["label_column"] = label_column
+        if positive is not None:
+            changes["positive"] = _as_tuple(positive)
+        if not changes:
+            return self
+        source = f"{self.source} with --patient-column, --label-column or --positive"
+        probe = _Fields(**{**_fields_of(self), **changes, "source": source})
+        problems = _meaning_problems(probe)
+        if problems:
+            _raise(f"{source} is not usable", problems)
+        return replace(self, **changes)
+
+    # ------------------------------------------------------------------ applying it
+
+    def apply(self, df: pd.DataFrame, require_label: bool = False,
+              source: str = "the table") -> DescribedTable:
+        """The table ``df`` (not modified) in canonical form; see :class:`DescribedTable`.
+
+        ``require_label``: the label column must be present and filled (training and
+        evaluation). Raises :class:`UserInputError` listing every mismatch between the
+        description and the table; warns once about undeclared columns it drops.
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise UserInputError(f"{source} must be a pandas DataFrame, got {type(df).__name__}.")
+        src = df.copy(deep=False)
+        src.columns = [str(c) for c in df.columns]
+        names = list(src.columns)
+        doubled = sorted({c for c in names if names.count(c) > 1})
+        if doubled:
+            raise UserInputError(f"{source} has several columns named {_shown(doubled)}; "
+                                 "give each column its own name.")
+        problems: list[str] = []
+        plan = _Plan(self, names, source, problems)
+        patients = self._patients(src, plan, problems)
+        lesions = self._lesions(src, patients, plan, problems)
+        labels = self._labels(src, plan, require_label, patients, problems)
+        plan.route()
+        declared: dict[str, DeclaredFeature] = {}
+        values: dict[str, pd.Series] = {}
+        for name, (feature, where) in plan.declared.items():
+            converted = _convert(src[name], name, feature, where, problems)
+            if converted is not None:
+                declared[name], values[name] = feature, converted
+        if problems:
+            _raise(f"{source} does not match {self.source}", problems)
+
+        data: dict[str, pd.Series] = {ID: patients.astype(object), LESION: lesions}
+        for name in names:
+            if name in plan.contract:
+                data[name] = src[name]
+            elif name in self.rename:
+                data[self.rename[name]] = src[name]
+            elif name in values:
+                data[name] = values[name]
+        if labels is not None:
+            data[LABEL] = labels
+        out = pd.DataFrame(data, index=src.index)
+        if plan.undeclared:
+            warnings.warn(
+                f"{source}: dropping {len(plan.undeclared)} column(s) that {self.source} does "
+                f"not declare: {group_columns(plan.undeclared)}. Declare them under 'features' "
+                "to use them, or list them under 'ignore' to drop them without this warning.",
+                UserWarning, stacklevel=2)
+        try:
+            table = validate_table(out, require_label=require_label, source=source)
+        except UserInputError as exc:
+            raise UserInputError(f"{exc}{self._where_from(str(exc))}") from None
+        return DescribedTable(
+            table=table, features=declared, positive_name=self.positive_name,
+            n_patients=int(table[ID].nunique()), n_lesions=int(len(table)),
+            undeclared=list(plan.undeclared), description=self)
+
+    def _patients(self, src: pd.DataFrame, plan: _Plan, problems: list[str]) -> pd.Series:
+        if not plan.has(self.patient_column):
+            plan.missing("patient", self.patient_column, "the patient identifier")
+            return pd.Series(pd.NA, index=src.index, dtype="string")
+        ids = id_text(src[self.patient_column])
+        if ids.isna().any():
+            rows = _few([str(i) for i in np.flatnonzero(ids.isna().to_numpy()) + 1], 5)
+            problems.append(
+                f"patient: the patient column '{self.patient_column}' is empty in "
+                f"{int(ids.isna().sum())} row(s) (data rows {rows}); give every row its "
+                "patient.")
+        return ids
+
+    def _lesions(self, src: pd.DataFrame, patients: pd.Series, plan: _Plan,
+                 problems: list[str]) -> pd.Series:
+        if self.lesion_column is None:
+            return lesion_numbers(patients)
+        if not plan.has(self.lesion_column):
+            plan.missing("lesion", self.lesion_column, "each patient's lesion",
+                         "Set lesion to the right column name, or leave it out to number "
+                         "each patient's rows in order.")
+            return lesion_numbers(patients)
+        lesions = id_text(src[self.lesion_column])
+        if lesions.isna().any():
+            problems.append(
+                f"lesion: the lesion column '{self.lesion_column}' is empty in "
+                f"{int(lesions.isna().sum())} row(s); give every lesion an id, or leave "
+                "'lesion' out so that each patient's rows are numbered in order.")
+        pairs = pd.DataFrame({"p": patients.to_numpy(), "l": lesions.to_numpy()}).dropna()
+        dup = pairs[pairs.duplicated()].drop_duplicates()
+        if len(dup):
+            shown = ", ".join(f"{p}/{les}" for p, les in dup.head(5).itertuples(index=False))
+            problems.append(
+                f"lesion: the pair ('{self.patient_column}', '{self.lesion_column}') must be "
+                f"unique (one row per lesion); repeated: {shown}"
+                f"{' ...' if len(dup) > 5 else ''}. Give each lesion of a patient its own id.")
+        return lesions.astype(object)
+
+    def _labels(self, src: pd.DataFrame, plan: _Plan, require_label: bool,
+                patients: pd.Series, problems: list[str]) -> pd.Series | None:
+        col = self.label_column
+        if not plan.has(col):
+            if require_label:
+                plan.missing("label.column", col,
+                             f"the label: {_shown(self.positive)} for {self.positive_name}")
+            return None
+        tokens = src[col].map(label_token)
+        pos = {label_token(v) for v in self.positive}
+        neg = {label_token(v) for v in self.negative}
+        unknown = tokens.notna() & ~tokens.isin(pos | neg)
+        if unknown.any():
+            raw = src[col].astype("string").str.strip()
+            counts = raw.value_counts(dropna=True)
+            found = ", ".join(f"{v!r} ({n} row{'s' if n > 1 else ''})"
+                              for v, n in counts.head(10).items())
+            odd = raw[unknown].unique()[:5]
+            problems.append(
+                f"label: the label column '{col}' holds {_shown(odd)} in "
+                f"{int(unknown.sum())} row(s), neither label.positive ({_shown(self.positive)}) "
+                f"nor label.negative ({_shown(self.negative)}). Values found: {found}. Set "
+                f"label.positive to the value(s) meaning {self.positive_name} and "
+                "label.negative to those of the other class (a list when several, e.g. "
+                f"negative: [{odd[0]}]).")
+        empty = tokens.isna()
+        if require_label and empty.any():
+            who = _few(pd.unique(patients[empty].dropna()), 5)
+            problems.append(
+                f"label: the label column '{col}' is empty in {int(empty.sum())} row(s) "
+                f"(patients {who}); every row used for training or evaluation needs its "
+                "label: fill them in, or take those rows out of the table.")
+        return pd.Series(np.where(tokens.isin(pos), 1.0, np.where(tokens.isin(neg), 0.0,
+                                                                   np.nan)), index=src.index)
+
+    def _where_from(self, message: str) -> str:
+        """A note naming the user's column behind a canonical name in a contract message."""
+        origin = {target: f"'{name}' in the table, renamed by 'rename'"
+                  for name, target in self.rename.items()}
+        if self.patient_column != ID:
+            origin[ID] = f"the patient column '{self.patient_column}'"
+        if self.label_column != LABEL:
+            origin[LABEL] = f"the label column '{self.label_column}'"
+        if self.lesion_column is not None:
+            origin[LESION] = f"the lesion column '{self.lesion_column}'"
+        notes = [f"'{c}' is {what}" for c, what in origin.items() if f"'{c}'" in message]
+        return f" ({'; '.join(notes)})" if notes else ""
+
+
+# --------------------------------------------------------------------------- schema checks
+
+
+@dataclass
+class _Fields:
+    """The fields of a :class:`TableDescription` before it is built (for checking)."""
+
+    patient_column: str = ID
+    lesion_column: str | None = None
+    label_column: str = LABEL
+    positive: tuple = (1,)
+    negative: tuple = (0,)
+    positive_name: str = "pseudoprogression"
+    rename: dict = field(default_factory=dict)
+    features: tuple = ()
+    ignore: tuple = ()
+    source: str = DEFAULT_SOURCE
+
+
+def _fields_of(desc: TableDescription) -> dict:
+    return {f: getattr(desc, f) for f in _Fields.__dataclass_fields__}
+
+
+def _unknown_keys(d: Mapping, known: tuple[str, ...], where: str, problems: list[str]) -> None:
+    for key in d:
+        if key not in known:
+            hint = _did_you_mean(str(key), known) or ""
+            problems.append(f"{where}{key}: unknown key.{hint} Known keys"
+                            f"{' here' if where else ''}: {', '.join(known)}.")
+
+
+def _name(value, key: str, problems: list[str], default):
+    """A column name (non-empty text) from ``value``, else a problem and ``default``."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        problems.append(f"{key}: a column name must be text, found the number {value!r}; "
+                        f"quote it: {key.split('.')[-1]}: \"{value}\".")
+    else:
+        problems.append(f"{key}: give a column name (text), found {value!r}.")
+    return default
+
+
+def _names(value, key: str, problems: list[str]) -> tuple[str, ...]:
+    """Column names or patterns: one text or a list of texts."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        problems.append(f"{key}: give a column name or a list of names/patterns, e.g. "
+                        f"{key.split('.')[-1]}: [\"a\", \"b_*\"]; found {value!r}.")
+        return ()
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, str) and item.strip():
+            out.append(item.strip())
+        else:
+            problems.append(f"{key}[{i}]: a column name or pattern must be non-empty text, "
+                            f"found {item!r}; quote it.")
+    return tuple(out)
+
+
+def _values(value, key: str, problems: list[str], default: tuple) -> tuple:
+    """Label values: one scalar or a non-empty list of scalars."""
+    items = value if isinstance(value, list | tuple) else [value]
+    ok = bool(items) and all(isinstance(v, str | int | float | bool) and v != "" for v in items)
+    if not ok:
+        problems.append(f"{key}: give the value(s) of the class, one value or a list, e.g. "
+                        f"{key.split('.')[-1]}: [yes, 1]; found {value!r}.")
+        return default
+    return tuple(items)
+
+
+def _label(value, problems: list[str]) -> dict:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return {"label_column": _name(value, "label", problems, LABEL)}
+    if not isinstance(value, Mapping):
+        problems.append(f"label: give a mapping (column, positive, negative, name) or the "
+                        f"label column's name; found {value!r}.")
+        return {}
+    _unknown_keys(value, LABEL_KEYS, "label.", problems)
+    out: dict = {}
+    if "column" in value:
+        out["label_column"] = _name(value["column"], "label.column", problems, LABEL)
+    if "positive" in value:
+        out["positive"] = _values(value["positive"], "label.positive", problems, (1,))
+    if "negative" in value:
+        out["negative"] = _values(value["negative"], "label.negative", problems, (0,))
+    if "name" in value:
+        name = value["name"]
+        if isinstance(name, str) and name.strip():
+            out["positive_name"] = name.strip()
+        else:
+            problems.append(f"label.name: give the positive class's name as text, e.g. "
+                            f"name: local failure; found {name!r}.")
+    return out
+
+
+def _rename(value, problems: list[str]) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        problems.append(f"rename: give a mapping of your column to the contract column, e.g. "
+                        f"rename: {{rCBV_max: rcbv}}; found {value!r}.")
+        return {}
+    out = {}
+    for name, target in value.items():
+        if not isinstance(name, str) or not isinstance(target, str) or not target.strip():
+            problems.append(f"rename.{name}: both your column and the contract column must be "
+                            f"text; found {name!r}: {target!r} (quote them).")
+            continue
+        out[name.strip()] = target.strip()
+    return out
+
+
+def _range(value, where: str, problems: list[str]):
+    numbers = isinstance(value, list | tuple) and len(value) == 2 and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    if not numbers:
+        problems.append(f"{where}.range: give two numbers [low, high], e.g. range: [0, 100]; "
+                        f"found {value!r}.")
+        return None
+    return (float(value[0]), float(value[1]))
+
+
+def _features(value, problems: list[str]) -> tuple[FeatureGroup, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        problems.append("features: give a list of groups, each starting with '- columns:', "
+                        f"e.g. features: [{{columns: [kps], kind: number}}]; found {value!r}.")
+        return ()
+    groups = []
+    for i, item in enumerate(value):
+        where = f"features[{i}]"
+        if not isinstance(item, Mapping):
+            problems.append(f"{where}: give a mapping with 'columns' (and kind, block, range), "
+                            f"e.g. {{columns: [kps], kind: number}}; found {item!r}.")
+            continue
+        _unknown_keys(item, FEATURE_KEYS, f"{where}.", problems)
+        if "columns" not in item:
+            problems.append(f"{where}.columns: missing; list the column names or patterns the "
+                            "group declares, e.g. columns: [\"original_*\"].")
+            continue
+        patterns = _names(item["columns"], f"{where}.columns", problems)
+        kind = item.get("kind", "number")
+        if not isinstance(kind, str):
+            problems.append(f"{where}.kind: give one of {', '.join(KINDS)}; found {kind!r}.")
+            kind = "number"
+        block = item.get("block")
+        if block is not None and not isinstance(block, str):
+            problems.append(f"{where}.block: give {' or '.join(BLOCKS)}, or leave it out; "
+                            f"found {block!r}.")
+            block = None
+        rng = None if item.get("range") is None else _range(item["range"], where, problems)
+        if patterns:
+            groups.append(FeatureGroup(patterns, kind, block, rng))
+    return tuple(groups)
+
+
+def _meaning_problems(d) -> list[str]:
+    """Problems with well-typed fields (``d``: a :class:`TableDescription` or _Fields)."""
+    problems: list[str] = []
+    roles = {"patient": d.patient_column, "label.column": d.label_column}
+    if d.lesion_column is not None:
+        roles["lesion"] = d.lesion_column
+    seen: dict[str, str] = {}
+    for key, col in roles.items():
+        if col in seen:
+            problems.append(f"{key}: '{col}' is already the {seen[col]} column; give each of "
+                            "patient, lesion and label.column its own column.")
+        seen.setdefault(col, key)
+    role_of = {col: key for key, col in roles.items()}
+    pos = {label_token(v) for v in d.positive}
+    shared = [v for v in d.negative if label_token(v) in pos]
+    if shared:
+        problems.append(
+            f"label.negative: {_shown(shared)} is also a positive value (labels compare as "
+            "text, case-insensitive, with yes/true/1 alike and no/false/0 alike); give "
+            "label.positive and label.negative different values.")
+    targets: dict[str, str] = {}
+    for name, target in d.rename.items():
+        key = {ID: "patient", LABEL: "label.column", LESION: "lesion"}.get(target)
+        if key:
+            problems.append(f"rename.{name}: '{target}' is set by '{key}', not by rename; "
+                            f"remove it from rename and write {key.replace('label.', '')}: "
+                            f"{name}{' under label' if key == 'label.column' else ''}.")
+        elif target not in FEATURE_COLUMNS:
+            problems.append(
+                f"rename.{name}: '{target}' is not a contract column."
+                f"{_did_you_mean(target, FEATURE_COLUMNS)} rename maps your columns onto the "
+                f"contract's ({', '.join(FEATURE_COLUMNS)}); declare other columns under "
+                "features instead.")
+        if name in role_of:
+            problems.append(f"rename.{name}: '{name}' is the {role_of[name]} column; remove it "
+                            "from rename.")
+        if target in targets:
+            problems.append(f"rename: '{targets[target]}' and '{name}' both map onto "
+                            f"'{target}'; keep one of them.")
+        targets.setdefault(target, name)
+    for i, group in enumerate(d.features):
+        where = f"features[{i}]"
+        if group.kind not in KINDS:
+            problems.append(f"{where}.kind: '{group.kind}' is not a kind; use "
+                            f"{', '.join(KINDS)}.{_did_you_mean(group.kind, KINDS)}")
+        if group.block is not None and group.block not in BLOCKS:
+            problems.append(f"{where}.block: '{group.block}' is not a block; use "
+                            f"{' or '.join(BLOCKS)} (reduced like radiomic columns, inside the "
+                            f"folds) or leave it out.{_did_you_mean(group.block, BLOCKS)}")
+        if group.block == "radiomic" and group.kind != "number":
+            problems.append(f"{where}.block: radiomic columns are numbers; set kind: number "
+                            "or leave block out.")
+        if group.range is not None:
+            rng = _as_tuple(group.range)
+            good = len(rng) == 2 and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                for v in rng) and rng[0] < rng[1]
+            if not good:
+                problems.append(f"{where}.range: give two increasing numbers [low, high], e.g. "
+                                f"range: [0, 100]; found {list(rng)}.")
+            elif group.kind != "number":
+                problems.append(f"{where}.range: only a number has a range; remove it or set "
+                                "kind: number.")
+        for pattern in group.patterns:
+            if _is_pattern(pattern):
+                continue
+            if pattern in BY_NAME or pattern in KEY_COLUMNS:
+                problems.append(
+                    f"{where}.columns: '{pattern}' is a contract column, used with the "
+                    "contract's unit and checks without being declared; remove it from "
+                    "features.")
+            elif pattern in role_of:
+                problems.append(f"{where}.columns: '{pattern}' is the {role_of[pattern]} "
+                                "column; remove it from features.")
+            elif pattern in d.rename:
+                problems.append(f"{where}.columns: '{pattern}' is renamed to "
+                                f"'{d.rename[pattern]}' under rename; remove it from one "
+                                "of the two.")
+    return problems
+
+
+# --------------------------------------------------------------------------- table checks
+
+
+class _Plan:
+    """Where each column of a table goes under a description: the patient, lesion or label,
+    a contract column, a declared feature, ignored, or undeclared (dropped with a warning).
+    Problems found are appended to ``problems``."""
+
+    def __init__(self, desc: TableDescription, names: list[str], source: str,
+                 problems: list[str]) -> None:
+        self.desc, self.names, self.source, self.problems = desc, names, source, problems
+        self.contract: list[str] = []
+        self.declared: dict[str, tuple[DeclaredFeature, str]] = {}
+        self.undeclared: list[str] = []
+
+    def has(self, column: str) -> bool:
+        return column in self.names
+
+    def missing(self, key: str, column: str, what: str, fix: str = "") -> None:
+        """Report that ``column`` (set by ``key``) is absent, with close names."""
+        close = _did_you_mean(column, self.names)
+        self.problems.append(
+            f"{key}: {self.source} has no column '{column}' ({what}).{close} Columns found: "
+            f"{_few(self.names)}. {fix or f'Set {key} to the right column name.'}")
+
+    def route(self) -> None:
+        """Sort the columns into contract, declared and undeclared ones."""
+        desc, names, problems = self.desc, self.names, self.problems
+        present = set(names)
+        special = {desc.patient_column, desc.label_column}
+        if desc.lesion_column is not None:
+            special.add(desc.lesion_column)
+        ignored = {c for c in names if c not in special
+                   and any(_matches(c, p) for p in desc.ignore)}
+        for name, target in desc.rename.items():
+            if name not in present:
+                self.missing(f"rename.{name}", name, f"to be renamed to the contract's "
+                             f"'{target}'", "Correct the name under rename, or remove it.")
+            elif target in present and target not in ignored and target not in desc.rename:
+                problems.append(
+                    f"rename.{name}: the table already has a column '{target}'; list one of "
+                    f"the two under ignore, or remove '{name}' from rename.")
+        self.contract = [c for c in names if c in FEATURE_COLUMNS and c not in special
+                         and c not in ignored and c not in desc.rename]
+        taken = special | ignored | set(desc.rename) | set(self.contract)
+        found: dict[str, tuple[DeclaredFeature, str]] = {}
+        for i, group in enumerate(desc.features):
+            feature = DeclaredFeature(group.kind, group.block, group.range)
+            for pattern in group.patterns:
+                matched = [c for c in names if _matches(c, pattern)]
+                usable = [c for c in matched if c not in taken
+                          and c not in BY_NAME and c not in KEY_COLUMNS]
+                if not matched:
+                    problems.append(
+                        f"features[{i}].columns: '{pattern}' matches no column of "
+                        f"{self.source}.{_close_pattern(pattern, names)} Columns found: "
+                        f"{_few(names)}. Correct the name or pattern (shell-style: * any "
+                        "text, ? one character), or remove it.")
+                elif not usable:
+                    problems.append(
+                        f"features[{i}].columns: '{pattern}' matches only {_few(matched, 5)}, "
+                        "already the patient, lesion or label column, a contract column, "
+                        "renamed or ignored; remove it from features.")
+                for c in usable:
+                    found.setdefault(c, (feature, f"features[{i}]"))
+        for c in names:
+            if c not in taken and c not in found and is_radiomic(c):
+                found[c] = (_RADIOMIC, "radiomic column")
+        self.declared = {c: found[c] for c in names if c in found}
+        self.undeclared = [c for c in names if c not in taken and c not in found]
+
+
+def _close_pattern(pattern: str, names: list[str]) -> str:
+    """" Did you mean ...?" for a name, or for a pattern whose text before its first
+    wildcard is close to the start of some column names (``orignal_*``: ``original_*``)."""
+    if not _is_pattern(pattern):
+        return _did_you_mean(pattern, names)
+    literal = _WILDCARD.split(pattern, maxsplit=1)[0]
+    if not literal:
+        return ""
+    starts = {n[:k] for n in names for k in range(len(literal) - 1, len(literal) + 2) if k > 0}
+    close = difflib.get_close_matches(literal, sorted(starts), n=1, cutoff=0.75)
+    return f" Did you mean '{close[0]}{pattern[len(literal):]}'?" if close else ""
+
+
+def _convert(raw: pd.Series, name: str, feature: DeclaredFeature, where: str,
+             problems: list[str]) -> pd.Series | None:
+    """A declared column as float (number, binary 0/1) or stripped lower-case text
+    (category); None after appending a problem."""
+    if feature.kind == "category":
+        text = id_text(raw).str.lower()
+        return text.astype(object).where(text.notna(), np.nan)
+    if feature.kind == "binary":
+        tokens = raw.map(label_token)
+        found = list(pd.unique(tokens.dropna()))
+        if len(found) > 2 or not set(found) <= {"0", "1"}:
+            shown = _shown(pd.unique(raw[tokens.notna() & ~tokens.isin(["0", "1"])]
+                                     .astype(str).str.strip())[:5])
+            many = f"{len(found)} different values" if len(found) > 2 else "other values"
+            problems.append(
+                f"{where}: column '{name}' is declared binary but holds {many} ({shown}); "
+                "a binary column holds 0/1 (or yes/no, true/false): recode it, or declare it "
+                "with kind: category (or number).")
+            return None
+        return tokens.map({"1": 1.0, "0": 0.0}).astype(float)
+    num = pd.to_numeric(raw, errors="coerce").astype(float)
+    bad = num.isna() & id_text(raw).notna()
+    if bad.any():
+        examples = _shown(pd.unique(raw[bad].astype(str).str.strip())[:3])
+        problems.append(
+            f"{where}: column '{name}' must be numeric (kind: number); found {examples} in "
+            f"{int(bad.sum())} row(s). Use numbers (a '.' for decimals), leave the cell empty "
+            "when unknown, or declare the column with kind: category.")
+        return None
+    if feature.range is not None:
+        low, high = feature.range
+        outside = num[(num < low) | (num > high)]
+        if len(outside):
+            problems.append(
+                f"{where}.range: column '{name}' has {len(outside)} value(s) outside "
+                f"[{low:g}, {high:g}] (e.g. {outside.iloc[0]:g}); correct them, or widen "
+                "range if they are plausible.")
+            return None
+    return num
