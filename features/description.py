@@ -307,7 +307,7 @@ class TableDescription:
         kw.update(_label(d.get("label"), problems))
         kw["rename"] = _rename(d.get("rename"), problems)
         kw["features"] = _features(d.get("features"), problems)
-        kw["ignore"] = _names(d.get("ignore"), "ignore", problems)
+        kw["ignore"] = _names(d.get("ignore"), "ignore", problems, allow_empty=True)
         problems += _meaning_problems(_Fields(**kw))
         if problems:
             _raise(f"{source} has problems", problems)
@@ -469,8 +469,10 @@ class TableDescription:
                 f"{int(unknown.sum())} row(s), neither label.positive ({_shown(self.positive)}) "
                 f"nor label.negative ({_shown(self.negative)}). Values found: {found}. Set "
                 f"label.positive to the value(s) meaning {self.positive_name} and "
-                "label.negative to those of the other class (a list when several, e.g. "
-                f"negative: [{odd[0]}]).")
+                "label.negative to those of the other class, as a list when several (e.g. "
+                f"negative: [{', '.join(map(str, [*self.negative, odd[0]]))}] if "
+                f"'{odd[0]}' belongs there); a row of unknown class belongs in neither: take "
+                "it out of the table.")
         empty = tokens.isna()
         if require_label and empty.any():
             who = _few(pd.unique(patients[empty].dropna()), 5)
@@ -538,12 +540,12 @@ def _name(value, key: str, problems: list[str], default):
     return default
 
 
-def _names(value, key: str, problems: list[str]) -> tuple[str, ...]:
+def _names(value, key: str, problems: list[str], allow_empty: bool = False) -> tuple[str, ...]:
     """Column names or patterns: one text or a list of texts."""
-    if value is None:
+    if value is None and allow_empty:
         return ()
     items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not items:
+    if not isinstance(items, list | tuple) or not (items or allow_empty):
         problems.append(f"{key}: give a column name or a list of names/patterns, e.g. "
                         f"{key.split('.')[-1]}: [\"a\", \"b_*\"]; found {value!r}.")
         return ()

@@ -94,9 +94,9 @@ def test_tables_round_trip_and_errors(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     with pytest.raises(UserInputError, match="not found"):
         read_table(tmp_path / "missing.csv")
-    (tmp_path / "t.xlsx").write_text("x")
+    (tmp_path / "t.json").write_text("x")
     with pytest.raises(UserInputError, match="unsupported"):
-        read_table(tmp_path / "t.xlsx")
+        read_table(tmp_path / "t.json")
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
     with pytest.raises(UserInputError, match="could not read"):
         read_table(tmp_path / "bad.parquet")
