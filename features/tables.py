@@ -59,7 +59,7 @@ class TableDialect:
     bom: bool
 
     def describe(self) -> str:
-        """The dialect in words, e.g. "separator semicolon ';', decimal ',', utf-8 with BOM"."""
+        """The dialect in words: "separator semicolon ';', decimal ',', encoding utf-8"."""
         sep = _SEP_NAMES.get(self.sep, repr(self.sep))
         bom = " with BOM" if self.bom else ""
         return f"separator {sep}, decimal '{self.decimal}', encoding {self.encoding}{bom}"
@@ -128,6 +128,9 @@ def read_table(path: str | Path, sep: str | None = None, decimal: str | None = N
         raise UserInputError(
             f"{path}: unsupported table format '{suffix}'; use {', '.join(READABLE)} "
             "(save an Excel 97-2003 .xls workbook as .xlsx or CSV).")
+    if df.shape[1] == 0:
+        raise UserInputError(f"{path} is empty: no header and no data rows. Export the table "
+                             "again.")
     if len(df) == 0:
         raise UserInputError(f"{path} has no data rows (only the header: "
                              f"{_examples(list(df.columns))}); export the table with its rows.")
