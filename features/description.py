@@ -13,6 +13,12 @@ and columns to drop silently (``ignore``)::
       - {columns: [kps], kind: number, range: [0, 100]}
     ignore: ["Unnamed..0"]
 
+Without ``lesion``, a ``lesion_id`` column is used when the table has one; otherwise rows
+sharing a patient are that patient's lesions, numbered "1", "2", ... in order of appearance.
+Label values compare as stripped, case-insensitive text, with yes/true/1 alike and
+no/false/0 alike (:func:`label_token`). Columns matching the project's radiomic naming
+(:func:`features.contract.is_radiomic`) count as declared, in the radiomic block.
+
 :meth:`TableDescription.apply` returns the table in the contract's canonical form
 (``patient_id``, ``lesion_id``, 0/1 ``pseudoprogression``, contract columns, declared
 features), checked by :func:`features.contract.validate_table`. Every problem found is
@@ -26,6 +32,7 @@ import fnmatch
 import math
 import re
 import warnings
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -363,7 +370,7 @@ class TableDescription:
         src = df.copy(deep=False)
         src.columns = [str(c) for c in df.columns]
         names = list(src.columns)
-        doubled = sorted({c for c in names if names.count(c) > 1})
+        doubled = sorted(c for c, n in Counter(names).items() if n > 1)
         if doubled:
             raise UserInputError(f"{source} has several columns named {_shown(doubled)}; "
                                  "give each column its own name.")
@@ -423,17 +430,18 @@ class TableDescription:
 
     def _lesions(self, src: pd.DataFrame, patients: pd.Series, plan: _Plan,
                  problems: list[str]) -> pd.Series:
-        if self.lesion_column is None:
+        column = plan.lesion_column
+        if column is None:
             return lesion_numbers(patients)
-        if not plan.has(self.lesion_column):
-            plan.missing("lesion", self.lesion_column, "each patient's lesion",
+        if not plan.has(column):
+            plan.missing("lesion", column, "each patient's lesion",
                          "Set lesion to the right column name, or leave it out to number "
                          "each patient's rows in order.")
             return lesion_numbers(patients)
-        lesions = id_text(src[self.lesion_column])
+        lesions = id_text(src[column])
         if lesions.isna().any():
             problems.append(
-                f"lesion: the lesion column '{self.lesion_column}' is empty in "
+                f"lesion: the lesion column '{column}' is empty in "
                 f"{int(lesions.isna().sum())} row(s); give every lesion an id, or leave "
                 "'lesion' out so that each patient's rows are numbered in order.")
         pairs = pd.DataFrame({"p": patients.to_numpy(), "l": lesions.to_numpy()}).dropna()
@@ -441,7 +449,7 @@ class TableDescription:
         if len(dup):
             shown = ", ".join(f"{p}/{les}" for p, les in dup.head(5).itertuples(index=False))
             problems.append(
-                f"lesion: the pair ('{self.patient_column}', '{self.lesion_column}') must be "
+                f"lesion: the pair ('{self.patient_column}', '{column}') must be "
                 f"unique (one row per lesion); repeated: {shown}"
                 f"{' ...' if len(dup) > 5 else ''}. Give each lesion of a patient its own id.")
         return lesions.astype(object)
@@ -491,7 +499,7 @@ class TableDescription:
             origin[ID] = f"the patient column '{self.patient_column}'"
         if self.label_column != LABEL:
             origin[LABEL] = f"the label column '{self.label_column}'"
-        if self.lesion_column is not None:
+        if self.lesion_column not in (None, LESION):
             origin[LESION] = f"the lesion column '{self.lesion_column}'"
         notes = [f"'{c}' is {what}" for c, what in origin.items() if f"'{c}'" in message]
         return f" ({'; '.join(notes)})" if notes else ""
@@ -751,6 +759,11 @@ class _Plan:
     def __init__(self, desc: TableDescription, names: list[str], source: str,
                  problems: list[str]) -> None:
         self.desc, self.names, self.source, self.problems = desc, names, source, problems
+        #: The lesion column: the described one, else the contract's when the table has it.
+        self.lesion_column = desc.lesion_column
+        if self.lesion_column is None and LESION in names \
+                and LESION not in (desc.patient_column, desc.label_column):
+            self.lesion_column = LESION
         self.contract: list[str] = []
         self.declared: dict[str, tuple[DeclaredFeature, str]] = {}
         self.undeclared: list[str] = []
@@ -770,8 +783,8 @@ class _Plan:
         desc, names, problems = self.desc, self.names, self.problems
         present = set(names)
         special = {desc.patient_column, desc.label_column}
-        if desc.lesion_column is not None:
-            special.add(desc.lesion_column)
+        if self.lesion_column is not None:
+            special.add(self.lesion_column)
         ignored = {c for c in names if c not in special
                    and any(_matches(c, p) for p in desc.ignore)}
         for name, target in desc.rename.items():
@@ -845,9 +858,12 @@ def _convert(raw: pd.Series, name: str, feature: DeclaredFeature, where: str,
                 "with kind: category (or number).")
             return None
         return tokens.map({"1": 1.0, "0": 0.0}).astype(float)
-    num = pd.to_numeric(raw, errors="coerce").astype(float)
-    bad = num.isna() & id_text(raw).notna()
-    if bad.any():
+    if pd.api.types.is_numeric_dtype(raw):
+        num, bad = raw.astype(float), None
+    else:
+        num = pd.to_numeric(raw, errors="coerce").astype(float)
+        bad = num.isna() & id_text(raw).notna()
+    if bad is not None and bad.any():
         examples = _shown(pd.unique(raw[bad].astype(str).str.strip())[:3])
         problems.append(
             f"{where}: column '{name}' must be numeric (kind: number); found {examples} in "

@@ -181,6 +181,9 @@ def test_default_description_takes_a_contract_table_as_it_is():
     assert out.table[LESION].tolist() == ["1", "2", "1", "1"]
     assert out.positive_name == "pseudoprogression"
     assert list(out.features) == ["t1c_original_glcm_Contrast"]
+    # a contract table's own lesion_id is used
+    out, warned = applied(df.assign(lesion_id=["x", "y", "x", "x"]), TableDescription())
+    assert out.table[LESION].tolist() == ["x", "y", "x", "x"] and warned == []
     # prediction tables have no label
     out, _ = applied(df.drop(columns=LABEL), TableDescription(), require_label=False)
     assert LABEL not in out.table.columns
