@@ -1,0 +1,255 @@
+"""Updating a fitted prediction model for a new site or population.
+
+Four updates of increasing extent (Steyerberg, *Clinical Prediction Models*, 2nd ed. 2019,
+ch. 20; Vergouwe et al., Stat Med 2017;36:4529-4539, doi:10.1002/sim.7179), all estimated
+on the local (update) sample:
+
+- ``original``: the model as it is (0 parameters);
+- ``intercept``: recalibration in the large, ``logit p = a + lp`` (1 parameter);
+- ``logistic``: logistic recalibration, ``logit p = a + b * lp`` (2 parameters);
+- ``refit``: model revision, every parameter re-estimated (``k`` parameters).
+
+``lp`` is the original model's linear predictor, ``logit(p)`` of its probability (natural
+log-odds). ``auto`` chooses among the four with the closed testing procedure of Vergouwe et
+al. (see :class:`UpdatedClassifier`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import statsmodels.api as sm
+from scipy import stats
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+from features.errors import UserInputError
+
+#: Update methods, least to most extensive, then the data-driven choice among them.
+METHODS: tuple[str, ...] = ("intercept", "logistic", "refit", "auto")
+#: Probabilities are clipped to [EPS, 1 - EPS] before the logit, so lp stays finite.
+EPS = 1e-6
+
+
+def _positive_column(estimator) -> int:
+    """Column of ``predict_proba`` that holds class 1 (the second column if no ``classes_``)."""
+    classes = getattr(estimator, "classes_", None)
+    if classes is None:
+        return 1
+    hits = np.flatnonzero(np.asarray(classes) == 1)
+    if hits.size != 1:
+        raise ValueError(f"estimator classes {list(classes)} do not include class 1")
+    return int(hits[0])
+
+
+def _probability(estimator, X) -> np.ndarray:
+    """Probability of class 1 from a fitted binary classifier, shape (n,)."""
+    return np.asarray(estimator.predict_proba(X), dtype=float)[:, _positive_column(estimator)]
+
+
+def _linear_predictor(p: np.ndarray) -> np.ndarray:
+    """``logit(clip(p, EPS, 1 - EPS))``, natural log-odds."""
+    p = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def _log_likelihood(y: np.ndarray, p: np.ndarray) -> float:
+    """Bernoulli log-likelihood of 0/1 outcomes ``y`` under probabilities ``p`` (nats)."""
+    p = np.clip(np.asarray(p, dtype=float), 1e-15, 1 - 1e-15)
+    return float(np.sum(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+
+def n_parameters(estimator) -> int | None:
+    """Number of estimated parameters of a fitted classifier, or None if it cannot be told.
+
+    ``n_parameters_`` if the estimator has one; for a :class:`~sklearn.pipeline.Pipeline` the
+    final step's count; otherwise the size of ``coef_`` plus the intercept (when
+    ``fit_intercept`` is not False). Preprocessing (scalers, imputers) is not counted, nor are
+    the parameters of a calibration map: pass ``refit_df`` for such models.
+    """
+    if hasattr(estimator, "n_parameters_"):
+        return int(estimator.n_parameters_)
+    if isinstance(estimator, Pipeline):
+        return n_parameters(estimator.steps[-1][1])
+    coef = getattr(estimator, "coef_", None)
+    if coef is None:
+        return None
+    n_intercept = np.size(getattr(estimator, "intercept_", 0.0))
+    if getattr(estimator, "fit_intercept", True) is False:
+        n_intercept = 0
+    return int(np.size(coef) + n_intercept)
+
+
+def _likelihood_ratio_test(ll_restricted: float, ll_full: float, df: int) -> tuple[float, float]:
+    """LR statistic ``2 (ll_full - ll_restricted)`` (set to 0 if negative) and its chi-square
+    p value on ``df`` degrees of freedom."""
+    lr = max(0.0, 2.0 * (ll_full - ll_restricted))
+    return lr, float(stats.chi2.sf(lr, df))
+
+
+def _binary_outcome(y, n_rows: int) -> np.ndarray:
+    """``y`` as a float 0/1 vector with both classes present, else :class:`UserInputError`."""
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n_rows:
+        raise UserInputError(
+            f"the outcome has {len(y)} values for {n_rows} rows; give one 0/1 label per row")
+    values = set(np.unique(y).tolist())
+    if not values <= {0, 1}:
+        raise UserInputError(
+            f"the outcome must hold only 0 and 1, found {sorted(values, key=str)[:5]}; "
+            "recode it as 1 for the positive class and 0 otherwise")
+    if len(values) < 2:
+        raise UserInputError(
+            "the update sample holds only one outcome class; a model cannot be updated "
+            "without both events (1) and non-events (0)")
+    return y.astype(float)
+
+
+class UpdatedClassifier(ClassifierMixin, BaseEstimator):
+    """A fitted binary classifier updated on local data (Steyerberg 2019, ch. 20).
+
+    Parameters
+    ----------
+    base : fitted classifier with ``predict_proba`` (DataFrame in), the model to update. It is
+        never refitted: :func:`sklearn.base.clone` keeps it as it is (the same object).
+    method : "intercept", "logistic", "refit" or "auto".
+        ``intercept``: recalibration in the large, ``logit p = a + lp`` with ``lp`` as offset;
+        ``logistic``: ``logit p = a + b * lp``; both unpenalised maximum likelihood
+        (statsmodels GLM, binomial, logit link). ``refit``: ``clone(refit_estimator)``
+        fitted on the local data. ``auto``: the closed testing procedure below.
+    refit_estimator : unfitted classifier, needed by "refit" and "auto"; cloned before
+        fitting. For the tests of "auto" it should be a maximum likelihood refit of the
+        model (e.g. ``LogisticRegression(C=np.inf)`` on the original predictors).
+    refit_df : number of parameters of the refit model, ``k``. If None it is read from the
+        fitted refit (``n_parameters_``, or ``coef_`` of its final step plus the intercept);
+        give it for models where that count is wrong, such as a calibrated pipeline.
+    alpha : level of each likelihood ratio test of "auto" (default 0.05).
+
+    Closed testing procedure ("auto"; Vergouwe et al. 2017, section 2 and their appendix
+    function). Each update is fitted on the local data and its log-likelihood there
+    compared, by a likelihood ratio (LR) test, with that of the revised model (refit):
+
+    1. refit vs original, ``df = k``. Not significant: keep the original model.
+    2. refit vs recalibration in the large, ``df = k - 1``. Not significant: ``intercept``.
+    3. refit vs logistic recalibration, ``df = k - 2``. Not significant: ``logistic``.
+    4. All three significant: ``refit``.
+
+    Every test is at level ``alpha``; testing stops at the first non-significant step, so
+    a more extensive update is chosen only when the revised model fits significantly better
+    than every less extensive one. As in the paper, the refit log-likelihood is the
+    apparent one, from the refit model's in-sample predicted probabilities on the same local
+    data. The LR statistic is chi-square only for nested maximum likelihood fits; with a
+    penalised, tree-based or calibrated refit it is an approximation, and a negative
+    statistic (refit fits worse in-sample) is set to 0 (p = 1). ``k`` must be at least 3.
+
+    Attributes
+    ----------
+    method_ : the update used: "original", "intercept", "logistic" or "refit".
+    tests_ : list of dicts, one per LR test run by "auto" (empty otherwise), with keys
+        ``comparison``, ``lr`` (statistic), ``df``, ``p_value`` and ``decision``
+        ("significant" or "not significant").
+    intercept_, slope_ : ``a`` and ``b`` of ``logit p = a + b * lp`` for "original" (0, 1),
+        "intercept" (a, 1) and "logistic" (a, b); NaN for "refit".
+    refit_ : the fitted refit model when one was fitted ("refit", "auto"), else None.
+    classes_ : array([0, 1]).
+    """
+
+    def __init__(self, base, method: str = "auto", refit_estimator=None,
+                 refit_df: int | None = None, alpha: float = 0.05):
+        self.base = base
+        self.method = method
+        self.refit_estimator = refit_estimator
+        self.refit_df = refit_df
+        self.alpha = alpha
+
+    def __sklearn_clone__(self) -> UpdatedClassifier:
+        """Clone every parameter except ``base``, the fitted model being updated, which is
+        kept as it is (cloning it would discard its fit)."""
+        params = {name: clone(value, safe=False)
+                  for name, value in self.get_params(deep=False).items() if name != "base"}
+        return type(self)(base=self.base, **params)
+
+    def _check_params(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown update method {self.method!r}; choose one of "
+                             + ", ".join(repr(m) for m in METHODS))
+        if not 0.0 < float(self.alpha) < 1.0:
+            raise ValueError(f"alpha must be between 0 and 1, got {self.alpha!r}")
+        if self.method in ("refit", "auto") and self.refit_estimator is None:
+            raise ValueError(f"method {self.method!r} needs refit_estimator, an unfitted "
+                             "classifier to re-estimate on the local data, e.g. "
+                             "LogisticRegression(C=np.inf)")
+        if self.refit_df is not None and int(self.refit_df) < 1:
+            raise ValueError(f"refit_df must be a positive integer, got {self.refit_df!r}")
+
+    def fit(self, X, y) -> UpdatedClassifier:
+        """Estimate the update on local data ``X`` (DataFrame, as ``base`` takes it) and 0/1
+        outcomes ``y``."""
+        self._check_params()
+        y = _binary_outcome(y, len(X))
+        lp = _linear_predictor(_probability(self.base, X))
+        n = len(y)
+
+        a_int = float(sm.GLM(y, np.ones((n, 1)), family=sm.families.Binomial(),
+                             offset=lp).fit().params[0])
+        a_log, b_log = (float(v) for v in sm.GLM(
+            y, np.column_stack([np.ones(n), lp]), family=sm.families.Binomial()).fit().params)
+        candidates = {"original": (0.0, 1.0), "intercept": (a_int, 1.0),
+                      "logistic": (a_log, b_log)}
+
+        self.refit_ = None
+        self.tests_ = []
+        if self.method in ("refit", "auto"):
+            self.refit_ = clone(self.refit_estimator).fit(X, y.astype(int))
+        if self.method == "auto":
+            self.method_ = self._closed_test(X, y, lp, candidates)
+        else:
+            self.method_ = self.method
+        self.intercept_, self.slope_ = candidates.get(self.method_, (np.nan, np.nan))
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def _closed_test(self, X, y: np.ndarray, lp: np.ndarray, candidates: dict) -> str:
+        """Vergouwe et al.'s sequence of LR tests against the refit model; returns the
+        chosen method and fills ``tests_``."""
+        k = self.refit_df if self.refit_df is not None else n_parameters(self.refit_)
+        if k is None:
+            raise ValueError(f"cannot count the parameters of {type(self.refit_).__name__}; "
+                             "pass refit_df, its number of estimated parameters")
+        k = int(k)
+        if k < 3:
+            raise ValueError(f"the refit model has {k} parameters; the closed test needs at "
+                             "least 3 (more than logistic recalibration's 2); use "
+                             "method='logistic'")
+        ll_refit = _log_likelihood(y, _probability(self.refit_, X))
+        for name, n_params in (("original", 0), ("intercept", 1), ("logistic", 2)):
+            a, b = candidates[name]
+            ll = _log_likelihood(y, expit(a + b * lp))
+            df = k - n_params
+            lr, p_value = _likelihood_ratio_test(ll, ll_refit, df)
+            significant = p_value < self.alpha
+            self.tests_.append({"comparison": f"refit vs {name}", "lr": lr, "df": df,
+                                "p_value": p_value,
+                                "decision": "significant" if significant else "not significant"})
+            if not significant:
+                return name
+        return "refit"
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Updated probabilities, shape (n, 2): columns P(y=0), P(y=1).
+
+        For "original", "intercept" and "logistic": ``expit(a + b * lp)``, with ``lp`` from the
+        base model's probability clipped to [1e-6, 1 - 1e-6]; for "refit": the refit model's.
+        """
+        check_is_fitted(self, "method_")
+        if self.method_ == "refit":
+            p = _probability(self.refit_, X)
+        else:
+            p = expit(self.intercept_ + self.slope_ * _linear_predictor(
+                _probability(self.base, X)))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        """Class 1 where the updated probability exceeds 0.5, else 0."""
+        return (self.predict_proba(X)[:, 1] > 0.5).astype(int)
