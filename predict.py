@@ -9,7 +9,7 @@ prediction (1/0 at the model's stored threshold), risk_group (the article's T5 "
 T6 "high" triage where it can be decided) and rule_<id> for every rule of the article
 (1, 0, or empty where the rule lacks an input). When the table carries the
 'pseudoprogression' label and --report is given, also writes the benchmark report for
-exactly those rows. The same steps are importable: ``predict.predict_table``.
+exactly those rows. The same steps are importable: ``models.predict_table``.
 """
 
 from __future__ import annotations
@@ -18,45 +18,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from features.contract import ID, LABEL, validate_table
+from features.contract import LABEL
 from features.errors import UserInputError, run_command
 from features.tables import read_table, write_table_atomic
-from models.bundle import TrainedModel
-from models.rules import apply_rules, risk_group
-
-
-def predict_table(model: TrainedModel, table: pd.DataFrame) -> pd.DataFrame:
-    """Predictions for every row of ``table`` (validated against the contract first)."""
-    table = validate_table(table, source="the input table")
-    p = model.predict_proba(table)
-    out = pd.DataFrame({ID: table[ID].to_numpy(), "p_pseudoprogression": p,
-                        "prediction": (p >= model.threshold).astype(int),
-                        "risk_group": risk_group(table).to_numpy()})
-    rules = apply_rules(table).add_prefix("rule_").reset_index(drop=True)
-    rules = rules.astype("Int64")  # 1 / 0 / empty where the rule abstains
-    return pd.concat([out, rules], axis=1)
-
-
-def with_radiomic_features(model: TrainedModel, table: pd.DataFrame, manifest: Path,
-                           jobs: int = 1, cache_dir: Path | None = None) -> pd.DataFrame:
-    """``table`` joined with radiomic features extracted from ``manifest`` with the
-    pyradiomics settings stored in the model."""
-    import tempfile
-
-    from features.radiomic_table import add_radiomic_features
-
-    if not manifest.is_file():
-        raise UserInputError(f"manifest not found: {manifest}. Check the path.")
-    if model.radiomics_settings is None:
-        raise UserInputError("this model was trained without image features; drop --manifest "
-                             "or retrain with train.py --manifest.")
-    with tempfile.TemporaryDirectory() as tmp:
-        params = Path(tmp) / "radiomics.yaml"
-        params.write_text(model.radiomics_settings)
-        return add_radiomic_features(table, manifest, params=params, jobs=jobs,
-                                     cache_dir=cache_dir).table
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,13 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Load the model and table, write predictions and, if asked, the report."""
     args = build_parser().parse_args(argv)
-    from models.bundle import load_model
+    from models import load_model, predict_table
+    from models.prediction import with_radiomic_features
 
     if args.out.resolve() == args.data.resolve():
         raise UserInputError("--out is the input table; choose another file so your data "
                              "is not overwritten.")
     if args.report:
-        from models.reporting import report_files
+        from models.report import report_files
 
         if args.data.resolve() in {f.resolve() for f in report_files(args.report)}:
             raise UserInputError(f"--report {args.report} would overwrite your table "
@@ -113,9 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         if LABEL not in table.columns:
             raise UserInputError(f"--report needs the '{LABEL}' label column in {args.data}; "
                                  "drop --report to predict without evaluating.")
+        from models import add_uncertainty, evaluate, write_report
         from models.report import format_benchmark_table
-        from models.reporting import add_uncertainty, write_report
-        from models.training import evaluate
 
         evaluation = evaluate(model, table, warn=False)
         metrics = evaluation.metrics

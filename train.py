@@ -19,7 +19,7 @@ model with and without them on the same held-out patients)::
 
 Patients are split once into training and evaluation sets (``--test-size``); model choice,
 calibration and threshold tuning use only the training patients, and the report describes
-the held-out patients. The same steps are importable: ``models.training.train``.
+the held-out patients. The same steps are importable: ``models.train``.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def check_options(args: argparse.Namespace) -> None:
         raise UserInputError("--out is one of your input files; choose another file for the "
                              "model.")
     if args.report:
-        from models.reporting import report_files
+        from models.report import report_files
 
         if inputs & {f.resolve() for f in report_files(args.report)}:
             raise UserInputError(f"--report {args.report} would overwrite one of your input "
@@ -119,7 +119,7 @@ def check_options(args: argparse.Namespace) -> None:
 def load_training_table(args: argparse.Namespace):
     """The table to train on and, for simulated data, the exact Bayes posterior."""
     if args.cohort:
-        from features.simulate import bayes_posterior, simulate_cohort
+        from features.synthetic import bayes_posterior, simulate_cohort
 
         if args.n < 50:
             raise UserInputError(f"--n {args.n} is too small to train and evaluate; use 50 "
@@ -127,7 +127,7 @@ def load_training_table(args: argparse.Namespace):
         if args.prevalence is not None and not 0 < args.prevalence < 1:
             raise UserInputError(f"--prevalence must be between 0 and 1, got {args.prevalence}.")
         if args.images:
-            from features.radiomic_table import simulated_cohort_with_images
+            from features.synthetic import simulated_cohort_with_images
 
             image_dir = args.image_dir or args.out.parent / "images"
             table, args.manifest = simulated_cohort_with_images(
@@ -154,16 +154,14 @@ def describe_image_contribution(m: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Parse options, train, save the model, write the report and print the benchmark."""
     args = build_parser().parse_args(argv)
-    from models.bundle import save_model
+    from models import add_uncertainty, save_model, train, write_report
     from models.report import format_benchmark_table
-    from models.reporting import add_uncertainty, write_report
-    from models.training import train
 
     check_options(args)
     table, bayes_p, source = load_training_table(args)
     radiomics = None
     if args.manifest:
-        from features.radiomic_table import add_radiomic_features
+        from features.join import add_radiomic_features
 
         radiomics = add_radiomic_features(
             table, args.manifest, params=args.radiomics_params, jobs=args.jobs,
@@ -174,14 +172,11 @@ def main(argv: list[str] | None = None) -> int:
                    progress=not args.no_progress)
     result = train(table, nested_cv=not args.no_nested_cv, **options)
     if radiomics is not None:
-        from features.contract import is_radiomic
-        from models.training import image_contribution
+        from models.training import compare_without_images
 
         print("training the same procedure without image features, for comparison ...")
-        tabular = table.drop(columns=[c for c in table.columns if is_radiomic(c)])
-        without = train(tabular, nested_cv=False, **options)
         metrics = result.evaluation.metrics
-        metrics["image_features"] = image_contribution(result, without)
+        metrics["image_features"] = compare_without_images(table, result, **options)
         metrics["radiomic_extraction"] = radiomics.summary()
         result.model.radiomics_settings = radiomics.settings_text
     if args.report and args.bootstrap > 0:
@@ -194,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             print("writing the report (figures, report.html) ...", flush=True)
         fidelity = None
         if args.cohort:
-            from features.simulate import fidelity_table
+            from features.synthetic import fidelity_table
 
             fidelity = fidelity_table(seed=args.seed)
         write_report(args.report, result.evaluation.metrics, result.evaluation.frame,

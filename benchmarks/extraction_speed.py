@@ -1,7 +1,7 @@
 """Seconds per patient of the radiomic extraction, with 1 and with 2 worker processes.
 
-Simulates N patients (features.simulate.simulate_cohort when present, else the stand-in
-features.images.toy_cohort), writes their synthetic images, then runs
+Simulates N patients (features.synthetic.simulate_cohort), writes their synthetic images,
+then runs
 features.extract.extract with jobs=1 and jobs=2, cache disabled, and prints the wall
 time per patient of each (for jobs=2 twice: "cold" includes starting the worker
 processes, "warm" reuses them).
@@ -19,13 +19,9 @@ from pathlib import Path
 
 
 def _cohort(n: int, seed: int):
-    try:
-        from features.simulate import simulate_cohort
-    except ImportError:
-        from features.images import toy_cohort
+    from features.synthetic import simulate_cohort
 
-        return toy_cohort(n, seed=seed), "features.images.toy_cohort"
-    return simulate_cohort(n, cohort="melanoma", seed=seed), "features.simulate.simulate_cohort"
+    return simulate_cohort(n, cohort="melanoma", seed=seed), "features.synthetic.simulate_cohort"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from features.extract import DEFAULT_PARAMS, extract
-    from features.images import write_synthetic_images
+    from features.synthetic.images import write_synthetic_images
 
     cohort, source = _cohort(args.n, args.seed)
     with tempfile.TemporaryDirectory(prefix="radiomics-bench-") as tmp:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
 from features.contract import ID, checked_ids
 from features.errors import UserInputError
+from features.extract import DEFAULT_PARAMS, ExtractionResult, extract
 
 
 @dataclass
@@ -88,3 +90,43 @@ def join_features(clinical: pd.DataFrame, radiomic: pd.DataFrame) -> JoinResult:
             UserWarning, stacklevel=2)
     return JoinResult(table=table, only_in_clinical=only_clinical,
                       only_in_radiomic=only_radiomic, duplicated=shared)
+
+
+@dataclass
+class RadiomicTable:
+    """The joined table and what happened on the way (failures, unmatched ids)."""
+
+    table: pd.DataFrame
+    extraction: ExtractionResult
+    join: JoinResult
+    settings_text: str
+
+    def summary(self) -> dict:
+        """Counts for the report: patients with images, failures, unmatched ids."""
+        return {"n_manifest": self.extraction.n_patients,
+                "n_extracted": int(len(self.extraction.features)),
+                "n_radiomic_columns": int(self.extraction.features.shape[1] - 1),
+                "failures": self.extraction.failures.to_dict(orient="records"),
+                "only_in_clinical": self.join.only_in_clinical,
+                "only_in_radiomic": self.join.only_in_radiomic,
+                "settings_version": self.extraction.version}
+
+
+def add_radiomic_features(clinical: pd.DataFrame, manifest: pd.DataFrame | str | Path,
+                          params: str | Path = DEFAULT_PARAMS, jobs: int = 1,
+                          cache_dir: str | Path | None = None, progress: bool = True,
+                          base_dir: str | Path | None = None) -> RadiomicTable:
+    """Extract pyradiomics features for the manifest's patients and left-join them onto
+    ``clinical`` by patient_id.
+
+    A patient whose extraction failed keeps its clinical row with empty radiomic columns;
+    each failure is reported by a warning (and listed in the result), never dropped silently.
+    """
+    result = extract(manifest, params=params, jobs=jobs, cache_dir=cache_dir,
+                     progress=progress, base_dir=base_dir)
+    if len(result.failures):
+        warnings.warn(f"radiomic extraction failed for {result.failures['patient_id'].nunique()} "
+                      f"patient(s); their image features are treated as missing:\n"
+                      + result.summary().split("\n", 1)[-1], UserWarning, stacklevel=2)
+    joined = join_features(clinical, result.features)
+    return RadiomicTable(joined.table, result, joined, Path(params).read_text())

@@ -22,8 +22,9 @@ import pandas as pd
 from features.contract import ID, LABEL
 from features.errors import UserInputError
 from features.tables import atomic_path
+from models.statistics import called
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "joblib",
              "SimpleITK", "pyradiomics-bhklab", "pseudoprogression")
 
@@ -51,13 +52,16 @@ def table_sha256(df: pd.DataFrame) -> str:
 class TrainedModel:
     """A calibrated classifier ready for prediction, with its provenance.
 
-    threshold: predict pseudoprogression when P(pseudoprogression) >= threshold.
+    ``estimator`` is a fitted scikit-learn classifier holding its decision threshold
+    (:func:`models.classifier.with_threshold`: ``predict`` calls pseudoprogression where
+    P(pseudoprogression) >= ``threshold``). It takes the model's ``feature_columns`` plus
+    ``patient_id`` (used only to group a patient's rows when it is refitted), so
+    ``sklearn.base.clone(model.estimator).fit(table, y)`` refits the whole procedure.
     """
 
     estimator: Any
     family: str
     feature_columns: list[str]
-    threshold: float
     threshold_source: str
     cv_scores: dict
     training: dict
@@ -66,13 +70,23 @@ class TrainedModel:
     radiomics_settings: str | None = None
     format_version: int = FORMAT_VERSION
 
+    @property
+    def threshold(self) -> float:
+        """The decision threshold on P(pseudoprogression), read from the estimator."""
+        return float(self.estimator.threshold)
+
+    @property
+    def input_columns(self) -> list[str]:
+        """What the estimator takes: the feature columns, then ``patient_id``."""
+        return [*self.feature_columns, ID]
+
     def align(self, df: pd.DataFrame, warn: bool = True) -> pd.DataFrame:
-        """The model's columns from ``df``, in training order: extra columns are ignored and
-        columns seen in training but absent here are treated as missing, each with a warning
-        (unless ``warn`` is False)."""
+        """The estimator's columns from ``df``, in training order: extra columns are ignored
+        and columns seen in training but absent here are treated as missing, each with a
+        warning (unless ``warn`` is False)."""
         if not warn:
-            return df.reindex(columns=self.feature_columns)
-        extra = [c for c in df.columns if c not in self.feature_columns and c not in (ID, LABEL)]
+            return df.reindex(columns=self.input_columns)
+        extra = [c for c in df.columns if c not in self.input_columns and c != LABEL]
         if extra:
             warnings.warn(
                 f"ignoring {len(extra)} column(s) the model was not trained on: "
@@ -84,7 +98,7 @@ class TrainedModel:
                 f"{len(absent)} column(s) used in training are absent and treated as missing: "
                 f"{', '.join(absent[:8])}{' ...' if len(absent) > 8 else ''}",
                 UserWarning, stacklevel=2)
-        return df.reindex(columns=self.feature_columns)
+        return df.reindex(columns=self.input_columns)
 
     def predict_proba(self, df: pd.DataFrame, warn: bool = True) -> np.ndarray:
         """P(pseudoprogression) per row, shape (n,); ``warn`` as in :meth:`align`."""
@@ -93,9 +107,17 @@ class TrainedModel:
             warnings.simplefilter("ignore", category=RuntimeWarning)
             return self.estimator.predict_proba(X)[:, 1]
 
-    def predict(self, df: pd.DataFrame) -> np.ndarray:
-        """1 (pseudoprogression) / 0 at the stored threshold."""
-        return (self.predict_proba(df) >= self.threshold).astype(int)
+    def predict(self, df: pd.DataFrame, warn: bool = True) -> np.ndarray:
+        """1 (pseudoprogression) / 0 per row, by the estimator at its threshold."""
+        X = self.align(df, warn=warn)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=RuntimeWarning)
+            return self.estimator.predict(X).astype(int)
+
+    def decide(self, p) -> np.ndarray:
+        """1/0 calls from probabilities already computed, at the model's threshold (the same
+        rule as :meth:`predict`, :func:`models.statistics.called`)."""
+        return called(p, self.threshold).astype(int)
 
 
 def save_model(model: TrainedModel, path: str | Path) -> Path:
@@ -112,9 +134,7 @@ def load_model(path: str | Path) -> TrainedModel:
     if not path.is_file():
         raise UserInputError(f"model file not found: {path}. Train one with train.py --out {path}.")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = joblib.load(path)
+        model = joblib.load(path)  # scikit-learn's version-mismatch warning stays visible
     except Exception as exc:
         raise UserInputError(
             f"could not read the model file {path} ({type(exc).__name__}); it is corrupted or "

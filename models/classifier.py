@@ -18,19 +18,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.feature_selection import SelectKBest, VarianceThreshold, f_classif
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict, cross_validate
+from sklearn.model_selection import (
+    FixedThresholdClassifier,
+    StratifiedGroupKFold,
+    cross_val_predict,
+    cross_validate,
+)
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from features.contract import BY_NAME, CANCER_TYPE, is_radiomic, to_model_scale
+from features.contract import BY_NAME, CANCER_TYPE, ID, is_radiomic, to_model_scale
 
 #: Families compared by internal cross-validation, by name.
 FAMILIES: tuple[str, ...] = ("logistic", "gradient_boosting")
@@ -171,11 +177,78 @@ def patient_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -
     return list(cv.split(np.zeros(len(y)), y, groups))
 
 
+def row_groups(X, group_column: str | None = ID) -> np.ndarray:
+    """The patient of each row: ``X[group_column]`` when ``X`` is a DataFrame holding it,
+    otherwise each row is its own patient."""
+    if group_column and isinstance(X, pd.DataFrame) and group_column in X.columns:
+        return X[group_column].astype(str).to_numpy()
+    return np.arange(len(X))
+
+
+class PatientCalibratedClassifier(ClassifierMixin, BaseEstimator):
+    """A classifier calibrated on patient-grouped folds.
+
+    :class:`~sklearn.calibration.CalibratedClassifierCV` (``method``, ``ensemble=False``) on
+    stratified folds that keep each patient's rows together: the calibration map is fitted
+    on out-of-fold predictions and applied to ``estimator`` refitted on all rows. The
+    patients are read at ``fit`` from ``groups`` or from the ``group_column`` of a DataFrame
+    ``X`` (the pipeline ignores that column); without either, each row is one patient. The
+    folds are made at every ``fit``, so ``clone(model).fit(X, y)`` works on any table.
+    """
+
+    def __init__(self, estimator=None, method: str = "sigmoid", n_splits: int = 5,
+                 random_state: int = 0, group_column: str | None = ID):
+        self.estimator = estimator
+        self.method = method
+        self.n_splits = n_splits
+        self.random_state = random_state
+        self.group_column = group_column
+
+    def fit(self, X, y, groups=None) -> PatientCalibratedClassifier:
+        """Fit on rows ``X`` with 0/1 labels ``y``; ``groups``: patient of each row."""
+        if self.estimator is None:
+            raise ValueError("PatientCalibratedClassifier needs an estimator.")
+        y = np.asarray(y)
+        groups = row_groups(X, self.group_column) if groups is None else np.asarray(groups)
+        folds = patient_folds(y, groups, self.n_splits, self.random_state)
+        self.calibrated_ = CalibratedClassifierCV(self.estimator, method=self.method,
+                                                  cv=folds, ensemble=False).fit(X, y)
+        self.classes_ = self.calibrated_.classes_
+        if hasattr(self.calibrated_, "n_features_in_"):
+            self.n_features_in_ = self.calibrated_.n_features_in_
+        if hasattr(self.calibrated_, "feature_names_in_"):
+            self.feature_names_in_ = self.calibrated_.feature_names_in_
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Calibrated class probabilities, shape (n, 2)."""
+        check_is_fitted(self, "calibrated_")
+        return self.calibrated_.predict_proba(X)
+
+    def predict(self, X) -> np.ndarray:
+        """The more probable class (threshold 0.5; the saved model carries its own)."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    @property
+    def fitted_pipeline(self):
+        """The chosen family's pipeline refitted on all rows (for coefficients, names)."""
+        check_is_fitted(self, "calibrated_")
+        return self.calibrated_.calibrated_classifiers_[0].estimator
+
+
+def with_threshold(calibrated: PatientCalibratedClassifier,
+                   threshold: float) -> FixedThresholdClassifier:
+    """The fitted calibrated classifier with its decision threshold inside: ``predict`` calls
+    pseudoprogression (1) where P(pseudoprogression) >= ``threshold``."""
+    return FixedThresholdClassifier(calibrated, threshold=float(threshold),
+                                    response_method="predict_proba")
+
+
 @dataclass
 class FittedClassifier:
     """The calibrated estimator and how it was chosen."""
 
-    estimator: CalibratedClassifierCV
+    estimator: PatientCalibratedClassifier
     family: str
     layout: FeatureLayout
     cv_scores: dict[str, dict[str, float]]
@@ -185,17 +258,18 @@ def fit_calibrated(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, seed: int
                    n_splits: int = 5, families=FAMILIES, progress=None) -> FittedClassifier:
     """Choose a family by grouped CV log loss, then fit it calibrated (sigmoid, grouped CV).
 
-    X holds only model columns; y is 0/1; groups are patient ids. ``progress`` is an
-    optional callable taking a message, called before each stage. Runs with one OpenMP
-    thread: on tables of this size gradient boosting's thread pool costs more than it
-    gives, and on a busy machine it slows training several-fold.
+    X holds the model columns (and may hold ``patient_id``, which the pipelines ignore); y
+    is 0/1; groups are patient ids. ``progress`` is an optional callable taking a message,
+    called before each stage. Runs with one OpenMP thread: on tables of this size gradient
+    boosting's thread pool costs more than it gives, and on a busy machine it slows
+    training several-fold.
     """
     with threadpool_limits(limits=1, user_api="openmp"):
         return _fit_calibrated(X, y, groups, seed, n_splits, families, progress)
 
 
 def _fit_calibrated(X, y, groups, seed, n_splits, families, progress) -> FittedClassifier:
-    layout = FeatureLayout.from_columns(X.columns)
+    layout = FeatureLayout.from_columns([c for c in X.columns if c != ID])
     folds = patient_folds(y, groups, n_splits, seed)
     scores: dict[str, dict[str, float]] = {}
     for fam in families:
@@ -209,9 +283,9 @@ def _fit_calibrated(X, y, groups, seed, n_splits, families, progress) -> FittedC
     chosen = min(scores, key=lambda f: scores[f]["log_loss"])
     if progress:
         progress(f"calibrating {chosen}")
-    calibrated = CalibratedClassifierCV(build_family(chosen, layout, seed), method="sigmoid",
-                                        cv=folds, ensemble=False)
-    calibrated.fit(X, y)
+    calibrated = PatientCalibratedClassifier(build_family(chosen, layout, seed), method="sigmoid",
+                                             n_splits=n_splits, random_state=seed)
+    calibrated.fit(X, y, groups=groups)
     return FittedClassifier(calibrated, chosen, layout, scores)
 
 
@@ -221,8 +295,8 @@ def out_of_fold_probabilities(fitted: FittedClassifier, X: pd.DataFrame, y: np.n
 
     Used to choose a threshold for a target sensitivity without touching evaluation data.
     """
-    inner = CalibratedClassifierCV(build_family(fitted.family, fitted.layout, seed),
-                                   method="sigmoid", cv=3, ensemble=False)
+    inner = PatientCalibratedClassifier(build_family(fitted.family, fitted.layout, seed),
+                                        method="sigmoid", n_splits=3, random_state=seed)
     folds = patient_folds(y, groups, 5, seed + 1)
     with threadpool_limits(limits=1, user_api="openmp"):
         return cross_val_predict(inner, X, y, cv=folds, method="predict_proba")[:, 1]

@@ -1,6 +1,6 @@
 """Training and evaluation as functions on DataFrames (``train.py`` and ``predict.py`` wrap them).
 
->>> from features.simulate import simulate_cohort
+>>> from features.synthetic.cohort import simulate_cohort
 >>> from models.training import train
 >>> result = train(simulate_cohort(2000, seed=1))          # doctest: +SKIP
 >>> result.evaluation.metrics["model"]["auc"]               # doctest: +SKIP
@@ -8,10 +8,23 @@
 Evaluation never touches rows the model was fitted, calibrated or tuned on: patients are
 split once into training and evaluation sets; model choice, calibration and any threshold
 tuning happen inside the training set.
+
+Internal validation is kept honest about optimism; three figures are kept apart, each with
+the patients behind it:
+
+- *apparent*: the final model scored on the very patients it was trained on (optimistic);
+- *nested cross-validation*: on the training patients, each outer fold refits the whole
+  procedure (family choice by inner CV, calibration, threshold) on the other folds and is
+  scored on the fold it never saw;
+- *held-out test*: the patients set aside before anything was fitted (in ``metrics.json``).
+
+Also the events per candidate feature (EPV) behind the model, with a warning when too few
+events back a stable model.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,26 +33,32 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
-from features.article import PREVALENCE, THRESHOLDS
-from features.contract import ID, LABEL, model_columns, validate_table, warn_extra_columns
+from features.contract import (
+    ID,
+    LABEL,
+    is_radiomic,
+    model_columns,
+    validate_table,
+    warn_extra_columns,
+)
 from features.errors import UserInputError
 from models.bundle import TrainedModel, table_sha256
 from models.classifier import (
+    FeatureLayout,
     fit_calibrated,
     out_of_fold_probabilities,
+    patient_folds,
+    with_threshold,
 )
-from models.metrics import (
+from models.evaluation import Evaluation, evaluate
+from models.statistics import (
     auc_with_ci,
-    benchmark,
+    binary_metrics,
     brier_score,
-    feature_odds_ratios,
+    calibration_intercept_slope,
+    called,
+    delong_test,
     operating_point_at_sensitivity,
-)
-from models.rules import apply_rules
-from models.validation import (
-    apparent_performance,
-    events_per_feature,
-    nested_cross_validation,
 )
 
 #: The default decision threshold on the calibrated probability (see README).
@@ -47,16 +66,82 @@ DEFAULT_THRESHOLD = 0.5
 MIN_ROWS_PER_CLASS = 10
 
 
-@dataclass
-class Evaluation:
-    """Predictions and metrics on evaluation rows.
+#: Below this many events per candidate feature a model is flagged as possibly unstable
+#: (Riley et al. 2020 and TRIPOD+AI discuss 10 as a floor for regression, more for ML).
+MIN_EVENTS_PER_FEATURE = 10.0
 
-    frame: patient_id, pseudoprogression, p_pseudoprogression, one column per rule
-    (1/0/NaN) and, for simulated data, bayes_posterior.
+
+def _validation_scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    """The statistics internal validation compares, from :mod:`models.statistics`."""
+    cal = calibration_intercept_slope(y, p)
+    at = binary_metrics(y, called(p, threshold).astype(float))
+    return {"n": at["n"], "n_positive": at["n_positive"],
+            "auc": auc_with_ci(y, p)[0], "brier": brier_score(y, p),
+            "calibration_intercept": cal["calibration_intercept"],
+            "calibration_slope": cal["calibration_slope"],
+            "sensitivity": at["sensitivity"], "ppv": at["ppv"]}
+
+
+def candidate_feature_count(train_table: pd.DataFrame) -> int:
+    """Candidate predictor parameters: one per numeric column (two when it has missing values,
+    for its missing indicator), one per category level beyond the first."""
+    layout = FeatureLayout.from_columns(model_columns(train_table.columns))
+    count = 0
+    for c in [*layout.contract_numeric, *layout.radiomic]:
+        count += 1 + int(train_table[c].isna().any())
+    for c in layout.categorical:
+        count += max(int(train_table[c].nunique()) - 1, 0)
+    return count
+
+
+def events_per_feature(train_table: pd.DataFrame) -> dict:
+    """Events (the rarer class) per candidate feature, and whether that is enough."""
+    y = train_table[LABEL].to_numpy().astype(int)
+    events = int(min(y.sum(), len(y) - y.sum()))
+    k = candidate_feature_count(train_table)
+    epv = events / k if k else float("nan")
+    ok = bool(epv >= MIN_EVENTS_PER_FEATURE)
+    if not ok:
+        warnings.warn(f"only {epv:.2g} events per candidate feature ({events} events, {k} "
+                      f"candidate features; fewer than {MIN_EVENTS_PER_FEATURE:g}): the model "
+                      "may be unstable, and its apparent performance optimistic; judge it "
+                      "by held-out and nested cross-validation figures.", UserWarning, stacklevel=2)
+    return {"events": events, "candidate_features": k, "events_per_feature": epv,
+            "minimum": MIN_EVENTS_PER_FEATURE, "enough": ok}
+
+
+def nested_cross_validation(train_table: pd.DataFrame, fit, threshold_of, n_outer: int = 5,
+                            seed: int = 0, progress=None) -> dict:
+    """Score the whole fitting procedure on outer folds it never saw.
+
+    ``fit(table) -> TrainedModel`` is the procedure (family choice, calibration, threshold);
+    ``threshold_of(model)`` the threshold to score at. Returns per-fold scores and their
+    mean and SD.
     """
+    y = train_table[LABEL].to_numpy().astype(int)
+    folds = patient_folds(y, train_table[ID].to_numpy(), n_outer, seed + 7)
+    rows = []
+    for i, (inner, outer) in enumerate(folds):
+        if progress:
+            progress(f"nested CV fold {i + 1}/{len(folds)}")
+        model: TrainedModel = fit(train_table.iloc[inner])
+        part = train_table.iloc[outer]
+        p = model.predict_proba(part, warn=False)
+        rows.append({"fold": i + 1, **_validation_scores(part[LABEL].to_numpy().astype(int), p,
+                                              threshold_of(model))})
+    per_fold = pd.DataFrame(rows)
+    summary = {k: {"mean": float(per_fold[k].mean()), "sd": float(per_fold[k].std(ddof=1))}
+               for k in ("auc", "brier", "calibration_intercept", "calibration_slope",
+                         "sensitivity", "ppv")}
+    return {"n_outer_folds": len(folds), "n": int(len(train_table)),
+            "n_positive": int(y.sum()), "summary": summary,
+            "per_fold": per_fold.to_dict(orient="records")}
 
-    frame: pd.DataFrame
-    metrics: dict
+
+def apparent_performance(model: TrainedModel, train_table: pd.DataFrame) -> dict:
+    """The final model scored on its own training patients (optimistic by construction)."""
+    y = train_table[LABEL].to_numpy().astype(int)
+    return _validation_scores(y, model.predict_proba(train_table, warn=False), model.threshold)
 
 
 @dataclass
@@ -125,7 +210,7 @@ def fit_model(train_table: pd.DataFrame, seed: int = 0, threshold: float | None 
         raise UserInputError("the table has no feature columns of the contract; see the data "
                              "dictionary in the README.")
     warn_extra_columns(train_table, columns)
-    X = train_table[columns]
+    X = train_table[[*columns, ID]]
     y = train_table[LABEL].to_numpy().astype(int)
     groups = train_table[ID].to_numpy()
     fitted = fit_calibrated(X, y, groups, seed=seed, progress=progress)
@@ -144,42 +229,10 @@ def fit_model(train_table: pd.DataFrame, seed: int = 0, threshold: float | None 
             raise UserInputError(f"threshold must be in (0, 1), got {chosen}.")
         source_text = "default (equal harms)" if threshold is None else "given by the user"
     return TrainedModel(
-        estimator=fitted.estimator, family=fitted.family, feature_columns=columns,
-        threshold=float(chosen), threshold_source=source_text, cv_scores=fitted.cv_scores,
+        estimator=with_threshold(fitted.estimator, chosen), family=fitted.family,
+        feature_columns=columns, threshold_source=source_text, cv_scores=fitted.cv_scores,
         training={"source": source, "n": int(len(train_table)), "n_positive": int(y.sum()),
                   "sha256": table_sha256(train_table), "seed": seed})
-
-
-def evaluate(model: TrainedModel, table: pd.DataFrame, bayes_p: np.ndarray | None = None,
-             restate_prevalences: dict[str, float] | None = None,
-             warn: bool = True) -> Evaluation:
-    """Benchmark the model and every rule on exactly the rows of a labelled table.
-
-    ``warn``: warn about columns the model ignores or misses (off when the caller already
-    did).
-    """
-    table = validate_table(table, require_label=True, source="the evaluation table")
-    y = table[LABEL].to_numpy().astype(int)
-    p = model.predict_proba(table, warn=warn)
-    rules = apply_rules(table)
-    metrics = benchmark(y, p, model.threshold, rules,
-                        restate_prevalences=restate_prevalences or PREVALENCE)
-    frame = pd.DataFrame({ID: table[ID].to_numpy(), LABEL: y, "p_pseudoprogression": p})
-    frame = pd.concat([frame, rules.add_prefix("rule_").reset_index(drop=True)], axis=1)
-    if bayes_p is not None:
-        bayes_p = np.asarray(bayes_p, dtype=float)
-        auc, ci = auc_with_ci(y, bayes_p)
-        metrics["bayes_ceiling"] = {"auc": auc, "auc_ci": ci,
-                                    "brier": brier_score(y, bayes_p)}
-        frame["bayes_posterior"] = bayes_p
-    ctdna = THRESHOLDS["ctdna_clearance"]
-    ors = feature_odds_ratios(
-        table, y, extra_binary={
-            f"{ctdna.column} < {ctdna.value:g} ({ctdna.figure})":
-                (table[ctdna.column] < ctdna.value).astype(float).where(
-                    table[ctdna.column].notna())})
-    metrics["feature_odds_ratios"] = ors.to_dict(orient="records")
-    return Evaluation(frame=frame, metrics=metrics)
 
 
 def train(table: pd.DataFrame, seed: int = 0, test_size: float = 0.3,
@@ -233,8 +286,6 @@ def train(table: pd.DataFrame, seed: int = 0, test_size: float = 0.3,
 def image_contribution(with_images: TrainingResult, without_images: TrainingResult) -> dict:
     """What the image features add: both models on the same held-out patients, with
     DeLong's test for the AUC difference (with minus without)."""
-    from models.uncertainty import delong_test
-
     a, b = with_images.evaluation, without_images.evaluation
     if a.frame[ID].tolist() != b.frame[ID].tolist():
         raise ValueError("the two models were not evaluated on the same patients")
@@ -250,3 +301,16 @@ def image_contribution(with_images: TrainingResult, without_images: TrainingResu
                "n_features": len(without_images.model.feature_columns)},
             "auc_difference": test["difference"], "auc_difference_ci": test["ci"],
             "delong_p_value": test["p_value"]}
+
+
+def compare_without_images(table: pd.DataFrame, with_images: TrainingResult,
+                           **options) -> dict:
+    """Train the same procedure on ``table`` without its radiomic columns (same seed, so the
+    same patients are held out) and compare it with ``with_images`` (:func:`image_contribution`).
+
+    ``options`` are :func:`train`'s keyword arguments as ``with_images`` was trained with;
+    nested cross-validation is skipped for the comparison model.
+    """
+    tabular = table.drop(columns=[c for c in table.columns if is_radiomic(c)])
+    without = train(tabular, **(options | {"nested_cv": False}))
+    return image_contribution(with_images, without)

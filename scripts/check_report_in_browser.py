@@ -5,7 +5,7 @@ Usage::
     python scripts/check_report_in_browser.py REPORT.html [--screenshot out.png]
 
 Chromium loads the file with networking switched off as far as its flags allow; the DOM it
-renders (``--dump-dom``) must hold every figure of :data:`models.figures.FILE_NAMES` as an
+renders (``--dump-dom``) must hold every figure of :data:`models.report.figures.FILE_NAMES` as an
 ``<img>`` whose source is a base64 PNG data URI that decodes to a non-empty image, and no
 ``src``/``href`` may point outside the file. ``--screenshot`` also writes a PNG of the page
 (the top ``--window-size`` pixels) for a person to look at.
@@ -30,7 +30,7 @@ DEFAULT_CHROMIUM = "/usr/bin/chromium"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--hide-scrollbars", "--mute-audio")
-#: Figure keys a full report embeds (models.figures.FILE_NAMES), used when that module
+#: Figure keys a full report embeds (models.report.figures.FILE_NAMES), used when that module
 #: cannot be imported.
 FIGURE_KEYS = ("roc", "precision_recall", "calibration", "decision_curve",
                "odds_ratio_forest", "ppv_npv_prevalence")
@@ -75,10 +75,10 @@ class _DomScan(HTMLParser):
 
 
 def _figure_keys() -> tuple[str, ...]:
-    """The figure names a report embeds, from models.figures when importable."""
+    """The figure names a report embeds, from models.report.figures when importable."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     try:
-        from models.figures import FILE_NAMES
+        from models.report.figures import FILE_NAMES
     except Exception:  # noqa: BLE001 - the script also runs outside the project
         return FIGURE_KEYS
     return tuple(FILE_NAMES)

@@ -11,7 +11,7 @@ import pytest
 import predict
 import train
 from features.errors import run_command
-from features.simulate import simulate_cohort
+from features.synthetic.cohort import simulate_cohort
 from models.rules import RULE_IDS
 
 ROOT = Path(__file__).resolve().parents[1]

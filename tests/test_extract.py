@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -11,12 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from toy_data import toy_cohort
 
-import features.extract as fx
 from features.contract import is_radiomic
 from features.errors import UserInputError
-from features.images import toy_cohort, write_synthetic_images
+from features.synthetic.images import write_synthetic_images
 
+# The module (``features.extract`` the attribute is the package face's function).
+fx = importlib.import_module("features.extract")
 REPO = Path(__file__).resolve().parents[1]
 GOOD = ["good1", "good2", "good3"]
 BROKEN = {  # patient -> (sequence, words the reason must contain)

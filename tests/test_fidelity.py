@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features.article import FIGURES
-from features.simulate import fidelity_table, main, to_markdown
+from features.synthetic.cohort import fidelity_table, main, to_markdown
 
 COLUMNS = ["figure_id", "quantity", "article_value", "article_ci_or_range", "simulated_value",
            "simulated_ci_low", "simulated_ci_high", "target", "target_basis", "within_target",

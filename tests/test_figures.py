@@ -8,7 +8,7 @@ import pytest
 from matplotlib.image import imread
 
 from features.article import FIGURES
-from models.figures import (
+from models.report.figures import (
     ARTICLE_D3,
     FILE_NAMES,
     plot_calibration,
@@ -19,7 +19,7 @@ from models.figures import (
     plot_roc,
     write_all_figures,
 )
-from models.uncertainty import diagnostic_odds_ratios
+from models.statistics import diagnostic_odds_ratios
 
 
 def _data(n: int = 240, seed: int = 0):

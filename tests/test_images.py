@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from toy_data import toy_cohort
 
 from features.errors import UserInputError
-from features.images import (
+from features.synthetic.images import (
     DEFAULT_IMAGE_PARAMETERS,
     MANIFEST_COLUMNS,
     ImageParameters,
     oedema_mask_path,
     patient_folder,
-    toy_cohort,
     write_synthetic_images,
 )
 
@@ -163,7 +163,7 @@ def test_unsafe_ids_get_safe_folders():
 
 
 def test_project_simulator_cohort(tmp_path):
-    simulate = pytest.importorskip("features.simulate")
+    simulate = pytest.importorskip("features.synthetic.cohort")
     cohort = simulate.simulate_cohort(4, cohort="melanoma", seed=0)
     manifest = write_synthetic_images(cohort, tmp_path, seed=0)
     assert manifest["patient_id"].tolist() == cohort["patient_id"].tolist()

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import report as R
-from models.metrics import benchmark, feature_odds_ratios
+from features import tables as T
+from models.report import tables as R
+from models.statistics import benchmark, feature_odds_ratios
 
 
 @pytest.fixture
@@ -84,18 +85,18 @@ def test_format_benchmark_table(metrics):
 
 def test_atomic_write_leaves_no_temp_file(tmp_path):
     target = tmp_path / "sub" / "out.txt"
-    R.atomic_write_text(target, "first")
-    R.atomic_write_text(target, "second")
+    T.atomic_write_text(target, "first")
+    T.atomic_write_text(target, "second")
     assert target.read_text() == "second"
     assert os.listdir(target.parent) == ["out.txt"]
-    R.atomic_write_bytes(tmp_path / "b.bin", b"\x00\x01")
+    T.atomic_write_bytes(tmp_path / "b.bin", b"\x00\x01")
     assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
 
 
 def test_atomic_write_failure_keeps_old_file(tmp_path):
     target = tmp_path / "out.txt"
-    R.atomic_write_text(target, "old")
+    T.atomic_write_text(target, "old")
     with pytest.raises(TypeError):
-        R.atomic_write_bytes(target, "not bytes")  # fails while writing the temp file
+        T.atomic_write_bytes(target, "not bytes")  # fails while writing the temp file
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.txt"]

@@ -19,15 +19,15 @@ import pytest
 from PIL import Image
 
 from features.contract import ID, LABEL, model_columns
-from features.simulate import bayes_posterior, fidelity_table, simulate_cohort
+from features.synthetic.cohort import bayes_posterior, fidelity_table, simulate_cohort
 from models.bundle import TrainedModel, table_sha256
-from models.classifier import FeatureLayout, build_family
-from models.figures import FILE_NAMES
-from models.metrics import to_jsonable
-from models.report import _est_ci, _pct_ci
-from models.reporting import NB_THRESHOLDS, add_uncertainty, write_report
-from models.training import evaluate
-from models.validation import apparent_performance, events_per_feature
+from models.classifier import FeatureLayout, build_family, with_threshold
+from models.evaluation import NB_THRESHOLDS, add_uncertainty, evaluate
+from models.report import format as fmt
+from models.report import write_report
+from models.report.figures import FILE_NAMES
+from models.statistics import to_jsonable
+from models.training import apparent_performance, events_per_feature
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "check_report_in_browser.py"
@@ -41,7 +41,7 @@ def _quick_model(train: pd.DataFrame, source: str) -> TrainedModel:
     est = build_family("logistic", FeatureLayout.from_columns(cols))
     est.fit(train[cols], train[LABEL].to_numpy().astype(int))
     return TrainedModel(
-        estimator=est, family="logistic", feature_columns=cols, threshold=0.5,
+        estimator=with_threshold(est, 0.5), family="logistic", feature_columns=cols,
         threshold_source="default (equal harms)",
         cv_scores={"logistic": {"log_loss": 0.3, "log_loss_sd": 0.02, "auc": 0.9}},
         training={"source": source, "n": len(train), "n_positive": int(train[LABEL].sum()),
@@ -199,11 +199,11 @@ def test_numbers_in_reports_equal_metrics_json(report):
     md = (folder / "report.md").read_text()
     html_text = (folder / "report.html").read_text()
     m = data["model"]
-    needles = [_est_ci(m["auc"], m["auc_ci"]),
-               _est_ci(data["bootstrap"]["auc"]["estimate"], data["bootstrap"]["auc"]["ci"]),
-               _pct_ci(m["ppv"], m["ppv_ci"]),
+    needles = [fmt.est_ci(m["auc"], m["auc_ci"]),
+               fmt.est_ci(data["bootstrap"]["auc"]["estimate"], data["bootstrap"]["auc"]["ci"]),
+               fmt.pct_ci(m["ppv"], m["ppv_ci"]),
                f"{data['net_benefit']['model'][0]:.4f}"]
-    needles += [_pct_ci(r["ppv"], r["ppv_ci"]) for r in data["rules"].values()]
+    needles += [fmt.pct_ci(r["ppv"], r["ppv_ci"]) for r in data["rules"].values()]
     for needle in needles:
         assert needle in md and needle in html_text, needle
     assert f"n = {data['n']} ({data['n_positive']} pseudoprogression)" in md
@@ -234,7 +234,7 @@ def test_write_report_without_model_bayes_or_uncertainty(tmp_path, evaluated):
 def test_calibration_bin_of_one_class(tmp_path):
     """A bin of one class has a Wilson bound a rounding error beyond its proportion; the
     error bar must be clipped at 0, not refused by matplotlib."""
-    from models.metrics import benchmark
+    from models.statistics import benchmark
 
     y = np.r_[np.zeros(150), np.ones(50)].astype(int)
     p = np.linspace(0.01, 0.99, 200)  # the top bin (20 rows) holds only pseudoprogression

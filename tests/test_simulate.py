@@ -14,8 +14,8 @@ from sklearn.metrics import roc_auc_score
 from features.article import PREVALENCE
 from features.contract import BY_NAME, COLUMNS, LABEL, validate_table
 from features.errors import UserInputError
-from features.parameters import DEFAULT_PARAMETERS, CohortParameters, derive_tuned_values
-from features.simulate import CONTINUOUS, bayes_posterior, class_moments, simulate_cohort
+from features.synthetic.cohort import CONTINUOUS, bayes_posterior, class_moments, simulate_cohort
+from features.synthetic.parameters import DEFAULT_PARAMETERS, CohortParameters, derive_tuned_values
 
 P = DEFAULT_PARAMETERS
 ALPHA = 1e-3  # significance level of the statistical checks
@@ -62,7 +62,7 @@ def test_bad_arguments_are_refused():
 
 def test_class_means_stay_far_inside_the_contract_ranges():
     """No value ever needs clipping: every bound is > 5.5 SD from each class mean."""
-    from features.simulate import to_scale
+    from features.synthetic.cohort import to_scale
 
     mu, cov = class_moments()
     for i, name in enumerate(CONTINUOUS):
@@ -136,7 +136,7 @@ def test_every_parameter_names_its_figure_and_unit():
 
 
 def _hand_scale(name: str, x: float) -> float:
-    """The simulation scale, written out independently of features.simulate."""
+    """The simulation scale, written out independently of features.synthetic.cohort."""
     if name == "ctdna_change_pct":
         return -math.log(math.log(101.0) - math.log(1 + x / 100))
     transform = BY_NAME[name].transform

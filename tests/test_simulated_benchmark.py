@@ -3,7 +3,7 @@ article's rules and against the simulator's Bayes-optimal ceiling, on held-out p
 
 import pytest
 
-from features.simulate import bayes_posterior, simulate_cohort
+from features.synthetic.cohort import bayes_posterior, simulate_cohort
 from models.training import train
 
 

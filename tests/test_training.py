@@ -1,6 +1,6 @@
 """Training on a table that is not the simulator's: other distributions, other missingness.
 
-The table below is generated here, independently of ``features.simulate``: gamma and
+The table below is generated here, independently of ``features.synthetic.cohort``: gamma and
 uniform features, a label from a known logistic model, and missingness that differs from
 the simulator's (some of it depending on an observed column). The pipeline must still
 train, calibrate and beat the rules it can be compared with.

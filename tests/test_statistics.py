@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from features.article import FIGURES, PREVALENCE
-from models import metrics as M
+from models import statistics as M
 
 Z = stats.norm.ppf(0.975)
 
@@ -113,10 +113,13 @@ def test_delong_se_close_to_bootstrap():
     n = 400
     y = rng.binomial(1, 0.35, n)
     p = 1 / (1 + np.exp(-(rng.normal(size=n) + 1.2 * y)))
-    auc, se = M._delong_se(y, p)
+    aucs, v10, v01 = M.delong_components(y, [p])
+    auc = aucs[0]
+    se = np.sqrt(v10.var(ddof=1) / v10.shape[1] + v01.var(ddof=1) / v01.shape[1])
     from sklearn.metrics import roc_auc_score
 
     assert auc == pytest.approx(roc_auc_score(y, p))
+    assert M.auc(y, p) == pytest.approx(auc)
     idx = rng.integers(0, n, (2000, n))  # bootstrap resamples, AUC by ranks (Mann-Whitney)
     yb, ranks = y[idx], stats.rankdata(p[idx], axis=1)
     n1 = yb.sum(axis=1)
@@ -205,11 +208,15 @@ def test_operating_point_reaches_target_on_random_data():
 
 def test_restate_at_prevalence_bayes_by_hand():
     se, sp, prev = 0.8, 0.9, PREVALENCE["melanoma"]
-    r = M.restate_at_prevalence(se, sp, prev, [0.7, 0.88], [0.85, 0.95])
+    r = M.restate_at_prevalence(se, sp, prev, 50, 200)
     assert r["prevalence"] == prev
     assert r["ppv"] == pytest.approx(se * prev / (se * prev + (1 - sp) * (1 - prev)))
     assert r["npv"] == pytest.approx(sp * (1 - prev) / (sp * (1 - prev) + (1 - se) * prev))
-    assert r["ppv_ci"][0] == pytest.approx(0.7 * prev / (0.7 * prev + 0.15 * (1 - prev)))
+    # Mercaldo et al. 2007, by hand: logit PPV = logit(prev) + log(se / (1 - sp))
+    centre = math.log(prev / (1 - prev)) + math.log(se / (1 - sp))
+    half = 1.959964 * math.sqrt((1 - se) / (se * 50) + sp / ((1 - sp) * 200))
+    assert r["ppv_ci"][0] == pytest.approx(1 / (1 + math.exp(-(centre - half))), rel=1e-5)
+    assert r["ppv_ci"][1] == pytest.approx(1 / (1 + math.exp(-(centre + half))), rel=1e-5)
     assert r["ppv_ci"][0] < r["ppv"] < r["ppv_ci"][1]
     assert r["npv_ci"][0] < r["npv"] < r["npv_ci"][1]
     r = M.restate_at_prevalence(se, sp, prev)
@@ -239,7 +246,7 @@ def test_feature_or_per_sd_recovers_known_coefficient():
     row = out.set_index("feature").loc["rcbv"]
     assert row["n"] == n - 100 and row["n_positive"] == y[100:].sum()
     assert row["ci_low"] < math.exp(beta_per_sd) < row["ci_high"]
-    assert "log(rcbv)" in row["scale"]
+    assert "log(max(rcbv, 0.001))" in row["scale"]
     assert list(out.columns[:8]) == ["feature", "scale", "n", "n_positive", "odds_ratio",
                                      "ci_low", "ci_high", "p_value"]
 
@@ -259,7 +266,7 @@ def test_feature_or_binary_matches_2x2_and_extra_binary():
     assert out.loc["symptomatic", "odds_ratio"] == pytest.approx(1 / dor, rel=1e-6)
     assert out.loc["symptomatic", "scale"] == "per unit (1 vs 0)"
     assert out.loc["with gaps", "n"] == abstain.notna().sum()
-    assert "log(1 + ctdna_change_pct/100)" in out.loc["ctdna_change_pct", "scale"]
+    assert "log(1 + max(ctdna_change_pct, -99)/100)" in out.loc["ctdna_change_pct", "scale"]
 
 
 def test_feature_or_graceful_failures():

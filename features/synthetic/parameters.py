@@ -1,11 +1,11 @@
-"""The parameter table of the synthetic cohort simulator (:mod:`features.simulate`).
+"""The parameter table of the synthetic cohort simulator (:mod:`features.synthetic.cohort`).
 
 Every number the simulator draws from lives in :class:`CohortParameters`, each field tied
 to the article figure it serves (``metadata={"figure": ...}``) and given with its unit.
 Change them with :func:`dataclasses.replace`::
 
     from dataclasses import replace
-    from features.parameters import DEFAULT_PARAMETERS
+    from features.synthetic.parameters import DEFAULT_PARAMETERS
     clinic = replace(DEFAULT_PARAMETERS, missing_pet=0.2,
                      adc=replace(DEFAULT_PARAMETERS.adc, median_pp=1.2))
 
@@ -17,7 +17,7 @@ for percentages), except ``ctdna_change_pct``, whose scale is
 (10000%). That scale has a long lower tail of falls and a bounded upper tail of rises,
 which lets D3's modest odds ratio (4.3) sit beside M4's medians (a fall of more than half
 in pseudoprogression, a rise to 2.1x in true progression) without ever leaving the
-contract's range; see :mod:`features.simulate`.
+contract's range; see :mod:`features.synthetic.cohort`.
 
 Medians are given in the column's own unit (a monotone transform keeps medians), spreads
 as SDs on the simulation scale. Class-conditional distributions are the same for every
@@ -30,7 +30,7 @@ here; a test checks they still agree. The other numbers are chosen inside the ar
 ranges, as little separated as those ranges allow, and SDs as wide as the contract's
 upper limits allow (every limit stays > 5.5 SD from each class mean, so nothing is ever
 clipped). Nothing is optimised at import or at run time. ``fidelity_table`` in
-:mod:`features.simulate` reports how close the cohort comes to each figure.
+:mod:`features.synthetic.cohort` reports how close the cohort comes to each figure.
 """
 
 from __future__ import annotations
@@ -39,9 +39,51 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import special
 
 from features.article import FIGURES, PREVALENCE, THRESHOLDS
+from features.contract import BY_NAME
 from features.errors import UserInputError
+
+# Upper end of the ctDNA simulation scale: log(1 + high/100), high = contract's limit.
+_CTDNA_TOP = math.log1p(BY_NAME["ctdna_change_pct"].high / 100.0)
+
+
+# ---------------------------------------------------------------------------------------
+# scales
+
+
+def to_scale(name: str, values) -> np.ndarray:
+    """Map a continuous column (contract unit) to its simulation scale."""
+    x = np.asarray(values, dtype=float)
+    if name == "ctdna_change_pct":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return -np.log(_CTDNA_TOP - np.log1p(x / 100.0))
+    transform = BY_NAME[name].transform
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if transform == "log":
+            return np.log(x)
+        if transform == "log_ratio":
+            return np.log1p(x / 100.0)
+        if transform == "logit_pct":
+            return special.logit(x / 100.0)
+    raise ValueError(f"no simulation scale for column {name!r} (transform {transform!r})")
+
+
+def from_scale(name: str, values) -> np.ndarray:
+    """Map a continuous column from its simulation scale back to the contract unit."""
+    y = np.asarray(values, dtype=float)
+    if name == "ctdna_change_pct":
+        return 100.0 * np.expm1(_CTDNA_TOP - np.exp(-y))
+    transform = BY_NAME[name].transform
+    if transform == "log":
+        return np.exp(y)
+    if transform == "log_ratio":
+        return 100.0 * np.expm1(y)
+    if transform == "logit_pct":
+        return 100.0 * special.expit(y)
+    raise ValueError(f"no simulation scale for column {name!r} (transform {transform!r})")
+
 
 
 @dataclass(frozen=True)
@@ -346,7 +388,7 @@ class CohortParameters:
     missing_cytokines: float = _f(0.65, "D4", "probability (il8_pg_ml and ifng_pg_ml together)")
     missing_biopsy: float = _f(0.90, "D5", "probability (cd8_tumor_ratio and ki67_pct together)")
 
-    # --- synthetic MRI (features.images), drawn only with --images
+    # --- synthetic MRI (features.synthetic.images), drawn only with --images
     images: ImageParameters = field(
         default_factory=ImageParameters,
         metadata={"figure": "C3, D1", "unit": "see ImageParameters",
@@ -371,9 +413,7 @@ def derive_tuned_values(p: CohortParameters | None = None) -> dict[str, float]:
     median and SD, log scale), D3 (TP ctDNA SD, simulation scale) and D4 (PP cytokine SD,
     log scale). Not used at run time; tests compare it with the frozen defaults.
     """
-    from scipy import optimize, special, stats
-
-    from features.simulate import to_scale
+    from scipy import optimize, stats
 
     p = p or CohortParameters()
     out: dict[str, float] = {}

@@ -1,6 +1,6 @@
 """The metrics report: ``metrics.json`` and a readable ``metrics.md``, written atomically.
 
-:func:`write_metrics_report` takes the dict of :func:`models.metrics.benchmark` (plus any
+:func:`write_metrics_report` takes the dict of :func:`models.statistics.benchmark` (plus any
 extra keys a caller adds, such as ``feature_odds_ratios`` or ``split``) and writes both
 files; :func:`format_benchmark_table` gives the benchmark as plain text for a terminal.
 Proportions are shown as percentages with their 95% CI in parentheses.
@@ -9,130 +9,24 @@ Proportions are shown as percentages with their 95% CI in parentheses.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from features.article import FIGURES
-from features.tables import atomic_path, markdown_table
-from models.metrics import to_jsonable
+from features.tables import atomic_write_text
+from models.report import format as fmt
+from models.statistics import to_jsonable
 
 DEFAULT_TITLE = "Pseudoprogression: the model against the article's rules"
-_DASH = "-"
+fmt.DASH = "-"
 #: Top-level keys of the benchmark dict that have their own section in metrics.md.
 _BENCHMARK_KEYS = ("n", "n_positive", "prevalence", "threshold", "model", "rules",
                    "bayes_ceiling")
-#: Keys added by :func:`models.reporting.add_uncertainty`, each with its own section.
+#: Keys added by :func:`models.report.write.add_uncertainty`, each with its own section.
 _UNCERTAINTY_KEYS = ("uncertainty", "bootstrap", "rule_comparisons", "net_benefit")
-
-
-# --------------------------------------------------------------------------- atomic writes
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (:func:`features.tables.atomic_path`)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    return Path(path)
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically, as :func:`atomic_write_bytes`."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def _num(v) -> float:
-    """``v`` as a float, nan for None or anything non-numeric."""
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _finite(*values) -> bool:
-    return all(np.isfinite(_num(v)) for v in values)
-
-
-def _pct(v) -> str:
-    return f"{100 * _num(v):.1f}%" if _finite(v) else _DASH
-
-
-def _pct_ci(v, ci) -> str:
-    """A proportion and its CI as percentages: ``66.7% (54.1-77.3)``."""
-    if not _finite(v):
-        return _DASH
-    lo, hi = (ci or (None, None))[:2]
-    if not _finite(lo, hi):
-        return _pct(v)
-    return f"{100 * _num(v):.1f}% ({100 * _num(lo):.1f}-{100 * _num(hi):.1f})"
-
-
-def _g(v, digits: int = 3) -> str:
-    """``v`` to ``digits`` significant digits, whole numbers from 1000 up (no e+04)."""
-    if not _finite(v):
-        return _DASH
-    x = _num(v)
-    return f"{x:.0f}" if abs(x) >= 10 ** digits else f"{x:.{digits}g}"
-
-
-def _ratio_ci(v, ci) -> str:
-    """A ratio and its CI to 3 significant digits: ``26 (11.1-61)``."""
-    if not _finite(v):
-        return _DASH
-    lo, hi = (ci or (None, None))[:2]
-    if not _finite(lo, hi):
-        return _g(v)
-    return f"{_g(v)} ({_g(lo)}-{_g(hi)})"
-
-
-def _est_ci(v, ci, digits: int = 3) -> str:
-    """An estimate on any scale and its CI, fixed decimals: ``0.981 (0.912 to 1.05)``."""
-    if not _finite(v):
-        return _DASH
-    lo, hi = (ci or (None, None))[:2]
-    text = f"{_num(v):.{digits}f}"
-    if _finite(lo, hi):
-        text += f" ({_num(lo):.{digits}f} to {_num(hi):.{digits}f})"
-    return text
-
-
-def _cell(v) -> str:
-    """A table cell for any value: numbers to 4 significant digits, missing as blank."""
-    if v is None:
-        return ""
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v))
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        return f"{float(v):.4g}" if np.isfinite(v) else ""
-    if isinstance(v, (list, tuple)):
-        return ", ".join(_cell(x) for x in v)
-    return str(v)
-
-
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
-    """A GitHub markdown table, each cell formatted by :func:`_cell`."""
-    return markdown_table([_cell(h) for h in headers], [[_cell(v) for v in r] for r in rows])
-
-
-def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain-text table with columns padded to their widest cell."""
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    lines = [fmt.format(*headers), "  ".join("-" * w for w in widths)]
-    lines += [fmt.format(*map(str, r)) for r in rows]
-    return "\n".join(lines)
 
 
 def _entries(metrics: Mapping) -> list[tuple[str, Mapping]]:
@@ -154,19 +48,19 @@ def _rule_figures(rule_id: str) -> list[str]:
 def format_benchmark_table(metrics: Mapping) -> str:
     """The benchmark as plain text: the model and every rule with n, coverage,
     sensitivity, PPV and diagnostic odds ratio, each with its 95% CI."""
-    head = (f"n = {metrics.get('n', _DASH)} ({metrics.get('n_positive', _DASH)} "
-            f"pseudoprogression, prevalence {_pct(metrics.get('prevalence'))}); model "
-            f"threshold {_g(metrics.get('threshold'))}")
+    head = (f"n = {metrics.get('n', fmt.DASH)} ({metrics.get('n_positive', fmt.DASH)} "
+            f"pseudoprogression, prevalence {fmt.pct(metrics.get('prevalence'))}); model "
+            f"threshold {fmt.g(metrics.get('threshold'))}")
     model = metrics.get("model") or {}
     if "auc" in model:
-        head += f"; AUC {_est_ci(model.get('auc'), model.get('auc_ci'))}"
+        head += f"; AUC {fmt.est_ci(model.get('auc'), model.get('auc_ci'))}"
     rows = []
     for name, m in _entries(metrics):
-        rows.append([name, _cell(m.get("n")), _pct(m.get("coverage")),
-                     _pct_ci(m.get("sensitivity"), m.get("sensitivity_ci")),
-                     _pct_ci(m.get("ppv"), m.get("ppv_ci")),
-                     _ratio_ci(m.get("dor"), m.get("dor_ci"))])
-    table = _text_table(["", "n", "coverage", "sensitivity (95% CI)", "PPV (95% CI)",
+        rows.append([name, fmt.cell(m.get("n")), fmt.pct(m.get("coverage")),
+                     fmt.pct_ci(m.get("sensitivity"), m.get("sensitivity_ci")),
+                     fmt.pct_ci(m.get("ppv"), m.get("ppv_ci")),
+                     fmt.ratio_ci(m.get("dor"), m.get("dor_ci"))])
+    table = fmt.text_table(["", "n", "coverage", "sensitivity (95% CI)", "PPV (95% CI)",
                          "odds ratio (95% CI)"], rows)
     return head + "\n" + table
 
@@ -174,45 +68,45 @@ def format_benchmark_table(metrics: Mapping) -> str:
 # --------------------------------------------------------------------------- markdown
 
 
-def _benchmark_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+def benchmark_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the benchmark: the model and every rule, proportions with CIs."""
     rows = []
     for name, m in _entries(metrics):
-        rows.append([name, _cell(m.get("n")), _pct(m.get("coverage")),
-                     _pct_ci(m.get("sensitivity"), m.get("sensitivity_ci")),
-                     _pct_ci(m.get("specificity"), m.get("specificity_ci")),
-                     _pct_ci(m.get("ppv"), m.get("ppv_ci")),
-                     _pct_ci(m.get("npv"), m.get("npv_ci")),
-                     _ratio_ci(m.get("dor"), m.get("dor_ci"))])
+        rows.append([name, fmt.cell(m.get("n")), fmt.pct(m.get("coverage")),
+                     fmt.pct_ci(m.get("sensitivity"), m.get("sensitivity_ci")),
+                     fmt.pct_ci(m.get("specificity"), m.get("specificity_ci")),
+                     fmt.pct_ci(m.get("ppv"), m.get("ppv_ci")),
+                     fmt.pct_ci(m.get("npv"), m.get("npv_ci")),
+                     fmt.ratio_ci(m.get("dor"), m.get("dor_ci"))])
     return (["", "n", "coverage", "sensitivity", "specificity", "PPV", "NPV",
              "diagnostic OR"], rows)
 
 
 def _benchmark_md(metrics: Mapping) -> str:
-    return _md_table(*_benchmark_table(metrics))
+    return fmt.md_table(*benchmark_table(metrics))
 
 
-def _rules_vs_model_tables(metrics: Mapping) -> tuple[tuple[list[str], list[list[str]]],
+def rules_vs_model_tables(metrics: Mapping) -> tuple[tuple[list[str], list[list[str]]],
                                                          tuple[list[str], list[list[str]]]]:
     """Two tables on each rule's covered rows: the model at the rule's sensitivity, and the
     model at its stored threshold. Empty row lists when no rule was evaluated."""
     rows, rows_stored = [], []
     for rule_id, m in (metrics.get("rules") or {}).items():
         op = m.get("model_at_rule_sensitivity") or {}
-        rows.append([rule_id, _cell(m.get("n")),
-                     _pct_ci(m.get("sensitivity"), m.get("sensitivity_ci")),
-                     _g(op.get("threshold")),
-                     _pct_ci(op.get("sensitivity"), op.get("sensitivity_ci")),
-                     _pct_ci(m.get("specificity"), m.get("specificity_ci")),
-                     _pct_ci(op.get("specificity"), op.get("specificity_ci")),
-                     _pct_ci(m.get("ppv"), m.get("ppv_ci")),
-                     _pct_ci(op.get("ppv"), op.get("ppv_ci"))])
+        rows.append([rule_id, fmt.cell(m.get("n")),
+                     fmt.pct_ci(m.get("sensitivity"), m.get("sensitivity_ci")),
+                     fmt.g(op.get("threshold")),
+                     fmt.pct_ci(op.get("sensitivity"), op.get("sensitivity_ci")),
+                     fmt.pct_ci(m.get("specificity"), m.get("specificity_ci")),
+                     fmt.pct_ci(op.get("specificity"), op.get("specificity_ci")),
+                     fmt.pct_ci(m.get("ppv"), m.get("ppv_ci")),
+                     fmt.pct_ci(op.get("ppv"), op.get("ppv_ci"))])
         st = m.get("model_on_rule_rows") or {}
-        rows_stored.append([rule_id, _cell(st.get("n")),
-                            _pct_ci(st.get("sensitivity"), st.get("sensitivity_ci")),
-                            _pct_ci(st.get("specificity"), st.get("specificity_ci")),
-                            _pct_ci(st.get("ppv"), st.get("ppv_ci")),
-                            _pct_ci(st.get("npv"), st.get("npv_ci"))])
+        rows_stored.append([rule_id, fmt.cell(st.get("n")),
+                            fmt.pct_ci(st.get("sensitivity"), st.get("sensitivity_ci")),
+                            fmt.pct_ci(st.get("specificity"), st.get("specificity_ci")),
+                            fmt.pct_ci(st.get("ppv"), st.get("ppv_ci")),
+                            fmt.pct_ci(st.get("npv"), st.get("npv_ci"))])
     first = (["rule", "n covered", "rule sensitivity", "model threshold",
               "model sensitivity", "rule specificity", "model specificity",
               "rule PPV", "model PPV"], rows)
@@ -221,37 +115,37 @@ def _rules_vs_model_tables(metrics: Mapping) -> tuple[tuple[list[str], list[list
 
 
 def _rules_vs_model_md(metrics: Mapping) -> str:
-    first, second = _rules_vs_model_tables(metrics)
+    first, second = rules_vs_model_tables(metrics)
     if not first[1]:
         return "No rules were evaluated."
     return (
         "On the rows each rule covers, the model at the highest threshold that reaches the "
-        "rule's sensitivity:\n\n" + _md_table(*first)
-        + f"\n\nThe model at its stored threshold ({_g(metrics.get('threshold'))}) on the "
-        "same rows:\n\n" + _md_table(*second))
+        "rule's sensitivity:\n\n" + fmt.md_table(*first)
+        + f"\n\nThe model at its stored threshold ({fmt.g(metrics.get('threshold'))}) on the "
+        "same rows:\n\n" + fmt.md_table(*second))
 
 
-def _model_lines(metrics: Mapping) -> list[str]:
+def model_lines(metrics: Mapping) -> list[str]:
     """The model's discrimination and calibration as short lines of text."""
     m = metrics.get("model") or {}
     lines = [
-        f"AUC: {_est_ci(m.get('auc'), m.get('auc_ci'))} (DeLong 95% CI)",
-        f"Brier score: {_g(m.get('brier'), 4)}",
+        f"AUC: {fmt.est_ci(m.get('auc'), m.get('auc_ci'))} (DeLong 95% CI)",
+        f"Brier score: {fmt.g(m.get('brier'), 4)}",
         f"calibration intercept (calibration-in-the-large, ideal 0): "
-        f"{_est_ci(m.get('calibration_intercept'), m.get('calibration_intercept_ci'))}",
+        f"{fmt.est_ci(m.get('calibration_intercept'), m.get('calibration_intercept_ci'))}",
         f"calibration slope (ideal 1; below 1 means over-confident): "
-        f"{_est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))}",
+        f"{fmt.est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))}",
     ]
     ceiling = metrics.get("bayes_ceiling")
     if isinstance(ceiling, Mapping):
         lines.append(f"ceiling (the simulator's exact posterior on the same rows): AUC "
-                     f"{_est_ci(ceiling.get('auc'), ceiling.get('auc_ci'))}, Brier "
-                     f"{_g(ceiling.get('brier'), 4)}")
+                     f"{fmt.est_ci(ceiling.get('auc'), ceiling.get('auc_ci'))}, Brier "
+                     f"{fmt.g(ceiling.get('brier'), 4)}")
     return lines
 
 
 def _model_md(metrics: Mapping) -> str:
-    return "\n".join(f"- {line}" for line in _model_lines(metrics))
+    return "\n".join(f"- {line}" for line in model_lines(metrics))
 
 
 #: How PPV and NPV are re-stated at another prevalence (shown above that table).
@@ -261,7 +155,7 @@ PREVALENCE_NOTE = (
     "and conservative.")
 
 
-def _prevalence_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+def prevalence_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
     """PPV and NPV of the model and every rule at each restated prevalence; no rows when
     no prevalence was given."""
     entries = _entries(metrics)
@@ -274,26 +168,27 @@ def _prevalence_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
                 prevs[k] = (v or {}).get("prevalence")
     headers = [""]
     for k in names:
-        headers += [f"PPV at {k} ({_pct(prevs[k])})", f"NPV at {k} ({_pct(prevs[k])})"]
+        headers += [f"PPV at {k} ({fmt.pct(prevs[k])})", f"NPV at {k} ({fmt.pct(prevs[k])})"]
     rows = []
     for name, m in entries if names else []:
         at = m.get("at_prevalence") or {}
         row = [name]
         for k in names:
             r = at.get(k) or {}
-            row += [_pct_ci(r.get("ppv"), r.get("ppv_ci")), _pct_ci(r.get("npv"), r.get("npv_ci"))]
+            row += [fmt.pct_ci(r.get("ppv"), r.get("ppv_ci")),
+                    fmt.pct_ci(r.get("npv"), r.get("npv_ci"))]
         rows.append(row)
     return headers, rows
 
 
 def _prevalence_md(metrics: Mapping) -> str:
-    headers, rows = _prevalence_table(metrics)
+    headers, rows = prevalence_table(metrics)
     if not rows:
         return "No prevalences were given."
-    return PREVALENCE_NOTE + "\n\n" + _md_table(headers, rows)
+    return PREVALENCE_NOTE + "\n\n" + fmt.md_table(headers, rows)
 
 
-def _article_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+def article_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
     """What the article reports for each evaluated rule (figure id and statement)."""
     rows = []
     for rule_id in metrics.get("rules") or {}:
@@ -303,50 +198,50 @@ def _article_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
 
 
 def _article_md(metrics: Mapping) -> str:
-    headers, rows = _article_table(metrics)
+    headers, rows = article_table(metrics)
     if not rows:
         return ""
     return ("What the article reports for each rule (from its own, possibly different, "
-            "population):\n\n" + _md_table(headers, rows))
+            "population):\n\n" + fmt.md_table(headers, rows))
 
 
 def _pp_ci(v, ci) -> str:
     """A difference of proportions in percentage points with its CI: ``+5.2 pp (-1.0 to 11.3)``."""
-    if not _finite(v):
-        return _DASH
+    if not fmt.finite(v):
+        return fmt.DASH
     lo, hi = (ci or (None, None))[:2]
-    text = f"{100 * _num(v):+.1f} pp"
-    if _finite(lo, hi):
-        text += f" ({100 * _num(lo):+.1f} to {100 * _num(hi):+.1f})"
+    text = f"{100 * fmt.num(v):+.1f} pp"
+    if fmt.finite(lo, hi):
+        text += f" ({100 * fmt.num(lo):+.1f} to {100 * fmt.num(hi):+.1f})"
     return text
 
 
 def _p_value(v) -> str:
     """A p-value: ``<0.001`` below 0.001, else 2 significant digits."""
-    if not _finite(v):
-        return _DASH
-    x = _num(v)
+    if not fmt.finite(v):
+        return fmt.DASH
+    x = fmt.num(v)
     return "<0.001" if x < 0.001 else f"{x:.2g}"
 
 
 def _nb(v) -> str:
     """A net benefit (true positives per patient) to 4 decimals."""
-    return f"{_num(v):.4f}" if _finite(v) else _DASH
+    return f"{fmt.num(v):.4f}" if fmt.finite(v) else fmt.DASH
 
 
 _DEFINED = re.compile(r"(\d+) of (\d+) resamples defined")
 #: Display name and formatter for each statistic of the bootstrap dict.
 _BOOTSTRAP_ROWS = {
-    "auc": ("AUC", _est_ci),
-    "brier": ("Brier score", lambda v, ci: _est_ci(v, ci, 4)),
-    "sensitivity": ("sensitivity at the threshold", _pct_ci),
-    "specificity": ("specificity at the threshold", _pct_ci),
-    "ppv": ("PPV at the threshold", _pct_ci),
-    "npv": ("NPV at the threshold", _pct_ci),
+    "auc": ("AUC", fmt.est_ci),
+    "brier": ("Brier score", lambda v, ci: fmt.est_ci(v, ci, 4)),
+    "sensitivity": ("sensitivity at the threshold", fmt.pct_ci),
+    "specificity": ("specificity at the threshold", fmt.pct_ci),
+    "ppv": ("PPV at the threshold", fmt.pct_ci),
+    "npv": ("NPV at the threshold", fmt.pct_ci),
 }
 
 
-def _bootstrap_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+def bootstrap_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
     """The model's bootstrap CIs (``metrics["bootstrap"]``): statistic, estimate (95% CI),
     resamples in which the statistic was defined."""
     rows = []
@@ -354,21 +249,21 @@ def _bootstrap_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
         if not isinstance(entry, Mapping):
             continue
         if key in _BOOTSTRAP_ROWS:
-            name, fmt = _BOOTSTRAP_ROWS[key]
+            name, formatter = _BOOTSTRAP_ROWS[key]
         elif key.startswith("net_benefit@"):
             name = f"net benefit at pt = {key.split('@', 1)[1]}"
 
-            def fmt(v, ci):
-                return _est_ci(v, ci, 4)
+            def formatter(v, ci):
+                return fmt.est_ci(v, ci, 4)
         else:
-            name, fmt = key.replace("_", " "), _est_ci
+            name, formatter = key.replace("_", " "), fmt.est_ci
         match = _DEFINED.search(str(entry.get("method", "")))
-        rows.append([name, fmt(entry.get("estimate"), entry.get("ci")),
+        rows.append([name, formatter(entry.get("estimate"), entry.get("ci")),
                      f"{match.group(1)} of {match.group(2)}" if match else ""])
     return ["statistic", "estimate (95% CI)", "resamples defined"], rows
 
 
-def _bootstrap_method(metrics: Mapping) -> str:
+def bootstrap_method(metrics: Mapping) -> str:
     """The resampling scheme of the bootstrap, from its first ``method`` string."""
     for entry in (metrics.get("bootstrap") or {}).values():
         if isinstance(entry, Mapping) and entry.get("method"):
@@ -376,7 +271,7 @@ def _bootstrap_method(metrics: Mapping) -> str:
     return ""
 
 
-def _rule_comparison_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+def rule_comparison_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
     """Model minus rule on each rule's covered rows (``metrics["rule_comparisons"]``), the
     model read at the rule's sensitivity; paired bootstrap CIs and DeLong's test."""
     rows = []
@@ -386,14 +281,14 @@ def _rule_comparison_table(metrics: Mapping) -> tuple[list[str], list[list[str]]
         auc_d, delong = c.get("auc_difference") or {}, c.get("delong") or {}
         n_pos = c.get("n_positive")
         rows.append([
-            rule_id, f"{_cell(c.get('n_covered'))} ({_cell(n_pos)})",
-            f"{_pct(rule.get('sensitivity'))} / {_pct(model.get('sensitivity'))}",
-            f"{_pct(rule.get('ppv'))} / {_pct(model.get('ppv'))}",
+            rule_id, f"{fmt.cell(c.get('n_covered'))} ({fmt.cell(n_pos)})",
+            f"{fmt.pct(rule.get('sensitivity'))} / {fmt.pct(model.get('sensitivity'))}",
+            f"{fmt.pct(rule.get('ppv'))} / {fmt.pct(model.get('ppv'))}",
             _pp_ci(ppv_d.get("estimate"), ppv_d.get("ci")),
             _pp_ci(spec_d.get("estimate"), spec_d.get("ci")),
-            f"{_g(rule.get('auc'))} / {_g(model.get('auc'))}",
-            _est_ci(auc_d.get("estimate"), auc_d.get("ci")),
-            _est_ci(delong.get("difference"), delong.get("ci")),
+            f"{fmt.g(rule.get('auc'))} / {fmt.g(model.get('auc'))}",
+            fmt.est_ci(auc_d.get("estimate"), auc_d.get("ci")),
+            fmt.est_ci(delong.get("difference"), delong.get("ci")),
             _p_value(delong.get("p_value"))])
     return (["rule", "n covered (events)", "sensitivity rule / model", "PPV rule / model",
              "PPV difference (95% CI)", "specificity difference (95% CI)",
@@ -401,12 +296,12 @@ def _rule_comparison_table(metrics: Mapping) -> tuple[list[str], list[list[str]]
              "AUC difference, DeLong (95% CI)", "DeLong p"], rows)
 
 
-def _net_benefit_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+def net_benefit_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
     """Net benefit of the model, treat-all, treat-none and every rule at a few threshold
     probabilities (``metrics["net_benefit"]``)."""
     nb = metrics.get("net_benefit") or {}
     pts = list(nb.get("thresholds") or [])
-    headers = ["strategy", *(f"pt = {_num(t):.2f}" for t in pts)]
+    headers = ["strategy", *(f"pt = {fmt.num(t):.2f}" for t in pts)]
     rows = []
     for key, name in (("model", "model"), ("treat_all", "treat all"),
                       ("treat_none", "treat none")):
@@ -415,34 +310,34 @@ def _net_benefit_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
     coverage = nb.get("rule_coverage") or {}
     for rule_id, values in (nb.get("rules") or {}).items():
         cov = coverage.get(rule_id)
-        label = f"{rule_id} (covers {_pct(cov)})" if cov is not None else rule_id
+        label = f"{rule_id} (covers {fmt.pct(cov)})" if cov is not None else rule_id
         rows.append([label, *(_nb(v) for v in values)])
     return headers, rows
 
 
 def _uncertainty_md(metrics: Mapping) -> list[str]:
-    """Sections of metrics.md for the keys :func:`models.reporting.add_uncertainty` adds."""
+    """Sections of metrics.md for the keys :func:`models.report.write.add_uncertainty` adds."""
     parts: list[str] = []
     if metrics.get("bootstrap"):
-        headers, rows = _bootstrap_table(metrics)
+        headers, rows = bootstrap_table(metrics)
         unit = (metrics.get("uncertainty") or {}).get("resampling_unit")
         parts += ["## Bootstrap confidence intervals of the model",
-                  f"{_bootstrap_method(metrics)}"
+                  f"{bootstrap_method(metrics)}"
                   + (f"; resampling unit: {unit}" if unit else "")
-                  + f"; threshold {_g(metrics.get('threshold'))}.\n\n"
-                  + _md_table(headers, rows)]
+                  + f"; threshold {fmt.g(metrics.get('threshold'))}.\n\n"
+                  + fmt.md_table(headers, rows)]
     if metrics.get("rule_comparisons"):
         parts += ["## The model against each rule at the rule's sensitivity (paired)",
                   "Model minus rule on the rows the rule covers, the model read at the highest "
                   "threshold reaching the rule's sensitivity; rule and model resampled "
                   "together. A rule's AUC is (sensitivity + specificity) / 2.\n\n"
-                  + _md_table(*_rule_comparison_table(metrics))]
+                  + fmt.md_table(*rule_comparison_table(metrics))]
     if metrics.get("net_benefit"):
         nb = metrics["net_benefit"]
         parts += ["## Net benefit",
-                  f"Net true positives per patient on {_cell(nb.get('n'))} rows "
-                  f"({_cell(nb.get('n_positive'))} pseudoprogression). "
-                  f"{nb.get('abstention', '')}\n\n" + _md_table(*_net_benefit_table(metrics))]
+                  f"Net true positives per patient on {fmt.cell(nb.get('n'))} rows "
+                  f"({fmt.cell(nb.get('n_positive'))} pseudoprogression). "
+                  f"{nb.get('abstention', '')}\n\n" + fmt.md_table(*net_benefit_table(metrics))]
     return parts
 
 
@@ -480,7 +375,7 @@ def _records_md(records: Sequence[Mapping]) -> str:
             fig = FIGURES.get(match.group(1)) if match else None
             row.append(_article_or(fig) if fig is not None and fig.unit == "odds ratio"
                        else "")
-    return _md_table(headers, rows)
+    return fmt.md_table(headers, rows)
 
 
 def _other_md(key: str, value) -> str:
@@ -495,9 +390,9 @@ def _other_md(key: str, value) -> str:
             if _is_records(v):
                 tables.append(f"### {k}\n\n{_records_md(v)}")
             else:
-                bullets.append(f"- {k}: {_cell(v)}")
+                bullets.append(f"- {k}: {fmt.cell(v)}")
         return "\n\n".join(["\n".join(bullets)] * bool(bullets) + tables)
-    return f"- {key}: {_cell(value)}"
+    return f"- {key}: {fmt.cell(value)}"
 
 
 def _is_records(value) -> bool:
@@ -521,9 +416,10 @@ def render_markdown(metrics: Mapping, extra_tables: Mapping[str, pd.DataFrame] |
     n, prev = metrics.get("n"), metrics.get("prevalence")
     parts = [
         f"# {title}",
-        f"- evaluated rows: {_cell(n)} ({_cell(metrics.get('n_positive'))} pseudoprogression, "
-        f"prevalence {_pct(prev)})\n"
-        f"- model threshold: {_g(metrics.get('threshold'))} (pseudoprogression when the "
+        f"- evaluated rows: {fmt.cell(n)} ({fmt.cell(metrics.get('n_positive'))} "
+        "pseudoprogression, "
+        f"prevalence {fmt.pct(prev)})\n"
+        f"- model threshold: {fmt.g(metrics.get('threshold'))} (pseudoprogression when the "
         "model's probability is at or above it)\n"
         "- positive class: pseudoprogression. Proportions with Wilson 95% CIs, diagnostic "
         "odds ratios with Woolf 95% CIs (0.5 added to every cell when one is 0). A rule "
@@ -551,7 +447,7 @@ def render_markdown(metrics: Mapping, extra_tables: Mapping[str, pd.DataFrame] |
     return "\n\n".join(parts) + "\n"
 
 
-#: The report's files other than figures, by key (figures: ``models.figures.FILE_NAMES``).
+#: The report's files other than figures, by key (figures: ``models.report.figures.FILE_NAMES``).
 REPORT_FILES: dict[str, str] = {
     "metrics_json": "metrics.json", "metrics_md": "metrics.md", "report_md": "report.md",
     "report_html": "report.html", "predictions_csv": "evaluation_predictions.csv"}

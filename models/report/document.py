@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from models.report import _cell, _md_table
+from models.report import format as fmt
 
 __all__ = ["Bullets", "Callout", "Figure", "Para", "Section", "Table",
            "render_html_document", "render_markdown_document", "walk_sections"]
@@ -57,7 +57,7 @@ class Table:
 
 @dataclass
 class Figure:
-    """One of :data:`models.figures.FILE_NAMES`, with its caption and title (alt text)."""
+    """One of :data:`models.report.figures.FILE_NAMES`, with its caption and title (alt text)."""
 
     key: str
     file: str
@@ -127,7 +127,7 @@ def _section_md(s: Section) -> list[str]:
         elif isinstance(b, Table):
             if b.caption:
                 out.append(f"*{b.caption}*")
-            out.append(_md_table(b.headers, b.rows) if b.rows else "(no rows)")
+            out.append(fmt.md_table(b.headers, b.rows) if b.rows else "(no rows)")
         elif isinstance(b, Figure):
             out.append(f"![{b.title or b.key}]({b.file})\n\n"
                        f"*Figure {b.number}. {b.caption}*")
@@ -235,7 +235,7 @@ def _table_html(t: Table) -> str:
     for r in t.rows:
         cells = []
         for i, v in enumerate(r):
-            text = _cell(v)
+            text = fmt.cell(v)
             numeric = _NUMERIC.match(text) and sum(ch.isalpha() for ch in text) <= 8
             cls = ' class="num"' if i > 0 and numeric else ""
             cells.append(f"<td{cls}>{_inline(text)}</td>")

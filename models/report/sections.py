@@ -1,7 +1,7 @@
 """The report's sections, built from the metrics dict as written to ``metrics.json``.
 
 :func:`build_document` returns the sections of ``report.md`` and ``report.html`` (rendered by
-:mod:`models.document`): summary, data, outcome, predictors, sample size, methods,
+:mod:`models.report.document`): summary, data, outcome, predictors, sample size, methods,
 performance, image features, internal validation, simulator fidelity, model card, software
 and the TRIPOD+AI / CLEAR checklist. Sections name the TRIPOD+AI 2024 items (Collins et al.,
 BMJ 2024;385:e078378) and CLEAR items (Kocak et al., Insights Imaging 2023;14:75) they answer.
@@ -19,24 +19,20 @@ import pandas as pd
 from features.article import PREVALENCE
 from features.contract import BY_NAME, ID
 from models.classifier import RADIOMIC_REDUCTION
-from models.document import Bullets, Callout, Figure, Para, Section, Table, walk_sections
-from models.model_card import ModelCard, build_model_card
-from models.report import (
+from models.report import format as fmt
+from models.report.document import Bullets, Callout, Figure, Para, Section, Table, walk_sections
+from models.report.model_card import ModelCard, build_model_card
+from models.report.tables import (
     PREVALENCE_NOTE,
-    _article_table,
-    _benchmark_table,
-    _bootstrap_method,
-    _bootstrap_table,
-    _cell,
-    _est_ci,
-    _g,
-    _net_benefit_table,
-    _num,
-    _pct,
-    _pct_ci,
-    _prevalence_table,
-    _rule_comparison_table,
-    _rules_vs_model_tables,
+    article_table,
+    benchmark_table,
+    bootstrap_method,
+    bootstrap_table,
+    model_lines,
+    net_benefit_table,
+    prevalence_table,
+    rule_comparison_table,
+    rules_vs_model_tables,
 )
 
 __all__ = ["BAYES_COLUMN", "build_document"]
@@ -50,7 +46,7 @@ BAYES_COLUMN = "bayes_posterior"
 
 def _events(n, n_pos) -> str:
     """``n = 400 (40 pseudoprogression)``."""
-    return f"n = {_cell(n)} ({_cell(n_pos)} pseudoprogression)"
+    return f"n = {fmt.cell(n)} ({fmt.cell(n_pos)} pseudoprogression)"
 
 
 def _is_simulated(data: Mapping, frame: pd.DataFrame, model, fidelity) -> bool:
@@ -75,7 +71,7 @@ def _rule_definitions(data: Mapping) -> Table:
         spec = known.get(rid) or {}
         rows.append([rid, spec.get("pseudoprogression_when", "(not one of the article's rules)"),
                      spec.get("needs", ""), spec.get("figure", ""),
-                     f"{_cell(m.get('n'))} ({_pct(m.get('coverage'))})"])
+                     f"{fmt.cell(m.get('n'))} ({fmt.pct(m.get('coverage'))})"])
     ev = _events(data.get("n"), data.get("n_positive"))
     return Table(["rule", "says pseudoprogression when", "needs", "article",
                   "rows covered (coverage)"], rows,
@@ -93,21 +89,21 @@ def _summary(data: Mapping, simulated: bool, held_out: bool) -> Section:
     auc_boot = boot.get("auc") if isinstance(boot.get("auc"), Mapping) else None
     items = [
         f"{where.capitalize()}: {_events(data.get('n'), data.get('n_positive'))}, prevalence "
-        f"{_pct(data.get('prevalence'))}.",
-        f"AUC {_est_ci(m.get('auc'), m.get('auc_ci'))} (DeLong 95% CI)"
-        + (f"; bootstrap 95% CI {_est_ci(auc_boot.get('estimate'), auc_boot.get('ci'))}"
+        f"{fmt.pct(data.get('prevalence'))}.",
+        f"AUC {fmt.est_ci(m.get('auc'), m.get('auc_ci'))} (DeLong 95% CI)"
+        + (f"; bootstrap 95% CI {fmt.est_ci(auc_boot.get('estimate'), auc_boot.get('ci'))}"
            if auc_boot else "") + ".",
         "Calibration intercept "
-        f"{_est_ci(m.get('calibration_intercept'), m.get('calibration_intercept_ci'))}, slope "
-        f"{_est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))}; Brier "
-        f"{_g(m.get('brier'), 4)}.",
-        f"At threshold {_g(data.get('threshold'))}: sensitivity "
-        f"{_pct_ci(m.get('sensitivity'), m.get('sensitivity_ci'))}, PPV "
-        f"{_pct_ci(m.get('ppv'), m.get('ppv_ci'))}.",
+        f"{fmt.est_ci(m.get('calibration_intercept'), m.get('calibration_intercept_ci'))}, slope "
+        f"{fmt.est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))}; Brier "
+        f"{fmt.g(m.get('brier'), 4)}.",
+        f"At threshold {fmt.g(data.get('threshold'))}: sensitivity "
+        f"{fmt.pct_ci(m.get('sensitivity'), m.get('sensitivity_ci'))}, PPV "
+        f"{fmt.pct_ci(m.get('ppv'), m.get('ppv_ci'))}.",
     ]
     comps = data.get("rule_comparisons") or {}
     better = [rid for rid, c in comps.items()
-              if _num(((c.get("ppv_difference") or {}).get("ci") or [None])[0]) > 0]
+              if fmt.num(((c.get("ppv_difference") or {}).get("ci") or [None])[0]) > 0]
     if comps:
         items.append(f"At each rule's own sensitivity the model's PPV is higher with a paired "
                      f"95% CI above 0 for {len(better)} of {len(comps)} rules.")
@@ -155,20 +151,21 @@ def _data_section(data: Mapping, frame: pd.DataFrame, model, simulated: bool) ->
     if split:
         n_all = (split.get("n_train") or 0) + (split.get("n_test") or 0)
         pos_all = (split.get("n_train_positive") or 0) + (split.get("n_test_positive") or 0)
-        rows.append(["all patients", _cell(n_all), _cell(pos_all), _cell(n_all - pos_all),
+        rows.append(["all patients", fmt.cell(n_all), fmt.cell(pos_all), fmt.cell(n_all - pos_all),
                      "split once by patient, stratified by the label"
                      + (f" (seed {split.get('seed')})" if "seed" in split else "")])
-        rows.append(["training", _cell(split.get("n_train")), _cell(split.get("n_train_positive")),
-                     _cell((split.get("n_train") or 0) - (split.get("n_train_positive") or 0)),
+        rows.append(["training", fmt.cell(split.get("n_train")),
+                     fmt.cell(split.get("n_train_positive")),
+                     fmt.cell((split.get("n_train") or 0) - (split.get("n_train_positive") or 0)),
                      "model choice, calibration, threshold, nested cross-validation"])
     if not split and training.get("n") is not None:
-        rows.append(["training (from the model bundle)", _cell(training.get("n")),
-                     _cell(training.get("n_positive")),
-                     _cell((training.get("n") or 0) - (training.get("n_positive") or 0)),
+        rows.append(["training (from the model bundle)", fmt.cell(training.get("n")),
+                     fmt.cell(training.get("n_positive")),
+                     fmt.cell((training.get("n") or 0) - (training.get("n_positive") or 0)),
                      "fitting the model (not evaluated here)"])
     n, pos = data.get("n"), data.get("n_positive")
-    rows.append(["held-out evaluation" if split else "evaluation", _cell(n), _cell(pos),
-                 _cell((n or 0) - (pos or 0)),
+    rows.append(["held-out evaluation" if split else "evaluation", fmt.cell(n), fmt.cell(pos),
+                 fmt.cell((n or 0) - (pos or 0)),
                  "every performance figure below unless stated"
                  + (f"; {n_patients} patients" if n_patients is not None else "")])
     blocks.append(Table(["set", "rows", "pseudoprogression", "true progression", "used for"],
@@ -209,10 +206,10 @@ def _predictor_section(data: Mapping, model) -> Section:
         col = BY_NAME.get(c)
         r = ors.get(c) or {}
         avail = r.get("n")
-        share = f" ({_pct(avail / n)})" if avail is not None and n else ""
+        share = f" ({fmt.pct(avail / n)})" if avail is not None and n else ""
         rows.append([c, col.unit if col else "", col.meaning if col else "radiomic feature",
                      col.figures if col else "",
-                     f"{_cell(avail)}{share}" if avail is not None else "",
+                     f"{fmt.cell(avail)}{share}" if avail is not None else "",
                      _or_text(r)])
     blocks: list = []
     if columns:
@@ -236,7 +233,7 @@ def _predictor_section(data: Mapping, model) -> Section:
                        "then standardisation; gradient boosting uses the same transforms "
                        "without scaling. `cancer_type` is one-hot (logistic) or ordinal "
                        "(boosting) coded."))
-    from models.model_card import MISSING_DATA_HANDLING
+    from models.report.model_card import MISSING_DATA_HANDLING
 
     blocks.append(Bullets(list(MISSING_DATA_HANDLING)))
     return Section("Predictors and missing data", blocks, tripod="7, 9a, 9b, 9c, 11, 12b, 20b",
@@ -248,9 +245,7 @@ def _or_text(r: Mapping) -> str:
         return ""
     if r.get("odds_ratio") is None:
         return str(r.get("note") or "")
-    from models.report import _ratio_ci
-
-    return _ratio_ci(r.get("odds_ratio"), [r.get("ci_low"), r.get("ci_high")])
+    return fmt.ratio_ci(r.get("odds_ratio"), [r.get("ci_low"), r.get("ci_high")])
 
 
 def _sample_size_section(data: Mapping) -> Section:
@@ -260,14 +255,14 @@ def _sample_size_section(data: Mapping) -> Section:
     if epv:
         ratio = epv.get("events_per_feature")
         blocks.append(Para(
-            f"Events per candidate feature: {_g(ratio)} ({epv.get('events')} events of the "
+            f"Events per candidate feature: {fmt.g(ratio)} ({epv.get('events')} events of the "
             f"rarer class among the training patients, {epv.get('candidate_features')} candidate "
             "features counting a missing-value indicator for every column with missing values "
-            f"and each category level beyond the first). Floor used: {_g(epv.get('minimum'))}."))
+            f"and each category level beyond the first). Floor used: {fmt.g(epv.get('minimum'))}."))
         if epv.get("enough") is False:
             blocks.append(Callout(
-                f"Only {_g(ratio)} events per candidate feature, below "
-                f"{_g(epv.get('minimum'))}: the model may be unstable and its apparent "
+                f"Only {fmt.g(ratio)} events per candidate feature, below "
+                f"{fmt.g(epv.get('minimum'))}: the model may be unstable and its apparent "
                 "performance optimistic. Read the nested cross-validation and held-out "
                 "figures, and treat them with caution.", "warning"))
     else:
@@ -300,7 +295,7 @@ def _methods_section(data: Mapping, model) -> Section:
         "procedure (family choice, calibration, threshold) on the training patients, and the "
         "held-out patients, kept apart below.",
         "Output: a calibrated P(pseudoprogression); the call is 1 at or above the stored "
-        f"threshold ({_g(data.get('threshold'))}; rationale in the model card).",
+        f"threshold ({fmt.g(data.get('threshold'))}; rationale in the model card).",
         "Performance measures: discrimination (AUC, DeLong 95% CI, and a patient-level "
         "percentile bootstrap CI), calibration (intercept and slope of a logistic "
         "recalibration with profile CIs, Brier score, calibration plot), classification "
@@ -319,8 +314,8 @@ def _methods_section(data: Mapping, model) -> Section:
         for fam, s in cv.items():
             s = s or {}
             rows.append([fam + (" (chosen)" if fam == chosen else ""),
-                         f"{_g(s.get('log_loss'), 4)} ± {_g(s.get('log_loss_sd'), 2)}",
-                         _g(s.get("auc"))])
+                         f"{fmt.g(s.get('log_loss'), 4)} ± {fmt.g(s.get('log_loss_sd'), 2)}",
+                         fmt.g(s.get("auc"))])
         split = data.get("split") or {}
         behind = (f"{_events(split.get('n_train'), split.get('n_train_positive'))} training "
                   "patients" if split else "the training patients")
@@ -362,15 +357,13 @@ def _performance_sections(data: Mapping, figures: Mapping[str, str], held_out: b
     out: list[Section] = []
 
     # discrimination and calibration
-    from models.report import _model_lines
-
-    blocks: list = [Bullets(_model_lines(data))]
+    blocks: list = [Bullets(model_lines(data))]
     if data.get("bootstrap"):
-        headers, rows = _bootstrap_table(data)
+        headers, rows = bootstrap_table(data)
         unit = (data.get("uncertainty") or {}).get("resampling_unit")
         blocks.append(Table(headers, rows,
                             f"The model's bootstrap 95% CIs on the {ev} {where} rows; "
-                            f"{_bootstrap_method(data)}"
+                            f"{bootstrap_method(data)}"
                             + (f"; resampling unit: {unit}." if unit else ".")))
     blocks += _figure_blocks(figures, ("roc", "precision_recall", "calibration"), data,
                              has_bayes, ev)
@@ -378,8 +371,8 @@ def _performance_sections(data: Mapping, figures: Mapping[str, str], held_out: b
                        clear="40, 47", level=3))
 
     # benchmark
-    headers, rows = _benchmark_table(data)
-    first, second = _rules_vs_model_tables(data)
+    headers, rows = benchmark_table(data)
+    first, second = rules_vs_model_tables(data)
     blocks = [_rule_definitions(data),
               Table(headers, rows, f"The model (all {ev} rows) and every rule (on its covered "
                     "rows, n per row) through the same metrics: proportions with Wilson 95% "
@@ -389,9 +382,9 @@ def _performance_sections(data: Mapping, figures: Mapping[str, str], held_out: b
             "On the rows each rule covers (n covered), the model at the highest threshold "
             "reaching the rule's sensitivity.")))
         blocks.append(Table(*second, caption=(
-            f"The model at its stored threshold ({_g(data.get('threshold'))}) on the rows "
+            f"The model at its stored threshold ({fmt.g(data.get('threshold'))}) on the rows "
             "each rule covers (n covered).")))
-    art_headers, art_rows = _article_table(data)
+    art_headers, art_rows = article_table(data)
     if art_rows:
         blocks.append(Table(art_headers, art_rows, "What the article reports for each rule, "
                             "from its own, possibly different, population (no n given)."))
@@ -401,7 +394,7 @@ def _performance_sections(data: Mapping, figures: Mapping[str, str], held_out: b
 
     # paired comparison
     if data.get("rule_comparisons"):
-        headers, rows = _rule_comparison_table(data)
+        headers, rows = rule_comparison_table(data)
         left, right = [0, 1, 2, 3, 4, 5], [0, 1, 6, 7, 8, 9]
         blocks = [
             Table([headers[i] for i in left], [[r[i] for i in left] for r in rows], (
@@ -421,7 +414,7 @@ def _performance_sections(data: Mapping, figures: Mapping[str, str], held_out: b
     blocks = []
     if data.get("net_benefit"):
         nb = data["net_benefit"]
-        blocks.append(Table(*_net_benefit_table(data), caption=(
+        blocks.append(Table(*net_benefit_table(data), caption=(
             f"Net benefit ({nb.get('unit', 'net true positives per patient')}) on "
             f"{_events(nb.get('n'), nb.get('n_positive'))} rows at a few threshold "
             f"probabilities pt. {nb.get('abstention', '')}")))
@@ -430,13 +423,13 @@ def _performance_sections(data: Mapping, figures: Mapping[str, str], held_out: b
                        tripod="12e, 23a", clear="39, 47", level=3))
 
     # prevalence
-    headers, rows = _prevalence_table(data)
+    headers, rows = prevalence_table(data)
     blocks = [Para(PREVALENCE_NOTE)] if rows else [Para("No prevalences were given.")]
     if rows:
         blocks.append(Table(headers, rows, (
             f"PPV and NPV of the model (sensitivity and specificity from the {ev} rows) and of "
             "each rule (from its covered rows) at the article's prevalences: P1 melanoma "
-            f"{_pct(PREVALENCE['melanoma'])}, P2 lung {_pct(PREVALENCE['nsclc'])}.")))
+            f"{fmt.pct(PREVALENCE['melanoma'])}, P2 lung {fmt.pct(PREVALENCE['nsclc'])}.")))
     blocks += _figure_blocks(figures, ("ppv_npv_prevalence",), data, has_bayes, ev)
     out.append(Section("PPV and NPV at other prevalences", blocks, tripod="23a", level=3))
     return out
@@ -481,13 +474,13 @@ def _figure_blocks(figures: Mapping[str, str], keys: Sequence[str], data: Mappin
     m = data.get("model") or {}
     n = data.get("n") or 0
     bayes = (" Dashed: the simulator's exact posterior on the same rows (the ceiling), AUC "
-             f"{_g((data.get('bayes_ceiling') or {}).get('auc'))}." if has_bayes else "")
+             f"{fmt.g((data.get('bayes_ceiling') or {}).get('auc'))}." if has_bayes else "")
     values = {
         "ev": ev, "where": "held-out" if data.get("split") else "evaluation",
-        "auc": _est_ci(m.get("auc"), m.get("auc_ci")), "prev": _pct(data.get("prevalence")),
-        "per_bin": _cell(round(n / 10)) if n else "-", "bayes": bayes,
-        "intercept": _est_ci(m.get("calibration_intercept"), m.get("calibration_intercept_ci")),
-        "slope": _est_ci(m.get("calibration_slope"), m.get("calibration_slope_ci")),
+        "auc": fmt.est_ci(m.get("auc"), m.get("auc_ci")), "prev": fmt.pct(data.get("prevalence")),
+        "per_bin": fmt.cell(round(n / 10)) if n else "-", "bayes": bayes,
+        "intercept": fmt.est_ci(m.get("calibration_intercept"), m.get("calibration_intercept_ci")),
+        "slope": fmt.est_ci(m.get("calibration_slope"), m.get("calibration_slope_ci")),
     }
     return [Figure(k, figures[k], f"{_FIGURE_TITLES[k]}. " + _FIGURE_CAPTIONS[k].format(**values),
                    title=_FIGURE_TITLES[k])
@@ -514,11 +507,11 @@ def _internal_validation_section(data: Mapping) -> Section:
              if s else "not run"),
             _fixed(m.get(key), digits)])
     rows.append(["rows (pseudoprogression)",
-                 f"{_cell(apparent.get('n'))} ({_cell(apparent.get('n_positive'))})"
+                 f"{fmt.cell(apparent.get('n'))} ({fmt.cell(apparent.get('n_positive'))})"
                  if apparent else "-",
-                 f"{_cell(nested.get('n'))} ({_cell(nested.get('n_positive'))}), "
-                 f"{_cell(nested.get('n_outer_folds'))} folds" if nested else "-",
-                 f"{_cell(data.get('n'))} ({_cell(data.get('n_positive'))})"])
+                 f"{fmt.cell(nested.get('n'))} ({fmt.cell(nested.get('n_positive'))}), "
+                 f"{fmt.cell(nested.get('n_outer_folds'))} folds" if nested else "-",
+                 f"{fmt.cell(data.get('n'))} ({fmt.cell(data.get('n_positive'))})"])
     blocks: list = [Para(
         "Three figures kept apart: apparent (the final model on its own training patients, "
         "optimistic by construction), nested cross-validation (the whole procedure refitted "
@@ -536,7 +529,7 @@ def _internal_validation_section(data: Mapping) -> Section:
     if per_fold:
         keys = ["fold", "n", "n_positive", "auc", "brier", "calibration_intercept",
                 "calibration_slope", "sensitivity", "ppv"]
-        fold_rows = [[_cell(r.get(k)) if k in ("fold", "n", "n_positive")
+        fold_rows = [[fmt.cell(r.get(k)) if k in ("fold", "n", "n_positive")
                       else _fixed(r.get(k), 4 if k == "brier" else 3) for k in keys]
                      for r in per_fold]
         blocks.append(Table(["fold", "n", "events", "AUC", "Brier", "cal. intercept",
@@ -557,14 +550,14 @@ def _image_section(data: Mapping) -> Section | None:
     for label, key in (("with image features", "with_images"),
                        ("without image features", "without_images")):
         m = img.get(key) or {}
-        rows.append([label, _cell(m.get("n_features")), str(m.get("family", "")),
-                     _est_ci(m.get("auc"), m.get("auc_ci")), _g(m.get("brier"), 4),
-                     _fixed(m.get("calibration_slope")), _pct(m.get("sensitivity")),
-                     _pct(m.get("ppv"))])
+        rows.append([label, fmt.cell(m.get("n_features")), str(m.get("family", "")),
+                     fmt.est_ci(m.get("auc"), m.get("auc_ci")), fmt.g(m.get("brier"), 4),
+                     _fixed(m.get("calibration_slope")), fmt.pct(m.get("sensitivity")),
+                     fmt.pct(m.get("ppv"))])
     diff = (f"AUC difference (with minus without) {_fixed(img.get('auc_difference'))} "
             f"(95% CI {_fixed((img.get('auc_difference_ci') or [None])[0])} to "
             f"{_fixed((img.get('auc_difference_ci') or [None, None])[1])}), DeLong's test for "
-            f"two correlated AUCs p = {_g(img.get('delong_p_value'), 2)}.")
+            f"two correlated AUCs p = {fmt.g(img.get('delong_p_value'), 2)}.")
     failures = extraction.get("failures") or []
     blocks: list = [
         Para("The whole procedure (model choice, calibration, threshold) was run twice on the "
@@ -575,9 +568,9 @@ def _image_section(data: Mapping) -> Section | None:
                "calibration slope", "sensitivity", "PPV"], rows,
               "The model with and without image features on the same held-out patients."),
         Bullets([
-            f"Patients in the image manifest: {_cell(extraction.get('n_manifest'))}; extracted: "
-            f"{_cell(extraction.get('n_extracted'))}; radiomic columns: "
-            f"{_cell(extraction.get('n_radiomic_columns'))} (pyradiomics settings version "
+            f"Patients in the image manifest: {fmt.cell(extraction.get('n_manifest'))}; extracted: "
+            f"{fmt.cell(extraction.get('n_extracted'))}; radiomic columns: "
+            f"{fmt.cell(extraction.get('n_radiomic_columns'))} (pyradiomics settings version "
             f"{extraction.get('settings_version', '?')}).",
             f"Extraction failures: {len(failures)}"
             + ("" if not failures else " (" + "; ".join(
@@ -589,7 +582,7 @@ def _image_section(data: Mapping) -> Section | None:
 
 
 def _fixed(v, digits: int = 3) -> str:
-    return f"{_num(v):.{digits}f}" if np.isfinite(_num(v)) else "-"
+    return f"{fmt.num(v):.{digits}f}" if np.isfinite(fmt.num(v)) else "-"
 
 
 def _target_text(target) -> str:
@@ -597,10 +590,10 @@ def _target_text(target) -> str:
     if lo is None and hi is None:
         return ""
     if hi is None:
-        return f">= {_g(lo)}"
+        return f">= {fmt.g(lo)}"
     if lo is None:
-        return f"<= {_g(hi)}"
-    return f"{_g(lo)} to {_g(hi)}"
+        return f"<= {fmt.g(hi)}"
+    return f"{fmt.g(lo)} to {fmt.g(hi)}"
 
 
 def _fidelity_section(records: list[Mapping], n: int | None = None) -> Section:
@@ -609,9 +602,9 @@ def _fidelity_section(records: list[Mapping], n: int | None = None) -> Section:
         target = r.get("target") or [None, None]
         rows.append([
             str(r.get("figure_id", "")), str(r.get("quantity", "")),
-            _g(r.get("article_value")) if r.get("article_value") is not None
+            fmt.g(r.get("article_value")) if r.get("article_value") is not None
             else str(r.get("article_ci_or_range") or ""),
-            _est_ci(r.get("simulated_value"), [r.get("simulated_ci_low"),
+            fmt.est_ci(r.get("simulated_value"), [r.get("simulated_ci_low"),
                                                r.get("simulated_ci_high")]),
             _target_text(target),
             "yes" if r.get("within_target") else "no",
@@ -620,14 +613,14 @@ def _fidelity_section(records: list[Mapping], n: int | None = None) -> Section:
     n_within = sum(bool(r.get("within_target")) for r in records)
     blocks = [Para(
         "Every article figure the simulator targets, measured on a simulated mixed cohort"
-        + (f" of {n} lesions" if n else " (features.simulate.fidelity_table; 200,000 lesions "
-           "by default)") + ": "
+        + (f" of {n} lesions" if n else " (features.synthetic.cohort.fidelity_table; "
+           "200,000 lesions by default)") + ": "
         f"{n_within} of {len(records)} within their target. Figures the simulator "
         "deliberately does not reproduce (they contradict others) are marked; see the "
         "limitations."),
         Table(["figure", "quantity", "article", "simulated (95% CI)", "target", "within",
                "honoured", "note"], rows,
-              "The simulator's fidelity to the article (features.simulate.fidelity_table); "
+              "The simulator's fidelity to the article (features.synthetic.cohort.fidelity_table); "
               "each simulated value with its 95% CI on the simulated cohort it was measured "
               "on.")]
     return Section("Simulator fidelity", blocks, tripod="5a, 26", clear="13")

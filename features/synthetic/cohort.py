@@ -9,11 +9,11 @@ Public functions:
 - :func:`fidelity_table`: the simulated value of every article figure the simulator
   targets, beside the article's value and the interval it must fall in.
 
-Run ``python -m features.simulate --fidelity`` to print the fidelity table as markdown.
+Run ``python -m features.synthetic.cohort --fidelity`` to print the fidelity table as markdown.
 
 Generator. Within a class (1 pseudoprogression, 0 true progression) the eleven continuous
 features are multivariate normal on their simulation scale (the contract's transform;
-for ctDNA a scale with a bounded upper tail, see :mod:`features.parameters`), with
+for ctDNA a scale with a bounded upper tail, see :mod:`features.synthetic.parameters`), with
 class-specific means and SDs, one within-class correlation matrix and additive Gaussian
 measurement noise. ``symptomatic`` and ``lactate_peak`` are Bernoulli given the class;
 ``steroid_response_pct`` is recorded for a fixed share of symptomatic patients, logit-normal
@@ -39,7 +39,7 @@ progression; Q1a as a yes/no rule already has AUC (0.812 + 0.936) / 2 = 0.874). 
 imaging and blood features sit close to the smallest separation the article's medians
 allow (rCBV 1.40 vs 2.12, choline/creatine 2.40 vs 4.12, Ki-67 8.5% vs 32%) with SDs as
 wide as the contract's upper limits permit; together they add the rest. A weaker cohort
-needs ``dataclasses.replace`` on :class:`~features.parameters.CohortParameters`.
+needs ``dataclasses.replace`` on :class:`~features.synthetic.parameters.CohortParameters`.
 
 Contradictory figures (``shared/article/FIGURES.md``): the simulator honours P1/P2
 prevalences with overlapping perfusion and diffusion, so D1's PPV of 93.2% is not
@@ -64,13 +64,15 @@ from statsmodels.stats.proportion import proportion_confint
 from features.article import FIGURES, THRESHOLDS
 from features.contract import BY_NAME, CANCER_TYPE, COLUMNS, ID, LABEL
 from features.errors import UserInputError
-from features.parameters import (
+from features.synthetic.parameters import (
     C1_VOLUME_GROWTH_PCT,
     DEFAULT_PARAMETERS,
     M3_CUT_RATIO,
     M3_TP_MIN_RATIO,
     M4_TP_RATIO,
     CohortParameters,
+    from_scale,
+    to_scale,
 )
 from features.tables import markdown_table
 
@@ -85,50 +87,12 @@ MODALITIES: tuple[str, ...] = ("perfusion", "diffusion", "mrs", "pet", "ctdna", 
 COHORTS: tuple[str, ...] = ("melanoma", "nsclc", "mixed")
 
 _STEROID = "steroid_response_pct"
-# Upper end of the ctDNA simulation scale: log(1 + high/100), high = contract's limit.
-_CTDNA_TOP = math.log1p(BY_NAME["ctdna_change_pct"].high / 100.0)
 
 # How the fidelity table reads figures stated without a CI.
 _POINT_TOLERANCE = 0.02        # accepted distance from a proportion stated without a CI
 _RATIO_TOLERANCE = 0.1         # accepted distance from M4's 2.1x (x baseline)
 _MOSTLY = 0.8                  # P3 "appears 3-12 weeks": at least this share inside
 _NEARLY_ALL = 0.9              # C1 "volume grows > 20%": at least this share of PP
-
-
-# ---------------------------------------------------------------------------------------
-# scales
-
-
-def to_scale(name: str, values) -> np.ndarray:
-    """Map a continuous column (contract unit) to its simulation scale."""
-    x = np.asarray(values, dtype=float)
-    if name == "ctdna_change_pct":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return -np.log(_CTDNA_TOP - np.log1p(x / 100.0))
-    transform = BY_NAME[name].transform
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if transform == "log":
-            return np.log(x)
-        if transform == "log_ratio":
-            return np.log1p(x / 100.0)
-        if transform == "logit_pct":
-            return special.logit(x / 100.0)
-    raise ValueError(f"no simulation scale for column {name!r} (transform {transform!r})")
-
-
-def from_scale(name: str, values) -> np.ndarray:
-    """Map a continuous column from its simulation scale back to the contract unit."""
-    y = np.asarray(values, dtype=float)
-    if name == "ctdna_change_pct":
-        return 100.0 * np.expm1(_CTDNA_TOP - np.exp(-y))
-    transform = BY_NAME[name].transform
-    if transform == "log":
-        return np.exp(y)
-    if transform == "log_ratio":
-        return 100.0 * np.expm1(y)
-    if transform == "logit_pct":
-        return 100.0 * special.expit(y)
-    raise ValueError(f"no simulation scale for column {name!r} (transform {transform!r})")
 
 
 def class_moments(params: CohortParameters | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -613,8 +577,8 @@ def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m features.simulate --fidelity [--n N] [--seed S]``."""
-    parser = argparse.ArgumentParser(prog="python -m features.simulate",
+    """Command line: ``python -m features.synthetic.cohort --fidelity [--n N] [--seed S]``."""
+    parser = argparse.ArgumentParser(prog="python -m features.synthetic.cohort",
                                      description="Synthetic cohort simulator.")
     parser.add_argument("--fidelity", action="store_true",
                         help="print the fidelity table (article figure vs simulated) as markdown")

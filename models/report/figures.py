@@ -18,10 +18,14 @@ import pandas as pd
 
 from features.article import FIGURES, PREVALENCE
 from features.tables import atomic_path
-from models.uncertainty import (
+from models.statistics import (
+    auc,
+    auc_with_ci,
+    binary_metrics,
+    called,
     diagnostic_odds_ratios,
     net_benefit,
-    rule_operating_point,
+    restate_at_prevalence,
     treat_all_net_benefit,
 )
 
@@ -80,11 +84,16 @@ def _save(fig, out) -> Path:
 
 
 def _styles(names: Sequence[str]) -> dict[str, dict]:
-    """A colour and marker per rule, fixed by position, the same in every figure."""
+    """A colour and marker per rule, fixed by position, the same in every figure.
+
+    Colours: the 10 dark hues of matplotlib's tab20, then its 10 light ones, so up to 20
+    rules each get their own colour; markers cycle through 12 shapes.
+    """
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10"]
-    return {n: dict(color=cmap(i % 10), marker=_MARKERS[i % len(_MARKERS)])
+    cmap = colormaps["tab20"]
+    order = [*range(0, 20, 2), *range(1, 20, 2)]
+    return {n: dict(color=cmap(order[i % 20]), marker=_MARKERS[i % len(_MARKERS)])
             for i, n in enumerate(names)}
 
 
@@ -135,12 +144,6 @@ def _not_estimable(ax, name: str, style: dict, n: int) -> None:
             label=f"{name}: not estimable (n={n})")
 
 
-def _auc(y: np.ndarray, s: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, s)) if 0 < y.sum() < y.shape[0] else np.nan
-
-
 # --------------------------------------------------------------------------- ROC
 
 
@@ -164,25 +167,25 @@ def plot_roc(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
     if bayes_p is not None:
         _, bp = _arrays(y, bayes_p)
         fpr, tpr, _ = roc_curve(y, bp)
-        ax.plot(fpr, tpr, label=f"Bayes-optimal (true posterior), AUC {_auc(y, bp):.3f}",
+        ax.plot(fpr, tpr, label=f"Bayes-optimal (true posterior), AUC {auc(y, bp):.3f}",
                 **_BAYES)
     fpr, tpr, _ = roc_curve(y, p)
-    label = f"Model, AUC {_auc(y, p):.3f}"
+    label = f"Model, AUC {auc(y, p):.3f}"
     if auc_ci is not None and np.all(np.isfinite(auc_ci)):
         label += f" (95% CI {auc_ci[0]:.3f}-{auc_ci[1]:.3f})"
     ax.plot(fpr, tpr, label=label, **_MODEL)
     for rid in rules.columns:
-        op = rule_operating_point(y, rules[rid].to_numpy())
+        op = binary_metrics(y, rules[rid].to_numpy(dtype=float))
         st = styles[rid]
         if not (np.isfinite(op["sensitivity"]) and np.isfinite(op["specificity"])):
-            _not_estimable(ax, rid, st, op["n_covered"])
+            _not_estimable(ax, rid, st, op['n'])
             continue
         x = 1 - op["specificity"]
         spec_lo, spec_hi = op["specificity_ci"]
         ax.errorbar(x, op["sensitivity"], xerr=_err(x, (1 - spec_hi, 1 - spec_lo)),
                     yerr=_err(op["sensitivity"], op["sensitivity_ci"]), ls="none",
                     marker=st["marker"], color=st["color"], ms=6, capsize=2, lw=1,
-                    label=f"{rid} (n={op['n_covered']})", zorder=3)
+                    label=f"{rid} (n={op['n']})", zorder=3)
     ax.set_box_aspect(1)
     ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01),
            xlabel="1 - specificity (false-positive rate, proportion)",
@@ -224,15 +227,15 @@ def plot_precision_recall(y, p, rules: pd.DataFrame | None, out, bayes_p=None) -
         ax.plot(rec, prec, label=f"Model, AP {average_precision_score(y, p):.3f}",
                 drawstyle="steps-post", **_MODEL)
     for rid in rules.columns:
-        op = rule_operating_point(y, rules[rid].to_numpy())
+        op = binary_metrics(y, rules[rid].to_numpy(dtype=float))
         st = styles[rid]
         if not (np.isfinite(op["sensitivity"]) and np.isfinite(op["ppv"])):
-            _not_estimable(ax, rid, st, op["n_covered"])
+            _not_estimable(ax, rid, st, op['n'])
             continue
         ax.errorbar(op["sensitivity"], op["ppv"], xerr=_err(op["sensitivity"],
                     op["sensitivity_ci"]), yerr=_err(op["ppv"], op["ppv_ci"]), ls="none",
                     marker=st["marker"], color=st["color"], ms=6, capsize=2, lw=1,
-                    label=f"{rid} (n={op['n_covered']})", zorder=3)
+                    label=f"{rid} (n={op['n']})", zorder=3)
     ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01),
            xlabel="Sensitivity (recall, proportion)",
            ylabel="Positive predictive value (precision, proportion)",
@@ -266,11 +269,11 @@ def plot_calibration(y, p, out, n_bins: int = 10) -> Path:
     Adds a lowess smooth (statsmodels), the identity line, a histogram of ``p`` by label
     underneath, and the calibration intercept (calibration-in-the-large, logit(p) as
     offset; 0 is ideal) and slope (logistic regression on logit(p); 1 is ideal) with 95%
-    CIs, from :func:`models.metrics.calibration_intercept_slope`.
+    CIs, from :func:`models.statistics.calibration_intercept_slope`.
     """
     from statsmodels.nonparametric.smoothers_lowess import lowess
 
-    from models.metrics import calibration_intercept_slope
+    from models.statistics import calibration_intercept_slope
 
     y, p = _arrays(y, p)
     fig = _figure((6.0, 6.0))
@@ -374,7 +377,7 @@ def plot_odds_ratio_forest(rule_or_table: pd.DataFrame, out,
     """Forest plot of diagnostic odds ratios with 95% CIs on a log axis, to a PNG.
 
     ``rule_or_table`` has one row per rule with columns ``label``, ``odds_ratio``,
-    ``ci_low``, ``ci_high``, ``n`` (as from :func:`models.uncertainty.diagnostic_odds_ratios`).
+    ``ci_low``, ``ci_high``, ``n`` (as from :func:`models.statistics.diagnostic_odds_ratios`).
     ``article`` = (rule id prefix, OR, CI low, CI high), by default the article's D3
     (:data:`ARTICLE_D3`), is drawn just below the matching rule in another colour and
     marker (or as its own row when no rule matches); ``None`` leaves it out.
@@ -459,8 +462,8 @@ def plot_ppv_npv_vs_prevalence(operating_points: Mapping[str, tuple[float, float
                                marks: Sequence[float] = PREVALENCE_MARKS) -> Path:
     """PPV and NPV against prevalence for fixed (sensitivity, specificity), to a PNG.
 
-    By Bayes' theorem: PPV = se*pi / (se*pi + (1-sp)(1-pi)), NPV = sp(1-pi) / (sp(1-pi) +
-    (1-se)pi). ``operating_points`` maps a name ("Model", a rule id) to its (sensitivity,
+    By Bayes' theorem (:func:`models.statistics.restate_at_prevalence`).
+    ``operating_points`` maps a name ("Model", a rule id) to its (sensitivity,
     specificity) in 0-1; vertical lines mark ``marks`` (default: P1 melanoma 9.8%, P2
     lung 15.3%).
     """
@@ -479,9 +482,8 @@ def plot_ppv_npv_vs_prevalence(operating_points: Mapping[str, tuple[float, float
         if not (np.isfinite(se) and np.isfinite(sp)):
             axes[0].plot([], [], label=f"{name}: not estimable", **kw)
             continue
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ppv = se * pi / (se * pi + (1 - sp) * (1 - pi))
-            npv = sp * (1 - pi) / (sp * (1 - pi) + (1 - se) * pi)
+        restated = restate_at_prevalence(se, sp, pi)
+        ppv, npv = restated["ppv"], restated["npv"]
         npv_min = min(npv_min, float(np.nanmin(npv)))
         axes[0].plot(100 * pi, 100 * ppv, label=f"{name} (sens {se:.2f}, spec {sp:.2f})", **kw)
         axes[1].plot(100 * pi, 100 * npv, **kw)
@@ -516,12 +518,10 @@ def write_all_figures(out_dir, y, p, threshold: float, rules: pd.DataFrame | Non
 
     ``threshold`` (probability) fixes the model's operating point in the PPV/NPV figure.
     ``metrics`` may supply ``"auc"`` as ``{"ci": [low, high]}`` (as from
-    :func:`models.uncertainty.bootstrap_metrics`) or ``"auc_ci"``, and ``"odds_ratios"``
+    :func:`models.statistics.bootstrap_metrics`) or ``"auc_ci"``, and ``"odds_ratios"``
     (a forest-plot table); otherwise the AUC CI is DeLong's
-    (:func:`models.metrics.auc_with_ci`) and the odds ratios are computed here.
+    (:func:`models.statistics.auc_with_ci`) and the odds ratios are computed here.
     """
-    from models.metrics import auc_with_ci
-
     y, p = _arrays(y, p)
     rules = _rules(rules, y.shape[0])
     metrics = dict(metrics or {})
@@ -539,13 +539,10 @@ def write_all_figures(out_dir, y, p, threshold: float, rules: pd.DataFrame | Non
     if table is None:
         table = diagnostic_odds_ratios(y, rules)
 
-    called = p >= threshold
-    pos, neg = y == 1, y == 0
-    points = {f"Model (p >= {threshold:.2f})": (
-        called[pos].mean() if pos.any() else np.nan,
-        (~called[neg]).mean() if neg.any() else np.nan)}
+    model = binary_metrics(y, called(p, threshold).astype(float))
+    points = {f"Model (p >= {threshold:.2f})": (model["sensitivity"], model["specificity"])}
     for rid in rules.columns:
-        op = rule_operating_point(y, rules[rid].to_numpy())
+        op = binary_metrics(y, rules[rid].to_numpy(dtype=float))
         points[str(rid)] = (op["sensitivity"], op["specificity"])
 
     return {

@@ -6,15 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.uncertainty import (
+from models.statistics import (
+    auc,
+    binary_metrics,
     bootstrap_metrics,
     compare_all_rules,
     compare_with_rule,
     delong_test,
     diagnostic_odds_ratios,
-    model_at_sensitivity,
     net_benefit,
-    rule_operating_point,
+    operating_point_at_sensitivity,
     treat_all_net_benefit,
     treat_none_net_benefit,
 )
@@ -129,13 +130,11 @@ def test_bootstrap_by_patient():
 
 
 def _paired_bootstrap_se(y, a, b, n_resamples=400, seed=0):
-    from models.uncertainty import _auc
-
     rng = np.random.default_rng(seed)
     diffs = []
     for _ in range(n_resamples):
         i = rng.integers(0, y.shape[0], y.shape[0])
-        diffs.append(_auc(y[i], a[i]) - _auc(y[i], b[i]))
+        diffs.append(auc(y[i], a[i]) - auc(y[i], b[i]))
     return np.nanstd(diffs, ddof=1)
 
 
@@ -181,7 +180,7 @@ def test_delong_binary_rule_auc_and_identity():
 def test_model_at_sensitivity_picks_highest_threshold():
     y = np.array([1, 0, 1, 0, 1, 0])
     p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
-    op = model_at_sensitivity(y, p, 2 / 3)
+    op = operating_point_at_sensitivity(y, p, 2 / 3, with_ci=False)
     assert op["threshold"] == 0.7
     assert op["ppv"] == pytest.approx(2 / 3)
     assert op["specificity"] == pytest.approx(2 / 3)
@@ -196,7 +195,7 @@ def test_rule_that_thresholds_p_matches_model():
     assert out["ppv_difference"]["estimate"] == pytest.approx(0.0, abs=1e-12)
     assert out["specificity_difference"]["estimate"] == pytest.approx(0.0, abs=1e-12)
     assert out["model"]["threshold"] == pytest.approx(t0)
-    assert out["rule"]["ppv"] == pytest.approx(rule_operating_point(y, rule)["ppv"])
+    assert out["rule"]["ppv"] == pytest.approx(binary_metrics(y, rule)["ppv"])
     lo, hi = out["ppv_difference"]["ci"]
     assert lo <= 0.0 <= hi and hi - lo < 0.1
     # the model's AUC is above a single cut of the same score
@@ -239,7 +238,7 @@ def test_diagnostic_odds_ratios():
     r = np.array([1] * 8 + [0] * 2 + [1] * 2 + [0] * 8, dtype=float)
     rules = pd.DataFrame({"D3_ctdna_clearance": r, "none": np.nan})
     tab = diagnostic_odds_ratios(y, rules)
-    assert list(tab.columns) == ["label", "odds_ratio", "ci_low", "ci_high", "n"]
+    assert list(tab.columns) == ["label", "odds_ratio", "ci_low", "ci_high", "n", "note"]
     row = tab.iloc[0]
     assert row.odds_ratio == pytest.approx(16.0)
     se = np.sqrt(1 / 8 + 1 / 2 + 1 / 2 + 1 / 8)  # Woolf: sum of 1/cell
@@ -248,16 +247,17 @@ def test_diagnostic_odds_ratios():
     assert np.isnan(tab.iloc[1].odds_ratio) and tab.iloc[1].n == 0
 
 
-def test_model_at_sensitivity_agrees_with_metrics():
-    from models.metrics import operating_point_at_sensitivity
-
+def test_operating_point_at_sensitivity_against_a_scan_of_every_threshold():
     y, p, _ = _cohort(150, seed=12)
     p = np.round(p, 2)  # ties
     for target in (0.0, 0.1, 0.5, 0.77, 1.0):
-        ours = model_at_sensitivity(y, p, target)
-        ref = operating_point_at_sensitivity(y, p, target)
-        for key in ("threshold", "sensitivity", "specificity", "ppv"):
-            np.testing.assert_allclose(ours[key], ref[key], err_msg=f"{key} at {target}")
+        op = operating_point_at_sensitivity(y, p, target)
+        candidates = [t for t in np.r_[np.unique(p), np.inf]
+                      if ((p >= t) & (y == 1)).sum() / y.sum() >= target - 1e-12]
+        best = max(candidates) if target > 0 else np.nextafter(p.max(), np.inf)
+        assert op["threshold"] == pytest.approx(best)
+        calls = (p >= op["threshold"]).astype(float)
+        assert op["ppv"] == pytest.approx(binary_metrics(y, calls)["ppv"], nan_ok=True)
 
 
 def test_too_few_rows_give_nan_not_errors():
@@ -271,12 +271,10 @@ def test_too_few_rows_give_nan_not_errors():
 def test_rank_auc_matches_scikit_learn_with_ties():
     from sklearn.metrics import roc_auc_score
 
-    from models.uncertainty import _auc
-
     rng = np.random.default_rng(4)
     for _ in range(50):
         y = rng.integers(0, 2, 80)
         s = np.round(rng.random(80), 1)  # many ties
         if 0 < y.sum() < len(y):
-            assert _auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
-    assert np.isnan(_auc(np.ones(5, dtype=int), rng.random(5)))
+            assert auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert np.isnan(auc(np.ones(5, dtype=int), rng.random(5)))

@@ -2,7 +2,7 @@
 
 :func:`build_model_card` turns the metrics dict (as written to ``metrics.json``) and, when
 available, the saved model bundle (:class:`models.bundle.TrainedModel`) into plain lists of
-sentences and (label, value) pairs; :mod:`models.report_sections` lays them out as the
+sentences and (label, value) pairs; :mod:`models.report.sections` lays them out as the
 model card section of ``report.md`` and ``report.html``. Every number is formatted from the
 metrics dict or the bundle, never recomputed.
 """
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 from models.bundle import TrainedModel
 from models.classifier import RADIOMIC_REDUCTION
-from models.report import _est_ci, _g, _pct, _pct_ci
+from models.report import format as fmt
 
-#: Events per candidate feature below which the card warns (as models.validation does).
+#: Events per candidate feature below which the card warns (as models.training does).
 LOW_EVENTS_PER_FEATURE = 10.0
 
 
@@ -72,9 +72,9 @@ def threshold_rationale(threshold: float, source: str) -> str:
         why = f"source recorded as: {source or 'not recorded'}."
     t = float(threshold)
     odds = t / (1 - t) if 0 < t < 1 else float("nan")
-    return (f"Threshold {_g(t)} on P(pseudoprogression): {why} In decision-curve terms a "
-            f"threshold probability of {_g(t)} treats the harm of a false pseudoprogression "
-            f"call as {_g(odds)} times the benefit of a correct one.")
+    return (f"Threshold {fmt.g(t)} on P(pseudoprogression): {why} In decision-curve terms a "
+            f"threshold probability of {fmt.g(t)} treats the harm of a false pseudoprogression "
+            f"call as {fmt.g(odds)} times the benefit of a correct one.")
 
 
 def _metric_pairs(metrics: Mapping) -> list[tuple[str, str]]:
@@ -84,30 +84,30 @@ def _metric_pairs(metrics: Mapping) -> list[tuple[str, str]]:
     n, events = metrics.get("n"), metrics.get("n_positive")
     where = f"{n} rows, {events} pseudoprogression"
     pairs = [
-        ("AUC (DeLong 95% CI)", f"{_est_ci(m.get('auc'), m.get('auc_ci'))}; {where}"),
+        ("AUC (DeLong 95% CI)", f"{fmt.est_ci(m.get('auc'), m.get('auc_ci'))}; {where}"),
     ]
     if isinstance(boot.get("auc"), Mapping):
         pairs.append(("AUC (bootstrap 95% CI)",
-                      _est_ci(boot["auc"].get("estimate"), boot["auc"].get("ci"))))
+                      fmt.est_ci(boot["auc"].get("estimate"), boot["auc"].get("ci"))))
     brier = boot.get("brier") if isinstance(boot.get("brier"), Mapping) else None
-    pairs.append(("Brier score", _est_ci(brier.get("estimate"), brier.get("ci"), 4)
-                  + " (bootstrap 95% CI)" if brier else _g(m.get("brier"), 4)))
+    pairs.append(("Brier score", fmt.est_ci(brier.get("estimate"), brier.get("ci"), 4)
+                  + " (bootstrap 95% CI)" if brier else fmt.g(m.get("brier"), 4)))
     pairs += [
         ("calibration intercept (ideal 0)",
-         _est_ci(m.get("calibration_intercept"), m.get("calibration_intercept_ci"))),
+         fmt.est_ci(m.get("calibration_intercept"), m.get("calibration_intercept_ci"))),
         ("calibration slope (ideal 1)",
-         _est_ci(m.get("calibration_slope"), m.get("calibration_slope_ci"))),
-        (f"sensitivity at threshold {_g(metrics.get('threshold'))}",
-         _pct_ci(m.get("sensitivity"), m.get("sensitivity_ci"))),
-        ("specificity", _pct_ci(m.get("specificity"), m.get("specificity_ci"))),
-        ("PPV", _pct_ci(m.get("ppv"), m.get("ppv_ci"))),
-        ("NPV", _pct_ci(m.get("npv"), m.get("npv_ci"))),
+         fmt.est_ci(m.get("calibration_slope"), m.get("calibration_slope_ci"))),
+        (f"sensitivity at threshold {fmt.g(metrics.get('threshold'))}",
+         fmt.pct_ci(m.get("sensitivity"), m.get("sensitivity_ci"))),
+        ("specificity", fmt.pct_ci(m.get("specificity"), m.get("specificity_ci"))),
+        ("PPV", fmt.pct_ci(m.get("ppv"), m.get("ppv_ci"))),
+        ("NPV", fmt.pct_ci(m.get("npv"), m.get("npv_ci"))),
     ]
     nested = ((metrics.get("internal_validation") or {}).get("nested_cv") or {})
     auc = (nested.get("summary") or {}).get("auc") or {}
     if auc:
         pairs.append(("AUC, nested cross-validation (mean ± SD over folds)",
-                      f"{_g(auc.get('mean'))} ± {_g(auc.get('sd'), 2)}; "
+                      f"{fmt.g(auc.get('mean'))} ± {fmt.g(auc.get('sd'), 2)}; "
                       f"{nested.get('n')} training rows, {nested.get('n_positive')} "
                       f"pseudoprogression, {nested.get('n_outer_folds')} folds"))
     return pairs
@@ -120,7 +120,7 @@ def _limitations(metrics: Mapping, simulated: bool) -> list[str]:
         out.append(
             "Synthetic data: patients drawn from a simulator tuned to one article's figures. "
             "The numbers say how well the method recovers a known generator (the exact "
-            f"posterior's AUC on the same rows is {_g(ceiling.get('auc'))}), not how it "
+            f"posterior's AUC on the same rows is {fmt.g(ceiling.get('auc'))}), not how it "
             "will perform on real patients.")
     out += [
         "The article's figures contradict one another (D1's PPV of 93.2% at a prevalence of "
@@ -133,7 +133,7 @@ def _limitations(metrics: Mapping, simulated: bool) -> list[str]:
         "random patient split and cross-validation inside the training patients). Expect "
         "lower discrimination and miscalibration elsewhere.",
         "Probabilities are calibrated to the training prevalence "
-        f"({_pct(metrics.get('prevalence'))} in the evaluated rows); at another prevalence "
+        f"({fmt.pct(metrics.get('prevalence'))} in the evaluated rows); at another prevalence "
         "they need recalibration. PPV and NPV at other prevalences assume that sensitivity "
         "and specificity carry over.",
         "Rules abstain where an input is missing, so each rule is compared with the model on "
@@ -144,7 +144,7 @@ def _limitations(metrics: Mapping, simulated: bool) -> list[str]:
     epv = (metrics.get("internal_validation") or {}).get("events_per_feature") or {}
     ratio = epv.get("events_per_feature")
     if ratio is not None and float(ratio) < LOW_EVENTS_PER_FEATURE:
-        out.append(f"Only {_g(ratio)} events per candidate feature ({epv.get('events')} "
+        out.append(f"Only {fmt.g(ratio)} events per candidate feature ({epv.get('events')} "
                    f"events, {epv.get('candidate_features')} candidate features): the model "
                    "may be unstable and optimistic.")
     if not simulated:
@@ -182,7 +182,7 @@ def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
     columns = list(getattr(model, "feature_columns", None) or [])
     card.model = [("family", str(family) if family else "not recorded"),
                   ("output", "calibrated P(pseudoprogression), a probability in 0-1, and the "
-                             f"call 1 when it is at or above {_g(threshold)}")]
+                             f"call 1 when it is at or above {fmt.g(threshold)}")]
     if columns:
         shown = ", ".join(columns[:20]) + (f" and {len(columns) - 20} more"
                                            if len(columns) > 20 else "")
@@ -200,10 +200,10 @@ def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
         card.data.append(f"Training data: {split.get('n_train')} patients, "
                          f"{split.get('n_train_positive')} pseudoprogression.")
     card.data.append(f"Evaluated: {metrics.get('n')} rows, {metrics.get('n_positive')} "
-                     f"pseudoprogression (prevalence {_pct(metrics.get('prevalence'))})"
+                     f"pseudoprogression (prevalence {fmt.pct(metrics.get('prevalence'))})"
                      + (", patients held out before anything was fitted." if split else "."))
     if simulated:
-        card.data.append("All data are synthetic (features.simulate); no patient data.")
+        card.data.append("All data are synthetic (features.synthetic.cohort); no patient data.")
     card.missing_data = list(MISSING_DATA_HANDLING)
     card.threshold = [threshold_rationale(float(threshold), source or
                                           "not recorded (no model bundle given)")]

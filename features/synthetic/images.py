@@ -50,7 +50,12 @@ from tqdm import tqdm
 
 from features.contract import ID, LABEL
 from features.errors import UserInputError
-from features.parameters import DEFAULT_IMAGE_PARAMETERS, ImageParameters
+from features.synthetic.parameters import (
+    DEFAULT_IMAGE_PARAMETERS,
+    DEFAULT_PARAMETERS,
+    CohortParameters,
+    ImageParameters,
+)
 from features.tables import write_table_atomic
 
 SEQUENCES: tuple[str, ...] = ("t1c", "flair", "adc", "rcbv")
@@ -81,27 +86,6 @@ def patient_folder(patient_id: str) -> str:
 def oedema_mask_path(out_dir: str | Path, patient_id: str) -> Path:
     """Where :func:`write_synthetic_images` writes a patient's oedema mask."""
     return Path(out_dir) / patient_folder(patient_id) / OEDEMA_MASK_FILE
-
-
-def toy_cohort(n: int, seed: int = 0) -> pd.DataFrame:
-    """A minimal stand-in cohort with the columns the images need (not the project's simulator).
-
-    Half pseudoprogression; adc (10^-3 mm^2/s) and rcbv (ratio) overlap between the classes,
-    about 15 % of each missing; volume_change_pct in %.
-    """
-    rng = np.random.default_rng(seed)
-    y = (np.arange(n) % 2).astype(int)
-    adc = np.where(y == 1, rng.normal(1.35, 0.25, n), rng.normal(0.95, 0.2, n)).clip(0.4, 3.0)
-    rcbv = np.exp(np.where(y == 1, np.log(1.2), np.log(2.2)) + rng.normal(0, 0.35, n))
-    adc[rng.random(n) < 0.15] = np.nan
-    rcbv[rng.random(n) < 0.15] = np.nan
-    return pd.DataFrame({
-        ID: [f"P{i:04d}" for i in range(n)],
-        LABEL: y,
-        "adc": adc,
-        "rcbv": rcbv,
-        "volume_change_pct": rng.uniform(20, 120, n),
-    })
 
 
 # --------------------------------------------------------------------------------------
@@ -362,3 +346,23 @@ def write_synthetic_images(cohort: pd.DataFrame, out_dir: str | Path, seed: int 
     manifest = pd.DataFrame(entries, columns=list(MANIFEST_COLUMNS))
     write_table_atomic(manifest, out / MANIFEST_FILE)
     return manifest
+
+
+def simulated_cohort_with_images(n: int, cohort: str, seed: int, image_dir: str | Path,
+                                 prevalence: float | None = None, jobs: int = 1,
+                                 progress: bool = True, params: CohortParameters | None = None
+                                 ) -> tuple[pd.DataFrame, Path]:
+    """Simulate a cohort and write its synthetic MRI under ``image_dir``, both shaped by
+    ``params`` (the simulator's parameter table; its ``images`` field for the MRI).
+
+    Returns the clinical table and the path of the image manifest.
+    """
+    from features.synthetic.cohort import simulate_cohort
+
+    table = simulate_cohort(n, cohort=cohort, prevalence=prevalence, seed=seed, params=params)
+    image_dir = Path(image_dir)
+    if progress:
+        print(f"writing synthetic MRI for {n} patients to {image_dir} ...", flush=True)
+    params = DEFAULT_PARAMETERS if params is None else params
+    write_synthetic_images(table, image_dir, seed=seed, params=params.images, jobs=jobs)
+    return table, image_dir / MANIFEST_FILE

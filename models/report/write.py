@@ -1,0 +1,115 @@
+"""Writing the report: ``metrics.json``, ``metrics.md``, figures, ``report.md``, ``report.html``.
+
+- :func:`write_report` writes ``metrics.json``, ``metrics.md``, the six figures,
+  ``report.md`` (figures by relative path), ``report.html`` (one self-contained file:
+  figures as base64 PNG data URIs, inline CSS, no script) and ``evaluation_predictions.csv``;
+- :func:`report_files` lists those files, so callers can refuse to overwrite an input.
+
+Both report files are rendered (:mod:`models.report.document`) from one document built
+(:mod:`models.report.sections`) from the metrics dict exactly as it is written to
+``metrics.json`` (numpy types made plain, nan as None), so every number in them is the one in
+``metrics.json``. Sections name the TRIPOD+AI 2024 items (Collins et al., BMJ
+2024;385:e078378) and CLEAR items (Kocak et al., Insights Imaging 2023;14:75) they answer;
+a closing table says where each TRIPOD+AI item is answered or why it is not.
+
+>>> from models.evaluation import add_uncertainty                       # doctest: +SKIP
+>>> from models.report import write_report                              # doctest: +SKIP
+>>> metrics = add_uncertainty(ev.metrics, ev.frame, model.threshold)   # doctest: +SKIP
+>>> paths = write_report("report/", metrics, ev.frame, model=model)    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from features.tables import atomic_write_bytes, atomic_write_text
+from models.bundle import TrainedModel
+from models.evaluation import labels_and_probabilities, rule_calls
+from models.report import format as fmt
+from models.report.document import render_html_document, render_markdown_document
+from models.report.sections import BAYES_COLUMN, build_document
+from models.report.tables import DEFAULT_TITLE, REPORT_FILES, write_metrics_report
+from models.statistics import to_jsonable
+
+__all__ = ["report_files", "write_report"]
+
+#: Key of the simulator's fidelity table in metrics.json.
+FIDELITY_KEY = "simulator_fidelity"
+# --------------------------------------------------------------------------- write
+
+
+def _odds_ratio_table(data: Mapping) -> pd.DataFrame:
+    """Each rule's diagnostic odds ratio from the metrics, for the forest plot."""
+    rows = []
+    for rid, m in (data.get("rules") or {}).items():
+        ci = m.get("dor_ci") or [None, None]
+        rows.append({"label": rid, "odds_ratio": fmt.num(m.get("dor")), "ci_low": fmt.num(ci[0]),
+                     "ci_high": fmt.num(ci[1]), "n": fmt.num(m.get("n"))})
+    return pd.DataFrame(rows, columns=["label", "odds_ratio", "ci_low", "ci_high", "n"])
+
+
+def report_files(report_dir: str | Path) -> list[Path]:
+    """Every file :func:`write_report` writes into ``report_dir``."""
+    from models.report.figures import FILE_NAMES
+
+    return [Path(report_dir) / n for n in (*REPORT_FILES.values(), *FILE_NAMES.values())]
+
+
+def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
+                 model: TrainedModel | None = None,
+                 fidelity: pd.DataFrame | None = None,
+                 title: str = DEFAULT_TITLE) -> dict[str, Path]:
+    """Write the full report into ``report_dir`` (created if needed); return name -> path.
+
+    Files: ``metrics.json`` and ``metrics.md`` (:func:`models.report.write_metrics_report`,
+    with ``fidelity`` as the extra table ``simulator_fidelity``), the six figures of
+    :func:`models.report.figures.write_all_figures` (the simulator's posterior from
+    ``frame["bayes_posterior"]`` when present), ``report.md``, ``report.html`` and
+    ``evaluation_predictions.csv`` (``frame``). Every file is written atomically.
+
+    ``metrics`` is the benchmark dict, ideally through :func:`add_uncertainty`; missing
+    parts (no bootstrap, no internal validation, no Bayes ceiling) are left out or said
+    to be missing. ``model`` is the :class:`models.bundle.TrainedModel` behind it, or None
+    (then versions and the training data hash are not shown).
+    """
+    from models.report.figures import write_all_figures
+
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    extra = {FIDELITY_KEY: fidelity} if fidelity is not None else None
+    write_metrics_report(report_dir, metrics, extra_tables=extra, title=title)
+    data = to_jsonable(metrics)  # the numbers exactly as metrics.json holds them
+    y, p = labels_and_probabilities(frame)
+    rules = rule_calls(frame)
+    threshold = data.get("threshold")
+    if threshold is None:
+        threshold = getattr(model, "threshold", None)
+    if threshold is None:
+        raise ValueError("metrics has no 'threshold' and no model was given.")
+    bayes = (frame[BAYES_COLUMN].to_numpy(dtype=float) if BAYES_COLUMN in frame.columns
+             else None)
+    auc_ci = (data.get("model") or {}).get("auc_ci")
+    fig_metrics = {"odds_ratios": _odds_ratio_table(data)}
+    if auc_ci and all(v is not None for v in auc_ci):
+        fig_metrics["auc_ci"] = auc_ci
+    paths: dict[str, Path] = {k: report_dir / REPORT_FILES[k]
+                              for k in ("metrics_json", "metrics_md")}
+    figure_paths = write_all_figures(report_dir, y.astype(int), p, float(threshold), rules,
+                                     bayes_p=bayes, metrics=fig_metrics)
+    paths.update(figure_paths)
+    fid_records = to_jsonable(fidelity) if fidelity is not None else None
+    fid_n = fidelity.attrs.get("n") if fidelity is not None else None
+    sections = build_document(data, frame, model, fid_records,
+                              {k: Path(v).name for k, v in figure_paths.items()}, fid_n)
+    images = {k: Path(v).read_bytes() for k, v in figure_paths.items()}
+    paths["report_md"] = atomic_write_text(report_dir / REPORT_FILES["report_md"],
+                                           render_markdown_document(title, sections))
+    paths["report_html"] = atomic_write_text(report_dir / REPORT_FILES["report_html"],
+                                             render_html_document(title, sections, images))
+    paths["predictions_csv"] = atomic_write_bytes(
+        report_dir / REPORT_FILES["predictions_csv"],
+        frame.to_csv(index=False).encode("utf-8"))
+    return paths
