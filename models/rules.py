@@ -26,6 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from features.article import THRESHOLDS
 
@@ -114,6 +121,18 @@ Q1_COMBINATION = ("Q1a holds and every available objective criterion (Q1b rCBV, 
 RULE_IDS: tuple[str, ...] = (*RULES, Q1_COMBINED_ID)
 
 
+def rule_inputs(rule_id: str) -> tuple[str, ...]:
+    """The contract columns a rule reads, in a fixed order (the default order of an array's
+    columns for :class:`ArticleRule`)."""
+    if rule_id == Q1_COMBINED_ID:
+        parts = ("Q1a_symptoms", *Q1_OBJECTIVE_PARTS)
+        return tuple(dict.fromkeys(c for r in parts for c in rule_inputs(r)))
+    if rule_id not in RULES:
+        raise ValueError(f"unknown rule id {rule_id!r}; choose one of {RULE_IDS}")
+    spec = RULES[rule_id]
+    return (*spec.needs, "steroid_response_pct") if spec.id == "Q1a_symptoms" else spec.needs
+
+
 def _input_frame(X: pd.DataFrame, columns) -> pd.DataFrame:
     """The columns a rule reads, as floats; absent columns become all-missing."""
     if not isinstance(X, pd.DataFrame):
@@ -124,65 +143,133 @@ def _input_frame(X: pd.DataFrame, columns) -> pd.DataFrame:
     return out
 
 
-def _apply_spec(spec: RuleSpec, X: pd.DataFrame) -> np.ndarray:
-    """1.0 / 0.0 where the rule's inputs are present, NaN where it abstains."""
-    cols = sorted({*spec.needs, "steroid_response_pct"} if spec.id == "Q1a_symptoms"
-                  else set(spec.needs))
-    d = _input_frame(X, cols)
+def _decide_spec(spec: RuleSpec, d: pd.DataFrame) -> np.ndarray:
+    """1.0 / 0.0 where the rule's inputs are present in ``d``, NaN where it abstains."""
     covered = d[list(spec.needs)].notna().all(axis=1).to_numpy()
     says = spec.decide(d).fillna(False).to_numpy(dtype=bool)
     return np.where(covered, says.astype(float), np.nan)
 
 
-def _apply_four_part(X: pd.DataFrame) -> np.ndarray:
-    q1a = _apply_spec(RULES["Q1a_symptoms"], X)
-    parts = np.column_stack([_apply_spec(RULES[r], X) for r in Q1_OBJECTIVE_PARTS])
+def _decide_four_part(d: pd.DataFrame) -> np.ndarray:
+    q1a = _decide_spec(RULES["Q1a_symptoms"], d)
+    parts = np.column_stack([_decide_spec(RULES[r], d) for r in Q1_OBJECTIVE_PARTS])
     any_available = ~np.all(np.isnan(parts), axis=1)
     all_agree = np.all(np.isnan(parts) | (parts == 1.0), axis=1)
     says = (q1a == 1.0) & all_agree
     return np.where(~np.isnan(q1a) & any_available, says.astype(float), np.nan)
 
 
+def _decide(rule_id: str, d: pd.DataFrame) -> np.ndarray:
+    """A rule's decisions on a frame holding (at least) its inputs as floats."""
+    if rule_id == Q1_COMBINED_ID:
+        return _decide_four_part(d)
+    return _decide_spec(RULES[rule_id], d)
+
+
 class ArticleRule(ClassifierMixin, BaseEstimator):
-    """One of the article's rules as an estimator (``fit`` learns nothing).
+    """One of the article's rules as a scikit-learn classifier (``fit`` learns no parameter).
 
     Parameters
     ----------
     rule_id : one of :data:`RULE_IDS`.
+    columns : the names of an array's columns, in order; None: the names seen by ``fit``
+        on a DataFrame, else :func:`rule_inputs` of the rule. A DataFrame with text column
+        names is read by those names (``columns`` unused); one with other names, like an
+        array. Columns beyond the names are ignored, and a needed input with no column is
+        missing (the rule abstains), as for a DataFrame without that column.
 
-    ``predict(X)`` returns a float array: 1.0 pseudoprogression, 0.0 true progression,
-    NaN where the rule abstains; ``covers(X)`` says where it does not abstain.
+    ``predict(X)`` returns 1 (pseudoprogression), 0 (true progression) or NaN where the
+    rule abstains, as floats. When ``fit`` is given labels ``y`` (two classes), the rule's
+    1 and 0 are reported as ``classes_[1]`` and ``classes_[0]``, scikit-learn's positive and
+    negative class. ``covers(X)`` says where the rule does not abstain. Inputs are read on
+    their contract units; NaN is missing, infinity an error.
     """
 
-    def __init__(self, rule_id: str = "D1_perfusion_diffusion"):
+    def __init__(self, rule_id: str = "D1_perfusion_diffusion", columns=None):
         self.rule_id = rule_id
+        self.columns = columns
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.target_tags.required = False
+        tags.classifier_tags.multi_class = False
+        tags.classifier_tags.poor_score = True  # fixed cut-offs learn nothing from y
+        return tags
 
     def _check_id(self) -> None:
         if self.rule_id not in RULE_IDS:
             raise ValueError(f"unknown rule id {self.rule_id!r}; choose one of {RULE_IDS}")
 
-    def fit(self, X: pd.DataFrame, y=None) -> ArticleRule:
-        """Nothing to learn; records the classes and returns self."""
+    def _frame(self, X, reset: bool) -> pd.DataFrame:
+        """The rule's inputs from ``X`` as floats (checked like scikit-learn input)."""
+        needed = rule_inputs(self.rule_id)
+        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            d = _input_frame(X, needed)
+        else:
+            a = validate_data(self, X, reset=reset, dtype=float, ensure_all_finite="allow-nan")
+            names = self.columns if self.columns is not None else \
+                getattr(self, "feature_names_in_", needed)
+            position = {str(c): j for j, c in enumerate(names) if j < a.shape[1]}
+            d = pd.DataFrame({c: a[:, position[c]] if c in position else np.nan
+                              for c in needed}, index=pd.RangeIndex(a.shape[0]))
+        if np.isinf(d.to_numpy(dtype=float)).any():
+            raise ValueError(f"Input X contains infinity in a column {self.rule_id} reads "
+                             f"({', '.join(needed)}); give a finite value or leave it empty.")
+        return d
+
+    def fit(self, X, y=None) -> ArticleRule:
+        """Nothing to learn: checks ``X`` and, when given, the binary labels ``y`` whose
+        classes name the rule's two decisions; returns self."""
         self._check_id()
-        self.classes_ = np.array([0, 1])
+        self._frame(X, reset=True)
+        if y is None:
+            self.classes_ = np.array([0, 1])
+            return self
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(X, y)
+        check_classification_targets(y)
+        kind = type_of_target(y, input_name="y", raise_unknown=True)
+        if kind != "binary":
+            raise ValueError("Only binary classification is supported: a rule says "
+                             f"pseudoprogression or not. The type of the target is {kind}.")
+        classes = np.unique(y)
+        if len(classes) < 2:
+            raise ValueError(f"y holds one class only ({classes[0]!r}); a rule needs both "
+                             "classes to name its two decisions (or fit it without y).")
+        self.classes_ = classes
         return self
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """1.0 / 0.0 per row, NaN where an input the rule needs is missing."""
+    def _decisions(self, X) -> np.ndarray:
+        check_is_fitted(self, "classes_")
         self._check_id()
-        if self.rule_id == Q1_COMBINED_ID:
-            return _apply_four_part(X)
-        return _apply_spec(RULES[self.rule_id], X)
+        return _decide(self.rule_id, self._frame(X, reset=False))
 
-    def covers(self, X: pd.DataFrame) -> np.ndarray:
+    def predict(self, X) -> np.ndarray:
+        """``classes_[1]`` (by default 1.0, pseudoprogression) / ``classes_[0]`` per row, NaN
+        where an input the rule needs is missing."""
+        says = self._decisions(X)
+        covered = ~np.isnan(says)
+        if np.array_equal(self.classes_, [0, 1]):
+            return says
+        numeric = np.issubdtype(self.classes_.dtype, np.number)
+        out = np.full(len(says), np.nan, dtype=float if numeric else object)
+        out[covered] = self.classes_[says[covered].astype(int)]
+        return out
+
+    def covers(self, X) -> np.ndarray:
         """Boolean mask of the rows the rule decides (does not abstain on)."""
-        return ~np.isnan(self.predict(X))
+        return ~np.isnan(self._decisions(X))
 
-    def score(self, X: pd.DataFrame, y, sample_weight=None) -> float:
-        """Accuracy on the covered rows only."""
-        pred = self.predict(X)
-        keep = ~np.isnan(pred)
-        return float(np.mean(pred[keep] == np.asarray(y)[keep])) if keep.any() else float("nan")
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy on the covered rows only (NaN when the rule covers none)."""
+        keep = self.covers(X)
+        if not keep.any():
+            return float("nan")
+        pred = self.predict(X)[keep]
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)[keep]
+        return float(np.average(pred == np.asarray(y)[keep], weights=w))
 
 
 def apply_rules(X: pd.DataFrame, rule_ids=RULE_IDS) -> pd.DataFrame:

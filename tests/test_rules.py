@@ -89,7 +89,7 @@ def test_t5_rule_and_t6_risk_group():
 
 def test_rules_are_sklearn_estimators():
     rule = clone(ArticleRule("D3_ctdna_clearance"))
-    assert rule.get_params() == {"rule_id": "D3_ctdna_clearance"}
+    assert rule.get_params() == {"rule_id": "D3_ctdna_clearance", "columns": None}
     X = rows(ctdna_change_pct=[-80, 0, NAN, -90])
     y = np.array([1, 0, 1, 0])
     assert rule.fit(X, y).score(X, y) == pytest.approx(2 / 3)
