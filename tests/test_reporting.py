@@ -26,13 +26,31 @@ from models.evaluation import NB_THRESHOLDS, add_uncertainty, evaluate
 from models.report import format as fmt
 from models.report import write_report
 from models.report.figures import FILE_NAMES
-from models.statistics import to_jsonable
-from models.training import apparent_performance, events_per_feature
+from models.statistics import (
+    auc,
+    binary_metrics,
+    brier_score,
+    calibration_intercept_slope,
+    called,
+    to_jsonable,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "check_report_in_browser.py"
 CHROMIUM = Path("/usr/bin/chromium")
 NEW_KEYS = ("uncertainty", "bootstrap", "rule_comparisons", "net_benefit")
+
+
+def _apparent(model: TrainedModel, train: pd.DataFrame) -> dict:
+    """The model's figures on its own training rows, as internal validation records them."""
+    y = train[LABEL].to_numpy().astype(int)
+    p = model.predict_proba(train, warn=False)
+    m = binary_metrics(y, called(p, model.threshold).astype(float))
+    cal = calibration_intercept_slope(y, p)
+    return {"n": len(y), "n_positive": int(y.sum()), "auc": auc(y, p),
+            "brier": brier_score(y, p), "calibration_intercept": cal["calibration_intercept"],
+            "calibration_slope": cal["calibration_slope"], "sensitivity": m["sensitivity"],
+            "ppv": m["ppv"]}
 
 
 def _quick_model(train: pd.DataFrame, source: str) -> TrainedModel:
@@ -63,8 +81,11 @@ def evaluated():
     ev = evaluate(model, test, bayes[300:])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        ev.metrics["internal_validation"] = {"apparent": apparent_performance(model, train),
-                                             "events_per_feature": events_per_feature(train)}
+        ev.metrics["internal_validation"] = {
+            "apparent": _apparent(model, train),
+            "events_per_feature": {"events": int(train[LABEL].sum()), "candidate_features": 25,
+                                   "events_per_feature": train[LABEL].sum() / 25,
+                                   "minimum": 10.0, "enough": False}}
     ev.metrics["model_selection"] = {"chosen": "logistic", "cv": model.cv_scores}
     ev.metrics["split"] = {"n_train": 300, "n_train_positive": int(train[LABEL].sum()),
                            "n_test": 250, "n_test_positive": int(test[LABEL].sum()),

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from models.report import format as fmt
 
 __all__ = ["Bullets", "Callout", "Figure", "Para", "Section", "Table",
-           "render_html_document", "render_markdown_document", "walk_sections"]
+           "render_html_document", "render_markdown_document", "table_markdown",
+           "table_text", "walk_sections"]
 
 # --------------------------------------------------------------------------- blocks
 
@@ -48,11 +49,18 @@ class Callout:
 
 @dataclass
 class Table:
-    """A table with a caption stating what it shows and the n behind it."""
+    """A table with a caption stating what it shows and the n behind it, and notes under
+    it (each starting with the marker its cells carry, e.g. ``"† 0.5 added ..."``)."""
 
     headers: Sequence[str]
     rows: Sequence[Sequence[str]]
     caption: str = ""
+    notes: Sequence[str] = ()
+
+    def columns(self, keep: Sequence[int]) -> Table:
+        """The same table with only the columns at positions ``keep`` (notes kept)."""
+        return Table([self.headers[i] for i in keep], [[r[i] for i in keep] for r in self.rows],
+                     self.caption, self.notes)
 
 
 @dataclass
@@ -98,6 +106,24 @@ def _tags(s: Section) -> str:
     return " · ".join(parts)
 
 
+# --------------------------------------------------------------------------- tables
+
+
+def table_markdown(t: Table) -> str:
+    """A :class:`Table` as a GitHub markdown table with its notes below (no caption)."""
+    text = fmt.md_table(t.headers, t.rows) if t.rows else "(no rows)"
+    if t.notes:
+        text += "\n\n" + "; ".join(t.notes) + "."
+    return text
+
+
+def table_text(t: Table) -> str:
+    """A :class:`Table` as padded plain text with its notes below (no caption)."""
+    text = fmt.text_table([str(h) for h in t.headers], [[fmt.cell(v) for v in r]
+                                                         for r in t.rows])
+    return "\n".join([text, *t.notes])
+
+
 # --------------------------------------------------------------------------- markdown
 
 
@@ -127,7 +153,7 @@ def _section_md(s: Section) -> list[str]:
         elif isinstance(b, Table):
             if b.caption:
                 out.append(f"*{b.caption}*")
-            out.append(fmt.md_table(b.headers, b.rows) if b.rows else "(no rows)")
+            out.append(table_markdown(b))
         elif isinstance(b, Figure):
             out.append(f"![{b.title or b.key}]({b.file})\n\n"
                        f"*Figure {b.number}. {b.caption}*")
@@ -163,6 +189,7 @@ th, td { border: 1px solid var(--line); padding: 4px 7px; vertical-align: top; t
 th { background: var(--band); font-weight: 600; }
 td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 tbody tr:nth-child(even) td { background: #fafbfc; }
+.table-note { margin: 0.2em 0; color: var(--muted); font-size: 0.82em; }
 figure { margin: 1.2em 0 1.8em; }
 figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); }
 figcaption { margin-top: 0.4em; color: var(--muted); font-size: 0.88em; }
@@ -242,6 +269,7 @@ def _table_html(t: Table) -> str:
         rows.append("<tr>" + "".join(cells) + "</tr>")
     caption = f'<p class="caption">{_inline(t.caption)}</p>' if t.caption else ""
     body = "".join(rows) or f'<tr><td colspan="{len(t.headers)}">(no rows)</td></tr>'
+    notes = "".join(f'<p class="table-note">{_inline(n)}</p>' for n in t.notes)
     return (f'{caption}<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>")
+            f"<tbody>{body}</tbody></table>{notes}</div>")
 

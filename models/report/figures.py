@@ -18,6 +18,7 @@ import pandas as pd
 
 from features.article import FIGURES, PREVALENCE
 from features.tables import atomic_path
+from models.report import format as fmt
 from models.statistics import (
     auc,
     auc_with_ci,
@@ -37,6 +38,7 @@ __all__ = [
     "plot_ppv_npv_vs_prevalence",
     "plot_precision_recall",
     "plot_roc",
+    "precision_recall_label",
     "write_all_figures",
 ]
 
@@ -148,13 +150,14 @@ def _not_estimable(ax, name: str, style: dict, n: int) -> None:
 
 
 def plot_roc(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
-             auc_ci: Sequence[float] | None = None) -> Path:
+             auc_ci: Sequence[float] | None = None, bayes_auc: float | None = None) -> Path:
     """ROC curve of the model, each rule as a point with 95% Wilson CIs, to a PNG at ``out``.
 
     Each rule sits at (1 - specificity, sensitivity) measured on its covered rows; error
     bars are Wilson intervals of specificity (horizontal) and sensitivity (vertical).
-    ``bayes_p`` (the true posterior of simulated data) adds the Bayes-optimal curve;
-    ``auc_ci`` (low, high) goes into the legend beside the model's AUC.
+    ``bayes_p`` (the true posterior of simulated data) adds the Bayes-optimal curve (its
+    AUC ``bayes_auc`` as the report states it, computed when None); ``auc_ci`` (low, high)
+    goes into the legend beside the model's AUC. Numbers are formatted as in the report.
     """
     from sklearn.metrics import roc_curve
 
@@ -167,13 +170,11 @@ def plot_roc(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
     if bayes_p is not None:
         _, bp = _arrays(y, bayes_p)
         fpr, tpr, _ = roc_curve(y, bp)
-        ax.plot(fpr, tpr, label=f"Bayes-optimal (true posterior), AUC {auc(y, bp):.3f}",
+        value = auc(y, bp) if bayes_auc is None else bayes_auc
+        ax.plot(fpr, tpr, label=f"Bayes-optimal (true posterior), AUC {fmt.fixed(value)}",
                 **_BAYES)
     fpr, tpr, _ = roc_curve(y, p)
-    label = f"Model, AUC {auc(y, p):.3f}"
-    if auc_ci is not None and np.all(np.isfinite(auc_ci)):
-        label += f" (95% CI {auc_ci[0]:.3f}-{auc_ci[1]:.3f})"
-    ax.plot(fpr, tpr, label=label, **_MODEL)
+    ax.plot(fpr, tpr, label=f"Model, AUC {fmt.est_ci(auc(y, p), auc_ci)}", **_MODEL)
     for rid in rules.columns:
         op = binary_metrics(y, rules[rid].to_numpy(dtype=float))
         st = styles[rid]
@@ -201,11 +202,21 @@ def plot_roc(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
 # --------------------------------------------------------------------------- precision-recall
 
 
-def plot_precision_recall(y, p, rules: pd.DataFrame | None, out, bayes_p=None) -> Path:
+def precision_recall_label(name: str, average_precision: float | None) -> str:
+    """The legend entry of a precision-recall curve: its name and average precision, as the
+    report's caption states it."""
+    return f"{name}, average precision {fmt.fixed(average_precision)}"
+
+
+def plot_precision_recall(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
+                          average_precision: float | None = None,
+                          bayes_average_precision: float | None = None) -> Path:
     """Precision-recall curve of the model, rules as points with 95% Wilson CIs, to a PNG.
 
     Each rule sits at (sensitivity, PPV) on its covered rows; the horizontal line is the
-    prevalence of all rows, the PPV of calling everyone pseudoprogression.
+    prevalence of all rows, the PPV of calling everyone pseudoprogression. The legend gives
+    each curve's average precision (:func:`precision_recall_label`): ``average_precision``
+    and ``bayes_average_precision`` as the report states them, computed when None.
     """
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
@@ -220,11 +231,14 @@ def plot_precision_recall(y, p, rules: pd.DataFrame | None, out, bayes_p=None) -
     if bayes_p is not None and both:
         _, bp = _arrays(y, bayes_p)
         prec, rec, _ = precision_recall_curve(y, bp)
-        ax.plot(rec, prec, label=f"Bayes-optimal (true posterior), AP "
-                f"{average_precision_score(y, bp):.3f}", **_BAYES)
+        value = (average_precision_score(y, bp) if bayes_average_precision is None
+                 else bayes_average_precision)
+        ax.plot(rec, prec, label=precision_recall_label("Bayes-optimal (true posterior)", value),
+                **_BAYES)
     if both:
         prec, rec, _ = precision_recall_curve(y, p)
-        ax.plot(rec, prec, label=f"Model, AP {average_precision_score(y, p):.3f}",
+        value = average_precision_score(y, p) if average_precision is None else average_precision
+        ax.plot(rec, prec, label=precision_recall_label("Model", value),
                 drawstyle="steps-post", **_MODEL)
     for rid in rules.columns:
         op = binary_metrics(y, rules[rid].to_numpy(dtype=float))
@@ -263,13 +277,14 @@ def _calibration_bins(y: np.ndarray, p: np.ndarray, n_bins: int) -> pd.DataFrame
     return tab
 
 
-def plot_calibration(y, p, out, n_bins: int = 10) -> Path:
+def plot_calibration(y, p, out, n_bins: int = 10, calibration: Mapping | None = None) -> Path:
     """Calibration plot: quantile-binned observed vs predicted with Wilson CIs, to a PNG.
 
     Adds a lowess smooth (statsmodels), the identity line, a histogram of ``p`` by label
     underneath, and the calibration intercept (calibration-in-the-large, logit(p) as
     offset; 0 is ideal) and slope (logistic regression on logit(p); 1 is ideal) with 95%
-    CIs, from :func:`models.statistics.calibration_intercept_slope`.
+    CIs: ``calibration`` (keys as :func:`models.statistics.calibration_intercept_slope`
+    returns, e.g. the report's metrics) or computed by that function when None.
     """
     from statsmodels.nonparametric.smoothers_lowess import lowess
 
@@ -291,15 +306,14 @@ def plot_calibration(y, p, out, n_bins: int = 10) -> Path:
     if y.size >= 10 and np.ptp(p) > 0:
         sm = lowess(y, p, frac=2 / 3, it=0, return_sorted=True)
         ax.plot(sm[:, 0], sm[:, 1], label="Lowess smooth", **_MODEL)
-    cal = calibration_intercept_slope(y, p)
+    cal = calibration_intercept_slope(y, p) if calibration is None else calibration
 
-    def fmt(name: str) -> str:
-        v, (lo, hi) = cal[name], cal[f"{name}_ci"]
-        return "n/a" if not np.isfinite(v) else f"{v:.2f} (95% CI {lo:.2f} to {hi:.2f})"
+    def text(name: str) -> str:
+        return fmt.est_ci(cal.get(name), cal.get(f"{name}_ci"))
 
     ax.legend(loc="best", fontsize=8, title_fontsize=8, framealpha=0.9,
-              title=f"Calibration intercept {fmt('calibration_intercept')}\n"
-                    f"Calibration slope {fmt('calibration_slope')}")
+              title=f"Calibration intercept {text('calibration_intercept')}\n"
+                    f"Calibration slope {text('calibration_slope')} (95% CIs)")
     ax.set(xlim=(0, 1), ylim=(-0.02, 1.02), ylabel="Observed proportion of pseudoprogression",
            title=f"Calibration of P(pseudoprogression) (n={y.shape[0]})")
     ax.grid(alpha=0.3)
@@ -377,7 +391,9 @@ def plot_odds_ratio_forest(rule_or_table: pd.DataFrame, out,
     """Forest plot of diagnostic odds ratios with 95% CIs on a log axis, to a PNG.
 
     ``rule_or_table`` has one row per rule with columns ``label``, ``odds_ratio``,
-    ``ci_low``, ``ci_high``, ``n`` (as from :func:`models.statistics.diagnostic_odds_ratios`).
+    ``ci_low``, ``ci_high``, ``n`` and optionally ``note`` (as from
+    :func:`models.statistics.diagnostic_odds_ratios`): an undefined ratio is named with its
+    reason, a corrected one gets a marker explained in the legend.
     ``article`` = (rule id prefix, OR, CI low, CI high), by default the article's D3
     (:data:`ARTICLE_D3`), is drawn just below the matching rule in another colour and
     marker (or as its own row when no rule matches); ``None`` leaves it out.
@@ -390,7 +406,11 @@ def plot_odds_ratio_forest(rule_or_table: pd.DataFrame, out,
     tab["label"] = tab["label"].astype(str)
     if "n" not in tab.columns:
         tab["n"] = np.nan
-    tab = tab[["label", "odds_ratio", "ci_low", "ci_high", "n"]]
+    if "note" not in tab.columns:
+        tab["note"] = ""
+    tab["note"] = tab["note"].fillna("").astype(str)
+    tab = tab[["label", "odds_ratio", "ci_low", "ci_high", "n", "note"]]
+    notes = fmt.Footnotes()
     rows = list(tab.itertuples(index=False))
     lines = []  # (y position, label, text)
     fig = _figure((7.5, max(3.0, 0.45 * (len(rows) + 2) + 1.2)))
@@ -409,20 +429,18 @@ def plot_odds_ratio_forest(rule_or_table: pd.DataFrame, out,
                         label=ours_label)
             ours_label = "_nolegend_"
             xs += [r.ci_low, r.ci_high]
-            txt = f"{r.odds_ratio:.2f} ({r.ci_low:.2f}-{r.ci_high:.2f}), {n_txt}"
-        else:
-            txt = f"not estimable, {n_txt}"
+        txt = fmt.dor(r.odds_ratio, (r.ci_low, r.ci_high), r.note, notes)
+        txt = f"{txt if txt != fmt.DASH else 'not estimable'}, {n_txt}"
         lines.append((ypos, r.label, txt))
         if not art_drawn and _matches(r.label, article[0]):
             _draw_article(ax, ypos - 0.35, article)
-            lines.append((ypos - 0.35, "", f"article {article[0]}: {article[1]:.2f} "
-                          f"({article[2]:.2f}-{article[3]:.2f})"))
+            lines.append((ypos - 0.35, "", f"article {article[0]}: "
+                          f"{fmt.ratio_ci(article[1], article[2:])}"))
             xs += [article[2], article[3]]
             art_drawn = True
     if not art_drawn:
         _draw_article(ax, 0.0, article)
-        lines.append((0.0, f"{article[0]} (article)",
-                      f"{article[1]:.2f} ({article[2]:.2f}-{article[3]:.2f})"))
+        lines.append((0.0, f"{article[0]} (article)", fmt.ratio_ci(article[1], article[2:])))
         xs += [article[2], article[3]]
     xs = np.asarray(xs, dtype=float)
     xs = xs[np.isfinite(xs) & (xs > 0)]
@@ -441,6 +459,8 @@ def plot_odds_ratio_forest(rule_or_table: pd.DataFrame, out,
     ax.set(xlabel="Diagnostic odds ratio for pseudoprogression (log scale)",
            title="Diagnostic odds ratio of each rule (covered rows)")
     ax.grid(axis="x", which="both", alpha=0.3)
+    for line in notes.lines():
+        ax.plot([], [], ls="none", label=line)
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=7.5,
                frameon=False)
@@ -518,9 +538,11 @@ def write_all_figures(out_dir, y, p, threshold: float, rules: pd.DataFrame | Non
 
     ``threshold`` (probability) fixes the model's operating point in the PPV/NPV figure.
     ``metrics`` may supply ``"auc"`` as ``{"ci": [low, high]}`` (as from
-    :func:`models.statistics.bootstrap_metrics`) or ``"auc_ci"``, and ``"odds_ratios"``
-    (a forest-plot table); otherwise the AUC CI is DeLong's
-    (:func:`models.statistics.auc_with_ci`) and the odds ratios are computed here.
+    :func:`models.statistics.bootstrap_metrics`) or ``"auc_ci"``, ``"odds_ratios"`` (a
+    forest-plot table), ``"model"`` (the report's model metrics: average precision,
+    calibration intercept and slope with CIs) and ``"bayes_ceiling"`` (its AUC and average
+    precision), so that legends state the numbers the report states; what is missing is
+    computed here (the AUC CI by :func:`models.statistics.auc_with_ci`).
     """
     y, p = _arrays(y, p)
     rules = _rules(rules, y.shape[0])
@@ -538,6 +560,9 @@ def write_all_figures(out_dir, y, p, threshold: float, rules: pd.DataFrame | Non
     table = metrics.get("odds_ratios")
     if table is None:
         table = diagnostic_odds_ratios(y, rules)
+    model_m = metrics.get("model") or {}
+    ceiling = metrics.get("bayes_ceiling") or {}
+    calibration = model_m if "calibration_slope" in model_m else None
 
     model = binary_metrics(y, called(p, threshold).astype(float))
     points = {f"Model (p >= {threshold:.2f})": (model["sensitivity"], model["specificity"])}
@@ -546,10 +571,13 @@ def write_all_figures(out_dir, y, p, threshold: float, rules: pd.DataFrame | Non
         points[str(rid)] = (op["sensitivity"], op["specificity"])
 
     return {
-        "roc": plot_roc(y, p, rules, path["roc"], bayes_p=bayes_p, auc_ci=auc_ci),
-        "precision_recall": plot_precision_recall(y, p, rules, path["precision_recall"],
-                                                  bayes_p=bayes_p),
-        "calibration": plot_calibration(y, p, path["calibration"]),
+        "roc": plot_roc(y, p, rules, path["roc"], bayes_p=bayes_p, auc_ci=auc_ci,
+                        bayes_auc=ceiling.get("auc")),
+        "precision_recall": plot_precision_recall(
+            y, p, rules, path["precision_recall"], bayes_p=bayes_p,
+            average_precision=model_m.get("average_precision"),
+            bayes_average_precision=ceiling.get("average_precision")),
+        "calibration": plot_calibration(y, p, path["calibration"], calibration=calibration),
         "decision_curve": plot_decision_curve(y, p, rules, path["decision_curve"]),
         "odds_ratio_forest": plot_odds_ratio_forest(table, path["odds_ratio_forest"]),
         "ppv_npv_prevalence": plot_ppv_npv_vs_prevalence(points, path["ppv_npv_prevalence"]),

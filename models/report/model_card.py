@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from models.bundle import TrainedModel
 from models.classifier import RADIOMIC_REDUCTION
 from models.report import format as fmt
+from models.report.tables import evaluated_units, units_text
 
 #: Events per candidate feature below which the card warns (as models.training does).
 LOW_EVENTS_PER_FEATURE = 10.0
@@ -82,7 +83,7 @@ def _metric_pairs(metrics: Mapping) -> list[tuple[str, str]]:
     m = metrics.get("model") or {}
     boot = metrics.get("bootstrap") or {}
     n, events = metrics.get("n"), metrics.get("n_positive")
-    where = f"{n} rows, {events} pseudoprogression"
+    where = f"{n} rows (lesions), {events} pseudoprogression"
     pairs = [
         ("AUC (DeLong 95% CI)", f"{fmt.est_ci(m.get('auc'), m.get('auc_ci'))}; {where}"),
     ]
@@ -90,8 +91,8 @@ def _metric_pairs(metrics: Mapping) -> list[tuple[str, str]]:
         pairs.append(("AUC (bootstrap 95% CI)",
                       fmt.est_ci(boot["auc"].get("estimate"), boot["auc"].get("ci"))))
     brier = boot.get("brier") if isinstance(boot.get("brier"), Mapping) else None
-    pairs.append(("Brier score", fmt.est_ci(brier.get("estimate"), brier.get("ci"), 4)
-                  + " (bootstrap 95% CI)" if brier else fmt.g(m.get("brier"), 4)))
+    pairs.append(("Brier score", fmt.brier(brier.get("estimate"), brier.get("ci"))
+                  + " (bootstrap 95% CI)" if brier else fmt.brier(m.get("brier"))))
     pairs += [
         ("calibration intercept (ideal 0)",
          fmt.est_ci(m.get("calibration_intercept"), m.get("calibration_intercept_ci"))),
@@ -107,13 +108,27 @@ def _metric_pairs(metrics: Mapping) -> list[tuple[str, str]]:
     auc = (nested.get("summary") or {}).get("auc") or {}
     if auc:
         pairs.append(("AUC, nested cross-validation (mean ± SD over folds)",
-                      f"{fmt.g(auc.get('mean'))} ± {fmt.g(auc.get('sd'), 2)}; "
+                      f"{fmt.mean_sd(auc.get('mean'), auc.get('sd'))}; "
                       f"{nested.get('n')} training rows, {nested.get('n_positive')} "
                       f"pseudoprogression, {nested.get('n_outer_folds')} folds"))
     return pairs
 
 
-def _limitations(metrics: Mapping, simulated: bool) -> list[str]:
+def training_prevalence(metrics: Mapping, model=None) -> tuple[float, str]:
+    """The prevalence the probabilities are calibrated to (proportion) and where it comes
+    from: the model's training rows, else the split's training rows; nan when unknown."""
+    training = getattr(model, "training", None) or {}
+    n, pos = training.get("n"), training.get("n_positive")
+    if fmt.finite(n, pos) and fmt.num(n) > 0:
+        return fmt.num(pos) / fmt.num(n), f"{pos} of {n} training rows"
+    split = metrics.get("split") or {}
+    n, pos = split.get("n_train"), split.get("n_train_positive")
+    if fmt.finite(n, pos) and fmt.num(n) > 0:
+        return fmt.num(pos) / fmt.num(n), f"{pos} of {n} training rows"
+    return float("nan"), "not recorded"
+
+
+def _limitations(metrics: Mapping, simulated: bool, model=None) -> list[str]:
     out = []
     if simulated:
         ceiling = metrics.get("bayes_ceiling") or {}
@@ -132,10 +147,7 @@ def _limitations(metrics: Mapping, simulated: bool) -> list[str]:
         "No external validation: every figure comes from patients of the same source (a "
         "random patient split and cross-validation inside the training patients). Expect "
         "lower discrimination and miscalibration elsewhere.",
-        "Probabilities are calibrated to the training prevalence "
-        f"({fmt.pct(metrics.get('prevalence'))} in the evaluated rows); at another prevalence "
-        "they need recalibration. PPV and NPV at other prevalences assume that sensitivity "
-        "and specificity carry over.",
+        _prevalence_limitation(metrics, model),
         "Rules abstain where an input is missing, so each rule is compared with the model on "
         "the rows it covers: different rules are judged on different subsets.",
         "No sociodemographic columns: performance across groups (fairness) could not be "
@@ -152,6 +164,16 @@ def _limitations(metrics: Mapping, simulated: bool) -> list[str]:
                    "(follow-up imaging at 12 weeks or later, biopsy) and by whom must be "
                    "stated by the study.")
     return out
+
+
+def _prevalence_limitation(metrics: Mapping, model=None) -> str:
+    prev, source = training_prevalence(metrics, model)
+    trained = (f"{fmt.pct(prev)}, {source}" if fmt.finite(prev) else
+               "not recorded with these metrics")
+    return (f"Probabilities are calibrated to the training prevalence ({trained}); the "
+            f"evaluated rows have {fmt.pct(metrics.get('prevalence'))}. At another prevalence "
+            "they need recalibration. PPV and NPV at other prevalences assume that sensitivity "
+            "and specificity carry over.")
 
 
 def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
@@ -194,13 +216,15 @@ def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
     split = metrics.get("split") or {}
     if training:
         card.data.append(f"Training data: {training.get('source', 'not recorded')}; "
-                         f"{training.get('n')} patients, {training.get('n_positive')} "
-                         "pseudoprogression.")
+                         f"{units_text(training.get('n'), training.get('n_patients'))}, "
+                         f"{training.get('n_positive')} pseudoprogression.")
     elif split:
-        card.data.append(f"Training data: {split.get('n_train')} patients, "
+        card.data.append(f"Training data: "
+                         f"{units_text(split.get('n_train'), split.get('n_train_patients'))}, "
                          f"{split.get('n_train_positive')} pseudoprogression.")
-    card.data.append(f"Evaluated: {metrics.get('n')} rows, {metrics.get('n_positive')} "
-                     f"pseudoprogression (prevalence {fmt.pct(metrics.get('prevalence'))})"
+    card.data.append(f"Evaluated: {units_text(*evaluated_units(metrics))}, "
+                     f"{metrics.get('n_positive')} pseudoprogression (prevalence "
+                     f"{fmt.pct(metrics.get('prevalence'))})"
                      + (", patients held out before anything was fitted." if split else "."))
     if simulated:
         card.data.append("All data are synthetic (features.synthetic.cohort); no patient data.")
@@ -208,7 +232,7 @@ def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
     card.threshold = [threshold_rationale(float(threshold), source or
                                           "not recorded (no model bundle given)")]
     card.performance = _metric_pairs(metrics)
-    card.limitations = _limitations(metrics, simulated)
+    card.limitations = _limitations(metrics, simulated, model)
     card.usability = [
         "Inputs are checked against the column contract (names, units, plausible ranges); a "
         "value out of range is an error with a hint about the likely unit mistake.",
@@ -224,7 +248,8 @@ def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
             ("training data source", str(training.get("source", "not recorded"))),
             ("training data SHA-256", str(training.get("sha256", "not recorded"))),
             ("training rows (pseudoprogression)",
-             f"{training.get('n')} ({training.get('n_positive')})"),
+             f"{units_text(training.get('n'), training.get('n_patients'))} "
+             f"({training.get('n_positive')})"),
             ("seed", str(training.get("seed", "not recorded"))),
             ("model format version", str(getattr(model, "format_version", ""))),
         ]

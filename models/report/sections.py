@@ -2,10 +2,12 @@
 
 :func:`build_document` returns the sections of ``report.md`` and ``report.html`` (rendered by
 :mod:`models.report.document`): summary, data, outcome, predictors, sample size, methods,
-performance, image features, internal validation, simulator fidelity, model card, software
-and the TRIPOD+AI / CLEAR checklist. Sections name the TRIPOD+AI 2024 items (Collins et al.,
-BMJ 2024;385:e078378) and CLEAR items (Kocak et al., Insights Imaging 2023;14:75) they answer.
-Every number is formatted from the metrics dict, never recomputed.
+the fitted model's features, performance, image features, internal validation, simulator
+fidelity, model card, software and the TRIPOD+AI / CLEAR checklist. Sections name the
+TRIPOD+AI 2024 items (Collins et al., BMJ 2024;385:e078378) and CLEAR items (Kocak et al.,
+Insights Imaging 2023;14:75) they answer. Every table comes from :mod:`models.report.tables`
+(the ones ``metrics.md`` shows) and every number is formatted by :mod:`models.report.format`
+from the metrics dict, never recomputed.
 """
 
 from __future__ import annotations
@@ -13,27 +15,47 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
 from features.article import PREVALENCE
-from features.contract import BY_NAME, ID
+from features.contract import ID, is_radiomic
 from models.classifier import RADIOMIC_REDUCTION
 from models.report import format as fmt
 from models.report.document import Bullets, Callout, Figure, Para, Section, Table, walk_sections
 from models.report.model_card import ModelCard, build_model_card
+from models.report.model_features import fitted_pipeline, radiomic_selection
 from models.report.tables import (
+    DOR_METHOD,
+    INTERVALS_NOTE,
+    MATCHED_SENSITIVITY_EXCEPTION,
+    MATCHED_SENSITIVITY_NOTE,
     PREVALENCE_NOTE,
     article_table,
     benchmark_table,
     bootstrap_method,
     bootstrap_table,
+    evaluated_units,
+    feature_effects_table,
+    fidelity_table,
+    image_difference_text,
+    image_features_table,
+    internal_validation_table,
     model_lines,
+    model_selection_table,
+    nested_folds_table,
     net_benefit_table,
+    participant_table,
+    predictor_table,
     prevalence_table,
+    radiomic_selection_table,
+    radiomic_table,
     rule_comparison_table,
     rules_vs_model_tables,
+    sample_size_lines,
+    unit_sentence,
+    units_text,
 )
+from models.statistics import AUC_CI_METHOD, CALIBRATION_CI_METHOD, PREVALENCE_CI_METHOD
 
 __all__ = ["BAYES_COLUMN", "build_document"]
 
@@ -47,6 +69,11 @@ BAYES_COLUMN = "bayes_posterior"
 def _events(n, n_pos) -> str:
     """``n = 400 (40 pseudoprogression)``."""
     return f"n = {fmt.cell(n)} ({fmt.cell(n_pos)} pseudoprogression)"
+
+
+def _with(table: Table, caption: str) -> Table:
+    """``table`` with ``caption``."""
+    return Table(table.headers, table.rows, caption, table.notes)
 
 
 def _is_simulated(data: Mapping, frame: pd.DataFrame, model, fidelity) -> bool:
@@ -82,21 +109,21 @@ def _rule_definitions(data: Mapping) -> Table:
 # --------------------------------------------------------------------------- sections
 
 
-def _summary(data: Mapping, simulated: bool, held_out: bool) -> Section:
+def _summary(data: Mapping, simulated: bool, held_out: bool, units: tuple) -> Section:
     m = data.get("model") or {}
     boot = data.get("bootstrap") or {}
-    where = "held-out patients" if held_out else "evaluation rows"
+    where = "held-out set" if held_out else "evaluated set"
     auc_boot = boot.get("auc") if isinstance(boot.get("auc"), Mapping) else None
     items = [
-        f"{where.capitalize()}: {_events(data.get('n'), data.get('n_positive'))}, prevalence "
-        f"{fmt.pct(data.get('prevalence'))}.",
-        f"AUC {fmt.est_ci(m.get('auc'), m.get('auc_ci'))} (DeLong 95% CI)"
+        f"{where.capitalize()}: {units_text(*units)}; {fmt.cell(data.get('n_positive'))} "
+        f"pseudoprogression (prevalence {fmt.pct(data.get('prevalence'))}).",
+        f"AUC {fmt.est_ci(m.get('auc'), m.get('auc_ci'))} (DeLong 95% CI, logit scale)"
         + (f"; bootstrap 95% CI {fmt.est_ci(auc_boot.get('estimate'), auc_boot.get('ci'))}"
            if auc_boot else "") + ".",
         "Calibration intercept "
         f"{fmt.est_ci(m.get('calibration_intercept'), m.get('calibration_intercept_ci'))}, slope "
         f"{fmt.est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))}; Brier "
-        f"{fmt.g(m.get('brier'), 4)}.",
+        f"{fmt.brier(m.get('brier'))}.",
         f"At threshold {fmt.g(data.get('threshold'))}: sensitivity "
         f"{fmt.pct_ci(m.get('sensitivity'), m.get('sensitivity_ci'))}, PPV "
         f"{fmt.pct_ci(m.get('ppv'), m.get('ppv_ci'))}.",
@@ -120,12 +147,10 @@ def _summary(data: Mapping, simulated: bool, held_out: bool) -> Section:
     return Section("Summary", blocks, tripod="4 (items 1-2, title and abstract, do not apply)")
 
 
-def _data_section(data: Mapping, frame: pd.DataFrame, model, simulated: bool) -> Section:
+def _data_section(data: Mapping, model, simulated: bool, units: tuple) -> Section:
     split = data.get("split") or {}
     training = getattr(model, "training", None) or {}
-    n_patients = frame[ID].nunique() if ID in frame.columns else None
     blocks: list = []
-    one_each = ", one lesion per patient" if n_patients == len(frame) else ""
     if split:
         where = (f"Training and held-out patients both come from: "
                  f"{training.get('source') or 'the training table'}.")
@@ -133,44 +158,20 @@ def _data_section(data: Mapping, frame: pd.DataFrame, model, simulated: bool) ->
         where = ("The evaluated rows are the table given for this evaluation (named in the "
                  "title), not the model's training data"
                  + (f" ({training.get('source')})" if training.get("source") else "") + ".")
+    unit = unit_sentence(*units)
     if simulated:
         blocks.append(Para(
             f"{where} The data are synthetic: lesions drawn from a generator whose parameters "
             "are derived from the article's reported figures; no patient data, so dates of "
-            "accrual, centres, eligibility screening and ethics approval do not apply. One row "
-            f"is one lesion assessment at the scan that shows the enlargement{one_each}."))
+            f"accrual, centres, eligibility screening and ethics approval do not apply. {unit}"))
     else:
         blocks.append(Para(
-            f"{where} One row is one lesion assessment at the scan that shows the "
-            f"enlargement{one_each}. The setting, centres, dates of accrual and eligibility "
-            "criteria are not recorded in the table and must be stated by the study."))
+            f"{where} {unit} The setting, centres, dates of accrual and eligibility criteria "
+            "are not recorded in the table and must be stated by the study."))
     if not simulated and _trained_on_synthetic(model):
         blocks.append(Callout("The model was trained on synthetic data "
                               f"({training.get('source')}).", "warning"))
-    rows = []
-    if split:
-        n_all = (split.get("n_train") or 0) + (split.get("n_test") or 0)
-        pos_all = (split.get("n_train_positive") or 0) + (split.get("n_test_positive") or 0)
-        rows.append(["all patients", fmt.cell(n_all), fmt.cell(pos_all), fmt.cell(n_all - pos_all),
-                     "split once by patient, stratified by the label"
-                     + (f" (seed {split.get('seed')})" if "seed" in split else "")])
-        rows.append(["training", fmt.cell(split.get("n_train")),
-                     fmt.cell(split.get("n_train_positive")),
-                     fmt.cell((split.get("n_train") or 0) - (split.get("n_train_positive") or 0)),
-                     "model choice, calibration, threshold, nested cross-validation"])
-    if not split and training.get("n") is not None:
-        rows.append(["training (from the model bundle)", fmt.cell(training.get("n")),
-                     fmt.cell(training.get("n_positive")),
-                     fmt.cell((training.get("n") or 0) - (training.get("n_positive") or 0)),
-                     "fitting the model (not evaluated here)"])
-    n, pos = data.get("n"), data.get("n_positive")
-    rows.append(["held-out evaluation" if split else "evaluation", fmt.cell(n), fmt.cell(pos),
-                 fmt.cell((n or 0) - (pos or 0)),
-                 "every performance figure below unless stated"
-                 + (f"; {n_patients} patients" if n_patients is not None else "")])
-    blocks.append(Table(["set", "rows", "pseudoprogression", "true progression", "used for"],
-                        rows, "Participant flow: rows and events in each set (unit: "
-                        f"{split.get('unit', 'rows')})."))
+    blocks.append(participant_table(data, units[1], training))
     blocks.append(Para(
         "Development and evaluation data come from the same source by a random patient split, "
         "so they share setting, eligibility, outcome and predictors by design." if split else
@@ -184,8 +185,8 @@ def _outcome_section(simulated: bool) -> Section:
     text = ("Outcome: pseudoprogression (label 1), a treatment-related, transient enlargement "
             "of a lesion after immunotherapy or radio-chemotherapy, against true progression "
             "(label 0), at the scan that shows the enlargement (3-12 weeks after the start of "
-            "treatment, article P3). The label is the column `pseudoprogression`. The positive "
-            "class everywhere is pseudoprogression.")
+            "treatment, article P3). The label is the column `pseudoprogression`, one per "
+            "lesion. The positive class everywhere is pseudoprogression.")
     ref = ("Reference standard: the simulator's true class of each synthetic lesion (known "
            "without error), so outcome assessors, their blinding and subjective "
            "interpretation do not apply." if simulated else
@@ -195,39 +196,59 @@ def _outcome_section(simulated: bool) -> Section:
     return Section("Outcome", [Para(text), Para(ref)], tripod="3a, 8a, 8b, 8c", clear="18")
 
 
+def _selection_text(radiomic: Sequence[str]) -> str:
+    """What is selected on the outcome, and where."""
+    if not radiomic:
+        return ("No predictor is selected on the outcome: every contract column present in the "
+                "training data enters the model as it is.")
+    return (f"Every contract column enters the model as it is. The {len(radiomic)} radiomic "
+            f"columns are reduced inside the model's pipeline: {RADIOMIC_REDUCTION}. The last "
+            "step selects on the outcome (a univariate F-test of each column against the "
+            "label), so it is refitted inside every cross-validation fold (model choice, "
+            "calibration, nested cross-validation) on that fold's training rows only, never on "
+            "the rows it is scored on; the final model's choice, fitted on all training rows, "
+            "is listed below.")
+
+
 def _predictor_section(data: Mapping, model) -> Section:
-    columns = list(getattr(model, "feature_columns", None) or [])
-    ors = {str(r.get("feature")): r for r in (data.get("feature_odds_ratios") or [])
-           if isinstance(r, Mapping)}
-    n = data.get("n")
-    names = columns or [c for c in ors if c in BY_NAME]
-    rows = []
-    for c in names:
-        col = BY_NAME.get(c)
-        r = ors.get(c) or {}
-        avail = r.get("n")
-        share = f" ({fmt.pct(avail / n)})" if avail is not None and n else ""
-        rows.append([c, col.unit if col else "", col.meaning if col else "radiomic feature",
-                     col.figures if col else "",
-                     f"{fmt.cell(avail)}{share}" if avail is not None else "",
-                     _or_text(r)])
+    columns = [str(c) for c in (getattr(model, "feature_columns", None) or [])]
+    names = columns or [str(r.get("feature")) for r in (data.get("feature_odds_ratios") or [])
+                        if isinstance(r, Mapping) and "(" not in str(r.get("feature"))]
+    radiomic = [c for c in names if is_radiomic(c)]
+    ev = _events(data.get("n"), data.get("n_positive"))
     blocks: list = []
     if columns:
-        blocks.append(Para(f"The model uses {len(columns)} column(s) of the table: the column "
-                           "contract's features present in the training data and, when given, "
-                           "pyradiomics features named `<sequence>_<feature>`. No predictor "
-                           "was selected on the outcome before modelling."))
+        parts = f"{len(columns) - len(radiomic)} from the column contract (or declared)"
+        if radiomic:
+            parts += f" and {len(radiomic)} pyradiomics features named `<sequence>_<feature>`"
+        blocks.append(Para(f"The model uses {len(columns)} column(s) of the table: {parts}. "
+                           + _selection_text(radiomic)))
     else:
         blocks.append(Para("No model bundle was given, so the model's column list is not "
                            "shown; the contract's features found in the evaluation table are "
                            "listed."))
-    if rows:
-        blocks.append(Table(
-            ["predictor", "unit", "meaning", "article", "rows with a value",
-             "univariable OR (95% CI)"], rows,
+    table = predictor_table(data, names)
+    if table.rows:
+        blocks.append(_with(table, (
             f"Predictors, their availability and univariable odds ratio of pseudoprogression "
-            f"on the {_events(n, data.get('n_positive'))} evaluated rows (continuous: per SD "
-            "of the contract-transformed value; binary: 1 vs 0)."))
+            f"on the {ev} evaluated rows (continuous: per SD of the contract-transformed value; "
+            "binary: 1 vs 0).")))
+    if radiomic:
+        selection = radiomic_selection(model)
+        kept = len((selection or {}).get("kept") or [])
+        summary = radiomic_table(radiomic, selection)
+        blocks.append(_with(summary, (
+            f"The {len(radiomic)} radiomic columns counted by sequence and pyradiomics feature "
+            f"class ({len(summary.rows)} rows)"
+            + (f"; {kept} kept by the reduction fitted on all training rows." if selection
+               else "; the model bundle does not say which the reduction kept."))))
+        if selection:
+            blocks.append(_with(radiomic_selection_table(selection), (
+                f"The radiomic columns the final model uses: {selection.get('n_columns')} "
+                f"columns, {fmt.cell(selection.get('n_after_variance'))} after the "
+                "zero-variance filter, "
+                f"{fmt.cell(selection.get('n_after_correlation'))} after the correlation "
+                f"filter, {kept} kept by the F-test (training rows only).")))
     blocks.append(Para("Transformations (logistic regression): log for positive ratios and "
                        "concentrations, log(1 + pct/100) for % changes, logit for percentages, "
                        "then standardisation; gradient boosting uses the same transforms "
@@ -237,28 +258,15 @@ def _predictor_section(data: Mapping, model) -> Section:
 
     blocks.append(Bullets(list(MISSING_DATA_HANDLING)))
     return Section("Predictors and missing data", blocks, tripod="7, 9a, 9b, 9c, 11, 12b, 20b",
-                   clear="17, 29, 32")
+                   clear="17, 29, 32, 35")
 
 
-def _or_text(r: Mapping) -> str:
-    if not r:
-        return ""
-    if r.get("odds_ratio") is None:
-        return str(r.get("note") or "")
-    return fmt.ratio_ci(r.get("odds_ratio"), [r.get("ci_low"), r.get("ci_high")])
-
-
-def _sample_size_section(data: Mapping) -> Section:
+def _sample_size_section(data: Mapping, units: tuple) -> Section:
     iv = data.get("internal_validation") or {}
     epv = iv.get("events_per_feature") or {}
-    blocks: list = []
-    if epv:
+    blocks: list = [Para(line) for line in sample_size_lines(data)]
+    if blocks:
         ratio = epv.get("events_per_feature")
-        blocks.append(Para(
-            f"Events per candidate feature: {fmt.g(ratio)} ({epv.get('events')} events of the "
-            f"rarer class among the training patients, {epv.get('candidate_features')} candidate "
-            "features counting a missing-value indicator for every column with missing values "
-            f"and each category level beyond the first). Floor used: {fmt.g(epv.get('minimum'))}."))
         if epv.get("enough") is False:
             blocks.append(Callout(
                 f"Only {fmt.g(ratio)} events per candidate feature, below "
@@ -268,19 +276,29 @@ def _sample_size_section(data: Mapping) -> Section:
     else:
         blocks.append(Para("Events per candidate feature were not recorded for this "
                            "evaluation (no training run behind it)."))
+    riley = isinstance(epv, Mapping) and bool((epv.get("riley") or {}).get("method"))
     blocks.append(Para(
-        f"The evaluated set holds {_events(data.get('n'), data.get('n_positive'))}. No formal "
-        "sample-size calculation was done; the width of every confidence interval below shows "
-        "what this size allows."))
+        f"The evaluated set holds {units_text(*units)}, {fmt.cell(data.get('n_positive'))} of "
+        "the lesions pseudoprogression. "
+        + ("" if riley else "No formal sample-size calculation was done; ")
+        + ("the width" if not riley else "The width")
+        + " of every confidence interval below shows what this size allows."))
     return Section("Sample size", blocks, tripod="10, 21", clear="9")
 
 
 def _methods_section(data: Mapping, model) -> Section:
     cv = getattr(model, "cv_scores", None) or (data.get("model_selection") or {}).get("cv") or {}
     chosen = getattr(model, "family", None) or (data.get("model_selection") or {}).get("chosen")
-    blocks: list = [Bullets([
+    split = data.get("split") or {}
+    data_use = (
         "Data use: patients split once into training and held-out evaluation sets, stratified "
-        "by the label; nothing is fitted, calibrated or tuned on held-out patients.",
+        "by the label, each patient's lesions kept on one side; nothing is fitted or "
+        "calibrated on held-out patients, and nothing is tuned on them, with "
+        if split else
+        "Data use: the model was fitted before this evaluation; nothing was fitted or "
+        "calibrated on the evaluated rows, and nothing is tuned on them, with ")
+    blocks: list = [Bullets([
+        data_use + MATCHED_SENSITIVITY_EXCEPTION + ".",
         "Model families compared by patient-grouped, stratified cross-validation (5 folds, "
         "fewer when a class is rare) on the training patients, by log loss (a proper score): "
         "L2-penalised logistic regression and histogram gradient boosting, each with fixed "
@@ -296,30 +314,26 @@ def _methods_section(data: Mapping, model) -> Section:
         "held-out patients, kept apart below.",
         "Output: a calibrated P(pseudoprogression); the call is 1 at or above the stored "
         f"threshold ({fmt.g(data.get('threshold'))}; rationale in the model card).",
-        "Performance measures: discrimination (AUC, DeLong 95% CI, and a patient-level "
-        "percentile bootstrap CI), calibration (intercept and slope of a logistic "
-        "recalibration with profile CIs, Brier score, calibration plot), classification "
-        "(sensitivity, specificity, PPV, NPV with Wilson CIs; diagnostic odds ratios with "
-        "Woolf CIs), clinical utility (net benefit, decision curve), and PPV/NPV re-stated at "
-        "the article's prevalences.",
+        f"Performance measures: discrimination (AUC with a 95% CI from the {AUC_CI_METHOD}, "
+        "and a patient-level percentile bootstrap CI), calibration (intercept and slope of a "
+        f"logistic recalibration, {CALIBRATION_CI_METHOD}; Brier score; calibration plot), "
+        "classification (sensitivity, specificity, PPV, NPV at the threshold with Wilson "
+        f"95% CIs; {DOR_METHOD}), clinical utility (decision-curve net benefit: at each "
+        "threshold probability pt the model calls pseudoprogression at p >= pt), and PPV/NPV "
+        "re-stated at the "
+        f"article's prevalences (95% CIs: {PREVALENCE_CI_METHOD}).",
         "Comparison with the rules: each rule on the rows it covers, against the model on the "
         "same rows read at the rule's sensitivity; model minus rule PPV and specificity with "
-        "paired bootstrap CIs (model and rule resampled together), AUC difference by DeLong's "
-        "test and by paired bootstrap.",
+        "paired bootstrap CIs (model and rule resampled together, the matching threshold "
+        "found again in every resample), AUC difference by DeLong's test and by paired "
+        "bootstrap.",
         "Not done: clustering by centre (single site assumed), fairness across "
         "sociodemographic groups (no such columns), model updating.",
     ])]
     if cv:
-        rows = []
-        for fam, s in cv.items():
-            s = s or {}
-            rows.append([fam + (" (chosen)" if fam == chosen else ""),
-                         f"{fmt.g(s.get('log_loss'), 4)} ± {fmt.g(s.get('log_loss_sd'), 2)}",
-                         fmt.g(s.get("auc"))])
-        split = data.get("split") or {}
         behind = (f"{_events(split.get('n_train'), split.get('n_train_positive'))} training "
-                  "patients" if split else "the training patients")
-        blocks.append(Table(["family", "log loss, mean ± SD over folds", "AUC (pooled)"], rows,
+                  "rows" if split else "the training patients")
+        blocks.append(_with(model_selection_table(cv, chosen),
                             f"Model choice by grouped cross-validation on {behind}."))
     settings = _estimator_settings(model)
     if settings:
@@ -335,18 +349,45 @@ def _methods_section(data: Mapping, model) -> Section:
 
 def _estimator_settings(model) -> str:
     """The fitted model's estimator and calibration settings in one line, or ''."""
-    est = getattr(model, "estimator", None)
-    try:
-        inner = est.calibrated_classifiers_[0].estimator
-        final = inner.steps[-1][1]
-    except (AttributeError, IndexError, TypeError):
+    pipe = fitted_pipeline(model)
+    if pipe is None:
         return ""
-    text = re.sub(r"\s+", " ", repr(final))
-    folds = getattr(est, "cv", None)
-    n_folds = len(folds) if isinstance(folds, (list, tuple)) else folds
+    text = re.sub(r"\s+", " ", repr(pipe.named_steps["model"]))
+    calibrated = getattr(getattr(model, "estimator", None), "estimator", None)
+    method = getattr(calibrated, "method", None)
+    folds = getattr(calibrated, "n_splits", None)
+    if method is None:
+        return f"The chosen model as fitted (non-default settings shown): `{text}`."
     return (f"The chosen model as fitted (non-default settings shown): `{text}`; calibration "
-            f"`{getattr(est, 'method', '?')}`, ensemble={getattr(est, 'ensemble', '?')}, "
-            f"{n_folds} patient-grouped folds.")
+            f"`{method}` on {folds} patient-grouped folds.")
+
+
+def _features_section(data: Mapping, model) -> Section | None:
+    """What the fitted model does with each feature (``metrics["feature_effects"]``)."""
+    table = feature_effects_table(data)
+    if table is None:
+        return None
+    records = [r for r in data.get("feature_effects") or [] if isinstance(r, Mapping)]
+    first = records[0] if records else {}
+    if "coefficient" in str(first.get("method", "")):
+        caption = (
+            f"Coefficients of the fitted logistic model ({len(table.rows)} model inputs, "
+            "largest effect first), refitted on all training rows. Clinical and radiomic "
+            "inputs and the missing-value indicators are standardised inside the pipeline, so "
+            "a coefficient is per SD of the transformed value (a category level: 1 vs 0); the "
+            "odds ratio is exp(coefficient) on the model's log-odds. The sigmoid calibration "
+            "multiplies every log-odds by one factor, so the last column, the odds ratio on "
+            "the calibrated probability the model reports, keeps each sign and ordering.")
+    else:
+        caption = (
+            "Permutation importance of each input column of the fitted "
+            f"{getattr(model, 'family', None) or 'model'} on "
+            f"{_events(first.get('n'), first.get('n_positive'))} evaluated rows: the drop in "
+            "AUC when the column's values are shuffled among the rows, mean ± SD over "
+            f"{fmt.cell(first.get('n_repeats'))} shuffles. Radiomic columns the reduction "
+            "dropped cannot change a prediction and are not listed. Largest drop first.")
+    return Section("Features of the fitted model", [_with(table, caption)], tripod="12b, 22",
+                   clear="35")
 
 
 def _performance_sections(data: Mapping, figures: Mapping[str, str], held_out: bool,
@@ -359,53 +400,46 @@ def _performance_sections(data: Mapping, figures: Mapping[str, str], held_out: b
     # discrimination and calibration
     blocks: list = [Bullets(model_lines(data))]
     if data.get("bootstrap"):
-        headers, rows = bootstrap_table(data)
         unit = (data.get("uncertainty") or {}).get("resampling_unit")
-        blocks.append(Table(headers, rows,
+        blocks.append(_with(bootstrap_table(data),
                             f"The model's bootstrap 95% CIs on the {ev} {where} rows; "
                             f"{bootstrap_method(data)}"
-                            + (f"; resampling unit: {unit}." if unit else ".")))
+                            + (f"; resampling unit: {unit}" if unit else "")
+                            + ". Net benefit is the decision curve's (calls at p >= pt), as "
+                              "in the net-benefit table below."))
     blocks += _figure_blocks(figures, ("roc", "precision_recall", "calibration"), data,
                              has_bayes, ev)
     out.append(Section("Discrimination and calibration", blocks, tripod="23a",
                        clear="40, 47", level=3))
 
     # benchmark
-    headers, rows = benchmark_table(data)
     first, second = rules_vs_model_tables(data)
     blocks = [_rule_definitions(data),
-              Table(headers, rows, f"The model (all {ev} rows) and every rule (on its covered "
-                    "rows, n per row) through the same metrics: proportions with Wilson 95% "
-                    "CIs, diagnostic odds ratios with Woolf 95% CIs.")]
-    if first[1]:
-        blocks.append(Table(*first, caption=(
-            "On the rows each rule covers (n covered), the model at the highest threshold "
-            "reaching the rule's sensitivity.")))
-        blocks.append(Table(*second, caption=(
-            f"The model at its stored threshold ({fmt.g(data.get('threshold'))}) on the rows "
-            "each rule covers (n covered).")))
-    art_headers, art_rows = article_table(data)
-    if art_rows:
-        blocks.append(Table(art_headers, art_rows, "What the article reports for each rule, "
-                            "from its own, possibly different, population (no n given)."))
+              _with(benchmark_table(data), f"The model (all {ev} rows) and every rule (on its "
+                    f"covered rows, n per row) through the same metrics. {INTERVALS_NOTE}")]
+    if first.rows:
+        blocks += [first, second, Para(MATCHED_SENSITIVITY_NOTE)]
+    art = article_table(data)
+    if art.rows:
+        blocks.append(art)
     blocks += _figure_blocks(figures, ("odds_ratio_forest",), data, has_bayes, ev)
     out.append(Section("Benchmark against the article's rules", blocks, tripod="23a",
                        clear="41, 42, 48", level=3))
 
     # paired comparison
     if data.get("rule_comparisons"):
-        headers, rows = rule_comparison_table(data)
-        left, right = [0, 1, 2, 3, 4, 5], [0, 1, 6, 7, 8, 9]
+        table = rule_comparison_table(data)
         blocks = [
-            Table([headers[i] for i in left], [[r[i] for i in left] for r in rows], (
-                "Model minus rule on each rule's covered rows (n covered, events in "
-                "parentheses), the model read at the highest threshold reaching the rule's "
-                "sensitivity; differences in percentage points with paired bootstrap 95% CIs "
-                "(model and rule resampled together).")),
-            Table([headers[i] for i in right], [[r[i] for i in right] for r in rows], (
-                "AUC of the model against each rule on the same rows; a rule's AUC is "
-                "(sensitivity + specificity) / 2. Difference model minus rule with a paired "
-                "bootstrap 95% CI and by DeLong's test.")),
+            _with(table.columns([0, 1, 2, 3, 4, 5]),
+                  "Model minus rule on each rule's covered rows (n covered, events in "
+                  "parentheses), the model read at the highest threshold reaching the rule's "
+                  "sensitivity (found on these rows, and again in every resample); differences "
+                  "in percentage points with paired bootstrap 95% CIs (model and rule "
+                  "resampled together)."),
+            _with(table.columns([0, 1, 6, 7, 8, 9]),
+                  "AUC of the model against each rule on the same rows; a rule's AUC is "
+                  "(sensitivity + specificity) / 2. Difference model minus rule with a paired "
+                  "bootstrap 95% CI and by DeLong's test."),
         ]
         out.append(Section("PPV at each rule's sensitivity: model against rule (paired)", blocks,
                            tripod="23a", clear="41", level=3))
@@ -414,19 +448,20 @@ def _performance_sections(data: Mapping, figures: Mapping[str, str], held_out: b
     blocks = []
     if data.get("net_benefit"):
         nb = data["net_benefit"]
-        blocks.append(Table(*net_benefit_table(data), caption=(
-            f"Net benefit ({nb.get('unit', 'net true positives per patient')}) on "
-            f"{_events(nb.get('n'), nb.get('n_positive'))} rows at a few threshold "
-            f"probabilities pt. {nb.get('abstention', '')}")))
+        blocks.append(_with(net_benefit_table(data), (
+            f"Decision-curve net benefit ({nb.get('unit', 'net true positives per patient')}) "
+            f"on {_events(nb.get('n'), nb.get('n_positive'))} rows at a few threshold "
+            "probabilities pt; the model calls pseudoprogression at p >= pt, the quantity of "
+            f"the bootstrap table's net-benefit rows. {nb.get('abstention', '')}")))
     blocks += _figure_blocks(figures, ("decision_curve",), data, has_bayes, ev)
     out.append(Section("Clinical utility: decision curve and net benefit", blocks,
                        tripod="12e, 23a", clear="39, 47", level=3))
 
     # prevalence
-    headers, rows = prevalence_table(data)
-    blocks = [Para(PREVALENCE_NOTE)] if rows else [Para("No prevalences were given.")]
-    if rows:
-        blocks.append(Table(headers, rows, (
+    table = prevalence_table(data)
+    blocks = [Para(PREVALENCE_NOTE)] if table.rows else [Para("No prevalences were given.")]
+    if table.rows:
+        blocks.append(_with(table, (
             f"PPV and NPV of the model (sensitivity and specificity from the {ev} rows) and of "
             "each rule (from its covered rows) at the article's prevalences: P1 melanoma "
             f"{fmt.pct(PREVALENCE['melanoma'])}, P2 lung {fmt.pct(PREVALENCE['nsclc'])}.")))
@@ -436,26 +471,27 @@ def _performance_sections(data: Mapping, figures: Mapping[str, str], held_out: b
 
 
 _FIGURE_CAPTIONS = {
-    "roc": ("ROC curve of the model on {ev} {where} rows, AUC {auc} (DeLong 95% CI). Each rule "
-            "is a point at (1 - specificity, sensitivity) on the rows it covers, with 95% Wilson "
-            "CIs; its n is in the legend.{bayes}"),
+    "roc": ("ROC curve of the model on {ev} {where} rows, AUC {auc} (DeLong 95% CI, logit "
+            "scale). Each rule is a point at (1 - specificity, sensitivity) on the rows it "
+            "covers, with 95% Wilson CIs; its n is in the legend.{bayes_auc}"),
     "precision_recall": ("Precision (PPV) against recall (sensitivity) of the model on {ev} "
-                         "{where} rows; the horizontal line is the prevalence ({prev}), the PPV "
-                         "of calling everyone pseudoprogression. Rules as points on their "
-                         "covered rows (n in the legend), 95% Wilson CIs.{bayes}"),
+                         "{where} rows, average precision {ap}; the horizontal line is the "
+                         "prevalence ({prev}), the PPV of calling everyone pseudoprogression. "
+                         "Rules as points on their covered rows (n in the legend), 95% Wilson "
+                         "CIs.{bayes_ap}"),
     "calibration": ("Calibration of P(pseudoprogression) on {ev} {where} rows: observed "
                     "proportion against mean predicted probability in 10 quantile bins (about "
                     "{per_bin} rows each, 95% Wilson CIs), lowess smooth and the identity line; "
                     "below, the predicted probabilities by true class. Intercept {intercept}, "
-                    "slope {slope}."),
+                    "slope {slope} ({calibration_ci})."),
     "decision_curve": ("Decision curve on {ev} {where} rows: net benefit (true positives per "
-                       "patient) of calling pseudoprogression, for the model re-thresholded at "
-                       "each threshold probability pt from 0.01 to 0.60, treat-all, treat-none "
-                       "and every rule (an abstention counted as not called, so all curves "
-                       "share the n rows)."),
+                       "lesion) of calling pseudoprogression, for the model re-thresholded at "
+                       "each threshold probability pt from 0.01 to 0.60 (calls at p >= pt), "
+                       "treat-all, treat-none and every rule (an abstention counted as not "
+                       "called, so all curves share the n rows)."),
     "odds_ratio_forest": ("Diagnostic odds ratio of each rule on its covered rows (n beside "
                           "each row) with 95% Woolf CIs, log scale, against the article's D3 "
-                          "odds ratio of 4.3 (3.7-5.0). Evaluated set: {ev}."),
+                          "odds ratio of 4.3 (3.7-5.0). Evaluated set: {ev}.{dor_notes}"),
     "ppv_npv_prevalence": ("PPV and NPV re-stated by Bayes' theorem over prevalences of 5-30% "
                            "for the model at its threshold and each rule, from sensitivity and "
                            "specificity measured on {ev} {where} rows (rules on their covered "
@@ -469,18 +505,38 @@ _FIGURE_TITLES = {
 }
 
 
+def forest_notes(data: Mapping) -> list[str]:
+    """The notes of the forest plot's odds ratios, markers as the figure draws them."""
+    notes = fmt.Footnotes()
+    for m in (data.get("rules") or {}).values():
+        fmt.dor(m.get("dor"), m.get("dor_ci"), m.get("dor_note", ""), notes)
+    return notes.lines()
+
+
 def _figure_blocks(figures: Mapping[str, str], keys: Sequence[str], data: Mapping,
                    has_bayes: bool, ev: str) -> list[Figure]:
     m = data.get("model") or {}
+    ceiling = data.get("bayes_ceiling") or {}
+    ap = data.get("average_precision") or {}
     n = data.get("n") or 0
-    bayes = (" Dashed: the simulator's exact posterior on the same rows (the ceiling), AUC "
-             f"{fmt.g((data.get('bayes_ceiling') or {}).get('auc'))}." if has_bayes else "")
+    ceiling_text = " Dashed: the simulator's exact posterior on the same rows (the ceiling), "
+    undefined = [f"{rid}: {rm.get('dor_note')}" for rid, rm in (data.get("rules") or {}).items()
+                 if str(rm.get("dor_note", "")).startswith("undefined")]
+    notes = forest_notes(data)
+    dor_notes = (" " + "; ".join(notes) + "." if notes else "") + (
+        " Not drawn (undefined): " + "; ".join(undefined) + "." if undefined else "")
     values = {
         "ev": ev, "where": "held-out" if data.get("split") else "evaluation",
         "auc": fmt.est_ci(m.get("auc"), m.get("auc_ci")), "prev": fmt.pct(data.get("prevalence")),
-        "per_bin": fmt.cell(round(n / 10)) if n else "-", "bayes": bayes,
+        "ap": fmt.fixed(ap.get("model")),
+        "per_bin": fmt.cell(round(n / 10)) if n else "-",
+        "bayes_auc": (ceiling_text + f"AUC {fmt.fixed(ceiling.get('auc'))}." if has_bayes
+                      else ""),
+        "bayes_ap": (ceiling_text + "average precision "
+                     f"{fmt.fixed(ap.get('bayes_ceiling'))}." if has_bayes else ""),
         "intercept": fmt.est_ci(m.get("calibration_intercept"), m.get("calibration_intercept_ci")),
         "slope": fmt.est_ci(m.get("calibration_slope"), m.get("calibration_slope_ci")),
+        "calibration_ci": f"95% CIs: {CALIBRATION_CI_METHOD}", "dor_notes": dor_notes,
     }
     return [Figure(k, figures[k], f"{_FIGURE_TITLES[k]}. " + _FIGURE_CAPTIONS[k].format(**values),
                    title=_FIGURE_TITLES[k])
@@ -489,29 +545,6 @@ def _figure_blocks(figures: Mapping[str, str], keys: Sequence[str], data: Mappin
 
 def _internal_validation_section(data: Mapping) -> Section:
     iv = data.get("internal_validation") or {}
-    apparent = iv.get("apparent") or {}
-    nested = iv.get("nested_cv") or {}
-    summary = nested.get("summary") or {}
-    m = data.get("model") or {}
-    stats = [("AUC", "auc", 3), ("Brier score", "brier", 4),
-             ("calibration intercept", "calibration_intercept", 3),
-             ("calibration slope", "calibration_slope", 3),
-             ("sensitivity at the threshold", "sensitivity", 3), ("PPV at the threshold", "ppv", 3)]
-    rows = []
-    for name, key, digits in stats:
-        s = summary.get(key) or {}
-        rows.append([
-            name,
-            _fixed(apparent.get(key), digits) if apparent else "not run",
-            (f"{_fixed(s.get('mean'), digits)} ± {_fixed(s.get('sd'), digits)}"
-             if s else "not run"),
-            _fixed(m.get(key), digits)])
-    rows.append(["rows (pseudoprogression)",
-                 f"{fmt.cell(apparent.get('n'))} ({fmt.cell(apparent.get('n_positive'))})"
-                 if apparent else "-",
-                 f"{fmt.cell(nested.get('n'))} ({fmt.cell(nested.get('n_positive'))}), "
-                 f"{fmt.cell(nested.get('n_outer_folds'))} folds" if nested else "-",
-                 f"{fmt.cell(data.get('n'))} ({fmt.cell(data.get('n_positive'))})"])
     blocks: list = [Para(
         "Three figures kept apart: apparent (the final model on its own training patients, "
         "optimistic by construction), nested cross-validation (the whole procedure refitted "
@@ -520,22 +553,10 @@ def _internal_validation_section(data: Mapping) -> Section:
     if not iv:
         blocks.append(Callout("No internal validation was recorded with these metrics (an "
                               "evaluation of a saved model on a new table).", "info"))
-    blocks.append(Table(["statistic", "apparent (training patients)",
-                         "nested cross-validation (training patients)",
-                         "held-out" if data.get("split") else "this evaluation"], rows,
-                        "Internal validation; the last row gives the rows and events behind "
-                        "each column."))
-    per_fold = nested.get("per_fold") or []
-    if per_fold:
-        keys = ["fold", "n", "n_positive", "auc", "brier", "calibration_intercept",
-                "calibration_slope", "sensitivity", "ppv"]
-        fold_rows = [[fmt.cell(r.get(k)) if k in ("fold", "n", "n_positive")
-                      else _fixed(r.get(k), 4 if k == "brier" else 3) for k in keys]
-                     for r in per_fold]
-        blocks.append(Table(["fold", "n", "events", "AUC", "Brier", "cal. intercept",
-                             "cal. slope", "sensitivity", "PPV"], fold_rows,
-                            "Nested cross-validation, each outer fold (n rows and events "
-                            "per fold)."))
+    blocks.append(internal_validation_table(data))
+    folds = nested_folds_table(data)
+    if folds.rows:
+        blocks.append(folds)
     return Section("Internal validation", blocks, tripod="12c, 21, 23a", clear="38")
 
 
@@ -546,27 +567,14 @@ def _image_section(data: Mapping) -> Section | None:
     if not img:
         return None
     extraction = data.get("radiomic_extraction") or {}
-    rows = []
-    for label, key in (("with image features", "with_images"),
-                       ("without image features", "without_images")):
-        m = img.get(key) or {}
-        rows.append([label, fmt.cell(m.get("n_features")), str(m.get("family", "")),
-                     fmt.est_ci(m.get("auc"), m.get("auc_ci")), fmt.g(m.get("brier"), 4),
-                     _fixed(m.get("calibration_slope")), fmt.pct(m.get("sensitivity")),
-                     fmt.pct(m.get("ppv"))])
-    diff = (f"AUC difference (with minus without) {_fixed(img.get('auc_difference'))} "
-            f"(95% CI {_fixed((img.get('auc_difference_ci') or [None])[0])} to "
-            f"{_fixed((img.get('auc_difference_ci') or [None, None])[1])}), DeLong's test for "
-            f"two correlated AUCs p = {fmt.g(img.get('delong_p_value'), 2)}.")
     failures = extraction.get("failures") or []
     blocks: list = [
         Para("The whole procedure (model choice, calibration, threshold) was run twice on the "
              "same training patients, once with the radiomic columns and once without, and "
              "both models were scored on the same "
-             f"{_events(img.get('n'), img.get('n_positive'))} held-out patients. " + diff),
-        Table(["model", "feature columns", "family", "AUC (DeLong 95% CI)", "Brier",
-               "calibration slope", "sensitivity", "PPV"], rows,
-              "The model with and without image features on the same held-out patients."),
+             f"{_events(img.get('n'), img.get('n_positive'))} held-out rows. "
+             + image_difference_text(data)),
+        image_features_table(data),
         Bullets([
             f"Patients in the image manifest: {fmt.cell(extraction.get('n_manifest'))}; extracted: "
             f"{fmt.cell(extraction.get('n_extracted'))}; radiomic columns: "
@@ -576,40 +584,13 @@ def _image_section(data: Mapping) -> Section | None:
             + ("" if not failures else " (" + "; ".join(
                 f"{f.get('patient_id')} [{f.get('sequence')}]: {f.get('reason')}"
                 for f in failures[:5]) + (" ..." if len(failures) > 5 else "") + ")") + ".",
-            f"Radiomic columns are reduced inside the pipeline: {RADIOMIC_REDUCTION}."]),
+            f"Radiomic columns are reduced inside the pipeline: {RADIOMIC_REDUCTION}; the "
+            "columns kept are listed under Predictors."]),
     ]
     return Section("What the image features add", blocks, tripod="7, 23a")
 
 
-def _fixed(v, digits: int = 3) -> str:
-    return f"{fmt.num(v):.{digits}f}" if np.isfinite(fmt.num(v)) else "-"
-
-
-def _target_text(target) -> str:
-    lo, hi = (list(target or []) + [None, None])[:2]
-    if lo is None and hi is None:
-        return ""
-    if hi is None:
-        return f">= {fmt.g(lo)}"
-    if lo is None:
-        return f"<= {fmt.g(hi)}"
-    return f"{fmt.g(lo)} to {fmt.g(hi)}"
-
-
 def _fidelity_section(records: list[Mapping], n: int | None = None) -> Section:
-    rows = []
-    for r in records:
-        target = r.get("target") or [None, None]
-        rows.append([
-            str(r.get("figure_id", "")), str(r.get("quantity", "")),
-            fmt.g(r.get("article_value")) if r.get("article_value") is not None
-            else str(r.get("article_ci_or_range") or ""),
-            fmt.est_ci(r.get("simulated_value"), [r.get("simulated_ci_low"),
-                                               r.get("simulated_ci_high")]),
-            _target_text(target),
-            "yes" if r.get("within_target") else "no",
-            "yes" if r.get("honoured", True) else "no (contradictory figure)",
-            str(r.get("note") or "")])
     n_within = sum(bool(r.get("within_target")) for r in records)
     blocks = [Para(
         "Every article figure the simulator targets, measured on a simulated mixed cohort"
@@ -618,11 +599,7 @@ def _fidelity_section(records: list[Mapping], n: int | None = None) -> Section:
         f"{n_within} of {len(records)} within their target. Figures the simulator "
         "deliberately does not reproduce (they contradict others) are marked; see the "
         "limitations."),
-        Table(["figure", "quantity", "article", "simulated (95% CI)", "target", "within",
-               "honoured", "note"], rows,
-              "The simulator's fidelity to the article (features.synthetic.cohort.fidelity_table); "
-              "each simulated value with its 95% CI on the simulated cohort it was measured "
-              "on.")]
+        fidelity_table(records)]
     return Section("Simulator fidelity", blocks, tripod="5a, 26", clear="13")
 
 
@@ -761,29 +738,34 @@ def build_document(data: Mapping, frame: pd.DataFrame, model, fidelity: list | N
                    figures: Mapping[str, str], fidelity_n: int | None = None) -> list[Section]:
     """The report's sections, figures numbered in reading order.
 
-    ``data``: the metrics dict as in ``metrics.json``; ``frame``: the evaluation frame;
-    ``model``: the :class:`models.bundle.TrainedModel` or None; ``fidelity``: the simulator's
-    fidelity records or None, measured on ``fidelity_n`` lesions; ``figures``: figure key ->
-    file name relative to the report folder.
+    ``data``: the metrics dict as in ``metrics.json``; ``frame``: the evaluation frame (one
+    row per lesion, ``patient_id`` beside it); ``model``: the
+    :class:`models.bundle.TrainedModel` or None; ``fidelity``: the simulator's fidelity
+    records or None, measured on ``fidelity_n`` lesions; ``figures``: figure key -> file
+    name relative to the report folder.
     """
     simulated = _is_simulated(data, frame, model, fidelity)
     held_out = bool(data.get("split"))
     has_bayes = BAYES_COLUMN in frame.columns
+    n_patients = int(frame[ID].nunique()) if ID in frame.columns else None
+    units = evaluated_units(data, n_patients)
     card = build_model_card(data, model, simulated or _trained_on_synthetic(model))
     perf = Section("Performance on the " + ("held-out patients" if held_out
                                            else "evaluated patients"),
                    _performance_sections(data, figures, held_out, has_bayes),
                    tripod="21, 23a", clear="40, 41, 42, 47, 48")
     sections = [
-        _summary(data, simulated, held_out),
-        _data_section(data, frame, model, simulated),
+        _summary(data, simulated, held_out, units),
+        _data_section(data, model, simulated, units),
         _outcome_section(simulated),
         _predictor_section(data, model),
-        _sample_size_section(data),
+        _sample_size_section(data, units),
         _methods_section(data, model),
-        perf,
-        _internal_validation_section(data),
     ]
+    features = _features_section(data, model)
+    if features is not None:
+        sections.append(features)
+    sections += [perf, _internal_validation_section(data)]
     images = _image_section(data)
     if images is not None:
         sections.insert(sections.index(perf) + 1, images)
@@ -799,4 +781,3 @@ def build_document(data: Mapping, frame: pd.DataFrame, model, fidelity: list | N
                 number += 1
                 b.number = number
     return sections
-

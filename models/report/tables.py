@@ -1,9 +1,11 @@
-"""The metrics report: ``metrics.json`` and a readable ``metrics.md``, written atomically.
+"""Every table of the report, built once; ``metrics.json``, ``metrics.md`` and the terminal table.
 
-:func:`write_metrics_report` takes the dict of :func:`models.statistics.benchmark` (plus any
-extra keys a caller adds, such as ``feature_odds_ratios`` or ``split``) and writes both
-files; :func:`format_benchmark_table` gives the benchmark as plain text for a terminal.
-Proportions are shown as percentages with their 95% CI in parentheses.
+Each ``*_table`` function turns the metrics dict (as written to ``metrics.json``) into one
+:class:`models.report.document.Table` whose cells are already formatted by
+:mod:`models.report.format`. ``metrics.md`` (:func:`render_markdown`), ``report.md`` and
+``report.html`` (:mod:`models.report.sections`) and the terminal
+(:func:`format_benchmark_table`) all show these same tables, so a number reads the same
+everywhere. :func:`write_metrics_report` writes ``metrics.json`` and ``metrics.md``.
 """
 
 from __future__ import annotations
@@ -16,17 +18,55 @@ from pathlib import Path
 import pandas as pd
 
 from features.article import FIGURES
+from features.contract import BY_NAME, is_radiomic
 from features.tables import atomic_write_text
 from models.report import format as fmt
-from models.statistics import to_jsonable
+from models.report.document import Table, table_markdown, table_text
+from models.statistics import (
+    AUC_CI_METHOD,
+    CALIBRATION_CI_METHOD,
+    HALDANE_NOTE,
+    PREVALENCE_CI_METHOD,
+    to_jsonable,
+)
 
 DEFAULT_TITLE = "Pseudoprogression: the model against the article's rules"
-fmt.DASH = "-"
-#: Top-level keys of the benchmark dict that have their own section in metrics.md.
-_BENCHMARK_KEYS = ("n", "n_positive", "prevalence", "threshold", "model", "rules",
-                   "bayes_ceiling")
-#: Keys added by :func:`models.report.write.add_uncertainty`, each with its own section.
-_UNCERTAINTY_KEYS = ("uncertainty", "bootstrap", "rule_comparisons", "net_benefit")
+#: The report's files other than figures, by key (figures: ``models.report.figures.FILE_NAMES``).
+REPORT_FILES: dict[str, str] = {
+    "metrics_json": "metrics.json", "metrics_md": "metrics.md", "report_md": "report.md",
+    "report_html": "report.html", "predictions_csv": "evaluation_predictions.csv",
+    "all_predictions_csv": "evaluation_all_predictions.csv"}
+#: How diagnostic odds ratios are computed and when they are corrected or undefined.
+DOR_METHOD = (
+    f"diagnostic odds ratios with Woolf 95% CIs (a marked ratio: {HALDANE_NOTE}; undefined, "
+    "and named so, when a class is absent or the test never or always calls "
+    "pseudoprogression)")
+#: How the benchmark's intervals are computed, in one sentence.
+INTERVALS_NOTE = f"Proportions with Wilson 95% CIs; {DOR_METHOD}."
+#: How PPV and NPV are re-stated at another prevalence (shown above that table).
+PREVALENCE_NOTE = (
+    "PPV and NPV re-stated by Bayes' theorem from each sensitivity and specificity, assuming "
+    f"they carry over to the other prevalence; 95% CIs: {PREVALENCE_CI_METHOD}.")
+#: The matched-sensitivity exception to "nothing is tuned on the evaluation rows".
+MATCHED_SENSITIVITY_EXCEPTION = (
+    "one exception by design: the model's threshold matching each rule's sensitivity, used "
+    "only to compare the model with that rule, is read on the evaluation rows (and found "
+    "again in every bootstrap resample); the stored threshold is never tuned on them")
+#: The same as a sentence of its own.
+MATCHED_SENSITIVITY_NOTE = (
+    f"Nothing is tuned on the evaluation rows, with {MATCHED_SENSITIVITY_EXCEPTION}.")
+#: Keys of the metrics dict that metrics.md shows through a table of this module.
+SHOWN_KEYS = ("n", "n_positive", "prevalence", "threshold", "model", "rules", "bayes_ceiling",
+              "average_precision",
+              "uncertainty", "bootstrap", "rule_comparisons", "net_benefit",
+              "feature_odds_ratios", "feature_effects", "model_selection", "split", "units",
+              "internal_validation", "image_features")
+
+_FIGURE_SUFFIX = re.compile(r"\(([A-Z][A-Za-z0-9_]*)\)\s*$")
+_DEFINED = re.compile(r"(\d+) of (\d+) resamples defined")
+
+
+# --------------------------------------------------------------------------- helpers
 
 
 def _entries(metrics: Mapping) -> list[tuple[str, Mapping]]:
@@ -42,34 +82,56 @@ def _rule_figures(rule_id: str) -> list[str]:
     return [fid for fid in FIGURES if fid == prefix or fid.startswith(prefix + "_")]
 
 
-# --------------------------------------------------------------------------- plain text
+def _int(v) -> int | None:
+    return int(fmt.num(v)) if fmt.finite(v) else None
 
 
-def format_benchmark_table(metrics: Mapping) -> str:
-    """The benchmark as plain text: the model and every rule with n, coverage,
-    sensitivity, PPV and diagnostic odds ratio, each with its 95% CI."""
-    head = (f"n = {metrics.get('n', fmt.DASH)} ({metrics.get('n_positive', fmt.DASH)} "
-            f"pseudoprogression, prevalence {fmt.pct(metrics.get('prevalence'))}); model "
-            f"threshold {fmt.g(metrics.get('threshold'))}")
-    model = metrics.get("model") or {}
-    if "auc" in model:
-        head += f"; AUC {fmt.est_ci(model.get('auc'), model.get('auc_ci'))}"
-    rows = []
-    for name, m in _entries(metrics):
-        rows.append([name, fmt.cell(m.get("n")), fmt.pct(m.get("coverage")),
-                     fmt.pct_ci(m.get("sensitivity"), m.get("sensitivity_ci")),
-                     fmt.pct_ci(m.get("ppv"), m.get("ppv_ci")),
-                     fmt.ratio_ci(m.get("dor"), m.get("dor_ci"))])
-    table = fmt.text_table(["", "n", "coverage", "sensitivity (95% CI)", "PPV (95% CI)",
-                         "odds ratio (95% CI)"], rows)
-    return head + "\n" + table
+def evaluated_units(metrics: Mapping, n_patients: int | None = None) -> tuple[int | None,
+                                                                               int | None]:
+    """(lesions, patients) behind the evaluated rows: ``metrics["units"]``, else the split's
+    ``n_test_patients``, else ``n_patients`` (counted by the caller); patients None when
+    unknown."""
+    units = metrics.get("units") or {}
+    split = metrics.get("split") or {}
+    lesions = _int(units.get("n_lesions", metrics.get("n")))
+    patients = _int(units.get("n_patients", split.get("n_test_patients", n_patients)))
+    return lesions, patients
 
 
-# --------------------------------------------------------------------------- markdown
+def units_text(lesions, patients) -> str:
+    """``360 patients, one lesion each`` or ``412 lesions of 360 patients`` (or ``360 rows``)."""
+    if lesions is None:
+        return "an unknown number of rows"
+    if patients is None:
+        return f"{lesions} rows"
+    if patients == lesions:
+        return f"{patients} patients, one lesion each"
+    return f"{lesions} lesions of {patients} patients"
 
 
-def benchmark_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of the benchmark: the model and every rule, proportions with CIs."""
+def unit_sentence(lesions, patients) -> str:
+    """What one row is, true for the table at hand."""
+    base = "One row is one lesion assessment at the scan that shows the enlargement"
+    if patients is None or lesions is None:
+        return base + "; the number of patients behind the rows is not recorded."
+    if patients == lesions:
+        return base + "; every patient has one lesion, so lesions and patients coincide."
+    return (base + f"; {lesions} lesions come from {patients} patients (some patients have "
+            "several), and a patient's lesions always stay together: in the split, the "
+            "cross-validation folds and every bootstrap resample.")
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+BENCHMARK_HEADERS = ["", "n", "coverage", "sensitivity (95% CI)", "specificity (95% CI)",
+                     "PPV (95% CI)", "NPV (95% CI)", "diagnostic OR (95% CI)"]
+
+
+def benchmark_table(metrics: Mapping) -> Table:
+    """The model and every rule through the same metrics; a corrected or undefined
+    diagnostic odds ratio says so (a footnote, or the reason in the cell)."""
+    notes = fmt.Footnotes()
     rows = []
     for name, m in _entries(metrics):
         rows.append([name, fmt.cell(m.get("n")), fmt.pct(m.get("coverage")),
@@ -77,19 +139,27 @@ def benchmark_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
                      fmt.pct_ci(m.get("specificity"), m.get("specificity_ci")),
                      fmt.pct_ci(m.get("ppv"), m.get("ppv_ci")),
                      fmt.pct_ci(m.get("npv"), m.get("npv_ci")),
-                     fmt.ratio_ci(m.get("dor"), m.get("dor_ci"))])
-    return (["", "n", "coverage", "sensitivity", "specificity", "PPV", "NPV",
-             "diagnostic OR"], rows)
+                     fmt.dor(m.get("dor"), m.get("dor_ci"), m.get("dor_note", ""), notes)])
+    return Table(BENCHMARK_HEADERS, rows, notes=notes.lines())
 
 
-def _benchmark_md(metrics: Mapping) -> str:
-    return fmt.md_table(*benchmark_table(metrics))
+def format_benchmark_table(metrics: Mapping) -> str:
+    """The benchmark as plain text for a terminal: the columns n, coverage, sensitivity, PPV
+    and diagnostic odds ratio of :func:`benchmark_table`, with its notes."""
+    data = to_jsonable(metrics)
+    lesions, patients = evaluated_units(data)
+    head = (f"n = {data.get('n', fmt.DASH)} ({units_text(lesions, patients)}; "
+            f"{data.get('n_positive', fmt.DASH)} pseudoprogression, prevalence "
+            f"{fmt.pct(data.get('prevalence'))}); model threshold {fmt.g(data.get('threshold'))}")
+    model = data.get("model") or {}
+    if "auc" in model:
+        head += f"; AUC {fmt.est_ci(model.get('auc'), model.get('auc_ci'))}"
+    return head + "\n" + table_text(benchmark_table(data).columns([0, 1, 2, 3, 5, 7]))
 
 
-def rules_vs_model_tables(metrics: Mapping) -> tuple[tuple[list[str], list[list[str]]],
-                                                         tuple[list[str], list[list[str]]]]:
+def rules_vs_model_tables(metrics: Mapping) -> tuple[Table, Table]:
     """Two tables on each rule's covered rows: the model at the rule's sensitivity, and the
-    model at its stored threshold. Empty row lists when no rule was evaluated."""
+    model at its stored threshold. No rows when no rule was evaluated."""
     rows, rows_stored = [], []
     for rule_id, m in (metrics.get("rules") or {}).items():
         op = m.get("model_at_rule_sensitivity") or {}
@@ -107,55 +177,47 @@ def rules_vs_model_tables(metrics: Mapping) -> tuple[tuple[list[str], list[list[
                             fmt.pct_ci(st.get("specificity"), st.get("specificity_ci")),
                             fmt.pct_ci(st.get("ppv"), st.get("ppv_ci")),
                             fmt.pct_ci(st.get("npv"), st.get("npv_ci"))])
-    first = (["rule", "n covered", "rule sensitivity", "model threshold",
-              "model sensitivity", "rule specificity", "model specificity",
-              "rule PPV", "model PPV"], rows)
-    second = (["rule", "n covered", "sensitivity", "specificity", "PPV", "NPV"], rows_stored)
+    first = Table(["rule", "n covered", "rule sensitivity", "model threshold",
+                   "model sensitivity", "rule specificity", "model specificity", "rule PPV",
+                   "model PPV"], rows,
+                  "On the rows each rule covers (n covered), the model at the highest threshold "
+                  "reaching the rule's sensitivity, a threshold read on these evaluation rows "
+                  "for this comparison only.")
+    second = Table(["rule", "n covered", "sensitivity", "specificity", "PPV", "NPV"],
+                   rows_stored,
+                   f"The model at its stored threshold ({fmt.g(metrics.get('threshold'))}) on "
+                   "the rows each rule covers (n covered).")
     return first, second
-
-
-def _rules_vs_model_md(metrics: Mapping) -> str:
-    first, second = rules_vs_model_tables(metrics)
-    if not first[1]:
-        return "No rules were evaluated."
-    return (
-        "On the rows each rule covers, the model at the highest threshold that reaches the "
-        "rule's sensitivity:\n\n" + fmt.md_table(*first)
-        + f"\n\nThe model at its stored threshold ({fmt.g(metrics.get('threshold'))}) on the "
-        "same rows:\n\n" + fmt.md_table(*second))
 
 
 def model_lines(metrics: Mapping) -> list[str]:
     """The model's discrimination and calibration as short lines of text."""
     m = metrics.get("model") or {}
     lines = [
-        f"AUC: {fmt.est_ci(m.get('auc'), m.get('auc_ci'))} (DeLong 95% CI)",
-        f"Brier score: {fmt.g(m.get('brier'), 4)}",
+        f"AUC: {fmt.est_ci(m.get('auc'), m.get('auc_ci'))} (95% CI: {AUC_CI_METHOD})",
+        f"Brier score: {fmt.brier(m.get('brier'))}",
         f"calibration intercept (calibration-in-the-large, ideal 0): "
         f"{fmt.est_ci(m.get('calibration_intercept'), m.get('calibration_intercept_ci'))}",
         f"calibration slope (ideal 1; below 1 means over-confident): "
-        f"{fmt.est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))}",
+        f"{fmt.est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))} (95% CIs "
+        f"of intercept and slope: {CALIBRATION_CI_METHOD})",
     ]
+    ap = metrics.get("average_precision") or {}
+    if ap.get("model") is not None:
+        lines.append(f"average precision (area under the precision-recall curve): "
+                     f"{fmt.fixed(ap.get('model'))}")
     ceiling = metrics.get("bayes_ceiling")
     if isinstance(ceiling, Mapping):
-        lines.append(f"ceiling (the simulator's exact posterior on the same rows): AUC "
-                     f"{fmt.est_ci(ceiling.get('auc'), ceiling.get('auc_ci'))}, Brier "
-                     f"{fmt.g(ceiling.get('brier'), 4)}")
+        text = (f"ceiling (the simulator's exact posterior on the same rows): AUC "
+                f"{fmt.est_ci(ceiling.get('auc'), ceiling.get('auc_ci'))}, Brier "
+                f"{fmt.brier(ceiling.get('brier'))}")
+        if ap.get("bayes_ceiling") is not None:
+            text += f", average precision {fmt.fixed(ap.get('bayes_ceiling'))}"
+        lines.append(text)
     return lines
 
 
-def _model_md(metrics: Mapping) -> str:
-    return "\n".join(f"- {line}" for line in model_lines(metrics))
-
-
-#: How PPV and NPV are re-stated at another prevalence (shown above that table).
-PREVALENCE_NOTE = (
-    "PPV and NPV re-stated by Bayes' theorem from each sensitivity and specificity. The "
-    "intervals plug the CI bounds of sensitivity and specificity in together: approximate "
-    "and conservative.")
-
-
-def prevalence_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+def prevalence_table(metrics: Mapping) -> Table:
     """PPV and NPV of the model and every rule at each restated prevalence; no rows when
     no prevalence was given."""
     entries = _entries(metrics)
@@ -178,89 +240,61 @@ def prevalence_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
             row += [fmt.pct_ci(r.get("ppv"), r.get("ppv_ci")),
                     fmt.pct_ci(r.get("npv"), r.get("npv_ci"))]
         rows.append(row)
-    return headers, rows
+    return Table(headers, rows)
 
 
-def _prevalence_md(metrics: Mapping) -> str:
-    headers, rows = prevalence_table(metrics)
-    if not rows:
-        return "No prevalences were given."
-    return PREVALENCE_NOTE + "\n\n" + fmt.md_table(headers, rows)
-
-
-def article_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+def article_table(metrics: Mapping) -> Table:
     """What the article reports for each evaluated rule (figure id and statement)."""
     rows = []
     for rule_id in metrics.get("rules") or {}:
         for fid in _rule_figures(rule_id):
             rows.append([rule_id, fid, FIGURES[fid].statement])
-    return ["rule", "figure", "article"], rows
+    return Table(["rule", "figure", "article"], rows,
+                 "What the article reports for each rule, from its own, possibly different, "
+                 "population (no n given).")
 
 
-def _article_md(metrics: Mapping) -> str:
-    headers, rows = article_table(metrics)
-    if not rows:
-        return ""
-    return ("What the article reports for each rule (from its own, possibly different, "
-            "population):\n\n" + fmt.md_table(headers, rows))
+# --------------------------------------------------------------------------- uncertainty
 
 
-def _pp_ci(v, ci) -> str:
-    """A difference of proportions in percentage points with its CI: ``+5.2 pp (-1.0 to 11.3)``."""
-    if not fmt.finite(v):
-        return fmt.DASH
-    lo, hi = (ci or (None, None))[:2]
-    text = f"{100 * fmt.num(v):+.1f} pp"
-    if fmt.finite(lo, hi):
-        text += f" ({100 * fmt.num(lo):+.1f} to {100 * fmt.num(hi):+.1f})"
-    return text
+def _nb_pt(key: str) -> float:
+    return fmt.num(key.split("@", 1)[1])
 
 
-def _p_value(v) -> str:
-    """A p-value: ``<0.001`` below 0.001, else 2 significant digits."""
-    if not fmt.finite(v):
-        return fmt.DASH
-    x = fmt.num(v)
-    return "<0.001" if x < 0.001 else f"{x:.2g}"
+def bootstrap_row_name(key: str) -> str:
+    """The row name of one statistic of ``metrics["bootstrap"]``."""
+    names = {"auc": "AUC", "brier": "Brier score",
+             "sensitivity": "sensitivity at the threshold",
+             "specificity": "specificity at the threshold",
+             "ppv": "PPV at the threshold", "npv": "NPV at the threshold"}
+    if key.startswith("net_benefit@"):
+        return f"net benefit at pt = {fmt.pt(_nb_pt(key))} (decision curve: calls at p >= pt)"
+    return names.get(key, key.replace("_", " "))
 
 
-def _nb(v) -> str:
-    """A net benefit (true positives per patient) to 4 decimals."""
-    return f"{fmt.num(v):.4f}" if fmt.finite(v) else fmt.DASH
+def _bootstrap_cell(key: str, entry: Mapping) -> str:
+    v, ci = entry.get("estimate"), entry.get("ci")
+    if key in ("sensitivity", "specificity", "ppv", "npv"):
+        return fmt.pct_ci(v, ci)
+    if key == "brier":
+        return fmt.brier(v, ci)
+    if key.startswith("net_benefit@"):
+        return fmt.net_benefit(v, ci)
+    return fmt.est_ci(v, ci)
 
 
-_DEFINED = re.compile(r"(\d+) of (\d+) resamples defined")
-#: Display name and formatter for each statistic of the bootstrap dict.
-_BOOTSTRAP_ROWS = {
-    "auc": ("AUC", fmt.est_ci),
-    "brier": ("Brier score", lambda v, ci: fmt.est_ci(v, ci, 4)),
-    "sensitivity": ("sensitivity at the threshold", fmt.pct_ci),
-    "specificity": ("specificity at the threshold", fmt.pct_ci),
-    "ppv": ("PPV at the threshold", fmt.pct_ci),
-    "npv": ("NPV at the threshold", fmt.pct_ci),
-}
-
-
-def bootstrap_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+def bootstrap_table(metrics: Mapping) -> Table:
     """The model's bootstrap CIs (``metrics["bootstrap"]``): statistic, estimate (95% CI),
-    resamples in which the statistic was defined."""
+    resamples in which the statistic was defined. Net benefit is the decision curve's
+    quantity at each pt (calls at p >= pt), the same as in :func:`net_benefit_table`."""
     rows = []
     for key, entry in (metrics.get("bootstrap") or {}).items():
         if not isinstance(entry, Mapping):
             continue
-        if key in _BOOTSTRAP_ROWS:
-            name, formatter = _BOOTSTRAP_ROWS[key]
-        elif key.startswith("net_benefit@"):
-            name = f"net benefit at pt = {key.split('@', 1)[1]}"
-
-            def formatter(v, ci):
-                return fmt.est_ci(v, ci, 4)
-        else:
-            name, formatter = key.replace("_", " "), fmt.est_ci
         match = _DEFINED.search(str(entry.get("method", "")))
-        rows.append([name, formatter(entry.get("estimate"), entry.get("ci")),
+        rows.append([bootstrap_row_name(key), _bootstrap_cell(key, entry),
                      f"{match.group(1)} of {match.group(2)}" if match else ""])
-    return ["statistic", "estimate (95% CI)", "resamples defined"], rows
+    return Table(["statistic", "estimate (95% CI)", "resamples defined"], rows)
 
 
 def bootstrap_method(metrics: Mapping) -> str:
@@ -271,7 +305,7 @@ def bootstrap_method(metrics: Mapping) -> str:
     return ""
 
 
-def rule_comparison_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+def rule_comparison_table(metrics: Mapping) -> Table:
     """Model minus rule on each rule's covered rows (``metrics["rule_comparisons"]``), the
     model read at the rule's sensitivity; paired bootstrap CIs and DeLong's test."""
     rows = []
@@ -279,69 +313,55 @@ def rule_comparison_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]
         rule, model = c.get("rule") or {}, c.get("model") or {}
         ppv_d, spec_d = c.get("ppv_difference") or {}, c.get("specificity_difference") or {}
         auc_d, delong = c.get("auc_difference") or {}, c.get("delong") or {}
-        n_pos = c.get("n_positive")
         rows.append([
-            rule_id, f"{fmt.cell(c.get('n_covered'))} ({fmt.cell(n_pos)})",
+            rule_id, f"{fmt.cell(c.get('n_covered'))} ({fmt.cell(c.get('n_positive'))})",
             f"{fmt.pct(rule.get('sensitivity'))} / {fmt.pct(model.get('sensitivity'))}",
             f"{fmt.pct(rule.get('ppv'))} / {fmt.pct(model.get('ppv'))}",
-            _pp_ci(ppv_d.get("estimate"), ppv_d.get("ci")),
-            _pp_ci(spec_d.get("estimate"), spec_d.get("ci")),
-            f"{fmt.g(rule.get('auc'))} / {fmt.g(model.get('auc'))}",
+            fmt.pp_ci(ppv_d.get("estimate"), ppv_d.get("ci")),
+            fmt.pp_ci(spec_d.get("estimate"), spec_d.get("ci")),
+            f"{fmt.fixed(rule.get('auc'))} / {fmt.fixed(model.get('auc'))}",
             fmt.est_ci(auc_d.get("estimate"), auc_d.get("ci")),
             fmt.est_ci(delong.get("difference"), delong.get("ci")),
-            _p_value(delong.get("p_value"))])
-    return (["rule", "n covered (events)", "sensitivity rule / model", "PPV rule / model",
-             "PPV difference (95% CI)", "specificity difference (95% CI)",
-             "AUC rule / model", "AUC difference, bootstrap (95% CI)",
-             "AUC difference, DeLong (95% CI)", "DeLong p"], rows)
+            fmt.p_value(delong.get("p_value"))])
+    return Table(["rule", "n covered (events)", "sensitivity rule / model", "PPV rule / model",
+                  "PPV difference (95% CI)", "specificity difference (95% CI)",
+                  "AUC rule / model", "AUC difference, bootstrap (95% CI)",
+                  "AUC difference, DeLong (95% CI)", "DeLong p"], rows,
+                 "Model minus rule on the rows each rule covers (n covered, events in "
+                 "parentheses), the model read at the highest threshold reaching the rule's "
+                 "sensitivity (found on these rows, and again in every resample); rule and "
+                 "model resampled together. A rule's AUC is (sensitivity + specificity) / 2.")
 
 
-def net_benefit_table(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
+def net_benefit_table(metrics: Mapping) -> Table:
     """Net benefit of the model, treat-all, treat-none and every rule at a few threshold
-    probabilities (``metrics["net_benefit"]``)."""
+    probabilities (``metrics["net_benefit"]``); the model's row is the decision curve."""
     nb = metrics.get("net_benefit") or {}
     pts = list(nb.get("thresholds") or [])
-    headers = ["strategy", *(f"pt = {fmt.num(t):.2f}" for t in pts)]
+    headers = ["strategy", *(f"pt = {fmt.pt(t)}" for t in pts)]
     rows = []
-    for key, name in (("model", "model"), ("treat_all", "treat all"),
+    for key, name in (("model", "model (calls at p >= pt)"), ("treat_all", "treat all"),
                       ("treat_none", "treat none")):
         if key in nb:
-            rows.append([name, *(_nb(v) for v in nb[key])])
+            rows.append([name, *(fmt.net_benefit(v) for v in nb[key])])
     coverage = nb.get("rule_coverage") or {}
     for rule_id, values in (nb.get("rules") or {}).items():
         cov = coverage.get(rule_id)
         label = f"{rule_id} (covers {fmt.pct(cov)})" if cov is not None else rule_id
-        rows.append([label, *(_nb(v) for v in values)])
-    return headers, rows
+        rows.append([label, *(fmt.net_benefit(v) for v in values)])
+    return Table(headers, rows)
 
 
-def _uncertainty_md(metrics: Mapping) -> list[str]:
-    """Sections of metrics.md for the keys :func:`models.report.write.add_uncertainty` adds."""
-    parts: list[str] = []
-    if metrics.get("bootstrap"):
-        headers, rows = bootstrap_table(metrics)
-        unit = (metrics.get("uncertainty") or {}).get("resampling_unit")
-        parts += ["## Bootstrap confidence intervals of the model",
-                  f"{bootstrap_method(metrics)}"
-                  + (f"; resampling unit: {unit}" if unit else "")
-                  + f"; threshold {fmt.g(metrics.get('threshold'))}.\n\n"
-                  + fmt.md_table(headers, rows)]
-    if metrics.get("rule_comparisons"):
-        parts += ["## The model against each rule at the rule's sensitivity (paired)",
-                  "Model minus rule on the rows the rule covers, the model read at the highest "
-                  "threshold reaching the rule's sensitivity; rule and model resampled "
-                  "together. A rule's AUC is (sensitivity + specificity) / 2.\n\n"
-                  + fmt.md_table(*rule_comparison_table(metrics))]
-    if metrics.get("net_benefit"):
-        nb = metrics["net_benefit"]
-        parts += ["## Net benefit",
-                  f"Net true positives per patient on {fmt.cell(nb.get('n'))} rows "
-                  f"({fmt.cell(nb.get('n_positive'))} pseudoprogression). "
-                  f"{nb.get('abstention', '')}\n\n" + fmt.md_table(*net_benefit_table(metrics))]
-    return parts
+# --------------------------------------------------------------------------- predictors
 
 
-_FIGURE_SUFFIX = re.compile(r"\(([A-Z][A-Za-z0-9_]*)\)\s*$")
+def odds_ratio_cell(r: Mapping) -> str:
+    """A univariable odds ratio with its CI, or why it could not be fitted."""
+    if not r:
+        return ""
+    if not fmt.finite(r.get("odds_ratio")):
+        return str(r.get("note") or "")
+    return fmt.ratio_ci(r.get("odds_ratio"), [r.get("ci_low"), r.get("ci_high")])
 
 
 def _article_or(fig) -> str:
@@ -354,28 +374,353 @@ def _article_or(fig) -> str:
     return f"{text} ({fig.id})"
 
 
+def feature_odds_ratio_table(metrics: Mapping) -> Table:
+    """Univariable odds ratios of pseudoprogression (``metrics["feature_odds_ratios"]``), with
+    the article's odds ratio beside a predictor named after one of its figures."""
+    rows = []
+    for r in metrics.get("feature_odds_ratios") or []:
+        if not isinstance(r, Mapping):
+            continue
+        match = _FIGURE_SUFFIX.search(str(r.get("feature", "")))
+        fig = FIGURES.get(match.group(1)) if match else None
+        rows.append([str(r.get("feature", "")), str(r.get("scale") or ""),
+                     f"{fmt.cell(r.get('n'))} ({fmt.cell(r.get('n_positive'))})",
+                     odds_ratio_cell(r), fmt.p_value(r.get("p_value")),
+                     _article_or(fig) if fig is not None and fig.unit == "odds ratio" else ""])
+    return Table(["feature", "scale", "rows with a value (events)", "univariable OR (95% CI)",
+                  "p", "article"], rows,
+                 "Univariable odds ratio of pseudoprogression per feature, one logistic "
+                 "regression each on the evaluated rows with that feature.")
+
+
+def predictor_table(metrics: Mapping, columns: Sequence[str]) -> Table:
+    """The non-radiomic predictors: unit, meaning, article figure, availability on the
+    evaluated rows and univariable odds ratio (radiomic columns: :func:`radiomic_table`)."""
+    ors = {str(r.get("feature")): r for r in (metrics.get("feature_odds_ratios") or [])
+           if isinstance(r, Mapping)}
+    n = metrics.get("n")
+    rows = []
+    for c in columns:
+        if is_radiomic(c):
+            continue
+        col = BY_NAME.get(c)
+        r = ors.get(c) or {}
+        avail = r.get("n")
+        share = f" ({fmt.pct(avail / n)})" if avail is not None and n else ""
+        rows.append([c, col.unit if col else "", col.meaning if col else "declared feature",
+                     col.figures if col else "",
+                     f"{fmt.cell(avail)}{share}" if avail is not None else "",
+                     odds_ratio_cell(r)])
+    return Table(["predictor", "unit", "meaning", "article", "rows with a value",
+                  "univariable OR (95% CI)"], rows)
+
+
+def radiomic_table(columns: Sequence[str], selection: Mapping | None = None) -> Table:
+    """Radiomic columns counted by sequence and feature class, one row each, with how many
+    of them the reduction kept (when ``selection`` from
+    :func:`models.report.model_features.radiomic_selection` is given)."""
+    from models.report.model_features import radiomic_summary
+
+    kept = list((selection or {}).get("kept") or [])
+    summary = radiomic_summary(columns, kept)
+    rows = [[r.sequence, r.feature_class, r.image_types, fmt.cell(int(r.n_columns)),
+             fmt.cell(int(r.n_kept)) if selection else ""]
+            for r in summary.itertuples(index=False)]
+    return Table(["sequence", "feature class", "image types", "columns",
+                  "kept by the reduction"], rows)
+
+
+def radiomic_selection_table(selection: Mapping) -> Table:
+    """The radiomic columns the reduction kept, with their univariate F on the training rows."""
+    kept = list(selection.get("kept") or [])
+    f = list(selection.get("f_statistic") or []) + [None] * len(kept)
+    return Table(["kept radiomic column", "F statistic (training rows)"],
+                 [[name, fmt.g(v)] for name, v in zip(kept, f, strict=False)])
+
+
+def feature_effects_table(metrics: Mapping) -> Table | None:
+    """What each feature does in the fitted model (``metrics["feature_effects"]``), or None.
+
+    Logistic family: coefficient per SD (1 vs 0 for a category level), odds ratio =
+    exp(coefficient), and the odds ratio on the calibrated probability. Other families:
+    permutation importance (AUC drop, mean ± SD over the shuffles)."""
+    records = [r for r in (metrics.get("feature_effects") or []) if isinstance(r, Mapping)]
+    if not records:
+        return None
+    method = str(records[0].get("method", ""))
+    records = [r for r in records if str(r.get("method", "")) == method]
+    if "coefficient" in method:
+        rows = [[str(r.get("feature", "")), str(r.get("block", "")), str(r.get("scale", "")),
+                 fmt.fixed(r.get("coefficient")), fmt.g(r.get("odds_ratio")),
+                 fmt.g(r.get("odds_ratio_calibrated"))] for r in records]
+        return Table(["feature", "kind", "per", "coefficient (log-odds)",
+                      "odds ratio = exp(coefficient)", "odds ratio, calibrated probability"],
+                     rows)
+    rows = [[str(r.get("feature", "")), str(r.get("block", "")),
+             fmt.mean_sd(r.get("auc_drop"), r.get("auc_drop_sd"))] for r in records]
+    return Table(["feature", "kind", "AUC drop when shuffled (mean ± SD)"], rows)
+
+
+# --------------------------------------------------------------------------- data and validation
+
+
+def participant_table(metrics: Mapping, n_patients: int | None = None,
+                      training: Mapping | None = None) -> Table:
+    """Participant flow: patients, lesions and events in each set. ``n_patients``: patients
+    among the evaluated rows when the metrics do not say; ``training``: the model bundle's
+    training record, used when there was no split."""
+    split = metrics.get("split") or {}
+    training = training or {}
+    rows = []
+
+    def row(name, patients, lesions, events, use):
+        lesions, events = _int(lesions), _int(events)
+        negatives = lesions - events if lesions is not None and events is not None else None
+        rows.append([name, fmt.cell(_int(patients)), fmt.cell(lesions), fmt.cell(events),
+                     fmt.cell(negatives), use])
+
+    if split:
+        p_train, p_test = split.get("n_train_patients"), split.get("n_test_patients")
+        all_patients = (_int(p_train) + _int(p_test) if fmt.finite(p_train) and
+                        fmt.finite(p_test) and not split.get("evaluated_on") else None)
+        if not split.get("evaluated_on"):
+            row("all", all_patients,
+                (_int(split.get("n_train")) or 0) + (_int(split.get("n_test")) or 0),
+                (_int(split.get("n_train_positive")) or 0)
+                + (_int(split.get("n_test_positive")) or 0),
+                "split once by patient, stratified by the label"
+                + (f" (seed {split.get('seed')})" if "seed" in split else ""))
+        row("training", p_train, split.get("n_train"), split.get("n_train_positive"),
+            "model choice, calibration, threshold, nested cross-validation")
+    elif training.get("n") is not None:
+        row("training (from the model bundle)", training.get("n_patients"), training.get("n"),
+            training.get("n_positive"), "fitting the model (not evaluated here)")
+    lesions, patients = evaluated_units(metrics, n_patients)
+    use = "every performance figure below unless stated"
+    if split.get("evaluated_on"):
+        use += f" ({split['evaluated_on']})"
+    row("held-out evaluation" if split and not split.get("evaluated_on") else "evaluation",
+        patients, lesions, metrics.get("n_positive"), use)
+    return Table(["set", "patients", "lesions (rows)", "pseudoprogression",
+                  "true progression", "used for"], rows,
+                 "Participant flow: patients, lesions and events (lesions) in each set.")
+
+
+def sample_size_lines(metrics: Mapping) -> list[str]:
+    """Events per candidate feature and, when recorded, the minimum sample size (Riley et
+    al.), as sentences; empty when the metrics hold neither."""
+    epv = (metrics.get("internal_validation") or {}).get("events_per_feature") or {}
+    if not isinstance(epv, Mapping) or epv.get("events_per_feature") is None:
+        return []
+    lines = [
+        f"Events per candidate feature: {fmt.g(epv.get('events_per_feature'))} "
+        f"({fmt.cell(epv.get('events'))} events of the rarer class among the training lesions, "
+        f"{fmt.cell(epv.get('candidate_features'))} candidate features counting a "
+        "missing-value indicator for every column with missing values and each category "
+        f"level beyond the first). Floor used: {fmt.g(epv.get('minimum'))}."]
+    riley = epv.get("riley") or {}
+    if isinstance(riley, Mapping) and riley.get("method"):
+        lines.append(str(riley["method"]))
+    return lines
+
+
+def model_selection_table(cv: Mapping, chosen: str | None = None) -> Table:
+    """Model families compared by grouped cross-validation: log loss and AUC over folds."""
+    rows = []
+    for fam, s in (cv or {}).items():
+        s = s or {}
+        rows.append([fam + (" (chosen)" if fam == chosen else ""),
+                     fmt.mean_sd(s.get("log_loss"), s.get("log_loss_sd"), 4),
+                     fmt.fixed(s.get("auc"))])
+    return Table(["family", "log loss, mean ± SD over folds", "AUC, mean over folds"], rows)
+
+
+#: Statistics of the internal-validation table: (name, key, formatter of one value).
+_IV_STATS = (("AUC", "auc", fmt.fixed), ("Brier score", "brier", fmt.brier),
+             ("calibration intercept", "calibration_intercept", fmt.fixed),
+             ("calibration slope", "calibration_slope", fmt.fixed),
+             ("sensitivity at the threshold", "sensitivity", fmt.pct),
+             ("PPV at the threshold", "ppv", fmt.pct))
+
+
+def internal_validation_table(metrics: Mapping) -> Table:
+    """Apparent, nested cross-validation and held-out figures side by side."""
+    iv = metrics.get("internal_validation") or {}
+    apparent = iv.get("apparent") or {}
+    nested = iv.get("nested_cv") or {}
+    summary = nested.get("summary") or {}
+    m = metrics.get("model") or {}
+    rows = []
+    for name, key, f in _IV_STATS:
+        s = summary.get(key) or {}
+        if f is fmt.pct:
+            spread = fmt.pct_mean_sd(s.get("mean"), s.get("sd"))
+        else:
+            spread = fmt.mean_sd(s.get("mean"), s.get("sd"), 4 if key == "brier" else 3)
+        rows.append([name, f(apparent.get(key)) if apparent else "not run",
+                     spread if s else "not run", f(m.get(key))])
+    rows.append(["rows (pseudoprogression)",
+                 f"{fmt.cell(apparent.get('n'))} ({fmt.cell(apparent.get('n_positive'))})"
+                 if apparent else fmt.DASH,
+                 f"{fmt.cell(nested.get('n'))} ({fmt.cell(nested.get('n_positive'))}), "
+                 f"{fmt.cell(nested.get('n_outer_folds'))} folds" if nested else fmt.DASH,
+                 f"{fmt.cell(metrics.get('n'))} ({fmt.cell(metrics.get('n_positive'))})"])
+    return Table(["statistic", "apparent (training patients)",
+                  "nested cross-validation (training patients)",
+                  "held-out" if metrics.get("split") else "this evaluation"], rows,
+                 "Internal validation; the last row gives the rows and events behind each "
+                 "column.")
+
+
+def nested_folds_table(metrics: Mapping) -> Table:
+    """Each outer fold of the nested cross-validation (no rows when it was not run)."""
+    nested = (metrics.get("internal_validation") or {}).get("nested_cv") or {}
+    rows = []
+    for r in nested.get("per_fold") or []:
+        rows.append([fmt.cell(r.get("fold")), fmt.cell(r.get("n")), fmt.cell(r.get("n_positive")),
+                     fmt.fixed(r.get("auc")), fmt.brier(r.get("brier")),
+                     fmt.fixed(r.get("calibration_intercept")),
+                     fmt.fixed(r.get("calibration_slope")), fmt.pct(r.get("sensitivity")),
+                     fmt.pct(r.get("ppv"))])
+    return Table(["fold", "n", "events", "AUC", "Brier", "cal. intercept", "cal. slope",
+                  "sensitivity", "PPV"], rows,
+                 "Nested cross-validation, each outer fold (n rows and events per fold).")
+
+
+def image_features_table(metrics: Mapping) -> Table:
+    """The model with and without image features on the same evaluated rows."""
+    img = metrics.get("image_features") or {}
+    rows = []
+    for label, key in (("with image features", "with_images"),
+                       ("without image features", "without_images")):
+        m = img.get(key) or {}
+        rows.append([label, fmt.cell(m.get("n_features")), str(m.get("family", "")),
+                     fmt.est_ci(m.get("auc"), m.get("auc_ci")), fmt.brier(m.get("brier")),
+                     fmt.fixed(m.get("calibration_slope")), fmt.pct(m.get("sensitivity")),
+                     fmt.pct(m.get("ppv"))])
+    return Table(["model", "feature columns", "family", "AUC (DeLong 95% CI)", "Brier",
+                  "calibration slope", "sensitivity", "PPV"], rows,
+                 "The model with and without image features on the same held-out patients.")
+
+
+def image_difference_text(metrics: Mapping) -> str:
+    """The AUC difference with minus without image features, with DeLong's test."""
+    img = metrics.get("image_features") or {}
+    return (f"AUC difference (with minus without) "
+            f"{fmt.est_ci(img.get('auc_difference'), img.get('auc_difference_ci'))}, "
+            f"DeLong's test for two correlated AUCs p = {fmt.p_value(img.get('delong_p_value'))}.")
+
+
+def fidelity_table(records: Sequence[Mapping]) -> Table:
+    """The simulator's fidelity to the article: each targeted figure, its simulated value
+    with a 95% CI, the target and whether it is met and honoured."""
+    rows = []
+    for r in records:
+        rows.append([
+            str(r.get("figure_id", "")), str(r.get("quantity", "")),
+            fmt.g(r.get("article_value")) if r.get("article_value") is not None
+            else str(r.get("article_ci_or_range") or ""),
+            fmt.est_ci(r.get("simulated_value"), [r.get("simulated_ci_low"),
+                                                  r.get("simulated_ci_high")]),
+            _target_text(r.get("target")),
+            "yes" if r.get("within_target") else "no",
+            "yes" if r.get("honoured", True) else "no (contradictory figure)",
+            str(r.get("note") or "")])
+    return Table(["figure", "quantity", "article", "simulated (95% CI)", "target", "within",
+                  "honoured", "note"], rows,
+                 "The simulator's fidelity to the article (features.synthetic.cohort."
+                 "fidelity_table); each simulated value with its 95% CI on the simulated "
+                 "cohort it was measured on.")
+
+
+def _target_text(target) -> str:
+    lo, hi = (list(target or []) + [None, None])[:2]
+    if lo is None and hi is None:
+        return ""
+    if hi is None:
+        return f">= {fmt.g(lo)}"
+    if lo is None:
+        return f"<= {fmt.g(hi)}"
+    return f"{fmt.g(lo)} to {fmt.g(hi)}"
+
+
+# --------------------------------------------------------------------------- metrics.md
+
+
+def _section(title: str, table: Table, intro: str = "") -> list[str]:
+    """A metrics.md section: heading, the table's caption (or ``intro``) and the table."""
+    text = " ".join(t for t in (intro, table.caption) if t)
+    return [f"## {title}", (f"{text}\n\n" if text else "") + table_markdown(table)]
+
+
+def _uncertainty_md(metrics: Mapping) -> list[str]:
+    """Sections of metrics.md for the keys :func:`models.evaluation.add_uncertainty` adds."""
+    parts: list[str] = []
+    if metrics.get("bootstrap"):
+        unit = (metrics.get("uncertainty") or {}).get("resampling_unit")
+        parts += _section("Bootstrap confidence intervals of the model", bootstrap_table(metrics),
+                          f"{bootstrap_method(metrics)}"
+                          + (f"; resampling unit: {unit}" if unit else "")
+                          + f"; threshold {fmt.g(metrics.get('threshold'))}.")
+    if metrics.get("rule_comparisons"):
+        parts += _section("The model against each rule at the rule's sensitivity (paired)",
+                          rule_comparison_table(metrics))
+    if metrics.get("net_benefit"):
+        nb = metrics["net_benefit"]
+        parts += _section("Net benefit", net_benefit_table(metrics),
+                          f"Decision-curve net benefit ({nb.get('unit', 'net true positives')})"
+                          f" on {fmt.cell(nb.get('n'))} rows ({fmt.cell(nb.get('n_positive'))} "
+                          f"pseudoprogression); the model calls pseudoprogression at p >= pt. "
+                          f"{nb.get('abstention', '')}")
+    return parts
+
+
+def _model_md(metrics: Mapping) -> list[str]:
+    """Sections of metrics.md on the fitted model and its validation."""
+    parts: list[str] = []
+    effects = feature_effects_table(metrics)
+    if effects is not None:
+        parts += _section("Feature effects in the fitted model", effects)
+    if metrics.get("feature_odds_ratios"):
+        parts += _section("Feature odds ratios", feature_odds_ratio_table(metrics))
+    if metrics.get("split"):
+        parts += _section("Participants and split", participant_table(metrics))
+    cv = (metrics.get("model_selection") or {}).get("cv")
+    if cv:
+        parts += _section("Model selection", model_selection_table(
+            cv, (metrics.get("model_selection") or {}).get("chosen")))
+    iv = metrics.get("internal_validation") or {}
+    if iv.get("apparent") or iv.get("nested_cv"):
+        parts += _section("Internal validation", internal_validation_table(metrics))
+        if (iv.get("nested_cv") or {}).get("per_fold"):
+            parts += ["### Nested cross-validation folds", table_markdown(
+                nested_folds_table(metrics))]
+    size = sample_size_lines(metrics)
+    if size:
+        parts += ["## Sample size", "\n".join(f"- {line}" for line in size)]
+    rest = {k: v for k, v in iv.items()
+            if k not in ("apparent", "nested_cv", "events_per_feature" if size else "")}
+    if rest:
+        parts += ["### Other internal-validation records", _other_md("internal_validation", rest)]
+    if metrics.get("image_features"):
+        parts += _section("Image features", image_features_table(metrics),
+                          image_difference_text(metrics))
+    return parts
+
+
 def _heading(key: str) -> str:
     text = str(key).replace("_", " ")
     return f"## {text[:1].upper()}{text[1:]}"
 
 
 def _records_md(records: Sequence[Mapping]) -> str:
-    """A list of records as a markdown table. Odds-ratio tables whose ``feature`` ends in
-    ``(<figure id>)`` get the article's odds ratio beside ours."""
+    """A list of records as a markdown table (any record; cells by :func:`fmt.cell`)."""
     if not records:
         return "(empty)"
     headers: list[str] = []
     for r in records:
         headers += [k for k in r if k not in headers]
-    rows = [[r.get(h) for h in headers] for r in records]
-    if "feature" in headers and "odds_ratio" in headers:
-        headers = [*headers, "article"]
-        for row, r in zip(rows, records, strict=True):
-            match = _FIGURE_SUFFIX.search(str(r.get("feature", "")))
-            fig = FIGURES.get(match.group(1)) if match else None
-            row.append(_article_or(fig) if fig is not None and fig.unit == "odds ratio"
-                       else "")
-    return fmt.md_table(headers, rows)
+    return fmt.md_table(headers, [[r.get(h) for h in headers] for r in records])
 
 
 def _other_md(key: str, value) -> str:
@@ -413,44 +758,48 @@ def _flatten(d: Mapping, prefix: str = ""):
 def render_markdown(metrics: Mapping, extra_tables: Mapping[str, pd.DataFrame] | None = None,
                     title: str = DEFAULT_TITLE) -> str:
     """The text of ``metrics.md`` for a benchmark dict (see :func:`write_metrics_report`)."""
-    n, prev = metrics.get("n"), metrics.get("prevalence")
+    data = to_jsonable(metrics)
+    lesions, patients = evaluated_units(data)
+    first, second = rules_vs_model_tables(data)
+    prevalence = prevalence_table(data)
     parts = [
         f"# {title}",
-        f"- evaluated rows: {fmt.cell(n)} ({fmt.cell(metrics.get('n_positive'))} "
-        "pseudoprogression, "
-        f"prevalence {fmt.pct(prev)})\n"
-        f"- model threshold: {fmt.g(metrics.get('threshold'))} (pseudoprogression when the "
+        f"- evaluated rows: {fmt.cell(data.get('n'))} ({units_text(lesions, patients)}; "
+        f"{fmt.cell(data.get('n_positive'))} pseudoprogression, prevalence "
+        f"{fmt.pct(data.get('prevalence'))})\n"
+        f"- model threshold: {fmt.g(data.get('threshold'))} (pseudoprogression when the "
         "model's probability is at or above it)\n"
-        "- positive class: pseudoprogression. Proportions with Wilson 95% CIs, diagnostic "
-        "odds ratios with Woolf 95% CIs (0.5 added to every cell when one is 0). A rule "
-        "abstains where an input it needs is missing; it is scored on the rows it covers "
-        "(coverage = covered rows / all rows).",
+        f"- positive class: pseudoprogression. {INTERVALS_NOTE} A rule abstains where an "
+        "input it needs is missing; it is scored on the rows it covers (coverage = covered "
+        "rows / all rows).",
         "## Benchmark",
-        _benchmark_md(metrics),
+        table_markdown(benchmark_table(data)),
         "## Each rule against the model on the same rows",
-        _rules_vs_model_md(metrics),
+        (f"{first.caption}\n\n{table_markdown(first)}\n\n{second.caption}\n\n"
+         f"{table_markdown(second)}\n\n{MATCHED_SENSITIVITY_NOTE}") if first.rows
+        else "No rules were evaluated.",
         "## Model discrimination and calibration",
-        _model_md(metrics),
+        "\n".join(f"- {line}" for line in model_lines(data)),
         "## PPV and NPV at other prevalences",
-        _prevalence_md(metrics),
+        f"{PREVALENCE_NOTE}\n\n{table_markdown(prevalence)}" if prevalence.rows
+        else "No prevalences were given.",
     ]
-    article = _article_md(metrics)
-    if article:
-        parts += ["## The article's figures for the rules", article]
-    parts += _uncertainty_md(metrics)
-    for key, value in metrics.items():
-        if key in _BENCHMARK_KEYS or key in _UNCERTAINTY_KEYS:
+    article = article_table(data)
+    if article.rows:
+        parts += _section("The article's figures for the rules", article)
+    parts += _uncertainty_md(data)
+    parts += _model_md(data)
+    for key, value in data.items():
+        if key in SHOWN_KEYS:
             continue
         parts += [_heading(key), _other_md(key, value)]
     for key, table in (extra_tables or {}).items():
-        parts += [_heading(key), _records_md(to_jsonable(table))]
+        records = to_jsonable(table)
+        if key == "simulator_fidelity":
+            parts += _section("Simulator fidelity", fidelity_table(records))
+        else:
+            parts += [_heading(key), _records_md(records)]
     return "\n\n".join(parts) + "\n"
-
-
-#: The report's files other than figures, by key (figures: ``models.report.figures.FILE_NAMES``).
-REPORT_FILES: dict[str, str] = {
-    "metrics_json": "metrics.json", "metrics_md": "metrics.md", "report_md": "report.md",
-    "report_html": "report.html", "predictions_csv": "evaluation_predictions.csv"}
 
 
 def write_metrics_report(report_dir: str | Path, metrics: dict,
@@ -460,9 +809,8 @@ def write_metrics_report(report_dir: str | Path, metrics: dict,
 
     ``metrics.json`` holds ``metrics`` with numpy types made plain and nan as null, plus
     each extra table as a list of records under its key (a key already in ``metrics`` is
-    an error). ``metrics.md`` is the same content for reading: the benchmark table, each
-    rule against the model, discrimination and calibration, PPV/NPV at each prevalence,
-    and every extra key and table. Both files are written atomically.
+    an error). ``metrics.md`` shows the same content through the tables of this module, the
+    ones report.md shows. Both files are written atomically.
     """
     report_dir = Path(report_dir)
     payload = dict(metrics)

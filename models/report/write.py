@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.tables import atomic_write_bytes, atomic_write_text
@@ -34,21 +35,56 @@ from models.report.sections import BAYES_COLUMN, build_document
 from models.report.tables import DEFAULT_TITLE, REPORT_FILES, write_metrics_report
 from models.statistics import to_jsonable
 
-__all__ = ["report_files", "write_report"]
+__all__ = ["report_files", "with_report_facts", "write_report"]
 
 #: Key of the simulator's fidelity table in metrics.json.
 FIDELITY_KEY = "simulator_fidelity"
+#: Key of the average precision (area under the precision-recall curve) in metrics.json.
+AP_KEY = "average_precision"
+AP_METHOD = "sklearn.metrics.average_precision_score on the evaluated rows"
 # --------------------------------------------------------------------------- write
 
 
 def _odds_ratio_table(data: Mapping) -> pd.DataFrame:
-    """Each rule's diagnostic odds ratio from the metrics, for the forest plot."""
+    """Each rule's diagnostic odds ratio and its note from the metrics, for the forest plot."""
     rows = []
     for rid, m in (data.get("rules") or {}).items():
         ci = m.get("dor_ci") or [None, None]
         rows.append({"label": rid, "odds_ratio": fmt.num(m.get("dor")), "ci_low": fmt.num(ci[0]),
-                     "ci_high": fmt.num(ci[1]), "n": fmt.num(m.get("n"))})
-    return pd.DataFrame(rows, columns=["label", "odds_ratio", "ci_low", "ci_high", "n"])
+                     "ci_high": fmt.num(ci[1]), "n": fmt.num(m.get("n")),
+                     "note": str(m.get("dor_note") or "")})
+    return pd.DataFrame(rows, columns=["label", "odds_ratio", "ci_low", "ci_high", "n", "note"])
+
+
+def _average_precision(y: np.ndarray, p: np.ndarray) -> float | None:
+    """Average precision (area under the precision-recall curve), None with one class."""
+    from sklearn.metrics import average_precision_score
+
+    if not 0 < y.sum() < y.shape[0]:
+        return None
+    return float(average_precision_score(y.astype(int), p))
+
+
+def with_report_facts(metrics: Mapping, frame: pd.DataFrame, model=None) -> dict:
+    """A copy of ``metrics`` with what the report shows beyond the benchmark, so that
+    ``metrics.json`` holds every number of the report: ``average_precision`` (of the model
+    and, when ``frame`` has it, of the simulator's posterior), and, for a logistic ``model``
+    without ``feature_effects`` yet, its coefficients
+    (:func:`models.report.model_features.logistic_coefficients`)."""
+    from models.report.model_features import logistic_coefficients
+
+    out = dict(metrics)
+    y, p = labels_and_probabilities(frame)
+    if AP_KEY not in out:
+        ap = {"model": _average_precision(y, p), "method": AP_METHOD}
+        if BAYES_COLUMN in frame.columns:
+            ap["bayes_ceiling"] = _average_precision(y, frame[BAYES_COLUMN].to_numpy(dtype=float))
+        out[AP_KEY] = ap
+    if model is not None and not out.get("feature_effects"):
+        effects = logistic_coefficients(model)
+        if len(effects):
+            out["feature_effects"] = effects
+    return out
 
 
 def report_files(report_dir: str | Path) -> list[Path]:
@@ -61,40 +97,50 @@ def report_files(report_dir: str | Path) -> list[Path]:
 def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
                  model: TrainedModel | None = None,
                  fidelity: pd.DataFrame | None = None,
-                 title: str = DEFAULT_TITLE) -> dict[str, Path]:
+                 title: str = DEFAULT_TITLE,
+                 predictions: pd.DataFrame | None = None) -> dict[str, Path]:
     """Write the full report into ``report_dir`` (created if needed); return name -> path.
 
     Files: ``metrics.json`` and ``metrics.md`` (:func:`models.report.write_metrics_report`,
     with ``fidelity`` as the extra table ``simulator_fidelity``), the six figures of
     :func:`models.report.figures.write_all_figures` (the simulator's posterior from
     ``frame["bayes_posterior"]`` when present), ``report.md``, ``report.html`` and
-    ``evaluation_predictions.csv`` (``frame``). Every file is written atomically.
+    ``evaluation_predictions.csv`` (``frame``) and, when ``predictions`` is given (every
+    prediction behind ``frame`` when a lesion was predicted more than once),
+    ``evaluation_all_predictions.csv``. Every file is written atomically.
 
-    ``metrics`` is the benchmark dict, ideally through :func:`add_uncertainty`; missing
+    ``metrics`` is the benchmark dict, ideally through :func:`add_uncertainty` and with
+    ``feature_effects`` (:func:`models.report.model_features.feature_effects`); missing
     parts (no bootstrap, no internal validation, no Bayes ceiling) are left out or said
-    to be missing. ``model`` is the :class:`models.bundle.TrainedModel` behind it, or None
+    to be missing. What the report adds (:func:`with_report_facts`) is written to
+    ``metrics.json`` too. ``model`` is the :class:`models.bundle.TrainedModel` behind it, or None
     (then versions and the training data hash are not shown).
     """
     from models.report.figures import write_all_figures
 
+    threshold = metrics.get("threshold")
+    if threshold is None:
+        threshold = getattr(model, "threshold", None)
+    if threshold is None:
+        raise ValueError("metrics has no 'threshold' and no model was given.")
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
+    metrics = with_report_facts(metrics, frame, model)
     extra = {FIDELITY_KEY: fidelity} if fidelity is not None else None
     write_metrics_report(report_dir, metrics, extra_tables=extra, title=title)
     data = to_jsonable(metrics)  # the numbers exactly as metrics.json holds them
     y, p = labels_and_probabilities(frame)
     rules = rule_calls(frame)
-    threshold = data.get("threshold")
-    if threshold is None:
-        threshold = getattr(model, "threshold", None)
-    if threshold is None:
-        raise ValueError("metrics has no 'threshold' and no model was given.")
     bayes = (frame[BAYES_COLUMN].to_numpy(dtype=float) if BAYES_COLUMN in frame.columns
              else None)
-    auc_ci = (data.get("model") or {}).get("auc_ci")
-    fig_metrics = {"odds_ratios": _odds_ratio_table(data)}
-    if auc_ci and all(v is not None for v in auc_ci):
-        fig_metrics["auc_ci"] = auc_ci
+    m = data.get("model") or {}
+    ap = data.get(AP_KEY) or {}
+    fig_metrics = {"odds_ratios": _odds_ratio_table(data),
+                   "model": m | {"average_precision": ap.get("model")},
+                   "bayes_ceiling": (data.get("bayes_ceiling") or {})
+                   | {"average_precision": ap.get("bayes_ceiling")}}
+    if m.get("auc_ci") and all(v is not None for v in m["auc_ci"]):
+        fig_metrics["auc_ci"] = m["auc_ci"]
     paths: dict[str, Path] = {k: report_dir / REPORT_FILES[k]
                               for k in ("metrics_json", "metrics_md")}
     figure_paths = write_all_figures(report_dir, y.astype(int), p, float(threshold), rules,
@@ -112,4 +158,8 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     paths["predictions_csv"] = atomic_write_bytes(
         report_dir / REPORT_FILES["predictions_csv"],
         frame.to_csv(index=False).encode("utf-8"))
+    if predictions is not None:
+        paths["all_predictions_csv"] = atomic_write_bytes(
+            report_dir / REPORT_FILES["all_predictions_csv"],
+            predictions.to_csv(index=False).encode("utf-8"))
     return paths
