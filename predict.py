@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from features.contract import LABEL
+from features.description import add_table_arguments, description_from_arguments, text_columns
 from features.errors import UserInputError, run_command
 from features.tables import read_table, write_table_atomic
 
@@ -32,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, required=True, metavar="MODEL.joblib",
                    help="a model saved by train.py --out")
     p.add_argument("--data", type=Path, required=True, metavar="TABLE",
-                   help="table (.csv or .parquet) in the column contract; the label is optional")
+                   help="table (.csv, .tsv, .txt, .xlsx or .parquet), one row per lesion, read "
+                        "through the table description stored in the model (or --table); the "
+                        "label is optional")
     p.add_argument("--out", type=Path, required=True, metavar="PRED.csv",
                    help="where to write the predictions (must differ from --data)")
     p.add_argument("--manifest", type=Path, metavar="M.csv",
@@ -46,14 +49,32 @@ def build_parser() -> argparse.ArgumentParser:
                         "report.html, report.md, metrics.json, metrics.md, figures")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="B",
                    help="bootstrap resamples for the report's CIs (default 1000; 0 skips)")
+    add_table_arguments(p)
     return p
+
+
+def population_report(model, table, metrics: dict) -> dict:
+    """For a labelled table's report: how it differs from the training population, and the
+    measured shift in calibration (calibration-in-the-large; 0 is none)."""
+    from dataclasses import asdict
+
+    from models.population import TrainingProfile
+
+    shifts = ([] if model.population is None else
+              TrainingProfile.from_dict(model.population).compare(table))
+    return {"shifts": [asdict(s) for s in shifts],
+            "training_prevalence": model.training_prevalence,
+            "calibration_intercept": metrics["model"].get("calibration_intercept"),
+            "calibration_intercept_ci": metrics["model"].get("calibration_intercept_ci"),
+            "remedy": "python train.py --update MODEL --data LOCAL.csv (README: Your own "
+                      "data, updating a model for a new site)"}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Load the model and table, write predictions and, if asked, the report."""
     args = build_parser().parse_args(argv)
     from models import load_model, predict_table
-    from models.prediction import with_radiomic_features
+    from models.prediction import prepare_for_model, with_radiomic_features
 
     if args.out.resolve() == args.data.resolve():
         raise UserInputError("--out is the input table; choose another file so your data "
@@ -65,24 +86,32 @@ def main(argv: list[str] | None = None) -> int:
             raise UserInputError(f"--report {args.report} would overwrite your table "
                                  f"{args.data.name}; choose another report folder.")
     model = load_model(args.model)
-    table = read_table(args.data)
+    description = description_from_arguments(args, model.description)
+    raw = read_table(args.data, sep=args.sep, decimal=args.decimal,
+                     text_columns=text_columns(description or model.table_description()))
+    described = prepare_for_model(model, raw, description, source=str(args.data))
     if args.manifest:
-        table = with_radiomic_features(model, table, args.manifest, args.jobs,
-                                       cache_dir=args.out.parent / ".radiomics_cache")
-    predictions = predict_table(model, table)
+        described.table = with_radiomic_features(
+            model, described.table, args.manifest, args.jobs,
+            cache_dir=args.out.parent / ".radiomics_cache")
+    table = described.table
+    predictions = predict_table(model, described, source=str(args.data))
     write_table_atomic(predictions, args.out)
     print(f"{len(predictions)} prediction(s) written to {args.out} "
           f"({int(predictions['prediction'].sum())} predicted pseudoprogression at threshold "
           f"{model.threshold:.3g})")
     if args.report:
         if LABEL not in table.columns:
-            raise UserInputError(f"--report needs the '{LABEL}' label column in {args.data}; "
-                                 "drop --report to predict without evaluating.")
+            label = (description or model.table_description()).label_column
+            raise UserInputError(f"--report needs the label column '{label}' in {args.data}; "
+                                 "drop --report to predict without evaluating, or name the "
+                                 "label column with --label-column.")
         from models import add_uncertainty, evaluate, write_report
         from models.report import format_benchmark_table
 
         evaluation = evaluate(model, table, warn=False)
         metrics = evaluation.metrics
+        metrics["population_shift"] = population_report(model, table, metrics)
         if args.bootstrap > 0:
             metrics = add_uncertainty(metrics, evaluation.frame, model.threshold,
                                       n_resamples=args.bootstrap)

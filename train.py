@@ -28,9 +28,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from features.description import add_table_arguments, description_from_arguments, text_columns
 from features.errors import UserInputError, run_command
 from features.extract import DEFAULT_PARAMS
 from features.tables import read_table
+from models.updating import UPDATE_METHODS
+from models.validation import VALIDATIONS
 
 COHORTS = ("melanoma", "nsclc", "mixed")
 
@@ -48,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="simulate a cohort: melanoma (P1, 9.8%% pseudoprogression), nsclc "
                           "(P2, 15.3%%) or mixed (half each, each with its own prevalence)")
     one.add_argument("--data", type=Path, metavar="TABLE",
-                     help="your table (.csv or .parquet) in the column contract, with the "
-                          "'pseudoprogression' label (1 pseudoprogression, 0 true progression)")
+                     help="your table (.csv, .tsv, .txt, .xlsx or .parquet), one row per "
+                          "lesion, with its label; column names of the contract or as a "
+                          "table description (--table) maps them")
     sim = p.add_argument_group("simulation (with --cohort)")
     sim.add_argument("--n", type=int, default=4000, help="patients to simulate (default 4000)")
     sim.add_argument("--prevalence", type=float, default=None,
@@ -75,8 +79,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="folder for the evaluation report: report.html (self-contained), "
                         "report.md, metrics.json, metrics.md, figures, held-out predictions")
-    p.add_argument("--test-size", type=float, default=0.3,
-                   help="share of patients held out for evaluation (default 0.3)")
+    add_table_arguments(p)
+    val = p.add_argument_group("validation (always by patient: a patient's lesions stay "
+                               "together)")
+    val.add_argument("--validation", choices=VALIDATIONS, default="auto",
+                     help="holdout: fit on part of the patients, evaluate on the rest; cv: "
+                          "repeated cross-validation of the whole procedure; bootstrap: "
+                          "Harrell's optimism-corrected bootstrap; auto (default): holdout "
+                          "when both sides hold at least 10 lesions of each class, else cv")
+    val.add_argument("--test-size", type=float, default=0.3,
+                     help="holdout: share of patients held out for evaluation (default 0.3)")
+    val.add_argument("--folds", type=int, default=5, help="cv: folds (default 5)")
+    val.add_argument("--repeats", type=int, default=None,
+                     help="cv: repeats (default 10); bootstrap: resamples (default 100)")
+    upd = p.add_argument_group("updating a model for a new site")
+    upd.add_argument("--update", type=Path, metavar="MODEL",
+                     help="update this trained model with --data (local patients) instead of "
+                          "training a new one; the report compares the original and the "
+                          "updated model on the local patients by cross-validation")
+    upd.add_argument("--method", choices=UPDATE_METHODS, default="auto",
+                     help="intercept (recalibration in the large), logistic (intercept and "
+                          "slope), refit (the same procedure fitted on the local data), or "
+                          "auto (default: the closed test of Vergouwe et al. 2017 picks the "
+                          "simplest adequate one)")
     thr = p.add_mutually_exclusive_group()
     thr.add_argument("--threshold", type=float, default=None,
                      help="decision threshold on the calibrated probability (default 0.5: "
@@ -104,7 +129,14 @@ def check_options(args: argparse.Namespace) -> None:
                              "use --images.")
     if args.manifest and not args.manifest.is_file():
         raise UserInputError(f"manifest not found: {args.manifest}. Check the path.")
-    inputs = {p.resolve() for p in (args.data, args.manifest) if p is not None}
+    if args.update is not None and not args.data:
+        raise UserInputError("--update needs --data, the labelled local table to update the "
+                             "model with.")
+    if args.update is not None and args.manifest:
+        raise UserInputError("--update with --manifest is not supported; join the radiomic "
+                             "features into --data first (python -m features.extract).")
+    inputs = {p.resolve() for p in (args.data, args.manifest, args.update, args.table)
+              if p is not None}
     if args.out.resolve() in inputs:
         raise UserInputError("--out is one of your input files; choose another file for the "
                              "model.")
@@ -117,7 +149,10 @@ def check_options(args: argparse.Namespace) -> None:
 
 
 def load_training_table(args: argparse.Namespace):
-    """The table to train on and, for simulated data, the exact Bayes posterior."""
+    """The table to train on in canonical form (a :class:`DescribedTable`), for simulated data
+    the exact Bayes posterior, and a description of the source."""
+    from models.training import describe_table
+
     if args.cohort:
         from features.synthetic import bayes_posterior, simulate_cohort
 
@@ -136,9 +171,19 @@ def load_training_table(args: argparse.Namespace):
         else:
             table = simulate_cohort(args.n, cohort=args.cohort, prevalence=args.prevalence,
                                     seed=args.seed)
-        return table, bayes_posterior(table, prevalence=args.prevalence), \
-            f"simulated {args.cohort} cohort, n={args.n}, seed={args.seed}"
-    return read_table(args.data), None, str(args.data)
+        source = f"simulated {args.cohort} cohort, n={args.n}, seed={args.seed}"
+        return (describe_table(table, source=source),
+                bayes_posterior(table, prevalence=args.prevalence), source)
+    stored = None
+    if args.update is not None:
+        from models import load_model
+
+        args.original_model = load_model(args.update)
+        stored = args.original_model.description
+    description = description_from_arguments(args, stored)
+    raw = read_table(args.data, sep=args.sep, decimal=args.decimal,
+                     text_columns=text_columns(description))
+    return describe_table(raw, description, source=str(args.data)), None, str(args.data)
 
 
 def describe_image_contribution(m: dict) -> str:
@@ -152,38 +197,54 @@ def describe_image_contribution(m: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse options, train, save the model, write the report and print the benchmark."""
+    """Parse options, train (or update), save the model, write the report, print the
+    benchmark."""
     args = build_parser().parse_args(argv)
     from models import add_uncertainty, save_model, train, write_report
     from models.report import format_benchmark_table
 
     check_options(args)
-    table, bayes_p, source = load_training_table(args)
+    described, bayes_p, source = load_training_table(args)
     radiomics = None
     if args.manifest:
         from features.join import add_radiomic_features
 
         radiomics = add_radiomic_features(
-            table, args.manifest, params=args.radiomics_params, jobs=args.jobs,
+            described.table, args.manifest, params=args.radiomics_params, jobs=args.jobs,
             cache_dir=args.out.parent / ".radiomics_cache", progress=not args.no_progress)
-        table = radiomics.table
-    options = dict(seed=args.seed, test_size=args.test_size, threshold=args.threshold,
-                   target_sensitivity=args.target_sensitivity, bayes_p=bayes_p, source=source,
-                   progress=not args.no_progress)
-    result = train(table, nested_cv=not args.no_nested_cv, **options)
-    if radiomics is not None:
-        from models.training import compare_without_images
+        described.table = radiomics.table
+    if args.update is not None:
+        from models.updating import update_model
 
-        print("training the same procedure without image features, for comparison ...")
-        metrics = result.evaluation.metrics
-        metrics["image_features"] = compare_without_images(table, result, **options)
-        metrics["radiomic_extraction"] = radiomics.summary()
-        result.model.radiomics_settings = radiomics.settings_text
+        model, evaluation = update_model(args.original_model, described.table,
+                                         method=args.method, seed=args.seed, folds=args.folds,
+                                         repeats=args.repeats or 5, source=source,
+                                         progress=not args.no_progress)
+        title = f"Update of {args.update.name} with {source}"
+    else:
+        options = dict(seed=args.seed, test_size=args.test_size, threshold=args.threshold,
+                       target_sensitivity=args.target_sensitivity, bayes_p=bayes_p,
+                       source=source, progress=not args.no_progress,
+                       validation=args.validation, folds=args.folds, repeats=args.repeats)
+        result = train(described, nested_cv=not args.no_nested_cv, **options)
+        model, evaluation = result.model, result.evaluation
+        scheme = evaluation.metrics["validation"]
+        print(f"validation: {scheme['scheme']} ({scheme['reason']})")
+        if radiomics is not None:
+            from models.training import compare_without_images
+
+            print("training the same procedure without image features, for comparison ...")
+            evaluation.metrics["image_features"] = compare_without_images(
+                described, result, **options)
+            evaluation.metrics["radiomic_extraction"] = radiomics.summary()
+            model.radiomics_settings = radiomics.settings_text
+        title = (f"Held-out evaluation: {source}" if scheme["scheme"] == "holdout" else
+                 f"Internal validation ({scheme['scheme']}): {source}")
     if args.report and args.bootstrap > 0:
-        result.model.metrics = result.evaluation.metrics = add_uncertainty(
-            result.evaluation.metrics, result.evaluation.frame, result.model.threshold,
+        model.metrics = evaluation.metrics = add_uncertainty(
+            evaluation.metrics, evaluation.frame, model.threshold,
             n_resamples=args.bootstrap, seed=args.seed, progress=not args.no_progress)
-    save_model(result.model, args.out)
+    save_model(model, args.out)
     if args.report:
         if not args.no_progress:
             print("writing the report (figures, report.html) ...", flush=True)
@@ -192,15 +253,33 @@ def main(argv: list[str] | None = None) -> int:
             from features.synthetic import fidelity_table
 
             fidelity = fidelity_table(seed=args.seed)
-        write_report(args.report, result.evaluation.metrics, result.evaluation.frame,
-                     model=result.model, fidelity=fidelity,
-                     title=f"Held-out evaluation: {source}")
-    print(format_benchmark_table(result.evaluation.metrics))
-    if "image_features" in result.evaluation.metrics:
-        print(describe_image_contribution(result.evaluation.metrics["image_features"]))
-    print(f"\nmodel ({result.model.family}, threshold {result.model.threshold:.3g}) saved to "
+        write_report(args.report, evaluation.metrics, evaluation.frame, model=model,
+                     fidelity=fidelity, title=title, predictions=evaluation.predictions)
+    print(format_benchmark_table(evaluation.metrics))
+    if "image_features" in evaluation.metrics:
+        print(describe_image_contribution(evaluation.metrics["image_features"]))
+    if "update" in evaluation.metrics:
+        print(describe_update(evaluation.metrics["update"]))
+    print(f"\nmodel ({model.family}, threshold {model.threshold:.3g}) saved to "
           f"{args.out}" + (f"; report: {args.report / 'report.html'}" if args.report else ""))
     return 0
+
+
+def describe_update(m: dict) -> str:
+    """Lines: the update chosen and calibration before and after, on the local patients."""
+    o, u = m["original"], m["updated_cross_validated"]
+
+    def line(name: str, d: dict) -> str:
+        return (f"  {name:<34} AUC {d['auc']:.3f}, calibration intercept "
+                f"{d['calibration_intercept']:+.2f}, slope {d['calibration_slope']:.2f}, "
+                f"Brier {d['brier']:.4f}")
+
+    tests = "; ".join(f"{t['comparison']}: LR {t['lr']:.1f} on {t['df']} df, p = "
+                      f"{t['p_value']:.2g}" for t in m.get("tests") or [])
+    return "\n".join([f"\nupdate: {m['chosen']} (asked: {m['requested']})"
+                      + (f"; closed test: {tests}" if tests else ""),
+                      line("original model, local patients", o),
+                      line("updated model, cross-validated", u)])
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from features.contract import ID, LABEL
+from features.contract import ID, KEY_COLUMNS
+from features.description import DeclaredFeature, TableDescription
 from features.errors import UserInputError
 from features.tables import atomic_path
 from models.statistics import called
@@ -68,7 +69,29 @@ class TrainedModel:
     versions: dict = field(default_factory=package_versions)
     metrics: dict | None = None
     radiomics_settings: str | None = None
+    declared_features: dict = field(default_factory=dict)
+    description: dict | None = None
+    population: dict | None = None
     format_version: int = FORMAT_VERSION
+
+    def declared(self) -> dict[str, DeclaredFeature]:
+        """The declared extra feature columns, by name (kind, block, range)."""
+        return {k: DeclaredFeature(v["kind"], v.get("block"),
+                                   None if v.get("range") is None else tuple(v["range"]))
+                for k, v in self.declared_features.items()}
+
+    def table_description(self) -> TableDescription:
+        """The table description the model was trained with (the default when none)."""
+        if self.description is None:
+            return TableDescription()
+        return TableDescription.from_dict(self.description,
+                                          source="the table description stored in the model")
+
+    @property
+    def training_prevalence(self) -> float:
+        """The share of positive lesions in the training rows (what it is calibrated to)."""
+        n = self.training.get("n") or 0
+        return float(self.training.get("n_positive", 0)) / n if n else float("nan")
 
     @property
     def threshold(self) -> float:
@@ -86,7 +109,7 @@ class TrainedModel:
         warning (unless ``warn`` is False)."""
         if not warn:
             return df.reindex(columns=self.input_columns)
-        extra = [c for c in df.columns if c not in self.input_columns and c != LABEL]
+        extra = [c for c in df.columns if c not in self.input_columns and c not in KEY_COLUMNS]
         if extra:
             warnings.warn(
                 f"ignoring {len(extra)} column(s) the model was not trained on: "

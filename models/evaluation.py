@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from features.article import PREVALENCE, THRESHOLDS
-from features.contract import ID, LABEL, validate_table
+from features.contract import ID, LABEL, LESION, validate_table
 from models.bundle import TrainedModel
 from models.rules import apply_rules
 from models.statistics import (
@@ -49,30 +49,48 @@ _ABSTENTION = ("Where a rule abstains (an input missing) the lesion is not calle
 class Evaluation:
     """Predictions and metrics on evaluation rows.
 
-    frame: patient_id, pseudoprogression, p_pseudoprogression, one column per rule
-    (1/0/NaN) and, for simulated data, bayes_posterior.
+    frame: one row per evaluated lesion: ``patient_id``, ``lesion_id`` (when the table has
+    it), the label, ``p_pseudoprogression``, one ``rule_<id>`` column per rule (1/0/NaN)
+    and, for simulated data, ``bayes_posterior``. predictions: every prediction behind
+    ``frame`` when a lesion was predicted more than once (repeated cross-validation,
+    bootstrap), with ``repeat`` and ``fold``; otherwise None.
     """
 
     frame: pd.DataFrame
     metrics: dict
+    predictions: pd.DataFrame | None = None
 
 
 def evaluate(model: TrainedModel, table: pd.DataFrame, bayes_p: np.ndarray | None = None,
              restate_prevalences: dict[str, float] | None = None,
              warn: bool = True) -> Evaluation:
-    """Benchmark the model and every rule on exactly the rows of a labelled table.
+    """Benchmark the model and every rule on exactly the rows of a labelled table (already in
+    the contract's canonical form, as :meth:`features.description.TableDescription.apply`
+    gives it).
 
     ``warn``: warn about columns the model ignores or misses (off when the caller already
     did).
     """
     table = validate_table(table, require_label=True, source="the evaluation table")
-    y = table[LABEL].to_numpy().astype(int)
     p = model.predict_proba(table, warn=warn)
+    return evaluate_predictions(table, p, model.threshold, bayes_p, restate_prevalences)
+
+
+def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,
+                         bayes_p: np.ndarray | None = None,
+                         restate_prevalences: dict[str, float] | None = None) -> Evaluation:
+    """Benchmark probabilities ``p`` (aligned with the validated, labelled ``table``), called
+    at ``threshold``, and every rule on the same rows."""
+    y = table[LABEL].to_numpy().astype(int)
+    p = np.asarray(p, dtype=float)
     rules = apply_rules(table)
-    metrics = benchmark(y, p, model.threshold, rules,
+    metrics = benchmark(y, p, threshold, rules,
                         restate_prevalences=restate_prevalences or PREVALENCE)
-    frame = pd.DataFrame({ID: table[ID].to_numpy(), LABEL: y, "p_pseudoprogression": p})
-    frame = pd.concat([frame, rules.add_prefix("rule_").reset_index(drop=True)], axis=1)
+    keys = {ID: table[ID].to_numpy()}
+    if LESION in table.columns:
+        keys[LESION] = table[LESION].to_numpy()
+    frame = pd.DataFrame(keys | {LABEL: y, P_COLUMN: p})
+    frame = pd.concat([frame, rules.add_prefix(RULE_PREFIX).reset_index(drop=True)], axis=1)
     if bayes_p is not None:
         bayes_p = np.asarray(bayes_p, dtype=float)
         auc, ci = auc_with_ci(y, bayes_p)
@@ -80,12 +98,14 @@ def evaluate(model: TrainedModel, table: pd.DataFrame, bayes_p: np.ndarray | Non
                                     "brier": brier_score(y, bayes_p)}
         frame["bayes_posterior"] = bayes_p
     ctdna = THRESHOLDS["ctdna_clearance"]
-    ors = feature_odds_ratios(
-        table, y, extra_binary={
-            f"{ctdna.column} < {ctdna.value:g} ({ctdna.figure})":
-                (table[ctdna.column] < ctdna.value).astype(float).where(
-                    table[ctdna.column].notna())})
+    extra = {}
+    if ctdna.column in table.columns:
+        extra[f"{ctdna.column} < {ctdna.value:g} ({ctdna.figure})"] = (
+            (table[ctdna.column] < ctdna.value).astype(float).where(table[ctdna.column].notna()))
+    ors = feature_odds_ratios(table, y, extra_binary=extra)
     metrics["feature_odds_ratios"] = ors.to_dict(orient="records")
+    metrics["units"] = {"n_lesions": int(len(table)),
+                        "n_patients": int(table[ID].nunique())}
     return Evaluation(frame=frame, metrics=metrics)
 
 

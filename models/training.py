@@ -1,155 +1,68 @@
-"""Training and evaluation as functions on DataFrames (``train.py`` and ``predict.py`` wrap them).
+"""Training as functions on DataFrames (``train.py`` wraps them).
 
->>> from features.synthetic.cohort import simulate_cohort
->>> from models.training import train
+>>> from features.synthetic import simulate_cohort
+>>> from models import train
 >>> result = train(simulate_cohort(2000, seed=1))          # doctest: +SKIP
 >>> result.evaluation.metrics["model"]["auc"]               # doctest: +SKIP
 
-Evaluation never touches rows the model was fitted, calibrated or tuned on: patients are
-split once into training and evaluation sets; model choice, calibration and any threshold
-tuning happen inside the training set.
-
-Internal validation is kept honest about optimism; three figures are kept apart, each with
-the patients behind it:
-
-- *apparent*: the final model scored on the very patients it was trained on (optimistic);
-- *nested cross-validation*: on the training patients, each outer fold refits the whole
-  procedure (family choice by inner CV, calibration, threshold) on the other folds and is
-  scored on the fold it never saw;
-- *held-out test*: the patients set aside before anything was fitted (in ``metrics.json``).
-
-Also the events per candidate feature (EPV) behind the model, with a warning when too few
-events back a stable model.
+A user's table is first put in the contract's canonical form by its table description
+(:class:`features.description.TableDescription`: patient, lesion and label columns, renamed
+contract columns, declared extra features). Evaluation never touches lesions of patients the
+model was fitted, calibrated or tuned on: the chosen validation scheme
+(:mod:`models.validation`: holdout, repeated cross-validation or the optimism-corrected
+bootstrap) keeps each patient's lesions together, and model choice, calibration and any
+threshold tuning happen inside the training patients of each split.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
-from features.contract import (
-    ID,
-    LABEL,
-    is_radiomic,
-    model_columns,
-    validate_table,
-    warn_extra_columns,
-)
+from features.contract import ID, LABEL, LESION, is_radiomic, model_columns, warn_extra_columns
+from features.description import DeclaredFeature, DescribedTable, TableDescription
 from features.errors import UserInputError
 from models.bundle import TrainedModel, table_sha256
 from models.classifier import (
     FeatureLayout,
     fit_calibrated,
     out_of_fold_probabilities,
-    patient_folds,
     with_threshold,
 )
-from models.evaluation import Evaluation, evaluate
-from models.statistics import (
-    auc_with_ci,
-    binary_metrics,
-    brier_score,
-    calibration_intercept_slope,
-    called,
-    delong_test,
-    operating_point_at_sensitivity,
+from models.evaluation import Evaluation, evaluate, evaluate_predictions
+from models.population import TrainingProfile
+from models.statistics import delong_test, operating_point_at_sensitivity
+from models.validation import (
+    apparent_performance,
+    check_trainable,
+    choose_validation,
+    holdout_split,
+    nested_cross_validation,
+    optimism_bootstrap,
+    repeated_cv,
+    sample_size,
 )
 
 #: The default decision threshold on the calibrated probability (see README).
 DEFAULT_THRESHOLD = 0.5
-MIN_ROWS_PER_CLASS = 10
-
-
-#: Below this many events per candidate feature a model is flagged as possibly unstable
-#: (Riley et al. 2020 and TRIPOD+AI discuss 10 as a floor for regression, more for ML).
-MIN_EVENTS_PER_FEATURE = 10.0
-
-
-def _validation_scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    """The statistics internal validation compares, from :mod:`models.statistics`."""
-    cal = calibration_intercept_slope(y, p)
-    at = binary_metrics(y, called(p, threshold).astype(float))
-    return {"n": at["n"], "n_positive": at["n_positive"],
-            "auc": auc_with_ci(y, p)[0], "brier": brier_score(y, p),
-            "calibration_intercept": cal["calibration_intercept"],
-            "calibration_slope": cal["calibration_slope"],
-            "sensitivity": at["sensitivity"], "ppv": at["ppv"]}
-
-
-def candidate_feature_count(train_table: pd.DataFrame) -> int:
-    """Candidate predictor parameters: one per numeric column (two when it has missing values,
-    for its missing indicator), one per category level beyond the first."""
-    layout = FeatureLayout.from_columns(model_columns(train_table.columns))
-    count = 0
-    for c in [*layout.contract_numeric, *layout.radiomic]:
-        count += 1 + int(train_table[c].isna().any())
-    for c in layout.categorical:
-        count += max(int(train_table[c].nunique()) - 1, 0)
-    return count
-
-
-def events_per_feature(train_table: pd.DataFrame) -> dict:
-    """Events (the rarer class) per candidate feature, and whether that is enough."""
-    y = train_table[LABEL].to_numpy().astype(int)
-    events = int(min(y.sum(), len(y) - y.sum()))
-    k = candidate_feature_count(train_table)
-    epv = events / k if k else float("nan")
-    ok = bool(epv >= MIN_EVENTS_PER_FEATURE)
-    if not ok:
-        warnings.warn(f"only {epv:.2g} events per candidate feature ({events} events, {k} "
-                      f"candidate features; fewer than {MIN_EVENTS_PER_FEATURE:g}): the model "
-                      "may be unstable, and its apparent performance optimistic; judge it "
-                      "by held-out and nested cross-validation figures.", UserWarning, stacklevel=2)
-    return {"events": events, "candidate_features": k, "events_per_feature": epv,
-            "minimum": MIN_EVENTS_PER_FEATURE, "enough": ok}
-
-
-def nested_cross_validation(train_table: pd.DataFrame, fit, threshold_of, n_outer: int = 5,
-                            seed: int = 0, progress=None) -> dict:
-    """Score the whole fitting procedure on outer folds it never saw.
-
-    ``fit(table) -> TrainedModel`` is the procedure (family choice, calibration, threshold);
-    ``threshold_of(model)`` the threshold to score at. Returns per-fold scores and their
-    mean and SD.
-    """
-    y = train_table[LABEL].to_numpy().astype(int)
-    folds = patient_folds(y, train_table[ID].to_numpy(), n_outer, seed + 7)
-    rows = []
-    for i, (inner, outer) in enumerate(folds):
-        if progress:
-            progress(f"nested CV fold {i + 1}/{len(folds)}")
-        model: TrainedModel = fit(train_table.iloc[inner])
-        part = train_table.iloc[outer]
-        p = model.predict_proba(part, warn=False)
-        rows.append({"fold": i + 1, **_validation_scores(part[LABEL].to_numpy().astype(int), p,
-                                              threshold_of(model))})
-    per_fold = pd.DataFrame(rows)
-    summary = {k: {"mean": float(per_fold[k].mean()), "sd": float(per_fold[k].std(ddof=1))}
-               for k in ("auc", "brier", "calibration_intercept", "calibration_slope",
-                         "sensitivity", "ppv")}
-    return {"n_outer_folds": len(folds), "n": int(len(train_table)),
-            "n_positive": int(y.sum()), "summary": summary,
-            "per_fold": per_fold.to_dict(orient="records")}
-
-
-def apparent_performance(model: TrainedModel, train_table: pd.DataFrame) -> dict:
-    """The final model scored on its own training patients (optimistic by construction)."""
-    y = train_table[LABEL].to_numpy().astype(int)
-    return _validation_scores(y, model.predict_proba(train_table, warn=False), model.threshold)
+#: Default repeats of cross-validation and resamples of the optimism bootstrap.
+DEFAULT_REPEATS = {"cv": 10, "bootstrap": 100}
 
 
 @dataclass
 class TrainingResult:
+    """The model fitted on the training rows (all rows under cv and bootstrap), its
+    evaluation, and which patients were used for what."""
+
     model: TrainedModel
     evaluation: Evaluation
     train_ids: list[str]
     test_ids: list[str]
+    validation: str = "holdout"
 
 
 class _Stages:
@@ -158,7 +71,7 @@ class _Stages:
     def __init__(self, total: int, enabled: bool):
         self.started = 0
         self.bar = tqdm(total=total, disable=not enabled, unit="step",
-                        bar_format="{desc:<34}{bar:20}| {n_fmt}/{total_fmt} [{elapsed}]")
+                        bar_format="{desc:<44}{bar:20}| {n_fmt}/{total_fmt} [{elapsed}]")
 
     def __call__(self, message: str) -> None:
         if 0 < self.started <= self.bar.total:
@@ -171,49 +84,38 @@ class _Stages:
         self.bar.close()
 
 
-def split_patients(table: pd.DataFrame, test_size: float = 0.3,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of training and evaluation patients, stratified by the label.
-
-    The contract makes ``patient_id`` unique, so each row is one patient and a row split
-    is a patient split.
-    """
-    if not 0.05 <= test_size <= 0.8:
-        raise UserInputError(f"test size must be between 0.05 and 0.8, got {test_size}.")
-    if table[ID].duplicated().any():
-        raise UserInputError("patient_id must be unique to split patients; see the contract.")
-    y = table[LABEL].to_numpy().astype(int)
-    train_idx, test_idx = train_test_split(np.arange(len(y)), test_size=test_size,
-                                           stratify=y, random_state=seed)
-    return np.sort(train_idx), np.sort(test_idx)
-
-
-def _check_trainable(table: pd.DataFrame, what: str) -> None:
-    counts = table[LABEL].value_counts()
-    small = {int(k): int(v) for k, v in counts.items() if v < MIN_ROWS_PER_CLASS}
-    if len(counts) < 2 or small:
-        raise UserInputError(
-            f"{what} has too few rows of a class to train and evaluate "
-            f"(counts by label: {counts.to_dict()}); need at least {MIN_ROWS_PER_CLASS} "
-            "pseudoprogression and true progression rows in each of the training and "
-            "evaluation sets. Provide more data or lower --test-size.")
+def describe_table(table: pd.DataFrame, description: TableDescription | None = None,
+                   require_label: bool = True, source: str = "the table") -> DescribedTable:
+    """``table`` in the contract's canonical form by ``description`` (the default describes a
+    table already in the contract); see :meth:`TableDescription.apply`."""
+    return (description or TableDescription()).apply(table, require_label=require_label,
+                                                      source=source)
 
 
 def fit_model(train_table: pd.DataFrame, seed: int = 0, threshold: float | None = None,
               target_sensitivity: float | None = None, source: str = "table",
-              progress: Callable[[str], None] | None = None) -> TrainedModel:
-    """Fit the calibrated classifier on a validated training table with labels."""
+              progress: Callable[[str], None] | None = None,
+              features: Mapping[str, DeclaredFeature] | None = None,
+              description: TableDescription | None = None) -> TrainedModel:
+    """Fit the calibrated classifier on a canonical, labelled training table.
+
+    ``features``: the declared extra feature columns (beyond the contract and the radiomic
+    columns); ``description``: the table description, stored in the model so prediction
+    applies it again.
+    """
     if threshold is not None and target_sensitivity is not None:
         raise UserInputError("give either a threshold or a target sensitivity, not both.")
-    columns = model_columns(train_table.columns)
+    features = dict(features or {})
+    columns = model_columns(train_table.columns, declared=features)
     if not columns:
-        raise UserInputError("the table has no feature columns of the contract; see the data "
-                             "dictionary in the README.")
+        raise UserInputError("the table has no feature columns: none of the contract's, no "
+                             "radiomic columns and none declared under 'features' in a table "
+                             "description (--table); see 'Your own data' in the README.")
     warn_extra_columns(train_table, columns)
     X = train_table[[*columns, ID]]
     y = train_table[LABEL].to_numpy().astype(int)
     groups = train_table[ID].to_numpy()
-    fitted = fit_calibrated(X, y, groups, seed=seed, progress=progress)
+    fitted = fit_calibrated(X, y, groups, seed=seed, progress=progress, declared=features)
     if target_sensitivity is not None:
         if not 0 < target_sensitivity < 1:
             raise UserInputError(f"target sensitivity must be in (0, 1), got {target_sensitivity}.")
@@ -232,59 +134,147 @@ def fit_model(train_table: pd.DataFrame, seed: int = 0, threshold: float | None 
         estimator=with_threshold(fitted.estimator, chosen), family=fitted.family,
         feature_columns=columns, threshold_source=source_text, cv_scores=fitted.cv_scores,
         training={"source": source, "n": int(len(train_table)), "n_positive": int(y.sum()),
-                  "sha256": table_sha256(train_table), "seed": seed})
+                  "n_patients": int(train_table[ID].nunique()),
+                  "sha256": table_sha256(train_table), "seed": seed},
+        declared_features={k: vars(v) | {"range": None if v.range is None else list(v.range)}
+                           for k, v in features.items()},
+        description=None if description is None else description.to_dict(),
+        population=TrainingProfile.from_table(
+            train_table, columns, categorical=fitted.layout.categorical).to_dict())
 
 
-def train(table: pd.DataFrame, seed: int = 0, test_size: float = 0.3,
+def _sample_size(model: TrainedModel, table: pd.DataFrame) -> dict:
+    """:func:`models.validation.sample_size` for the model's features, with the chosen
+    family's cross-validated AUC as the anticipated C statistic."""
+    layout = FeatureLayout.from_columns(model.feature_columns, declared=model.declared())
+    c = (model.cv_scores.get(model.family) or {}).get("auc")
+    return sample_size(table, layout, c_statistic=None if c is None or not np.isfinite(c)
+                       else float(c))
+
+
+def _split_counts(train_part: pd.DataFrame, test_part: pd.DataFrame, seed: int) -> dict:
+    return {"n_train": int(len(train_part)), "n_train_positive": int(train_part[LABEL].sum()),
+            "n_train_patients": int(train_part[ID].nunique()),
+            "n_test": int(len(test_part)), "n_test_positive": int(test_part[LABEL].sum()),
+            "n_test_patients": int(test_part[ID].nunique()),
+            "unit": "lesions", "grouped_by": "patient", "seed": seed}
+
+
+def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float = 0.3,
           threshold: float | None = None, target_sensitivity: float | None = None,
           bayes_p: np.ndarray | None = None, source: str = "table",
-          progress: bool = True, nested_cv: bool = True) -> TrainingResult:
-    """Split patients, fit on the training part, evaluate on the held-out part.
+          progress: bool = True, nested_cv: bool = True,
+          description: TableDescription | None = None, validation: str = "auto",
+          folds: int = 5, repeats: int | None = None) -> TrainingResult:
+    """Fit the procedure and validate it by patient.
 
-    ``bayes_p`` (aligned with ``table``) is the simulator's exact posterior, reported as the
-    ceiling beside the model on the same evaluation rows. ``nested_cv`` adds nested
-    cross-validation on the training patients (five more fits of the whole procedure).
+    ``table``: the user's table, put in canonical form by ``description`` (or a
+    :class:`DescribedTable` already in it, e.g. joined with radiomic features). ``validation``:
+    ``holdout`` (fit on ``1 - test_size`` of the patients, evaluate on the others, with
+    nested cross-validation on the training patients when ``nested_cv``), ``cv`` (``repeats``
+    x ``folds``-fold patient-grouped cross-validation of the whole procedure; the model is
+    then fitted on every lesion), ``bootstrap`` (Harrell's optimism correction over
+    ``repeats`` resamples of patients; the model is fitted on every lesion) or ``auto``
+    (:func:`models.validation.choose_validation`). ``bayes_p`` (aligned with ``table``) is
+    the simulator's exact posterior, reported as the ceiling beside the model.
     """
-    table = validate_table(table, require_label=True, source=source)
-    train_idx, test_idx = split_patients(table, test_size, seed)
-    train_part, test_part = table.iloc[train_idx], table.iloc[test_idx]
-    _check_trainable(train_part, "the training set")
-    _check_trainable(test_part, "the evaluation set")
-    epv = events_per_feature(train_part)
-    n_stages = 4 + (target_sensitivity is not None) + (5 if nested_cv else 0)
-    stages = _Stages(total=n_stages, enabled=progress)
+    if isinstance(table, DescribedTable):
+        described = table
+        description = description or described.description
+    else:
+        described = describe_table(table, description, require_label=True, source=source)
+    table = described.table
+    mode, reason = choose_validation(table, validation, test_size)
+    options = dict(seed=seed, threshold=threshold, target_sensitivity=target_sensitivity,
+                   source=source, features=described.features, description=description)
 
     def procedure(part: pd.DataFrame, progress=None) -> TrainedModel:
-        return fit_model(part, seed=seed, threshold=threshold,
-                         target_sensitivity=target_sensitivity, source=source,
-                         progress=progress)
+        return fit_model(part, progress=progress, **options)
 
+    bayes = None if bayes_p is None else np.asarray(bayes_p, dtype=float)
+    if mode == "holdout":
+        result = _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv)
+    else:
+        result = _train_resampled(table, procedure, mode, folds,
+                                  repeats or DEFAULT_REPEATS[mode], seed, bayes, progress)
+    metrics = result.evaluation.metrics
+    metrics["validation"] = {"scheme": mode, "reason": reason, "requested": validation}
+    metrics["model_selection"] = {"chosen": result.model.family, "cv": result.model.cv_scores}
+    metrics["positive_class"] = described.positive_name
+    result.model.metrics = metrics
+    return result
+
+
+def _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv
+                   ) -> TrainingResult:
+    train_idx, test_idx = holdout_split(table, test_size, seed)
+    train_part, test_part = table.iloc[train_idx], table.iloc[test_idx]
+    check_trainable(train_part, "the training set")
+    check_trainable(test_part, "the evaluation set")
+    stages = _Stages(total=4 + (5 if nested_cv else 0), enabled=progress)
     try:
         model = procedure(train_part, progress=stages)
+        size = _sample_size(model, train_part)
         stages("evaluating on held-out patients")
-        evaluation = evaluate(model, test_part,
-                              None if bayes_p is None else np.asarray(bayes_p)[test_idx],
+        evaluation = evaluate(model, test_part, None if bayes is None else bayes[test_idx],
                               warn=False)
         internal = {"apparent": apparent_performance(model, train_part),
-                    "events_per_feature": epv}
+                    "events_per_feature": size}
         if nested_cv:
-            internal["nested_cv"] = nested_cross_validation(
-                train_part, procedure, lambda m: m.threshold, seed=seed, progress=stages)
+            internal["nested_cv"] = nested_cross_validation(train_part, procedure, seed=seed,
+                                                            progress=stages)
     finally:
         stages.close()
     evaluation.metrics["internal_validation"] = internal
-    evaluation.metrics["model_selection"] = {"chosen": model.family, "cv": model.cv_scores}
-    evaluation.metrics["split"] = {"n_train": int(len(train_part)),
-                                   "n_train_positive": int(train_part[LABEL].sum()),
-                                   "n_test": int(len(test_part)),
-                                   "n_test_positive": int(test_part[LABEL].sum()),
-                                   "unit": "patients", "seed": seed}
-    model.metrics = evaluation.metrics
-    return TrainingResult(model, evaluation, train_part[ID].tolist(), test_part[ID].tolist())
+    evaluation.metrics["split"] = _split_counts(train_part, test_part, seed)
+    return TrainingResult(model, evaluation, train_part[ID].unique().tolist(),
+                          test_part[ID].unique().tolist(), "holdout")
+
+
+def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progress
+                     ) -> TrainingResult:
+    n_steps = (repeats * folds if mode == "cv" else repeats) + 4
+    stages = _Stages(total=n_steps, enabled=progress)
+    try:
+        model = procedure(table, progress=stages)
+        size = _sample_size(model, table)
+        if mode == "cv":
+            predictions, summary = repeated_cv(table, procedure, folds, repeats, seed,
+                                               progress=stages)
+        else:
+            predictions, summary = optimism_bootstrap(table, procedure, model, repeats, seed,
+                                                      progress=stages)
+    finally:
+        stages.close()
+    mean_p = predictions.groupby("row")["p_pseudoprogression"].mean()
+    rows = mean_p.index.to_numpy()
+    evaluated = table.iloc[rows]
+    evaluation = evaluate_predictions(evaluated, mean_p.to_numpy(), model.threshold,
+                                      None if bayes is None else bayes[rows])
+    keys = table[[c for c in (ID, LESION) if c in table.columns]].reset_index(drop=True)
+    stacked = predictions.join(keys, on="row").drop(columns="row")
+    stacked.insert(2, LABEL, table[LABEL].to_numpy()[predictions["row"].to_numpy()])
+    evaluation.predictions = stacked[[*keys.columns, "repeat", "fold", LABEL,
+                                      "p_pseudoprogression", "threshold"]]
+    evaluation.metrics["internal_validation"] = {
+        "apparent": apparent_performance(model, table), "events_per_feature": size,
+        "cross_validation" if mode == "cv" else "optimism_bootstrap": summary}
+    evaluation.metrics["split"] = {
+        "n_train": int(len(table)), "n_train_positive": int(table[LABEL].sum()),
+        "n_train_patients": int(table[ID].nunique()), "n_test": int(len(evaluated)),
+        "n_test_positive": int(evaluated[LABEL].sum()),
+        "n_test_patients": int(evaluated[ID].nunique()), "unit": "lesions",
+        "grouped_by": "patient", "seed": seed,
+        "evaluated_on": ("each lesion's out-of-fold probability, averaged over the repeats"
+                         if mode == "cv" else
+                         "each lesion's out-of-bag probability, averaged over the resamples "
+                         "that left its patient out")}
+    ids = table[ID].unique().tolist()
+    return TrainingResult(model, evaluation, ids, ids, mode)
 
 
 def image_contribution(with_images: TrainingResult, without_images: TrainingResult) -> dict:
-    """What the image features add: both models on the same held-out patients, with
+    """What the image features add: both models on the same evaluated lesions, with
     DeLong's test for the AUC difference (with minus without)."""
     a, b = with_images.evaluation, without_images.evaluation
     if a.frame[ID].tolist() != b.frame[ID].tolist():
@@ -303,14 +293,23 @@ def image_contribution(with_images: TrainingResult, without_images: TrainingResu
             "delong_p_value": test["p_value"]}
 
 
-def compare_without_images(table: pd.DataFrame, with_images: TrainingResult,
+def compare_without_images(table: pd.DataFrame | DescribedTable, with_images: TrainingResult,
                            **options) -> dict:
-    """Train the same procedure on ``table`` without its radiomic columns (same seed, so the
-    same patients are held out) and compare it with ``with_images`` (:func:`image_contribution`).
+    """Train the same procedure on ``table`` without its radiomic columns (same seed and
+    scheme, so the same patients are evaluated) and compare it with ``with_images``
+    (:func:`image_contribution`).
 
     ``options`` are :func:`train`'s keyword arguments as ``with_images`` was trained with;
     nested cross-validation is skipped for the comparison model.
     """
-    tabular = table.drop(columns=[c for c in table.columns if is_radiomic(c)])
-    without = train(tabular, **(options | {"nested_cv": False}))
-    return image_contribution(with_images, without)
+    if isinstance(table, DescribedTable):
+        radiomic = [c for c in table.table.columns
+                    if is_radiomic(c) or (table.features.get(c) and
+                                          table.features[c].block == "radiomic")]
+        tabular = replace(table, table=table.table.drop(columns=radiomic),
+                          features={k: v for k, v in table.features.items()
+                                    if k not in radiomic})
+    else:
+        tabular = table.drop(columns=[c for c in table.columns if is_radiomic(c)])
+    options = options | {"nested_cv": False, "validation": with_images.validation}
+    return image_contribution(with_images, train(tabular, **options))

@@ -17,6 +17,7 @@ al. (see :class:`UpdatedClassifier`).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 from scipy.special import expit
@@ -253,3 +254,92 @@ class UpdatedClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         """Class 1 where the updated probability exceeds 0.5, else 0."""
         return (self.predict_proba(X)[:, 1] > 0.5).astype(int)
+
+
+# --------------------------------------------------------------------------- trained models
+
+#: The ``--method`` choices of ``train.py --update``.
+UPDATE_METHODS = METHODS
+
+
+def update_model(model, table, method: str = "auto", seed: int = 0, folds: int = 5,
+                 repeats: int = 5, source: str = "local table", progress: bool = True):
+    """Update a trained model (:class:`models.bundle.TrainedModel`) with the labelled local
+    lesions of ``table`` (canonical form, as the model's table description gives it).
+
+    Returns ``(updated_model, evaluation)``. The update is chosen and fitted on every local
+    lesion (:class:`UpdatedClassifier`, refit = the model's own procedure); the evaluation
+    compares, on the same local lesions, the original model's probabilities with the
+    updated model's out-of-fold probabilities from repeated patient-grouped cross-validation
+    of the update itself (``repeats`` x ``folds``), so the update is never scored on the
+    patients it was estimated on. ``evaluation.metrics["update"]`` holds the chosen method,
+    its tests, and the original and updated calibration and discrimination.
+    """
+    from dataclasses import replace
+
+    from features.contract import ID, LABEL
+    from models.bundle import table_sha256
+    from models.classifier import FeatureLayout, with_threshold
+    from models.evaluation import evaluate_predictions
+    from models.statistics import auc_with_ci, brier_score, calibration_intercept_slope
+    from models.validation import candidate_feature_count, choose_validation, repeated_cv
+
+    if method not in METHODS:
+        raise UserInputError(f"unknown update method {method!r}; choose one of "
+                             + ", ".join(METHODS) + ".")
+    choose_validation(table, "cv")  # refuses tables too small to cross-validate
+    layout = FeatureLayout.from_columns(model.feature_columns, declared=model.declared())
+    refit_df = max(3, candidate_feature_count(table.reindex(columns=model.feature_columns),
+                                              layout) + 1)
+
+    def fitted(part: pd.DataFrame):
+        X = model.align(part, warn=False)
+        y = part[LABEL].to_numpy().astype(int)
+        upd = UpdatedClassifier(base=model.estimator, method=method,
+                                refit_estimator=clone(model.estimator), refit_df=refit_df)
+        upd.fit(X, y)
+        training = {"source": f"{model.training.get('source')} updated with {source}",
+                    "n": int(len(part)), "n_positive": int(y.sum()),
+                    "n_patients": int(part[ID].nunique()), "sha256": table_sha256(part),
+                    "seed": seed, "update_method": upd.method_,
+                    "original": dict(model.training)}
+        return replace(model, estimator=with_threshold(upd, model.threshold),
+                       training=training, metrics=None), upd
+
+    updated, upd = fitted(table)
+    if progress:
+        print(f"update chosen on all {len(table)} local lesions: {upd.method_}; "
+              f"cross-validating the update ...", flush=True)
+    predictions, summary = repeated_cv(table, lambda part: fitted(part)[0], folds, repeats,
+                                       seed)
+    mean_p = predictions.groupby("row")["p_pseudoprogression"].mean()
+    rows = mean_p.index.to_numpy()
+    local = table.iloc[rows]
+    evaluation = evaluate_predictions(local, mean_p.to_numpy(), model.threshold)
+    y = local[LABEL].to_numpy().astype(int)
+
+    def figures(p: np.ndarray) -> dict:
+        auc_value, auc_ci = auc_with_ci(y, p)
+        return {"auc": auc_value, "auc_ci": auc_ci, "brier": brier_score(y, p),
+                **calibration_intercept_slope(y, p)}
+
+    original_p = model.predict_proba(local, warn=False)
+    evaluation.metrics["update"] = {
+        "requested": method, "chosen": upd.method_, "tests": upd.tests_,
+        "intercept": upd.intercept_, "slope": upd.slope_, "refit_df": refit_df,
+        "original": figures(original_p), "updated_cross_validated": figures(mean_p.to_numpy()),
+        "cross_validation": summary,
+        "original_model": {"source": model.training.get("source"),
+                           "sha256": model.training.get("sha256"),
+                           "n": model.training.get("n"),
+                           "n_positive": model.training.get("n_positive")}}
+    evaluation.metrics["validation"] = {
+        "scheme": "cv", "requested": "cv",
+        "reason": "the update is evaluated by cross-validation of the update itself on the "
+                  "local patients"}
+    keys = table[[c for c in (ID, "lesion_id") if c in table.columns]].reset_index(drop=True)
+    stacked = predictions.join(keys, on="row").drop(columns="row")
+    stacked[LABEL] = table[LABEL].to_numpy()[predictions["row"].to_numpy()]
+    evaluation.predictions = stacked
+    updated.metrics = evaluation.metrics
+    return updated, evaluation

@@ -99,12 +99,18 @@ def test_corrupted_model_file_is_a_user_error(tmp_path):
         load_model(bad)
 
 
-def test_too_few_events_is_a_user_error():
+def test_too_few_events_refused_only_when_folds_cannot_be_formed():
     table = foreign_table(120, seed=2)
     table["pseudoprogression"] = 0
-    table.loc[:5, "pseudoprogression"] = 1
-    with pytest.raises(UserInputError, match="too few rows"):
+    table.loc[:3, "pseudoprogression"] = 1  # 4 events: five folds cannot each hold one
+    with pytest.raises(UserInputError, match="At least 5 of each"):
         train(table, progress=False, nested_cv=False)
+    table.loc[:6, "pseudoprogression"] = 1  # 7 events: too few to hold out, enough for cv
+    with pytest.warns(UserWarning, match="below the minimum sample size"):
+        result = train(table, progress=False, repeats=1)
+    assert result.validation == "cv"
+    assert "only 7 lesions" in result.evaluation.metrics["validation"]["reason"]
+    assert result.evaluation.metrics["split"]["n_test"] == 120
 
 
 def test_target_sensitivity_threshold_is_chosen_on_training_patients_only():

@@ -1,0 +1,366 @@
+"""How a fitting procedure is validated, honestly about optimism and about patients.
+
+Every scheme keeps a patient's lesions together: no patient is on both sides of a split or in
+two folds of one repeat, and resampling draws patients with all their lesions.
+
+- :func:`holdout_split`: one split of patients into training and evaluation, stratified by
+  the patient's label;
+- :func:`repeated_cv`: repeated patient-grouped stratified K-fold cross-validation of the
+  whole procedure; every lesion is predicted once per repeat by a model that never saw its
+  patient;
+- :func:`optimism_bootstrap`: Harrell's optimism-corrected bootstrap (Harrell, Regression
+  Modeling Strategies, 2nd ed., section 5.3.5): apparent performance minus the mean optimism
+  of the procedure refitted on resamples of patients;
+- :func:`nested_cross_validation` and :func:`apparent_performance`, for the holdout scheme's
+  internal validation;
+- :func:`choose_validation`: holdout when both sides would hold enough lesions of each class,
+  otherwise cross-validation, and why;
+- :func:`sample_size`: the minimum development size for a model of this size (Riley et al.,
+  BMJ 2020) beside the patients and events at hand, and the events per candidate feature.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+from features.contract import ID, LABEL
+from features.errors import UserInputError
+from models.bundle import TrainedModel
+from models.classifier import FeatureLayout, patient_folds
+from models.sample_size import minimum_sample_size
+from models.statistics import (
+    auc,
+    binary_metrics,
+    brier_score,
+    calibration_intercept_slope,
+    called,
+)
+
+#: The validation schemes ``train`` offers; ``auto`` picks holdout or cv.
+VALIDATIONS: tuple[str, ...] = ("auto", "holdout", "cv", "bootstrap")
+#: Holdout needs at least this many lesions of each class on each side (else ``auto`` uses cv).
+MIN_HOLDOUT_PER_CLASS = 10
+#: Cross-validation and the bootstrap need at least this many patients of each class to form
+#: folds (five folds, each with a lesion of each class); below it nothing can be estimated.
+MIN_PATIENTS_PER_CLASS = 5
+#: Below this many events per candidate feature a model is flagged as possibly unstable
+#: (Riley et al. 2020 and TRIPOD+AI discuss 10 as a floor for regression, more for ML).
+MIN_EVENTS_PER_FEATURE = 10.0
+#: The statistics every scheme reports, in this order.
+SCORES: tuple[str, ...] = ("auc", "brier", "calibration_intercept", "calibration_slope",
+                           "sensitivity", "ppv")
+
+Procedure = Callable[[pd.DataFrame], TrainedModel]
+
+
+def scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    """n, n_positive and :data:`SCORES` of probabilities ``p`` against labels ``y``."""
+    cal = calibration_intercept_slope(y, p)
+    at = binary_metrics(y, called(p, threshold).astype(float))
+    return {"n": at["n"], "n_positive": at["n_positive"], "auc": auc(y, p),
+            "brier": brier_score(y, p), "calibration_intercept": cal["calibration_intercept"],
+            "calibration_slope": cal["calibration_slope"], "sensitivity": at["sensitivity"],
+            "ppv": at["ppv"]}
+
+
+def _labels(table: pd.DataFrame) -> np.ndarray:
+    return table[LABEL].to_numpy().astype(int)
+
+
+def patient_labels(table: pd.DataFrame) -> pd.Series:
+    """One label per patient for stratifying (1 when most of its lesions are 1)."""
+    return table.groupby(ID, sort=False)[LABEL].mean().ge(0.5).astype(int)
+
+
+def class_counts(table: pd.DataFrame) -> dict[str, int]:
+    """Lesions and patients of each class (a patient counts in each class it has lesions of)."""
+    y = _labels(table)
+    by_patient = table.groupby(ID, sort=False)[LABEL]
+    return {"lesions_positive": int(y.sum()), "lesions_negative": int(len(y) - y.sum()),
+            "patients_positive": int(by_patient.max().sum()),
+            "patients_negative": int((by_patient.min() == 0).sum()),
+            "patients": int(table[ID].nunique()), "lesions": int(len(table))}
+
+
+# --------------------------------------------------------------------------- choosing
+
+
+def choose_validation(table: pd.DataFrame, requested: str = "auto",
+                      test_size: float = 0.3) -> tuple[str, str]:
+    """The scheme to use and why: ``requested`` unless it is ``auto``, which takes holdout
+    when the held-out part would expect :data:`MIN_HOLDOUT_PER_CLASS` lesions of each class
+    and the training part twice as many, otherwise ``cv``. Refuses (UserInputError) what
+    cannot be computed: fewer than :data:`MIN_PATIENTS_PER_CLASS` patients of a class."""
+    if requested not in VALIDATIONS:
+        raise UserInputError(f"unknown validation {requested!r}; choose one of "
+                             f"{', '.join(VALIDATIONS)}.")
+    c = class_counts(table)
+    rarest = min(c["patients_positive"], c["patients_negative"])
+    if rarest < MIN_PATIENTS_PER_CLASS:
+        raise UserInputError(
+            f"too few patients of a class to validate a model: {c['patients_positive']} with a "
+            f"positive lesion and {c['patients_negative']} with a negative one ({c['lesions']} "
+            f"lesions of {c['patients']} patients). At least {MIN_PATIENTS_PER_CLASS} of each "
+            "are needed to form cross-validation folds; add patients of the rarer class.")
+    rare_lesions = min(c["lesions_positive"], c["lesions_negative"])
+    expected_test = rare_lesions * test_size
+    expected_train = rare_lesions * (1 - test_size)
+    enough = (expected_test >= MIN_HOLDOUT_PER_CLASS
+              and expected_train >= 2 * MIN_HOLDOUT_PER_CLASS)
+    if requested != "auto":
+        if requested == "holdout" and not enough:
+            warnings.warn(
+                f"--validation holdout with {rare_lesions} lesions of the rarer class leaves "
+                f"about {expected_test:.0f} of them held out: the held-out estimates will be "
+                "very imprecise; --validation cv uses every patient.", UserWarning, stacklevel=2)
+        return requested, "as requested"
+    if enough:
+        return "holdout", (f"the rarer class has {rare_lesions} lesions: about "
+                           f"{expected_test:.0f} held out and {expected_train:.0f} for training "
+                           f"(at least {MIN_HOLDOUT_PER_CLASS} and "
+                           f"{2 * MIN_HOLDOUT_PER_CLASS} needed)")
+    return "cv", (f"the rarer class has only {rare_lesions} lesions: a held-out part would hold "
+                  f"about {expected_test:.0f} (fewer than {MIN_HOLDOUT_PER_CLASS}), so every "
+                  "patient is used by repeated cross-validation instead")
+
+
+# --------------------------------------------------------------------------- holdout
+
+
+def holdout_split(table: pd.DataFrame, test_size: float = 0.3,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of training and evaluation lesions: patients split once, stratified by
+    their label (:func:`patient_labels`), all of a patient's lesions on one side."""
+    if not 0.05 <= test_size <= 0.8:
+        raise UserInputError(f"test size must be between 0.05 and 0.8, got {test_size}.")
+    per_patient = patient_labels(table)
+    train_ids, test_ids = train_test_split(per_patient.index.to_numpy(), test_size=test_size,
+                                           stratify=per_patient.to_numpy(),
+                                           random_state=seed)
+    in_test = table[ID].isin(set(test_ids)).to_numpy()
+    return np.flatnonzero(~in_test), np.flatnonzero(in_test)
+
+
+def check_trainable(table: pd.DataFrame, what: str) -> None:
+    """UserInputError when ``table`` has fewer than :data:`MIN_HOLDOUT_PER_CLASS` lesions of a
+    class (a holdout side too small to fit or to evaluate)."""
+    counts = table[LABEL].value_counts()
+    small = {int(k): int(v) for k, v in counts.items() if v < MIN_HOLDOUT_PER_CLASS}
+    if len(counts) < 2 or small:
+        raise UserInputError(
+            f"{what} has too few lesions of a class for a held-out evaluation (counts by label: "
+            f"{ {int(k): int(v) for k, v in counts.items()} }); a holdout needs at least "
+            f"{MIN_HOLDOUT_PER_CLASS} of each class on each side. Use --validation cv, which "
+            "uses every patient, or add data.")
+
+
+def nested_cross_validation(train_table: pd.DataFrame, fit: Procedure, n_outer: int = 5,
+                            seed: int = 0, progress=None) -> dict:
+    """Score the whole fitting procedure on outer folds of patients it never saw.
+
+    ``fit(table) -> TrainedModel`` is the procedure (family choice, calibration, threshold).
+    Returns per-fold scores at each fold model's threshold, and their mean and SD.
+    """
+    y = _labels(train_table)
+    folds = patient_folds(y, train_table[ID].to_numpy(), n_outer, seed + 7)
+    rows = []
+    for i, (inner, outer) in enumerate(folds):
+        if progress:
+            progress(f"nested CV fold {i + 1}/{len(folds)}")
+        model = fit(train_table.iloc[inner])
+        part = train_table.iloc[outer]
+        p = model.predict_proba(part, warn=False)
+        rows.append({"fold": i + 1, **scores(_labels(part), p, model.threshold)})
+    per_fold = pd.DataFrame(rows)
+    return {"n_outer_folds": len(folds), "n": int(len(train_table)),
+            "n_positive": int(y.sum()), "summary": _summary(per_fold),
+            "per_fold": per_fold.to_dict(orient="records")}
+
+
+def apparent_performance(model: TrainedModel, train_table: pd.DataFrame) -> dict:
+    """The final model scored on its own training lesions (optimistic by construction)."""
+    return scores(_labels(train_table), model.predict_proba(train_table, warn=False),
+                  model.threshold)
+
+
+def _summary(rows: pd.DataFrame) -> dict:
+    return {k: {"mean": float(rows[k].mean()), "sd": float(rows[k].std(ddof=1))}
+            for k in SCORES if k in rows}
+
+
+# --------------------------------------------------------------------------- repeated CV
+
+
+def repeated_cv(table: pd.DataFrame, fit: Procedure, n_folds: int = 5, n_repeats: int = 10,
+                seed: int = 0, progress: Callable[[str], None] | None = None
+                ) -> tuple[pd.DataFrame, dict]:
+    """Repeated patient-grouped stratified K-fold cross-validation of the procedure ``fit``.
+
+    Returns every out-of-fold prediction (columns ``row`` (position in ``table``),
+    ``repeat``, ``fold``, ``p_pseudoprogression``, ``threshold``; each lesion once per repeat)
+    and a summary: per repeat, :data:`SCORES` of that repeat's out-of-fold predictions at each
+    fold model's threshold, with their mean and SD over repeats.
+    """
+    y = _labels(table)
+    groups = table[ID].to_numpy()
+    n_splits = int(max(2, min(n_folds, min(patient_labels(table).value_counts()))))
+    parts, per_repeat = [], []
+    for r in range(n_repeats):
+        cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed + 1000 + r)
+        p = np.full(len(table), np.nan)
+        thr = np.full(len(table), np.nan)
+        for f, (inner, outer) in enumerate(cv.split(np.zeros(len(y)), y, groups)):
+            if progress:
+                progress(f"cross-validation: repeat {r + 1}/{n_repeats}, fold {f + 1}/{n_splits}")
+            model = fit(table.iloc[inner])
+            p[outer] = model.predict_proba(table.iloc[outer], warn=False)
+            thr[outer] = model.threshold
+            parts.append(pd.DataFrame({"row": outer, "repeat": r + 1, "fold": f + 1,
+                                       "p_pseudoprogression": p[outer],
+                                       "threshold": model.threshold}))
+        calls = (p >= thr).astype(float)
+        at = binary_metrics(y, calls)
+        cal = calibration_intercept_slope(y, p)
+        per_repeat.append({"repeat": r + 1, "auc": auc(y, p), "brier": brier_score(y, p),
+                           "calibration_intercept": cal["calibration_intercept"],
+                           "calibration_slope": cal["calibration_slope"],
+                           "sensitivity": at["sensitivity"], "ppv": at["ppv"]})
+    rows = pd.DataFrame(per_repeat)
+    summary = {"scheme": "repeated patient-grouped stratified cross-validation",
+               "n_folds": n_splits, "n_repeats": int(n_repeats), "n": int(len(table)),
+               "n_positive": int(y.sum()), "n_patients": int(table[ID].nunique()),
+               "summary": _summary(rows), "per_repeat": rows.to_dict(orient="records")}
+    return pd.concat(parts, ignore_index=True).sort_values(["repeat", "row"]), summary
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def _resample_patients(table: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame,
+                                                                              set]:
+    """Patients drawn with replacement with all their lesions; each draw a distinct patient
+    (``id#k``) so grouping keeps copies apart. Also the set of patients never drawn."""
+    ids = table[ID].unique()
+    pick = rng.integers(0, len(ids), len(ids))
+    by_id = {pid: idx for pid, idx in table.groupby(ID, sort=False).indices.items()}
+    pieces = []
+    for k, j in enumerate(pick):
+        part = table.iloc[by_id[ids[j]]].copy()
+        part[ID] = f"{ids[j]}#{k}"
+        pieces.append(part)
+    drawn = {ids[j] for j in pick}
+    return pd.concat(pieces, ignore_index=True), set(ids) - drawn
+
+
+def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
+                       n_resamples: int = 100, seed: int = 0,
+                       progress: Callable[[str], None] | None = None
+                       ) -> tuple[pd.DataFrame, dict]:
+    """Harrell's optimism-corrected bootstrap of the procedure ``fit``.
+
+    ``final`` is the procedure fitted on all of ``table``; its apparent :data:`SCORES` on
+    ``table`` minus the mean optimism (score of a bootstrap model on its own resample minus
+    its score on ``table``) over ``n_resamples`` resamples of patients give the corrected
+    scores. Also returns the out-of-bag predictions (columns ``row``, ``repeat`` (the
+    resample), ``fold`` ("oob"), ``p_pseudoprogression``, ``threshold``): each bootstrap
+    model's predictions for the patients it was not fitted on.
+    """
+    rng = np.random.default_rng(seed)
+    y = _labels(table)
+    apparent = apparent_performance(final, table)
+    optimism, parts = [], []
+    done = 0
+    for b in range(n_resamples):
+        if progress:
+            progress(f"bootstrap resample {b + 1}/{n_resamples}")
+        boot, out_of_bag = _resample_patients(table, rng)
+        if min(np.bincount(_labels(boot), minlength=2)) < MIN_PATIENTS_PER_CLASS:
+            continue  # a resample too unbalanced to fit is skipped and counted
+        model = fit(boot)
+        own = scores(_labels(boot), model.predict_proba(boot, warn=False), model.threshold)
+        p_orig = model.predict_proba(table, warn=False)
+        test = scores(y, p_orig, model.threshold)
+        optimism.append({k: own[k] - test[k] for k in SCORES})
+        oob = np.flatnonzero(table[ID].isin(out_of_bag).to_numpy())
+        parts.append(pd.DataFrame({"row": oob, "repeat": b + 1, "fold": "oob",
+                                   "p_pseudoprogression": p_orig[oob],
+                                   "threshold": model.threshold}))
+        done += 1
+    opt = pd.DataFrame(optimism)
+    mean_opt = {k: float(opt[k].mean()) if len(opt) else float("nan") for k in SCORES}
+    summary = {"scheme": "optimism-corrected bootstrap (Harrell)",
+               "n_resamples": int(n_resamples), "n_fitted": int(done),
+               "n": int(len(table)), "n_positive": int(y.sum()),
+               "n_patients": int(table[ID].nunique()), "apparent": apparent,
+               "optimism": mean_opt,
+               "corrected": {k: apparent[k] - mean_opt[k] for k in SCORES}}
+    predictions = (pd.concat(parts, ignore_index=True) if parts else
+                   pd.DataFrame(columns=["row", "repeat", "fold", "p_pseudoprogression",
+                                         "threshold"]))
+    return predictions, summary
+
+
+# --------------------------------------------------------------------------- sample size
+
+
+def candidate_feature_count(train_table: pd.DataFrame, layout: FeatureLayout) -> int:
+    """Candidate predictor parameters: one per numeric column (two when it has missing values,
+    for its missing indicator), one per category level beyond the first."""
+    count = 0
+    numeric = [c for c in layout.columns if c not in layout.categorical]
+    for c in numeric:
+        count += 1 + int(train_table[c].isna().any())
+    for c in layout.categorical:
+        count += max(int(train_table[c].nunique()) - 1, 0)
+    return count
+
+
+def sample_size(train_table: pd.DataFrame, layout: FeatureLayout,
+                c_statistic: float | None = None) -> dict:
+    """Events per candidate feature and the minimum sample size for a model with that many
+    candidate parameters at this prevalence (Riley et al., BMJ 2020), beside the patients,
+    lesions and events at hand. Warns when the table is below the minimum or below
+    :data:`MIN_EVENTS_PER_FEATURE` events per feature.
+
+    ``c_statistic``: the anticipated C statistic (AUC) behind the anticipated Cox-Snell R2.
+    Riley et al. take it from earlier studies; here it is the chosen family's
+    cross-validated AUC on the training rows, the closest honest stand-in. Without it (or
+    outside 0.5-1) the conservative R2 of 15% of its maximum is used.
+    """
+    y = _labels(train_table)
+    events = int(min(y.sum(), len(y) - y.sum()))
+    k = candidate_feature_count(train_table, layout)
+    epv = events / k if k else float("nan")
+    ok = bool(epv >= MIN_EVENTS_PER_FEATURE)
+    out = {"events": events, "candidate_features": k, "events_per_feature": epv,
+           "minimum": MIN_EVENTS_PER_FEATURE, "enough": ok,
+           "n_lesions": int(len(train_table)), "n_patients": int(train_table[ID].nunique())}
+    prevalence = float(y.mean()) if len(y) else float("nan")
+    if k and 0 < prevalence < 1:
+        usable_c = c_statistic if c_statistic is not None and 0.5 < c_statistic < 0.999 \
+            else None
+        riley = minimum_sample_size(k, prevalence, c_statistic=usable_c)
+        out["riley"] = {"minimum_n": int(riley.n), "minimum_events": float(riley.events),
+                        "r2_cs": float(riley.r2_cs), "prevalence": prevalence,
+                        "c_statistic": usable_c,
+                        "n_parameters": k, "enough": bool(len(train_table) >= riley.n),
+                        "method": riley.describe()}
+        if len(train_table) < riley.n:
+            warnings.warn(
+                f"{len(train_table)} lesions ({events} of the rarer class) are below the minimum "
+                f"sample size of {int(riley.n)} for a model with {k} candidate parameters at "
+                f"prevalence {prevalence:.1%} (Riley et al., BMJ 2020): expect an unstable, "
+                "over-fitted model; judge it only by the validated figures, and prefer fewer "
+                "features.", UserWarning, stacklevel=2)
+            return out
+    if not ok:
+        warnings.warn(f"only {epv:.2g} events per candidate feature ({events} events, {k} "
+                      f"candidate features; fewer than {MIN_EVENTS_PER_FEATURE:g}): the model "
+                      "may be unstable, and its apparent performance optimistic; judge it "
+                      "by the validated figures.", UserWarning, stacklevel=2)
+    return out
