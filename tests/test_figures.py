@@ -111,3 +111,57 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError):
         plot_decision_curve(y, p, rules.iloc[:10], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_forest_names_undefined_and_corrected_ratios(tmp_path, monkeypatch):
+    from models.report import figures
+    from models.statistics import HALDANE_NOTE
+
+    texts = []
+    real_save = figures._save
+
+    def capture(fig, out):
+        for ax in fig.axes:
+            texts.extend(t.get_text() for t in ax.get_yticklabels())
+        texts.extend(t.get_text() for legend in fig.legends for t in legend.get_texts())
+        return real_save(fig, out)
+
+    monkeypatch.setattr(figures, "_save", capture)
+    table = pd.DataFrame({
+        "label": ["D1_perfusion_diffusion", "Q1c_pet", "D5_pathology"],
+        "odds_ratio": [2.0, np.nan, 219.0], "ci_low": [1.2, np.nan, 3.14],
+        "ci_high": [3.5, np.nan, 15298.0], "n": [80, 20, 37],
+        "note": ["", "undefined: never calls pseudoprogression", HALDANE_NOTE]})
+    _check_png(plot_odds_ratio_forest(table, tmp_path / "f.png"), min_bytes=5_000)
+    assert "undefined: never calls pseudoprogression, n=20" in texts
+    assert "219 (3.14-15298) †, n=37" in texts
+    assert f"† {HALDANE_NOTE}" in texts
+    assert "2 (1.2-3.5), n=80" in texts
+
+
+def test_roc_and_calibration_legends_state_the_report_numbers(tmp_path, monkeypatch):
+    from models.report import figures
+    from models.report import format as fmt
+
+    texts = []
+    real_save = figures._save
+
+    def capture(fig, out):
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            if legend is not None:
+                texts.append(legend.get_title().get_text())
+                texts.extend(t.get_text() for t in legend.get_texts())
+        return real_save(fig, out)
+
+    monkeypatch.setattr(figures, "_save", capture)
+    y, p, rules, bayes = _data(200, seed=2)
+    plot_roc(y, p, rules, tmp_path / "roc.png", auc_ci=(0.7, 0.9))
+    cal = {"calibration_intercept": 0.1234, "calibration_intercept_ci": [-0.2, 0.4],
+           "calibration_slope": 0.95, "calibration_slope_ci": [0.7, 1.2]}
+    plot_calibration(y, p, tmp_path / "cal.png", calibration=cal)
+    from models.statistics import auc
+
+    assert f"Model, AUC {fmt.est_ci(auc(y, p), (0.7, 0.9))}" in texts
+    title = next(t for t in texts if t.startswith("Calibration intercept"))
+    assert fmt.est_ci(0.1234, [-0.2, 0.4]) in title and fmt.est_ci(0.95, [0.7, 1.2]) in title

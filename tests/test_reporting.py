@@ -7,6 +7,7 @@ import copy
 import importlib.util
 import io
 import json
+import math
 import subprocess
 import sys
 import warnings
@@ -317,3 +318,241 @@ def test_browser_script_reports_missing_chromium(tmp_path):
 
 def test_json_roundtrip_of_everything(uncertain):
     json.dumps(to_jsonable(uncertain), allow_nan=False)
+
+
+# --------------------------------------------------------------------------- the fitted model
+
+
+def _markdown(data: dict, frame: pd.DataFrame, model) -> str:
+    """report.md's text for ``data`` without figures (fast)."""
+    from models.report.document import render_markdown_document
+    from models.report.sections import build_document
+    from models.report.write import with_report_facts
+
+    return render_markdown_document("T", build_document(
+        to_jsonable(with_report_facts(data, frame, model)), frame, model, None, {}))
+
+
+def test_logistic_coefficients_name_the_features(evaluated, report):
+    from models.report.model_features import LOGISTIC_METHOD, feature_effects
+
+    model, ev = evaluated
+    effects = feature_effects(model, None, None)
+    assert len(effects) and (effects["method"] == LOGISTIC_METHOD).all()
+    assert np.allclose(effects["odds_ratio"], np.exp(effects["coefficient"]))
+    named = set(effects["column"])
+    assert {"rcbv", "symptomatic", "ctdna_change_pct"} <= named
+    assert "rcbv missing (indicator)" in set(effects["feature"])
+    coef = np.abs(effects["coefficient"].to_numpy())
+    assert (np.diff(coef) <= 1e-12).all()  # largest effect first
+    folder, _ = report
+    data = json.loads((folder / "metrics.json").read_text())
+    md = (folder / "report.md").read_text()
+    assert "## Features of the fitted model" in md
+    for r in data["feature_effects"]:
+        assert f"| {r['feature']} | {r['block']} | {r['scale']} | " \
+               f"{fmt.fixed(r['coefficient'])} | {fmt.g(math.exp(r['coefficient']))} |" in md
+    assert "## Feature effects in the fitted model" in (folder / "metrics.md").read_text()
+
+
+def test_permutation_importance_for_boosting(evaluated):
+    from models.report.model_features import PERMUTATION_METHOD, feature_effects
+
+    _, ev = evaluated
+    table = simulate_cohort(420, cohort="melanoma", prevalence=0.3, seed=8)
+    train, test = table.iloc[:300], table.iloc[300:]
+    cols = model_columns(train.columns)
+    est = build_family("gradient_boosting", FeatureLayout.from_columns(cols))
+    est.fit(train[cols], train[LABEL].to_numpy().astype(int))
+    model = TrainedModel(estimator=with_threshold(est, 0.5), family="gradient_boosting",
+                         feature_columns=cols, threshold_source="default", cv_scores={},
+                         training={"n": 300, "n_positive": int(train[LABEL].sum())})
+    y = test[LABEL].to_numpy()
+    effects = feature_effects(model, test, y, seed=0, n_repeats=2)
+    assert set(effects["method"]) == {PERMUTATION_METHOD}
+    assert set(effects["feature"]) == set(cols)
+    assert np.isfinite(effects["auc_drop"]).all() and effects["auc_drop"].max() > 0
+    assert (effects["n"] == len(test)).all()
+    data = dict(ev.metrics) | {"feature_effects": effects.to_dict(orient="records")}
+    md = _markdown(data, ev.frame, model)
+    assert "Permutation importance" in md and "AUC drop when shuffled" in md
+    top = effects.iloc[0]
+    assert f"| {top['feature']} | {top['block']} | " \
+           f"{fmt.mean_sd(top['auc_drop'], top['auc_drop_sd'])} |" in md
+
+
+def _with_radiomics(table: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """``table`` with 40 radiomic-named columns, a few of them tied to the label."""
+    rng = np.random.default_rng(seed)
+    y = table[LABEL].to_numpy()
+    cols = {}
+    for seq, cls, k in (("t1c", "firstorder", 12), ("t1c", "glcm", 10), ("flair", "glcm", 18)):
+        for i in range(k):
+            signal = 0.8 * y if i < 3 else 0.0
+            cols[f"{seq}_original_{cls}_F{i}"] = rng.normal(size=len(y)) + signal
+    return pd.concat([table.reset_index(drop=True), pd.DataFrame(cols)], axis=1)
+
+
+def test_radiomic_columns_summarised_and_kept_named(evaluated):
+    from models.classifier import RADIOMIC_KEEP
+    from models.report.model_features import feature_effects, radiomic_selection
+
+    _, ev = evaluated
+    table = _with_radiomics(simulate_cohort(550, cohort="melanoma", prevalence=0.3, seed=3), 1)
+    train = table.iloc[:300]
+    model = _quick_model(train, "simulated melanoma cohort with radiomics")
+    radiomic = [c for c in model.feature_columns if "_original_" in c]
+    assert len(radiomic) == 40
+    selection = radiomic_selection(model)
+    assert selection["n_columns"] == 40 and len(selection["kept"]) == RADIOMIC_KEEP
+    assert set(selection["kept"]) <= set(radiomic)
+    effects = feature_effects(model, None, None)
+    assert set(effects.loc[effects["block"] == "radiomic", "feature"]) == set(selection["kept"])
+
+    md = _markdown(ev.metrics, ev.frame, model)
+    head = "| sequence | feature class | image types | columns | kept by the reduction |"
+    lines = md.splitlines()
+    start = lines.index(head)
+    rows = [ln for ln in lines[start + 2:] if ln.startswith("|")]
+    rows = rows[:next((i for i, ln in enumerate(rows) if ln.startswith("| kept")), len(rows))]
+    assert [r.split("|")[1:3] for r in rows] == [[" t1c ", " firstorder "], [" t1c ", " glcm "],
+                                                 [" flair ", " glcm "]]
+    assert sum(int(r.split("|")[4]) for r in rows) == 40
+    assert sum(int(r.split("|")[5]) for r in rows) == RADIOMIC_KEEP
+    for name in selection["kept"]:
+        assert f"| {name} |" in md
+    dropped = [c for c in radiomic if c not in selection["kept"]]
+    assert not [c for c in dropped if c in md]  # no row per radiomic column, anywhere
+    assert "selects on the outcome" in md and "inside every cross-validation fold" in md
+    assert "No predictor was selected on the outcome" not in md
+
+
+# --------------------------------------------------------------------------- report wording
+
+
+def test_precision_recall_caption_and_legend_agree(report, monkeypatch, tmp_path):
+    from models.report import figures
+
+    folder, _ = report
+    data = json.loads((folder / "metrics.json").read_text())
+    md = (folder / "report.md").read_text()
+    caption = next(ln for ln in md.splitlines() if "Precision-recall curve." in ln)
+    ap = data["average_precision"]
+    assert f"average precision {fmt.fixed(ap['model'])}" in caption
+    assert f"average precision {fmt.fixed(ap['bayes_ceiling'])}." in caption
+    assert "AUC" not in caption
+    seen = []
+    real_save = figures._save
+
+    def capture(fig, out):
+        seen.extend(t.get_text() for legend in fig.legends + [a.get_legend() for a in fig.axes]
+                    if legend is not None for t in legend.get_texts())
+        return real_save(fig, out)
+
+    monkeypatch.setattr(figures, "_save", capture)
+    frame = pd.read_csv(folder / "evaluation_predictions.csv")
+    figures.plot_precision_recall(frame[LABEL], frame["p_pseudoprogression"], None,
+                                  tmp_path / "pr.png", bayes_p=frame["bayes_posterior"],
+                                  average_precision=ap["model"],
+                                  bayes_average_precision=ap["bayes_ceiling"])
+    assert figures.precision_recall_label("Model", ap["model"]) in seen
+    assert figures.precision_recall_label("Bayes-optimal (true posterior)",
+                                          ap["bayes_ceiling"]) in seen
+    from sklearn.metrics import average_precision_score
+
+    assert ap["model"] == pytest.approx(average_precision_score(frame[LABEL],
+                                                                frame["p_pseudoprogression"]))
+
+
+def test_interval_methods_and_exceptions_are_stated(report):
+    from models.report.tables import MATCHED_SENSITIVITY_EXCEPTION
+    from models.statistics import AUC_CI_METHOD, CALIBRATION_CI_METHOD, PREVALENCE_CI_METHOD
+
+    folder, _ = report
+    for name in ("report.md", "report.html", "metrics.md"):
+        text = (folder / name).read_text().replace("&amp;", "&")
+        assert "profile" not in text.lower(), name
+        for words in (AUC_CI_METHOD, CALIBRATION_CI_METHOD, PREVALENCE_CI_METHOD):
+            assert words in text, (name, words)
+    md = (folder / "report.md").read_text()
+    assert MATCHED_SENSITIVITY_EXCEPTION in md
+    for line in md.splitlines():
+        if "tuned on" in line:
+            assert "exception" in line, line
+
+
+def test_net_benefit_tables_agree_in_the_report(report):
+    folder, _ = report
+    data = json.loads((folder / "metrics.json").read_text())
+    md = (folder / "report.md").read_text()
+    nb = data["net_benefit"]
+    for key, entry in data["bootstrap"].items():
+        if not key.startswith("net_benefit@"):
+            continue
+        pt = float(key.split("@")[1])
+        j = next(i for i, t in enumerate(nb["thresholds"]) if math.isclose(t, pt))
+        assert entry["estimate"] == pytest.approx(nb["model"][j], abs=1e-12)
+        boot_row = next(ln for ln in md.splitlines()
+                        if ln.startswith(f"| net benefit at pt = {fmt.pt(pt)} (decision curve"))
+        assert f"| {fmt.net_benefit(entry['estimate'], entry['ci'])} |" in boot_row
+        model_row = next(ln for ln in md.splitlines()
+                         if ln.startswith("| model (calls at p >= pt) |"))
+        assert model_row.split("|")[2 + j].strip() == fmt.net_benefit(nb["model"][j])
+
+
+def test_rule_that_never_calls_shows_undefined(evaluated, tmp_path):
+    model, ev = evaluated
+    frame = ev.frame.copy()
+    frame["rule_Q1c_pet"] = np.where(frame["rule_Q1c_pet"].notna(), 0.0, np.nan)
+    from models.evaluation import rule_calls
+    from models.statistics import benchmark
+
+    y, p = frame[LABEL].to_numpy(), frame["p_pseudoprogression"].to_numpy()
+    metrics = benchmark(y, p, 0.5, rule_calls(frame))
+    assert metrics["rules"]["Q1c_pet"]["dor_note"] == "undefined: never calls pseudoprogression"
+    md = _markdown(metrics, frame, model)
+    row = next(ln for ln in md.splitlines() if ln.startswith("| Q1c_pet | ")
+               and "%" in ln and "undefined" in ln)
+    assert row.rstrip(" |").endswith("undefined: never calls pseudoprogression")
+    paths = write_report(tmp_path, metrics, frame, model=model)
+    text = paths["report_md"].read_text()
+    forest = next(ln for ln in text.splitlines() if ln.startswith("*Figure")
+                  and "Diagnostic odds ratios" in ln)
+    assert "Q1c_pet: undefined: never calls pseudoprogression" in forest
+    assert "undefined: never calls pseudoprogression" in (tmp_path / "metrics.md").read_text()
+
+
+def test_several_lesions_per_patient_are_counted_apart(evaluated):
+    model, ev = evaluated
+    frame = ev.frame.copy()
+    frame[ID] = [f"P{i // 2}" for i in range(len(frame))]  # two lesions a patient
+    frame.insert(1, "lesion_id", [str(1 + i % 2) for i in range(len(frame))])
+    n, patients = len(frame), len(frame) // 2
+    data = {k: v for k, v in ev.metrics.items() if k != "units"}
+    data["split"] = dict(data["split"], n_train_patients=150, n_test_patients=patients,
+                         unit="lesions")
+    from_frame = dict(data, split={k: v for k, v in data["split"].items()
+                                   if k != "n_test_patients"})
+    assert f"{n} lesions of {patients} patients" in _markdown(from_frame, frame, model)
+    md = _markdown(data, frame, model)
+    assert f"{n} lesions of {patients} patients" in md
+    assert "one lesion each" not in md and "coincide" not in md
+    flow = next(ln for ln in md.splitlines() if ln.startswith("| held-out evaluation |"))
+    assert flow.split("|")[2:4] == [f" {patients} ", f" {n} "]
+    training = next(ln for ln in md.splitlines() if ln.startswith("| training |"))
+    assert training.split("|")[2:4] == [" 150 ", " 300 "]
+    assert "| patients | lesions (rows) |" in md
+
+    one_each = _markdown(ev.metrics, ev.frame, model)
+    assert f"{len(ev.frame)} patients, one lesion each" in one_each
+    assert "lesions and patients coincide" in one_each
+
+
+def test_model_card_uses_the_training_prevalence(evaluated, report):
+    model, ev = evaluated
+    folder, _ = report
+    md = (folder / "report.md").read_text()
+    n, pos = model.training["n"], model.training["n_positive"]
+    assert (f"calibrated to the training prevalence ({fmt.pct(pos / n)}, {pos} of {n} "
+            "training rows)") in md
+    assert f"the evaluated rows have {fmt.pct(ev.metrics['prevalence'])}" in md

@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from features.contract import is_radiomic
 from models.bundle import TrainedModel
 from models.classifier import RADIOMIC_REDUCTION
 from models.report import format as fmt
@@ -206,8 +207,11 @@ def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
                   ("output", "calibrated P(pseudoprogression), a probability in 0-1, and the "
                              f"call 1 when it is at or above {fmt.g(threshold)}")]
     if columns:
-        shown = ", ".join(columns[:20]) + (f" and {len(columns) - 20} more"
-                                           if len(columns) > 20 else "")
+        radiomic = [c for c in columns if is_radiomic(c)]
+        shown = ", ".join(c for c in columns if not is_radiomic(c))
+        if radiomic:
+            shown += (f"{'; ' if shown else ''}{len(radiomic)} radiomic columns (counted by "
+                      "sequence and feature class under Predictors)")
         card.model.append((f"feature columns ({len(columns)})", shown))
     if model is None:
         card.model.append(("model bundle", "not given to the report: family from the metrics "
