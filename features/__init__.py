@@ -1,16 +1,31 @@
 """Turning inputs into the per-lesion feature table.
 
-The column contract and its validation (:mod:`.contract`), table files (:mod:`.tables`),
-pyradiomics extraction over a manifest (:mod:`.extract`), the join with the clinical table
-(:mod:`.join`), and stand-in patients (:mod:`.synthetic`).
+The column contract and its validation (:mod:`.contract`), table descriptions of a user's
+own columns (:mod:`.description`), table files (:mod:`.tables`), pyradiomics extraction over
+a manifest (:mod:`.extract`), the join with the clinical table (:mod:`.join`), and stand-in
+patients (:mod:`.synthetic`).
+
+The names below are imported on first use, so ``python -m features.extract`` and the
+package's modules load nothing they do not need. The extraction function is
+``features.extract.extract`` (the name ``features.extract`` is its module).
 """
 
-from features.contract import validate_table
-from features.errors import UserInputError
-from features.extract import extract
-from features.join import add_radiomic_features
-from features.synthetic import bayes_posterior, simulate_cohort
-from features.tables import read_table
+from importlib import import_module
 
-__all__ = ["UserInputError", "add_radiomic_features", "bayes_posterior", "extract",
-           "read_table", "simulate_cohort", "validate_table"]
+#: Public name -> the module that defines it.
+_FACE = {
+    "UserInputError": "features.errors",
+    "TableDescription": "features.description",
+    "add_radiomic_features": "features.join",
+    "bayes_posterior": "features.synthetic.cohort",
+    "read_table": "features.tables",
+    "simulate_cohort": "features.synthetic.cohort",
+    "validate_table": "features.contract",
+}
+__all__ = sorted(_FACE)
+
+
+def __getattr__(name: str):
+    if name in _FACE:
+        return getattr(import_module(_FACE[name]), name)
+    raise AttributeError(f"module 'features' has no attribute {name!r}")

@@ -1,17 +1,34 @@
 """What learns and what judges.
 
 The article's rules as estimators (:mod:`.rules`), the calibrated classifier
-(:mod:`.classifier`), the saved model (:mod:`.bundle`), training with internal validation
-(:mod:`.training`), evaluation on labelled rows (:mod:`.evaluation`), every statistic once
-(:mod:`.statistics`), predictions (:mod:`.prediction`) and the report (:mod:`.report`).
+(:mod:`.classifier`), the saved model (:mod:`.bundle`), training (:mod:`.training`) and its
+validation schemes (:mod:`.validation`), evaluation on labelled rows (:mod:`.evaluation`),
+every statistic once (:mod:`.statistics`), predictions (:mod:`.prediction`), population
+shifts (:mod:`.population`), updating for a new site (:mod:`.updating`) and the report
+(:mod:`.report`). The names below are imported on first use.
 """
 
-from models.bundle import TrainedModel, load_model, save_model
-from models.evaluation import add_uncertainty, evaluate
-from models.prediction import predict_table
-from models.report import write_report
-from models.rules import RULES, apply_rules, risk_group
-from models.training import train
+from importlib import import_module
 
-__all__ = ["RULES", "TrainedModel", "add_uncertainty", "apply_rules", "evaluate",
-           "load_model", "predict_table", "risk_group", "save_model", "train", "write_report"]
+#: Public name -> the module that defines it.
+_FACE = {
+    "RULES": "models.rules",
+    "TrainedModel": "models.bundle",
+    "add_uncertainty": "models.evaluation",
+    "apply_rules": "models.rules",
+    "evaluate": "models.evaluation",
+    "load_model": "models.bundle",
+    "predict_table": "models.prediction",
+    "risk_group": "models.rules",
+    "save_model": "models.bundle",
+    "train": "models.training",
+    "update_model": "models.updating",
+    "write_report": "models.report",
+}
+__all__ = sorted(_FACE)
+
+
+def __getattr__(name: str):
+    if name in _FACE:
+        return getattr(import_module(_FACE[name]), name)
+    raise AttributeError(f"module 'models' has no attribute {name!r}")

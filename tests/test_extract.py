@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -14,12 +13,11 @@ import pytest
 import SimpleITK as sitk
 from toy_data import toy_cohort
 
+import features.extract as fx
 from features.contract import is_radiomic
 from features.errors import UserInputError
 from features.synthetic.images import write_synthetic_images
 
-# The module (``features.extract`` the attribute is the package face's function).
-fx = importlib.import_module("features.extract")
 REPO = Path(__file__).resolve().parents[1]
 GOOD = ["good1", "good2", "good3"]
 BROKEN = {  # patient -> (sequence, words the reason must contain)

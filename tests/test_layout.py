@@ -123,6 +123,15 @@ def test_no_import_cycles():
     assert cycles(package_parents(edges)) == []
 
 
+def test_package_faces_resolve_every_public_name():
+    import importlib
+
+    for package in ("features", "features.synthetic", "models", "models.report"):
+        module = importlib.import_module(package)
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{package}.{name}"
+
+
 def test_the_checker_sees_a_cycle_and_a_private_import():
     """The checks above would fail on a cycle (a -> b -> a) and count module edges."""
     assert cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]

@@ -4,12 +4,26 @@
 :func:`bayes_posterior` is the exact P(pseudoprogression | observed features) of its own
 patients (the ceiling beside any model); :func:`fidelity_table` sets every figure the
 simulator targets beside its value; :func:`write_synthetic_images` writes MRI and masks for a
-cohort.
+cohort. Names are imported on first use (``python -m features.synthetic.cohort`` runs the
+fidelity table).
 """
 
-from features.synthetic.cohort import bayes_posterior, fidelity_table, simulate_cohort
-from features.synthetic.images import simulated_cohort_with_images, write_synthetic_images
-from features.synthetic.parameters import DEFAULT_PARAMETERS, CohortParameters
+from importlib import import_module
 
-__all__ = ["DEFAULT_PARAMETERS", "CohortParameters", "bayes_posterior", "fidelity_table",
-           "simulate_cohort", "simulated_cohort_with_images", "write_synthetic_images"]
+#: Public name -> the module that defines it.
+_FACE = {
+    "DEFAULT_PARAMETERS": "features.synthetic.parameters",
+    "CohortParameters": "features.synthetic.parameters",
+    "bayes_posterior": "features.synthetic.cohort",
+    "fidelity_table": "features.synthetic.cohort",
+    "simulate_cohort": "features.synthetic.cohort",
+    "simulated_cohort_with_images": "features.synthetic.images",
+    "write_synthetic_images": "features.synthetic.images",
+}
+__all__ = sorted(_FACE)
+
+
+def __getattr__(name: str):
+    if name in _FACE:
+        return getattr(import_module(_FACE[name]), name)
+    raise AttributeError(f"module 'features.synthetic' has no attribute {name!r}")
