@@ -68,9 +68,9 @@ class ContractTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator)
     """Puts each contract column on its model scale (:func:`features.contract.to_model_scale`);
     columns the contract does not name pass through unchanged. Learns nothing.
 
-    ``columns``: the names of an array's columns, in order (None: an array's columns are
-    unnamed, so pass through). A DataFrame is read by its own column names. NaN stays NaN;
-    infinity is an error.
+    ``columns``: the names of an array's columns, in order; columns beyond them are unnamed
+    (``x<j>``) and pass through, like every column of an array when ``columns`` is None. A
+    DataFrame is read by its own column names. NaN stays NaN; infinity is an error.
     """
 
     def __init__(self, columns: Sequence[str] | None = None):
@@ -83,19 +83,14 @@ class ContractTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator)
 
     def fit(self, X, y=None) -> ContractTransformer:
         """Record the input columns (their names say which transform each one gets)."""
-        a = validate_data(self, X, dtype=float, ensure_all_finite="allow-nan")
-        if (self.columns is not None and not hasattr(self, "feature_names_in_")
-                and len(self.columns) != a.shape[1]):
-            raise ValueError(f"columns names {len(self.columns)} columns but X has "
-                             f"{a.shape[1]}; give one name per column.")
+        validate_data(self, X, dtype=float, ensure_all_finite="allow-nan")
         return self
 
     def _names(self) -> list[str]:
         if hasattr(self, "feature_names_in_"):
             return [str(c) for c in self.feature_names_in_]
-        if self.columns is not None:
-            return [str(c) for c in self.columns]
-        return [f"x{j}" for j in range(self.n_features_in_)]
+        named = [] if self.columns is None else [str(c) for c in self.columns]
+        return [named[j] if j < len(named) else f"x{j}" for j in range(self.n_features_in_)]
 
     def transform(self, X) -> np.ndarray:
         """The columns on their model scales, as a float array (n_rows, n_columns)."""

@@ -1,0 +1,33 @@
+"""The project's estimators against scikit-learn's own estimator checks.
+
+Rules and transformers take arrays as well as contract DataFrames (an array's columns are
+named by position), so every check applies and none is expected to fail.
+"""
+
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from models.classifier import ContractTransformer, CorrelationFilter, PatientCalibratedClassifier
+from models.rules import ArticleRule
+
+#: One rule of each shape (two inputs; an optional input; the four-part combination), a rule
+#: with its array columns named, the transformers and the calibrated classifier (two folds
+#: and isotonic calibration keep its checks fast; the contract does not depend on either).
+ESTIMATORS = [
+    ArticleRule("D1_perfusion_diffusion"),
+    ArticleRule("Q1a_symptoms"),
+    ArticleRule("Q1_four_part"),
+    ArticleRule("D1_perfusion_diffusion", columns=("adc", "rcbv")),
+    ContractTransformer(),
+    ContractTransformer(columns=("rcbv", "adc", "ctdna_change_pct")),
+    CorrelationFilter(),
+    PatientCalibratedClassifier(LogisticRegression(), method="isotonic", n_splits=2),
+]
+
+#: Checks each estimator is expected to fail, with the reason. Empty: arrays work everywhere.
+EXPECTED_FAILURES: dict[str, str] = {}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILURES)
+def test_scikit_learn_estimator_contract(estimator, check):
+    check(estimator)
