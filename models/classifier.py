@@ -493,16 +493,22 @@ def _fit_calibrated(X, y, groups, seed, n_splits, families, progress,
         if n_rows is not None:
             if progress:
                 progress(f"cross-validating {fam}")
-            res = cross_validate(build_family(fam, layout, seed, n_rows), X, y, cv=folds,
-                                 scoring=("neg_log_loss", "roc_auc"))
-            scores[fam] = {"log_loss": float(-res["test_neg_log_loss"].mean()),
-                           "log_loss_sd": float(res["test_neg_log_loss"].std()),
-                           "auc": float(res["test_roc_auc"].mean())}
+            try:
+                res = cross_validate(build_family(fam, layout, seed, n_rows), X, y, cv=folds,
+                                     scoring=("neg_log_loss", "roc_auc"))
+            except ValueError as exc:  # raised when every fold's fit failed
+                last = [line for line in str(exc).splitlines() if line.strip()][-1:]
+                failed = f"failed: no cross-validation fit succeeded ({''.join(last)[:200]})"
+            else:
+                scores[fam] = {"log_loss": float(-res["test_neg_log_loss"].mean()),
+                               "log_loss_sd": float(res["test_neg_log_loss"].std()),
+                               "auc": float(res["test_roc_auc"].mean())}
+                failed = ("failed: its cross-validated log loss is undefined (a fit or a "
+                          "score failed in some fold)")
             if math.isfinite(scores[fam]["log_loss"]):
                 sizes[fam] = n_rows
             else:
-                note = "; ".join(filter(None, [note, "failed: its cross-validated log loss "
-                                                     "is undefined (a fit or a score failed)"]))
+                note = "; ".join(filter(None, [note, failed]))
         if note:
             notes[fam] = scores[fam]["note"] = note
     if not sizes:

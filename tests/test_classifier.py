@@ -1,0 +1,217 @@
+"""The classifier: column layout with declared features, pandas output through each family,
+clone-and-refit of a trained model on other tables, and model families on small cohorts."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from threadpoolctl import threadpool_limits
+
+import models.classifier as classifier
+from features.contract import ID, LABEL, LESION, model_columns
+from features.description import DeclaredFeature
+from features.errors import UserInputError
+from features.synthetic.cohort import simulate_cohort
+from models.classifier import (
+    FAMILIES,
+    ContractTransformer,
+    FeatureLayout,
+    boosting_min_samples_leaf,
+    build_family,
+    fit_calibrated,
+)
+from models.training import fit_model
+
+DECLARED = {
+    "kps": DeclaredFeature("number", None, (0, 100)),
+    "on_steroids": DeclaredFeature("binary"),
+    "site": DeclaredFeature("category"),
+    "texture_entropy": DeclaredFeature("number", "radiomic"),
+}
+
+
+def with_extras(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """``table`` with radiomic columns (two informative, one a copy), declared extras and an
+    undeclared column."""
+    rng = np.random.default_rng(seed)
+    n = len(table)
+    out = table.copy()
+    y = out[LABEL].to_numpy()
+    for j in range(12):
+        out[f"t1c_original_firstorder_F{j}"] = rng.normal(size=n) + (y if j < 2 else 0)
+    out["t1c_original_glcm_Copy"] = 2 * out["t1c_original_firstorder_F0"]
+    out["kps"] = rng.uniform(40, 100, n)
+    out["on_steroids"] = rng.integers(0, 2, n).astype(float)
+    out["site"] = rng.choice(np.array(["north", "south", None], dtype=object), n)
+    out["texture_entropy"] = rng.normal(size=n)
+    out["ward"] = rng.integers(1, 9, n)
+    return out
+
+
+def xy(table: pd.DataFrame, declared=None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    cols = model_columns(table.columns, declared=declared or {})
+    return (table[[*cols, ID]], table[LABEL].to_numpy().astype(int),
+            table[ID].to_numpy())
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def test_layout_puts_declared_features_in_their_blocks():
+    cols = [ID, LESION, LABEL, "cancer_type", "rcbv", "symptomatic", "kps", "on_steroids",
+            "site", "texture_entropy", "t1c_original_firstorder_Mean", "ward"]
+    layout = FeatureLayout.from_columns(cols, DECLARED)
+    assert layout.numeric == ["rcbv", "symptomatic", "kps", "on_steroids"]
+    assert layout.radiomic == ["texture_entropy", "t1c_original_firstorder_Mean"]
+    assert layout.categorical == ["cancer_type", "site"]
+    assert layout.contract_numeric == layout.numeric
+    assert set(layout.declared) == set(DECLARED)
+    described = layout.describe()
+    assert described["numeric"]["n"] == 4
+    assert described["numeric"]["declared"] == ["kps", "on_steroids"]
+    assert described["radiomic"]["declared"] == ["texture_entropy"]
+    # without the declaration the extras are left out; a contract column keeps its role
+    assert FeatureLayout.from_columns(cols).columns == [
+        "rcbv", "symptomatic", "t1c_original_firstorder_Mean", "cancer_type"]
+    as_category = FeatureLayout.from_columns(["rcbv"], {"rcbv": DeclaredFeature("category")})
+    assert as_category.numeric == ["rcbv"] and not as_category.declared
+
+
+def test_contract_transform_leaves_declared_columns_as_they_are():
+    X = pd.DataFrame({"rcbv": [1.0, np.e, np.nan], "kps": [80.0, 90.0, np.nan]})
+    out = ContractTransformer().fit(X).transform(X)
+    np.testing.assert_allclose(out, [[0.0, 80.0], [1.0, 90.0], [np.nan, np.nan]])
+    a = ContractTransformer(columns=["kps", "rcbv"]).fit(X[["kps", "rcbv"]].to_numpy())
+    np.testing.assert_allclose(a.transform(X[["kps", "rcbv"]].to_numpy()), out[:, ::-1])
+    assert list(a.get_feature_names_out()) == ["kps", "rcbv"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pandas_output_through_each_family(family):
+    table = with_extras(simulate_cohort(120, seed=4))
+    X, y, _ = xy(table, DECLARED)
+    layout = FeatureLayout.from_columns(X.columns, DECLARED)
+    pipe = build_family(family, layout, n_rows=len(y)).set_output(transform="pandas")
+    with threadpool_limits(limits=1, user_api="openmp"):
+        pipe.fit(X, y)
+    prepared = pipe[:-1].transform(X)
+    assert isinstance(prepared, pd.DataFrame)
+    names = list(pipe[:-1].get_feature_names_out())
+    assert list(prepared.columns) == names
+    assert {"rcbv", "kps", "on_steroids"} <= set(names)
+    assert "t1c_original_glcm_Copy" not in names  # the correlation filter dropped the copy
+    assert "ward" not in names and ID not in names
+    assert np.isfinite(pipe.predict_proba(X)).all()
+
+
+# --------------------------------------------------------------------------- clone and refit
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return fit_model(simulate_cohort(300, seed=1), seed=0, threshold=0.35)
+
+
+def several_lesions(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with two rows per patient (lesions 1 and 2)."""
+    out = table.copy()
+    out[ID] = [f"P{i // 2:04d}" for i in range(len(out))]
+    out[LESION] = [str(i % 2 + 1) for i in range(len(out))]
+    return out
+
+
+def test_clone_refits_on_a_table_of_another_size_grouped_by_patient(trained):
+    table = several_lesions(simulate_cohort(200, seed=2))
+    X, y = table[trained.input_columns], table[LABEL].to_numpy()
+    refit = clone(trained.estimator).fit(X, y)
+    assert refit.threshold == trained.threshold == 0.35
+    folds = refit.estimator_.calibrated_.cv
+    tested = np.concatenate([test for _, test in folds])
+    assert sorted(tested) == list(range(200))
+    patients = table[ID].to_numpy()
+    for train, test in folds:
+        assert not set(patients[train]) & set(patients[test])
+    p_new = refit.predict_proba(X)[:, 1]
+    p_old = trained.estimator.predict_proba(X)[:, 1]
+    assert not np.allclose(p_new, p_old)
+    again = clone(trained.estimator).fit(X, y)
+    np.testing.assert_array_equal(again.predict_proba(X), refit.predict_proba(X))
+    np.testing.assert_array_equal(refit.predict(X), (p_new >= 0.35).astype(int))
+
+
+def test_clone_refits_on_a_table_of_the_same_size_from_another_seed(trained):
+    table = simulate_cohort(300, seed=5)
+    X, y = table[trained.input_columns], table[LABEL].to_numpy()
+    refit = clone(trained.estimator).fit(X, y)
+    assert refit.threshold == 0.35
+    folds = refit.estimator_.calibrated_.cv
+    original = trained.estimator.estimator.calibrated_.cv
+    assert any(not np.array_equal(a[1], b[1]) for a, b in zip(folds, original, strict=True))
+    assert not np.allclose(refit.predict_proba(X), trained.estimator.predict_proba(X))
+
+
+# --------------------------------------------------------------------------- small cohorts
+
+
+def test_boosting_leaf_size_follows_the_rows():
+    assert boosting_min_samples_leaf(None) == 30
+    assert boosting_min_samples_leaf(28) == 5
+    assert boosting_min_samples_leaf(120) == 6
+    assert boosting_min_samples_leaf(600) == 30
+    assert boosting_min_samples_leaf(5000) == 30
+    model = build_family("gradient_boosting", FeatureLayout.from_columns(["rcbv"]), n_rows=200)
+    assert model.named_steps["model"].min_samples_leaf == 10
+
+
+def test_small_cohort_skips_boosting_with_a_note_and_picks_a_scored_family():
+    table = simulate_cohort(45, prevalence=0.25, seed=3)
+    X, y, groups = xy(table)
+    assert 8 <= y.sum() <= 12
+    fitted = fit_calibrated(X, y, groups, seed=0)
+    assert fitted.family == "logistic"
+    assert math.isfinite(fitted.cv_scores["logistic"]["log_loss"])
+    assert "skipped" in fitted.notes["gradient_boosting"]
+    assert "fewer than 10" in fitted.notes["gradient_boosting"]
+    assert fitted.cv_scores["gradient_boosting"]["note"] == fitted.notes["gradient_boosting"]
+    assert math.isnan(fitted.cv_scores["gradient_boosting"]["log_loss"])
+    assert fitted.estimator.predict_proba(X).shape == (45, 2)
+    with pytest.raises(UserInputError, match=r"counts by label: \{0: \d+, 1: \d+\}.*10"):
+        fit_calibrated(X, y, groups, families=("gradient_boosting",))
+
+
+def test_mid_size_cohort_adapts_boosting_leaves():
+    X, y, groups = xy(simulate_cohort(150, prevalence=0.3, seed=1))
+    fitted = fit_calibrated(X, y, groups, seed=0)
+    note = fitted.notes["gradient_boosting"]
+    assert note.startswith("adapted: min_samples_leaf 6 ")
+    assert math.isfinite(fitted.cv_scores["gradient_boosting"]["auc"])
+    assert fitted.cv_scores["gradient_boosting"]["auc"] != 0.5
+    assert "logistic" not in fitted.notes
+
+
+def test_a_family_whose_cross_validation_fails_is_never_chosen(monkeypatch):
+    X, y, groups = xy(simulate_cohort(150, prevalence=0.3, seed=1))
+    real = classifier.build_family
+
+    def broken_logistic(family, layout, random_state=0, n_rows=None):
+        pipe = real(family, layout, random_state, n_rows)
+        if family == "logistic":
+            pipe.set_params(model__C=-1.0)  # every fit fails
+        return pipe
+
+    monkeypatch.setattr(classifier, "build_family", broken_logistic)
+    fitted = fit_calibrated(X, y, groups, seed=0)
+    assert fitted.family == "gradient_boosting"
+    assert fitted.notes["logistic"].startswith("failed: no cross-validation fit succeeded")
+    assert "'C' parameter" in fitted.notes["logistic"]
+    assert math.isnan(fitted.cv_scores["logistic"]["log_loss"])
+
+
+def test_a_class_too_small_to_cross_validate_is_a_user_error():
+    X, y, groups = xy(simulate_cohort(60, seed=2))
+    y = np.zeros_like(y)
+    y[0] = 1
+    with pytest.raises(UserInputError, match=r"counts by label: \{0: 59, 1: 1\}.*at least 2"):
+        fit_calibrated(X, y, groups)
