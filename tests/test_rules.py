@@ -4,9 +4,17 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 from features.article import THRESHOLDS
-from models.rules import RULE_IDS, ArticleRule, apply_rules, describe_rules, risk_group
+from models.rules import (
+    RULE_IDS,
+    ArticleRule,
+    apply_rules,
+    describe_rules,
+    risk_group,
+    rule_inputs,
+)
 
 NAN = np.nan
 
@@ -95,3 +103,44 @@ def test_rules_are_sklearn_estimators():
     assert rule.fit(X, y).score(X, y) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="unknown rule"):
         ArticleRule("nope").fit(X)
+
+
+def test_predict_before_fit_is_not_fitted_error():
+    X = rows(rcbv=[1.0], adc=[1.3])
+    for method in ("predict", "covers"):
+        with pytest.raises(NotFittedError):
+            getattr(ArticleRule("D1_perfusion_diffusion"), method)(X)
+
+
+def test_rules_read_arrays_by_position():
+    X = rows(rcbv=[1.0, 2.0, NAN, 1.2], adc=[1.3, 1.3, 1.3, 0.8], other=[5.0, 6.0, 7.0, 8.0])
+    expected = [1, 0, NAN, 0]
+    # default order: the rule's inputs; columns beyond them are ignored
+    assert rule_inputs("D1_perfusion_diffusion") == ("rcbv", "adc")
+    got = ArticleRule("D1_perfusion_diffusion").fit(X.to_numpy()).predict(X.to_numpy())
+    np.testing.assert_array_equal(got, expected)
+    # named by columns, in any order
+    a = X[["other", "adc", "rcbv"]].to_numpy()
+    rule = ArticleRule("D1_perfusion_diffusion", columns=["other", "adc", "rcbv"]).fit(a)
+    np.testing.assert_array_equal(rule.predict(a), expected)
+    # an input without a column abstains
+    only_rcbv = ArticleRule("D1_perfusion_diffusion").fit(X[["rcbv"]].to_numpy())
+    assert not only_rcbv.covers(X[["rcbv"]].to_numpy()).any()
+    # fitted on a DataFrame, an array is read in the DataFrame's column order
+    rule = ArticleRule("D1_perfusion_diffusion").fit(X[["adc", "rcbv"]])
+    with pytest.warns(UserWarning, match="feature names"):
+        np.testing.assert_array_equal(rule.predict(X[["adc", "rcbv"]].to_numpy()), expected)
+
+
+def test_rule_labels_and_input_checks():
+    X = rows(ctdna_change_pct=[-80, 0, NAN, -90])
+    rule = ArticleRule("D3_ctdna_clearance").fit(X, ["pp", "tp", "pp", "tp"])
+    assert list(rule.classes_) == ["pp", "tp"]  # the rule's 1 is classes_[1]
+    assert list(rule.predict(X)[[0, 1, 3]]) == ["tp", "pp", "tp"]
+    assert pd.isna(rule.predict(X)[2])
+    with pytest.raises(ValueError, match="Only binary"):
+        ArticleRule("D3_ctdna_clearance").fit(X, [0, 1, 2, 1])
+    with pytest.raises(ValueError, match="one class"):
+        ArticleRule("D3_ctdna_clearance").fit(X, [1, 1, 1, 1])
+    with pytest.raises(ValueError, match="infinity"):
+        ArticleRule("D3_ctdna_clearance").fit(rows(ctdna_change_pct=[np.inf, 0.0]))
