@@ -395,7 +395,11 @@ def _with_radiomics(table: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 def test_radiomic_columns_summarised_and_kept_named(evaluated):
     from models.classifier import RADIOMIC_KEEP
-    from models.report.model_features import feature_effects, radiomic_selection
+    from models.report.model_features import (
+        feature_effects,
+        radiomic_selection,
+        radiomic_summary,
+    )
 
     _, ev = evaluated
     table = _with_radiomics(simulate_cohort(550, cohort="melanoma", prevalence=0.3, seed=3), 1)
@@ -409,16 +413,22 @@ def test_radiomic_columns_summarised_and_kept_named(evaluated):
     effects = feature_effects(model, None, None)
     assert set(effects.loc[effects["block"] == "radiomic", "feature"]) == set(selection["kept"])
 
+    summary = radiomic_summary(radiomic, selection["kept"])
+    assert list(zip(summary["sequence"], summary["feature_class"], strict=True)) == [
+        ("t1c", "firstorder"), ("t1c", "glcm"), ("flair", "glcm")]  # one row each
+    assert summary["n_columns"].tolist() == [12, 10, 18]
+    assert summary["n_kept"].sum() == RADIOMIC_KEEP
+
     md = _markdown(ev.metrics, ev.frame, model)
-    head = "| sequence | feature class | image types | columns | kept by the reduction |"
     lines = md.splitlines()
-    start = lines.index(head)
-    rows = [ln for ln in lines[start + 2:] if ln.startswith("|")]
-    rows = rows[:next((i for i, ln in enumerate(rows) if ln.startswith("| kept")), len(rows))]
-    assert [r.split("|")[1:3] for r in rows] == [[" t1c ", " firstorder "], [" t1c ", " glcm "],
-                                                 [" flair ", " glcm "]]
-    assert sum(int(r.split("|")[4]) for r in rows) == 40
-    assert sum(int(r.split("|")[5]) for r in rows) == RADIOMIC_KEEP
+    start = lines.index("| sequence | image types | firstorder | glcm | all classes |")
+    rows = [ln.split("|")[1:-1] for ln in lines[start + 2:start + 4]]
+    assert [r[0].strip() for r in rows] == ["t1c", "flair"]
+    assert rows[1][2].strip() == ""  # flair has no firstorder column
+    totals = [r[-1].strip() for r in rows]
+    kept = summary.groupby("sequence", sort=False)["n_kept"].sum().tolist()
+    assert totals == [f"22 ({kept[0]} kept)" if kept[0] else "22",
+                      f"18 ({kept[1]} kept)" if kept[1] else "18"]
     for name in selection["kept"]:
         assert f"| {name} |" in md
     dropped = [c for c in radiomic if c not in selection["kept"]]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from models.report import format as fmt
@@ -57,8 +57,9 @@ class Table:
     caption: str = ""
     notes: Sequence[str] = ()
 
-    def columns(self, keep: Sequence[int]) -> Table:
+    def columns(self, keep: Iterable[int]) -> Table:
         """The same table with only the columns at positions ``keep`` (notes kept)."""
+        keep = list(keep)
         return Table([self.headers[i] for i in keep], [[r[i] for i in keep] for r in self.rows],
                      self.caption, self.notes)
 

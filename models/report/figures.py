@@ -226,7 +226,7 @@ def plot_precision_recall(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
     fig = _figure()
     ax = fig.add_subplot()
     prev = y.mean() if y.size else np.nan
-    ax.axhline(prev, label=f"Prevalence {prev:.1%}, all rows (no skill)", **_CHANCE)
+    ax.axhline(prev, label=f"Prevalence {fmt.pct(prev)}, all rows (no skill)", **_CHANCE)
     both = 0 < y.sum() < y.shape[0]
     if bayes_p is not None and both:
         _, bp = _arrays(y, bayes_p)
@@ -365,7 +365,7 @@ def plot_decision_curve(y, p, rules: pd.DataFrame | None, out,
             curves.append(rnb)
             ax.plot(pt, rnb, color=st["color"], lw=1.2, marker=st["marker"], ms=3,
                     markevery=max(len(pt) // 8, 1),
-                    label=f"{rid} (covers {cov / y.shape[0]:.0%})")
+                    label=f"{rid} (covers {fmt.pct(cov / y.shape[0])})")
     top = np.nanmax(np.concatenate(curves)) if y.size else 0.1
     ax.set(xlim=(pt.min(), pt.max()), ylim=(-0.05, max(top, 0.02) * 1.1 + 0.005),
            xlabel="Threshold probability pt (probability)",
@@ -505,14 +505,15 @@ def plot_ppv_npv_vs_prevalence(operating_points: Mapping[str, tuple[float, float
         restated = restate_at_prevalence(se, sp, pi)
         ppv, npv = restated["ppv"], restated["npv"]
         npv_min = min(npv_min, float(np.nanmin(npv)))
-        axes[0].plot(100 * pi, 100 * ppv, label=f"{name} (sens {se:.2f}, spec {sp:.2f})", **kw)
+        label = f"{name} (sensitivity {fmt.pct(se)}, specificity {fmt.pct(sp)})"
+        axes[0].plot(100 * pi, 100 * ppv, label=label, **kw)
         axes[1].plot(100 * pi, 100 * npv, **kw)
     npv_floor = max(0.0, 10 * np.floor(10 * npv_min - 0.5))
     for ax, what, ylim, top in ((axes[0], "PPV", (0, 101), True),
                                 (axes[1], "NPV", (npv_floor, 101), False)):
         for m in marks:
             ax.axvline(100 * m, color="0.4", lw=0.9, ls="--")
-            ax.annotate(f"{_MARK_LABELS.get(m, 'prevalence')} {m:.1%}",
+            ax.annotate(f"{_MARK_LABELS.get(m, 'prevalence')} {fmt.pct(m)}",
                         (100 * m, 1.0 if top else 0.0), xycoords=("data", "axes fraction"),
                         xytext=(3, -3 if top else 3), textcoords="offset points",
                         rotation=90, va="top" if top else "bottom", fontsize=7.5,
@@ -565,7 +566,7 @@ def write_all_figures(out_dir, y, p, threshold: float, rules: pd.DataFrame | Non
     calibration = model_m if "calibration_slope" in model_m else None
 
     model = binary_metrics(y, called(p, threshold).astype(float))
-    points = {f"Model (p >= {threshold:.2f})": (model["sensitivity"], model["specificity"])}
+    points = {f"Model (p >= {fmt.g(threshold)})": (model["sensitivity"], model["specificity"])}
     for rid in rules.columns:
         op = binary_metrics(y, rules[rid].to_numpy(dtype=float))
         points[str(rid)] = (op["sensitivity"], op["specificity"])

@@ -178,10 +178,11 @@ def _prevalence_limitation(metrics: Mapping, model=None) -> str:
 
 
 def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
-                     simulated: bool = False) -> ModelCard:
+                     simulated: bool = False, n_patients: int | None = None) -> ModelCard:
     """The model card for ``metrics`` (a benchmark dict, plain or as in metrics.json) and
     an optional :class:`models.bundle.TrainedModel`; ``simulated`` says the data are
-    synthetic."""
+    synthetic; ``n_patients``: patients among the evaluated rows when the metrics do not
+    say."""
     card = ModelCard()
     card.intended_use = [
         "Research only: to study how a calibrated model compares with the article's published "
@@ -226,7 +227,7 @@ def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
         card.data.append(f"Training data: "
                          f"{units_text(split.get('n_train'), split.get('n_train_patients'))}, "
                          f"{split.get('n_train_positive')} pseudoprogression.")
-    card.data.append(f"Evaluated: {units_text(*evaluated_units(metrics))}, "
+    card.data.append(f"Evaluated: {units_text(*evaluated_units(metrics, n_patients))}, "
                      f"{metrics.get('n_positive')} pseudoprogression (prevalence "
                      f"{fmt.pct(metrics.get('prevalence'))})"
                      + (", patients held out before anything was fitted." if split else "."))

@@ -238,8 +238,8 @@ def _predictor_section(data: Mapping, model) -> Section:
         kept = len((selection or {}).get("kept") or [])
         summary = radiomic_table(radiomic, selection)
         blocks.append(_with(summary, (
-            f"The {len(radiomic)} radiomic columns counted by sequence and pyradiomics feature "
-            f"class ({len(summary.rows)} rows)"
+            f"The {len(radiomic)} radiomic columns counted by sequence (rows) and pyradiomics "
+            "feature class (columns)"
             + (f"; {kept} kept by the reduction fitted on all training rows." if selection
                else "; the model bundle does not say which the reduction kept."))))
         if selection:
@@ -370,14 +370,19 @@ def _features_section(data: Mapping, model) -> Section | None:
     records = [r for r in data.get("feature_effects") or [] if isinstance(r, Mapping)]
     first = records[0] if records else {}
     if "coefficient" in str(first.get("method", "")):
+        factor = _calibration_factor(records)
         caption = (
             f"Coefficients of the fitted logistic model ({len(table.rows)} model inputs, "
             "largest effect first), refitted on all training rows. Clinical and radiomic "
             "inputs and the missing-value indicators are standardised inside the pipeline, so "
             "a coefficient is per SD of the transformed value (a category level: 1 vs 0); the "
-            "odds ratio is exp(coefficient) on the model's log-odds. The sigmoid calibration "
-            "multiplies every log-odds by one factor, so the last column, the odds ratio on "
-            "the calibrated probability the model reports, keeps each sign and ordering.")
+            "odds ratio is exp(coefficient) on the model's log-odds.")
+        if fmt.finite(factor):
+            caption += (
+                f" The sigmoid calibration multiplies every log-odds by {fmt.g(factor)}, so the "
+                "last column, the odds ratio on the calibrated probability the model reports, "
+                "is the odds ratio raised to that power"
+                + (", same direction and order." if factor > 0 else "."))
     else:
         caption = (
             "Permutation importance of each input column of the fitted "
@@ -388,6 +393,18 @@ def _features_section(data: Mapping, model) -> Section | None:
             "dropped cannot change a prediction and are not listed. Largest drop first.")
     return Section("Features of the fitted model", [_with(table, caption)], tripod="12b, 22",
                    clear="35")
+
+
+def _calibration_factor(records: Sequence[Mapping]) -> float:
+    """The sigmoid calibration's factor on the log-odds, read back from the coefficient and
+    the odds ratio on the calibrated probability of one feature; nan when not recorded."""
+    import math
+
+    for r in records:
+        b, orc = fmt.num(r.get("coefficient")), fmt.num(r.get("odds_ratio_calibrated"))
+        if fmt.finite(b, orc) and abs(b) > 1e-6 and orc > 0:
+            return math.log(orc) / b
+    return float("nan")
 
 
 def _performance_sections(data: Mapping, figures: Mapping[str, str], held_out: bool,
@@ -749,7 +766,8 @@ def build_document(data: Mapping, frame: pd.DataFrame, model, fidelity: list | N
     has_bayes = BAYES_COLUMN in frame.columns
     n_patients = int(frame[ID].nunique()) if ID in frame.columns else None
     units = evaluated_units(data, n_patients)
-    card = build_model_card(data, model, simulated or _trained_on_synthetic(model))
+    card = build_model_card(data, model, simulated or _trained_on_synthetic(model),
+                            units[1])
     perf = Section("Performance on the " + ("held-out patients" if held_out
                                            else "evaluated patients"),
                    _performance_sections(data, figures, held_out, has_bayes),

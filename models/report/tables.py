@@ -416,18 +416,29 @@ def predictor_table(metrics: Mapping, columns: Sequence[str]) -> Table:
 
 
 def radiomic_table(columns: Sequence[str], selection: Mapping | None = None) -> Table:
-    """Radiomic columns counted by sequence and feature class, one row each, with how many
-    of them the reduction kept (when ``selection`` from
-    :func:`models.report.model_features.radiomic_selection` is given)."""
+    """Radiomic columns counted by sequence (rows) and pyradiomics feature class (columns):
+    each cell ``columns`` or ``columns (k kept)`` when the reduction kept k of them
+    (``selection`` from :func:`models.report.model_features.radiomic_selection`), blank
+    when the sequence has no feature of that class; image types and totals per sequence."""
     from models.report.model_features import radiomic_summary
 
     kept = list((selection or {}).get("kept") or [])
     summary = radiomic_summary(columns, kept)
-    rows = [[r.sequence, r.feature_class, r.image_types, fmt.cell(int(r.n_columns)),
-             fmt.cell(int(r.n_kept)) if selection else ""]
-            for r in summary.itertuples(index=False)]
-    return Table(["sequence", "feature class", "image types", "columns",
-                  "kept by the reduction"], rows)
+    classes = list(dict.fromkeys(summary["feature_class"]))
+
+    def cell(n_columns, n_kept) -> str:
+        return f"{int(n_columns)} ({int(n_kept)} kept)" if n_kept else str(int(n_columns))
+
+    rows = []
+    for sequence, part in summary.groupby("sequence", sort=False):
+        by_class = {r.feature_class: r for r in part.itertuples(index=False)}
+        types = ", ".join(dict.fromkeys(t for r in part.itertuples(index=False)
+                                        for t in r.image_types.split(", ")))
+        rows.append([sequence, types,
+                     *(cell(by_class[c].n_columns, by_class[c].n_kept) if c in by_class else ""
+                       for c in classes),
+                     cell(part["n_columns"].sum(), part["n_kept"].sum())])
+    return Table(["sequence", "image types", *classes, "all classes"], rows)
 
 
 def radiomic_selection_table(selection: Mapping) -> Table:
@@ -453,9 +464,11 @@ def feature_effects_table(metrics: Mapping) -> Table | None:
         rows = [[str(r.get("feature", "")), str(r.get("block", "")), str(r.get("scale", "")),
                  fmt.fixed(r.get("coefficient")), fmt.g(r.get("odds_ratio")),
                  fmt.g(r.get("odds_ratio_calibrated"))] for r in records]
-        return Table(["feature", "kind", "per", "coefficient (log-odds)",
-                      "odds ratio = exp(coefficient)", "odds ratio, calibrated probability"],
-                     rows)
+        table = Table(["feature", "kind", "per", "coefficient (log-odds)",
+                       "odds ratio = exp(coefficient)", "odds ratio, calibrated probability"],
+                      rows)
+        calibrated = any(fmt.finite(r.get("odds_ratio_calibrated")) for r in records)
+        return table if calibrated else table.columns(range(5))
     rows = [[str(r.get("feature", "")), str(r.get("block", "")),
              fmt.mean_sd(r.get("auc_drop"), r.get("auc_drop_sd"))] for r in records]
     return Table(["feature", "kind", "AUC drop when shuffled (mean ± SD)"], rows)
