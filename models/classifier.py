@@ -2,14 +2,15 @@
 
 A scikit-learn Pipeline takes the contract's DataFrame as it is: missing values, whole
 missing modalities, ``cancer_type`` as a category and, when present, hundreds of radiomic
-columns. Two model families are compared by patient-grouped internal cross-validation
+columns and a table description's declared extra features (:class:`FeatureLayout`). Two
+model families are compared by patient-grouped internal cross-validation
 (log loss, a proper score): penalised logistic regression on the contract's transforms
 with missing-value indicators, and histogram gradient boosting with native missing-value
 support. The chosen family is calibrated with :class:`~sklearn.calibration.CalibratedClassifierCV`
 (sigmoid, ``ensemble=False``): the calibration map is fitted on out-of-fold predictions,
 each from a model that did not see that patient, and applied to the model refitted on
-all training patients. No resampling or class
-weighting: the training prevalence is the prevalence the probabilities are calibrated to.
+all training patients. No resampling or class weighting: the training prevalence is the
+prevalence the probabilities are calibrated to.
 
 Small cohorts: a family's settings follow the rows it is fitted on, and a family that cannot
 learn from so few events is skipped, with a note saying so (:func:`fit_calibrated`).
