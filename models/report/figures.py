@@ -435,12 +435,13 @@ def plot_odds_ratio_forest(rule_or_table: pd.DataFrame, out,
         if not art_drawn and _matches(r.label, article[0]):
             _draw_article(ax, ypos - 0.35, article)
             lines.append((ypos - 0.35, "", f"article {article[0]}: "
-                          f"{fmt.ratio_ci(article[1], article[2:])}"))
+                          f"{fmt.article_ratio(article[1], article[2:])}"))
             xs += [article[2], article[3]]
             art_drawn = True
     if not art_drawn:
         _draw_article(ax, 0.0, article)
-        lines.append((0.0, f"{article[0]} (article)", fmt.ratio_ci(article[1], article[2:])))
+        lines.append((0.0, f"{article[0]} (article)",
+                      fmt.article_ratio(article[1], article[2:])))
         xs += [article[2], article[3]]
     xs = np.asarray(xs, dtype=float)
     xs = xs[np.isfinite(xs) & (xs > 0)]
@@ -469,7 +470,7 @@ def plot_odds_ratio_forest(rule_or_table: pd.DataFrame, out,
 
 def _draw_article(ax, ypos: float, article: tuple[str, float, float, float]) -> None:
     rid, or_, lo, hi = article
-    label = f"Article {rid}: OR {or_:.1f} (95% CI {lo:.1f}-{hi:.1f})"
+    label = f"Article {rid}: OR {fmt.article_ratio(or_, (lo, hi))} (95% CI)"
     ax.errorbar(or_, ypos, xerr=_err(or_, (lo, hi)), ls="none", marker="D",
                 color="tab:red", ms=6, capsize=3, lw=1.2, label=label)
 

@@ -71,6 +71,20 @@ def ratio_ci(v, ci) -> str:
     return f"{g(v)} ({g(lo)}-{g(hi)})"
 
 
+def article_ratio(v, ci=None) -> str:
+    """A ratio the article publishes, at its own precision: one decimal when every number is
+    at least 1, else two (``4.3 (3.7-5.0)``)."""
+    if not finite(v):
+        return DASH
+    lo, hi = _bounds(ci)
+    values = [num(v)] + ([num(lo), num(hi)] if finite(lo, hi) else [])
+    digits = 1 if min(values) >= 1 else 2
+    text = f"{num(v):.{digits}f}"
+    if finite(lo, hi):
+        text += f" ({num(lo):.{digits}f}-{num(hi):.{digits}f})"
+    return text
+
+
 def est_ci(v, ci=None, digits: int = 3) -> str:
     """An estimate on any scale and its CI, fixed decimals: ``0.981 (0.912 to 1.050)``."""
     if not finite(v):

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from features.article import PREVALENCE
+from features.article import FIGURES, PREVALENCE
 from features.contract import ID, is_radiomic
 from models.classifier import RADIOMIC_REDUCTION
 from models.report import format as fmt
@@ -309,9 +309,11 @@ def _methods_section(data: Mapping, model) -> Section:
         "model refitted on all training patients.",
         "Class imbalance: no resampling or class weighting, so the probabilities are calibrated "
         "to the training prevalence.",
-        "Internal validation: apparent performance, nested cross-validation of the whole "
-        "procedure (family choice, calibration, threshold) on the training patients, and the "
-        "held-out patients, kept apart below.",
+        ("Internal validation: apparent performance, nested cross-validation of the whole "
+         "procedure (family choice, calibration, threshold) on the training patients, and the "
+         "held-out patients, kept apart below." if split else
+         "Internal validation: done when the model was trained (its own report); this "
+         "evaluation of the saved model adds none."),
         "Output: a calibrated P(pseudoprogression); the call is 1 at or above the stored "
         f"threshold ({fmt.g(data.get('threshold'))}; rationale in the model card).",
         f"Performance measures: discrimination (AUC with a 95% CI from the {AUC_CI_METHOD}, "
@@ -466,7 +468,7 @@ def _performance_sections(data: Mapping, figures: Mapping[str, str], held_out: b
     if data.get("net_benefit"):
         nb = data["net_benefit"]
         blocks.append(_with(net_benefit_table(data), (
-            f"Decision-curve net benefit ({nb.get('unit', 'net true positives per patient')}) "
+            "Decision-curve net benefit (net true positives per evaluated lesion) "
             f"on {_events(nb.get('n'), nb.get('n_positive'))} rows at a few threshold "
             "probabilities pt; the model calls pseudoprogression at p >= pt, the quantity of "
             f"the bootstrap table's net-benefit rows. {nb.get('abstention', '')}")))
@@ -508,7 +510,7 @@ _FIGURE_CAPTIONS = {
                        "called, so all curves share the n rows)."),
     "odds_ratio_forest": ("Diagnostic odds ratio of each rule on its covered rows (n beside "
                           "each row) with 95% Woolf CIs, log scale, against the article's D3 "
-                          "odds ratio of 4.3 (3.7-5.0). Evaluated set: {ev}.{dor_notes}"),
+                          "odds ratio of {article_d3}. Evaluated set: {ev}.{dor_notes}"),
     "ppv_npv_prevalence": ("PPV and NPV re-stated by Bayes' theorem over prevalences of 5-30% "
                            "for the model at its threshold and each rule, from sensitivity and "
                            "specificity measured on {ev} {where} rows (rules on their covered "
@@ -554,6 +556,7 @@ def _figure_blocks(figures: Mapping[str, str], keys: Sequence[str], data: Mappin
         "intercept": fmt.est_ci(m.get("calibration_intercept"), m.get("calibration_intercept_ci")),
         "slope": fmt.est_ci(m.get("calibration_slope"), m.get("calibration_slope_ci")),
         "calibration_ci": f"95% CIs: {CALIBRATION_CI_METHOD}", "dor_notes": dor_notes,
+        "article_d3": fmt.article_ratio(FIGURES["D3"].value, FIGURES["D3"].ci),
     }
     return [Figure(k, figures[k], f"{_FIGURE_TITLES[k]}. " + _FIGURE_CAPTIONS[k].format(**values),
                    title=_FIGURE_TITLES[k])

@@ -366,12 +366,7 @@ def odds_ratio_cell(r: Mapping) -> str:
 
 def _article_or(fig) -> str:
     """An odds ratio the article reports, at its own precision: ``4.3 (3.7-5.0) (D3)``."""
-    values = [fig.value, *(fig.ci or ())]
-    digits = 1 if min(values) >= 1 else 2
-    text = f"{fig.value:.{digits}f}"
-    if fig.ci:
-        text += f" ({fig.ci[0]:.{digits}f}-{fig.ci[1]:.{digits}f})"
-    return f"{text} ({fig.id})"
+    return f"{fmt.article_ratio(fig.value, fig.ci)} ({fig.id})"
 
 
 def feature_odds_ratio_table(metrics: Mapping) -> Table:
@@ -681,7 +676,7 @@ def _uncertainty_md(metrics: Mapping) -> list[str]:
     if metrics.get("net_benefit"):
         nb = metrics["net_benefit"]
         parts += _section("Net benefit", net_benefit_table(metrics),
-                          f"Decision-curve net benefit ({nb.get('unit', 'net true positives')})"
+                          "Decision-curve net benefit (net true positives per evaluated lesion)"
                           f" on {fmt.cell(nb.get('n'))} rows ({fmt.cell(nb.get('n_positive'))} "
                           f"pseudoprogression); the model calls pseudoprogression at p >= pt. "
                           f"{nb.get('abstention', '')}")
