@@ -19,6 +19,7 @@ import pandas as pd
 from features.article import PREVALENCE, THRESHOLDS
 from features.contract import ID, LABEL, LESION, validate_table
 from models.bundle import TrainedModel
+from models.report.model_features import feature_effects
 from models.rules import apply_rules
 from models.statistics import (
     auc_with_ci,
@@ -73,7 +74,19 @@ def evaluate(model: TrainedModel, table: pd.DataFrame, bayes_p: np.ndarray | Non
     """
     table = validate_table(table, require_label=True, source="the evaluation table")
     p = model.predict_proba(table, warn=warn)
-    return evaluate_predictions(table, p, model.threshold, bayes_p, restate_prevalences)
+    evaluation = evaluate_predictions(table, p, model.threshold, bayes_p, restate_prevalences)
+    add_feature_effects(evaluation.metrics, model, table, rows="evaluated")
+    return evaluation
+
+
+def add_feature_effects(metrics: dict, model: TrainedModel, table: pd.DataFrame,
+                        rows: str, seed: int = 0) -> None:
+    """Store what each feature does in the fitted model (:func:`feature_effects`) under
+    ``metrics["feature_effects"]``; ``rows`` says which lesions a permutation importance was
+    measured on ("evaluated", or "training" when there are no held-out lesions)."""
+    effects = feature_effects(model, table, table[LABEL].to_numpy().astype(int), seed=seed)
+    metrics["feature_effects"] = effects.to_dict(orient="records")
+    metrics["feature_effects_rows"] = rows
 
 
 def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,

@@ -33,7 +33,7 @@ from models.classifier import (
     out_of_fold_probabilities,
     with_threshold,
 )
-from models.evaluation import Evaluation, evaluate, evaluate_predictions
+from models.evaluation import Evaluation, add_feature_effects, evaluate, evaluate_predictions
 from models.population import TrainingProfile
 from models.statistics import delong_test, operating_point_at_sensitivity
 from models.validation import (
@@ -251,6 +251,7 @@ def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progre
     evaluated = table.iloc[rows]
     evaluation = evaluate_predictions(evaluated, mean_p.to_numpy(), model.threshold,
                                       None if bayes is None else bayes[rows])
+    add_feature_effects(evaluation.metrics, model, table, rows="training")
     keys = table[[c for c in (ID, LESION) if c in table.columns]].reset_index(drop=True)
     stacked = predictions.join(keys, on="row").drop(columns="row")
     stacked.insert(2, LABEL, table[LABEL].to_numpy()[predictions["row"].to_numpy()])
