@@ -32,6 +32,13 @@ DECLARED = {
 }
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One BLAS and OpenMP thread: on these small matrices a thread pool only costs time."""
+    with threadpool_limits(limits=1):
+        yield
+
+
 def with_extras(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """``table`` with radiomic columns (two informative, one a copy), declared extras and an
     undeclared column."""
@@ -94,8 +101,7 @@ def test_pandas_output_through_each_family(family):
     X, y, _ = xy(table, DECLARED)
     layout = FeatureLayout.from_columns(X.columns, DECLARED)
     pipe = build_family(family, layout, n_rows=len(y)).set_output(transform="pandas")
-    with threadpool_limits(limits=1, user_api="openmp"):
-        pipe.fit(X, y)
+    pipe.fit(X, y)
     prepared = pipe[:-1].transform(X)
     assert isinstance(prepared, pd.DataFrame)
     names = list(pipe[:-1].get_feature_names_out())

@@ -4,8 +4,10 @@ Rules and transformers take arrays as well as contract DataFrames (an array's co
 named by position), so every check applies and none is expected to fail.
 """
 
+import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from threadpoolctl import threadpool_limits
 
 from models.classifier import ContractTransformer, CorrelationFilter, PatientCalibratedClassifier
 from models.rules import ArticleRule
@@ -26,6 +28,13 @@ ESTIMATORS = [
 
 #: Checks each estimator is expected to fail, with the reason. Empty: arrays work everywhere.
 EXPECTED_FAILURES: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One BLAS and OpenMP thread: on these small matrices a thread pool only costs time."""
+    with threadpool_limits(limits=1):
+        yield
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILURES)
