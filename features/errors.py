@@ -1,4 +1,10 @@
-"""The one exception type for problems a user can fix (bad table, wrong unit, unreadable file)."""
+"""The one exception type for problems a user can fix (bad table, wrong unit, unreadable file),
+and :func:`run_command`, which turns it into a message and an exit status for command lines."""
+
+from __future__ import annotations
+
+import sys
+import warnings
 
 
 class UserInputError(Exception):
@@ -8,14 +14,23 @@ class UserInputError(Exception):
     """
 
 
-def run_command(main, argv=None) -> int:
-    """Run a command-line ``main(argv)``; a :class:`UserInputError` becomes one message on
-    stderr and exit status 2, and warnings print as one plain line each."""
-    import sys
-    import warnings
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as one plain line, ``warning: <message>`` (the signature of
+    :func:`warnings.formatwarning`); where it was raised is left out."""
+    return f"warning: {message}\n"
 
-    warnings.formatwarning = lambda message, category, *args, **kwargs: (
-        f"warning: {message}\n")
+
+def run_command(main, argv=None) -> int:
+    """Run a command-line ``main(argv)`` and return its exit status.
+
+    A :class:`UserInputError` becomes one message on stderr and status 2, an interruption
+    (Ctrl-C) status 130; any other exception propagates. While ``main`` runs, warnings
+    print as one plain line each (:func:`one_line_warning`); the previous
+    ``warnings.formatwarning`` is restored when it returns or raises, so a Python session
+    that runs a command keeps its own warning format afterwards.
+    """
+    previous = warnings.formatwarning
+    warnings.formatwarning = one_line_warning
     try:
         return int(main(argv) or 0)
     except UserInputError as exc:
@@ -24,3 +39,5 @@ def run_command(main, argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted; no output was half-written.", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = previous

@@ -1,0 +1,148 @@
+"""Shared test machinery: every ``metrics.json`` a test writes must follow its schema.
+
+``models/report/metrics.schema.json`` documents the shape of ``metrics.json``. After each
+test, the autouse fixture :func:`_metrics_json_follows_schema` finds every ``metrics.json``
+under the test's ``tmp_path`` and under the folders that module- and session-scoped
+fixtures made with ``tmp_path_factory``, and validates each against the schema; a file that
+does not follow it fails the test (as an error at teardown) naming the file and the JSON
+path of each mismatch. Files already validated and unchanged since are not read again, so
+the check costs a directory walk per test that uses temporary folders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = ROOT / "models" / "report" / "metrics.schema.json"
+METRICS_FILE = "metrics.json"
+#: Mismatches listed per file in a failure message.
+MAX_ERRORS = 8
+
+#: Path -> (mtime_ns, size) of every metrics.json already checked in this session.
+_checked: dict[Path, tuple[int, int]] = {}
+#: Function-scoped ``tmp_path`` folders of finished tests (left out of later walks).
+_finished_tmp_paths: set[Path] = set()
+
+
+def load_metrics_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of ``metrics.json``."""
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def metrics_validator():
+    """A draft 2020-12 validator of the metrics schema (the schema itself checked first)."""
+    from jsonschema import Draft202012Validator
+
+    schema = load_metrics_schema()
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def schema_errors(data) -> list[str]:
+    """Each way ``data`` (a parsed metrics.json) breaks the schema, as ``<json path>: <why>``;
+    empty when it follows it."""
+    errors = sorted(metrics_validator().iter_errors(data), key=lambda e: e.json_path)
+    return [f"{e.json_path}: {e.message}" for e in errors]
+
+
+def _metrics_files(root: Path, skip: set[Path] = frozenset()) -> Iterator[Path]:
+    """Every ``metrics.json`` under ``root`` (symbolic links not followed)."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                path = Path(entry.path)
+                if path not in skip:
+                    stack.append(path)
+            elif entry.name == METRICS_FILE and entry.is_file(follow_symlinks=False):
+                yield Path(entry.path)
+
+
+def check_metrics_files(paths: Iterable[Path]) -> None:
+    """Validate every file of ``paths`` not checked before in its current state; fail with
+    the file and the JSON path of each mismatch. A file is reported once, not again by
+    later tests, unless it is rewritten."""
+    problems = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        state = (stat.st_mtime_ns, stat.st_size)
+        if _checked.get(path) == state:
+            continue
+        _checked[path] = state
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            problems.append(f"{path}\n    not valid JSON: {exc}")
+            continue
+        errors = schema_errors(data)
+        if errors:
+            more = len(errors) - MAX_ERRORS
+            problems.append(f"{path}\n" + "\n".join(f"    {e}" for e in errors[:MAX_ERRORS])
+                            + (f"\n    ... and {more} more" if more > 0 else ""))
+    if problems:
+        pytest.fail(f"{METRICS_FILE} does not follow "
+                    f"{SCHEMA_PATH.relative_to(ROOT).as_posix()}:\n"
+                    + "\n".join(problems)
+                    + "\n(fix what writes it, or describe a new key in the schema)",
+                    pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _metrics_json_follows_schema(request):
+    """After the test, validate the metrics.json files under its temporary folders."""
+    yield
+    names = request.fixturenames
+    if "tmp_path_factory" not in names:  # tmp_path depends on it too
+        return
+    # The values of every fixture the test used, tmp_path among them; taken from the item
+    # because tmp_path is already torn down when this (first set up) fixture finishes.
+    values = getattr(request.node, "funcargs", None) or {}
+    roots = []
+    own = values.get("tmp_path")
+    if isinstance(own, Path):
+        roots.append(own)
+    factory = values.get("tmp_path_factory")
+    skip = set(_finished_tmp_paths)
+    if own is not None:
+        skip.add(own)
+    if factory is not None:
+        roots.append(factory.getbasetemp())
+    try:
+        check_metrics_files(path for root in roots for path in _metrics_files(root, skip))
+    finally:
+        if isinstance(own, Path):
+            _finished_tmp_paths.add(own)
+
+
+@pytest.fixture(scope="session")
+def metrics_schema() -> dict:
+    """The parsed metrics schema."""
+    return load_metrics_schema()
+
+
+@pytest.fixture(scope="session")
+def metrics_schema_errors():
+    """:func:`schema_errors`: the mismatches of a parsed metrics.json, empty when valid."""
+    return schema_errors
+
+
+@pytest.fixture(scope="session")
+def check_metrics_json():
+    """:func:`check_metrics_files`: validate metrics.json files, failing the test if not."""
+    return check_metrics_files

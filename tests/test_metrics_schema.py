@@ -1,0 +1,133 @@
+"""metrics.json has a documented shape: models/report/metrics.schema.json (draft 2020-12)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from jsonschema import Draft202012Validator
+
+from features.synthetic import bayes_posterior, fidelity_table, simulate_cohort
+from models import add_uncertainty, train
+from models.report.tables import write_metrics_report
+from models.report.write import with_report_facts
+from models.statistics import benchmark, to_jsonable
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+ALWAYS_WRITTEN = ["n", "n_positive", "prevalence", "threshold", "model", "rules"]
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """metrics.json of a small training run on a simulated cohort, with every section
+    training, the bootstrap and the simulator's fidelity table add."""
+    cohort = simulate_cohort(240, cohort="melanoma", prevalence=0.3, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # few events per feature, by design
+        result = train(cohort, seed=4, bayes_p=bayes_posterior(cohort, prevalence=0.3),
+                       progress=False, nested_cv=False)
+    frame = result.evaluation.frame
+    metrics = add_uncertainty(result.evaluation.metrics, frame, result.model.threshold,
+                              n_resamples=20, seed=4)
+    metrics = with_report_facts(metrics, frame, result.model)  # as write_report adds them
+    folder = tmp_path_factory.mktemp("schema_report")
+    write_metrics_report(folder, metrics,
+                         extra_tables={"simulator_fidelity": fidelity_table(n=5000, seed=0)})
+    return folder / "metrics.json"
+
+
+@pytest.fixture
+def data(written) -> dict:
+    return json.loads(written.read_text())
+
+
+def _properties(node, path="#"):
+    """(path, name, subschema) of every property the schema describes, at any depth."""
+    if isinstance(node, dict):
+        for key in ("properties", "patternProperties"):
+            for name, sub in (node.get(key) or {}).items():
+                yield f"{path}/{key}/{name}", name, sub
+        for key, sub in node.items():
+            yield from _properties(sub, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, sub in enumerate(node):
+            yield from _properties(sub, f"{path}/{i}")
+
+
+def test_schema_is_a_valid_draft_2020_12_schema(metrics_schema):
+    assert metrics_schema["$schema"] == DRAFT
+    Draft202012Validator.check_schema(metrics_schema)
+    assert metrics_schema["required"] == ALWAYS_WRITTEN
+    assert metrics_schema["additionalProperties"] is True  # new sections may be added
+
+
+def test_every_property_is_described(metrics_schema):
+    undescribed = [path for path, _, sub in _properties(metrics_schema)
+                   if not (isinstance(sub, dict) and sub.get("description"))]
+    assert not undescribed, undescribed
+    documented = set(metrics_schema["properties"])
+    assert documented >= {
+        *ALWAYS_WRITTEN, "bayes_ceiling", "feature_odds_ratios", "units", "internal_validation",
+        "model_selection", "split", "validation", "positive_class", "uncertainty", "bootstrap",
+        "rule_comparisons", "net_benefit", "average_precision", "feature_effects",
+        "image_features", "radiomic_extraction", "update", "population_shift",
+        "simulator_fidelity"}
+
+
+def test_metrics_of_a_training_run_follow_the_schema(data, metrics_schema_errors):
+    assert {"model", "rules", "bayes_ceiling", "internal_validation", "split", "validation",
+            "bootstrap", "rule_comparisons", "net_benefit", "average_precision",
+            "feature_effects", "simulator_fidelity"} <= set(data)
+    assert metrics_schema_errors(data) == []
+
+
+def test_undefined_numbers_are_null_and_valid(metrics_schema_errors):
+    """A rule covering no row and one class only: NaN everywhere, written as null."""
+    y = np.r_[np.zeros(30), np.ones(10)].astype(int)
+    p = np.linspace(0.05, 0.95, 40)
+    rules = pd.DataFrame({"D5_pathology": np.full(40, np.nan),
+                          "Q1a_symptoms": (p > 0.5).astype(float)})
+    data = to_jsonable(benchmark(y, p, 0.5, rules))
+    assert data["rules"]["D5_pathology"]["sensitivity"] is None
+    assert metrics_schema_errors(data) == []
+    one_class = to_jsonable(benchmark(np.zeros(20, int), p[:20], 0.5, rules.iloc[:20]))
+    assert one_class["model"]["auc"] is None
+    assert metrics_schema_errors(one_class) == []
+
+
+@pytest.mark.parametrize("corrupt, where", [
+    (lambda d: d["model"].__setitem__("auc", "0.93"), "$.model.auc"),
+    (lambda d: d.pop("rules"), "$"),
+    (lambda d: d["model"].pop("brier"), "$.model"),
+    (lambda d: d["model"]["ppv_ci"].append(0.5), "$.model.ppv_ci"),
+    (lambda d: d["model"].__setitem__("sensitivity", 80.0), "$.model.sensitivity"),
+    (lambda d: d.__setitem__("n", None), "$.n"),
+    (lambda d: next(iter(d["rules"].values())).__setitem__("undocumented", 1), "$.rules."),
+    (lambda d: d["bootstrap"]["auc"].pop("ci"), "$.bootstrap.auc"),
+], ids=["string-for-number", "missing-rules", "missing-model-key", "three-bound-interval",
+        "percent-for-proportion", "null-count", "undescribed-rule-key", "missing-ci"])
+def test_corrupted_metrics_fail(data, metrics_schema_errors, corrupt, where):
+    bad = copy.deepcopy(data)
+    corrupt(bad)
+    errors = metrics_schema_errors(bad)
+    assert errors and all(e.startswith(where) for e in errors), errors
+
+
+def test_check_names_the_file_and_the_path(tmp_path, data, check_metrics_json):
+    bad = copy.deepcopy(data)
+    bad["model"]["auc"] = "high"
+    del bad["threshold"]
+    path = tmp_path / "report" / "metrics.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(bad))
+    with pytest.raises(pytest.fail.Exception) as failure:
+        check_metrics_json([path])
+    message = str(failure.value)
+    assert str(path) in message
+    assert "$.model.auc: 'high' is not of type 'number', 'null'" in message
+    assert "'threshold' is a required property" in message
+    path.unlink()  # leave no invalid file behind for the after-test check
