@@ -252,6 +252,9 @@ def test_old_split_without_patient_counts(metrics):
                   "n_test_positive": 88, "unit": "patients"}
     rows = {r[0]: r for r in R.participant_table(m, n_patients=400).rows}
     assert rows["held-out evaluation"][1:3] == ["400", "400"]
+    assert rows["training"][1:3] == ["900", "900"]  # the unit says a row was a patient
+    m["split"] = dict(m["split"], unit="lesions")
+    rows = {r[0]: r for r in R.participant_table(m).rows}
     assert rows["training"][1] == ""  # unknown, not guessed
 
 

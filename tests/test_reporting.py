@@ -566,3 +566,30 @@ def test_model_card_uses_the_training_prevalence(evaluated, report):
     assert (f"calibrated to the training prevalence ({fmt.pct(pos / n)}, {pos} of {n} "
             "training rows)") in md
     assert f"the evaluated rows have {fmt.pct(ev.metrics['prevalence'])}" in md
+
+
+def test_cross_validated_evaluation_is_not_called_held_out(evaluated):
+    model, ev = evaluated
+    data = dict(ev.metrics)
+    n, pos = data["n"], data["n_positive"]
+    data["validation"] = {"scheme": "cv", "reason": "as requested", "requested": "cv"}
+    data["split"] = {"n_train": n, "n_train_positive": pos, "n_train_patients": n,
+                     "n_test": n, "n_test_positive": pos, "n_test_patients": n,
+                     "unit": "lesions", "evaluated_on": "each lesion's out-of-fold "
+                     "probability, averaged over the repeats"}
+    summary = {k: {"mean": 0.8, "sd": 0.01} for k in ("auc", "brier", "calibration_intercept",
+                                                      "calibration_slope", "sensitivity",
+                                                      "ppv")}
+    data["internal_validation"] = {
+        "apparent": data["internal_validation"]["apparent"],
+        "cross_validation": {"n_folds": 5, "n_repeats": 2, "n": n, "n_positive": pos,
+                             "summary": summary,
+                             "per_repeat": [{"repeat": 1, "auc": 0.8}, {"repeat": 2, "auc": 0.81}]}}
+    md = _markdown(data, ev.frame, model)
+    head = md.split("## Outcome")[0] + md.split("## Analysis methods")[1].split("## ")[0]
+    assert "held-out" not in head.lower() and "split once" not in head
+    assert "Evaluated out of fold" in md and "repeated patient-grouped cross-validation" in md
+    assert "## Cross-validated performance (out of fold)" in md
+    assert "| statistic | apparent (training patients) | repeated cross-validation (mean ± SD " \
+           "over repeats) | out-of-fold |" in md
+    assert "| repeat | n | events |" in md

@@ -17,7 +17,7 @@ from features.contract import is_radiomic
 from models.bundle import TrainedModel
 from models.classifier import RADIOMIC_REDUCTION
 from models.report import format as fmt
-from models.report.tables import evaluated_units, units_text
+from models.report.tables import evaluated_units, units_text, validation_scheme
 
 #: Events per candidate feature below which the card warns (as models.training does).
 LOW_EVENTS_PER_FEATURE = 10.0
@@ -145,9 +145,13 @@ def _limitations(metrics: Mapping, simulated: bool, model=None) -> list[str]:
         "reproduce all of them, so the rules' performance here need not match the article's.",
         "Single-site assumption: one population, one set of scanners and assays; no centre "
         "variable, so heterogeneity across sites was not examined.",
-        "No external validation: every figure comes from patients of the same source (a "
-        "random patient split and cross-validation inside the training patients). Expect "
-        "lower discrimination and miscalibration elsewhere.",
+        "No external validation: every figure comes from patients of the same source ("
+        + {"holdout": "a random patient split and cross-validation inside the training "
+                      "patients",
+           "cv": "repeated patient-grouped cross-validation",
+           "bootstrap": "bootstrap resamples of the same patients"}.get(
+            validation_scheme(metrics), "the training data and this table")
+        + "). Expect lower discrimination and miscalibration elsewhere.",
         _prevalence_limitation(metrics, model),
         "Rules abstain where an input is missing, so each rule is compared with the model on "
         "the rows it covers: different rules are judged on different subsets.",
@@ -230,7 +234,8 @@ def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
     card.data.append(f"Evaluated: {units_text(*evaluated_units(metrics, n_patients))}, "
                      f"{metrics.get('n_positive')} pseudoprogression (prevalence "
                      f"{fmt.pct(metrics.get('prevalence'))})"
-                     + (", patients held out before anything was fitted." if split else "."))
+                     + (", patients held out before anything was fitted."
+                        if validation_scheme(metrics) == "holdout" else "."))
     if simulated:
         card.data.append("All data are synthetic (features.synthetic.cohort); no patient data.")
     card.missing_data = list(MISSING_DATA_HANDLING)

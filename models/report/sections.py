@@ -26,6 +26,7 @@ from models.report.model_card import ModelCard, build_model_card
 from models.report.model_features import fitted_pipeline, radiomic_selection
 from models.report.tables import (
     DOR_METHOD,
+    EVALUATED_AS,
     INTERVALS_NOTE,
     MATCHED_SENSITIVITY_EXCEPTION,
     MATCHED_SENSITIVITY_NOTE,
@@ -54,6 +55,7 @@ from models.report.tables import (
     sample_size_lines,
     unit_sentence,
     units_text,
+    validation_scheme,
 )
 from models.statistics import AUC_CI_METHOD, CALIBRATION_CI_METHOD, PREVALENCE_CI_METHOD
 
@@ -109,10 +111,20 @@ def _rule_definitions(data: Mapping) -> Table:
 # --------------------------------------------------------------------------- sections
 
 
-def _summary(data: Mapping, simulated: bool, held_out: bool, units: tuple) -> Section:
+#: How each validation scheme scores the lesions, for the objective and the methods.
+_SCHEME_TEXT = {
+    "cv": "repeated patient-grouped cross-validation of the whole procedure (every lesion "
+          "scored by models that never saw its patient)",
+    "bootstrap": "the bootstrap of the whole procedure (Harrell's optimism correction; every "
+                 "lesion scored out of bag by models that never saw its patient)",
+}
+
+
+def _summary(data: Mapping, simulated: bool, scheme: str, units: tuple) -> Section:
     m = data.get("model") or {}
     boot = data.get("bootstrap") or {}
-    where = "held-out set" if held_out else "evaluated set"
+    where = {"holdout": "held-out set", "cv": "evaluated out of fold",
+             "bootstrap": "evaluated out of bag"}.get(scheme, "evaluated set")
     auc_boot = boot.get("auc") if isinstance(boot.get("auc"), Mapping) else None
     items = [
         f"{where.capitalize()}: {units_text(*units)}; {fmt.cell(data.get('n_positive'))} "
@@ -134,26 +146,36 @@ def _summary(data: Mapping, simulated: bool, held_out: bool, units: tuple) -> Se
     if comps:
         items.append(f"At each rule's own sensitivity the model's PPV is higher with a paired "
                      f"95% CI above 0 for {len(better)} of {len(comps)} rules.")
-    objective = (
-        "Objective: develop a calibrated classifier that tells pseudoprogression from true "
-        "progression, evaluate it on held-out patients with internal validation only, and "
-        "compare it with the article's published rules through the same metrics."
-        if held_out else
-        "Objective: evaluate a saved calibrated classifier on the rows of one table and compare "
-        "it with the article's published rules through the same metrics.")
+    if scheme == "holdout":
+        objective = (
+            "Objective: develop a calibrated classifier that tells pseudoprogression from true "
+            "progression, evaluate it on held-out patients with internal validation only, and "
+            "compare it with the article's published rules through the same metrics.")
+    elif scheme in _SCHEME_TEXT:
+        objective = (
+            "Objective: develop a calibrated classifier that tells pseudoprogression from true "
+            f"progression, validate it internally by {_SCHEME_TEXT[scheme]}, and compare it "
+            "with the article's published rules through the same metrics.")
+    else:
+        objective = (
+            "Objective: evaluate a saved calibrated classifier on the rows of one table and "
+            "compare it with the article's published rules through the same metrics.")
     blocks = [Callout("Research use only: not for clinical decisions." + (
         " All data in this report are synthetic." if simulated else ""), "warning"),
         Para(objective), Bullets(items)]
     return Section("Summary", blocks, tripod="4 (items 1-2, title and abstract, do not apply)")
 
 
-def _data_section(data: Mapping, model, simulated: bool, units: tuple) -> Section:
+def _data_section(data: Mapping, model, simulated: bool, units: tuple, scheme: str) -> Section:
     split = data.get("split") or {}
     training = getattr(model, "training", None) or {}
     blocks: list = []
-    if split:
-        where = (f"Training and held-out patients both come from: "
-                 f"{training.get('source') or 'the training table'}.")
+    source = training.get("source") or "the training table"
+    if scheme == "holdout":
+        where = f"Training and held-out patients both come from: {source}."
+    elif split:
+        where = (f"All patients come from: {source}. The final model is fitted on all of "
+                 f"them; the performance figures use {split.get('evaluated_on', 'resampling')}.")
     else:
         where = ("The evaluated rows are the table given for this evaluation (named in the "
                  "title), not the model's training data"
@@ -172,11 +194,19 @@ def _data_section(data: Mapping, model, simulated: bool, units: tuple) -> Sectio
         blocks.append(Callout("The model was trained on synthetic data "
                               f"({training.get('source')}).", "warning"))
     blocks.append(participant_table(data, units[1], training))
-    blocks.append(Para(
-        "Development and evaluation data come from the same source by a random patient split, "
-        "so they share setting, eligibility, outcome and predictors by design." if split else
-        "The evaluation rows were given as one table; how they differ from the training "
-        "data (setting, eligibility, outcome, predictors) must be stated by the study."))
+    if scheme == "holdout":
+        text = ("Development and evaluation data come from the same source by a random "
+                "patient split, so they share setting, eligibility, outcome and predictors by "
+                "design.")
+    elif split:
+        text = ("Development and evaluation use the same patients: each lesion's probability "
+                "comes from models fitted without its patient, so this is internal validation, "
+                "not a test on new patients.")
+    else:
+        text = ("The evaluation rows were given as one table; how they differ from the "
+                "training data (setting, eligibility, outcome, predictors) must be stated by "
+                "the study.")
+    blocks.append(Para(text))
     return Section("Source of data and participants", blocks,
                    tripod="5a, 5b, 6a, 6b, 16, 20a", clear="10, 13, 15")
 
@@ -271,8 +301,8 @@ def _sample_size_section(data: Mapping, units: tuple) -> Section:
             blocks.append(Callout(
                 f"Only {fmt.g(ratio)} events per candidate feature, below "
                 f"{fmt.g(epv.get('minimum'))}: the model may be unstable and its apparent "
-                "performance optimistic. Read the nested cross-validation and held-out "
-                "figures, and treat them with caution.", "warning"))
+                "performance optimistic. Read the internal-validation figures, not the "
+                "apparent ones, and treat them with caution.", "warning"))
     else:
         blocks.append(Para("Events per candidate feature were not recorded for this "
                            "evaluation (no training run behind it)."))
@@ -286,17 +316,36 @@ def _sample_size_section(data: Mapping, units: tuple) -> Section:
     return Section("Sample size", blocks, tripod="10, 21", clear="9")
 
 
-def _methods_section(data: Mapping, model) -> Section:
+def _methods_section(data: Mapping, model, scheme: str) -> Section:
     cv = getattr(model, "cv_scores", None) or (data.get("model_selection") or {}).get("cv") or {}
     chosen = getattr(model, "family", None) or (data.get("model_selection") or {}).get("chosen")
     split = data.get("split") or {}
-    data_use = (
-        "Data use: patients split once into training and held-out evaluation sets, stratified "
-        "by the label, each patient's lesions kept on one side; nothing is fitted or "
-        "calibrated on held-out patients, and nothing is tuned on them, with "
-        if split else
-        "Data use: the model was fitted before this evaluation; nothing was fitted or "
-        "calibrated on the evaluated rows, and nothing is tuned on them, with ")
+    if scheme == "holdout":
+        data_use = (
+            "Data use: patients split once into training and held-out evaluation sets, "
+            "stratified by the label, each patient's lesions kept on one side; nothing is "
+            "fitted or calibrated on held-out patients, and nothing is tuned on them, with ")
+    elif scheme in _SCHEME_TEXT:
+        data_use = (
+            "Data use: the final model is fitted on all patients, and its performance is "
+            f"estimated by {_SCHEME_TEXT[scheme]}: {split.get('evaluated_on', '')}; no lesion "
+            "is scored by a model fitted or calibrated on its own patient, and nothing is "
+            "tuned on the scored lesions, with ")
+    else:
+        data_use = (
+            "Data use: the model was fitted before this evaluation; nothing was fitted or "
+            "calibrated on the evaluated rows, and nothing is tuned on them, with ")
+    validation = {
+        "holdout": "Internal validation: apparent performance, nested cross-validation of the "
+                   "whole procedure (family choice, calibration, threshold) on the training "
+                   "patients, and the held-out patients, kept apart below.",
+        "cv": "Internal validation: apparent performance and the repeated cross-validation "
+              "of the whole procedure (family choice, calibration, threshold), kept apart "
+              "below.",
+        "bootstrap": "Internal validation: apparent performance, Harrell's optimism-corrected "
+                     "figures and the out-of-bag figures, kept apart below.",
+    }.get(scheme, "Internal validation: done when the model was trained (its own report); "
+                  "this evaluation of the saved model adds none.")
     blocks: list = [Bullets([
         data_use + MATCHED_SENSITIVITY_EXCEPTION + ".",
         "Model families compared by patient-grouped, stratified cross-validation (5 folds, "
@@ -309,11 +358,7 @@ def _methods_section(data: Mapping, model) -> Section:
         "model refitted on all training patients.",
         "Class imbalance: no resampling or class weighting, so the probabilities are calibrated "
         "to the training prevalence.",
-        ("Internal validation: apparent performance, nested cross-validation of the whole "
-         "procedure (family choice, calibration, threshold) on the training patients, and the "
-         "held-out patients, kept apart below." if split else
-         "Internal validation: done when the model was trained (its own report); this "
-         "evaluation of the saved model adds none."),
+        validation,
         "Output: a calibrated P(pseudoprogression); the call is 1 at or above the stored "
         f"threshold ({fmt.g(data.get('threshold'))}; rationale in the model card).",
         f"Performance measures: discrimination (AUC with a 95% CI from the {AUC_CI_METHOD}, "
@@ -409,11 +454,11 @@ def _calibration_factor(records: Sequence[Mapping]) -> float:
     return float("nan")
 
 
-def _performance_sections(data: Mapping, figures: Mapping[str, str], held_out: bool,
+def _performance_sections(data: Mapping, figures: Mapping[str, str], scheme: str,
                           has_bayes: bool) -> list[Section]:
     n, pos = data.get("n"), data.get("n_positive")
     ev = _events(n, pos)
-    where = "held-out" if held_out else "evaluation"
+    where = EVALUATED_AS[scheme]
     out: list[Section] = []
 
     # discrimination and calibration
@@ -545,7 +590,7 @@ def _figure_blocks(figures: Mapping[str, str], keys: Sequence[str], data: Mappin
     dor_notes = (" " + "; ".join(notes) + "." if notes else "") + (
         " Not drawn (undefined): " + "; ".join(undefined) + "." if undefined else "")
     values = {
-        "ev": ev, "where": "held-out" if data.get("split") else "evaluation",
+        "ev": ev, "where": EVALUATED_AS[validation_scheme(data)],
         "auc": fmt.est_ci(m.get("auc"), m.get("auc_ci")), "prev": fmt.pct(data.get("prevalence")),
         "ap": fmt.fixed(ap.get("model")),
         "per_bin": fmt.cell(round(n / 10)) if n else "-",
@@ -563,13 +608,25 @@ def _figure_blocks(figures: Mapping[str, str], keys: Sequence[str], data: Mappin
             for k in keys if k in figures]
 
 
-def _internal_validation_section(data: Mapping) -> Section:
+def _internal_validation_section(data: Mapping, scheme: str) -> Section:
     iv = data.get("internal_validation") or {}
-    blocks: list = [Para(
-        "Three figures kept apart: apparent (the final model on its own training patients, "
-        "optimistic by construction), nested cross-validation (the whole procedure refitted "
-        "on part of the training patients and scored on the fold it never saw; mean ± SD over "
-        "folds) and the held-out patients (set aside before anything was fitted).")]
+    text = {
+        "cv": "Three figures kept apart: apparent (the final model on its own training "
+              "patients, optimistic by construction), repeated cross-validation (the whole "
+              "procedure refitted without each fold's patients and scored on them; mean ± SD "
+              "over repeats) and the pooled out-of-fold probabilities of every lesion, averaged "
+              "over the repeats.",
+        "bootstrap": "Three figures kept apart: apparent (the final model on its own training "
+                     "patients, optimistic by construction), optimism-corrected (apparent "
+                     "minus the mean optimism of the procedure refitted on bootstrap resamples "
+                     "of patients) and the out-of-bag probabilities of every lesion, averaged "
+                     "over the resamples that left its patient out.",
+    }.get(scheme, "Three figures kept apart: apparent (the final model on its own training "
+                  "patients, optimistic by construction), nested cross-validation (the whole "
+                  "procedure refitted on part of the training patients and scored on the fold "
+                  "it never saw; mean ± SD over folds) and the held-out patients (set aside "
+                  "before anything was fitted).")
+    blocks: list = [Para(text)]
     if not iv:
         blocks.append(Callout("No internal validation was recorded with these metrics (an "
                               "evaluation of a saved model on a new table).", "info"))
@@ -645,7 +702,7 @@ def _model_card_section(card: ModelCard) -> Section:
     return Section("Model card", subs, tripod="3b, 15, 22, 26, 27a-c", clear="57")
 
 
-def _software_section(card: ModelCard, model) -> Section:
+def _software_section(card: ModelCard, model, every_prediction: bool = False) -> Section:
     if model is None:
         blocks: list = [Para("No model bundle was given to the report, so package versions "
                              "and the training data's hash are not shown. They are stored in "
@@ -657,8 +714,11 @@ def _software_section(card: ModelCard, model) -> Section:
         "Predictions are computed by the saved bundle (`TrainedModel.predict_proba`; "
         "`predict.py --model MODEL.joblib --data TABLE --out PRED.csv`). This folder also "
         "holds `metrics.json` (every number in this report), `metrics.md` and "
-        "`evaluation_predictions.csv` (one row per evaluated lesion: label, probability, each "
-        "rule's call)."))
+        + ("`evaluation_predictions.csv` (every prediction behind the evaluated lesions, one "
+           "row per lesion and repeat, with its fold: label and probability)."
+           if every_prediction else
+           "`evaluation_predictions.csv` (one row per evaluated lesion: label, probability, "
+           "each rule's call).")))
     return Section("Software, provenance and reproducibility", blocks,
                    tripod="12g, 18e, 18f, 22", clear="25, 54, 56, 57")
 
@@ -755,44 +815,48 @@ def _checklist(simulated: bool, has_fidelity: bool, has_iv: bool) -> Section:
 
 
 def build_document(data: Mapping, frame: pd.DataFrame, model, fidelity: list | None,
-                   figures: Mapping[str, str], fidelity_n: int | None = None) -> list[Section]:
+                   figures: Mapping[str, str], fidelity_n: int | None = None,
+                   every_prediction: bool = False) -> list[Section]:
     """The report's sections, figures numbered in reading order.
 
     ``data``: the metrics dict as in ``metrics.json``; ``frame``: the evaluation frame (one
     row per lesion, ``patient_id`` beside it); ``model``: the
     :class:`models.bundle.TrainedModel` or None; ``fidelity``: the simulator's fidelity
     records or None, measured on ``fidelity_n`` lesions; ``figures``: figure key -> file
-    name relative to the report folder.
+    name relative to the report folder; ``every_prediction``: the predictions file holds
+    every prediction (one row per lesion and repeat) instead of one row per lesion.
     """
     simulated = _is_simulated(data, frame, model, fidelity)
-    held_out = bool(data.get("split"))
+    scheme = validation_scheme(data)
     has_bayes = BAYES_COLUMN in frame.columns
     n_patients = int(frame[ID].nunique()) if ID in frame.columns else None
     units = evaluated_units(data, n_patients)
     card = build_model_card(data, model, simulated or _trained_on_synthetic(model),
                             units[1])
-    perf = Section("Performance on the " + ("held-out patients" if held_out
-                                           else "evaluated patients"),
-                   _performance_sections(data, figures, held_out, has_bayes),
+    title = {"holdout": "Performance on the held-out patients",
+             "cv": "Cross-validated performance (out of fold)",
+             "bootstrap": "Out-of-bag performance"}.get(scheme,
+                                                        "Performance on the evaluated patients")
+    perf = Section(title, _performance_sections(data, figures, scheme, has_bayes),
                    tripod="21, 23a", clear="40, 41, 42, 47, 48")
     sections = [
-        _summary(data, simulated, held_out, units),
-        _data_section(data, model, simulated, units),
+        _summary(data, simulated, scheme, units),
+        _data_section(data, model, simulated, units, scheme),
         _outcome_section(simulated),
         _predictor_section(data, model),
         _sample_size_section(data, units),
-        _methods_section(data, model),
+        _methods_section(data, model, scheme),
     ]
     features = _features_section(data, model)
     if features is not None:
         sections.append(features)
-    sections += [perf, _internal_validation_section(data)]
+    sections += [perf, _internal_validation_section(data, scheme)]
     images = _image_section(data)
     if images is not None:
         sections.insert(sections.index(perf) + 1, images)
     if fidelity and simulated:
         sections.append(_fidelity_section(fidelity, fidelity_n))
-    sections += [_model_card_section(card), _software_section(card, model),
+    sections += [_model_card_section(card), _software_section(card, model, every_prediction),
                  _checklist(simulated, bool(fidelity and simulated),
                             bool(data.get("internal_validation")))]
     number = 0

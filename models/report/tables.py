@@ -34,8 +34,7 @@ DEFAULT_TITLE = "Pseudoprogression: the model against the article's rules"
 #: The report's files other than figures, by key (figures: ``models.report.figures.FILE_NAMES``).
 REPORT_FILES: dict[str, str] = {
     "metrics_json": "metrics.json", "metrics_md": "metrics.md", "report_md": "report.md",
-    "report_html": "report.html", "predictions_csv": "evaluation_predictions.csv",
-    "all_predictions_csv": "evaluation_all_predictions.csv"}
+    "report_html": "report.html", "predictions_csv": "evaluation_predictions.csv"}
 #: How diagnostic odds ratios are computed and when they are corrected or undefined.
 DOR_METHOD = (
     f"diagnostic odds ratios with Woolf 95% CIs (a marked ratio: {HALDANE_NOTE}; undefined, "
@@ -96,6 +95,27 @@ def evaluated_units(metrics: Mapping, n_patients: int | None = None) -> tuple[in
     lesions = _int(units.get("n_lesions", metrics.get("n")))
     patients = _int(units.get("n_patients", split.get("n_test_patients", n_patients)))
     return lesions, patients
+
+
+def validation_scheme(metrics: Mapping) -> str:
+    """How the evaluated rows relate to the model: ``holdout`` (patients held out before
+    anything was fitted), ``cv`` (out-of-fold, repeated patient-grouped cross-validation),
+    ``bootstrap`` (out-of-bag, optimism bootstrap) or ``saved`` (a saved model on a table)."""
+    scheme = str((metrics.get("validation") or {}).get("scheme") or "")
+    if scheme in ("holdout", "cv", "bootstrap"):
+        return scheme
+    split = metrics.get("split") or {}
+    if not split:
+        return "saved"
+    iv = metrics.get("internal_validation") or {}
+    if split.get("evaluated_on"):
+        return "bootstrap" if "optimism_bootstrap" in iv else "cv"
+    return "holdout"
+
+
+#: What the evaluated rows are called, by :func:`validation_scheme`.
+EVALUATED_AS = {"holdout": "held-out", "cv": "out-of-fold", "bootstrap": "out-of-bag",
+                "saved": "evaluation"}
 
 
 def units_text(lesions, patients) -> str:
@@ -487,8 +507,11 @@ def participant_table(metrics: Mapping, n_patients: int | None = None,
         rows.append([name, fmt.cell(_int(patients)), fmt.cell(lesions), fmt.cell(events),
                      fmt.cell(negatives), use])
 
+    resampled = bool(split.get("evaluated_on"))
     if split:
         p_train, p_test = split.get("n_train_patients"), split.get("n_test_patients")
+        if split.get("unit") == "patients" and p_train is None:  # rows were patients
+            p_train, p_test = split.get("n_train"), split.get("n_test")
         all_patients = (_int(p_train) + _int(p_test) if fmt.finite(p_train) and
                         fmt.finite(p_test) and not split.get("evaluated_on") else None)
         if not split.get("evaluated_on"):
@@ -499,6 +522,8 @@ def participant_table(metrics: Mapping, n_patients: int | None = None,
                 "split once by patient, stratified by the label"
                 + (f" (seed {split.get('seed')})" if "seed" in split else ""))
         row("training", p_train, split.get("n_train"), split.get("n_train_positive"),
+            "the final model (model choice, calibration, threshold), refitted in every "
+            "resample of the validation" if resampled else
             "model choice, calibration, threshold, nested cross-validation")
     elif training.get("n") is not None:
         row("training (from the model bundle)", training.get("n_patients"), training.get("n"),
@@ -552,47 +577,71 @@ _IV_STATS = (("AUC", "auc", fmt.fixed), ("Brier score", "brier", fmt.brier),
 
 
 def internal_validation_table(metrics: Mapping) -> Table:
-    """Apparent, nested cross-validation and held-out figures side by side."""
+    """Apparent figures, the resampled ones (nested cross-validation, repeated
+    cross-validation as mean ± SD over repeats, or the optimism-corrected bootstrap) and
+    the evaluated rows' figures side by side."""
     iv = metrics.get("internal_validation") or {}
     apparent = iv.get("apparent") or {}
-    nested = iv.get("nested_cv") or {}
+    scheme = validation_scheme(metrics)
+    nested = iv.get("nested_cv") or iv.get("cross_validation") or {}
+    boot = iv.get("optimism_bootstrap") or {}
     summary = nested.get("summary") or {}
     m = metrics.get("model") or {}
     rows = []
     for name, key, f in _IV_STATS:
-        s = summary.get(key) or {}
-        if f is fmt.pct:
-            spread = fmt.pct_mean_sd(s.get("mean"), s.get("sd"))
+        if boot:
+            middle = f((boot.get("corrected") or {}).get(key))
+        elif summary.get(key):
+            s = summary[key]
+            middle = (fmt.pct_mean_sd(s.get("mean"), s.get("sd")) if f is fmt.pct else
+                      fmt.mean_sd(s.get("mean"), s.get("sd"), 4 if key == "brier" else 3))
         else:
-            spread = fmt.mean_sd(s.get("mean"), s.get("sd"), 4 if key == "brier" else 3)
-        rows.append([name, f(apparent.get(key)) if apparent else "not run",
-                     spread if s else "not run", f(m.get(key))])
+            middle = "not run"
+        rows.append([name, f(apparent.get(key)) if apparent else "not run", middle,
+                     f(m.get(key))])
+    source = boot or nested
+    behind = f"{fmt.cell(source.get('n'))} ({fmt.cell(source.get('n_positive'))})"
+    if boot:
+        behind += f", {fmt.cell(boot.get('n_fitted'))} resamples"
+    elif "n_repeats" in nested:
+        behind += (f", {fmt.cell(nested.get('n_repeats'))} x {fmt.cell(nested.get('n_folds'))} "
+                   "folds")
+    elif nested:
+        behind += f", {fmt.cell(nested.get('n_outer_folds'))} folds"
     rows.append(["rows (pseudoprogression)",
                  f"{fmt.cell(apparent.get('n'))} ({fmt.cell(apparent.get('n_positive'))})"
-                 if apparent else fmt.DASH,
-                 f"{fmt.cell(nested.get('n'))} ({fmt.cell(nested.get('n_positive'))}), "
-                 f"{fmt.cell(nested.get('n_outer_folds'))} folds" if nested else fmt.DASH,
+                 if apparent else fmt.DASH, behind if source else fmt.DASH,
                  f"{fmt.cell(metrics.get('n'))} ({fmt.cell(metrics.get('n_positive'))})"])
-    return Table(["statistic", "apparent (training patients)",
-                  "nested cross-validation (training patients)",
-                  "held-out" if metrics.get("split") else "this evaluation"], rows,
+    middle_name = {"cv": "repeated cross-validation (mean ± SD over repeats)",
+                   "bootstrap": "optimism-corrected (bootstrap)"}.get(
+        scheme, "nested cross-validation (training patients)")
+    return Table(["statistic", "apparent (training patients)", middle_name,
+                  EVALUATED_AS[scheme] if scheme != "saved" else "this evaluation"], rows,
                  "Internal validation; the last row gives the rows and events behind each "
                  "column.")
 
 
 def nested_folds_table(metrics: Mapping) -> Table:
-    """Each outer fold of the nested cross-validation (no rows when it was not run)."""
-    nested = (metrics.get("internal_validation") or {}).get("nested_cv") or {}
+    """Each outer fold of the nested cross-validation, or each repeat of the repeated
+    cross-validation (no rows when neither was run)."""
+    iv = metrics.get("internal_validation") or {}
+    nested = iv.get("nested_cv") or {}
+    repeats = (iv.get("cross_validation") or {}).get("per_repeat") or []
     rows = []
-    for r in nested.get("per_fold") or []:
-        rows.append([fmt.cell(r.get("fold")), fmt.cell(r.get("n")), fmt.cell(r.get("n_positive")),
-                     fmt.fixed(r.get("auc")), fmt.brier(r.get("brier")),
-                     fmt.fixed(r.get("calibration_intercept")),
+    for r in nested.get("per_fold") or repeats:
+        rows.append([fmt.cell(r.get("fold", r.get("repeat"))), fmt.cell(r.get("n")),
+                     fmt.cell(r.get("n_positive")), fmt.fixed(r.get("auc")),
+                     fmt.brier(r.get("brier")), fmt.fixed(r.get("calibration_intercept")),
                      fmt.fixed(r.get("calibration_slope")), fmt.pct(r.get("sensitivity")),
                      fmt.pct(r.get("ppv"))])
-    return Table(["fold", "n", "events", "AUC", "Brier", "cal. intercept", "cal. slope",
+    if nested.get("per_fold") or not repeats:
+        return Table(["fold", "n", "events", "AUC", "Brier", "cal. intercept", "cal. slope",
+                      "sensitivity", "PPV"], rows,
+                     "Nested cross-validation, each outer fold (n rows and events per fold).")
+    return Table(["repeat", "n", "events", "AUC", "Brier", "cal. intercept", "cal. slope",
                   "sensitivity", "PPV"], rows,
-                 "Nested cross-validation, each outer fold (n rows and events per fold).")
+                 "Repeated cross-validation, each repeat scored on its pooled out-of-fold "
+                 "probabilities of every lesion.")
 
 
 def image_features_table(metrics: Mapping) -> Table:
@@ -698,16 +747,19 @@ def _model_md(metrics: Mapping) -> list[str]:
         parts += _section("Model selection", model_selection_table(
             cv, (metrics.get("model_selection") or {}).get("chosen")))
     iv = metrics.get("internal_validation") or {}
-    if iv.get("apparent") or iv.get("nested_cv"):
+    shown_iv = ("apparent", "nested_cv", "cross_validation", "optimism_bootstrap")
+    if any(iv.get(k) for k in shown_iv):
         parts += _section("Internal validation", internal_validation_table(metrics))
-        if (iv.get("nested_cv") or {}).get("per_fold"):
-            parts += ["### Nested cross-validation folds", table_markdown(
-                nested_folds_table(metrics))]
+        folds = nested_folds_table(metrics)
+        if folds.rows:
+            title = "Nested cross-validation folds" if folds.headers[0] == "fold" else \
+                "Cross-validation repeats"
+            parts += [f"### {title}", table_markdown(folds)]
     size = sample_size_lines(metrics)
     if size:
         parts += ["## Sample size", "\n".join(f"- {line}" for line in size)]
     rest = {k: v for k, v in iv.items()
-            if k not in ("apparent", "nested_cv", "events_per_feature" if size else "")}
+            if k not in (*shown_iv, "events_per_feature" if size else "")}
     if rest:
         parts += ["### Other internal-validation records", _other_md("internal_validation", rest)]
     if metrics.get("image_features"):

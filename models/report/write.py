@@ -105,9 +105,9 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     with ``fidelity`` as the extra table ``simulator_fidelity``), the six figures of
     :func:`models.report.figures.write_all_figures` (the simulator's posterior from
     ``frame["bayes_posterior"]`` when present), ``report.md``, ``report.html`` and
-    ``evaluation_predictions.csv`` (``frame``) and, when ``predictions`` is given (every
-    prediction behind ``frame`` when a lesion was predicted more than once),
-    ``evaluation_all_predictions.csv``. Every file is written atomically.
+    ``evaluation_predictions.csv`` (``frame``, or ``predictions`` when given: every
+    prediction behind ``frame`` when a lesion was predicted more than once, e.g. once per
+    cross-validation repeat). Every file is written atomically.
 
     ``metrics`` is the benchmark dict, ideally through :func:`add_uncertainty` and with
     ``feature_effects`` (:func:`models.report.model_features.feature_effects`); missing
@@ -149,17 +149,14 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     fid_records = to_jsonable(fidelity) if fidelity is not None else None
     fid_n = fidelity.attrs.get("n") if fidelity is not None else None
     sections = build_document(data, frame, model, fid_records,
-                              {k: Path(v).name for k, v in figure_paths.items()}, fid_n)
+                              {k: Path(v).name for k, v in figure_paths.items()}, fid_n,
+                              every_prediction=predictions is not None)
     images = {k: Path(v).read_bytes() for k, v in figure_paths.items()}
     paths["report_md"] = atomic_write_text(report_dir / REPORT_FILES["report_md"],
                                            render_markdown_document(title, sections))
     paths["report_html"] = atomic_write_text(report_dir / REPORT_FILES["report_html"],
                                              render_html_document(title, sections, images))
+    rows = frame if predictions is None else predictions
     paths["predictions_csv"] = atomic_write_bytes(
-        report_dir / REPORT_FILES["predictions_csv"],
-        frame.to_csv(index=False).encode("utf-8"))
-    if predictions is not None:
-        paths["all_predictions_csv"] = atomic_write_bytes(
-            report_dir / REPORT_FILES["all_predictions_csv"],
-            predictions.to_csv(index=False).encode("utf-8"))
+        report_dir / REPORT_FILES["predictions_csv"], rows.to_csv(index=False).encode("utf-8"))
     return paths
