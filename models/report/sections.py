@@ -646,11 +646,11 @@ def _image_section(data: Mapping) -> Section | None:
     extraction = data.get("radiomic_extraction") or {}
     failures = extraction.get("failures") or []
     blocks: list = [
-        Para("The whole procedure (model choice, calibration, threshold) was run twice on the "
-             "same training patients, once with the radiomic columns and once without, and "
-             "both models were scored on the same "
-             f"{_events(img.get('n'), img.get('n_positive'))} held-out rows. "
-             + image_difference_text(data)),
+        Para("The whole procedure (model choice, calibration, threshold) and its validation "
+             "were run twice on the same patients, once with the radiomic columns and once "
+             "without, and both models were scored on the same "
+             f"{_events(img.get('n'), img.get('n_positive'))} "
+             f"{EVALUATED_AS[validation_scheme(data)]} rows. " + image_difference_text(data)),
         image_features_table(data),
         Bullets([
             f"Patients in the image manifest: {fmt.cell(extraction.get('n_manifest'))}; extracted: "

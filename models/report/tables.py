@@ -657,7 +657,7 @@ def image_features_table(metrics: Mapping) -> Table:
                      fmt.pct(m.get("ppv"))])
     return Table(["model", "feature columns", "family", "AUC (DeLong 95% CI)", "Brier",
                   "calibration slope", "sensitivity", "PPV"], rows,
-                 "The model with and without image features on the same held-out patients.")
+                 "The model with and without image features on the same evaluated lesions.")
 
 
 def image_difference_text(metrics: Mapping) -> str:
