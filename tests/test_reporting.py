@@ -379,6 +379,9 @@ def test_permutation_importance_for_boosting(evaluated):
     top = effects.iloc[0]
     assert f"| {top['feature']} | {top['block']} | " \
            f"{fmt.mean_sd(top['auc_drop'], top['auc_drop_sd'])} |" in md
+    assert "evaluated rows: the drop in AUC" in md
+    md = _markdown(data | {"feature_effects_rows": "training"}, ev.frame, model)
+    assert "training rows (under this validation scheme" in md
 
 
 def _with_radiomics(table: pd.DataFrame, seed: int) -> pd.DataFrame:

@@ -431,10 +431,13 @@ def _features_section(data: Mapping, model) -> Section | None:
                 "is the odds ratio raised to that power"
                 + (", same direction and order." if factor > 0 else "."))
     else:
+        rows = ("training rows (under this validation scheme no lesion is held out from the "
+                "final model, so the importance is measured on lesions it was fitted on)"
+                if data.get("feature_effects_rows") == "training" else "evaluated rows")
         caption = (
             "Permutation importance of each input column of the fitted "
             f"{getattr(model, 'family', None) or 'model'} on "
-            f"{_events(first.get('n'), first.get('n_positive'))} evaluated rows: the drop in "
+            f"{_events(first.get('n'), first.get('n_positive'))} {rows}: the drop in "
             "AUC when the column's values are shuffled among the rows, mean ± SD over "
             f"{fmt.cell(first.get('n_repeats'))} shuffles. Radiomic columns the reduction "
             "dropped cannot change a prediction and are not listed. Largest drop first.")

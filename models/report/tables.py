@@ -58,7 +58,8 @@ MATCHED_SENSITIVITY_NOTE = (
 SHOWN_KEYS = ("n", "n_positive", "prevalence", "threshold", "model", "rules", "bayes_ceiling",
               "average_precision",
               "uncertainty", "bootstrap", "rule_comparisons", "net_benefit",
-              "feature_odds_ratios", "feature_effects", "model_selection", "split", "units",
+              "feature_odds_ratios", "feature_effects", "feature_effects_rows",
+              "model_selection", "split", "units",
               "internal_validation", "image_features")
 
 _FIGURE_SUFFIX = re.compile(r"\(([A-Z][A-Za-z0-9_]*)\)\s*$")
@@ -737,7 +738,10 @@ def _model_md(metrics: Mapping) -> list[str]:
     parts: list[str] = []
     effects = feature_effects_table(metrics)
     if effects is not None:
-        parts += _section("Feature effects in the fitted model", effects)
+        rows = metrics.get("feature_effects_rows")
+        parts += _section("Feature effects in the fitted model", effects,
+                          f"Permutation importance measured on the {rows} lesions."
+                          if rows and "AUC drop" in effects.headers[-1] else "")
     if metrics.get("feature_odds_ratios"):
         parts += _section("Feature odds ratios", feature_odds_ratio_table(metrics))
     if metrics.get("split"):
