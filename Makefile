@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,15 @@ demo: $(STAMP)
 	$(PY) train.py --cohort melanoma --n 4000 --seed 0 \
 		--out artifacts/model.joblib --report artifacts/report
 
-# One OpenMP thread: gradient boosting's thread pool slows to a crawl on a busy machine.
+# One OpenMP and BLAS thread: on small matrices thread pools slow to a crawl on a busy machine.
 test: $(STAMP)
 	$(PY) -m ruff check .
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
+
+# Measurements that print (never pass/fail): extraction speed, updating a model for a new site.
+bench: $(STAMP)
+	$(PY) benchmarks/extraction_speed.py --n 20
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/site_update.py --seeds 12
 
 clean:
 	rm -rf artifacts .pytest_cache
