@@ -160,8 +160,8 @@ def patient_groups(frame: pd.DataFrame) -> tuple[np.ndarray | None, str]:
 
 def _net_benefit(y: np.ndarray, p: np.ndarray, rules: pd.DataFrame,
                  threshold: float) -> dict:
-    """Net benefit (true positives per patient) of the model, treat-all, treat-none and each
-    rule at :data:`NB_THRESHOLDS` and the model's threshold."""
+    """Net benefit (true positives per evaluated lesion) of the model, treat-all, treat-none
+    and each rule at :data:`NB_THRESHOLDS` and the model's threshold."""
     pts = set(NB_THRESHOLDS)
     if 0 < threshold < 1:
         pts.add(round(float(threshold), 4))
@@ -169,7 +169,7 @@ def _net_benefit(y: np.ndarray, p: np.ndarray, rules: pd.DataFrame,
     n = y.shape[0]
     return {
         "thresholds": pts, "n": n, "n_positive": int(y.sum()), "abstention": _ABSTENTION,
-        "unit": "net true positives per patient",
+        "unit": "net true positives per evaluated lesion",
         "model": net_benefit(y, p, pts),
         "treat_all": treat_all_net_benefit(y, pts),
         "treat_none": treat_none_net_benefit(pts),

@@ -243,8 +243,9 @@ class SampleSizeResult:
         """The criteria that need ``n`` (more than one on a tie)."""
         return tuple(name for name, size in self.criteria.items() if size == self.n)
 
-    def describe(self) -> str:
-        """One paragraph for a report: the recommendation, its assumptions, references."""
+    def describe(self, unit: str = "patients") -> str:
+        """One paragraph for a report: the recommendation, its assumptions, references.
+        ``unit``: what one row of the development data is (patients, or lesions)."""
         labels = {"shrinkage": "1", "optimism": "2", "intercept": "3"}
         deciding = " and ".join(labels[name] for name in self.deciding)
         if self.r2_cs_source == "given":
@@ -264,7 +265,7 @@ class SampleSizeResult:
         return (
             f"Developing a logistic prediction model with {self.n_parameters} candidate "
             f"predictor parameters for an outcome with prevalence {self.prevalence:.3g} needs "
-            f"at least {self.n} patients ({math.ceil(self.events)} events, "
+            f"at least {self.n} {unit} ({math.ceil(self.events)} events, "
             f"{self.events_per_parameter:.2f} events per parameter; criterion {deciding} "
             f"decides). Criterion 1, expected shrinkage of predictor effects >= "
             f"{self.shrinkage:.3g}, needs {self.n_shrinkage}; criterion 2, apparent minus "
@@ -273,7 +274,7 @@ class SampleSizeResult:
             f"risk within +/-{self.intercept_margin:.3g} (95% CI), needs {self.n_intercept}. "
             f"The anticipated Cox-Snell R2 is {self.r2_cs:.4f} ({source}; maximum "
             f"{self.max_r2_cs:.3f}, Nagelkerke R2 {self.nagelkerke_r2:.3f}); the expected "
-            f"shrinkage at {self.n} patients is {self.expected_shrinkage:.3f}. Method: "
+            f"shrinkage at {self.n} {unit} is {self.expected_shrinkage:.3f}. Method: "
             f"{references}; computed as the pmsampsize package does."
         )
 

@@ -476,7 +476,8 @@ def restate_at_prevalence(sensitivity: float, specificity: float, prevalence,
     logit(PPV) = logit(prev) + log(Se / (1 - Sp)) with variance
     (1 - Se) / (Se n1) + Sp / ((1 - Sp) n0), and symmetrically for the NPV. Where Se or Sp
     is 0 or 1 the variance uses the adjusted proportions (k + z^2/2) / (n + z^2), as
-    Mercaldo et al. propose. Without the counts the interval is nan.
+    Mercaldo et al. propose, and the interval is widened to include the plain estimate.
+    Without the counts the interval is nan.
     """
     prev = np.asarray(prevalence, dtype=float)
     if ((prev <= 0) | (prev >= 1)).any():
@@ -508,6 +509,11 @@ def restate_at_prevalence(sensitivity: float, specificity: float, prevalence,
         v = np.asarray(v, dtype=float)
         return float(v) if v.ndim == 0 else v
 
+    # With Se or Sp at 0 or 1 the interval comes from adjusted proportions and may miss the
+    # plain estimate (a PPV of exactly 1): widen it to include the estimate.
+    for key, point in (("ppv", ppv), ("npv", npv)):
+        lo, hi = lo_hi[key]
+        lo_hi[key] = [np.fmin(lo, point), np.fmax(hi, point)]
     return out | {"ppv": plain(ppv), "ppv_ci": [plain(v) for v in lo_hi["ppv"]],
                   "npv": plain(npv), "npv_ci": [plain(v) for v in lo_hi["npv"]]}
 

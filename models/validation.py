@@ -349,7 +349,8 @@ def sample_size(train_table: pd.DataFrame, layout: FeatureLayout,
                         "r2_cs": float(riley.r2_cs), "prevalence": prevalence,
                         "c_statistic": usable_c,
                         "n_parameters": k, "enough": bool(len(train_table) >= riley.n),
-                        "method": riley.describe()}
+                        "method": riley.describe("lesions (rows of the table; one model row "
+                                                 "each)")}
         if len(train_table) < riley.n:
             warnings.warn(
                 f"{len(train_table)} lesions ({events} of the rarer class) are below the minimum "

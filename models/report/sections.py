@@ -670,6 +670,70 @@ def _image_section(data: Mapping) -> Section | None:
     return Section("What the image features add", blocks, tripod="7, 23a")
 
 
+def _update_section(data: Mapping) -> Section | None:
+    """A model updated for a new site (``metrics["update"]``): the method chosen, the closed
+    test, and the original against the updated model on the local patients."""
+    upd = data.get("update")
+    if not upd:
+        return None
+    tests = upd.get("tests") or []
+    rows = []
+    for name, key in (("original model", "original"),
+                      ("updated model (cross-validated)", "updated_cross_validated")):
+        m = upd.get(key) or {}
+        rows.append([name, fmt.est_ci(m.get("auc"), m.get("auc_ci")),
+                     fmt.est_ci(m.get("calibration_intercept"),
+                                m.get("calibration_intercept_ci"), 2),
+                     fmt.est_ci(m.get("calibration_slope"), m.get("calibration_slope_ci"), 2),
+                     fmt.est_ci(m.get("brier"), None, 4)])
+    original = upd.get("original_model") or {}
+    blocks: list = [
+        Para(f"The model trained on {original.get('source', 'another table')} "
+             f"({fmt.cell(original.get('n'))} rows) was updated with these local patients. "
+             f"Update asked: {upd.get('requested')}; used: {upd.get('chosen')}"
+             + (f" (intercept {fmt.g(upd.get('intercept'))}, slope {fmt.g(upd.get('slope'))} "
+                "on the original model's log-odds)" if upd.get("chosen") in
+                ("intercept", "logistic") else "") + ". The updated model's figures are "
+             "out of fold: patient-grouped cross-validation of the update itself, so no "
+             "lesion is scored by an update estimated on its own patient. Methods: "
+             "Steyerberg, Clinical Prediction Models, ch. 20; closed test of Vergouwe et al., "
+             "Stat Med 2017."),
+        Table(["model", "AUC (95% CI)", "calibration intercept (95% CI)",
+               "calibration slope (95% CI)", "Brier"], rows,
+              caption="The original and the updated model on the same local lesions "
+                      f"({CALIBRATION_CI_METHOD})."),
+    ]
+    if tests:
+        blocks.append(Table(["comparison", "likelihood ratio", "df", "p", "decision"],
+                            [[t.get("comparison"), fmt.g(t.get("lr")), fmt.cell(t.get("df")),
+                              fmt.g(t.get("p_value")), t.get("decision")] for t in tests],
+                            caption="Closed testing procedure: each update against the "
+                                    "refitted model, stopping at the first non-significant "
+                                    "test."))
+    return Section("Updating the model for this site", blocks, tripod="2, 23b")
+
+
+def _population_section(data: Mapping) -> Section | None:
+    """How a labelled table differs from the training population (``population_shift``)."""
+    shift = data.get("population_shift")
+    if not shift:
+        return None
+    items = [str(s.get("detail") or s) for s in shift.get("shifts") or []]
+    measured = fmt.est_ci(shift.get("calibration_intercept"),
+                          shift.get("calibration_intercept_ci"), 2)
+    text = (f"The model was calibrated to a training prevalence of "
+            f"{fmt.pct(shift.get('training_prevalence'))}; on these lesions its "
+            f"calibration-in-the-large, the measured shift, is {measured} (0 is none; above 0 "
+            "the model under-predicts pseudoprogression here). ")
+    text += ("Where the population differs, update the model with local patients: "
+             f"{shift.get('remedy')}.")
+    blocks: list = [Para(text)]
+    if items:
+        blocks.append(Callout("These lesions differ from the training population: "
+                              + " ".join(items), kind="warning"))
+    return Section("Population shift", blocks, tripod="23b")
+
+
 def _fidelity_section(records: list[Mapping], n: int | None = None) -> Section:
     n_within = sum(bool(r.get("within_target")) for r in records)
     blocks = [Para(
@@ -857,6 +921,9 @@ def build_document(data: Mapping, frame: pd.DataFrame, model, fidelity: list | N
     images = _image_section(data)
     if images is not None:
         sections.insert(sections.index(perf) + 1, images)
+    for extra in (_population_section(data), _update_section(data)):
+        if extra is not None:
+            sections.insert(sections.index(perf) + 1, extra)
     if fidelity and simulated:
         sections.append(_fidelity_section(fidelity, fidelity_n))
     sections += [_model_card_section(card), _software_section(card, model, every_prediction),
