@@ -19,7 +19,7 @@ from features.description import TableDescription
 from features.synthetic import DEFAULT_PARAMETERS, simulate_cohort
 from features.synthetic.parameters import Marginal
 from features.tables import read_table
-from models import load_model, predict_table, save_model, train
+from models import load_model, predict_table, save_model, train, write_report
 from models.statistics import calibration_intercept_slope
 from models.updating import update_model
 from models.validation import holdout_split, repeated_cv
@@ -228,6 +228,10 @@ def test_update_for_a_new_site_restores_calibration(tmp_path):
     assert abs(after["calibration_intercept"]) < 0.1
     assert 0.9 <= after["calibration_slope"] <= 1.1
     assert evaluation.metrics["update"]["chosen"] in ("intercept", "logistic", "refit")
+    write_report(tmp_path / "report", evaluation.metrics, evaluation.frame, model=updated,
+                 predictions=evaluation.predictions)
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "Updating the model for this site" in text and "refit vs original" in text
     save_model(updated, tmp_path / "u.joblib")
     again = load_model(tmp_path / "u.joblib")
     np.testing.assert_allclose(again.predict_proba(elsewhere.head(50), warn=False),
@@ -238,3 +242,18 @@ def test_description_round_trips_through_the_model(real_files):
     root, _ = real_files
     desc = TableDescription.from_yaml(root / "melanoma.yaml")
     assert TableDescription.from_dict(desc.to_dict()) == desc
+
+
+def test_another_population_is_warned_and_its_shift_measured(small_model, tmp_path):
+    save_model(small_model, tmp_path / "m.joblib")
+    simulate_cohort(300, cohort="nsclc", seed=21).to_csv(tmp_path / "nsclc.csv", index=False)
+    out = run("predict.py", "--model", tmp_path / "m.joblib", "--data", tmp_path / "nsclc.csv",
+              "--out", tmp_path / "p.csv", "--report", tmp_path / "r", "--bootstrap", "0")
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("warning:") >= 1 and "not seen in training" in out.stderr
+    assert "train.py --update" in out.stderr
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    shift = metrics["population_shift"]
+    assert shift["shifts"][0]["kind"] == "unseen_category" and shift["shifts"][0]["n_rows"] == 300
+    assert shift["calibration_intercept"] == metrics["model"]["calibration_intercept"]
+    assert "Population shift" in (tmp_path / "r" / "report.md").read_text()
