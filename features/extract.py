@@ -6,19 +6,34 @@ versioned YAML file (default ``features/params/mri.yaml``) and returns one row p
 with columns ``<sequence>_<pyradiomics feature name>`` (e.g. ``t1c_original_glcm_Contrast``)
 plus a table of failures. Any format SimpleITK reads works (NIfTI, NRRD, MHA, ...).
 
+- A cell may name a DICOM series folder instead of a file; SimpleITK (GDCM) reads the
+  series. A folder holding several series is a failure that lists them (UID, file count,
+  description) unless a ``series_uid`` column, or ``series_uid_<column>`` for one column
+  (``series_uid_t1c``, ``series_uid_mask``), picks one.
+- ``mask_<sequence>`` columns give a sequence its own mask (a lesion drawn on that
+  sequence); an empty cell falls back to ``mask``.
+- A mask on another voxel grid than its image is a failure, unless the sequence's settings
+  hold pyradiomics' ``correctMask: true``: the mask is then resampled onto the image's grid
+  by nearest neighbour (the lesion must lie inside the image), and the result lists it in
+  ``mask_resampled``.
 - An empty manifest cell means the sequence was not acquired: no failure, its columns stay
   NaN. A patient appears in ``features`` when at least one sequence was extracted.
-- A bad case does not sink the batch: a missing or unreadable file, a mask whose size,
-  spacing, origin or direction differs from its image, an empty mask, a mask with several
-  labels, or a pyradiomics error becomes a row of ``failures`` (patient_id, sequence,
-  reason; sequence ``mask`` for problems of the mask itself).
+- A bad case does not sink the batch: a missing or unreadable file, a mask on another grid
+  (without ``correctMask``), an empty mask, a mask with several labels, an ambiguous DICOM
+  folder, or a pyradiomics error becomes a row of ``failures`` (patient_id, sequence,
+  reason; the mask column, ``mask`` or ``mask_<sequence>``, for problems of a mask itself).
 - Problems of the manifest itself raise :class:`~features.errors.UserInputError`.
+- Patients run one after the other, in ``jobs`` local processes (joblib), or on a
+  dask.distributed cluster (``scheduler``: an address, or ``"local"``); workers read the
+  files themselves, so every worker must see the manifest's paths.
 - Cache: one JSON file per (image, mask, settings) under ``cache_dir``, named by the
-  SHA-256 of the image's bytes, the mask's bytes, the sequence's resolved settings, the
-  settings file's version and the pyradiomics version. A re-run with the same files and
-  settings reads them instead of recomputing. Default folder: ``.radiomics_cache`` beside
-  the manifest (the command line: beside the output file). Failures are not cached.
-  Delete the folder to clear it.
+  SHA-256 of the image's bytes (of every file of a DICOM series, with its UID), the mask's
+  bytes, the sequence's resolved settings (``correctMask`` included), the resampling
+  method, the settings file's version and the pyradiomics version. A re-run with the same
+  files and settings reads them instead of recomputing, so a run interrupted half-way
+  resumes where it stopped. Default folder: ``.radiomics_cache`` beside the manifest (the
+  command line: beside the output file). Failures are not cached. Delete the folder to
+  clear it.
 
 Command line: ``python -m features.extract --help``.
 """
@@ -26,6 +41,7 @@ Command line: ``python -m features.extract --help``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import functools
 import hashlib
@@ -34,8 +50,9 @@ import logging
 import os
 import re
 import sys
+import uuid
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,13 +67,26 @@ from features.tables import atomic_path, write_table_atomic
 
 DEFAULT_PARAMS = Path(__file__).resolve().parent / "params" / "mri.yaml"
 MASK = "mask"
+#: prefix of a per-sequence mask column (``mask_flair``)
+MASK_PREFIX = "mask_"
+#: the column choosing a DICOM series in every folder cell of a row
+SERIES_UID = "series_uid"
+#: prefix of a column choosing the DICOM series of one column (``series_uid_t1c``)
+SERIES_PREFIX = "series_uid_"
 CACHE_FOLDER = ".radiomics_cache"
 #: bump when the cache entries' content or meaning changes
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+#: how a mask on another grid is brought onto its image's grid (part of the cache key)
+MASK_RESAMPLING = "sitk.Resample nearest neighbour onto the image grid, identity transform"
 #: tolerance of the image/mask geometry check: spacing and origin as a fraction of the
 #: image's voxel spacing, direction cosines as an absolute difference
 GEOMETRY_TOLERANCE = 1e-3
 FAILURE_COLUMNS = (ID, "sequence", "reason")
+RESAMPLED_COLUMNS = (ID, "sequence", "mask", "reason")
+SERIES_COLUMNS = (ID, "column", "series_uid", "files")
+#: the ``scheduler`` value that starts a LocalCluster on this machine
+LOCAL_SCHEDULER = "local"
+DASK_INSTALL = "pip install '.[dask]' (or pip install 'dask[distributed]')"
 
 _PYRADIOMICS_KEYS = ("setting", "imageType", "featureClass", "voxelSetting")
 _OWN_KEYS = ("version", "mask_single_label", "max_bins", "sequences")
@@ -94,6 +124,11 @@ class ExtractionSettings:
                 params[key] = copy.deepcopy(override[key])
         params.setdefault("setting", {})["additionalInfo"] = False
         return params
+
+    def correct_mask(self, sequence: str) -> bool:
+        """Whether ``sequence``'s settings allow resampling a mask onto its grid
+        (pyradiomics' ``correctMask`` in the ``setting:`` block)."""
+        return bool(self.for_sequence(sequence)["setting"].get("correctMask", False))
 
 
 def _validate_pyradiomics(params: dict, where: str) -> None:
@@ -156,13 +191,37 @@ def load_settings(params: str | Path = DEFAULT_PARAMS) -> ExtractionSettings:
 # manifest
 
 
+def _classify_columns(columns: list[str], source: str) -> tuple[list[str], list[str], list[str]]:
+    """Split manifest columns into sequences, per-sequence masks and series-UID columns."""
+    mask_cols = [c for c in columns if c.startswith(MASK_PREFIX)]
+    uid_cols = [c for c in columns if c == SERIES_UID or c.startswith(SERIES_PREFIX)]
+    seqs = [c for c in columns if c not in (ID, MASK, *mask_cols, *uid_cols)]
+    orphans = [c for c in mask_cols if c[len(MASK_PREFIX):] not in seqs]
+    if orphans:
+        raise UserInputError(
+            f"{source}: mask column(s) {', '.join(orphans)} name no sequence column; a "
+            f"'{MASK_PREFIX}<sequence>' column holds the mask of that sequence (sequence "
+            f"columns found: {', '.join(seqs) or '(none)'}).")
+    path_cols = {MASK, *mask_cols, *seqs}
+    orphans = [c for c in uid_cols if c != SERIES_UID and c[len(SERIES_PREFIX):] not in path_cols]
+    if orphans:
+        raise UserInputError(
+            f"{source}: series column(s) {', '.join(orphans)} name no image or mask column; "
+            f"'{SERIES_PREFIX}<column>' picks the DICOM series of that column, "
+            f"'{SERIES_UID}' of every DICOM folder in the row.")
+    return seqs, mask_cols, uid_cols
+
+
 def read_manifest(manifest: pd.DataFrame | str | Path, base_dir: str | Path | None = None,
                   sequences: list[str] | None = None) -> tuple[pd.DataFrame, Path, list[str]]:
     """Check a manifest; return it with absolute paths, its base folder and its sequences.
 
     Relative paths resolve against the manifest's folder when ``manifest`` is a path, else
     against ``base_dir`` (default: the working directory). Sequences are every column but
-    patient_id and mask, unless ``sequences`` names a subset.
+    patient_id, mask, ``mask_<sequence>``, ``series_uid`` and ``series_uid_<column>``,
+    unless ``sequences`` names a subset. The returned table holds patient_id, mask, the
+    sequences, then the ``mask_<sequence>`` columns of those sequences and the series
+    columns (UIDs as text, None when empty).
     """
     if isinstance(manifest, str | Path):
         path = Path(manifest)
@@ -188,7 +247,7 @@ def read_manifest(manifest: pd.DataFrame | str | Path, base_dir: str | Path | No
             f"{source} has no {' and no '.join(repr(c) for c in missing)} column; a manifest "
             f"needs '{ID}', '{MASK}' and one column per sequence (e.g. t1c, flair, adc, rcbv) "
             f"holding image paths. Columns found: {', '.join(df.columns[:12]) or '(none)'}.")
-    available = [c for c in df.columns if c not in (ID, MASK)]
+    available, mask_cols, uid_cols = _classify_columns(list(df.columns), source)
     if sequences is not None:
         absent = [s for s in sequences if s not in available]
         if absent:
@@ -210,11 +269,17 @@ def read_manifest(manifest: pd.DataFrame | str | Path, base_dir: str | Path | No
             "sequence columns with `sequences` (--sequences).")
 
     ids = checked_ids(df[ID], source, "one row per lesion")
-    records = [{ID: pid, **{col: _resolve(value, base) for col, value in zip(
-        (MASK, *seqs), row, strict=True)}}
-        for pid, row in zip(ids.tolist(), df[[MASK, *seqs]].itertuples(index=False),
-                            strict=True)]
-    return pd.DataFrame(records, columns=[ID, MASK, *seqs], dtype=object), base, seqs
+    own_masks = [f"{MASK_PREFIX}{s}" for s in seqs if f"{MASK_PREFIX}{s}" in mask_cols]
+    path_cols = [MASK, *seqs, *own_masks]
+    records = []
+    for pid, paths, uids in zip(ids.tolist(), df[path_cols].itertuples(index=False),
+                                df[uid_cols].itertuples(index=False), strict=True):
+        record = {ID: pid}
+        record.update({c: _resolve(v, base) for c, v in zip(path_cols, paths, strict=True)})
+        record.update({c: _cell(v) for c, v in zip(uid_cols, uids, strict=True)})
+        records.append(record)
+    return (pd.DataFrame(records, columns=[ID, *path_cols, *uid_cols], dtype=object), base,
+            seqs)
 
 
 def _cell(value: Any) -> str | None:
@@ -231,6 +296,114 @@ def _resolve(value: Any, base: Path) -> str | None:
         return None
     path = Path(text).expanduser()
     return str(path if path.is_absolute() else base / path)
+
+
+def _series_choice(row: dict, column: str) -> tuple[str | None, bool]:
+    """(series UID, whether the column's own ``series_uid_<column>`` gave it) for a cell."""
+    own = row.get(f"{SERIES_PREFIX}{column}")
+    if own is not None:
+        return own, True
+    return row.get(SERIES_UID), False
+
+
+# --------------------------------------------------------------------------------------
+# reading images: files and DICOM series (runs in the worker processes)
+
+
+class _CaseProblem(Exception):
+    """A problem of one image or mask: becomes a failure row, never an error."""
+
+
+@dataclass(frozen=True)
+class _Located:
+    """The file(s) of one manifest cell: one file, or a DICOM series' files in slice order."""
+
+    files: tuple[str, ...]
+    series_uid: str | None = None
+
+    def digest(self) -> str:
+        """SHA-256 of the file's bytes, or of the series' UID and every file's bytes."""
+        if self.series_uid is None:
+            return _sha256(self.files[0])
+        h = hashlib.sha256(f"dicom-series:{self.series_uid}".encode())
+        for name in self.files:
+            h.update(bytes.fromhex(_sha256(name)))
+        return h.hexdigest()
+
+    def read(self):
+        """The volume as a SimpleITK image."""
+        import SimpleITK as sitk
+
+        if self.series_uid is None:
+            return sitk.ReadImage(self.files[0])
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames(list(self.files))
+        return reader.Execute()
+
+
+def _series_description(first_file: str) -> str:
+    """The series description (0008|103e) in a DICOM file's header, '' when absent."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(first_file)
+    try:
+        reader.ReadImageInformation()
+        if reader.HasMetaDataKey("0008|103e"):
+            return reader.GetMetaData("0008|103e").strip()
+    except RuntimeError:
+        pass
+    return ""
+
+
+def list_dicom_series(folder: str | Path) -> list[dict]:
+    """The DICOM series in ``folder`` (not its subfolders): one dict each with
+    ``series_uid``, ``files`` (count) and ``description`` (0008|103e, '' when absent)."""
+    import SimpleITK as sitk
+
+    out = []
+    for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)):
+        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
+        out.append({"series_uid": uid, "files": len(files),
+                    "description": _series_description(files[0]) if files else ""})
+    return out
+
+
+def _listing(series: list[dict]) -> str:
+    return "; ".join(
+        f"{s['series_uid']} ({s['files']} file{'s' if s['files'] != 1 else ''}"
+        + (f", '{s['description']}'" if s["description"] else "") + ")" for s in series)
+
+
+def _locate(path: str, series_uid: str | None, own_uid: bool, column: str) -> _Located:
+    """Where the volume of a manifest cell lives; :class:`_CaseProblem` when it cannot."""
+    import SimpleITK as sitk
+
+    if os.path.isfile(path):
+        if series_uid is not None and own_uid:
+            raise _CaseProblem(
+                f"{SERIES_PREFIX}{column} picks series {series_uid} but {path} is a file, not "
+                "a DICOM folder; give the series' folder or leave the UID empty")
+        return _Located((path,))
+    if not os.path.isdir(path):
+        raise _CaseProblem(f"file not found: {path}")
+    series = list_dicom_series(path)
+    if not series:
+        raise _CaseProblem(f"no DICOM series in the folder {path}")
+    uids = [s["series_uid"] for s in series]
+    if series_uid is not None:
+        if series_uid not in uids:
+            raise _CaseProblem(f"the folder {path} holds no DICOM series {series_uid}; it "
+                               f"holds: {_listing(series)}")
+        chosen = series_uid
+    elif len(uids) > 1:
+        raise _CaseProblem(
+            f"the folder {path} holds {len(uids)} DICOM series: {_listing(series)}; pick one "
+            f"with a '{SERIES_PREFIX}{column}' (or '{SERIES_UID}') column in the manifest")
+    else:
+        chosen = uids[0]
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(path, chosen)
+    return _Located(tuple(files), chosen)
 
 
 # --------------------------------------------------------------------------------------
@@ -379,11 +552,65 @@ def _too_many_bins(image, mask_arr: np.ndarray, label: int, params: dict,
     return None
 
 
-def _cache_read(path: Path) -> dict[str, float] | None:
+def _grid(img) -> str:
+    return f"{img.GetSize()} voxels of {_fmt(img.GetSpacing())} mm"
+
+
+def _lesion_outside(image, mask, mask_arr: np.ndarray, label: int, sequence: str) -> str | None:
+    """Why the lesion's voxels do not all lie inside ``image``'s extent, or None."""
+    idx = np.argwhere(mask_arr == label)  # (z, y, x)
+    lo, hi = idx.min(axis=0)[::-1], idx.max(axis=0)[::-1]
+    size = np.asarray(image.GetSize(), dtype=float)
+    for corner in np.array(np.meshgrid(*zip(lo, hi, strict=True), indexing="ij")).reshape(3, -1).T:
+        point = mask.TransformContinuousIndexToPhysicalPoint([float(v) for v in corner])
+        at = np.asarray(image.TransformPhysicalPointToContinuousIndex(point))
+        if np.any(at < -0.5 - GEOMETRY_TOLERANCE) or np.any(at > size - 0.5 + GEOMETRY_TOLERANCE):
+            return (f"the lesion reaches {_fmt(point)} mm, outside the {sequence} image's "
+                    "field of view")
+    return None
+
+
+def _mask_on_grid(image, mask, mask_arr: np.ndarray, label: int, sequence: str,
+                  mask_column: str, correct: bool):
+    """``(mask, array, resampling note)`` on ``image``'s grid; :class:`_CaseProblem` when
+    the mask sits elsewhere and the settings do not allow resampling, or it cannot work."""
+    import SimpleITK as sitk
+
+    problem = check_geometry(image, mask, sequence)
+    if problem is None:
+        return mask, mask_arr, None
+    same_dim = image.GetDimension() == mask.GetDimension()
+    if not correct:
+        hint = ("; to resample the mask onto the image's grid (nearest neighbour) when both "
+                "cover the same physical space, set correctMask: true in the setting: block "
+                "of the params YAML") if same_dim else ""
+        raise _CaseProblem(problem + hint)
+    if not same_dim:
+        raise _CaseProblem(problem)
+    outside = _lesion_outside(image, mask, mask_arr, label, sequence)
+    if outside:
+        raise _CaseProblem(f"{problem}, and the mask cannot be resampled onto it (correctMask): "
+                           f"{outside}")
+    resampled = sitk.Resample(mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0.0,
+                              mask.GetPixelID())
+    arr = sitk.GetArrayFromImage(resampled)
+    if not np.any(arr == label):
+        raise _CaseProblem(f"{problem}; resampled onto the {sequence} image's grid "
+                           f"({_grid(image)}; correctMask) the mask keeps no voxel of label "
+                           f"{label}")
+    note = f"{mask_column} resampled from {_grid(mask)} to the {sequence} grid, {_grid(image)}"
+    return resampled, arr, note
+
+
+def _cache_read(path: Path) -> tuple[dict[str, float], dict] | None:
+    """(features, meta) of a cache entry, None when absent or unreadable."""
     try:
         with open(path, encoding="utf-8") as fh:
             entry = json.load(fh)
-        return {k: float(v) for k, v in entry["features"].items()}
+        meta = entry.get("meta", {})
+        if not isinstance(meta, dict):
+            return None
+        return {k: float(v) for k, v in entry["features"].items()}, meta
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -398,14 +625,23 @@ def _cache_write(path: Path, features: dict[str, float], meta: dict) -> None:
 
 @dataclass
 class _Task:
+    """One patient's work: paths only (workers read their own files)."""
+
     patient_id: str
-    mask: str | None
-    images: dict[str, str | None]
+    images: dict[str, str | None]  # sequence -> file or DICOM folder
+    masks: dict[str, str | None]  # mask column (mask, mask_<sequence>) -> file or folder
+    series: dict[str, tuple[str | None, bool]]  # column -> (series UID, from its own column)
     params: dict[str, str]  # sequence -> canonical JSON of the pyradiomics params
+    correct_mask: dict[str, bool]  # sequence -> correctMask
     mask_single_label: bool
     max_bins: int | None
     cache_dir: str | None
     version: str = ""
+
+    def mask_column(self, sequence: str) -> str:
+        """The mask column serving ``sequence``: its own when given, else ``mask``."""
+        own = f"{MASK_PREFIX}{sequence}"
+        return own if self.masks.get(own) is not None else MASK
 
 
 @dataclass
@@ -414,14 +650,19 @@ class _Outcome:
     features: dict[str, float]
     failures: list[tuple[str, str]]
     cache_hits: int = 0
+    resampled: list[tuple[str, str, str]] = field(default_factory=list)  # seq, mask col, note
+    series: list[tuple[str, str, int]] = field(default_factory=list)  # column, UID, files
 
 
-def _cache_key(image_sha: str, mask_sha: str, params_json: str, task: _Task) -> str:
+def _cache_key(image_sha: str, mask_sha: str, params_json: str, task: _Task,
+               image_uid: str | None, mask_uid: str | None) -> str:
     import radiomics
 
     blob = json.dumps({
         "format": CACHE_FORMAT, "pyradiomics": radiomics.__version__, "version": task.version,
         "image": image_sha, "mask": mask_sha, "params": params_json,
+        "image_series": image_uid, "mask_series": mask_uid,
+        "mask_resampling": MASK_RESAMPLING,
         "mask_single_label": task.mask_single_label, "max_bins": task.max_bins,
         "geometry_tolerance": GEOMETRY_TOLERANCE}, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
@@ -438,60 +679,87 @@ def _extract_patient(task: _Task, in_worker: bool = False) -> _Outcome:
             ("all", f"unexpected error: {type(exc).__name__}: {_short_message(exc)}")])
 
 
-def _extract_patient_unsafe(task: _Task) -> _Outcome:
+@dataclass
+class _Mask:
+    located: _Located
+    sha: str
+    image: Any
+    array: np.ndarray
+
+
+def _load_mask(task: _Task, column: str, out: _Outcome) -> _Mask | None:
+    """The mask of ``column``, or None after recording why it cannot serve."""
     import SimpleITK as sitk
 
+    path = task.masks.get(column)
+    if path is None:
+        out.failures.append((column, "no mask path in the manifest"))
+        return None
+    try:
+        located = _locate(path, *task.series.get(column, (None, False)), column)
+        sha = located.digest()
+        mask = located.read()
+    except _CaseProblem as exc:
+        out.failures.append((column, str(exc)))
+        return None
+    except (OSError, RuntimeError) as exc:
+        out.failures.append((column, f"cannot read the mask {path}: {_short_message(exc)}"))
+        return None
+    if mask.GetNumberOfComponentsPerPixel() != 1:
+        out.failures.append((column, f"mask has {mask.GetNumberOfComponentsPerPixel()} "
+                                     "components per voxel; a scalar label map is expected"))
+        return None
+    if located.series_uid is not None:
+        out.series.append((column, located.series_uid, len(located.files)))
+    return _Mask(located, sha, mask, sitk.GetArrayFromImage(mask))
+
+
+def _extract_patient_unsafe(task: _Task) -> _Outcome:
     out = _Outcome(task.patient_id, {}, [])
     given = {s: p for s, p in task.images.items() if p is not None}
-    if task.mask is None:
-        out.failures.append((MASK, "no mask path in the manifest"))
-        return out
     if not given:
         out.failures.append(("all", "no image path in any sequence column"))
         return out
-    if not os.path.isfile(task.mask):
-        out.failures.append((MASK, f"file not found: {task.mask}"))
-        return out
-    try:
-        mask_sha = _sha256(task.mask)
-        mask = sitk.ReadImage(task.mask)
-    except (OSError, RuntimeError) as exc:
-        out.failures.append((MASK, f"cannot read the mask {task.mask}: {_short_message(exc)}"))
-        return out
-    if mask.GetNumberOfComponentsPerPixel() != 1:
-        out.failures.append((MASK, f"mask has {mask.GetNumberOfComponentsPerPixel()} "
-                                   "components per voxel; a scalar label map is expected"))
-        return out
-    mask_arr = sitk.GetArrayFromImage(mask)
-    mask_reasons: set[str] = set()
+    masks: dict[str, _Mask | None] = {}
+    reported: set[tuple[str, str]] = set()
 
     for seq, path in given.items():
+        mask_col = task.mask_column(seq)
+        if mask_col not in masks:
+            masks[mask_col] = _load_mask(task, mask_col, out)
+        mask = masks[mask_col]
+        if mask is None:
+            continue
         params_json = task.params[seq]
         params = json.loads(params_json)
         label = int(params.get("setting", {}).get("label", 1))
-        problem = _mask_problem(mask_arr, label, task.mask_single_label)
+        problem = _mask_problem(mask.array, label, task.mask_single_label)
         if problem:
-            if problem not in mask_reasons:
-                mask_reasons.add(problem)
-                out.failures.append((MASK, problem))
-            continue
-        if not os.path.isfile(path):
-            out.failures.append((seq, f"file not found: {path}"))
+            if (mask_col, problem) not in reported:
+                reported.add((mask_col, problem))
+                out.failures.append((mask_col, problem))
             continue
         try:
-            image_sha = _sha256(path)
-        except OSError as exc:
+            located = _locate(path, *task.series.get(seq, (None, False)), seq)
+            image_sha = located.digest()
+        except _CaseProblem as exc:
+            out.failures.append((seq, str(exc)))
+            continue
+        except (OSError, RuntimeError) as exc:
             out.failures.append((seq, f"cannot read {path}: {_short_message(exc)}"))
             continue
-        key = _cache_key(image_sha, mask_sha, params_json, task)
+        key = _cache_key(image_sha, mask.sha, params_json, task, located.series_uid,
+                         mask.located.series_uid)
         cache_file = Path(task.cache_dir) / f"{key}.json" if task.cache_dir else None
-        feats = _cache_read(cache_file) if cache_file is not None and cache_file.is_file() \
+        cached = _cache_read(cache_file) if cache_file is not None and cache_file.is_file() \
             else None
-        if feats is not None:
+        if cached is not None:
+            feats, meta = cached
+            note = meta.get("mask_resampled")
             out.cache_hits += 1
         else:
             try:
-                image = sitk.ReadImage(path)
+                image = located.read()
             except RuntimeError as exc:
                 out.failures.append(
                     (seq, f"cannot read the image {path}: {_short_message(exc)}"))
@@ -500,13 +768,19 @@ def _extract_patient_unsafe(task: _Task) -> _Outcome:
                 out.failures.append((seq, f"image has {image.GetNumberOfComponentsPerPixel()}"
                                           " components per voxel; a scalar image is expected"))
                 continue
-            problem = check_geometry(image, mask, seq) or _too_many_bins(
-                image, mask_arr, label, params, task.max_bins, seq)
+            try:
+                mask_img, mask_arr, note = _mask_on_grid(
+                    image, mask.image, mask.array, label, seq, mask_col,
+                    task.correct_mask.get(seq, False))
+            except _CaseProblem as exc:
+                out.failures.append((seq, str(exc)))
+                continue
+            problem = _too_many_bins(image, mask_arr, label, params, task.max_bins, seq)
             if problem:
                 out.failures.append((seq, problem))
                 continue
             try:
-                feats = _run_pyradiomics(image, mask, params_json)
+                feats = _run_pyradiomics(image, mask_img, params_json)
             except Exception as exc:  # pyradiomics raises ValueError, RuntimeError, ...
                 out.failures.append((seq, f"pyradiomics: {_short_message(exc)}"))
                 continue
@@ -515,7 +789,13 @@ def _extract_patient_unsafe(task: _Task) -> _Outcome:
 
                 _cache_write(cache_file, feats, {
                     "pyradiomics": radiomics.__version__, "image_sha256": image_sha,
-                    "mask_sha256": mask_sha, "params": params})
+                    "mask_sha256": mask.sha, "image_series": located.series_uid,
+                    "mask_series": mask.located.series_uid, "mask_resampled": note,
+                    "params": params})
+        if note:
+            out.resampled.append((seq, mask_col, str(note)))
+        if located.series_uid is not None:
+            out.series.append((seq, located.series_uid, len(located.files)))
         out.features.update({f"{seq}_{name}": value for name, value in feats.items()})
     return out
 
@@ -530,9 +810,12 @@ class ExtractionResult:
 
     features: one row per patient with at least one extracted sequence: patient_id, then
     ``<sequence>_<pyradiomics name>`` columns (NaN for a sequence not extracted).
-    failures: patient_id, sequence (``mask`` for the mask, ``all`` when no image was
-    given), reason. n_patients: rows in the manifest. cache_hits: sequences read from the
-    cache. version: the settings file's version.
+    failures: patient_id, sequence (the mask column for a mask, ``all`` when no image was
+    given or the patient was lost), reason. n_patients: rows in the manifest. cache_hits:
+    sequences read from the cache. version: the settings file's version.
+    mask_resampled: patient_id, sequence, mask (column), reason (both grids): the sequences
+    whose mask was resampled onto their grid (``correctMask``). series: patient_id, column,
+    series_uid, files: the DICOM series read for each image or mask column.
     """
 
     features: pd.DataFrame
@@ -540,6 +823,10 @@ class ExtractionResult:
     n_patients: int = 0
     cache_hits: int = 0
     version: str = ""
+    mask_resampled: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(RESAMPLED_COLUMNS)))
+    series: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(SERIES_COLUMNS)))
 
     def summary(self) -> str:
         """A short text: counts, then one line per failure."""
@@ -547,6 +834,10 @@ class ExtractionResult:
         lines = [f"patients: {self.n_patients}, extracted: {len(self.features)}, "
                  f"with failures: {n_failed} ({len(self.failures)} failure(s)), "
                  f"from cache: {self.cache_hits} sequence(s)"]
+        if len(self.mask_resampled):
+            seqs = ", ".join(sorted(set(self.mask_resampled["sequence"])))
+            lines.append(f"masks resampled onto the image grid (correctMask): "
+                         f"{len(self.mask_resampled)} sequence(s) ({seqs})")
         for row in self.failures.itertuples(index=False):
             lines.append(f"  FAILED {row[0]} [{row[1]}]: {row[2]}")
         return "\n".join(lines)
@@ -558,13 +849,19 @@ def _jobs(jobs: int) -> int:
     return int(jobs)
 
 
-def _run(tasks: list[_Task], jobs: int, progress: bool) -> Iterable[_Outcome]:
+def _run(tasks: list[_Task], jobs: int, progress: bool,
+         scheduler: str | None = None) -> Iterable[_Outcome]:
     from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), desc="radiomics", unit="patient", disable=not progress,
                file=sys.stderr, leave=True)
     try:
-        if jobs == 1 or len(tasks) < 2:
+        if scheduler is not None:
+            with _dask_client(scheduler, jobs) as client:
+                for outcome in _run_dask(client, tasks):
+                    yield outcome
+                    bar.update(1)
+        elif jobs == 1 or len(tasks) < 2:
             with _quiet_radiomics():
                 for task in tasks:
                     yield _extract_patient(task)
@@ -580,36 +877,138 @@ def _run(tasks: list[_Task], jobs: int, progress: bool) -> Iterable[_Outcome]:
         bar.close()
 
 
+# --------------------------------------------------------------------------------------
+# dask.distributed
+
+
+def _import_dask():
+    """dask.distributed's Client, LocalCluster and as_completed; UserInputError if absent."""
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise UserInputError(
+            f"a Dask scheduler was given but Dask is not installed; install it with "
+            f"{DASK_INSTALL}, or leave out the scheduler (--scheduler) to run on local "
+            "processes (--jobs).") from None
+    return Client, LocalCluster, as_completed
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler: str, jobs: int) -> Iterator[Any]:
+    """A client of ``scheduler``: ``"local"`` starts (and afterwards closes) a LocalCluster
+    of ``jobs`` single-threaded worker processes on the loopback interface."""
+    Client, LocalCluster, _ = _import_dask()
+    if not isinstance(scheduler, str) or not scheduler.strip():
+        raise UserInputError(f"scheduler must be a Dask scheduler address (tcp://host:8786) "
+                             f"or '{LOCAL_SCHEDULER}', got {scheduler!r}.")
+    scheduler = scheduler.strip()
+    if scheduler == LOCAL_SCHEDULER:
+        n_workers = os.cpu_count() or 1 if jobs == -1 else jobs
+        # a worker that dies while extracting a patient: its patient is tried once more
+        # on another worker, then given up (reported as a failure)
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, host="127.0.0.1",
+                               dashboard_address=None, processes=True,
+                               scheduler_kwargs={"allowed_failures": 1})
+        try:
+            with Client(cluster) as client:
+                yield client
+        finally:
+            cluster.close()
+        return
+    try:
+        client = Client(scheduler, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise UserInputError(f"cannot reach the Dask scheduler at {scheduler}: "
+                             f"{_short_message(exc)}; check the address (tcp://host:8786) "
+                             f"or use --scheduler {LOCAL_SCHEDULER}.") from None
+    with client:
+        yield client
+
+
+def _lost(task: _Task, why: str) -> _Outcome:
+    return _Outcome(task.patient_id, {}, [("all", why)])
+
+
+def _run_dask(client, tasks: list[_Task]) -> Iterator[_Outcome]:
+    """Each patient as one task (paths in, feature values out), in completion order.
+
+    A task whose worker dies is rerun by the scheduler on another worker until the
+    scheduler's ``allowed-failures`` (1 on a local cluster) is exhausted; an error raised
+    by the task is retried once. Either way, a patient that cannot be finished becomes a
+    failure; the other patients go on.
+    """
+    _, _, as_completed = _import_dask()
+    batch = uuid.uuid4().hex[:12]
+    futures = {}
+    for i, task in enumerate(tasks):
+        key = f"radiomics-{batch}-{i}-{task.patient_id}"
+        futures[client.submit(_extract_patient, task, True, key=key, retries=1,
+                              pure=False)] = task
+    try:
+        for future in as_completed(list(futures)):
+            task = futures[future]
+            if future.status == "finished":
+                try:
+                    yield future.result()
+                    continue
+                except Exception as exc:  # result lost between finish and fetch
+                    yield _lost(task, f"lost on the Dask cluster: {type(exc).__name__}: "
+                                      f"{_short_message(exc)}")
+                    continue
+            if future.status == "cancelled":
+                yield _lost(task, "cancelled on the Dask cluster (scheduler connection lost?)")
+                continue
+            exc = future.exception()
+            yield _lost(task, f"lost on the Dask cluster after a retry: "
+                              f"{type(exc).__name__}: {_short_message(exc)}")
+    finally:
+        client.cancel(list(futures))
+
+
 def extract(manifest: pd.DataFrame | str | Path, params: str | Path = DEFAULT_PARAMS,
             jobs: int = 1, cache_dir: str | Path | None = None,
             sequences: list[str] | None = None, progress: bool = True, *,
-            base_dir: str | Path | None = None, use_cache: bool = True) -> ExtractionResult:
+            base_dir: str | Path | None = None, use_cache: bool = True,
+            scheduler: str | None = None) -> ExtractionResult:
     """Extract pyradiomics features for every patient of ``manifest``.
 
-    manifest: DataFrame or CSV path with patient_id, mask and one column per sequence;
-    relative paths resolve against the CSV's folder, or ``base_dir`` (default: the working
-    directory) for a DataFrame. params: settings YAML. jobs: worker processes (-1: all
-    cores). cache_dir: cache folder (default ``<manifest folder>/.radiomics_cache``);
-    ``use_cache=False`` turns the cache off. sequences: the sequence columns to extract
-    (default: all but patient_id and mask). progress: show a progress bar on stderr.
+    manifest: DataFrame or CSV path with patient_id, mask and one column per sequence
+    (files or DICOM series folders), optionally ``mask_<sequence>``, ``series_uid`` and
+    ``series_uid_<column>``; relative paths resolve against the CSV's folder, or
+    ``base_dir`` (default: the working directory) for a DataFrame. params: settings YAML.
+    jobs: worker processes (-1: all cores). cache_dir: cache folder (default
+    ``<manifest folder>/.radiomics_cache``); ``use_cache=False`` turns the cache off.
+    sequences: the sequence columns to extract (default: all). progress: show a progress
+    bar on stderr. scheduler: run the patients on a dask.distributed cluster, given by its
+    scheduler address (``tcp://host:8786``; its workers must read the same paths and have
+    this package installed), or ``"local"`` for a LocalCluster of ``jobs`` workers on the
+    loopback interface, closed afterwards; needs ``pip install '.[dask]'``. The result
+    does not depend on ``jobs`` or ``scheduler``.
     """
     import radiomics  # noqa: F401  (fails early if pyradiomics is missing)
 
     n_jobs = _jobs(jobs)
+    if scheduler is not None:
+        _import_dask()
     settings = load_settings(params)
     table, base, seqs = read_manifest(manifest, base_dir, sequences)
     cache = None
     if use_cache:
         cache = Path(cache_dir) if cache_dir is not None else base / CACHE_FOLDER
     params_json = {s: json.dumps(settings.for_sequence(s), sort_keys=True) for s in seqs}
+    correct = {s: settings.correct_mask(s) for s in seqs}
+    mask_cols = [MASK, *(c for c in table.columns if c.startswith(MASK_PREFIX))]
     tasks = [
-        _Task(patient_id=row[ID], mask=row[MASK], images={s: row[s] for s in seqs},
-              params=params_json, mask_single_label=settings.mask_single_label,
+        _Task(patient_id=row[ID], images={s: row[s] for s in seqs},
+              masks={c: row[c] for c in mask_cols},
+              series={c: _series_choice(row, c) for c in (*mask_cols, *seqs)},
+              params=params_json, correct_mask=correct,
+              mask_single_label=settings.mask_single_label,
               max_bins=settings.max_bins, cache_dir=str(cache) if cache else None,
               version=settings.version)
         for row in table.to_dict("records")]
 
-    outcomes = {o.patient_id: o for o in _run(tasks, n_jobs, progress)}
+    outcomes = {o.patient_id: o for o in _run(tasks, n_jobs, progress, scheduler)}
     ordered = [outcomes[t.patient_id] for t in tasks]
 
     columns: dict[str, None] = {}
@@ -624,10 +1023,16 @@ def extract(manifest: pd.DataFrame | str | Path, params: str | Path = DEFAULT_PA
     failures = pd.DataFrame(
         [(o.patient_id, seq, reason) for o in ordered for seq, reason in o.failures],
         columns=list(FAILURE_COLUMNS))
+    resampled = pd.DataFrame(
+        [(o.patient_id, *r) for o in ordered for r in o.resampled],
+        columns=list(RESAMPLED_COLUMNS))
+    series = pd.DataFrame(
+        [(o.patient_id, *s) for o in ordered for s in o.series], columns=list(SERIES_COLUMNS))
     return ExtractionResult(features=features.reset_index(drop=True), failures=failures,
                             n_patients=len(tasks),
                             cache_hits=sum(o.cache_hits for o in ordered),
-                            version=settings.version)
+                            version=settings.version, mask_resampled=resampled,
+                            series=series)
 
 
 # --------------------------------------------------------------------------------------
@@ -648,32 +1053,43 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--manifest", required=True, metavar="M.csv",
         help="CSV with columns patient_id, mask and one per sequence (t1c, flair, adc, rcbv, "
-             "...) holding image paths in any format SimpleITK reads (.nii.gz, .nrrd, ...); "
-             "relative paths are read from the manifest's folder; an empty cell means the "
-             "sequence was not acquired.")
+             "...) holding image paths in any format SimpleITK reads (.nii.gz, .nrrd, ...) "
+             "or DICOM series folders; relative paths are read from the manifest's folder; "
+             "an empty cell means the sequence was not acquired. Optional: mask_<sequence> "
+             "(that sequence's own mask), series_uid or series_uid_<column> (the DICOM "
+             "series to read from a folder holding several).")
     parser.add_argument(
         "--params", default=str(DEFAULT_PARAMS), metavar="P.yaml",
         help="pyradiomics settings YAML with a version key and optional per-sequence "
-             "overrides (default: features/params/mri.yaml).")
+             "overrides (default: features/params/mri.yaml); correctMask: true in its "
+             "setting: block resamples a mask drawn on another grid onto each image's grid.")
     parser.add_argument(
         "--out", required=True, metavar="F.csv",
         help="output CSV, one row per extracted patient; written atomically (a temporary "
              "file renamed into place).")
     parser.add_argument(
         "--jobs", type=int, default=1, metavar="N",
-        help="patients extracted in parallel, one process each (-1: all cores; default 1).")
+        help="patients extracted in parallel, one process each (-1: all cores; default 1); "
+             "with --scheduler local, the number of Dask workers.")
+    parser.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS",
+        help="run the patients on a dask.distributed cluster: its scheduler address "
+             "(tcp://host:8786; the workers must read the manifest's paths), or 'local' to "
+             "start a cluster of --jobs workers on this machine (loopback only) and close it "
+             f"afterwards. Needs Dask: {DASK_INSTALL}.")
     parser.add_argument(
         "--cache", default=None, metavar="DIR",
         help="cache folder; a re-run with the same files, settings and pyradiomics version "
-             "reuses its results (default: .radiomics_cache beside --out).")
+             "reuses its results, so an interrupted run resumes (default: .radiomics_cache "
+             "beside --out).")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write a cache.")
     parser.add_argument(
         "--failures", default=None, metavar="FAILS.csv",
         help="also write the failures (patient_id, sequence, reason) to this CSV.")
     parser.add_argument(
         "--sequences", nargs="+", default=None, metavar="SEQ",
-        help="extract only these sequence columns (default: every column but patient_id "
-             "and mask).")
+        help="extract only these sequence columns (default: every column but patient_id, "
+             "the mask and series columns).")
     parser.add_argument("--quiet", action="store_true", help="no progress bar.")
     return parser
 
@@ -685,7 +1101,8 @@ def main(argv: list[str] | None = None) -> int:
     cache_dir = Path(args.cache) if args.cache else out.resolve().parent / CACHE_FOLDER
     result = extract(args.manifest, params=args.params, jobs=args.jobs,
                      cache_dir=cache_dir, sequences=args.sequences,
-                     progress=not args.quiet, use_cache=not args.no_cache)
+                     progress=not args.quiet, use_cache=not args.no_cache,
+                     scheduler=args.scheduler)
     try:
         write_table_atomic(result.features, out)
         if args.failures:
