@@ -111,19 +111,33 @@ class RadiomicTable:
                 "only_in_radiomic": self.join.only_in_radiomic,
                 "settings_version": self.extraction.version}
 
+    def provenance(self) -> dict:
+        """Where the image features came from, as JSON-ready records: ``mask_resampled``
+        (patient_id, sequence, mask, reason: masks resampled onto an image's grid under
+        ``correctMask``) and ``dicom_series`` (patient_id, column, series_uid, files)."""
+        series = self.extraction.series.astype({"files": int})
+        return {"mask_resampled": self.extraction.mask_resampled.to_dict(orient="records"),
+                "dicom_series": series.to_dict(orient="records")}
+
 
 def add_radiomic_features(clinical: pd.DataFrame, manifest: pd.DataFrame | str | Path,
                           params: str | Path = DEFAULT_PARAMS, jobs: int = 1,
                           cache_dir: str | Path | None = None, progress: bool = True,
-                          base_dir: str | Path | None = None) -> RadiomicTable:
+                          base_dir: str | Path | None = None, *,
+                          scheduler: str | None = None, use_cache: bool = True,
+                          sequences: list[str] | None = None) -> RadiomicTable:
     """Extract pyradiomics features for the manifest's patients and left-join them onto
     ``clinical`` by patient_id.
 
-    A patient whose extraction failed keeps its clinical row with empty radiomic columns;
-    each failure is reported by a warning (and listed in the result), never dropped silently.
+    The arguments are :func:`features.extract.extract`'s (``scheduler``: a Dask scheduler
+    address or ``"local"``). A patient whose extraction failed keeps its clinical row with
+    empty radiomic columns; each failure is reported by a warning (and listed in the
+    result), never dropped silently. Masks resampled onto an image's grid (``correctMask``)
+    are listed in ``extraction.mask_resampled`` and in :meth:`RadiomicTable.provenance`.
     """
     result = extract(manifest, params=params, jobs=jobs, cache_dir=cache_dir,
-                     progress=progress, base_dir=base_dir)
+                     sequences=sequences, progress=progress, base_dir=base_dir,
+                     use_cache=use_cache, scheduler=scheduler)
     if len(result.failures):
         warnings.warn(f"radiomic extraction failed for {result.failures['patient_id'].nunique()} "
                       f"patient(s); their image features are treated as missing:\n"

@@ -284,3 +284,117 @@ def test_cli_exit_0_and_help(data, tmp_path):
     for option in ("--manifest", "--params", "--out", "--jobs", "--cache", "--no-cache",
                    "--failures", "--sequences", "--quiet", "Exit status"):
         assert option in helptext
+
+
+# --------------------------------------------------------------------------------------
+# masks on another grid: correctMask, per-sequence masks
+
+
+def _coarse(img: sitk.Image, slice_mm: float = 4.0) -> sitk.Image:
+    """``img`` resampled (linear) to ``slice_mm`` slices over the same physical extent."""
+    spacing = img.GetSpacing()
+    size = img.GetSize()
+    new_size = (size[0], size[1], int(round(size[2] * spacing[2] / slice_mm)))
+    # first voxel centre moves so that the volume's edges stay where they were
+    shift = (slice_mm - spacing[2]) / 2
+    origin = img.TransformContinuousIndexToPhysicalPoint((0, 0, shift / spacing[2]))
+    return sitk.Resample(img, new_size, sitk.Transform(), sitk.sitkLinear, origin,
+                         (spacing[0], spacing[1], slice_mm), img.GetDirection(), 0.0,
+                         img.GetPixelID())
+
+
+def _settings(tmp_path, correct: bool) -> Path:
+    text = fx.DEFAULT_PARAMS.read_text()
+    if correct:
+        text = text.replace("\nsetting:\n", "\nsetting:\n  correctMask: true\n", 1)
+    path = tmp_path / ("correct.yaml" if correct else "plain.yaml")
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def coarse(data, tmp_path_factory):
+    """good1 with a flair map on 4 mm slices; the mask stays on the 2 mm t1c grid."""
+    root = tmp_path_factory.mktemp("coarse")
+    row = data["manifest"].set_index("patient_id").loc["good1"]
+    t1c = sitk.ReadImage(str(data["images"] / row["t1c"]))
+    mask = sitk.ReadImage(str(data["images"] / row["mask"]))
+    flair = _coarse(t1c)
+    sitk.WriteImage(t1c, str(root / "t1c.nii.gz"))
+    sitk.WriteImage(mask, str(root / "mask.nii.gz"))
+    sitk.WriteImage(flair, str(root / "flair.nii.gz"))
+    nearest = sitk.Resample(mask, flair, sitk.Transform(), sitk.sitkNearestNeighbor, 0.0,
+                            mask.GetPixelID())
+    sitk.WriteImage(nearest, str(root / "mask_flair.nii.gz"))
+    far = sitk.Image(mask)
+    far.SetOrigin(tuple(o + 80.0 for o in mask.GetOrigin()))
+    sitk.WriteImage(far, str(root / "far_mask.nii.gz"))
+    manifest = pd.DataFrame({"patient_id": ["good1"], "mask": ["mask.nii.gz"],
+                             "t1c": ["t1c.nii.gz"], "flair": ["flair.nii.gz"]})
+    return {"root": root, "manifest": manifest}
+
+
+def test_mask_on_another_grid_names_the_setting(coarse, tmp_path):
+    result = fx.extract(coarse["manifest"], params=_settings(tmp_path, False),
+                        base_dir=coarse["root"], use_cache=False, progress=False)
+    assert result.failures["sequence"].tolist() == ["flair"]
+    reason = result.failures["reason"].iloc[0]
+    assert "size" in reason and "correctMask: true" in reason and "params YAML" in reason
+    assert any(c.startswith("t1c_") for c in result.features.columns)
+    assert result.mask_resampled.empty
+
+
+def test_correct_mask_resamples_by_nearest_neighbour(coarse, tmp_path):
+    cache = tmp_path / "cache"
+    result = fx.extract(coarse["manifest"], params=_settings(tmp_path, True),
+                        base_dir=coarse["root"], cache_dir=cache, progress=False)
+    assert result.failures.empty, result.failures
+    assert result.mask_resampled[["patient_id", "sequence", "mask"]].values.tolist() == [
+        ["good1", "flair", "mask"]]
+    note = result.mask_resampled["reason"].iloc[0]
+    assert "(40, 40, 24) voxels of (1, 1, 2) mm" in note
+    assert "(40, 40, 12) voxels of (1, 1, 4) mm" in note
+    assert "correctMask" in result.summary()
+    # the same features as a mask resampled beforehand and given as mask_flair
+    own = coarse["manifest"].assign(mask_flair="mask_flair.nii.gz")
+    given = fx.extract(own, params=_settings(tmp_path, False), base_dir=coarse["root"],
+                       use_cache=False, progress=False)
+    assert given.failures.empty and given.mask_resampled.empty
+    pd.testing.assert_frame_equal(given.features, result.features, rtol=1e-12)
+    # from the cache: the same features and the same provenance
+    again = fx.extract(coarse["manifest"], params=_settings(tmp_path, True),
+                       base_dir=coarse["root"], cache_dir=cache, progress=False)
+    assert again.cache_hits == 2
+    pd.testing.assert_frame_equal(again.features, result.features)
+    pd.testing.assert_frame_equal(again.mask_resampled, result.mask_resampled)
+
+
+def test_correct_mask_refuses_a_lesion_outside_the_image(coarse, tmp_path):
+    manifest = coarse["manifest"].assign(mask="far_mask.nii.gz")
+    result = fx.extract(manifest, params=_settings(tmp_path, True), base_dir=coarse["root"],
+                        use_cache=False, progress=False)
+    assert set(result.failures["sequence"]) == {"t1c", "flair"}
+    assert all("outside" in r for r in result.failures["reason"])
+
+
+def test_per_sequence_mask_and_its_failures(coarse, tmp_path):
+    manifest = coarse["manifest"].assign(mask_flair="nowhere.nii.gz")
+    result = fx.extract(manifest, params=_settings(tmp_path, False), base_dir=coarse["root"],
+                        use_cache=False, progress=False)
+    assert result.failures[["sequence"]].values.ravel().tolist() == ["mask_flair"]
+    assert "file not found" in result.failures["reason"].iloc[0]
+    # an empty mask_flair cell falls back to the mask column
+    manifest = coarse["manifest"].assign(mask_flair="", mask="")
+    result = fx.extract(manifest, params=_settings(tmp_path, False), base_dir=coarse["root"],
+                        use_cache=False, progress=False)
+    assert result.failures.values.tolist() == [["good1", "mask", "no mask path in the manifest"]]
+
+
+@pytest.mark.parametrize("columns, words", [
+    ({"mask_dwi": "x"}, "mask_dwi name no sequence"),
+    ({"series_uid_dwi": "1.2"}, "series_uid_dwi name no image or mask"),
+])
+def test_extra_columns_must_name_a_column(coarse, columns, words):
+    with pytest.raises(UserInputError, match=words):
+        fx.extract(coarse["manifest"].assign(**columns), base_dir=coarse["root"],
+                   progress=False)

@@ -78,3 +78,37 @@ def test_shared_columns_keep_clinical_copy():
     assert any("both tables" in str(w.message) for w in record)
     assert result.duplicated == ["adc"]
     assert result.table["adc"].tolist()[:2] == [1.0, 1.2]
+
+
+def test_add_radiomic_features_passes_options_and_reports_provenance(monkeypatch, tmp_path):
+    import json
+
+    import features.join as fj
+    from features.extract import ExtractionResult
+
+    seen = {}
+
+    def fake_extract(manifest, **kwargs):
+        seen.update(kwargs)
+        return ExtractionResult(
+            features=_radiomic().iloc[:2], failures=pd.DataFrame(
+                columns=["patient_id", "sequence", "reason"]), n_patients=2, version="1",
+            mask_resampled=pd.DataFrame([("a", "flair", "mask", "grid note")],
+                                        columns=["patient_id", "sequence", "mask", "reason"]),
+            series=pd.DataFrame([("b", "t1c", "1.2.3", np.int64(12))],
+                                columns=["patient_id", "column", "series_uid", "files"]))
+
+    monkeypatch.setattr(fj, "extract", fake_extract)
+    params = tmp_path / "p.yaml"
+    params.write_text("version: 1\n")
+    with pytest.warns(UserWarning, match="no radiomic features"):
+        result = fj.add_radiomic_features(_clinical(), "m.csv", params=params,
+                                          scheduler="tcp://127.0.0.1:8786", use_cache=False,
+                                          sequences=["t1c"])
+    assert seen["scheduler"] == "tcp://127.0.0.1:8786" and seen["use_cache"] is False
+    assert seen["sequences"] == ["t1c"]
+    provenance = json.loads(json.dumps(result.provenance()))
+    assert provenance["mask_resampled"][0]["sequence"] == "flair"
+    assert provenance["dicom_series"] == [
+        {"patient_id": "b", "column": "t1c", "series_uid": "1.2.3", "files": 12}]
+    assert set(result.summary()) >= {"n_manifest", "failures", "settings_version"}
