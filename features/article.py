@@ -2,6 +2,12 @@
 
 Ids follow ``shared/article/FIGURES.md`` (P1, D1, Q1a, ...). Rule thresholds are read
 from :data:`THRESHOLDS` so no threshold is written twice in the code base.
+
+Two response criteria the article's management advice leans on stand beside its own
+figures, with their source (``Figure.source``): iRANO (immunotherapy: a first progression is
+confirmed or refuted on a repeat scan) and RANO 2.0 (how much further growth confirms it).
+Times of the follow-up figures (C4, T3, iRANO) are read as weeks after the *index scan*,
+the scan whose enlargement raised the question (see :mod:`features.scans`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ class Figure:
 
     ``value`` is the number the simulator or the benchmark is compared with (a
     proportion in 0-1, a ratio, an odds ratio ...), ``ci`` its 95% CI when the article
-    gives one, ``range`` a stated range when it gives one instead.
+    gives one, ``range`` a stated range when it gives one instead. ``source`` is empty for
+    the article's own figures and cites the publication otherwise.
     """
 
     id: str
@@ -24,6 +31,7 @@ class Figure:
     ci: tuple[float, float] | None = None
     range: tuple[float, float] | None = None
     unit: str = ""
+    source: str = ""
 
 
 FIGURES: dict[str, Figure] = {
@@ -45,6 +53,9 @@ FIGURES: dict[str, Figure] = {
                "<30% in true progression", None, range=(30, 70), unit="% relief"),
         Figure("C3", "early window: rCBV < 1.5 in pseudoprogression, > 2.0 in true progression",
                None, range=(1.5, 2.0), unit="ratio"),
+        Figure("C4", "8-12 weeks: 73.5% of pseudoprogression lesions shrink back to baseline "
+               "volume without intervention", 0.735, range=(8, 12),
+               unit="proportion; weeks after the index scan"),
         Figure("D1", "rCBV < 1.5 and ADC > 1.0x10^-3 mm^2/s: PPV 93.2%", 0.932, unit="PPV"),
         Figure("D2", "MRS choline/creatine < 2.5 (true progression > 4.0); lactate absent: "
                "specificity 88%", 0.88, range=(2.5, 4.0), unit="specificity"),
@@ -64,19 +75,45 @@ FIGURES: dict[str, Figure] = {
                range=(30, 100), unit="% rise"),
         Figure("Q1d", "ctDNA after 6 weeks: down > 50% pseudoprogression, up > 30% true "
                "progression", None, range=(-50, 30), unit="% change"),
+        Figure("T3", "suspected pseudoprogression: defer the response assessment to 12 weeks "
+               "or later (RECIST 1.1 revision)", 12.0, unit="weeks after the index scan"),
+        Figure("T4", "follow-up MRI with DSC-MRI and DWI: rCBV or ADC worse by > 20% points to "
+               "true progression", None, unit="% change against the index scan"),
+        Figure("T4_interval", "follow-up MRI every 4 weeks", 4.0, unit="weeks"),
         Figure("T5", "low risk: asymptomatic, ctDNA down > 50%, rCBV < 1.5", None),
         Figure("T6", "high risk: any one of T5's three not met", None),
+        Figure("Q2a", "continuing treatment when the signs fit pseudoprogression: 48.3% reach a "
+               "partial response later", 0.483, unit="proportion"),
+        Figure("Q2c", "symptoms worsening or contradictory signs: pause treatment up to 4 weeks, "
+               "verify by biopsy or liquid biopsy", 4.0, unit="weeks"),
+        Figure("iRANO", "immunotherapy: a progression (RANO) within 6 months of its start, "
+               "without clinical decline, is confirmed or refuted on a repeat scan before "
+               "treatment stops; read here as a scan 4-12 weeks after the index scan (iRECIST "
+               "repeats at 4-8 weeks, iRANO within 3 months)", None, range=(4, 12),
+               unit="weeks after the index scan",
+               source="Okada et al., Lancet Oncol 2015;16:e534-42 (iRANO); Seymour et al., "
+                      "Lancet Oncol 2017;18:e143-52 (iRECIST)"),
+        Figure("RANO2", "a first progression is confirmed by further growth against its own "
+               "scan: >= 25% in the sum of products of perpendicular diameters, or >= 40% in "
+               "volume", None, unit="% change against the index scan",
+               source="Wen et al., J Clin Oncol 2023;41:5187-99 (RANO 2.0)"),
     ]
 }
 
 
 @dataclass(frozen=True)
 class Threshold:
-    """A cut-off the article states, on a column of the contract, with its figure id."""
+    """A cut-off the article (or a cited criterion) states, with its figure id.
+
+    ``column`` is a column of the contract or of the scans table (:mod:`features.scans`).
+    ``unit`` is empty when ``value`` is in the column's own unit; otherwise it says what
+    the value measures (e.g. a % change against the index scan).
+    """
 
     column: str
     value: float
     figure: str
+    unit: str = ""
 
 
 #: Every threshold a rule uses. Rules and tests read these; nothing repeats the numbers.
@@ -92,6 +129,15 @@ THRESHOLDS: dict[str, Threshold] = {
     "steroid_relief": Threshold("steroid_response_pct", 70.0, "Q1a"),
     "suvmax_rise_low": Threshold("suvmax_change_pct", 30.0, "Q1c"),
     "ctdna_fall": Threshold("ctdna_change_pct", -50.0, "Q1d"),
+    # Over time (follow-up scans), against the index scan or the baseline.
+    "rcbv_rise": Threshold("rcbv", 20.0, "T4", "% change against the index scan (more than)"),
+    "adc_fall": Threshold("adc", -20.0, "T4", "% change against the index scan (less than)"),
+    "confirm_spd_growth": Threshold("spd_mm2", 25.0, "RANO2",
+                                    "% change against the index scan (at least)"),
+    "confirm_volume_growth": Threshold("volume_ml", 40.0, "RANO2",
+                                       "% change against the index scan (at least)"),
+    "back_to_baseline": Threshold("volume_ml", 0.0, "C4",
+                                  "% change against baseline (at most)"),
 }
 
 #: Prevalence of pseudoprogression by cancer type (P1, P2).

@@ -288,6 +288,101 @@ M3_CUT_RATIO = math.sqrt(FIGURES["M3"].range[1] * M3_TP_MIN_RATIO)
 
 _C1_ASYMPTOMATIC = FIGURES["C1"].value
 
+#: weeks: the period the rates of a :class:`Course` are stated per.
+COURSE_WEEKS = 4.0
+
+
+@dataclass(frozen=True)
+class Course:
+    """How a perfusion or diffusion value moves after the index scan, per class.
+
+    median_pp_pct, median_tp_pct: median change against the index value over
+    :data:`COURSE_WEEKS` weeks in pseudoprogression and in true progression (%), compounding
+    (after t weeks the median change is ``(1 + pct/100) ** (t / COURSE_WEEKS) - 1``).
+    slope_sd: between-lesion SD of that change on the log scale, per ``COURSE_WEEKS``.
+    noise_sd: measurement SD of each follow-up value against the index value, log scale,
+    independent from scan to scan.
+    """
+
+    median_pp_pct: float
+    median_tp_pct: float
+    slope_sd: float
+    noise_sd: float
+
+
+@dataclass(frozen=True)
+class FollowupParameters:
+    """Every parameter of the simulated follow-up scans (:func:`features.synthetic.cohort.
+    simulate_followup`), with its unit and figure.
+
+    Times are weeks after the index scan. Volumes follow a straight line on the log scale
+    against baseline, ``l(t) = log(volume(t) / baseline)``: in true progression
+    ``l(t) = l0 + rate * t`` (growth continues), in pseudoprogression
+    ``l(t) = l0 * (1 - resolution * t)``, where ``l0 = log(1 + volume_change_pct/100)`` is the
+    enlargement at the index scan and ``resolution`` (share of the enlargement resolved per
+    week, normal between lesions) is below 0 for a lesion still enlarging and above
+    ``1/12`` for one back to baseline by 12 weeks; past baseline it keeps shrinking, as a
+    lesion that responds under continued treatment (Q2a). Numbers written with many digits
+    were derived by :func:`derive_tuned_values`.
+    """
+
+    # --- schedule ----------------------------------------------------------------------
+    interval_weeks: float = _f(FIGURES["T4_interval"].value, "T4", "weeks",
+                               "one follow-up MRI every this many weeks")
+    last_week: float = _f(FIGURES["T3"].value + FIGURES["T4_interval"].value, "T3, T4",
+                          "weeks after the index scan",
+                          "the last follow-up scan: the first after T3's assessment at 12 weeks")
+    missing_visit: float = _f(0.05, "T4", "probability", "a follow-up scan is missed (all of it)")
+
+    # --- volume ------------------------------------------------------------------------
+    baseline_volume_ml: float = _f(0.7, "C1, C4", "ml (median)",
+                                   "lesion volume before the enlargement (small metastasis)")
+    baseline_volume_sd: float = _f(0.45, "C1, C4", "SD on log scale", "between lesions")
+    volume_noise_sd: float = _f(0.08, "C4", "SD on log scale",
+                                "measurement error of a follow-up volume (repeatability)")
+    # True progression keeps growing at the pace of its own enlargement: the median rate is
+    # log(1 + 58%) over 7 weeks, the true-progression medians of volume_change_pct and
+    # weeks_on_treatment (a volume doubling time of about 10.6 weeks).
+    tp_growth_per_week: float = _f(0.065346, "C1, P3", "log volume per week (median)",
+                                   "growth rate of true progression after the index scan")
+    tp_growth_sd: float = _f(0.4, "RANO2", "SD on log scale", "between lesions")
+    # Chosen: one pseudoprogression in ten has not peaked at the index scan and keeps
+    # enlarging (why iRANO asks for a confirmation scan rather than deciding on one).
+    pp_still_growing: float = _f(0.10, "iRANO", "probability",
+                                 "pseudoprogression still enlarging after the index scan")
+    # Derived with pp_still_growing so that C4 holds: 73.5% of pseudoprogression lesions at
+    # or below baseline volume at a scan 8-12 weeks after the index scan (measurement noise
+    # and missed scans included).
+    pp_resolution_mean: float = _f(0.16574, "C4", "share of the enlargement per week",
+                                   "mean resolution rate of pseudoprogression")
+    pp_resolution_sd: float = _f(0.129328, "C4", "share of the enlargement per week",
+                                 "SD of the resolution rate between lesions")
+
+    # --- perfusion and diffusion -------------------------------------------------------
+    # C3/T4: in pseudoprogression rCBV falls as the inflammation settles and ADC rises a
+    # little; in true progression rCBV rises (neo-angiogenesis) and ADC falls (cellularity).
+    rcbv: Course = _f(Course(-10.0, 15.0, 0.10, 0.10), "T4, C3",
+                      "% per 4 weeks; SDs on log scale", "rCBV after the index scan")
+    adc: Course = _f(Course(4.0, -7.0, 0.06, 0.05), "T4, D1",
+                     "% per 4 weeks; SDs on log scale", "ADC after the index scan")
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.interval_weeks > 0 or not self.last_week >= self.interval_weeks:
+            problems.append(f"interval_weeks must be > 0 and last_week >= interval_weeks; got "
+                            f"{self.interval_weeks} and {self.last_week}")
+        for name in ("missing_visit", "pp_still_growing"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                problems.append(f"{name} must be a probability in [0, 1), got "
+                                f"{getattr(self, name)}")
+        if problems:
+            raise UserInputError("FollowupParameters: " + "; ".join(problems) + ".")
+
+    def scan_weeks(self) -> np.ndarray:
+        """Weeks after the index scan of every scan, the index (0) first."""
+        n = int(math.floor(self.last_week / self.interval_weeks + 1e-9))
+        return self.interval_weeks * np.arange(n + 1, dtype=float)
+
 
 @dataclass(frozen=True)
 class CohortParameters:
@@ -388,6 +483,12 @@ class CohortParameters:
     missing_cytokines: float = _f(0.65, "D4", "probability (il8_pg_ml and ifng_pg_ml together)")
     missing_biopsy: float = _f(0.90, "D5", "probability (cd8_tumor_ratio and ki67_pct together)")
 
+    # --- follow-up scans (features.synthetic.cohort.simulate_followup), drawn on request
+    followup: FollowupParameters = field(
+        default_factory=FollowupParameters,
+        metadata={"figure": "C4, T4, C3, T3", "unit": "see FollowupParameters",
+                  "doc": "schedule, volume, rCBV and ADC courses of the follow-up scans"})
+
     # --- synthetic MRI (features.synthetic.images), drawn only with --images
     images: ImageParameters = field(
         default_factory=ImageParameters,
@@ -410,8 +511,11 @@ def derive_tuned_values(p: CohortParameters | None = None) -> dict[str, float]:
 
     Given the other parameters of ``p`` (defaults if None), returns the values that make
     the generator hit: Q1a and Q1a_spec (steroid relief SDs, logit scale), M3 (PP SUVmax
-    median and SD, log scale), D3 (TP ctDNA SD, simulation scale) and D4 (PP cytokine SD,
-    log scale). Not used at run time; tests compare it with the frozen defaults.
+    median and SD, log scale), D3 (TP ctDNA SD, simulation scale), D4 (PP cytokine SD,
+    log scale) and, for the follow-up scans, C4 (the resolution rate of pseudoprogression,
+    mean and SD, with ``followup.pp_still_growing``) and the growth rate of true progression
+    (its own enlargement's median pace). Not used at run time; tests compare it with the
+    frozen defaults.
     """
     from scipy import optimize, stats
 
@@ -458,7 +562,48 @@ def derive_tuned_values(p: CohortParameters | None = None) -> dict[str, float]:
 
     out["cytokine_sd_pp"] = optimize.brentq(lambda v: sensitivity(v) - FIGURES["D4"].value,
                                             0.1, 2.0, xtol=1e-9)
+
+    f = p.followup
+    out["followup_tp_growth_per_week"] = float(
+        math.log1p(p.volume_change_pct.median_tp / 100.0) / p.weeks_on_treatment.median_tp)
+    z_grow = float(stats.norm.isf(f.pp_still_growing))  # mean / sd of the resolution rate
+    sd = optimize.brentq(lambda v: c4_share(p, z_grow * v, v) - FIGURES["C4"].value,
+                         0.01, 1.0, xtol=1e-9)
+    out["followup_pp_resolution_sd"] = sd
+    out["followup_pp_resolution_mean"] = z_grow * sd
     return out
+
+
+def c4_share(p: CohortParameters, mean: float, sd: float, nodes: int = 60,
+             grid: int = 4001) -> float:
+    """The share of pseudoprogression lesions at or below baseline volume at some scan 8-12
+    weeks after the index scan (C4's window), under the follow-up model of ``p.followup``
+    with a resolution rate of ``mean`` and ``sd`` (share of the enlargement per week).
+
+    Numerical integration: Gauss-Hermite (``nodes``) over the enlargement at the index scan,
+    and a fine grid (``grid`` points over +-9 SD) over the resolution rate, along which a
+    scan's answer turns from no to yes within a narrow band. Each window scan is present
+    with probability ``1 - missing_visit`` and carries its own measurement noise. The share
+    is among lesions with at least one window scan, as the rule C4_shrinkage reads it (0-1).
+    """
+    from scipy import stats
+
+    f = p.followup
+    lo, hi = FIGURES["C4"].range
+    weeks = [t for t in f.scan_weeks() if lo <= t <= hi]
+    cut = math.log1p(THRESHOLDS["back_to_baseline"].value / 100.0)
+    v = p.volume_change_pct
+    x, w = np.polynomial.hermite_e.hermegauss(nodes)
+    l0 = (to_scale("volume_change_pct", v.median_pp) + math.hypot(v.sd_pp, v.noise_sd) * x)
+    z = np.linspace(-9.0, 9.0, grid)
+    l0, rate = l0[:, None], mean + sd * z[None, :]
+    none = np.ones((nodes, grid))
+    for t in weeks:
+        yes = stats.norm.cdf((cut - l0 * (1.0 - rate * t)) / f.volume_noise_sd)
+        none *= 1.0 - (1.0 - f.missing_visit) * yes
+    wz = stats.norm.pdf(z)
+    seen = 1.0 - f.missing_visit ** len(weeks)
+    return float((w / w.sum()) @ (1.0 - none) @ (wz / wz.sum()) / seen)
 
 
 #: The parameters every function uses unless given others.
