@@ -66,6 +66,9 @@ WEEK_DECIMALS = 6
 LANDMARK_WEEKS: tuple[float, ...] = tuple(
     FIGURES["T4_interval"].value * k
     for k in range(int(FIGURES["T3"].value // FIGURES["T4_interval"].value) + 1))
+#: Changes (%) are rounded to this many decimals, so that 1.4 ml against 1.0 ml is a growth
+#: of 40%, not 39.99999999999999%, when compared with a cut-off.
+CHANGE_DECIMALS = 9
 #: At most this many problems are listed in one error.
 MAX_LISTED = 40
 
@@ -143,7 +146,7 @@ def change_from_index(scans: ScansTable, column: str = SIZE) -> pd.Series:
     ref = index_value(scans, column).reindex(_row_keys(scans)).to_numpy(dtype=float)
     value = scans.table[column].to_numpy(dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        pct = np.where(ref > 0, 100.0 * (value / ref - 1.0), np.nan)
+        pct = np.where(ref > 0, np.round(100.0 * (value / ref - 1.0), CHANGE_DECIMALS), np.nan)
     return pd.Series(pct, index=scans.table.index, name=f"{column}_change_from_index_pct")
 
 
@@ -184,7 +187,7 @@ def change_from_baseline(scans: ScansTable, lesions: pd.DataFrame | None = None)
     t = scans.table
     value = np.where(t[SIZE_KIND].to_numpy() == VOLUME, t[SIZE].to_numpy(dtype=float), np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        pct = np.where(base > 0, 100.0 * (value / base - 1.0), np.nan)
+        pct = np.where(base > 0, np.round(100.0 * (value / base - 1.0), CHANGE_DECIMALS), np.nan)
     return pd.Series(pct, index=t.index, name="volume_change_from_baseline_pct")
 
 

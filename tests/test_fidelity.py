@@ -12,8 +12,8 @@ from features.synthetic.cohort import fidelity_table, main, to_markdown
 COLUMNS = ["figure_id", "quantity", "article_value", "article_ci_or_range", "simulated_value",
            "simulated_ci_low", "simulated_ci_high", "target", "target_basis", "within_target",
            "honoured", "note"]
-REQUIRED = {"P1", "P2", "P3", "C1", "C2", "C3", "Q1b", "Q1a", "Q1a_spec", "M3", "M4", "D1",
-            "D2", "D3", "D4", "D5", "Q1c", "Q1d"}
+REQUIRED = {"P1", "P2", "P3", "C1", "C2", "C3", "C4", "Q1b", "Q1a", "Q1a_spec", "M3", "M4",
+            "D1", "D2", "D3", "D4", "D5", "Q1c", "Q1d", "T4"}
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +59,14 @@ def test_markdown_and_command_line(table, capsys):
     assert md.count("\n") == len(table) + 1 and md.startswith("| figure_id")
     assert main(["--fidelity", "--n", "20000"]) == 0
     assert "| D3 |" in capsys.readouterr().out
+
+
+def test_followup_figures_come_from_simulated_followup(table):
+    c4 = table[table["figure_id"] == "C4"].iloc[0]
+    assert c4["article_value"] == FIGURES["C4"].value
+    assert c4["target"] == pytest.approx((0.715, 0.755)) and c4["within_target"]
+    assert "8-12 weeks after the index scan" in c4["quantity"]
+    t4 = table[table["figure_id"] == "T4"].iloc[0]
+    assert t4["simulated_ci_low"] > 1 and "true progression" in t4["note"]
+    c3 = table[(table["figure_id"] == "C3") & table["quantity"].str.contains("follow-up")]
+    assert len(c3) == 2 and c3["within_target"].all()

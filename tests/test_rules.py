@@ -6,7 +6,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from features.article import THRESHOLDS
+from features.article import FIGURES, THRESHOLDS
 from models.rules import (
     RULE_IDS,
     ArticleRule,
@@ -144,3 +144,16 @@ def test_rule_labels_and_input_checks():
         ArticleRule("D3_ctdna_clearance").fit(X, [1, 1, 1, 1])
     with pytest.raises(ValueError, match="infinity"):
         ArticleRule("D3_ctdna_clearance").fit(rows(ctdna_change_pct=[np.inf, 0.0]))
+
+
+def test_every_threshold_cites_a_figure_with_a_source_when_not_the_article():
+    for key, t in THRESHOLDS.items():
+        assert t.figure in FIGURES, key
+    for fid in ("iRANO", "RANO2"):
+        assert FIGURES[fid].source, fid
+    assert FIGURES["RANO2"].source.startswith("Wen et al., J Clin Oncol 2023")
+    assert FIGURES["iRANO"].source.startswith("Okada et al., Lancet Oncol 2015")
+    assert not any(f.source for fid, f in FIGURES.items() if fid not in ("iRANO", "RANO2"))
+    # RANO 2.0's volume cut-off is its SPD cut-off for a sphere: (1.25)^(3/2) = 1.40
+    spd, vol = THRESHOLDS["confirm_spd_growth"].value, THRESHOLDS["confirm_volume_growth"].value
+    assert (1 + spd / 100) ** 1.5 == pytest.approx(1 + vol / 100, abs=0.005)

@@ -15,7 +15,13 @@ from features.article import PREVALENCE
 from features.contract import BY_NAME, COLUMNS, LABEL, validate_table
 from features.errors import UserInputError
 from features.synthetic.cohort import CONTINUOUS, bayes_posterior, class_moments, simulate_cohort
-from features.synthetic.parameters import DEFAULT_PARAMETERS, CohortParameters, derive_tuned_values
+from features.synthetic.parameters import (
+    DEFAULT_PARAMETERS,
+    CohortParameters,
+    FollowupParameters,
+    c4_share,
+    derive_tuned_values,
+)
 
 P = DEFAULT_PARAMETERS
 ALPHA = 1e-3  # significance level of the statistical checks
@@ -121,15 +127,37 @@ def test_defaults_match_their_derivation_from_the_article():
         "suvmax_sd_pp": P.suvmax_change_pct.sd_pp,
         "ctdna_sd_tp": P.ctdna_change_pct.sd_tp,
         "cytokine_sd_pp": P.il8_pg_ml.sd_pp,
+        "followup_tp_growth_per_week": P.followup.tp_growth_per_week,
+        "followup_pp_resolution_mean": P.followup.pp_resolution_mean,
+        "followup_pp_resolution_sd": P.followup.pp_resolution_sd,
     }
     for key, value in got.items():
         assert value == pytest.approx(d[key], rel=1e-5), key
     assert P.ifng_pg_ml.sd_pp == P.il8_pg_ml.sd_pp
 
 
+def test_c4_share_of_the_frozen_followup_is_the_article_value():
+    f = P.followup
+    assert c4_share(P, f.pp_resolution_mean, f.pp_resolution_sd) == pytest.approx(0.735,
+                                                                                abs=1e-5)
+    # more resolution, more lesions back to baseline; none still growing means a higher mean
+    assert c4_share(P, f.pp_resolution_mean + 0.05, f.pp_resolution_sd) > 0.735
+    assert stats.norm.cdf(-f.pp_resolution_mean / f.pp_resolution_sd) == pytest.approx(
+        f.pp_still_growing, abs=1e-5)
+
+
 def test_every_parameter_names_its_figure_and_unit():
-    for f in fields(CohortParameters):
-        assert f.metadata.get("figure") and f.metadata.get("unit"), f.name
+    for dataclass_ in (CohortParameters, FollowupParameters):
+        for f in fields(dataclass_):
+            assert f.metadata.get("figure") and f.metadata.get("unit"), f.name
+
+
+def test_followup_parameters_are_checked():
+    with pytest.raises(UserInputError, match="missing_visit"):
+        FollowupParameters(missing_visit=1.5)
+    with pytest.raises(UserInputError, match="interval_weeks"):
+        FollowupParameters(interval_weeks=0.0)
+    assert list(FollowupParameters(last_week=8.0).scan_weeks()) == [0, 4, 8]
 
 
 # --- the exact posterior ---------------------------------------------------------------
