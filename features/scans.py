@@ -141,8 +141,8 @@ def index_value(scans: ScansTable, column: str = SIZE) -> pd.Series:
 
 def change_from_index(scans: ScansTable, column: str = SIZE) -> pd.Series:
     """Per scan row: ``column`` against the lesion's index scan, % (100 * (value / index
-    value - 1)); NaN where either is missing or the index value is not positive. Aligned with
-    ``scans.table``'s rows."""
+    value - 1), rounded to :data:`CHANGE_DECIMALS`); NaN where either is missing or the index
+    value is not positive. Aligned with ``scans.table``'s rows."""
     ref = index_value(scans, column).reindex(_row_keys(scans)).to_numpy(dtype=float)
     value = scans.table[column].to_numpy(dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -6,6 +6,8 @@ Public functions:
   label ``pseudoprogression``, in the contract's columns, units and ranges.
 - :func:`bayes_posterior`: the exact P(pseudoprogression | observed features) under the
   generator, missing values marginalised out; the best any model can do on these data.
+- :func:`simulate_followup`: the cohort's follow-up scans (every 4 weeks to 16 weeks after
+  the index scan) in the scans table's canonical form (:mod:`features.scans`).
 - :func:`fidelity_table`: the simulated value of every article figure the simulator
   targets, beside the article's value and the interval it must fall in.
 

@@ -31,6 +31,11 @@ ranges, as little separated as those ranges allow, and SDs as wide as the contra
 upper limits allow (every limit stays > 5.5 SD from each class mean, so nothing is ever
 clipped). Nothing is optimised at import or at run time. ``fidelity_table`` in
 :mod:`features.synthetic.cohort` reports how close the cohort comes to each figure.
+
+Follow-up scans (:class:`FollowupParameters`, the field ``followup``): the schedule (T4,
+T3), the volume course of each class (C4 fixes the resolution of pseudoprogression; true
+progression keeps its own pace) and the rCBV and ADC courses (T4, C3). They are drawn from a
+random stream of their own, so the cohort of a seed is the same with or without them.
 """
 
 from __future__ import annotations
