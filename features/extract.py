@@ -53,6 +53,7 @@ import sys
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -903,20 +904,26 @@ def _dask_client(scheduler: str, jobs: int) -> Iterator[Any]:
                              f"or '{LOCAL_SCHEDULER}', got {scheduler!r}.")
     scheduler = scheduler.strip()
     if scheduler == LOCAL_SCHEDULER:
-        n_workers = os.cpu_count() or 1 if jobs == -1 else jobs
-        # a worker that dies while extracting a patient: its patient is tried once more
-        # on another worker, then given up (reported as a failure)
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, host="127.0.0.1",
-                               dashboard_address=None, processes=True,
-                               scheduler_kwargs={"allowed_failures": 1})
+        import dask
+
+        n_workers = (os.cpu_count() or 1) if jobs == -1 else jobs
+        # A worker that dies while extracting a patient: its patient is tried once more on
+        # another worker, then given up (allowed_failures=1). One task per worker at a time
+        # (worker-saturation 1.0), so a death involves only the patient being extracted.
+        with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1,
+                                   host="127.0.0.1", dashboard_address=None, processes=True,
+                                   scheduler_kwargs={"allowed_failures": 1,
+                                                     # metrics endpoint: any free port
+                                                     "dashboard_address": "127.0.0.1:0"})
         try:
             with Client(cluster) as client:
                 yield client
         finally:
             cluster.close()
         return
-    try:
-        client = Client(scheduler, timeout="20s")
+    try:  # waits distributed.comm.timeouts.connect (default 30 s) for the scheduler
+        client = Client(scheduler)
     except (OSError, TimeoutError, ValueError) as exc:
         raise UserInputError(f"cannot reach the Dask scheduler at {scheduler}: "
                              f"{_short_message(exc)}; check the address (tcp://host:8786) "
@@ -946,23 +953,18 @@ def _run_dask(client, tasks: list[_Task]) -> Iterator[_Outcome]:
                               pure=False)] = task
     try:
         for future in as_completed(list(futures)):
-            task = futures[future]
-            if future.status == "finished":
-                try:
-                    yield future.result()
-                    continue
-                except Exception as exc:  # result lost between finish and fetch
-                    yield _lost(task, f"lost on the Dask cluster: {type(exc).__name__}: "
+            task = futures.pop(future)
+            try:  # waits again if the result was lost with its worker and is being redone
+                outcome = future.result()
+            except CancelledError:
+                outcome = _lost(task, "cancelled on the Dask cluster (scheduler lost?)")
+            except Exception as exc:  # KilledWorker: its workers died on it
+                outcome = _lost(task, f"lost on the Dask cluster: {type(exc).__name__}: "
                                       f"{_short_message(exc)}")
-                    continue
-            if future.status == "cancelled":
-                yield _lost(task, "cancelled on the Dask cluster (scheduler connection lost?)")
-                continue
-            exc = future.exception()
-            yield _lost(task, f"lost on the Dask cluster after a retry: "
-                              f"{type(exc).__name__}: {_short_message(exc)}")
-    finally:
-        client.cancel(list(futures))
+            yield outcome
+    finally:  # an interrupted run: stop what is left (the cache keeps what is done)
+        if futures:
+            client.cancel(list(futures))
 
 
 def extract(manifest: pd.DataFrame | str | Path, params: str | Path = DEFAULT_PARAMS,
