@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "report.html, report.md, metrics.json, metrics.md, figures")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="B",
                    help="bootstrap resamples for the report's CIs (default 1000; 0 skips)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow a .joblib model: a pickle, which can run any code when it is "
+                        "loaded; only for a file you made or whose source you trust (.skops "
+                        "models never need it)")
     add_table_arguments(p)
     return p
 
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.data.resolve() in {f.resolve() for f in report_files(args.report)}:
             raise UserInputError(f"--report {args.report} would overwrite your table "
                                  f"{args.data.name}; choose another report folder.")
-    model = load_model(args.model)
+    model = load_model(args.model, trust_pickle=args.trust_pickle)
     description = description_from_arguments(args, model.description)
     raw = read_table(args.data, sep=args.sep, decimal=args.decimal,
                      text_columns=text_columns(description or model.table_description()))

@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "slope), refit (the same procedure fitted on the local data), or "
                           "auto (default: the closed test of Vergouwe et al. 2017 picks the "
                           "simplest adequate one)")
+    upd.add_argument("--trust-pickle", action="store_true",
+                     help="allow a .joblib model for --update: a pickle, which can run any "
+                          "code when it is loaded; only for a file you made or whose source "
+                          "you trust (.skops models never need it)")
     thr = p.add_mutually_exclusive_group()
     thr.add_argument("--threshold", type=float, default=None,
                      help="decision threshold on the calibrated probability (default 0.5: "
@@ -178,7 +182,7 @@ def load_training_table(args: argparse.Namespace):
     if args.update is not None:
         from models import load_model
 
-        args.original_model = load_model(args.update)
+        args.original_model = load_model(args.update, trust_pickle=args.trust_pickle)
         stored = args.original_model.description
     description = description_from_arguments(args, stored)
     raw = read_table(args.data, sep=args.sep, decimal=args.decimal,

@@ -2,15 +2,28 @@
 
 The bundle carries the calibrated estimator, the feature columns it expects, the decision
 threshold and where it came from, package versions, the training data's hash and size,
-and the evaluation metrics. Loading checks that the file is such a bundle.
+and the evaluation metrics.
+
+Model files: :func:`save_model` writes skops (the default; loading it runs no code and
+builds only the types in :data:`TRUSTED_TYPES`) or, for a name ending in ``.joblib``,
+``.pkl`` or ``.pickle``, a joblib pickle (faster, but loading a pickle runs whatever code
+it carries, so :func:`load_model` needs ``trust_pickle=True``). Beside every model file lies
+its record, ``<file name>.json`` (:func:`record_path`): the file's SHA-256 and size, the
+feature columns, the threshold, the table description, the training summary and the
+package versions. The file is checked against its record before anything in it is read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import math
+import os
 import platform
 import warnings
-from dataclasses import dataclass, field
+import zipfile
+from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,12 +35,68 @@ import pandas as pd
 from features.contract import ID, KEY_COLUMNS
 from features.description import DeclaredFeature, TableDescription
 from features.errors import UserInputError
-from features.tables import atomic_path
+from features.tables import atomic_path, atomic_write_bytes
 from models.statistics import called
 
 FORMAT_VERSION = 2
-_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "joblib",
+_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "joblib", "skops",
              "SimpleITK", "pyradiomics-bhklab", "pseudoprogression")
+#: Version of the record written beside every model file (:func:`record_path`).
+RECORD_VERSION = 1
+#: Model file names ending so are joblib pickles; every other name is a skops file.
+PICKLE_SUFFIXES: tuple[str, ...] = (".joblib", ".pkl", ".pickle")
+
+#: Every type a skops model file may hold. A file holding any other type is refused before
+#: anything in it is built. Listed from every node of real models of both families (logistic
+#: regression, gradient boosting), with radiomic columns, with declared features, and updated
+#: (intercept, refit, auto), and reviewed. ``*``: a type skops does not trust by default
+#: (what ``skops.io.get_untrusted_types`` reports), with the reason it is safe here.
+TRUSTED_TYPES: tuple[str, ...] = (
+    # plain data
+    "builtins.dict",
+    "builtins.list",
+    "builtins.slice",  # ColumnTransformer's output_indices_
+    "builtins.str",
+    "builtins.tuple",
+    "numpy.dtype",  # * rebuilt from an empty array read without pickle
+    "numpy.float64",
+    "numpy.ndarray",  # read with numpy.load(allow_pickle=False)
+    "numpy.random._generator.Generator",  # boosting's feature subsampling generator
+    "numpy.uint64",  # boosting's random seed
+    # scikit-learn estimators
+    "sklearn.calibration.CalibratedClassifierCV",
+    "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.feature_selection._univariate_selection.SelectKBest",
+    "sklearn.feature_selection._variance_threshold.VarianceThreshold",
+    "sklearn.impute._base.MissingIndicator",
+    "sklearn.impute._base.SimpleImputer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.model_selection._classification_threshold.FixedThresholdClassifier",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.preprocessing._encoders.OneHotEncoder",
+    "sklearn.preprocessing._encoders.OrdinalEncoder",
+    "sklearn.preprocessing._label.LabelEncoder",
+    # scikit-learn internals
+    "sklearn._loss._loss.CyHalfBinomialLoss",
+    "sklearn._loss.link.Interval",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn.calibration._CalibratedClassifier",  # * a fitted model and its calibrator
+    "sklearn.calibration._SigmoidCalibration",  # * two numbers, a and b
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    # * boosted trees: arrays of nodes that scikit-learn indexes without bounds checks, so
+    # every tree is checked after loading (split nodes point inside the tree, forward)
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    # * SelectKBest's score function: a reference to it, not called when loading or predicting
+    "sklearn.feature_selection._univariate_selection.f_classif",
+    # this project's estimators (* all four): plain attributes, no code run on loading
+    "models.classifier.ContractTransformer",
+    "models.classifier.CorrelationFilter",
+    "models.classifier.PatientCalibratedClassifier",
+    "models.updating.UpdatedClassifier",
+)
 
 
 def package_versions() -> dict[str, str]:
@@ -143,31 +212,322 @@ class TrainedModel:
         return called(p, self.threshold).astype(int)
 
 
-def save_model(model: TrainedModel, path: str | Path) -> Path:
-    """Write the bundle with joblib through a temp file (atomic replace)."""
+def record_path(path: str | Path) -> Path:
+    """The record beside a model file: ``model.skops`` -> ``model.skops.json``."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        joblib.dump(model, tmp, compress=3)
+    return path.with_name(path.name + ".json")
+
+
+def is_pickle_path(path: str | Path) -> bool:
+    """True when a model file of this name is a joblib pickle (:data:`PICKLE_SUFFIXES`)."""
+    return Path(path).suffix.lower() in PICKLE_SUFFIXES
+
+
+def save_model(model: TrainedModel, path: str | Path) -> Path:
+    """Write the model to ``path`` and its record beside it (:func:`record_path`).
+
+    skops, or a joblib pickle when the name ends in ``.joblib``, ``.pkl`` or ``.pickle``. The
+    model is written under a temporary name, then the record is put in place, then the model
+    is renamed over ``path``. An error on the way puts the previous record back, so the
+    previous pair still loads; a hard crash between the two renames leaves a record that
+    does not match the model file beside it, which :func:`load_model` refuses.
+    """
+    path = Path(path)
+    record = record_path(path)
+    previous = record.read_bytes() if record.is_file() else None
+    wrote_record = False
+    try:
+        with atomic_path(path) as tmp:
+            if is_pickle_path(path):
+                joblib.dump(model, tmp, compress=3)
+            else:
+                import skops.io as sio
+
+                sio.dump({f.name: getattr(model, f.name) for f in fields(TrainedModel)}, tmp,
+                         compression=zipfile.ZIP_DEFLATED)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+                data = fh.read()
+            atomic_write_bytes(record, _record_text(model, path, data).encode())
+            wrote_record = True
+    except BaseException:
+        if wrote_record:
+            if previous is None:
+                record.unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(record, previous)
+        raise
     return path
 
 
-def load_model(path: str | Path) -> TrainedModel:
-    """Read a bundle written by :func:`save_model`; a clear error for anything else."""
+def _record_text(model: TrainedModel, path: Path, data: bytes) -> str:
+    """The record of the model file ``path`` holding ``data``, as JSON text."""
+    record = {
+        "record_version": RECORD_VERSION,
+        "model_file": path.name,
+        "format": "joblib" if is_pickle_path(path) else "skops",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size_bytes": len(data),
+        "model_format_version": model.format_version,
+        "family": model.family,
+        "threshold": model.threshold,
+        "threshold_source": model.threshold_source,
+        "feature_columns": list(model.feature_columns),
+        "description": model.description,
+        "training": model.training,
+        "versions": package_versions(),
+    }
+    return json.dumps(_plain(record), indent=2) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON-ready dicts, lists, text, numbers and None (NaN becomes None)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def load_model(path: str | Path, *, trust_pickle: bool = False) -> TrainedModel:
+    """Read a model written by :func:`save_model`, after checking it against its record.
+
+    The file must match the SHA-256 and size in its record (:func:`record_path`) before
+    anything in it is read. A skops file may hold only :data:`TRUSTED_TYPES`. A joblib
+    pickle is unpickled only with ``trust_pickle=True``: unpickling runs whatever code the
+    file carries, and a record shows the file is intact, not who made it. A different
+    scikit-learn version than the one that saved it gives a warning. Every refusal is a
+    :class:`~features.errors.UserInputError` naming the file and the fix.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"model file not found: {path}. Train one with train.py --out {path}.")
-    try:
-        model = joblib.load(path)  # scikit-learn's version-mismatch warning stays visible
-    except Exception as exc:
-        raise UserInputError(
-            f"could not read the model file {path} ({type(exc).__name__}); it is corrupted or "
-            "not a model saved by train.py. Retrain it with train.py.") from None
-    if not isinstance(model, TrainedModel):
-        raise UserInputError(
-            f"{path} holds a {type(model).__name__}, not a model saved by train.py. "
-            "Retrain it with train.py.")
+    record = _read_record(path)
+    data = path.read_bytes()  # checked, then read from these very bytes
+    _check_against_record(path, data, record)
+    _warn_on_other_versions(path, record)
+    if record["format"] == "joblib":
+        if not trust_pickle:
+            raise UserInputError(
+                f"{path} is a pickle (joblib), and loading a pickle runs whatever code it "
+                "carries; its record shows the file is intact, not who made it. If you made "
+                "it or trust its source, load it with --trust-pickle (in Python: "
+                "load_model(path, trust_pickle=True)). Models to share are safer as skops "
+                "files: train.py --out model.skops.")
+        model = _load_pickle(path, data)
+    else:
+        model = _load_skops(path, data)
     if model.format_version != FORMAT_VERSION:
         raise UserInputError(
             f"{path} was saved in model format {model.format_version}; this version reads "
             f"format {FORMAT_VERSION}. Retrain it with this version's train.py.")
     return model
+
+
+def _read_record(path: Path) -> dict:
+    """The record beside ``path``, checked for the keys loading relies on."""
+    record_file = record_path(path)
+    fix = (f"Copy the model file and its record together from their source, or retrain with "
+           f"train.py --out {path}.")
+    if not record_file.is_file():
+        raise UserInputError(
+            f"the model file {path} has no record: {record_file.name} is missing beside it. "
+            "train.py writes one with every model, and a model is read only when it matches "
+            f"its record, so that a corrupted or swapped file is never used. {fix}")
+    try:
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        record = None
+    expected = "joblib" if is_pickle_path(path) else "skops"
+    digest = record.get("sha256") if isinstance(record, dict) else None
+    if not (isinstance(digest, str) and len(digest) == 64
+            and isinstance(record.get("size_bytes"), int)
+            and record.get("format") in ("skops", "joblib")):
+        raise UserInputError(
+            f"{record_file} is not a readable record of the model file {path} (it is "
+            f"corrupted or not written by train.py), so {path.name} was not read. {fix}")
+    if record["format"] != expected:
+        raise UserInputError(
+            f"the model file {path} is named as a {expected} file, but its record says it "
+            f"is a {record['format']} file, so it was not read. Give it back the name it was "
+            f"saved under, or retrain with train.py --out {path}.")
+    return record
+
+
+def _check_against_record(path: Path, data: bytes, record: dict) -> None:
+    """Refuse ``data`` (the bytes of ``path``) unless it has its record's size and SHA-256."""
+    fix = (f"Nothing was read from it. Copy the model file and its record together from their "
+           f"source, or retrain with train.py --out {path}.")
+    if len(data) != record["size_bytes"]:
+        shorter = "truncated or " if len(data) < record["size_bytes"] else ""
+        raise UserInputError(
+            f"the model file {path} is {len(data)} bytes but its record "
+            f"{record_path(path).name} says {record['size_bytes']}: it is {shorter}not the "
+            f"model the record was written for. {fix}")
+    if hashlib.sha256(data).hexdigest() != record["sha256"].lower():
+        raise UserInputError(
+            f"the model file {path} does not match the SHA-256 in its record "
+            f"{record_path(path).name}: it is corrupted, or another model file was put in "
+            f"its place. {fix}")
+
+
+def _warn_on_other_versions(path: Path, record: dict) -> None:
+    """A warning when the file was saved with another scikit-learn than the installed one."""
+    versions = record.get("versions")
+    saved = versions.get("scikit-learn") if isinstance(versions, dict) else None
+    try:
+        installed = metadata.version("scikit-learn")
+    except metadata.PackageNotFoundError:
+        installed = "not installed"
+    if saved != installed:
+        warnings.warn(
+            f"{path} was saved with scikit-learn {saved or 'of an unknown version'}, and this "
+            f"is scikit-learn {installed}: the model may fail to load or predict differently. "
+            f"Install scikit-learn {saved} to use it, or retrain it with this version.",
+            UserWarning, stacklevel=3)
+
+
+def _load_pickle(path: Path, data: bytes) -> TrainedModel:
+    """Unpickle ``data``, the checked bytes of ``path``."""
+    try:
+        model = joblib.load(io.BytesIO(data))  # scikit-learn's version warnings stay visible
+    except Exception as exc:
+        raise UserInputError(
+            f"could not read the model file {path} ({type(exc).__name__}), though it matches "
+            "its record: it was saved by other package versions or is not a model saved by "
+            "train.py. Retrain it with train.py.") from None
+    if not isinstance(model, TrainedModel):
+        raise UserInputError(
+            f"{path} holds a {type(model).__name__}, not a model saved by train.py. "
+            "Retrain it with train.py.")
+    return model
+
+
+def _load_skops(path: Path, data: bytes) -> TrainedModel:
+    """Build the model from ``data``, the checked bytes of the skops file ``path``, when
+    every type in it is in :data:`TRUSTED_TYPES`."""
+    import skops.io as sio
+
+    try:
+        found = _skops_types(data)
+    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError):
+        raise UserInputError(
+            f"{path} is not a skops model file (no readable skops schema), though it "
+            "matches its record; retrain it with train.py --out model.skops.") from None
+    untrusted = sorted(found - set(TRUSTED_TYPES))
+    if not untrusted:
+        try:
+            untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
+        except Exception:  # a schema skops cannot parse; loads() below says why
+            untrusted = []
+    if untrusted:
+        raise UserInputError(
+            f"{path} holds {len(untrusted)} type(s) no model saved by train.py holds: "
+            f"{', '.join(untrusted)}. It was refused and nothing in it was built or run. "
+            "Use a model file saved by train.py, or retrain with train.py --out model.skops.")
+    try:
+        content = sio.loads(data, trusted=list(TRUSTED_TYPES))
+    except Exception as exc:
+        raise UserInputError(
+            f"could not read the model file {path} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}), though it matches its "
+            "record: it was saved by other package versions or is corrupted. Retrain it with "
+            "train.py.") from None
+    names = {f.name for f in fields(TrainedModel)}
+    if not (isinstance(content, dict) and "estimator" in content and set(content) <= names):
+        raise UserInputError(
+            f"{path} holds a {type(content).__name__} that is not a model saved by train.py. "
+            "Retrain it with train.py.")
+    model = TrainedModel(**content)
+    _check_trees(model.estimator, path)
+    return model
+
+
+def _skops_types(data: bytes) -> set[str]:
+    """Every type named in the schema of a skops file (read as JSON, nothing built)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        schema = json.loads(archive.read("schema.json"))
+    found: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "__module__" in node or "__class__" in node:
+                found.add(f"{node.get('__module__')}.{node.get('__class__')}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+#: Fields of a boosted tree's node array that prediction reads.
+_TREE_FIELDS = ("is_leaf", "left", "right", "feature_idx", "is_categorical")
+
+
+def _check_trees(estimator: Any, path: Path) -> None:
+    """Refuse boosted trees that could make prediction read outside their arrays.
+
+    scikit-learn walks a tree's node array without bounds checks, and a skops file restores
+    that array as saved. Every split node must point to children after it within the tree
+    (so a walk ends), split on one of the model's input columns, and not be a categorical
+    split (this project's boosting has none).
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    for obj in _estimators_in(estimator):
+        if not isinstance(obj, HistGradientBoostingClassifier):
+            continue
+        n_features = getattr(obj, "n_features_in_", None)
+        try:
+            trees = [t for group in getattr(obj, "_predictors", []) for t in group]
+        except TypeError:
+            trees = [None]
+        for tree in trees:
+            if not (isinstance(n_features, int | np.integer)
+                    and _tree_is_sound(tree, int(n_features))):
+                raise UserInputError(
+                    f"{path} holds a boosted tree whose nodes point outside the tree or "
+                    "its input columns; it was refused before any prediction. Use a model "
+                    "file saved by train.py, or retrain with train.py --out model.skops.")
+
+
+def _tree_is_sound(tree: Any, n_features: int) -> bool:
+    """True when ``tree.nodes`` is a non-empty node array whose split nodes point forward
+    inside it and to a column below ``n_features``, none categorical."""
+    nodes = getattr(tree, "nodes", None)
+    if not (isinstance(nodes, np.ndarray) and nodes.ndim == 1 and len(nodes)
+            and nodes.dtype.names and set(_TREE_FIELDS) <= set(nodes.dtype.names)):
+        return False
+    split = nodes["is_leaf"] == 0
+    here = np.arange(len(nodes))[split]
+    left, right = nodes["left"][split].astype(np.int64), nodes["right"][split].astype(np.int64)
+    column = nodes["feature_idx"][split].astype(np.int64)
+    return bool(np.all((left > here) & (left < len(nodes)) & (right > here)
+                       & (right < len(nodes)) & (column >= 0) & (column < n_features))
+                and not np.any(nodes["is_categorical"][split]))
+
+
+def _estimators_in(obj: Any) -> list:
+    """Every scikit-learn or project object reachable from ``obj`` through attributes,
+    lists, tuples and dicts (each once)."""
+    out, seen, stack = [], set(), [obj]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif type(item).__module__.split(".")[0] in ("sklearn", "models") \
+                and hasattr(item, "__dict__"):
+            out.append(item)
+            stack.extend(vars(item).values())
+    return out

@@ -71,7 +71,7 @@ def test_model_bundle_carries_provenance_and_round_trips(trained, tmp_path):
     assert len(model.training["sha256"]) == 64
     assert model.versions["scikit-learn"] != "not installed"
     assert model.metrics["model"]["auc"] == trained.evaluation.metrics["model"]["auc"]
-    path = save_model(model, tmp_path / "m.joblib")
+    path = save_model(model, tmp_path / "m.skops")
     again = load_model(path)
     table = foreign_table(50, seed=99)
     np.testing.assert_allclose(again.predict_proba(table), model.predict_proba(table))
