@@ -152,12 +152,72 @@ def id_text(values: pd.Series) -> pd.Series:
     return text.mask(empty, pd.NA)
 
 
+#: At most this many problems are listed in one error (the rest are counted).
+MAX_LISTED_PROBLEMS = 40
+#: Distinct offending values shown per problem.
+SHOWN_VALUES = 3
+#: A "%" column is read as fractions (0-1) only with at least this many values, all of them
+#: within [-1, 1] and one at least not a whole number.
+FRACTION_MIN_VALUES = 5
+
+
+def format_problems(title: str, problems: list[str]) -> str:
+    """One message listing ``problems`` under ``title``, one per line (at most
+    :data:`MAX_LISTED_PROBLEMS`, the rest counted)."""
+    shown = problems[:MAX_LISTED_PROBLEMS]
+    lines = [f"  - {p}" for p in shown]
+    if len(problems) > len(shown):
+        lines.append(f"  - ... and {len(problems) - len(shown)} more problem(s).")
+    return f"{title} ({len(problems)} problem(s)):\n" + "\n".join(lines)
+
+
+def _rows(mask: pd.Series, limit: int = 5) -> str:
+    """The 1-based data rows where ``mask`` holds: "data rows 2, 5" or "data row 2"."""
+    rows = [str(i) for i in np.flatnonzero(np.asarray(mask, dtype=bool)) + 1]
+    more = f", ... ({len(rows)} in all)" if len(rows) > limit else ""
+    return f"data row{'s' if len(rows) > 1 else ''} {', '.join(rows[:limit])}{more}"
+
+
+def _found(values: pd.Series) -> str:
+    """Distinct offending values with their counts: "'n/a' (2 rows), '<0.5' (1 row)"."""
+    text = values.map(lambda v: v.strip() if isinstance(v, str) else v)
+    counts = text.map(repr).value_counts(sort=True)
+    shown = [f"{v} ({n} row{'s' if n > 1 else ''})" for v, n in counts.head(SHOWN_VALUES).items()]
+    more = f" and {len(counts) - SHOWN_VALUES} other value(s)" if len(counts) > SHOWN_VALUES else ""
+    return ", ".join(shown) + more
+
+
+def _id_problems(ids: pd.Series, name: str, fix: str) -> list[str]:
+    """A problem naming the rows where the identifier ``ids`` (:func:`id_text`) is empty."""
+    empty = ids.isna()
+    if not empty.any():
+        return []
+    return [f"'{name}' is empty in {int(empty.sum())} row(s) ({_rows(empty)}); {fix}"]
+
+
+def _lesion_problems(patient_ids: pd.Series, lesions: pd.Series) -> list[str]:
+    """Problems with ``lesion_id`` (already :func:`id_text`): empty, or a repeated pair."""
+    problems = _id_problems(
+        lesions, LESION, f"give every lesion an id, or drop the column so that rows sharing a "
+        f"'{ID}' are numbered as that patient's lesions.")
+    pairs = pd.DataFrame({"p": patient_ids.to_numpy(), "l": lesions.to_numpy()}).dropna()
+    repeated = pairs.duplicated(keep=False)
+    if repeated.any():
+        dup = pairs[repeated].drop_duplicates()
+        shown = ", ".join(f"{p}/{les}" for p, les in dup.head(5).itertuples(index=False))
+        problems.append(
+            f"duplicated ('{ID}', '{LESION}') pairs in {int(repeated.sum())} rows; each "
+            f"lesion of a patient needs its own '{LESION}' (one row per lesion); duplicated "
+            f"{ID}/{LESION}: {shown}{' ...' if len(dup) > 5 else ''}.")
+    return problems
+
+
 def _nonempty_ids(ids: pd.Series, source: str, name: str, fix: str) -> pd.Series:
     """:func:`id_text` of ``ids``; :class:`UserInputError` naming ``name`` when one is empty."""
     text = id_text(ids)
-    if text.isna().any():
-        raise UserInputError(f"{source} has {int(text.isna().sum())} row(s) with an empty "
-                             f"'{name}'; {fix}")
+    problems = _id_problems(text, name, fix)
+    if problems:
+        raise UserInputError(f"{source}: {problems[0]}")
     return text
 
 
@@ -183,33 +243,162 @@ def lesion_numbers(patient_ids: pd.Series) -> pd.Series:
 
 
 def checked_lesions(patient_ids: pd.Series, lesion_ids: pd.Series, source: str) -> pd.Series:
-    """``lesion_id`` values as stripped text; :class:`UserInputError` when one is empty or a
-    (patient_id, lesion_id) pair repeats."""
-    lesions = _nonempty_ids(
-        lesion_ids, source, LESION,
-        f"give every lesion an id, or drop the column so that rows sharing a '{ID}' are "
-        "numbered as that patient's lesions.")
-    pairs = pd.DataFrame({"p": id_text(patient_ids).to_numpy(), "l": lesions.to_numpy()})
-    dup = pairs[pairs.duplicated()].drop_duplicates()
-    if len(dup):
-        shown = ", ".join(f"{p}/{les}" for p, les in dup.head(5).itertuples(index=False))
-        raise UserInputError(
-            f"{source} has duplicated ('{ID}', '{LESION}') pairs; each lesion of a patient "
-            f"needs its own '{LESION}' (one row per lesion); duplicated "
-            f"{ID}/{LESION}: {shown}{' ...' if len(dup) > 5 else ''}.")
+    """``lesion_id`` values as stripped text; :class:`UserInputError` listing every problem
+    when one is empty or a (patient_id, lesion_id) pair repeats."""
+    lesions = id_text(lesion_ids)
+    problems = _lesion_problems(id_text(patient_ids), lesions)
+    if problems:
+        raise UserInputError(format_problems(f"{source} has lesion ids to correct", problems))
     return lesions.astype(object)
 
 
 def _unit_hint(col: Column, values: pd.Series) -> str:
     """A guess at the unit mistake behind out-of-range values, or ''."""
     med = float(values.median())
-    if col.name == "adc" and med < 0.01:
+    if col.name == "adc" and 0 < med < 0.01:
         return " The values look like mm^2/s; give ADC in 10^-3 mm^2/s (multiply by 1000)."
     if col.name == "adc" and med > 50:
         return " The values look like 10^-6 mm^2/s; give ADC in 10^-3 mm^2/s (divide by 1000)."
-    if col.unit == "%" and values.abs().max() <= 1.5 and col.name != "ctdna_change_pct":
+    if col.unit == "%" and values.abs().max() <= 1.5:
         return " The values look like fractions; give percentages (multiply by 100)."
     return ""
+
+
+def _looks_like_fractions(col: Column, values: pd.Series) -> bool:
+    """True when a percentage column holds fractions: at least :data:`FRACTION_MIN_VALUES`
+    values, all within [-1, 1], some not whole (0.35 rather than 35)."""
+    return (col.unit == "%" and len(values) >= FRACTION_MIN_VALUES
+            and bool((values.abs() <= 1).all()) and bool((values != np.round(values)).any()))
+
+
+def _text_fix(col: Column, text: pd.Series) -> str:
+    """The fix for text in a numeric column, with what its values suggest."""
+    hints = []
+    if text.str.fullmatch(r"[+-]?\d+,\d+").any():
+        hints.append("a decimal comma ('1,2') needs --decimal ',' (or write 1.2)")
+    if text.str.match(r"^[<>]=?\s*[+-]?[\d.]").any():
+        hints.append("a censored value ('<0.5') is not a number: give the value, or leave "
+                     "the cell empty")
+    if text.str.lower().isin(["n/a", "na", "n.a.", "-", "?", "missing", "unknown", "nd",
+                              "not done"]).any():
+        hints.append("leave the cell empty when the value is unknown (not 'n/a')")
+    if col.kind in ("binary", "label") and text.str.lower().isin(
+            ["yes", "no", "true", "false", "y", "n", "ja", "nein", "oui", "non"]).any():
+        hints.append("write 1 for yes and 0 for no")
+    hint = "; ".join(hints) if hints else "use numbers, and leave the cell empty when unknown"
+    return hint[0].upper() + hint[1:] + "."
+
+
+def _column_problems(col: Column, raw: pd.Series, require_label: bool
+                     ) -> tuple[pd.Series | None, list[str]]:
+    """One contract column as float (None when it has a problem) and its problems."""
+    problems: list[str] = []
+    what = f"column '{col.name}' ({col.unit})" if col.unit else f"column '{col.name}'"
+    num = pd.to_numeric(raw, errors="coerce") if not pd.api.types.is_bool_dtype(raw) \
+        else raw.astype(float)
+    unparsed = num.isna() & raw.notna()
+    text = raw.where(unparsed).astype(str).str.strip()
+    bad = unparsed & text.ne("") & ~text.str.lower().isin(["nan", "none", "<na>", "nat"])
+    num = num.astype(float).where(~unparsed)
+    present = num.dropna()
+    if col.kind in ("binary", "label"):
+        odd = present[~present.isin([0.0, 1.0])]
+        if bad.any() or len(odd):
+            wrong = bad | num.notna() & ~num.isin([0.0, 1.0])
+            problems.append(
+                f"{what} must be 0 or 1; found {_found(raw[wrong])} ({_rows(wrong)}). "
+                f"{_text_fix(col, text[bad]) if bad.any() else 'Recode it as 1 and 0.'}")
+            return None, problems
+    elif bad.any():
+        problems.append(
+            f"{what} must be numeric; found {_found(raw[bad])} ({_rows(bad)}). "
+            f"{_text_fix(col, text[bad])}")
+        return None, problems
+    if col.kind == "label" and require_label and num.isna().any():
+        problems.append(
+            f"'{LABEL}' is empty in {int(num.isna().sum())} row(s) ({_rows(num.isna())}). "
+            "Every row used for training or evaluation needs its label: fill them in, or take "
+            "those rows out of the table.")
+    if col.low is not None and len(present):
+        outside = (num < col.low) | (num > col.high) | num.isin([np.inf, -np.inf])
+        if outside.any():
+            shown = ", ".join(f"{v:g}" for v in pd.unique(num[outside])[:SHOWN_VALUES])
+            hint = _unit_hint(col, present) or (
+                f" Correct them, or check the unit: this column is in {col.unit}.")
+            problems.append(
+                f"{what} should be in {col.unit} within [{col.low:g}, {col.high:g}]; "
+                f"{int(outside.sum())} value(s) are outside (e.g. {shown}; {_rows(outside)})."
+                f"{hint}")
+            return None, problems
+        if _looks_like_fractions(col, present):
+            problems.append(
+                f"{what}: all {len(present)} values lie within [-1, 1] (e.g. "
+                f"{', '.join(f'{v:g}' for v in pd.unique(present)[:SHOWN_VALUES])}); they look "
+                "like fractions. Give percentages (multiply by 100).")
+            return None, problems
+    return num, problems
+
+
+@dataclass
+class TableCheck:
+    """What :func:`check_table` found: the cleaned ``table`` (columns with a problem left as
+    given) and every ``problems`` line, each naming the column, the rows and the fix."""
+
+    table: pd.DataFrame
+    problems: list[str]
+
+
+def check_table(df: pd.DataFrame, require_label: bool = False) -> TableCheck:
+    """Check ``df`` against the contract, collecting every problem instead of stopping at the
+    first; :func:`validate_table` raises them together. The input is not changed."""
+    problems: list[str] = []
+    names = [str(c) for c in df.columns]
+    doubled = sorted({c for c in names if names.count(c) > 1})
+    if doubled:
+        return TableCheck(df.copy(), [
+            f"several columns are named {', '.join(map(repr, doubled))}; give each column its "
+            "own name."])
+    out = df.copy()
+    out.columns = names
+    if ID not in out.columns:
+        problems.append(
+            f"no '{ID}' column. Add one identifier per row, or name your patient column with "
+            f"--patient-column (columns found: {', '.join(names[:12])}"
+            f"{' ...' if len(names) > 12 else ''}).")
+    else:
+        ids = id_text(out[ID])
+        problems += _id_problems(ids, ID, "give every row an id.")
+        out[ID] = ids.astype(object)
+        if LESION in out.columns:
+            lesions = id_text(out[LESION])
+            problems += _lesion_problems(ids, lesions)
+            out[LESION] = lesions.astype(object)
+        elif ids.dropna().duplicated().any():
+            out.insert(out.columns.get_loc(ID) + 1, LESION, lesion_numbers(ids))
+    if require_label and LABEL not in out.columns:
+        problems.append(
+            f"no '{LABEL}' label column (1 pseudoprogression, 0 true progression). Add it to "
+            "train or to evaluate, or name your label column with --label-column.")
+    if CANCER_TYPE in out.columns:
+        ct = out[CANCER_TYPE].astype("string").str.strip().str.lower()
+        out[CANCER_TYPE] = ct.astype(object).where(ct.notna() & ct.ne(""), np.nan)
+    label_ok = False
+    for col in COLUMNS:
+        if col.name not in out.columns or col.kind in ("id", "category"):
+            continue
+        num, found = _column_problems(col, out[col.name], require_label)
+        problems += found
+        if num is not None:
+            out[col.name] = num
+            label_ok = label_ok or (col.kind == "label" and not found)
+    if require_label and label_ok:
+        classes = sorted(out[LABEL].dropna().unique())
+        if len(classes) < 2:
+            held = f"all {len(out)} row(s) are {int(classes[0])}" if classes else "no rows"
+            problems.append(
+                f"'{LABEL}' holds only one class ({held}); training and evaluation need both "
+                "pseudoprogression (1) and true progression (0) cases.")
+    return TableCheck(out, problems)
 
 
 def validate_table(df: pd.DataFrame, require_label: bool = False,
@@ -217,68 +406,21 @@ def validate_table(df: pd.DataFrame, require_label: bool = False,
     """Check ``df`` against the contract and return a cleaned copy (the input is not changed).
 
     Numeric columns are coerced to float (empty cells become NaN), binary columns must
-    hold 0/1, values must sit in the plausible range of their unit. ``patient_id`` must be
-    present and never empty; with a ``lesion_id`` column each (patient_id, lesion_id) pair
-    must be unique, without one a repeated ``patient_id`` gets ``lesion_id`` "1", "2", ...
-    in order of appearance (added right after ``patient_id``). Other columns pass through.
-    Raises :class:`UserInputError` naming the problem.
+    hold 0/1, values must sit in the plausible range of their unit, and a percentage column
+    must not hold fractions. ``patient_id`` must be present and never empty; with a
+    ``lesion_id`` column each (patient_id, lesion_id) pair must be unique, without one a
+    repeated ``patient_id`` gets ``lesion_id`` "1", "2", ... in order of appearance (added
+    right after ``patient_id``). Other columns pass through. Raises one
+    :class:`UserInputError` listing every problem (:func:`check_table`), each with its
+    column, rows, example values and fix.
     """
     if not isinstance(df, pd.DataFrame):
         raise UserInputError(f"{source} must be a pandas DataFrame, got {type(df).__name__}.")
-    if ID not in df.columns:
-        raise UserInputError(
-            f"{source} has no '{ID}' column. Add one identifier per row "
-            f"(columns found: {', '.join(map(str, df.columns[:12]))}).")
-    out = df.copy()
-    ids = _nonempty_ids(out[ID], source, ID, "give every row an id.")
-    out[ID] = ids.astype(object)
-    if LESION in out.columns:
-        out[LESION] = checked_lesions(ids, out[LESION], source)
-    elif ids.duplicated().any():
-        out.insert(out.columns.get_loc(ID) + 1, LESION, lesion_numbers(ids))
-    if require_label and LABEL not in out.columns:
-        raise UserInputError(
-            f"{source} has no '{LABEL}' label column (1 pseudoprogression, 0 true "
-            "progression). Add it to train or to evaluate.")
-    if CANCER_TYPE in out.columns:
-        ct = out[CANCER_TYPE].astype("string").str.strip().str.lower()
-        out[CANCER_TYPE] = ct.astype(object).where(ct.notna(), np.nan)
-    for col in COLUMNS:
-        if col.name not in out.columns or col.kind in ("id", "category"):
-            continue
-        raw = out[col.name]
-        num = pd.to_numeric(raw, errors="coerce")
-        unparsed = num.isna() & raw.notna()
-        bad = unparsed & raw.where(unparsed).astype(str).str.strip().ne("") if unparsed.any() \
-            else unparsed
-        if bad.any():
-            examples = ", ".join(map(repr, raw[bad].astype(str).unique()[:3]))
-            raise UserInputError(
-                f"{source}: column '{col.name}' ({col.unit}) must be numeric; found {examples} "
-                f"in {int(bad.sum())} row(s). Use numbers, and leave the cell empty when unknown.")
-        num = num.astype(float)
-        present = num.dropna()
-        if col.kind in ("binary", "label") and not present.isin([0.0, 1.0]).all():
-            others = ", ".join(map(str, present[~present.isin([0.0, 1.0])].unique()[:3]))
-            raise UserInputError(
-                f"{source}: column '{col.name}' must be 0 or 1; found {others}.")
-        if col.kind == "label" and num.isna().any() and require_label:
-            raise UserInputError(
-                f"{source}: '{LABEL}' is empty in {int(num.isna().sum())} row(s). Every row "
-                "used for training or evaluation needs its label.")
-        if col.low is not None and len(present):
-            outside = present[(present < col.low) | (present > col.high)]
-            if len(outside):
-                raise UserInputError(
-                    f"{source}: column '{col.name}' should be in {col.unit} within "
-                    f"[{col.low:g}, {col.high:g}]; {len(outside)} value(s) are outside "
-                    f"(e.g. {outside.iloc[0]:g}).{_unit_hint(col, present)}")
-        out[col.name] = num
-    if require_label and out[LABEL].nunique() < 2:
-        raise UserInputError(
-            f"{source}: '{LABEL}' holds only one class; training and evaluation need both "
-            "pseudoprogression (1) and true progression (0) cases.")
-    return out
+    checked = check_table(df, require_label=require_label)
+    if checked.problems:
+        raise UserInputError(format_problems(f"{source} does not follow the column contract",
+                                             checked.problems))
+    return checked.table
 
 
 def warn_extra_columns(df: pd.DataFrame, expected: list[str]) -> None:

@@ -51,8 +51,9 @@ def test_valid_table_is_cleaned_and_input_untouched():
     ({"patient_id": ["a", "a", "c"], "lesion_id": [1, 1, 1]},
      "duplicated patient_id/lesion_id: a/1"),
     ({"patient_id": ["a", "b", "c"], "lesion_id": [1, " ", 1]},
-     "1 row\\(s\\) with an empty 'lesion_id'"),
-    ({"patient_id": ["a", "  ", None]}, "2 row\\(s\\) with an empty"),
+     "'lesion_id' is empty in 1 row\\(s\\) \\(data row 2\\)"),
+    ({"patient_id": ["a", "  ", None]},
+     "'patient_id' is empty in 2 row\\(s\\) \\(data rows 2, 3\\)"),
     ({"ki67_pct": [0.05, 0.2, 0.1], "steroid_response_pct": [0.8, 0.1, 200.0]},
      "steroid_response_pct"),
 ])
