@@ -2,8 +2,8 @@
 
 The column contract and its validation (:mod:`.contract`), table descriptions of a user's
 own columns (:mod:`.description`), table files (:mod:`.tables`), pyradiomics extraction over
-a manifest (:mod:`.extract`), the join with the clinical table (:mod:`.join`), and stand-in
-patients (:mod:`.synthetic`).
+a manifest (:mod:`.extract`), the join with the clinical table (:mod:`.join`), follow-up scans
+(:mod:`.scans`), and stand-in patients (:mod:`.synthetic`).
 
 The names below are imported on first use, so ``python -m features.extract`` and the
 package's modules load nothing they do not need. The extraction function is
@@ -18,8 +18,11 @@ _FACE = {
     "TableDescription": "features.description",
     "add_radiomic_features": "features.join",
     "bayes_posterior": "features.synthetic.cohort",
+    "ScansTable": "features.scans",
+    "read_scans": "features.scans",
     "read_table": "features.tables",
     "simulate_cohort": "features.synthetic.cohort",
+    "simulate_followup": "features.synthetic.cohort",
     "validate_table": "features.contract",
 }
 __all__ = sorted(_FACE)

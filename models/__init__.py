@@ -1,6 +1,7 @@
 """What learns and what judges.
 
-The article's rules as estimators (:mod:`.rules`), the calibrated classifier
+The article's rules as estimators (:mod:`.rules`) and over follow-up scans
+(:mod:`.scan_rules`), the calibrated classifier
 (:mod:`.classifier`), the saved model (:mod:`.bundle`), training (:mod:`.training`) and its
 validation schemes (:mod:`.validation`), evaluation on labelled rows (:mod:`.evaluation`),
 every statistic once (:mod:`.statistics`), predictions (:mod:`.prediction`), population
@@ -15,11 +16,14 @@ _FACE = {
     "RULES": "models.rules",
     "TrainedModel": "models.bundle",
     "add_uncertainty": "models.evaluation",
+    "SCAN_RULE_IDS": "models.scan_rules",
     "apply_rules": "models.rules",
+    "apply_scan_rules": "models.scan_rules",
     "evaluate": "models.evaluation",
     "load_model": "models.bundle",
     "predict_table": "models.prediction",
     "risk_group": "models.rules",
+    "scan_rules_at_landmarks": "models.scan_rules",
     "save_model": "models.bundle",
     "train": "models.training",
     "update_model": "models.updating",

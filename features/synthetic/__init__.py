@@ -17,6 +17,7 @@ _FACE = {
     "bayes_posterior": "features.synthetic.cohort",
     "fidelity_table": "features.synthetic.cohort",
     "simulate_cohort": "features.synthetic.cohort",
+    "simulate_followup": "features.synthetic.cohort",
     "simulated_cohort_with_images": "features.synthetic.images",
     "write_synthetic_images": "features.synthetic.images",
 }
