@@ -16,7 +16,7 @@ classifier:
 
 Library methods: Wilson intervals (statsmodels ``proportion_confint``), Brier score
 (scikit-learn ``brier_score_loss``), calibration slope and intercept and per-feature odds
-ratios (statsmodels ``Logit``/``GLM``), row bootstrap (``scipy.stats.bootstrap``).
+ratios (statsmodels ``Logit``/``GLM``).
 
 Hand-written, because no maintained library in the environment provides them:
 
@@ -27,7 +27,10 @@ Hand-written, because no maintained library in the environment provides them:
   ``roc_auc_score``, several times faster inside bootstrap loops);
 - :func:`diagnostic_odds_ratio`: the Woolf (logit) interval of the DOR, a four-line formula;
 - :func:`restate_at_prevalence`: PPV and NPV at another prevalence by Bayes' theorem, with the
-  logit interval of Mercaldo, Lau & Zhou (Stat Med 2007).
+  logit interval of Mercaldo, Lau & Zhou (Stat Med 2007);
+- the bootstrap's resampling loop, one for rows and for patients with all their rows:
+  ``scipy.stats.bootstrap`` resamples rows only, and a seed's draws there may change with
+  its version; the loop draws what it drew for rows, so a seed gives the same bytes.
 """
 
 from __future__ import annotations
@@ -275,8 +278,17 @@ def delong_components(y: np.ndarray, scores: Sequence[np.ndarray]
     return v10.mean(axis=1), v10, v01
 
 
+def _covariance(v: np.ndarray) -> np.ndarray:
+    """Sample covariance of the rows of ``v`` (as ``np.cov``), summed by numpy's pairwise
+    sums: ``np.cov`` goes through BLAS, whose sums change with its thread count on long rows
+    (about 10,000 lesions of a class), and so would the reported intervals."""
+    d = v - v.mean(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (d[:, None, :] * d[None, :, :]).sum(axis=-1) / (v.shape[1] - 1)
+
+
 def _delong_covariance(v10: np.ndarray, v01: np.ndarray) -> np.ndarray:
-    return np.atleast_2d(np.cov(v10)) / v10.shape[1] + np.atleast_2d(np.cov(v01)) / v01.shape[1]
+    return _covariance(v10) / v10.shape[1] + _covariance(v01) / v01.shape[1]
 
 
 #: How reports describe the AUC interval.
@@ -826,32 +838,35 @@ def _bootstrap_distribution(statistic: Callable[[np.ndarray], np.ndarray], n: in
                             groups, n_resamples: int, seed: int) -> tuple[np.ndarray, str]:
     """Statistic over resamples, shape (n_resamples, k), and a description of the scheme.
 
-    Rows are resampled with scipy.stats.bootstrap (paired over row indices); with
-    ``groups``, patient ids are resampled with replacement and carry all their rows.
+    One engine for rows and patients: the units (rows, or with ``groups`` patients carrying
+    all their rows) of every resample are drawn at once, an (n_resamples, units) matrix of
+    ``np.random.default_rng(seed).integers``, and the statistic runs on each resample in
+    turn. For rows these are the draws ``scipy.stats.bootstrap`` made here before, so the
+    numbers are unchanged; owning the loop keeps them the same whatever scipy's version or
+    batching, and no step depends on a thread count: the same seed gives the same bytes.
     """
     rng = np.random.default_rng(seed)
     k = np.atleast_1d(statistic(np.arange(n))).shape[0]
-    n_units = n if groups is None else len(np.unique(np.asarray(groups).ravel()))
+    members = None
+    if groups is not None:
+        g = np.asarray(groups).ravel()
+        if g.shape[0] != n:
+            raise ValueError(f"groups has {g.shape[0]} rows, y has {n}")
+        _, inverse = np.unique(g, return_inverse=True)
+        members = [np.flatnonzero(inverse == u) for u in range(inverse.max() + 1)] if n else []
+    n_units = n if members is None else len(members)
     if n_units < 2:
         return np.full((n_resamples, k), np.nan), f"{n_units} row(s) or patient(s): no resampling"
-    if groups is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # NaN resamples: handled below, nan-aware
-            res = stats.bootstrap((np.arange(n),), lambda i: statistic(np.asarray(i, int)),
-                                  paired=True, vectorized=False, n_resamples=n_resamples,
-                                  method="percentile", rng=rng)
-        dist = np.atleast_2d(res.bootstrap_distribution).T
-        return dist, "rows resampled with replacement (scipy.stats.bootstrap, paired=True)"
-    g = np.asarray(groups).ravel()
-    if g.shape[0] != n:
-        raise ValueError(f"groups has {g.shape[0]} rows, y has {n}")
-    _, inverse = np.unique(g, return_inverse=True)
-    members = [np.flatnonzero(inverse == k) for k in range(inverse.max() + 1)]
-    out = []
-    for _ in range(n_resamples):
-        pick = rng.integers(0, len(members), len(members))
-        out.append(statistic(np.concatenate([members[k] for k in pick])))
-    return np.asarray(out, dtype=float), f"{len(members)} patients resampled with all their rows"
+    draws = rng.integers(0, n_units, (n_resamples, n_units))
+    dist = np.empty((n_resamples, k))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # NaN resamples: handled nan-aware by the caller
+        for b, pick in enumerate(draws):
+            rows = pick if members is None else np.concatenate([members[u] for u in pick])
+            dist[b] = statistic(rows)
+    if members is None:
+        return dist, "rows resampled with replacement"
+    return dist, f"{n_units} patients resampled with all their rows"
 
 
 def _percentile_ci(dist: np.ndarray, confidence_level: float) -> tuple[np.ndarray, np.ndarray,
