@@ -47,10 +47,11 @@ RECORD_VERSION = 1
 PICKLE_SUFFIXES: tuple[str, ...] = (".joblib", ".pkl", ".pickle")
 
 #: Every type a skops model file may hold. A file holding any other type is refused before
-#: anything in it is built. Listed from every node of real models of both families (logistic
-#: regression, gradient boosting), with radiomic columns, with declared features, and updated
-#: (intercept, refit, auto), and reviewed. ``*``: a type skops does not trust by default
-#: (what ``skops.io.get_untrusted_types`` reports), with the reason it is safe here.
+#: anything in it is built. Listed from every node of real models of every family, with
+#: radiomic columns, with declared features, and updated (intercept, refit, auto), and
+#: reviewed; a type no longer fitted stays listed so that older files still load. ``*``: a
+#: type skops does not trust by default (what ``skops.io.get_untrusted_types`` reports), with
+#: the reason it is safe here.
 TRUSTED_TYPES: tuple[str, ...] = (
     # plain data
     "builtins.dict",
@@ -91,10 +92,13 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     # * SelectKBest's score function: a reference to it, not called when loading or predicting
     "sklearn.feature_selection._univariate_selection.f_classif",
-    # this project's estimators (* all four): plain attributes, no code run on loading
+    # this project's estimators (* all): numbers and arrays set as attributes, no code run
+    # on loading; their methods index arrays through numpy, which checks bounds
     "models.classifier.ContractTransformer",
     "models.classifier.CorrelationFilter",
     "models.classifier.PatientCalibratedClassifier",
+    "models.classifier.RadiomicSelector",
+    "models.classifier.RestrictedCubicSplines",
     "models.updating.UpdatedClassifier",
 )
 

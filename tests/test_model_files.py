@@ -33,7 +33,7 @@ from models.bundle import (
     record_path,
     save_model,
 )
-from models.classifier import fit_calibrated, with_threshold
+from models.classifier import FAMILIES, fit_calibrated, with_threshold
 from models.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,18 +42,21 @@ FORMATS = ("skops", "joblib")
 
 @pytest.fixture(scope="module")
 def models() -> dict[str, TrainedModel]:
-    """A logistic model, the same at another threshold, and a gradient boosting model."""
+    """A trained model, the same at another threshold, and one model of every family."""
     table = simulate_cohort(300, prevalence=0.3, seed=1)
     with pytest.warns(UserWarning, match="minimum sample size"):
-        logistic = train(table, seed=1, validation="holdout", nested_cv=False,
-                         progress=False).model
-    other = dataclasses.replace(
-        logistic, estimator=with_threshold(logistic.estimator.estimator, 0.3))
-    fitted = fit_calibrated(table[[*logistic.feature_columns, ID]], table[LABEL].to_numpy(),
-                            table[ID].to_numpy(), seed=1, families=("gradient_boosting",))
-    boosting = dataclasses.replace(logistic, estimator=with_threshold(fitted.estimator, 0.4),
-                                   family=fitted.family)
-    return {"logistic": logistic, "other": other, "boosting": boosting}
+        trained = train(table, seed=1, validation="holdout", nested_cv=False,
+                        progress=False).model
+    out = {"trained": trained, trained.family: trained, "other": dataclasses.replace(
+        trained, estimator=with_threshold(trained.estimator.estimator, 0.3))}
+    X, y = table[[*trained.feature_columns, ID]], table[LABEL].to_numpy()
+    for family in FAMILIES:
+        if family not in out:
+            fitted = fit_calibrated(X, y, table[ID].to_numpy(), seed=1, n_splits=3,
+                                    families=(family,))
+            out[family] = dataclasses.replace(
+                trained, estimator=with_threshold(fitted.estimator, 0.4), family=family)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +66,12 @@ def probe():
 
 @pytest.fixture(scope="module")
 def saved(models, tmp_path_factory) -> dict[str, Path]:
-    """The logistic model saved once in each format, and the other one as ``other.<format>``
+    """The trained model saved once in each format, and the other one as ``other.<format>``
     (tests copy these, never change them)."""
     folder = tmp_path_factory.mktemp("saved")
     for fmt in FORMATS:
         save_model(models["other"], folder / f"other.{fmt}")
-    return {fmt: save_model(models["logistic"], folder / f"model.{fmt}") for fmt in FORMATS}
+    return {fmt: save_model(models["trained"], folder / f"model.{fmt}") for fmt in FORMATS}
 
 
 def copy_pair(source: Path, target: Path) -> Path:
@@ -122,7 +125,7 @@ def test_crafted_pickle_would_run_a_command(tmp_path):
 
 
 def test_record_carries_hash_columns_threshold_description_training_versions(models, saved):
-    model = models["logistic"]
+    model = models["trained"]
     for fmt, path in saved.items():
         record = json.loads(record_path(path).read_text())
         assert record_path(path).name == f"model.{fmt}.json"
@@ -137,7 +140,7 @@ def test_record_carries_hash_columns_threshold_description_training_versions(mod
         assert record["versions"]["skops"] != "not installed"
 
 
-@pytest.mark.parametrize("family", ["logistic", "boosting"])
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_saved_and_loaded_model_predicts_the_same(models, probe, tmp_path, family, fmt):
     model = models[family]
@@ -150,18 +153,19 @@ def test_saved_and_loaded_model_predicts_the_same(models, probe, tmp_path, famil
                                   model.predict(probe, warn=False))
 
 
-def test_skops_needs_no_trust_and_a_pickle_needs_it(saved):
-    assert load_model(saved["skops"]).family == "logistic"
+def test_skops_needs_no_trust_and_a_pickle_needs_it(models, saved):
+    family = models["trained"].family
+    assert load_model(saved["skops"]).family == family
     with pytest.raises(UserInputError, match="--trust-pickle") as err:
         load_model(saved["joblib"])
     assert str(saved["joblib"]) in str(err.value)
-    assert load_model(saved["joblib"], trust_pickle=True).family == "logistic"
+    assert load_model(saved["joblib"], trust_pickle=True).family == family
 
 
 def test_any_other_name_is_saved_as_skops(models, tmp_path):
-    path = save_model(models["logistic"], tmp_path / "model.bin")
+    path = save_model(models["trained"], tmp_path / "model.bin")
     assert json.loads(record_path(path).read_text())["format"] == "skops"
-    assert load_model(path).threshold == models["logistic"].threshold
+    assert load_model(path).threshold == models["trained"].threshold
 
 
 @pytest.mark.parametrize("content, named", [
@@ -242,18 +246,18 @@ def test_unreadable_record_is_refused(saved, tmp_path):
     assert str(path) in str(err.value)
 
 
-def test_other_scikit_learn_version_warns(saved, tmp_path):
+def test_other_scikit_learn_version_warns(models, saved, tmp_path):
     path = tmp_path / "m.skops"
     path.write_bytes(saved["skops"].read_bytes())
     record = json.loads(record_path(saved["skops"]).read_text())
     record["versions"]["scikit-learn"] = "0.1.0"
     record_path(path).write_text(json.dumps(record))
     with pytest.warns(UserWarning, match="saved with scikit-learn 0.1.0"):
-        assert load_model(path).family == "logistic"
+        assert load_model(path).family == models["trained"].family
 
 
 def test_boosted_tree_pointing_outside_itself_is_refused(models, tmp_path):
-    model = models["boosting"]
+    model = models["gradient_boosting"]
     hgb = model.estimator.estimator.fitted_pipeline.steps[-1][1]
     tree = hgb._predictors[0][0]
     saved_nodes = tree.nodes.copy()
@@ -283,8 +287,9 @@ def crash_on_renaming(monkeypatch, path: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_interrupted_save_keeps_the_previous_pair(models, tmp_path, monkeypatch, fmt):
-    path = save_model(models["logistic"], tmp_path / f"m.{fmt}")
+def test_interrupted_save_keeps_the_previous_pair(models, saved, tmp_path, monkeypatch,
+                                                  fmt):
+    path = copy_pair(saved[fmt], tmp_path / f"m.{fmt}")
     before = path.read_bytes(), record_path(path).read_bytes()
     targets = crash_on_renaming(monkeypatch, path)
     with pytest.raises(KeyboardInterrupt):
@@ -292,7 +297,7 @@ def test_interrupted_save_keeps_the_previous_pair(models, tmp_path, monkeypatch,
     monkeypatch.undo()
     assert targets[0] == record_path(path)  # the new record was in place before the crash
     assert (path.read_bytes(), record_path(path).read_bytes()) == before
-    assert load_model(path, trust_pickle=True).threshold == models["logistic"].threshold
+    assert load_model(path, trust_pickle=True).threshold == models["trained"].threshold
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, record_path(path).name]
 
 
@@ -301,7 +306,7 @@ def test_interrupted_first_save_leaves_nothing(models, tmp_path, monkeypatch, fm
     path = tmp_path / f"m.{fmt}"
     crash_on_renaming(monkeypatch, path)
     with pytest.raises(KeyboardInterrupt):
-        save_model(models["logistic"], path)
+        save_model(models["trained"], path)
     assert list(tmp_path.iterdir()) == []
 
 
