@@ -72,7 +72,7 @@ def write_cohort(size: str, n: int, folder: Path, seed: int, jobs: int) -> tuple
     t0 = time.perf_counter()
     manifest = write_synthetic_images(cohort, folder, seed=seed, params=p, jobs=jobs)
     seconds = time.perf_counter() - t0
-    lesion = [int(sitk.GetArrayViewFromImage(sitk.ReadImage(str(folder / m))).sum())
+    lesion = [int(sitk.GetArrayFromImage(sitk.ReadImage(str(folder / m))).sum())
               for m in manifest["mask"]]
     return folder / "manifest.csv", {
         "patients": n, "voxels": list(p.size_voxels), "spacing_mm": list(p.spacing_mm),

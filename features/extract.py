@@ -8,8 +8,9 @@ plus a table of failures. Any format SimpleITK reads works (NIfTI, NRRD, MHA, ..
 
 - A cell may name a DICOM series folder instead of a file; SimpleITK (GDCM) reads the
   series. A folder holding several series is a failure that lists them (UID, file count,
-  description) unless a ``series_uid`` column, or ``series_uid_<column>`` for one column
-  (``series_uid_t1c``, ``series_uid_mask``), picks one.
+  description) unless ``series_uid_<column>`` (``series_uid_t1c``, ``series_uid_mask``)
+  picks that column's series, or ``series_uid`` picks one in every folder of the row that
+  holds several.
 - ``mask_<sequence>`` columns give a sequence its own mask (a lesion drawn on that
   sequence); an empty cell falls back to ``mask``.
 - A mask on another voxel grid than its image is a failure, unless the sequence's settings
@@ -377,7 +378,11 @@ def _listing(series: list[dict]) -> str:
 
 
 def _locate(path: str, series_uid: str | None, own_uid: bool, column: str) -> _Located:
-    """Where the volume of a manifest cell lives; :class:`_CaseProblem` when it cannot."""
+    """Where the volume of a manifest cell lives; :class:`_CaseProblem` when it cannot.
+
+    A folder's series: the one its column's own ``series_uid_<column>`` names, else the one
+    ``series_uid`` names when the folder holds several, else its only one.
+    """
     import SimpleITK as sitk
 
     if os.path.isfile(path):
@@ -388,19 +393,19 @@ def _locate(path: str, series_uid: str | None, own_uid: bool, column: str) -> _L
         return _Located((path,))
     if not os.path.isdir(path):
         raise _CaseProblem(f"file not found: {path}")
-    series = list_dicom_series(path)
-    if not series:
+    uids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(path))
+    if not uids:
         raise _CaseProblem(f"no DICOM series in the folder {path}")
-    uids = [s["series_uid"] for s in series]
-    if series_uid is not None:
-        if series_uid not in uids:
-            raise _CaseProblem(f"the folder {path} holds no DICOM series {series_uid}; it "
-                               f"holds: {_listing(series)}")
+    if series_uid in uids:
         chosen = series_uid
+    elif series_uid is not None and (own_uid or len(uids) > 1):
+        raise _CaseProblem(f"the folder {path} holds no DICOM series {series_uid}; it "
+                           f"holds: {_listing(list_dicom_series(path))}")
     elif len(uids) > 1:
         raise _CaseProblem(
-            f"the folder {path} holds {len(uids)} DICOM series: {_listing(series)}; pick one "
-            f"with a '{SERIES_PREFIX}{column}' (or '{SERIES_UID}') column in the manifest")
+            f"the folder {path} holds {len(uids)} DICOM series: "
+            f"{_listing(list_dicom_series(path))}; pick one with a '{SERIES_PREFIX}{column}' "
+            f"(or '{SERIES_UID}') column in the manifest")
     else:
         chosen = uids[0]
     files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(path, chosen)
@@ -984,8 +989,8 @@ def extract(manifest: pd.DataFrame | str | Path, params: str | Path = DEFAULT_PA
     bar on stderr. scheduler: run the patients on a dask.distributed cluster, given by its
     scheduler address (``tcp://host:8786``; its workers must read the same paths and have
     this package installed), or ``"local"`` for a LocalCluster of ``jobs`` workers on the
-    loopback interface, closed afterwards; needs ``pip install '.[dask]'``. The result
-    does not depend on ``jobs`` or ``scheduler``.
+    loopback interface, closed afterwards (``jobs`` is not used with an address); needs
+    ``pip install '.[dask]'``. The result does not depend on ``jobs`` or ``scheduler``.
     """
     import radiomics  # noqa: F401  (fails early if pyradiomics is missing)
 

@@ -138,6 +138,13 @@ def test_series_uid_column_picks_one(data, column):
                            result.features.iloc[0, 1:].astype(float))
 
 
+def test_row_series_uid_leaves_single_series_folders_alone(data):
+    result = _extract(data, t1c=["two"], mask=["mask_dicom"], series_uid=[UID_A])
+    assert result.failures.empty, result.failures
+    pd.testing.assert_frame_equal(result.features, data["nifti"].features, rtol=1e-6)
+    assert result.series["series_uid"].tolist() == [UID_B + ".9", UID_A]  # mask, t1c
+
+
 def test_unknown_series_uid_lists_the_folder(data):
     result = _extract(data, t1c=["two"], series_uid_t1c=["1.2.3"])
     (reason,) = result.failures["reason"]
