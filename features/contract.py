@@ -154,6 +154,11 @@ def id_text(values: pd.Series) -> pd.Series:
 
 #: At most this many problems are listed in one error (the rest are counted).
 MAX_LISTED_PROBLEMS = 40
+#: Texts a number column reads as an empty cell (compared in lower case): the markers that
+#: pandas' CSV reader takes for missing, so a DataFrame and a file holding them agree.
+MISSING_MARKERS = frozenset({"", "#n/a", "#n/a n/a", "#na", "-1.#ind", "-1.#qnan", "-nan",
+                             "1.#ind", "1.#qnan", "<na>", "n/a", "na", "null", "nan", "none",
+                             "nat"})
 #: Distinct offending values shown per problem.
 SHOWN_VALUES = 3
 #: A "%" column is read as fractions (0-1) only with at least this many values, all of them
@@ -279,9 +284,9 @@ def _text_fix(col: Column, text: pd.Series) -> str:
     if text.str.match(r"^[<>]=?\s*[+-]?[\d.]").any():
         hints.append("a censored value ('<0.5') is not a number: give the value, or leave "
                      "the cell empty")
-    if text.str.lower().isin(["n/a", "na", "n.a.", "-", "?", "missing", "unknown", "nd",
-                              "not done"]).any():
-        hints.append("leave the cell empty when the value is unknown (not 'n/a')")
+    if text.str.lower().isin(["n.a.", "-", "--", "?", "missing", "unknown", "nd", "not done",
+                              "not measured"]).any():
+        hints.append("leave the cell empty (or write n/a) when the value is unknown")
     if col.kind in ("binary", "label") and text.str.lower().isin(
             ["yes", "no", "true", "false", "y", "n", "ja", "nein", "oui", "non"]).any():
         hints.append("write 1 for yes and 0 for no")
@@ -298,7 +303,7 @@ def _column_problems(col: Column, raw: pd.Series, require_label: bool
         else raw.astype(float)
     unparsed = num.isna() & raw.notna()
     text = raw.where(unparsed).astype(str).str.strip()
-    bad = unparsed & text.ne("") & ~text.str.lower().isin(["nan", "none", "<na>", "nat"])
+    bad = unparsed & ~text.str.lower().isin(MISSING_MARKERS)
     num = num.astype(float).where(~unparsed)
     present = num.dropna()
     if col.kind in ("binary", "label"):

@@ -9,6 +9,7 @@ import pytest
 from features.contract import (
     FEATURE_COLUMNS,
     LESION,
+    check_table,
     checked_ids,
     is_radiomic,
     lesion_numbers,
@@ -132,3 +133,64 @@ def test_lesion_column_is_not_an_extra_column():
         warn_extra_columns(pd.DataFrame(columns=["patient_id", "lesion_id", "rcbv"]), ["rcbv"])
     with pytest.warns(UserWarning, match="notes"):
         warn_extra_columns(pd.DataFrame(columns=["patient_id", "notes", "rcbv"]), ["rcbv"])
+
+
+def test_every_problem_is_reported_at_once():
+    df = small_table(patient_id=["a", " ", "c"], adc=[0.0011, 0.0009, 0.001],
+                     symptomatic=[0, 2, "yes"], rcbv=["high", "<0.5", 1.0],
+                     pseudoprogression=[1, 1, None])
+    before = df.copy()
+    with pytest.raises(UserInputError) as info:
+        validate_table(df, require_label=True, source="t.csv")
+    message = str(info.value)
+    assert message.startswith("t.csv does not follow the column contract (5 problem(s)):\n")
+    lines = message.splitlines()[1:]
+    assert lines == [
+        "  - 'patient_id' is empty in 1 row(s) (data row 2); give every row an id.",
+        "  - column 'symptomatic' (0/1) must be 0 or 1; found 2 (1 row), 'yes' (1 row) (data "
+        "rows 2, 3). Write 1 for yes and 0 for no.",
+        "  - column 'rcbv' (ratio) must be numeric; found 'high' (1 row), '<0.5' (1 row) (data "
+        "rows 1, 2). A censored value ('<0.5') is not a number: give the value, or leave the "
+        "cell empty.",
+        "  - column 'adc' (10^-3 mm^2/s) should be in 10^-3 mm^2/s within [0.05, 5]; 3 value(s) "
+        "are outside (e.g. 0.0011, 0.0009, 0.001; data rows 1, 2, 3). The values look like "
+        "mm^2/s; give ADC in 10^-3 mm^2/s (multiply by 1000).",
+        "  - 'pseudoprogression' is empty in 1 row(s) (data row 3). Every row used for training "
+        "or evaluation needs its label: fill them in, or take those rows out of the table.",
+    ]
+    pd.testing.assert_frame_equal(df, before)
+
+
+def test_check_table_collects_without_raising():
+    checked = check_table(small_table(rcbv=[1.0, 45.0, 50.0]))
+    assert len(checked.problems) == 1 and "2 value(s) are outside" in checked.problems[0]
+    assert checked.table["rcbv"].tolist() == [1.0, 45.0, 50.0]  # left as given
+    assert check_table(small_table()).problems == []
+    doubled = pd.concat([small_table(), small_table()[["rcbv"]]], axis=1)
+    assert "several columns are named 'rcbv'" in check_table(doubled).problems[0]
+    assert "no 'patient_id' column" in check_table(small_table().drop(columns="patient_id")
+                                                   ).problems[0]
+
+
+def test_missing_markers_are_empty_cells():
+    out = validate_table(small_table(rcbv=["n/a", "NA", " "], adc=["null", "None", 1.0]))
+    assert out["rcbv"].isna().all() and out["adc"].isna().tolist() == [True, True, False]
+    with pytest.raises(UserInputError, match="Leave the cell empty \\(or write n/a\\)"):
+        validate_table(small_table(rcbv=["?", 1.0, 1.0]))
+    with pytest.raises(UserInputError, match="needs --decimal ','"):
+        validate_table(small_table(rcbv=["1,2", 1.0, 1.0]))
+
+
+@pytest.mark.parametrize("values, refused", [
+    ([0.05, 0.2, 0.1, 0.3, 0.9], True),  # five fractions
+    ([0.05, 0.2, 0.1, 0.3], False),  # too few to tell
+    ([0, 1, 1, 0, 1], False),  # whole numbers: percentages of 0 and 1
+    ([0.5, 20, 35, 60, 0.8], False),  # percentages
+])
+def test_percentage_column_holding_fractions(values, refused):
+    df = pd.DataFrame({"patient_id": list("abcde")[:len(values)], "ki67_pct": values})
+    problems = check_table(df).problems
+    assert bool(problems) == refused
+    if refused:
+        assert problems[0].startswith("column 'ki67_pct' (%): all 5 values lie within [-1, 1]")
+        assert problems[0].endswith("Give percentages (multiply by 100).")
