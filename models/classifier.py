@@ -2,15 +2,21 @@
 
 A scikit-learn Pipeline takes the contract's DataFrame as it is: missing values, whole
 missing modalities, ``cancer_type`` as a category and, when present, hundreds of radiomic
-columns and a table description's declared extra features (:class:`FeatureLayout`). Two
-model families are compared by patient-grouped internal cross-validation
-(log loss, a proper score): penalised logistic regression on the contract's transforms
-with missing-value indicators, and histogram gradient boosting with native missing-value
-support. The chosen family is calibrated with :class:`~sklearn.calibration.CalibratedClassifierCV`
-(sigmoid, ``ensemble=False``): the calibration map is fitted on out-of-fold predictions,
-each from a model that did not see that patient, and applied to the model refitted on
-all training patients. No resampling or class weighting: the training prevalence is the
-prevalence the probabilities are calibrated to.
+columns and a table description's declared extra features (:class:`FeatureLayout`). Three
+model families are compared by patient-grouped internal cross-validation (log loss, a proper
+score): penalised logistic regression on the contract's transforms with missing-value
+indicators, the same with restricted cubic splines of each continuous column
+(:class:`RestrictedCubicSplines`, for curved effects), and histogram gradient boosting with
+native missing-value support; a user's own classifier can join them (``estimator`` of
+:func:`fit_calibrated`). Each family's few settings that matter (:data:`TUNING_GRID`) and the
+choice of radiomic reduction (:data:`RADIOMIC_CHOICES`) are tuned on the same patient-grouped
+folds, so nested cross-validation of :func:`fit_calibrated` covers the tuning too.
+
+The chosen family, with its chosen settings, is calibrated with
+:class:`~sklearn.calibration.CalibratedClassifierCV` (sigmoid, ``ensemble=False``): the
+calibration map is fitted on out-of-fold predictions, each from a model that did not see that
+patient, and applied to the model refitted on all training patients. No resampling or class
+weighting: the training prevalence is the prevalence the probabilities are calibrated to.
 
 Small cohorts: a family's settings follow the rows it is fitted on, and a family that cannot
 learn from so few events is skipped, with a note saying so (:func:`fit_calibrated`).
@@ -18,12 +24,17 @@ learn from so few events is skipped, with a note saying so (:func:`fit_calibrate
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import hash as joblib_hash
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -34,17 +45,18 @@ from sklearn.base import (
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.feature_selection import SelectKBest, SelectorMixin, VarianceThreshold, f_classif
+from sklearn.feature_selection import SelectorMixin, VarianceThreshold, f_classif
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import make_scorer, roc_auc_score
 from sklearn.model_selection import (
     FixedThresholdClassifier,
-    StratifiedGroupKFold,
+    GridSearchCV,
     cross_val_predict,
-    cross_validate,
 )
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.svm import l1_min_c
 from sklearn.utils import get_tags
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
@@ -62,7 +74,10 @@ from features.description import DeclaredFeature
 from features.errors import UserInputError
 
 #: Families compared by internal cross-validation, by name.
-FAMILIES: tuple[str, ...] = ("logistic", "gradient_boosting")
+FAMILIES: tuple[str, ...] = ("logistic", "spline", "gradient_boosting")
+#: The name under which a user's own classifier is compared (``estimator`` of
+#: :func:`fit_calibrated`).
+CUSTOM = "custom"
 
 
 class ContractTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -149,6 +164,197 @@ class CorrelationFilter(SelectorMixin, BaseEstimator):
         return self.support_
 
 
+#: Knot positions of restricted cubic splines, as quantiles of a column, by number of knots
+#: (Harrell, Regression Modeling Strategies, 2nd ed., section 2.4.6).
+RCS_KNOT_QUANTILES: dict[int, tuple[float, ...]] = {
+    3: (0.10, 0.5, 0.90),
+    4: (0.05, 0.35, 0.65, 0.95),
+    5: (0.05, 0.275, 0.5, 0.725, 0.95),
+    6: (0.05, 0.23, 0.41, 0.59, 0.77, 0.95),
+    7: (0.025, 0.1833, 0.3417, 0.5, 0.6583, 0.8167, 0.975),
+}
+#: Below this many non-missing rows, the outer knots are the 5th smallest and 5th largest
+#: values instead of the outer quantiles (as Harrell advises).
+RCS_FEW_ROWS = 100
+
+
+def rcs_knots(values: np.ndarray, n_knots: int) -> np.ndarray:
+    """Knots of a restricted cubic spline of ``values`` (NaN ignored), in their units: the
+    quantiles of :data:`RCS_KNOT_QUANTILES`, duplicates merged (fewer knots on a column with
+    few distinct values); empty when fewer than 3 distinct knots remain."""
+    if n_knots not in RCS_KNOT_QUANTILES:
+        raise ValueError(f"n_knots must be one of {sorted(RCS_KNOT_QUANTILES)}, got {n_knots!r}")
+    x = np.sort(np.asarray(values, dtype=float)[~np.isnan(values)])
+    if x.size == 0:
+        return np.empty(0)
+    knots = np.quantile(x, RCS_KNOT_QUANTILES[n_knots])
+    if x.size < RCS_FEW_ROWS and x.size >= 10:
+        knots[0], knots[-1] = x[4], x[-5]
+    knots = np.unique(knots)
+    return knots if knots.size >= 3 else np.empty(0)
+
+
+def rcs_terms(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """The nonlinear terms of a restricted cubic spline with ``knots`` (k >= 3) at ``x``,
+    shape (n, k - 2), in Harrell's truncated-power form divided by (last - first knot)^2, so
+    they are in the units of ``x``. With ``x`` itself they span the cubic splines that are
+    linear below the first knot and above the last."""
+    t = np.asarray(knots, dtype=float)
+    k = t.size
+    x = np.asarray(x, dtype=float)[:, None]
+    tj = t[None, : k - 2]
+    span = t[-1] - t[-2]
+
+    def cube(a):
+        return np.clip(a, 0.0, None) ** 3
+
+    terms = (cube(x - tj) - cube(x - t[-2]) * (t[-1] - tj) / span
+             + cube(x - t[-1]) * (t[-2] - tj) / span)
+    return terms / (t[-1] - t[0]) ** 2
+
+
+class RestrictedCubicSplines(TransformerMixin, BaseEstimator):
+    """Restricted (natural) cubic splines of each column: a curve that is cubic between
+    knots and linear beyond the outer ones, so it extrapolates as a straight line.
+
+    Knots at quantiles of the training rows (:func:`rcs_knots`; ``n_knots`` in 3-7). Output
+    per column: the column itself when ``include_linear`` (named as the column), then its
+    ``n_knots - 2`` nonlinear terms (:func:`rcs_terms`, named ``<column>_rcs1``, ...). A
+    column with fewer than three distinct knots (a binary column, say) gets no nonlinear
+    term. A missing value gets the terms at the column's training median (NaN stays NaN in
+    the linear column, for an imputer to fill and flag); infinity is an error.
+    """
+
+    def __init__(self, n_knots: int = 4, include_linear: bool = True):
+        self.n_knots = n_knots
+        self.include_linear = include_linear
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def fit(self, X, y=None) -> RestrictedCubicSplines:
+        """Place the knots and record the medians from the rows ``X``."""
+        a = validate_data(self, X, dtype=float, ensure_all_finite="allow-nan")
+        if self.n_knots not in RCS_KNOT_QUANTILES:
+            raise ValueError(f"n_knots must be one of {sorted(RCS_KNOT_QUANTILES)}, "
+                             f"got {self.n_knots!r}")
+        self.knots_ = [rcs_knots(a[:, j], self.n_knots) for j in range(a.shape[1])]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
+            self.medians_ = np.nanmedian(a, axis=0) if a.shape[0] else np.full(a.shape[1],
+                                                                                 np.nan)
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """Linear and nonlinear terms, float array (n_rows, n_output_columns)."""
+        check_is_fitted(self, "knots_")
+        a = validate_data(self, X, reset=False, dtype=float, ensure_all_finite="allow-nan")
+        blocks = []
+        for j, knots in enumerate(self.knots_):
+            if self.include_linear:
+                blocks.append(a[:, j:j + 1])
+            if knots.size:
+                filled = np.where(np.isnan(a[:, j]), self.medians_[j], a[:, j])
+                blocks.append(rcs_terms(filled, knots))
+        return np.hstack(blocks) if blocks else np.empty((a.shape[0], 0))
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """The column's own name (when linear terms are kept), then ``<name>_rcs<j>``."""
+        check_is_fitted(self, "knots_")
+        if input_features is None:
+            names = getattr(self, "feature_names_in_", None)
+            if names is None:
+                names = [f"x{j}" for j in range(self.n_features_in_)]
+        elif len(input_features) != self.n_features_in_:
+            raise ValueError(f"input_features should have length {self.n_features_in_}, "
+                             f"got {len(input_features)}")
+        else:
+            names = input_features
+        out = []
+        for name, knots in zip(names, self.knots_, strict=True):
+            if self.include_linear:
+                out.append(str(name))
+            out += [f"{name}_rcs{j + 1}" for j in range(max(knots.size - 2, 0))]
+        return np.asarray(out, dtype=object)
+
+
+#: How a wide block (radiomic columns, declared ``block: radiomic`` columns) can be reduced
+#: after the filters, each choice as :class:`RadiomicSelector` settings.
+RADIOMIC_CHOICES: tuple[dict[str, Any], ...] = (
+    {"method": "kbest", "k": 5},
+    {"method": "kbest", "k": 10},
+    {"method": "kbest", "k": 20},
+    {"method": "l1", "l1_scale": 3.0},
+    {"method": "l1", "l1_scale": 10.0},
+)
+
+
+class RadiomicSelector(SelectorMixin, BaseEstimator):
+    """Keeps the columns of a wide block that carry signal, fitted on the training rows.
+
+    ``method="kbest"``: the ``k`` columns with the largest univariate F statistic (ANOVA
+    F-test against the label). ``method="l1"``: the columns with a nonzero coefficient in an
+    L1-penalised logistic regression of the label on the block (the LASSO selection of
+    radiomics studies), its inverse penalty ``l1_scale`` times the smallest one that lets any
+    column in (:func:`sklearn.svm.l1_min_c`), so the setting means the same on any number of
+    rows (one-vs-rest beyond two classes, a column kept when any class uses it). Expects
+    standardised, finite columns. ``scores_``: each column's F statistic under either method
+    (what reports show of the kept columns); ``coef_``: the L1 coefficients, one row per
+    class fitted.
+    """
+
+    def __init__(self, method: str = "kbest", k: int = 10, l1_scale: float = 3.0):
+        self.method = method
+        self.k = k
+        self.l1_scale = l1_scale
+
+    def fit(self, X, y) -> RadiomicSelector:
+        """Choose the columns from the rows ``X`` and their 0/1 labels ``y``."""
+        a, y = validate_data(self, X, y, dtype=float)
+        if self.method not in ("kbest", "l1"):
+            raise ValueError(f"method must be 'kbest' or 'l1', got {self.method!r}")
+        p = a.shape[1]
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # constant columns
+            scores, pvalues = f_classif(a, y)
+        self.scores_ = np.nan_to_num(scores, nan=0.0, posinf=0.0)
+        self.pvalues_ = np.nan_to_num(pvalues, nan=1.0)
+        keep = np.zeros(p, dtype=bool)
+        if self.method == "kbest":
+            keep[np.argsort(-self.scores_, kind="stable")[:max(0, min(int(self.k), p))]] = True
+            self.coef_ = None
+        else:
+            classes = np.unique(y)
+            targets = [y == classes[-1]] if len(classes) == 2 else [y == c for c in classes]
+            self.coef_ = np.zeros((len(targets), p))
+            for row, target in enumerate(targets if len(classes) > 1 else []):
+                try:
+                    c = self.l1_scale * l1_min_c(a, target, loss="log", intercept_scaling=10.0)
+                except ValueError:  # no column varies: nothing can enter
+                    continue
+                model = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=c,
+                                           intercept_scaling=10.0, max_iter=1000)
+                self.coef_[row] = model.fit(a, target).coef_.ravel()
+            keep = (np.abs(self.coef_) > 1e-10).any(axis=0)
+        self.support_ = keep
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """The kept columns; an empty (n_rows, 0) array, without a warning, when none was
+        kept (no column of the block carries signal)."""
+        check_is_fitted(self, "support_")
+        if self.support_.any():
+            return super().transform(X)
+        return np.empty((_n_rows(validate_data(self, X, reset=False, dtype=None,
+                                               ensure_all_finite=False)), 0))
+
+    def _get_support_mask(self) -> np.ndarray:
+        check_is_fitted(self, "support_")
+        return self.support_
+
+
 @dataclass
 class FeatureLayout:
     """Which columns of the training table go where in the pipeline.
@@ -197,6 +403,18 @@ class FeatureLayout:
                 layout.radiomic.append(c)
         return layout
 
+    def is_binary(self, column: str) -> bool:
+        """True for a 0/1 column: the contract's ``binary`` kind, or declared so."""
+        if column in BY_NAME:
+            return BY_NAME[column].kind == "binary"
+        feature = self.declared.get(column)
+        return feature is not None and feature.kind == "binary"
+
+    @property
+    def continuous(self) -> list[str]:
+        """The numeric block's continuous columns (not 0/1): where effects may curve."""
+        return [c for c in self.numeric if not self.is_binary(c)]
+
     @property
     def contract_numeric(self) -> list[str]:
         """The numeric block (:attr:`numeric`; the name it had before declared columns)."""
@@ -216,24 +434,40 @@ class FeatureLayout:
                 for name, cols in blocks.items()}
 
 
-#: Radiomic columns kept after the filters, by univariate F-test on the training fold.
+#: Radiomic columns kept after the filters by the untuned reduction (univariate F-test on
+#: the training fold): a user's own estimator gets this one.
 RADIOMIC_KEEP = 10
 #: Of two radiomic columns correlated beyond this (|Pearson r|), the later one is dropped.
 RADIOMIC_MAX_CORR = 0.9
+
+
+def _choice_text(choice: Mapping[str, Any]) -> str:
+    if choice["method"] == "kbest":
+        return f"the {choice['k']} columns with the strongest univariate association (F-test)"
+    return (f"the columns an L1-penalised logistic regression keeps (inverse penalty "
+            f"{choice['l1_scale']:g} x the smallest that admits a column)")
+
+
 #: The radiomic reduction in words, for reports and model cards.
 RADIOMIC_REDUCTION = (
     f"median imputation, zero-variance and correlation (|r| > {RADIOMIC_MAX_CORR:g}) filters, "
-    f"then the {RADIOMIC_KEEP} columns with the strongest univariate association (F-test), "
-    "all fitted on training rows only")
+    "standardisation, then one of: "
+    + "; ".join(_choice_text(c) for c in RADIOMIC_CHOICES)
+    + ", chosen with the family's other settings by patient-grouped cross-validation; all "
+    "fitted on training rows only")
 
 
 def _radiomic_reduction() -> Pipeline:
-    """Median imputation, zero-variance and correlation filters, then the
-    :data:`RADIOMIC_KEEP` columns with the strongest univariate association, scaled. Every
-    step is fitted on the training fold only, so nothing leaks from held-out patients."""
-    return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
-                         VarianceThreshold(1e-12), CorrelationFilter(RADIOMIC_MAX_CORR),
-                         SelectKBest(f_classif, k=RADIOMIC_KEEP), StandardScaler())
+    """Median imputation, zero-variance and correlation filters, standardisation, then
+    :class:`RadiomicSelector` (by default the :data:`RADIOMIC_KEEP` columns with the strongest
+    univariate association; tuned over :data:`RADIOMIC_CHOICES`). Every step is fitted on the
+    training fold only, so nothing leaks from held-out patients."""
+    return Pipeline([
+        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+        ("variance", VarianceThreshold(1e-12)),
+        ("correlation", CorrelationFilter(RADIOMIC_MAX_CORR)),
+        ("scale", StandardScaler()),
+        ("select", RadiomicSelector("kbest", k=RADIOMIC_KEEP))])
 
 
 #: Boosting's leaf size on large tables (rows), reached from 600 rows per fitted model up.
@@ -261,54 +495,186 @@ def boosting_min_samples_leaf(n_rows: int | None) -> int:
     return int(min(BOOSTING_MIN_SAMPLES_LEAF, max(BOOSTING_MIN_LEAF_FLOOR, n_rows // 20)))
 
 
+#: The settings tuned in each family, by patient-grouped cross-validation inside the training
+#: patients (scikit-learn parameter names of :func:`build_family`'s pipeline, candidate values).
+#: Logistic and spline C: inverse L2 penalty; spline n_knots: knots per continuous column;
+#: boosting: learning rate and leaves per tree (150 trees). Wide blocks add
+#: :data:`RADIOMIC_CHOICES`.
+TUNING_GRID: dict[str, dict[str, tuple]] = {
+    "logistic": {"model__C": (0.03, 0.1, 0.3, 1.0, 3.0)},
+    "spline": {"model__C": (0.03, 0.1, 0.3, 1.0, 3.0),
+               "prepare__contract__spline__n_knots": (4, 5)},
+    "gradient_boosting": {"model__learning_rate": (0.05, 0.1),
+                          "model__max_leaf_nodes": (7, 15)},
+}
+#: The tuned settings in words, for reports.
+TUNED_SETTINGS: dict[str, str] = {
+    "model__C": "inverse L2 penalty C",
+    "prepare__contract__spline__n_knots": "spline knots per continuous column",
+    "model__learning_rate": "learning rate",
+    "model__max_leaf_nodes": "leaves per tree",
+    "prepare__radiomic__select__method": "radiomic selection (kbest: F-test, l1: L1 penalty)",
+    "prepare__radiomic__select__k": "radiomic columns kept by the F-test",
+    "prepare__radiomic__select__l1_scale": "radiomic L1 inverse penalty, x the smallest",
+}
+
+
+def tuning_grid(family: str, layout: FeatureLayout) -> list[dict[str, list]]:
+    """The candidate settings of ``family`` for ``layout``, as a
+    :class:`~sklearn.model_selection.GridSearchCV` ``param_grid``: :data:`TUNING_GRID`
+    crossed with :data:`RADIOMIC_CHOICES` when the layout has a wide block; ``[{}]`` (the
+    settings as built) for a family without a grid, such as :data:`CUSTOM`."""
+    base = {k: list(v) for k, v in TUNING_GRID.get(family, {}).items()}
+    if family == "spline" and not layout.continuous:
+        base.pop("prepare__contract__spline__n_knots", None)
+    if not layout.radiomic or family not in TUNING_GRID:
+        return [base]
+    return [base | {f"prepare__radiomic__select__{k}": [v] for k, v in choice.items()}
+            for choice in RADIOMIC_CHOICES]
+
+
+def _numeric_block(spline: bool = False) -> Pipeline:
+    """Contract scales, median imputation with missing-value indicators, standardisation;
+    with ``spline``, each column's restricted cubic spline terms (:class:`RestrictedCubicSplines`,
+    4 knots until tuned) after its linear term, before imputation: a 0/1 column has too few
+    distinct values for a knot and stays linear, and a missing value gets the terms at the
+    median and is flagged by the indicator of its linear term."""
+    if not spline:
+        return make_pipeline(
+            ContractTransformer(),
+            SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+            StandardScaler())
+    return Pipeline([
+        ("scale", ContractTransformer()),
+        ("spline", RestrictedCubicSplines(n_knots=4, include_linear=True)),
+        ("impute", SimpleImputer(strategy="median", add_indicator=True,
+                                 keep_empty_features=True)),
+        ("standardize", StandardScaler())])
+
+
+def _prepare(family: str, layout: FeatureLayout) -> ColumnTransformer:
+    """The 'prepare' step of a family: one block per kind of column."""
+    parts = []
+    trees = family == "gradient_boosting"
+    if layout.numeric:
+        parts.append(("contract", ContractTransformer() if trees
+                      else _numeric_block(spline=family == "spline"), layout.numeric))
+    if layout.radiomic:
+        parts.append(("radiomic", _radiomic_reduction(), layout.radiomic))
+    if layout.categorical:
+        encoder = (OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+                   if trees else OneHotEncoder(handle_unknown="ignore", sparse_output=False))
+        parts.append(("category", make_pipeline(
+            SimpleImputer(strategy="constant", fill_value="unknown"), encoder),
+            layout.categorical))
+    return ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
+
+
 def build_family(family: str, layout: FeatureLayout, random_state: int = 0,
                  n_rows: int | None = None) -> Pipeline:
-    """An unfitted pipeline of one model family for the given column layout.
+    """An unfitted pipeline of one model family for the given column layout, with the
+    untuned settings (:func:`tuning_grid` gives the candidates).
 
-    ``n_rows``: how many rows each fit of it will see, which sizes gradient boosting's leaves
-    (:func:`boosting_min_samples_leaf`; None: the large-table setting).
+    ``logistic``: L2-penalised logistic regression on the contract's scales with median
+    imputation and missing-value indicators, standardised, categories one-hot. ``spline``:
+    the same with the nonlinear terms of a restricted cubic spline of each continuous column
+    on its contract scale (:func:`_numeric_block`); binary columns, indicators and the
+    radiomic block stay linear. ``gradient_boosting``: histogram
+    gradient boosting on the contract's scales, missing values native, categories as codes.
+    ``n_rows``: how many rows each fit of it will see, which sizes gradient boosting's
+    leaves (:func:`boosting_min_samples_leaf`; None: the large-table setting).
     """
-    parts = []
-    if family == "logistic":
-        if layout.numeric:
-            parts.append(("contract", make_pipeline(
-                ContractTransformer(),
-                SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-                StandardScaler()), layout.numeric))
-        if layout.radiomic:
-            parts.append(("radiomic", _radiomic_reduction(), layout.radiomic))
-        if layout.categorical:
-            parts.append(("category", make_pipeline(
-                SimpleImputer(strategy="constant", fill_value="unknown"),
-                OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-                layout.categorical))
+    if family in ("logistic", "spline"):
         model = LogisticRegression(C=0.3, max_iter=2000)
     elif family == "gradient_boosting":
-        if layout.numeric:
-            parts.append(("contract", ContractTransformer(), layout.numeric))
-        if layout.radiomic:
-            parts.append(("radiomic", _radiomic_reduction(), layout.radiomic))
-        if layout.categorical:
-            parts.append(("category", make_pipeline(
-                SimpleImputer(strategy="constant", fill_value="unknown"),
-                OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)),
-                layout.categorical))
         model = HistGradientBoostingClassifier(
-            learning_rate=0.08, max_iter=150, max_leaf_nodes=15,
+            learning_rate=0.08, max_iter=100, max_leaf_nodes=15,
             min_samples_leaf=boosting_min_samples_leaf(n_rows), l2_regularization=1.0,
             early_stopping=False, random_state=random_state)
     else:
         raise ValueError(f"unknown model family {family!r}; choose one of {FAMILIES}")
-    pre = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
-    return Pipeline([("prepare", pre), ("model", model)])
+    return Pipeline([("prepare", _prepare(family, layout)), ("model", model)])
+
+
+def custom_estimator(estimator) -> BaseEstimator:
+    """A fresh unfitted copy of a user's classifier: ``estimator`` itself (cloned), or what a
+    factory returns when called with no arguments (a class, a function).
+
+    :class:`~features.errors.UserInputError` unless the result is a scikit-learn
+    classifier with ``fit``, ``predict_proba`` and ``get_params`` (so it can be cloned and
+    calibrated).
+    """
+    made = estimator
+    if isinstance(estimator, type) or (callable(estimator) and not hasattr(estimator, "fit")):
+        try:
+            made = estimator()
+        except Exception as exc:
+            raise UserInputError(f"the estimator factory {estimator!r} failed when called with "
+                                 f"no arguments: {exc}") from exc
+    missing = [m for m in ("fit", "predict_proba", "get_params") if not hasattr(made, m)]
+    if missing:
+        raise UserInputError(
+            f"the estimator {made!r} lacks {', '.join(missing)}: give an unfitted "
+            "scikit-learn classifier with predict_proba (e.g. SVC(probability=True)), or a "
+            "function returning one.")
+    try:
+        return clone(made)
+    except Exception as exc:
+        raise UserInputError(f"the estimator {made!r} cannot be cloned by scikit-learn "
+                             f"({exc}); its __init__ must only store its parameters.") from exc
+
+
+def build_custom(estimator, layout: FeatureLayout) -> Pipeline:
+    """A user's classifier (:func:`custom_estimator`) behind the logistic family's 'prepare'
+    step: it sees a finite numeric matrix with named columns (contract scales, median
+    imputation with missing-value indicators, standardised; the untuned radiomic reduction;
+    categories one-hot). Its own settings are used as given: nothing is tuned."""
+    return Pipeline([("prepare", _prepare("logistic", layout)),
+                     ("model", custom_estimator(estimator))])
 
 
 def patient_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> list:
-    """Stratified folds that keep every patient's rows together; fewer folds on tiny data."""
+    """Stratified folds that keep every patient's rows together; fewer folds on tiny data.
+
+    ``(train rows, test rows)`` pairs; at most as many folds as there are patients with a
+    lesion of the rarer class (at least 2), so that every test fold can hold both classes.
+    Patients with the same count of lesions of each class form a stratum; strata are dealt
+    out in turn (most lesions first), each shuffled (``seed``) and spread evenly over the
+    folds, its remainder going first to folds still lacking a class the stratum has, then to
+    those holding the smallest share of its classes, then the fewest lesions. The same
+    stratified group split as :class:`~sklearn.model_selection.StratifiedGroupKFold`, in time
+    linear in the patients (that one took 7 s for 10,000 patients).
+    """
     y = np.asarray(y)
-    n_splits = int(max(2, min(n_splits, np.unique(y, return_counts=True)[1].min())))
-    cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    return list(cv.split(np.zeros(len(y)), y, groups))
+    groups = np.asarray(groups)
+    if len(groups) != len(y):
+        raise ValueError(f"groups has {len(groups)} rows but y has {len(y)}")
+    classes, class_counts = np.unique(y, return_counts=True)
+    _, patient = np.unique(groups.astype(str), return_inverse=True)
+    n_patients = int(patient.max()) + 1 if patient.size else 0
+    composition = np.zeros((n_patients, len(classes)), dtype=int)
+    np.add.at(composition, (patient, np.searchsorted(classes, y)), 1)
+    n_splits = int(max(2, min(n_splits, (composition > 0).sum(axis=0).min())))
+    if n_patients < n_splits:
+        raise ValueError(f"cannot make {n_splits} folds of {n_patients} patient(s)")
+    kinds, stratum = np.unique(composition, axis=0, return_inverse=True)
+    stratum = stratum.ravel()
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(n_patients, dtype=int)
+    load = np.zeros((n_splits, len(classes)), dtype=int)
+    for j in np.lexsort((*kinds.T[::-1], -kinds.sum(axis=1))):
+        members = rng.permutation(np.flatnonzero(stratum == j))
+        q, r = divmod(len(members), n_splits)
+        present = kinds[j] > 0
+        lacking = (load[:, present] == 0).sum(axis=1)
+        share = (load[:, present] / class_counts[present]).sum(axis=1)
+        first = np.lexsort((rng.random(n_splits), load.sum(axis=1), share, -lacking))
+        per_fold = np.full(n_splits, q)
+        per_fold[first[:r]] += 1
+        fold_of[members] = np.repeat(np.arange(n_splits), per_fold)
+        load += per_fold[:, None] * kinds[j]
+    fold = fold_of[patient]
+    return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(n_splits)]
 
 
 def row_groups(X, group_column: str | None = ID) -> np.ndarray:
@@ -362,6 +728,9 @@ class PatientCalibratedClassifier(ClassifierMixin, BaseEstimator):
                              "target y is None.")
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
+        if len(np.unique(y)) < 2:
+            raise ValueError("PatientCalibratedClassifier needs samples of at least 2 classes; "
+                             "the data contains only one class.")
         groups = row_groups(X, self.group_column) if groups is None else np.asarray(groups)
         folds = patient_folds(y, groups, self.n_splits, self.random_state)
         self.calibrated_ = CalibratedClassifierCV(self.estimator, method=self.method,
@@ -402,9 +771,12 @@ def with_threshold(calibrated: PatientCalibratedClassifier,
 class FittedClassifier:
     """The calibrated estimator and how it was chosen.
 
-    cv_scores: per family, the mean cross-validated log loss (its SD over folds) and AUC, NaN
-    for a family skipped or failed, and a ``note`` when the family was adapted to the table's
-    size, skipped or failed. notes: the same notes, by family.
+    cv_scores: per family, the mean cross-validated log loss (its SD over folds) and AUC at
+    its chosen settings, NaN for a family skipped or failed; for a family that was scored,
+    ``best_params`` (the chosen settings, scikit-learn parameter names to plain JSON values;
+    empty for a user's estimator, used as given) and ``n_settings`` (candidates compared); a
+    ``note`` when the family was adapted to the table's size, skipped or failed. notes: the
+    same notes, by family.
     """
 
     estimator: PatientCalibratedClassifier
@@ -425,7 +797,8 @@ def family_plan(family: str, y: np.ndarray, folds: list) -> tuple[int | None, st
 
     Rules, on the cross-validation training folds (the rows each model learns from):
 
-    - logistic regression runs at any size (its L2 penalty keeps it stable);
+    - logistic regression, with or without splines, and a user's estimator run at any size
+      (the L2 penalty, tuned, keeps the first two stable);
     - gradient boosting is skipped when a training fold holds fewer than
       :data:`BOOSTING_MIN_MINORITY` (10) rows of the smaller class: a tree's splits would
       then rest on a handful of events;
@@ -453,27 +826,132 @@ def family_plan(family: str, y: np.ndarray, folds: list) -> tuple[int | None, st
 def fit_calibrated(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, seed: int = 0,
                    n_splits: int = 5, families: Sequence[str] = FAMILIES,
                    progress: Callable[[str], None] | None = None,
-                   declared: Mapping[str, DeclaredFeature] | None = None) -> FittedClassifier:
-    """Choose a family by grouped CV log loss, then fit it calibrated (sigmoid, grouped CV).
+                   declared: Mapping[str, DeclaredFeature] | None = None,
+                   estimator: Any = None) -> FittedClassifier:
+    """Tune and compare families by grouped CV log loss, then fit the best calibrated
+    (sigmoid, grouped CV).
 
     X holds the model columns (and may hold ``patient_id``, which the pipelines ignore); y
     is 0/1; groups are patient ids; ``declared``: the table description's extra feature
     columns (:meth:`FeatureLayout.from_columns`). ``progress`` is an optional callable taking
     a message, called before each stage.
 
-    Each family is fitted as :func:`family_plan` says for the table's size (settings adapted,
-    or skipped with a note). Only a family with a finite mean CV log loss can be chosen; a
-    :class:`~features.errors.UserInputError` names the class counts when none has one, or
-    when a class has fewer than :data:`MIN_ROWS_PER_CLASS` rows. Runs with one OpenMP thread:
-    on tables of this size gradient boosting's thread pool costs more than it gives, and on a
-    busy machine it slows training several-fold.
+    ``estimator``: a user's unfitted scikit-learn classifier with ``predict_proba``, or a
+    factory returning one (:func:`custom_estimator`). It is put behind the standard
+    preparation (:func:`build_custom`) and compared as the family :data:`CUSTOM` with
+    ``families``, by the same folds and score, with its settings as given; ``families=()``
+    uses it alone. The chosen one is calibrated the same way whatever it is.
+
+    Each family's candidate settings (:func:`tuning_grid`) are scored by
+    :class:`~sklearn.model_selection.GridSearchCV` on one set of patient-grouped stratified
+    folds; a family's score is its best candidate's mean log loss (a little optimistic, being
+    the best of a few on the same folds: nested cross-validation of the whole procedure
+    measures that). Each family is fitted as :func:`family_plan` says for the table's size
+    (settings adapted, or skipped with a note). Only a family with a finite mean CV log loss
+    can be chosen; a :class:`~features.errors.UserInputError` names the class counts when
+    none has one, or when a class has fewer than :data:`MIN_ROWS_PER_CLASS` rows. Runs with
+    one OpenMP thread: on tables of this size gradient boosting's thread pool costs more than
+    it gives, and on a busy machine it slows training several-fold.
     """
+    families = tuple(families)
+    if estimator is not None:
+        custom_estimator(estimator)  # a clear error before any fitting
+        families = (*[f for f in families if f != CUSTOM], CUSTOM)
+    elif CUSTOM in families:
+        raise UserInputError(f"the family {CUSTOM!r} needs an estimator (estimator=...).")
+    if not families:
+        raise UserInputError(f"no model family to fit; choose from {FAMILIES} or give an "
+                             "estimator.")
     with threadpool_limits(limits=1, user_api="openmp"):
-        return _fit_calibrated(X, y, groups, seed, n_splits, families, progress, declared)
+        return _fit_calibrated(X, y, groups, seed, n_splits, families, progress, declared,
+                               estimator)
 
 
-def _fit_calibrated(X, y, groups, seed, n_splits, families, progress,
-                    declared) -> FittedClassifier:
+def _plain(value: Any) -> Any:
+    """A grid value as a plain JSON value (numpy scalars unwrapped)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _scoring() -> dict:
+    """Log loss and AUC, both from one ``predict_proba`` per fold (the AUC scorer would
+    otherwise ask for ``decision_function`` and transform the fold a second time)."""
+    return {"log_loss": "neg_log_loss",
+            "auc": make_scorer(roc_auc_score, response_method="predict_proba")}
+
+
+def _fingerprint(value) -> str:
+    """A digest of a fold's rows (fast for DataFrames and arrays) or of any other value."""
+    if isinstance(value, pd.DataFrame | pd.Series):
+        rows = pd.util.hash_pandas_object(value, index=True).to_numpy()
+        labels = value.columns if isinstance(value, pd.DataFrame) else [value.name]
+        names = joblib_hash([str(c) for c in labels])
+        return hashlib.sha1(rows.tobytes() + names.encode()).hexdigest()
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        head = f"{value.dtype}{value.shape}".encode()
+        return hashlib.sha1(head + np.ascontiguousarray(value).tobytes()).hexdigest()
+    return joblib_hash(value)
+
+
+class FitCache:
+    """An in-memory stand-in for :class:`joblib.Memory` in a Pipeline's ``memory``: a
+    transformer fitted on the same rows with the same settings is fitted once and reused.
+
+    Used by the tuning, where candidates that differ only in the model's settings share the
+    'prepare' step of each fold; lives as long as one search (nothing is written to disk).
+    Copies made by :func:`sklearn.base.clone` share the store.
+    """
+
+    def __init__(self):
+        self.store: dict[str, Any] = {}
+
+    def __deepcopy__(self, memo) -> FitCache:
+        return self
+
+    def cache(self, func: Callable, ignore: Sequence[str] | None = None) -> Callable:
+        """``func``, answered from the store when called again with equal arguments
+        (those named in ``ignore`` left out of the comparison)."""
+        signature = inspect.signature(func)
+        skip = set(ignore or ())
+
+        def cached(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            key = joblib_hash([(name, _fingerprint(value))
+                               for name, value in bound.arguments.items() if name not in skip])
+            if key not in self.store:
+                self.store[key] = func(*args, **kwargs)
+            return self.store[key]
+
+        return cached
+
+
+def _tune(pipe: Pipeline, grid: list[dict], X, y, folds: list
+          ) -> tuple[dict[str, float], dict[str, Any], int]:
+    """Score every candidate of ``grid`` on ``folds``: (scores of the best by mean log loss,
+    its settings, number of candidates). Raises ValueError when every fit failed.
+
+    The 'prepare' step fitted on a training fold is kept (:class:`FitCache`, for this search
+    only) and reused by the candidates that differ only in the model's settings.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="One or more of the test scores are non-finite")
+        search = GridSearchCV(clone(pipe).set_params(memory=FitCache()), grid,
+                              scoring=_scoring(), refit=False, cv=folds, error_score=np.nan)
+        search.fit(X, y)
+    res = search.cv_results_
+    loss = -np.asarray(res["mean_test_log_loss"], dtype=float)
+    n = len(loss)
+    nan = float("nan")
+    if not np.isfinite(loss).any():
+        return {"log_loss": nan, "log_loss_sd": nan, "auc": nan}, {}, n
+    best = int(np.nanargmin(np.where(np.isfinite(loss), loss, np.inf)))
+    scores = {"log_loss": float(loss[best]),
+              "log_loss_sd": float(res["std_test_log_loss"][best]),
+              "auc": float(res["mean_test_auc"][best])}
+    return scores, {k: _plain(v) for k, v in res["params"][best].items()}, n
+
+
+def _fit_calibrated(X, y, groups, seed, n_splits, families, progress, declared,
+                    estimator) -> FittedClassifier:
     y = np.asarray(y)
     counts = _class_counts(y)
     if len(counts) < 2 or min(counts.values()) < MIN_ROWS_PER_CLASS:
@@ -484,47 +962,49 @@ def _fit_calibrated(X, y, groups, seed, n_splits, families, progress,
             "gradient boosting.")
     layout = FeatureLayout.from_columns([c for c in X.columns if c != ID], declared)
     folds = patient_folds(y, groups, n_splits, seed)
-    scores: dict[str, dict[str, float | str]] = {}
+    scores: dict[str, dict[str, Any]] = {}
     notes: dict[str, str] = {}
-    sizes: dict[str, int] = {}
+    pipes: dict[str, Pipeline] = {}
     for fam in families:
         n_rows, note = family_plan(fam, y, folds)
         nan = float("nan")
         scores[fam] = {"log_loss": nan, "log_loss_sd": nan, "auc": nan}
+        if fam == "spline" and not layout.continuous:
+            n_rows, note = None, "skipped: no continuous column to fit a spline to"
         if n_rows is not None:
             if progress:
-                progress(f"cross-validating {fam}")
+                progress(f"tuning and cross-validating {fam}")
+            pipe = (build_custom(estimator, layout) if fam == CUSTOM
+                    else build_family(fam, layout, seed, n_rows))
+            grid = [{}] if fam == CUSTOM else tuning_grid(fam, layout)
             try:
-                res = cross_validate(build_family(fam, layout, seed, n_rows), X, y, cv=folds,
-                                     scoring=("neg_log_loss", "roc_auc"))
-            except ValueError as exc:  # raised when every fold's fit failed
+                found, best, n_settings = _tune(pipe, grid, X, y, folds)
+            except ValueError as exc:  # raised when every fit failed
                 last = [line for line in str(exc).splitlines() if line.strip()][-1:]
                 failed = f"failed: no cross-validation fit succeeded ({''.join(last)[:200]})"
             else:
-                scores[fam] = {"log_loss": float(-res["test_neg_log_loss"].mean()),
-                               "log_loss_sd": float(res["test_neg_log_loss"].std()),
-                               "auc": float(res["test_roc_auc"].mean())}
+                scores[fam] = found
                 failed = ("failed: its cross-validated log loss is undefined (a fit or a "
                           "score failed in some fold)")
             if math.isfinite(scores[fam]["log_loss"]):
-                sizes[fam] = n_rows
+                scores[fam] |= {"best_params": best, "n_settings": n_settings}
+                pipes[fam] = pipe.set_params(**best)
             else:
                 note = "; ".join(filter(None, [note, failed]))
         if note:
             notes[fam] = scores[fam]["note"] = note
-    if not sizes:
+    if not pipes:
         told = "; ".join(f"{f}: {n}" for f, n in notes.items())
         raise UserInputError(
             f"no model family could be cross-validated on these {len(y)} rows (counts by "
             f"label: {counts}; at least {MIN_ROWS_PER_CLASS} of each class are needed, and "
             f"{BOOSTING_MIN_MINORITY} or more of the smaller class per training fold for "
             f"gradient boosting){': ' + told if told else ''}. Provide more labelled rows.")
-    chosen = min(sizes, key=lambda f: scores[f]["log_loss"])
+    chosen = min(pipes, key=lambda f: scores[f]["log_loss"])
     if progress:
         progress(f"calibrating {chosen}")
-    calibrated = PatientCalibratedClassifier(build_family(chosen, layout, seed, sizes[chosen]),
-                                             method="sigmoid", n_splits=n_splits,
-                                             random_state=seed)
+    calibrated = PatientCalibratedClassifier(clone(pipes[chosen]), method="sigmoid",
+                                             n_splits=n_splits, random_state=seed)
     calibrated.fit(X, y, groups=groups)
     return FittedClassifier(calibrated, chosen, layout, scores, notes)
 

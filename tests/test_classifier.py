@@ -204,14 +204,15 @@ def test_a_family_whose_cross_validation_fails_is_never_chosen(monkeypatch):
     def broken_logistic(family, layout, random_state=0, n_rows=None):
         pipe = real(family, layout, random_state, n_rows)
         if family == "logistic":
-            pipe.set_params(model__C=-1.0)  # every fit fails
+            pipe.set_params(model__max_iter=-1)  # every fit fails, whatever C is tried
         return pipe
 
     monkeypatch.setattr(classifier, "build_family", broken_logistic)
-    fitted = fit_calibrated(X, y, groups, seed=0)
+    fitted = fit_calibrated(X, y, groups, seed=0, families=("logistic", "gradient_boosting"))
     assert fitted.family == "gradient_boosting"
     assert fitted.notes["logistic"].startswith("failed: no cross-validation fit succeeded")
-    assert "'C' parameter" in fitted.notes["logistic"]
+    assert "'max_iter' parameter" in fitted.notes["logistic"]
+    assert "best_params" not in fitted.cv_scores["logistic"]
     assert math.isnan(fitted.cv_scores["logistic"]["log_loss"])
 
 

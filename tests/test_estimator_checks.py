@@ -9,12 +9,20 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
-from models.classifier import ContractTransformer, CorrelationFilter, PatientCalibratedClassifier
+from models.classifier import (
+    ContractTransformer,
+    CorrelationFilter,
+    PatientCalibratedClassifier,
+    RadiomicSelector,
+    RestrictedCubicSplines,
+)
 from models.rules import ArticleRule
 
 #: One rule of each shape (two inputs; an optional input; the four-part combination), a rule
-#: with its array columns named, the transformers and the calibrated classifier (two folds
-#: and isotonic calibration keep its checks fast; the contract does not depend on either).
+#: with its array columns named, the transformers (splines with and without their linear
+#: terms; the wide-block selector by F-test and by L1 penalty) and the calibrated classifier
+#: (two folds and isotonic calibration keep its checks fast; the contract does not depend on
+#: either).
 ESTIMATORS = [
     ArticleRule("D1_perfusion_diffusion"),
     ArticleRule("Q1a_symptoms"),
@@ -23,6 +31,10 @@ ESTIMATORS = [
     ContractTransformer(),
     ContractTransformer(columns=("rcbv", "adc", "ctdna_change_pct")),
     CorrelationFilter(),
+    RestrictedCubicSplines(),
+    RestrictedCubicSplines(n_knots=5, include_linear=False),
+    RadiomicSelector(k=2),
+    RadiomicSelector("l1"),
     PatientCalibratedClassifier(LogisticRegression(), method="isotonic", n_splits=2),
 ]
 
