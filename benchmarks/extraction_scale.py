@@ -14,15 +14,16 @@ Per size, with the cache off and the settings of features/params/mri.yaml:
   same files with the same per-sequence settings, one SimpleITK thread (as the project);
 - project, jobs=1: features.extract.extract in this process (its checks, hashing, cache
   key, table assembly); overhead = project / plain - 1;
-- jobs=2: two local worker processes (joblib); "cold" starts them, "warm" reuses them;
+- jobs=2: two local worker processes (joblib); "cold" starts them (joblib keeps them
+  a few minutes, so only the first size's is truly cold), "warm" reuses them;
   speedup = project jobs=1 / jobs=2 warm;
 - dask: a LocalCluster of two single-threaded worker processes on 127.0.0.1, started once;
   "cold" is its first batch (workers import pyradiomics), "warm" the second.
 
-plain and project jobs=1 alternate, ``--repeats`` times each, and the fastest run of each
-counts. The table is printed and written with the machine's core count, load and package
-versions to ``benchmarks/results/extraction_scale.json``. Timings depend on what else the
-machine is doing: the load average before and after is recorded.
+The warm runs (plain, project jobs=1, jobs=2, dask) take turns, ``--repeats`` rounds, and
+the fastest run of each counts. The table is printed and written with the machine's core
+count, load and package versions to ``benchmarks/results/extraction_scale.json``. Timings
+depend on what else the machine is doing: the load average before and after is recorded.
 
     python benchmarks/extraction_scale.py                  # demo 12 patients, clinical 4
     python benchmarks/extraction_scale.py --clinical-n 0   # the demo size only
@@ -162,39 +163,44 @@ def measure(size: str, n: int, seed: int, repeats: int, params: Path, jobs_image
         def project(**kw):
             return extract(manifest, params=params, use_cache=False, progress=False, **kw)
 
-        plain_s, project_s = [], []
-        reference = plain = None
-        for _ in range(repeats):
-            seconds, plain = _timed(lambda: plain_pyradiomics(manifest, params))
-            plain_s.append(seconds)
-            seconds, reference = _timed(lambda: project(jobs=1))
-            project_s.append(seconds)
-            log(f"[{size}] plain {plain_s[-1]:.2f} s, project jobs=1 {project_s[-1]:.2f} s")
-        assert reference.failures.empty, reference.failures
-        runs = {"plain": min(plain_s), "project_jobs1": min(project_s)}
-
-        for run in ("cold", "warm"):
-            runs[f"jobs2_{run}"], result = _timed(lambda: project(jobs=2))
+        def check(result):
             pd.testing.assert_frame_equal(result.features, reference.features,
                                           check_exact=True)
-            log(f"[{size}] jobs=2 {run} {runs[f'jobs2_{run}']:.2f} s")
 
+        # cold runs: the first batch on fresh worker processes (they import pyradiomics)
+        reference = project(jobs=1)
+        assert reference.failures.empty, reference.failures
+        runs = {}
+        runs["jobs2_cold"], result = _timed(lambda: project(jobs=2))
+        check(result)
         runs["dask_start"], cluster = _timed(lambda: LocalCluster(
             n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
             processes=True))
         try:
-            for run in ("cold", "warm"):
-                runs[f"dask2_{run}"], result = _timed(
-                    lambda: project(scheduler=cluster.scheduler_address))
-                pd.testing.assert_frame_equal(result.features, reference.features,
-                                              check_exact=True)
-                log(f"[{size}] dask 2 workers {run} {runs[f'dask2_{run}']:.2f} s")
+            address = cluster.scheduler_address
+            runs["dask2_cold"], result = _timed(lambda: project(scheduler=address))
+            check(result)
+            log(f"[{size}] cold: jobs=2 {runs['jobs2_cold']:.2f} s, dask 2 workers "
+                f"{runs['dask2_cold']:.2f} s (cluster started in {runs['dask_start']:.2f} s)")
+            # warm runs, interleaved so that a busy moment of the machine hits all alike
+            warm = {"plain": [], "project_jobs1": [], "jobs2_warm": [], "dask2_warm": []}
+            plain = None
+            for _ in range(repeats):
+                seconds, plain = _timed(lambda: plain_pyradiomics(manifest, params))
+                warm["plain"].append(seconds)
+                for name, kw in (("project_jobs1", {"jobs": 1}), ("jobs2_warm", {"jobs": 2}),
+                                 ("dask2_warm", {"scheduler": address})):
+                    seconds, result = _timed(lambda kw=kw: project(**kw))
+                    check(result)
+                    warm[name].append(seconds)
+                log(f"[{size}] " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in warm.items())
+                    + f" (load {os.getloadavg()[0]:.1f})")
         finally:
             cluster.close()
+        runs.update({k: min(v) for k, v in warm.items()})
 
     record["seconds"] = {k: round(v, 3) for k, v in runs.items()}
-    record["seconds_all_repeats"] = {"plain": [round(s, 3) for s in plain_s],
-                                     "project_jobs1": [round(s, 3) for s in project_s]}
+    record["seconds_all_repeats"] = {k: [round(x, 3) for x in v] for k, v in warm.items()}
     record["features_per_patient"] = int(reference.features.shape[1] - 1)
     record["max_relative_difference_vs_plain"] = _max_relative_difference(
         plain, reference.features)
