@@ -141,10 +141,11 @@ def to_model_scale(name: str, values) -> np.ndarray:
 
 def id_text(values: pd.Series) -> pd.Series:
     """Identifiers as stripped text (pandas string dtype, <NA> when empty); whole numbers
-    held as floats (a numeric column with gaps) are written without ".0"."""
+    held as floats (a numeric column with gaps) are written without ".0" (up to 2^53, the
+    whole numbers a float holds exactly)."""
     if pd.api.types.is_float_dtype(values):
         num = values.astype(float)
-        whole = num.notna() & np.isfinite(num) & (num == np.round(num))
+        whole = num.notna() & (num.abs() <= 2.0**53) & (num == np.round(num))
         if bool((whole | num.isna()).all()):
             values = num.astype("Int64")
     text = values.astype("string").str.strip()
