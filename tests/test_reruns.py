@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -231,3 +232,23 @@ def test_a_later_write_removes_the_temporary_file_a_killed_run_left(tmp_path):
     os.utime(stale, (an_hour_ago, an_hour_ago))
     atomic_write_bytes(target, b"patient_id\n1\n")
     assert temporaries(tmp_path) == []
+
+
+def test_auc_interval_does_not_depend_on_the_blas_thread_count():
+    """DeLong's variance on 10,000 lesions of a class and more: a BLAS sum (np.cov) splits
+    its work by thread, so its last bits followed the thread count; numpy's own sums do not."""
+    from threadpoolctl import threadpool_limits
+
+    from models.statistics import auc_with_ci, bootstrap_metrics, delong_test
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(24000) < 0.5).astype(int)
+    p = rng.random(y.size) * 0.5 + 0.3 * y
+    rule = (p > 0.5).astype(float)
+    results = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            results.append(json.dumps([auc_with_ci(y, p), delong_test(y, p, rule),
+                                       bootstrap_metrics(y[:2000], p[:2000], 0.5,
+                                                         n_resamples=20)]))
+    assert results[0] == results[1]
