@@ -19,9 +19,9 @@ $(STAMP): $(PY) pyproject.toml
 # then the main job: 4000 simulated melanoma patients, whose benchmark table ends the output.
 demo: $(STAMP)
 	$(PY) train.py --cohort melanoma --n 600 --seed 0 --images --no-nested-cv \
-		--out artifacts/images/model.joblib --report artifacts/images/report
+		--out artifacts/images/model.skops --report artifacts/images/report
 	$(PY) train.py --cohort melanoma --n 4000 --seed 0 \
-		--out artifacts/model.joblib --report artifacts/report
+		--out artifacts/model.skops --report artifacts/report
 
 # One OpenMP and BLAS thread: on small matrices thread pools slow to a crawl on a busy machine.
 test: $(STAMP)

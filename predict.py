@@ -2,7 +2,7 @@
 
 Example::
 
-    python predict.py --model model.joblib --data new_patients.csv --out predictions.csv
+    python predict.py --model model.skops --data new_patients.csv --out predictions.csv
 
 Writes one row per input row: patient_id, p_pseudoprogression (calibrated probability),
 prediction (1/0 at the model's stored threshold), risk_group (the article's T5 "low" /
@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="predict.py", description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, required=True, metavar="MODEL.joblib",
-                   help="a model saved by train.py --out")
+    p.add_argument("--model", type=Path, required=True, metavar="MODEL.skops",
+                   help="a model saved by train.py --out, with its record (MODEL.skops.json) "
+                        "beside it")
     p.add_argument("--data", type=Path, required=True, metavar="TABLE",
                    help="table (.csv, .tsv, .txt, .xlsx or .parquet), one row per lesion, read "
                         "through the table description stored in the model (or --table); the "

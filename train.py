@@ -4,18 +4,18 @@ Examples
 --------
 Simulated melanoma cohort (9.8% pseudoprogression), 4000 patients::
 
-    python train.py --cohort melanoma --n 4000 --seed 0 --out model.joblib --report report/
+    python train.py --cohort melanoma --n 4000 --seed 0 --out model.skops --report report/
 
 Your own table in the column contract (CSV or Parquet, with the label column)::
 
-    python train.py --data my_table.csv --out model.joblib --report report/
+    python train.py --data my_table.csv --out model.skops --report report/
 
 With images: synthetic MRI for a simulated cohort, or your manifest of images and masks
 (pyradiomics features are extracted, joined on patient_id, and the report compares the
 model with and without them on the same held-out patients)::
 
-    python train.py --cohort melanoma --n 600 --images --out model.joblib --report report/
-    python train.py --data my_table.csv --manifest images/manifest.csv --out model.joblib
+    python train.py --cohort melanoma --n 600 --images --out model.skops --report report/
+    python train.py --data my_table.csv --manifest images/manifest.csv --out model.skops
 
 Patients are split once into training and evaluation sets (``--test-size``); model choice,
 calibration and threshold tuning use only the training patients, and the report describes
@@ -74,8 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="worker processes for image synthesis and extraction (default 2)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed for simulation, the patient split and the model (default 0)")
-    p.add_argument("--out", type=Path, required=True, metavar="MODEL.joblib",
-                   help="where to save the trained model")
+    p.add_argument("--out", type=Path, required=True, metavar="MODEL.skops",
+                   help="where to save the trained model, with its record (MODEL.skops.json) "
+                        "beside it: a skops file, or for a name ending in .joblib a pickle "
+                        "(faster, but loading it needs --trust-pickle)")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="folder for the evaluation report: report.html (self-contained), "
                         "report.md, metrics.json, metrics.md, figures, held-out predictions")

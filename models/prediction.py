@@ -1,7 +1,7 @@
 """Predictions of a trained model for a table, with the article's rules beside them.
 
 >>> from models import load_model, predict_table         # doctest: +SKIP
->>> predict_table(load_model("model.joblib"), table)     # doctest: +SKIP
+>>> predict_table(load_model("model.skops"), table)     # doctest: +SKIP
 """
 
 from __future__ import annotations

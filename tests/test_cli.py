@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("train")
     code = run_command(train.main, ["--cohort", "melanoma", "--n", "700", "--seed", "3",
-                                    "--prevalence", "0.2", "--out", str(out / "m.joblib"),
+                                    "--prevalence", "0.2", "--out", str(out / "m.skops"),
                                     "--report", str(out / "report"), "--no-nested-cv",
                                     "--bootstrap", "100", "--no-progress"])
     assert code == 0
@@ -29,7 +29,7 @@ def trained(tmp_path_factory):
 
 
 def test_train_writes_model_and_report(trained):
-    assert (trained / "m.joblib").is_file()
+    assert (trained / "m.skops").is_file()
     metrics = json.loads((trained / "report" / "metrics.json").read_text())
     assert metrics["n"] == 210 and 0 < metrics["prevalence"] < 1
     assert set(metrics["rules"]) == set(RULE_IDS)
@@ -53,7 +53,7 @@ def test_predict_writes_one_row_per_input_and_a_report(trained, tmp_path):
     data = tmp_path / "new.csv"
     new.to_csv(data, index=False)
     before = data.read_bytes()
-    code = run_command(predict.main, ["--model", str(trained / "m.joblib"), "--data", str(data),
+    code = run_command(predict.main, ["--model", str(trained / "m.skops"), "--data", str(data),
                                       "--out", str(tmp_path / "pred.csv"),
                                       "--report", str(tmp_path / "rep"), "--bootstrap", "50"])
     assert code == 0
@@ -71,7 +71,7 @@ def test_predict_writes_one_row_per_input_and_a_report(trained, tmp_path):
 def test_predict_without_label_and_with_report_is_a_user_error(trained, tmp_path, capsys):
     data = tmp_path / "nolabel.csv"
     simulate_cohort(30, seed=8).drop(columns="pseudoprogression").to_csv(data, index=False)
-    code = run_command(predict.main, ["--model", str(trained / "m.joblib"), "--data", str(data),
+    code = run_command(predict.main, ["--model", str(trained / "m.skops"), "--data", str(data),
                                       "--out", str(tmp_path / "p.csv"), "--report",
                                       str(tmp_path / "r")])
     assert code == 2
@@ -82,9 +82,9 @@ def test_predict_without_label_and_with_report_is_a_user_error(trained, tmp_path
 @pytest.mark.parametrize("script, args, message", [
     ("predict.py", ["--model", "{bad}", "--data", "{data}", "--out", "{tmp}/p.csv"], "corrupted"),
     ("predict.py", ["--model", "{model}", "--data", "{data}", "--out", "{data}"], "overwritten"),
-    ("train.py", ["--data", "{nolabel}", "--out", "{tmp}/m.joblib"], "label"),
-    ("train.py", ["--data", "{tmp}/missing.csv", "--out", "{tmp}/m.joblib"], "not found"),
-    ("train.py", ["--data", "{data}", "--images", "--out", "{tmp}/m.joblib"], "--manifest"),
+    ("train.py", ["--data", "{nolabel}", "--out", "{tmp}/m.skops"], "label"),
+    ("train.py", ["--data", "{tmp}/missing.csv", "--out", "{tmp}/m.skops"], "not found"),
+    ("train.py", ["--data", "{data}", "--images", "--out", "{tmp}/m.skops"], "--manifest"),
     ("train.py", ["--data", "{data}", "--out", "{data}"], "input files"),
     ("predict.py", ["--model", "{model}", "--data", "{tmp}/evaluation_predictions.csv",
                     "--out", "{tmp}/p.csv", "--report", "{tmp}"], "overwrite your table"),
@@ -101,7 +101,7 @@ def test_user_errors_exit_2_with_one_message(trained, tmp_path, script, args, me
     before = data.read_bytes()
     user_before = user_file.read_bytes()
     fill = {"bad": bad, "data": data, "nolabel": nolabel, "tmp": tmp_path,
-            "model": trained / "m.joblib"}
+            "model": trained / "m.skops"}
     argv = [a.format(**fill) for a in args]
     proc = subprocess.run([sys.executable, str(ROOT / script), *argv], capture_output=True,
                           text=True, cwd=ROOT)
@@ -125,7 +125,7 @@ def test_help_explains_every_option(script):
 def test_train_with_synthetic_images_compares_with_and_without(tmp_path):
     code = run_command(train.main, ["--cohort", "melanoma", "--n", "80", "--prevalence", "0.5",
                                     "--images", "--jobs", "1", "--seed", "2",
-                                    "--out", str(tmp_path / "m.joblib"),
+                                    "--out", str(tmp_path / "m.skops"),
                                     "--report", str(tmp_path / "rep"), "--no-nested-cv",
                                     "--bootstrap", "0", "--no-progress"])
     assert code == 0
@@ -138,7 +138,7 @@ def test_train_with_synthetic_images_compares_with_and_without(tmp_path):
     pred = tmp_path / "pred.csv"
     new = tmp_path / "new.csv"
     simulate_cohort(80, prevalence=0.5, seed=2).head(5).to_csv(new, index=False)
-    code = run_command(predict.main, ["--model", str(tmp_path / "m.joblib"), "--data", str(new),
+    code = run_command(predict.main, ["--model", str(tmp_path / "m.skops"), "--data", str(new),
                                       "--manifest", str(tmp_path / "images" / "manifest.csv"),
                                       "--jobs", "1", "--out", str(pred)])
     assert code == 0

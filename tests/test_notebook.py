@@ -21,7 +21,7 @@ NOTEBOOK = ROOT / "notebooks" / "walkthrough.ipynb"
 STRIP = ROOT / "notebooks" / "strip_outputs.py"
 SMALL = "N = 800\nSEED = 0\nOUTPUT = {output!r}\nFIDELITY_N = 20_000\n"
 #: Names the notebook writes into OUTPUT; none may appear in the repository.
-WRITTEN = ("model.joblib", "my_cohort.csv", "report", "report.html", "metrics.md")
+WRITTEN = ("model.skops", "my_cohort.csv", "report", "report.html", "metrics.md")
 
 
 def _parameters_cell(nb):
@@ -151,7 +151,7 @@ def test_predictions_and_saved_model(executed):
     for column in ("p_pseudoprogression", "prediction", "risk_group", "rule_Q1_four_part"):
         assert column in table
     assert "the same probabilities: True" in _text(_cell(nb, "save_model("))
-    assert (output / "model.joblib").is_file()
+    assert (output / "model.skops").is_file()
 
 
 def test_own_table(executed):

@@ -94,7 +94,7 @@ def test_real_like_table_trains_and_predicts_through_the_command_line(real_files
     root, table = real_files
     out = run("train.py", "--data", root / "melanoma.csv", "--table", root / "melanoma.yaml",
               "--validation", "cv", "--repeats", "2", "--bootstrap", "50", "--no-progress",
-              "--out", root / "model.joblib", "--report", root / "report")
+              "--out", root / "model.skops", "--report", root / "report")
     assert out.returncode == 0, out.stderr
     assert "validation: cv" in out.stdout
     metrics = json.loads((root / "report" / "metrics.json").read_text())
@@ -103,7 +103,7 @@ def test_real_like_table_trains_and_predicts_through_the_command_line(real_files
                                 "n_patients": table["patientName"].nunique()}
     cv = metrics["internal_validation"]["cross_validation"]
     assert cv["n_repeats"] == 2 and cv["n_patients"] == table["patientName"].nunique()
-    model = load_model(root / "model.joblib")
+    model = load_model(root / "model.skops")
     assert "kps" in model.feature_columns and "rcbv" in model.feature_columns
     assert "wavelet.LLH_firstorder_Mean" in model.feature_columns
     assert model.description["patient"] == "patientName"
@@ -111,7 +111,7 @@ def test_real_like_table_trains_and_predicts_through_the_command_line(real_files
     assert {"patient_id", "lesion_id", "repeat", "fold"} <= set(preds.columns)
     assert len(preds) == 2 * len(table)
     # predict.py applies the stored description without being told
-    out = run("predict.py", "--model", root / "model.joblib", "--data", root / "melanoma.csv",
+    out = run("predict.py", "--model", root / "model.skops", "--data", root / "melanoma.csv",
               "--out", root / "pred.csv")
     assert out.returncode == 0, out.stderr
     pred = pd.read_csv(root / "pred.csv")
@@ -126,7 +126,7 @@ def test_bad_label_value_names_the_key_and_never_advises_empty_labels(real_files
     bad.loc[3, "statusIfPD"] = "maybe"
     bad.to_csv(tmp_path / "bad.csv", index=False)
     out = run("train.py", "--data", tmp_path / "bad.csv", "--table", root / "melanoma.yaml",
-              "--out", tmp_path / "m.joblib", "--no-progress")
+              "--out", tmp_path / "m.skops", "--no-progress")
     assert out.returncode == 2
     assert "maybe" in out.stderr and "label.positive" in out.stderr
     assert "Traceback" not in out.stderr and "leave" not in out.stderr.lower()
@@ -232,8 +232,8 @@ def test_update_for_a_new_site_restores_calibration(tmp_path):
                  predictions=evaluation.predictions)
     text = (tmp_path / "report" / "report.md").read_text()
     assert "Updating the model for this site" in text and "refit vs original" in text
-    save_model(updated, tmp_path / "u.joblib")
-    again = load_model(tmp_path / "u.joblib")
+    save_model(updated, tmp_path / "u.skops")
+    again = load_model(tmp_path / "u.skops")
     np.testing.assert_allclose(again.predict_proba(elsewhere.head(50), warn=False),
                                updated.predict_proba(elsewhere.head(50), warn=False))
 
@@ -245,9 +245,9 @@ def test_description_round_trips_through_the_model(real_files):
 
 
 def test_another_population_is_warned_and_its_shift_measured(small_model, tmp_path):
-    save_model(small_model, tmp_path / "m.joblib")
+    save_model(small_model, tmp_path / "m.skops")
     simulate_cohort(300, cohort="nsclc", seed=21).to_csv(tmp_path / "nsclc.csv", index=False)
-    out = run("predict.py", "--model", tmp_path / "m.joblib", "--data", tmp_path / "nsclc.csv",
+    out = run("predict.py", "--model", tmp_path / "m.skops", "--data", tmp_path / "nsclc.csv",
               "--out", tmp_path / "p.csv", "--report", tmp_path / "r", "--bootstrap", "0")
     assert out.returncode == 0, out.stderr
     assert out.stderr.count("warning:") >= 1 and "not seen in training" in out.stderr
