@@ -7,7 +7,10 @@
   with its bootstrap, the evaluated predictions) and predict.py's predictions and report,
   whatever the number of jobs, of BLAS threads, or Python's hash seed.
 
-The runs are small simulated cohorts; independent runs go two at a time, on two cores.
+Every run is a small simulated cohort, and the runs go in two rounds of processes side by
+side (:func:`runs`): two trainings with the same seed; then, over copies of their outputs,
+two predictions, a training killed early, one killed while it writes, and a prediction
+interrupted while it writes its report. The tests read what the rounds left.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +36,14 @@ from features.tables import atomic_write_bytes
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ["train.py", "--cohort", "melanoma", "--n", "300", "--prevalence", "0.2",
          "--validation", "holdout", "--no-nested-cv", "--bootstrap", "50", "--no-progress"]
-#: Files every training run writes (the report folder's files under report/).
 MODEL = "model.skops"
 #: Report files whose bytes a rerun with the same seed must reproduce.
-SAME_BYTES = ("metrics.json", "metrics.md", "evaluation_predictions.csv", "report.md")
+SAME_BYTES = ("metrics.json", "metrics.md", "evaluation_predictions.csv", "report.md",
+              "report.html", "roc.png")
 PNG_END = b"IEND\xaeB`\x82"
-TIMEOUT = 240
+TIMEOUT = 300
+#: Seconds after its start at which a training is killed before it writes anything.
+EARLY = 1.5
 
 
 def environment(threads: int, hash_seed: int) -> dict[str, str]:
@@ -65,6 +71,11 @@ def train_args(folder: Path, seed: int = 0, jobs: int = 1) -> list:
             "--report", folder / "report"]
 
 
+def predict_args(model: Path, data: Path, folder: Path, jobs: int = 1) -> list:
+    return ["predict.py", "--model", model, "--data", data, "--out", folder / "pred.csv",
+            "--report", folder / "report", "--bootstrap", "50", "--jobs", jobs]
+
+
 def files(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` by its relative path, with its bytes."""
     return {p.relative_to(folder).as_posix(): p.read_bytes()
@@ -75,25 +86,71 @@ def temporaries(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*.tmp"))
 
 
+@dataclass
+class Interruption:
+    """A run stopped by ``sig`` once ``when`` held; what it left."""
+
+    folder: Path
+    old: dict[str, bytes]
+    sig: int
+    when: Callable[[], bool]
+    proc: subprocess.Popen
+    fired: bool = False
+    code: int | None = None
+    err: str = ""
+
+
+def interrupt_all(pending: list[Interruption]) -> None:
+    """Poll every run; send its signal as soon as its condition holds, then wait for it."""
+    deadline = time.monotonic() + TIMEOUT
+    while pending and time.monotonic() < deadline:
+        for run in list(pending):
+            if run.proc.poll() is None and not run.when():
+                continue
+            if run.proc.poll() is None:
+                run.proc.send_signal(run.sig)
+                run.fired = True
+            _, run.err = run.proc.communicate(timeout=TIMEOUT)
+            run.code = run.proc.returncode
+            pending.remove(run)
+        time.sleep(0.002)
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
-    """Two trainings with seed 0 (--jobs 1 with one thread, --jobs 2 with two threads, other
-    hash seeds), then two predictions with the second model (--jobs 1 and 2)."""
+def runs(tmp_path_factory) -> dict:
+    """Round 1: two trainings with seed 0 (--jobs 1 with one thread and --jobs 2 with two,
+    other hash seeds). Round 2, side by side: predictions with the second model (--jobs 1
+    and 2); over copies of the first training's outputs, trainings with seed 1 killed
+    (SIGKILL) after EARLY seconds and when their first temporary file appears; over a copy
+    of the second training's report (and a pred.csv), a prediction interrupted (SIGINT)
+    when its report's first temporary file appears."""
     root = tmp_path_factory.mktemp("runs")
     a, b = root / "a", root / "b"
     finish(start(train_args(a, jobs=1), threads=1, hash_seed=1),
            start(train_args(b, jobs=2), threads=2, hash_seed=2))
     data = root / "new.csv"
     simulate_cohort(120, seed=5, prevalence=0.3).to_csv(data, index=False)
-    predictions = {}
-    for jobs in (1, 2):
-        out = root / f"p{jobs}"
-        predictions[jobs] = start(
-            ["predict.py", "--model", b / MODEL, "--data", data, "--out", out / "pred.csv",
-             "--report", out / "report", "--bootstrap", "50", "--jobs", jobs],
-            threads=jobs, hash_seed=jobs)
-    finish(*predictions.values())
-    return {"a": a, "b": b, "p1": root / "p1", "p2": root / "p2", "data": data}
+    for name in ("early", "writing"):
+        shutil.copytree(a, root / name)
+    shutil.copytree(b / "report", root / "ctrl_c" / "report")
+    shutil.copy(b / "report" / "evaluation_predictions.csv", root / "ctrl_c" / "pred.csv")
+    predictions = [start(predict_args(b / MODEL, data, root / f"p{jobs}", jobs),
+                         threads=jobs, hash_seed=jobs) for jobs in (1, 2)]
+    began = time.monotonic()
+    stops = {
+        "early": Interruption(root / "early", files(root / "early"), signal.SIGKILL,
+                              lambda: time.monotonic() - began > EARLY,
+                              start(train_args(root / "early", seed=1))),
+        "writing": Interruption(root / "writing", files(root / "writing"), signal.SIGKILL,
+                                lambda: bool(temporaries(root / "writing")),
+                                start(train_args(root / "writing", seed=1))),
+        "ctrl_c": Interruption(root / "ctrl_c", files(root / "ctrl_c"), signal.SIGINT,
+                               lambda: bool(temporaries(root / "ctrl_c" / "report")),
+                               start(predict_args(b / MODEL, data, root / "ctrl_c"))),
+    }
+    interrupt_all(list(stops.values()))
+    finish(*predictions)
+    return {"a": a, "b": b, "p1": root / "p1", "p2": root / "p2", **stops}
 
 
 # --------------------------------------------------------------------------- same bytes
@@ -122,9 +179,29 @@ def test_training_with_the_same_seed_writes_the_same_bytes(runs):
 def test_prediction_with_the_same_model_writes_the_same_bytes(runs):
     p1, p2 = files(runs["p1"]), files(runs["p2"])
     assert sorted(p1) == sorted(p2)
-    for name in ("pred.csv", "report/metrics.json", "report/metrics.md"):
+    for name in ("pred.csv", "report/metrics.json", "report/metrics.md", "report/report.html"):
         assert p1[name] == p2[name], name
     assert "bootstrap" in json.loads(p1["report/metrics.json"])
+
+
+def test_auc_interval_does_not_depend_on_the_blas_thread_count():
+    """DeLong's variance on 10,000 lesions of a class and more: a BLAS sum (np.cov) splits
+    its work by thread, so its last bits followed the thread count; numpy's own sums do not."""
+    from threadpoolctl import threadpool_limits
+
+    from models.statistics import auc_with_ci, bootstrap_metrics, delong_test
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(24000) < 0.5).astype(int)
+    p = rng.random(y.size) * 0.5 + 0.3 * y
+    rule = (p > 0.5).astype(float)
+    results = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            results.append(json.dumps([auc_with_ci(y, p), delong_test(y, p, rule),
+                                       bootstrap_metrics(y[:2000], p[:2000], 0.5,
+                                                         n_resamples=20)]))
+    assert results[0] == results[1]
 
 
 # --------------------------------------------------------------------------- interruptions
@@ -150,74 +227,47 @@ def complete(path: Path) -> bool:
     return data.endswith(b"\n") and len(data) > 100
 
 
-def check_old_or_complete(folder: Path, old: dict[str, bytes]) -> dict[str, str]:
-    """Every file of ``old`` is there, with its old bytes or complete; no other file but
-    temporaries. Returns each file's state, "old" or "new"."""
-    now = {name for name in files(folder) if not name.endswith(".tmp")}
-    assert now == set(old), now ^ set(old)
+def check_old_or_complete(run: Interruption) -> dict[str, str]:
+    """Every file the run found is there, with its old bytes or complete; any other file but
+    a temporary one is complete. Returns each file's state, "old" or "new"."""
+    now = {name for name in files(run.folder) if not name.endswith(".tmp")}
+    assert set(run.old) <= now, set(run.old) - now
+    for name in now - set(run.old):
+        assert complete(run.folder / name), f"{name} is not a complete file"
     state = {}
-    for name, data in old.items():
-        path = folder / name
+    for name, data in run.old.items():
+        path = run.folder / name
         same = path.read_bytes() == data
         assert same or complete(path), f"{name} is neither the old file nor a complete one"
         state[name] = "old" if same else "new"
     return state
 
 
-def wait_until(proc: subprocess.Popen, condition: Callable[[], bool]) -> bool:
-    """Poll ``condition`` while ``proc`` runs; True when it held with ``proc`` still running."""
-    deadline = time.monotonic() + TIMEOUT
-    while proc.poll() is None and time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.002)
-    return False
+def test_training_killed_before_it_writes_leaves_every_output_as_it_was(runs):
+    run = runs["early"]
+    assert run.fired and run.code == -signal.SIGKILL, run.err
+    assert set(check_old_or_complete(run).values()) == {"old"}
+    assert temporaries(run.folder) == []
 
 
-def interrupt(proc: subprocess.Popen, sig: int) -> tuple[int, str]:
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=TIMEOUT)
-    return proc.returncode, err
+def test_training_killed_while_it_writes_leaves_old_or_complete_outputs(runs):
+    run = runs["writing"]
+    assert run.fired and run.code == -signal.SIGKILL, run.err
+    check_old_or_complete(run)
+    # a SIGKILL gives no chance to remove the temporary file being written (see below)
+    assert len(temporaries(run.folder)) <= 1
 
 
-def test_killed_training_leaves_the_old_outputs_or_complete_new_ones(runs, tmp_path):
-    """SIGKILL during training, then while the first output is being written; each time
-    every output is the old file or a complete new one. A new run then completes."""
-    folder = tmp_path / "a"
-    shutil.copytree(runs["a"], folder)
-    old = files(folder)
-    early = start(train_args(folder, seed=1))
-    time.sleep(1.5)
-    code, _ = interrupt(early, signal.SIGKILL)
-    assert code == -signal.SIGKILL
-    assert set(check_old_or_complete(folder, old).values()) == {"old"}
-    assert temporaries(folder) == []
-
-    writing = start(train_args(folder, seed=1))
-    assert wait_until(writing, lambda: bool(temporaries(folder))), "no output was written"
-    code, _ = interrupt(writing, signal.SIGKILL)
-    assert code == -signal.SIGKILL
-    check_old_or_complete(folder, old)
-    # SIGKILL gives no chance to remove the temporary file being written
-    assert len(temporaries(folder)) <= 1
-
-
-def test_interrupted_prediction_leaves_the_old_outputs_or_complete_new_ones(runs, tmp_path):
-    """Ctrl-C (SIGINT) while predict.py writes its report: status 130, one line saying so,
-    every output old or complete, and no temporary file left."""
-    folder = tmp_path / "p"
-    shutil.copytree(runs["p1"], folder)
-    old = files(folder)
-    proc = start(["predict.py", "--model", runs["b"] / MODEL, "--data", runs["data"],
-                  "--out", folder / "pred.csv", "--report", folder / "report",
-                  "--bootstrap", "60"])
-    assert wait_until(proc, lambda: bool(temporaries(folder / "report")))
-    code, err = interrupt(proc, signal.SIGINT)
-    assert code == 130, err
-    assert err.strip().splitlines()[-1] == "interrupted; no output was half-written."
-    assert "Traceback" not in err
-    check_old_or_complete(folder, old)
-    assert temporaries(folder) == []
+def test_prediction_interrupted_while_it_writes_leaves_old_or_complete_outputs(runs):
+    """Ctrl-C: status 130, one line saying so, every output old or complete, and no
+    temporary file left."""
+    run = runs["ctrl_c"]
+    assert run.fired and run.code == 130, run.err
+    assert run.err.strip().splitlines()[-1] == "interrupted; no output was half-written."
+    assert "Traceback" not in run.err
+    state = check_old_or_complete(run)
+    assert state["pred.csv"] == "new"  # written before the report
+    assert temporaries(run.folder) == []
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -227,28 +277,8 @@ def test_interrupted_prediction_leaves_the_old_outputs_or_complete_new_ones(runs
 def test_a_later_write_removes_the_temporary_file_a_killed_run_left(tmp_path):
     target = tmp_path / "pred.csv"
     stale = tmp_path / ".pred.csv.k1ll3d_x.tmp"
-    stale.write_bytes(b'{"half": ')
+    stale.write_bytes(b"patient_id,p_pseud")
     an_hour_ago = time.time() - 3600
     os.utime(stale, (an_hour_ago, an_hour_ago))
     atomic_write_bytes(target, b"patient_id\n1\n")
     assert temporaries(tmp_path) == []
-
-
-def test_auc_interval_does_not_depend_on_the_blas_thread_count():
-    """DeLong's variance on 10,000 lesions of a class and more: a BLAS sum (np.cov) splits
-    its work by thread, so its last bits followed the thread count; numpy's own sums do not."""
-    from threadpoolctl import threadpool_limits
-
-    from models.statistics import auc_with_ci, bootstrap_metrics, delong_test
-
-    rng = np.random.default_rng(0)
-    y = (rng.random(24000) < 0.5).astype(int)
-    p = rng.random(y.size) * 0.5 + 0.3 * y
-    rule = (p > 0.5).astype(float)
-    results = []
-    for threads in (1, 2):
-        with threadpool_limits(limits=threads, user_api="blas"):
-            results.append(json.dumps([auc_with_ci(y, p), delong_test(y, p, rule),
-                                       bootstrap_metrics(y[:2000], p[:2000], 0.5,
-                                                         n_resamples=20)]))
-    assert results[0] == results[1]
