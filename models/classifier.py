@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+import pickle
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -453,8 +454,8 @@ RADIOMIC_REDUCTION = (
     f"median imputation, zero-variance and correlation (|r| > {RADIOMIC_MAX_CORR:g}) filters, "
     "standardisation, then one of: "
     + "; ".join(_choice_text(c) for c in RADIOMIC_CHOICES)
-    + ", chosen with the family's other settings by patient-grouped cross-validation; all "
-    "fitted on training rows only")
+    + ", chosen by patient-grouped cross-validation (before the family's other settings); "
+    "all fitted on training rows only")
 
 
 def _radiomic_reduction() -> Pipeline:
@@ -498,8 +499,8 @@ def boosting_min_samples_leaf(n_rows: int | None) -> int:
 #: The settings tuned in each family, by patient-grouped cross-validation inside the training
 #: patients (scikit-learn parameter names of :func:`build_family`'s pipeline, candidate values).
 #: Logistic and spline C: inverse L2 penalty; spline n_knots: knots per continuous column;
-#: boosting: learning rate and leaves per tree (150 trees). Wide blocks add
-#: :data:`RADIOMIC_CHOICES`.
+#: boosting: learning rate and leaves per tree (100 trees). With a wide block,
+#: :data:`RADIOMIC_CHOICES` are searched first (:func:`tuning_stages`).
 TUNING_GRID: dict[str, dict[str, tuple]] = {
     "logistic": {"model__C": (0.03, 0.1, 0.3, 1.0, 3.0)},
     "spline": {"model__C": (0.03, 0.1, 0.3, 1.0, 3.0),
@@ -519,18 +520,22 @@ TUNED_SETTINGS: dict[str, str] = {
 }
 
 
-def tuning_grid(family: str, layout: FeatureLayout) -> list[dict[str, list]]:
-    """The candidate settings of ``family`` for ``layout``, as a
-    :class:`~sklearn.model_selection.GridSearchCV` ``param_grid``: :data:`TUNING_GRID`
-    crossed with :data:`RADIOMIC_CHOICES` when the layout has a wide block; ``[{}]`` (the
-    settings as built) for a family without a grid, such as :data:`CUSTOM`."""
+def tuning_stages(family: str, layout: FeatureLayout) -> list[list[dict[str, list]]]:
+    """The candidate settings of ``family`` for ``layout``, as successive
+    :class:`~sklearn.model_selection.GridSearchCV` ``param_grid`` lists, each searched with
+    the best settings of the ones before: with a wide block, first the radiomic reduction
+    (:data:`RADIOMIC_CHOICES`, the family's other settings untuned), then the family's
+    :data:`TUNING_GRID`. ``[[{}]]`` (the settings as built) for a family without a grid,
+    such as :data:`CUSTOM`. Searching the reduction first, instead of crossing it with the
+    family's grid, costs the sum of the two grids instead of their product."""
     base = {k: list(v) for k, v in TUNING_GRID.get(family, {}).items()}
     if family == "spline" and not layout.continuous:
         base.pop("prepare__contract__spline__n_knots", None)
-    if not layout.radiomic or family not in TUNING_GRID:
-        return [base]
-    return [base | {f"prepare__radiomic__select__{k}": [v] for k, v in choice.items()}
-            for choice in RADIOMIC_CHOICES]
+    stages = [[base]]
+    if layout.radiomic and family in TUNING_GRID and RADIOMIC_CHOICES:
+        stages.insert(0, [{f"prepare__radiomic__select__{k}": [v] for k, v in choice.items()}
+                          for choice in RADIOMIC_CHOICES])
+    return stages
 
 
 def _numeric_block(spline: bool = False) -> Pipeline:
@@ -573,7 +578,7 @@ def _prepare(family: str, layout: FeatureLayout) -> ColumnTransformer:
 def build_family(family: str, layout: FeatureLayout, random_state: int = 0,
                  n_rows: int | None = None) -> Pipeline:
     """An unfitted pipeline of one model family for the given column layout, with the
-    untuned settings (:func:`tuning_grid` gives the candidates).
+    untuned settings (:func:`tuning_stages` gives the candidates).
 
     ``logistic``: L2-penalised logistic regression on the contract's scales with median
     imputation and missing-value indicators, standardised, categories one-hot. ``spline``:
@@ -842,7 +847,7 @@ def fit_calibrated(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, seed: int
     ``families``, by the same folds and score, with its settings as given; ``families=()``
     uses it alone. The chosen one is calibrated the same way whatever it is.
 
-    Each family's candidate settings (:func:`tuning_grid`) are scored by
+    Each family's candidate settings (:func:`tuning_stages`) are scored by
     :class:`~sklearn.model_selection.GridSearchCV` on one set of patient-grouped stratified
     folds; a family's score is its best candidate's mean log loss (a little optimistic, being
     the best of a few on the same folds: nested cross-validation of the whole procedure
@@ -880,16 +885,32 @@ def _scoring() -> dict:
 
 
 def _fingerprint(value) -> str:
-    """A digest of a fold's rows (fast for DataFrames and arrays) or of any other value."""
-    if isinstance(value, pd.DataFrame | pd.Series):
-        rows = pd.util.hash_pandas_object(value, index=True).to_numpy()
-        labels = value.columns if isinstance(value, pd.DataFrame) else [value.name]
-        names = joblib_hash([str(c) for c in labels])
-        return hashlib.sha1(rows.tobytes() + names.encode()).hexdigest()
+    """A digest of a fold's rows or of any other value, fast on wide tables.
+
+    A DataFrame is identified by its index labels, column names and numbers (not its text,
+    slow to hash: within one table, rows with the same labels and numbers hold the same
+    text); an array by its bytes; anything else by its pickle.
+    """
+    digest = hashlib.sha1()
+    if isinstance(value, pd.Series):
+        value = value.to_frame()
+    if isinstance(value, pd.DataFrame):
+        digest.update(pickle.dumps([str(c) for c in value.columns]))
+        digest.update(np.ascontiguousarray(value.index.to_numpy()).tobytes()
+                      if value.index.dtype != object else pickle.dumps(list(value.index)))
+        numbers = value.select_dtypes(include="number")
+        if numbers.shape[1]:
+            digest.update(np.ascontiguousarray(numbers.to_numpy(dtype=float)).tobytes())
+        return "frame" + digest.hexdigest()
     if isinstance(value, np.ndarray) and value.dtype != object:
-        head = f"{value.dtype}{value.shape}".encode()
-        return hashlib.sha1(head + np.ascontiguousarray(value).tobytes()).hexdigest()
-    return joblib_hash(value)
+        digest.update(f"{value.dtype}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+        return "array" + digest.hexdigest()
+    try:
+        digest.update(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:  # not picklable: joblib's hash copes with more
+        return "joblib" + joblib_hash(value)
+    return "pickle" + digest.hexdigest()
 
 
 class FitCache:
@@ -898,7 +919,7 @@ class FitCache:
 
     Used by the tuning, where candidates that differ only in the model's settings share the
     'prepare' step of each fold; lives as long as one search (nothing is written to disk).
-    Copies made by :func:`sklearn.base.clone` share the store.
+    Copies made by :func:`sklearn.base.clone` share the store; a pickled copy is empty.
     """
 
     def __init__(self):
@@ -906,6 +927,11 @@ class FitCache:
 
     def __deepcopy__(self, memo) -> FitCache:
         return self
+
+    def __reduce__(self):
+        """Pickled (and so hashed, inside the settings of the estimators holding it) as an
+        empty cache: its contents are no part of any estimator's settings."""
+        return (FitCache, ())
 
     def cache(self, func: Callable, ignore: Sequence[str] | None = None) -> Callable:
         """``func``, answered from the store when called again with equal arguments
@@ -915,8 +941,8 @@ class FitCache:
 
         def cached(*args, **kwargs):
             bound = signature.bind(*args, **kwargs)
-            key = joblib_hash([(name, _fingerprint(value))
-                               for name, value in bound.arguments.items() if name not in skip])
+            key = "|".join(f"{name}={_fingerprint(value)}"
+                           for name, value in bound.arguments.items() if name not in skip)
             if key not in self.store:
                 self.store[key] = func(*args, **kwargs)
             return self.store[key]
@@ -924,30 +950,42 @@ class FitCache:
         return cached
 
 
-def _tune(pipe: Pipeline, grid: list[dict], X, y, folds: list
+def _tune(pipe: Pipeline, stages: list[list[dict]], X, y, folds: list
           ) -> tuple[dict[str, float], dict[str, Any], int]:
-    """Score every candidate of ``grid`` on ``folds``: (scores of the best by mean log loss,
-    its settings, number of candidates). Raises ValueError when every fit failed.
+    """Score the candidates of each stage of :func:`tuning_stages` on ``folds``, each stage
+    with the best settings of the ones before: (scores of the last stage's best by mean log
+    loss, the chosen settings, number of candidates). Raises ValueError when every fit of a
+    stage failed.
 
     The 'prepare' step fitted on a training fold is kept (:class:`FitCache`, for this search
-    only) and reused by the candidates that differ only in the model's settings.
+    only) and reused by the candidates that differ only in the model's settings, and so are
+    the radiomic filters by candidates that differ in the radiomic selection.
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="One or more of the test scores are non-finite")
-        search = GridSearchCV(clone(pipe).set_params(memory=FitCache()), grid,
-                              scoring=_scoring(), refit=False, cv=folds, error_score=np.nan)
-        search.fit(X, y)
-    res = search.cv_results_
-    loss = -np.asarray(res["mean_test_log_loss"], dtype=float)
-    n = len(loss)
+    cache = FitCache()
+    cached = clone(pipe).set_params(memory=cache)
+    if any(name == "radiomic" for name, *_ in cached.named_steps["prepare"].transformers):
+        cached.set_params(prepare__radiomic__memory=cache)  # filters once per fold
+    chosen: dict[str, Any] = {}
+    n = 0
     nan = float("nan")
-    if not np.isfinite(loss).any():
-        return {"log_loss": nan, "log_loss_sd": nan, "auc": nan}, {}, n
-    best = int(np.nanargmin(np.where(np.isfinite(loss), loss, np.inf)))
-    scores = {"log_loss": float(loss[best]),
-              "log_loss_sd": float(res["std_test_log_loss"][best]),
-              "auc": float(res["mean_test_auc"][best])}
-    return scores, {k: _plain(v) for k, v in res["params"][best].items()}, n
+    for grid in stages:
+        search = GridSearchCV(clone(cached).set_params(**chosen), grid, scoring=_scoring(),
+                              refit=False, cv=folds, error_score=np.nan)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore",
+                                    message="One or more of the test scores are non-finite")
+            search.fit(X, y)
+        res = search.cv_results_
+        loss = -np.asarray(res["mean_test_log_loss"], dtype=float)
+        n += len(loss)
+        if not np.isfinite(loss).any():
+            return {"log_loss": nan, "log_loss_sd": nan, "auc": nan}, {}, n
+        best = int(np.argmin(np.where(np.isfinite(loss), loss, np.inf)))
+        chosen |= {k: _plain(v) for k, v in res["params"][best].items()}
+        scores = {"log_loss": float(loss[best]),
+                  "log_loss_sd": float(res["std_test_log_loss"][best]),
+                  "auc": float(res["mean_test_auc"][best])}
+    return scores, chosen, n
 
 
 def _fit_calibrated(X, y, groups, seed, n_splits, families, progress, declared,
@@ -976,9 +1014,9 @@ def _fit_calibrated(X, y, groups, seed, n_splits, families, progress, declared,
                 progress(f"tuning and cross-validating {fam}")
             pipe = (build_custom(estimator, layout) if fam == CUSTOM
                     else build_family(fam, layout, seed, n_rows))
-            grid = [{}] if fam == CUSTOM else tuning_grid(fam, layout)
+            stages = [[{}]] if fam == CUSTOM else tuning_stages(fam, layout)
             try:
-                found, best, n_settings = _tune(pipe, grid, X, y, folds)
+                found, best, n_settings = _tune(pipe, stages, X, y, folds)
             except ValueError as exc:  # raised when every fit failed
                 last = [line for line in str(exc).splitlines() if line.strip()][-1:]
                 failed = f"failed: no cross-validation fit succeeded ({''.join(last)[:200]})"
