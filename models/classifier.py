@@ -182,11 +182,12 @@ RCS_FEW_ROWS = 100
 def rcs_knots(values: np.ndarray, n_knots: int) -> np.ndarray:
     """Knots of a restricted cubic spline of ``values`` (NaN ignored), in their units: the
     quantiles of :data:`RCS_KNOT_QUANTILES`, duplicates merged (fewer knots on a column with
-    few distinct values); empty when fewer than 3 distinct knots remain."""
+    few distinct values); empty for a column of fewer than 3 distinct values or when fewer
+    than 3 distinct knots remain."""
     if n_knots not in RCS_KNOT_QUANTILES:
         raise ValueError(f"n_knots must be one of {sorted(RCS_KNOT_QUANTILES)}, got {n_knots!r}")
     x = np.sort(np.asarray(values, dtype=float)[~np.isnan(values)])
-    if x.size == 0:
+    if np.unique(x).size < 3:  # a 0/1 column stays linear (a knot between 0 and 1 would not)
         return np.empty(0)
     knots = np.quantile(x, RCS_KNOT_QUANTILES[n_knots])
     if x.size < RCS_FEW_ROWS and x.size >= 10:

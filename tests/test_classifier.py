@@ -1,7 +1,12 @@
 """The classifier: column layout with declared features, pandas output through each family,
-clone-and-refit of a trained model on other tables, and model families on small cohorts."""
+clone-and-refit of a trained model on other tables, model families on small cohorts, tuning
+on the patient-grouped folds (settings recorded, radiomic reduction chosen), a user's own
+estimator, the patient folds and the fit cache."""
 
+import json
 import math
+import pickle
+import time
 
 import numpy as np
 import pandas as pd
@@ -15,12 +20,19 @@ from features.description import DeclaredFeature
 from features.errors import UserInputError
 from features.synthetic.cohort import simulate_cohort
 from models.classifier import (
+    CUSTOM,
     FAMILIES,
+    RADIOMIC_CHOICES,
+    TUNING_GRID,
     ContractTransformer,
     FeatureLayout,
+    FitCache,
+    RadiomicSelector,
     boosting_min_samples_leaf,
     build_family,
     fit_calibrated,
+    patient_folds,
+    tuning_stages,
 )
 from models.training import fit_model
 
@@ -222,3 +234,127 @@ def test_a_class_too_small_to_cross_validate_is_a_user_error():
     y[0] = 1
     with pytest.raises(UserInputError, match=r"counts by label: \{0: 59, 1: 1\}.*at least 2"):
         fit_calibrated(X, y, groups)
+
+
+# --------------------------------------------------------------------------- tuning
+
+
+def grid_size(family: str) -> int:
+    return int(np.prod([len(v) for v in TUNING_GRID[family].values()]))
+
+
+def test_tuning_records_each_familys_settings_and_chooses_the_radiomic_reduction():
+    table = with_extras(simulate_cohort(200, prevalence=0.3, seed=6))
+    X, y, groups = xy(table, DECLARED)
+    fitted = fit_calibrated(X, y, groups, seed=0, declared=DECLARED)
+    radiomic_keys = {f"prepare__radiomic__select__{k}" for c in RADIOMIC_CHOICES for k in c}
+    for family in FAMILIES:
+        scores = fitted.cv_scores[family]
+        best = scores["best_params"]
+        assert json.loads(json.dumps(best)) == best  # plain JSON values
+        assert set(TUNING_GRID[family]) <= set(best)
+        assert set(best) - set(TUNING_GRID[family]) <= radiomic_keys
+        assert best["prepare__radiomic__select__method"] in ("kbest", "l1")
+        assert scores["n_settings"] == len(RADIOMIC_CHOICES) + grid_size(family)
+    # the chosen family is calibrated with its chosen settings
+    params = fitted.estimator.fitted_pipeline.get_params()
+    for key, value in fitted.cv_scores[fitted.family]["best_params"].items():
+        assert params[key] == value
+    stages = tuning_stages("logistic", FeatureLayout.from_columns(X.columns, DECLARED))
+    assert [len(s) for s in stages] == [len(RADIOMIC_CHOICES), 1]
+    assert tuning_stages("logistic", FeatureLayout.from_columns(["rcbv"])) == [
+        [{"model__C": list(TUNING_GRID["logistic"]["model__C"])}]]
+
+
+def test_radiomic_selector_keeps_the_informative_columns_by_f_test_or_l1():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    X = rng.normal(size=(400, 30))
+    X[:, :3] += y[:, None]
+    kbest = RadiomicSelector("kbest", k=3).fit(X, y)
+    assert np.flatnonzero(kbest.get_support()).tolist() == [0, 1, 2]
+    lasso = RadiomicSelector("l1", l1_scale=3.0).fit(X, y)
+    kept = lasso.get_support()
+    assert kept[:3].all() and kept.sum() <= 8
+    assert RadiomicSelector("l1", l1_scale=30.0).fit(X, y).get_support().sum() >= kept.sum()
+    assert lasso.scores_.shape == (30,) and lasso.coef_.shape == (1, 30)
+    none = RadiomicSelector("kbest", k=0).fit(X, y)
+    assert none.transform(X).shape == (400, 0)
+
+
+# --------------------------------------------------------------------------- own estimator
+
+
+def test_own_estimator_is_compared_as_custom_and_calibrated_on_patient_folds():
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.svm import LinearSVC
+
+    table = several_lesions(simulate_cohort(200, prevalence=0.3, seed=1))
+    X, y, groups = xy(table)
+    both = fit_calibrated(X, y, groups, seed=0, families=("logistic",), estimator=GaussianNB())
+    assert list(both.cv_scores) == ["logistic", CUSTOM]
+    assert both.cv_scores[CUSTOM]["best_params"] == {}
+    assert both.cv_scores[CUSTOM]["n_settings"] == 1
+    assert math.isfinite(both.cv_scores[CUSTOM]["log_loss"])
+    alone = fit_calibrated(X, y, groups, seed=0, families=(), estimator=GaussianNB)  # a factory
+    assert alone.family == CUSTOM and list(alone.cv_scores) == [CUSTOM]
+    assert isinstance(alone.estimator.fitted_pipeline.named_steps["model"], GaussianNB)
+    for train, test in alone.estimator.calibrated_.cv:
+        assert not set(groups[train]) & set(groups[test])
+    p = alone.estimator.predict_proba(X)[:, 1]
+    assert np.isfinite(p).all() and 0 < p.min() < p.max() < 1
+    refit = clone(alone.estimator).fit(X, y)  # the whole procedure, grouped by patient_id
+    assert refit.predict_proba(X).shape == (len(y), 2)
+    with pytest.raises(UserInputError, match="predict_proba"):
+        fit_calibrated(X, y, groups, estimator=LinearSVC())
+    with pytest.raises(UserInputError, match="needs an estimator"):
+        fit_calibrated(X, y, groups, families=(CUSTOM,))
+    with pytest.raises(UserInputError, match="factory"):
+        fit_calibrated(X, y, groups, estimator=lambda: 1 / 0)
+
+
+# --------------------------------------------------------------------------- folds and cache
+
+
+def test_patient_folds_keep_patients_together_and_balance_the_classes():
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(60), rng.integers(1, 5, 60)).astype(str)
+    y = (rng.random(len(groups)) < 0.25).astype(int)
+    folds = patient_folds(y, groups, 5, seed=0)
+    assert sorted(np.concatenate([test for _, test in folds])) == list(range(len(y)))
+    positives = [int(y[test].sum()) for _, test in folds]
+    for train, test in folds:
+        assert not set(groups[train]) & set(groups[test])
+        assert 0 < y[test].sum() < len(test)
+    assert max(positives) - min(positives) <= 3
+    again = patient_folds(y, groups, 5, seed=0)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again, strict=True))
+    # no more folds than patients with a lesion of the rarer class
+    few = np.array([1, 1, 1, 0, 0, 0, 0, 0])
+    assert len(patient_folds(few, np.array(["a", "a", "b", "c", "d", "e", "f", "g"]), 5, 0)) == 2
+    big = (rng.random(10_000) < 0.1).astype(int)
+    start = time.perf_counter()
+    folds = patient_folds(big, np.arange(10_000), 5, seed=1)
+    assert time.perf_counter() - start < 1.0
+    assert {int(big[test].sum()) for _, test in folds} <= {big.sum() // 5, big.sum() // 5 + 1}
+
+
+def test_fit_cache_answers_equal_calls_once_and_is_shared_by_clones():
+    calls = []
+
+    def fit(transformer, X, y, note=None):
+        calls.append(1)
+        return len(X)
+
+    cache = FitCache()
+    cached = cache.cache(fit, ignore=["note"])
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": ["x", "y", "z"]})
+    y = np.array([0, 1, 0])
+    assert cached("t", X, y, note=1) == cached("t", X.copy(), y.copy(), note=2) == 3
+    assert len(calls) == 1
+    cached("t", X.iloc[:2], y[:2])
+    cached("u", X, y)
+    assert len(calls) == 3
+    pipe = build_family("logistic", FeatureLayout.from_columns(["rcbv"])).set_params(memory=cache)
+    assert clone(pipe).memory is cache
+    assert pickle.loads(pickle.dumps(cache)).store == {}
