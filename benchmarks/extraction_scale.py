@@ -11,7 +11,8 @@ written by features.synthetic.images from a simulated melanoma cohort:
 Per size, with the cache off and the settings of features/params/mri.yaml:
 
 - plain: a loop calling pyradiomics' RadiomicsFeatureExtractor.execute(image, mask) on the
-  same files with the same per-sequence settings, one SimpleITK thread (as the project);
+  same files with the same per-sequence settings (one extractor per sequence, built before
+  the timing), one SimpleITK thread (as the project);
 - project, jobs=1: features.extract.extract in this process (its checks, hashing, cache
   key, table assembly); overhead = project / plain - 1, in wall time and in this
   process's CPU time (the CPU figure holds when other programs share the cores);
@@ -84,7 +85,25 @@ def write_cohort(size: str, n: int, folder: Path, seed: int, jobs: int) -> tuple
         "images_written_s": round(seconds, 2)}
 
 
-def plain_pyradiomics(manifest: Path, params: Path) -> dict[str, dict[str, float]]:
+def plain_extractors(manifest: Path, params: Path) -> dict:
+    """One pyradiomics extractor per sequence column of ``manifest``, built once (as the
+    project keeps its own between runs), with the project's per-sequence settings."""
+    import warnings
+
+    import pandas as pd
+    from radiomics import featureextractor
+
+    from features.extract import load_settings
+
+    settings = load_settings(params)
+    seqs = [c for c in pd.read_csv(manifest, nrows=0).columns if c not in ("patient_id", "mask")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {s: featureextractor.RadiomicsFeatureExtractor(settings.for_sequence(s))
+                for s in seqs}
+
+
+def plain_pyradiomics(manifest: Path, extractors: dict) -> dict[str, dict[str, float]]:
     """pyradiomics alone over the manifest: {patient: {<sequence>_<feature>: value}}."""
     import warnings
 
@@ -92,13 +111,8 @@ def plain_pyradiomics(manifest: Path, params: Path) -> dict[str, dict[str, float
     import pandas as pd
     import radiomics
     import SimpleITK as sitk
-    from radiomics import featureextractor
 
-    from features.extract import load_settings
-
-    settings = load_settings(params)
     table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-    seqs = [c for c in table.columns if c not in ("patient_id", "mask")]
     radiomics.setVerbosity(60)
     threads = sitk.ProcessObject_GetGlobalDefaultNumberOfThreads()
     sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(1)
@@ -106,15 +120,13 @@ def plain_pyradiomics(manifest: Path, params: Path) -> dict[str, dict[str, float
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            extractors = {s: featureextractor.RadiomicsFeatureExtractor(
-                settings.for_sequence(s)) for s in seqs}
             for row in table.to_dict("records"):
                 feats = {}
                 mask = str(manifest.parent / row["mask"])
-                for s in seqs:
+                for s, extractor in extractors.items():
                     if not row[s]:
                         continue
-                    result = extractors[s].execute(str(manifest.parent / row[s]), mask)
+                    result = extractor.execute(str(manifest.parent / row[s]), mask)
                     feats.update({f"{s}_{k}": float(v) for k, v in result.items()
                                   if not k.startswith("diagnostics_")})
                 out[row["patient_id"]] = feats
@@ -189,9 +201,10 @@ def measure(size: str, n: int, seed: int, repeats: int, params: Path, jobs_image
             # warm runs, interleaved so that a busy moment of the machine hits all alike
             warm = {"plain": [], "project_jobs1": [], "jobs2_warm": [], "dask2_warm": []}
             cpu = {"plain": [], "project_jobs1": []}  # in-process runs: CPU seconds too
+            extractors = plain_extractors(manifest, params)
             plain = None
             for _ in range(repeats):
-                seconds, plain = _timed(lambda: plain_pyradiomics(manifest, params),
+                seconds, plain = _timed(lambda: plain_pyradiomics(manifest, extractors),
                                         cpu["plain"])
                 warm["plain"].append(seconds)
                 for name, kw in (("project_jobs1", {"jobs": 1}), ("jobs2_warm", {"jobs": 2}),
