@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import locale
 import shutil
 from pathlib import Path
 
@@ -37,7 +38,19 @@ featureClass:
 
 def write_dicom_series(image: sitk.Image, folder: Path, series_uid: str,
                        description: str) -> None:
-    """Write an integer 3D ``image`` as one DICOM file per slice (axial, in index order)."""
+    """Write an integer 3D ``image`` as one DICOM file per slice (axial, in index order).
+
+    GDCM's writer leaves the process's C locale changed (LC_CTYPE "C": text files then read
+    as ASCII); the locale is put back afterwards.
+    """
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        _write_slices(image, folder, series_uid, description)
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
+def _write_slices(image: sitk.Image, folder: Path, series_uid: str, description: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     d = image.GetDirection()
     orientation = (d[0], d[3], d[6], d[1], d[4], d[7])  # row and column direction cosines
