@@ -479,6 +479,10 @@ BOOSTING_MIN_LEAF_FLOOR = 5
 #: Boosting is skipped when a cross-validation training fold holds fewer rows of the
 #: smaller class than this.
 BOOSTING_MIN_MINORITY = 10
+#: The spline family is skipped when a cross-validation training fold holds fewer rows of the
+#: smaller class than this: its curve terms (two or three per continuous column) would rest
+#: on too few events to be estimated.
+SPLINE_MIN_MINORITY = 20
 #: Cross-validation needs at least this many rows of each class (two stratified folds).
 MIN_ROWS_PER_CLASS = 2
 
@@ -525,7 +529,7 @@ def tuning_stages(family: str, layout: FeatureLayout) -> list[list[dict[str, lis
     """The candidate settings of ``family`` for ``layout``, as successive
     :class:`~sklearn.model_selection.GridSearchCV` ``param_grid`` lists, each searched with
     the best settings of the ones before: with a wide block, first the radiomic reduction
-    (:data:`RADIOMIC_CHOICES`, the family's other settings untuned), then the family's
+    (:func:`radiomic_choices`, the family's other settings untuned), then the family's
     :data:`TUNING_GRID`. ``[[{}]]`` (the settings as built) for a family without a grid,
     such as :data:`CUSTOM`. Searching the reduction first, instead of crossing it with the
     family's grid, costs the sum of the two grids instead of their product."""
@@ -533,10 +537,26 @@ def tuning_stages(family: str, layout: FeatureLayout) -> list[list[dict[str, lis
     if family == "spline" and not layout.continuous:
         base.pop("prepare__contract__spline__n_knots", None)
     stages = [[base]]
-    if layout.radiomic and family in TUNING_GRID and RADIOMIC_CHOICES:
+    choices = radiomic_choices(len(layout.radiomic))
+    if family in TUNING_GRID and len(choices) > 1:
         stages.insert(0, [{f"prepare__radiomic__select__{k}": [v] for k, v in choice.items()}
-                          for choice in RADIOMIC_CHOICES])
+                          for choice in choices])
     return stages
+
+
+def radiomic_choices(n_columns: int) -> list[dict[str, Any]]:
+    """:data:`RADIOMIC_CHOICES` that differ on a block of ``n_columns`` columns: the F-test
+    choices keeping all of them are one (the smallest such ``k``); none without a block."""
+    if not n_columns:
+        return []
+    out, keeps_all = [], False
+    for choice in RADIOMIC_CHOICES:
+        if choice["method"] == "kbest" and choice["k"] >= n_columns:
+            if keeps_all:
+                continue
+            keeps_all = True
+        out.append(dict(choice))
+    return out
 
 
 def _numeric_block(spline: bool = False) -> Pipeline:
@@ -803,8 +823,11 @@ def family_plan(family: str, y: np.ndarray, folds: list) -> tuple[int | None, st
 
     Rules, on the cross-validation training folds (the rows each model learns from):
 
-    - logistic regression, with or without splines, and a user's estimator run at any size
-      (the L2 penalty, tuned, keeps the first two stable);
+    - logistic regression and a user's estimator run at any size (the L2 penalty, tuned,
+      keeps the first stable);
+    - the spline family is skipped when a training fold holds fewer than
+      :data:`SPLINE_MIN_MINORITY` (20) rows of the smaller class: too few events to
+      estimate curves;
     - gradient boosting is skipped when a training fold holds fewer than
       :data:`BOOSTING_MIN_MINORITY` (10) rows of the smaller class: a tree's splits would
       then rest on a handful of events;
@@ -813,10 +836,16 @@ def family_plan(family: str, y: np.ndarray, folds: list) -> tuple[int | None, st
       ones calibrated and refitted; the note says when that is below the large-table 30.
     """
     n_fit = min(len(train) for train, _ in folds)
-    if family != "gradient_boosting":
+    if family not in ("gradient_boosting", "spline"):
         return n_fit, ""
     classes = np.unique(y)
     minority = min(int(np.sum(y[train] == c)) for train, _ in folds for c in classes)
+    if family == "spline":
+        if minority < SPLINE_MIN_MINORITY:
+            return None, (f"skipped: the smaller class has {minority} rows in the smallest "
+                          f"cross-validation training fold, fewer than {SPLINE_MIN_MINORITY}; "
+                          "too few events to estimate curved effects")
+        return n_fit, ""
     if minority < BOOSTING_MIN_MINORITY:
         return None, (f"skipped: the smaller class has {minority} rows in the smallest "
                       f"cross-validation training fold, fewer than {BOOSTING_MIN_MINORITY}; "

@@ -32,6 +32,7 @@ from models.classifier import (
     build_family,
     fit_calibrated,
     patient_folds,
+    radiomic_choices,
     tuning_stages,
 )
 from models.training import fit_model
@@ -190,6 +191,8 @@ def test_small_cohort_skips_boosting_with_a_note_and_picks_a_scored_family():
     fitted = fit_calibrated(X, y, groups, seed=0)
     assert fitted.family == "logistic"
     assert math.isfinite(fitted.cv_scores["logistic"]["log_loss"])
+    assert fitted.notes["spline"].startswith("skipped")
+    assert "fewer than 20" in fitted.notes["spline"]
     assert "skipped" in fitted.notes["gradient_boosting"]
     assert "fewer than 10" in fitted.notes["gradient_boosting"]
     assert fitted.cv_scores["gradient_boosting"]["note"] == fitted.notes["gradient_boosting"]
@@ -256,12 +259,17 @@ def test_tuning_records_each_familys_settings_and_chooses_the_radiomic_reduction
         assert set(best) - set(TUNING_GRID[family]) <= radiomic_keys
         assert best["prepare__radiomic__select__method"] in ("kbest", "l1")
         assert scores["n_settings"] == len(RADIOMIC_CHOICES) + grid_size(family)
+        assert len(radiomic_choices(14)) == len(RADIOMIC_CHOICES)  # 14 radiomic columns
     # the chosen family is calibrated with its chosen settings
     params = fitted.estimator.fitted_pipeline.get_params()
     for key, value in fitted.cv_scores[fitted.family]["best_params"].items():
         assert params[key] == value
     stages = tuning_stages("logistic", FeatureLayout.from_columns(X.columns, DECLARED))
     assert [len(s) for s in stages] == [len(RADIOMIC_CHOICES), 1]
+    # on a block of 5 columns, every F-test choice keeping all 5 is one choice
+    narrow = radiomic_choices(5)
+    assert [c["method"] for c in narrow].count("kbest") == 1 and len(narrow) >= 2
+    assert radiomic_choices(0) == []
     assert tuning_stages("logistic", FeatureLayout.from_columns(["rcbv"])) == [
         [{"model__C": list(TUNING_GRID["logistic"]["model__C"])}]]
 
