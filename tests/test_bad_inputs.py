@@ -367,22 +367,20 @@ def test_predict_output_under_a_regular_file(kps_model, tmp_path):
 
 
 def test_the_scripts_themselves_exit_2_without_a_traceback(kps_model, tmp_path):
-    """The scripts as a user runs them: status 2, one message, no traceback."""
+    """The scripts as a user runs them (both at once): status 2, one message, no traceback."""
     data = write(changed(_unit_mistakes), tmp_path / "data.csv")
     new = write(table(), tmp_path / "new.csv")
     before = {p: digest(p) for p in (data, new, kps_model)}
-    runs = [
-        subprocess.run([sys.executable, "train.py", "--data", str(data),
-                        "--out", str(tmp_path / "m.skops"), *FAST],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"}),
-        subprocess.run([sys.executable, "predict.py", "--model", str(kps_model),
-                        "--data", str(new), "--out", str(tmp_path / "p.csv")],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})]
-    for run, fragment in zip(runs, ["give ADC in 10^-3 mm^2/s", "'kps' matches no column"],
-                             strict=True):
-        assert run.returncode == 2, run.stderr
-        assert "Traceback" not in run.stderr and fragment in run.stderr
-        assert run.stderr.startswith("error: ") and run.stdout == ""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, *map(str, args)], cwd=ROOT, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for args in (["train.py", "--data", data, "--out", tmp_path / "m.skops", *FAST],
+                          ["predict.py", "--model", kps_model, "--data", new,
+                           "--out", tmp_path / "p.csv"])]
+    for proc, fragment in zip(procs, ["give ADC in 10^-3 mm^2/s", "'kps' matches no column"],
+                              strict=True):
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2, err
+        assert "Traceback" not in err and fragment in err
+        assert err.startswith("error: ") and out == ""
     assert {p: digest(p) for p in before} == before

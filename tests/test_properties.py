@@ -32,7 +32,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 FEATURES = [c for c in COLUMNS if c.kind in ("number", "binary", "category")]
 NUMBERS = [c for c in COLUMNS if c.kind == "number"]
 CHECKED = [c for c in COLUMNS if c.kind in ("number", "binary")]
-TABLES = settings(max_examples=80, deadline=None, database=None,
+TABLES = settings(max_examples=60, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 STATS = settings(max_examples=100, deadline=None, database=None)
 #: Texts no number column may read as a number (nor as an empty cell).
