@@ -330,9 +330,9 @@ def _column_problems(col: Column, raw: pd.Series, require_label: bool
         if outside.any():
             shown = ", ".join(f"{v:g}" for v in pd.unique(num[outside])[:SHOWN_VALUES])
             hint = _unit_hint(col, present) or (
-                f" Correct them, or check the unit: this column is in {col.unit}.")
+                f" Correct them, or check their unit (the contract's is {col.unit}).")
             problems.append(
-                f"{what} should be in {col.unit} within [{col.low:g}, {col.high:g}]; "
+                f"{what} should lie within [{col.low:g}, {col.high:g}]; "
                 f"{int(outside.sum())} value(s) are outside (e.g. {shown}; {_rows(outside)})."
                 f"{hint}")
             return None, problems

@@ -130,13 +130,13 @@ TABLE_CASES: dict[str, tuple[Callable[[pd.DataFrame], None], list[str]]] = {
          "(data rows 2, 3)", "needs --decimal ','", "censored value"]),
     "values out of range": (
         lambda df: (_set("rcbv", [0], [45])(df), _set("weeks_on_treatment", [1], [-3])(df)),
-        ["column 'weeks_on_treatment' (weeks) should be in weeks within [0, 520]; 1 value(s) "
+        ["column 'weeks_on_treatment' (weeks) should lie within [0, 520]; 1 value(s) "
          "are outside (e.g. -3; data row 2)",
-         "column 'rcbv' (ratio) should be in ratio within [0, 30]; 1 value(s) are outside "
-         "(e.g. 45; data row 1)", "check the unit"]),
+         "column 'rcbv' (ratio) should lie within [0, 30]; 1 value(s) are outside "
+         "(e.g. 45; data row 1)", "check their unit (the contract's is ratio)"]),
     "unit mistakes": (
         _unit_mistakes,
-        ["column 'adc' (10^-3 mm^2/s) should be in 10^-3 mm^2/s within [0.05, 5]",
+        ["column 'adc' (10^-3 mm^2/s) should lie within [0.05, 5]",
          "look like mm^2/s; give ADC in 10^-3 mm^2/s (multiply by 1000)",
          "column 'steroid_response_pct' (%): all", "they look like fractions. Give percentages "
          "(multiply by 100)"]),

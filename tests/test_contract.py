@@ -152,7 +152,7 @@ def test_every_problem_is_reported_at_once():
         "  - column 'rcbv' (ratio) must be numeric; found 'high' (1 row), '<0.5' (1 row) (data "
         "rows 1, 2). A censored value ('<0.5') is not a number: give the value, or leave the "
         "cell empty.",
-        "  - column 'adc' (10^-3 mm^2/s) should be in 10^-3 mm^2/s within [0.05, 5]; 3 value(s) "
+        "  - column 'adc' (10^-3 mm^2/s) should lie within [0.05, 5]; 3 value(s) "
         "are outside (e.g. 0.0011, 0.0009, 0.001; data rows 1, 2, 3). The values look like "
         "mm^2/s; give ADC in 10^-3 mm^2/s (multiply by 1000).",
         "  - 'pseudoprogression' is empty in 1 row(s) (data row 3). Every row used for training "
