@@ -525,7 +525,7 @@ def restate_at_prevalence(sensitivity: float, specificity: float, prevalence,
     # plain estimate (a PPV of exactly 1): widen it to include the estimate.
     for key, point in (("ppv", ppv), ("npv", npv)):
         lo, hi = lo_hi[key]
-        lo_hi[key] = [np.fmin(lo, point), np.fmax(hi, point)]
+        lo_hi[key] = [np.minimum(lo, point), np.maximum(hi, point)]  # NaN stays NaN
     return out | {"ppv": plain(ppv), "ppv_ci": [plain(v) for v in lo_hi["ppv"]],
                   "npv": plain(npv), "npv_ci": [plain(v) for v in lo_hi["npv"]]}
 
