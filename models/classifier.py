@@ -622,6 +622,44 @@ def build_family(family: str, layout: FeatureLayout, random_state: int = 0,
     return Pipeline([("prepare", _prepare(family, layout)), ("model", model)])
 
 
+def _value_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def settings_text(params: Mapping[str, Any]) -> str:
+    """Chosen settings (``cv_scores[family]["best_params"]``) in words, for reports:
+    ``"inverse L2 penalty C 0.3; spline knots per continuous column 4"``; ``"as given"``
+    when empty (a user's estimator)."""
+    if not params:
+        return "as given"
+    return "; ".join(f"{TUNED_SETTINGS.get(k, k)} {_value_text(v)}" for k, v in params.items())
+
+
+def tuning_text() -> str:
+    """The whole grid in words, for a report's methods: each family's candidates and the
+    radiomic choices searched first."""
+    families = "; ".join(
+        f"{family}: " + ", ".join(f"{TUNED_SETTINGS.get(k, k)} in "
+                                  + "/".join(_value_text(v) for v in values)
+                                  for k, values in grid.items())
+        for family, grid in TUNING_GRID.items())
+    radiomic = "; ".join(_choice_text(c) for c in RADIOMIC_CHOICES)
+    return (f"{families} (every combination); with radiomic columns, the radiomic reduction "
+            f"is chosen first among: {radiomic}")
+
+
+def has_spline_terms(pipeline) -> bool:
+    """True when a fitted pipeline of :func:`build_family` holds restricted cubic spline
+    terms (its coefficients are then not per-feature effects: read it by permutation)."""
+    prepare = getattr(pipeline, "named_steps", {}).get("prepare")
+    for _, block, _ in getattr(prepare, "transformers_", []):
+        for _, step in getattr(block, "steps", []):
+            if isinstance(step, RestrictedCubicSplines) and any(
+                    k.size for k in getattr(step, "knots_", [])):
+                return True
+    return False
+
+
 def custom_estimator(estimator) -> BaseEstimator:
     """A fresh unfitted copy of a user's classifier: ``estimator`` itself (cloned), or what a
     factory returns when called with no arguments (a class, a function).

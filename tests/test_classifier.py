@@ -33,7 +33,9 @@ from models.classifier import (
     fit_calibrated,
     patient_folds,
     radiomic_choices,
+    settings_text,
     tuning_stages,
+    tuning_text,
 )
 from models.training import fit_model
 
@@ -272,6 +274,11 @@ def test_tuning_records_each_familys_settings_and_chooses_the_radiomic_reduction
     assert radiomic_choices(0) == []
     assert tuning_stages("logistic", FeatureLayout.from_columns(["rcbv"])) == [
         [{"model__C": list(TUNING_GRID["logistic"]["model__C"])}]]
+    # in words, for reports
+    assert settings_text({"model__C": 0.3, "model__max_leaf_nodes": 7}) == (
+        "inverse L2 penalty C 0.3; leaves per tree 7")
+    assert settings_text({}) == "as given"
+    assert all(family in tuning_text() for family in FAMILIES)
 
 
 def test_radiomic_selector_keeps_the_informative_columns_by_f_test_or_l1():

@@ -20,6 +20,7 @@ from models.classifier import (
     RestrictedCubicSplines,
     build_family,
     fit_calibrated,
+    has_spline_terms,
     rcs_knots,
     rcs_terms,
 )
@@ -123,6 +124,8 @@ def test_spline_family_adds_terms_for_continuous_columns_only():
     names = list(pipe[:-1].get_feature_names_out())
     assert {"rcbv_rcs1", "rcbv_rcs2", "adc_rcs1", "adc_rcs2", "symptomatic"} <= set(names)
     assert not [c for c in names if c.startswith("symptomatic_rcs")]
+    assert has_spline_terms(pipe)
+    assert not has_spline_terms(build_family("logistic", layout).fit(X, y))
     assert "spline" in FAMILIES and "prepare__contract__spline__n_knots" in TUNING_GRID["spline"]
 
 
