@@ -705,9 +705,9 @@ def patient_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -
     Patients with the same count of lesions of each class form a stratum; strata are dealt
     out in turn (most lesions first), each shuffled (``seed``) and spread evenly over the
     folds, its remainder going first to folds still lacking a class the stratum has, then to
-    those holding the smallest share of its classes, then the fewest lesions. The same
-    stratified group split as :class:`~sklearn.model_selection.StratifiedGroupKFold`, in time
-    linear in the patients (that one took 7 s for 10,000 patients).
+    those holding the smallest share of its classes, then the fewest lesions. The same kind of
+    stratified group split as :class:`~sklearn.model_selection.StratifiedGroupKFold` makes, in
+    time linear in the patients (that one took 7 s for 10,000 patients).
     """
     y = np.asarray(y)
     groups = np.asarray(groups)
