@@ -53,10 +53,10 @@ def _image_parameters(size: str):
 
     if size == "demo":
         return ImageParameters(missing_map="draw")
-    # 1 mm isotropic whole-brain field of view; radius 15 mm gives about 10,000 enhancing
+    # 1 mm isotropic whole-brain field of view; radius 14 mm gives about 10,000 enhancing
     # voxels once the necrotic core and bubbles are taken out
     return ImageParameters(size_voxels=(240, 240, 155), spacing_mm=(1.0, 1.0, 1.0),
-                           baseline_radius_mm=15.0, baseline_radius_sd_mm=0.5,
+                           baseline_radius_mm=14.0, baseline_radius_sd_mm=0.5,
                            max_radius_mm=18.0, missing_map="draw")
 
 
