@@ -134,13 +134,14 @@ class ExtractionSettings:
 
 
 def _validate_pyradiomics(params: dict, where: str) -> None:
-    """Run pyradiomics' own schema check on ``params``; UserInputError on failure."""
-    from radiomics import featureextractor
+    """Run pyradiomics' own schema check on ``params``; UserInputError on failure.
 
+    The checked extractor is kept (:func:`_extractor`), so settings already checked in
+    this process cost nothing the next time, and an in-process extraction reuses it.
+    """
     try:
-        with _quiet_radiomics(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # pykwalify's loader
-            featureextractor.RadiomicsFeatureExtractor(copy.deepcopy(params))
+        with _quiet_radiomics():
+            _extractor(json.dumps(params, sort_keys=True))
     except Exception as exc:  # pykwalify's SchemaError, or pyradiomics' checks
         msg = " ".join(str(exc).split())
         raise UserInputError(f"{where}: pyradiomics rejects these settings: {msg}") from None
