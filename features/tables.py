@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import codecs
 import csv
+import glob
 import io
 import os
 import re
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +31,7 @@ EXCEL_SUFFIXES = (".xlsx",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
 READABLE = TEXT_SUFFIXES + EXCEL_SUFFIXES + PARQUET_SUFFIXES
 ID_COLUMNS = ("patient_id",)
+STALE_TEMPORARY_S = 600.0  # a temporary output file unchanged this long was left by a killed run
 SEPARATORS = (",", ";", "\t")
 DECIMALS = (".", ",")
 
@@ -347,16 +350,34 @@ def _first_line(exc: Exception) -> str:
     return lines[0].rstrip(".") if lines else type(exc).__name__
 
 
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporary files a killed writer of ``path`` left (``.<name>.*.tmp`` beside
+    it, unchanged for :data:`STALE_TEMPORARY_S` seconds); return those removed. A younger
+    one may belong to a writer still running, and is left alone."""
+    removed = []
+    now = time.time()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > STALE_TEMPORARY_S:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:  # gone meanwhile, or not ours to remove
+            continue
+    return removed
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block succeeds, move it over ``path``.
 
     A crash leaves either the old file or the complete new one, never half of it, and no
-    temporary file. The folder is created when needed; a new file gets mode 0644, a
-    replaced one keeps its mode.
+    temporary file. A killed process (SIGKILL) cannot clean up, so the temporary files of
+    ``path`` older than :data:`STALE_TEMPORARY_S` are removed first. The folder is created
+    when needed; a new file gets mode 0644, a replaced one keeps its mode.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

@@ -110,13 +110,18 @@ def _nan_pair() -> list[float]:
 
 
 def wilson_ci(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Wilson score interval of the proportion ``k / n``; (nan, nan) when ``n == 0``."""
+    """Wilson score interval of the proportion ``k / n``; (nan, nan) when ``n == 0``.
+
+    statsmodels' bounds at ``k = 0`` and ``k = n`` can miss 0 and 1 by a unit in the last
+    place, so the interval is widened to hold ``k / n`` itself.
+    """
     if n <= 0:
         return (NAN, NAN)
     from statsmodels.stats.proportion import proportion_confint
 
     lo, hi = proportion_confint(int(k), int(n), alpha=alpha, method="wilson")
-    return (float(lo), float(hi))
+    share = k / n
+    return (float(min(lo, share)), float(max(hi, share)))
 
 
 def _proportion(k: int, n: int, alpha: float = 0.05) -> tuple[float, list[float]]:

@@ -269,10 +269,6 @@ def test_wilson_interval_holds_the_proportion(kn):
         assert inside(k / n, (lo, hi))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "statsmodels' Wilson bounds at k = 0 and k = n miss 0 and 1 by a unit in the last place "
-    "(2.8e-17 and 0.9999999999999999 for n = 7), leaving 0% and 100% outside their own "
-    "interval; models/statistics.py wilson_ci should return (min(lo, k / n), max(hi, k / n))"))
 @pytest.mark.parametrize("n", [7, 9, 12, 45])
 def test_wilson_interval_holds_0_and_100_percent_exactly(n):
     for k in (0, n):
