@@ -75,21 +75,33 @@ def population_report(model, table, metrics: dict) -> dict:
                       "data, updating a model for a new site)"}
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """The predictions file and the report folder: writable, and none of them one of the
+    inputs (the table, the model and its record, --table, --manifest); checked before any
+    input is read."""
+    from features.outputs import check_not_an_input, check_report_folder, check_writable
+    from models.bundle import record_path
+    from models.report import report_files
+
+    inputs = [(args.data, "the input table"), (args.model, "the model file (--model)"),
+              (record_path(args.model), "the model's record (--model's .json)"),
+              (args.table, "the table description (--table)"),
+              (args.manifest, "the image manifest (--manifest)")]
+    check_writable("--out", args.out)
+    check_not_an_input("--out", [args.out], inputs,
+                       "choose another file so your data is not overwritten.")
+    if args.report:
+        check_report_folder(args.report, report_files(args.report),
+                            [*inputs, (args.out, "the predictions file (--out)")])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Load the model and table, write predictions and, if asked, the report."""
     args = build_parser().parse_args(argv)
     from models import load_model, predict_table
     from models.prediction import prepare_for_model, with_radiomic_features
 
-    if args.out.resolve() == args.data.resolve():
-        raise UserInputError("--out is the input table; choose another file so your data "
-                             "is not overwritten.")
-    if args.report:
-        from models.report import report_files
-
-        if args.data.resolve() in {f.resolve() for f in report_files(args.report)}:
-            raise UserInputError(f"--report {args.report} would overwrite your table "
-                                 f"{args.data.name}; choose another report folder.")
+    check_outputs(args)
     model = load_model(args.model, trust_pickle=args.trust_pickle)
     description = description_from_arguments(args, model.description)
     raw = read_table(args.data, sep=args.sep, decimal=args.decimal,

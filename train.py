@@ -141,17 +141,26 @@ def check_options(args: argparse.Namespace) -> None:
     if args.update is not None and args.manifest:
         raise UserInputError("--update with --manifest is not supported; join the radiomic "
                              "features into --data first (python -m features.extract).")
-    inputs = {p.resolve() for p in (args.data, args.manifest, args.update, args.table)
-              if p is not None}
-    if args.out.resolve() in inputs:
-        raise UserInputError("--out is one of your input files; choose another file for the "
-                             "model.")
-    if args.report:
-        from models.report import report_files
+    check_outputs(args)
 
-        if inputs & {f.resolve() for f in report_files(args.report)}:
-            raise UserInputError(f"--report {args.report} would overwrite one of your input "
-                                 "files; choose another report folder.")
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """The model file, its record and the report folder: writable, and none of them one of
+    the inputs (checked before any table is read)."""
+    from features.outputs import check_not_an_input, check_report_folder, check_writable
+    from models.bundle import record_path
+    from models.report import report_files
+
+    inputs = [(p, "one of your input files") for p in (args.data, args.manifest, args.table)]
+    if args.update is not None:
+        inputs += [(args.update, "one of your input files"),
+                   (record_path(args.update), "one of your input files")]
+    check_writable("--out", args.out)
+    check_not_an_input("--out", [args.out, record_path(args.out)], inputs,
+                       "choose another file for the model.")
+    if args.report:
+        check_report_folder(args.report, report_files(args.report),
+                            [*inputs, (args.out, "the model file (--out)")])
 
 
 def load_training_table(args: argparse.Namespace):

@@ -253,13 +253,6 @@ def _unwritable_folder(tmp_path: Path) -> Path:
     return Path("/proc")  # no one, root included, creates files there
 
 
-OUTPUT_FIX = ("train.py check_options and predict.py main should check --out's and --report's "
-              "folders before reading any table: the nearest existing parent must be a folder "
-              "one can create a file in (try tempfile.TemporaryFile(dir=...)); otherwise a "
-              "UserInputError naming the option and the path")
-
-
-@pytest.mark.xfail(strict=True, reason=OUTPUT_FIX)
 @pytest.mark.parametrize("option, where", [
     ("--out", "under a regular file"), ("--report", "under a regular file"),
     ("--out", "in a read-only folder"), ("--report", "in a read-only folder")])
@@ -344,9 +337,6 @@ def test_predict_out_equal_to_its_table(kps_model, tmp_path):
         in out.err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "predict.py main compares --out with --data only: it must also refuse the model file "
-    "(and its record <model>.json), --table and --manifest, as train.py check_options does"))
 def test_predict_out_equal_to_its_model(kps_model, tmp_path):
     model = _model_copy(kps_model, tmp_path)
     data = write(table().assign(kps=70), tmp_path / "new.csv")
@@ -355,7 +345,6 @@ def test_predict_out_equal_to_its_model(kps_model, tmp_path):
     assert digest(model) == digest(kps_model)
 
 
-@pytest.mark.xfail(strict=True, reason=OUTPUT_FIX)
 def test_predict_output_under_a_regular_file(kps_model, tmp_path):
     data = write(table().assign(kps=70), tmp_path / "new.csv")
     out = command(predict.main, ["--model", kps_model, "--data", data,
