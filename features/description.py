@@ -48,6 +48,7 @@ from features.contract import (
     KEY_COLUMNS,
     LABEL,
     LESION,
+    check_table,
     id_text,
     is_radiomic,
     lesion_numbers,
@@ -63,6 +64,7 @@ TOP_KEYS: tuple[str, ...] = ("patient", "lesion", "label", "rename", "features",
 LABEL_KEYS: tuple[str, ...] = ("column", "positive", "negative", "name")
 FEATURE_KEYS: tuple[str, ...] = ("columns", "kind", "block", "range")
 DEFAULT_SOURCE = "the table description"
+STORED_SOURCE = "the table description stored in the model"  # read back from a model file
 #: Above this many undeclared columns the warning groups them by prefix.
 GROUP_UNDECLARED_ABOVE = 20
 #: At most this many problems are listed in one error.
@@ -387,7 +389,8 @@ class TableDescription:
             if converted is not None:
                 declared[name], values[name] = feature, converted
         if problems:
-            _raise(f"{source} does not match {self.source}", problems)
+            _raise(f"{source} does not match {self.source}",
+                   problems + self._contract_problems(src, plan))
 
         data: dict[str, pd.Series] = {ID: patients.astype(object), LESION: lesions}
         for name in names:
@@ -490,6 +493,20 @@ class TableDescription:
                 "label: fill them in, or take those rows out of the table.")
         return pd.Series(np.where(tokens.isin(pos), 1.0, np.where(tokens.isin(neg), 0.0,
                                                                    np.nan)), index=src.index)
+
+    def _contract_problems(self, src: pd.DataFrame, plan: _Plan) -> list[str]:
+        """The contract's problems with the values of ``src``'s contract and renamed columns,
+        so that a table at odds with its description hears about its values in the same
+        message (identifiers and labels are checked by the description itself)."""
+        keys = {ID, LESION, LABEL}
+        data = {ID: [f"row {i + 1}" for i in range(len(src))]}
+        for name in plan.contract:
+            data[name] = src[name].to_numpy()
+        for name, target in self.rename.items():
+            if plan.has(name) and target not in keys and target not in data:
+                data[target] = src[name].to_numpy()
+        found = check_table(pd.DataFrame(data, index=src.index)).problems
+        return [f"{p}{self._where_from(p)}" for p in found]
 
     def _where_from(self, message: str) -> str:
         """A note naming the user's column behind a canonical name in a contract message."""
@@ -768,12 +785,21 @@ class _Plan:
         self.declared: dict[str, tuple[DeclaredFeature, str]] = {}
         self.undeclared: list[str] = []
 
+    @property
+    def stored(self) -> bool:
+        """The description was read back from a model file: it cannot be edited, only the
+        table can (or another description given with --table)."""
+        return self.desc.source == STORED_SOURCE
+
     def has(self, column: str) -> bool:
         return column in self.names
 
     def missing(self, key: str, column: str, what: str, fix: str = "") -> None:
         """Report that ``column`` (set by ``key``) is absent, with close names."""
         close = _did_you_mean(column, self.names)
+        if self.stored:
+            fix = (f"The model was trained with the column '{column}': name the table's "
+                   "column so, or describe this table with --table.")
         self.problems.append(
             f"{key}: {self.source} has no column '{column}' ({what}).{close} Columns found: "
             f"{_few(self.names)}. {fix or f'Set {key} to the right column name.'}")
@@ -805,7 +831,14 @@ class _Plan:
                 matched = [c for c in names if _matches(c, pattern)]
                 usable = [c for c in matched if c not in taken
                           and c not in BY_NAME and c not in KEY_COLUMNS]
-                if not matched:
+                if not matched and self.stored:
+                    problems.append(
+                        f"features[{i}].columns: '{pattern}' matches no column of the table; "
+                        f"the model was trained with '{pattern}'."
+                        f"{_close_pattern(pattern, names)} Columns found: {_few(names)}. Add "
+                        "the column to the table (left empty in every row, the model predicts "
+                        "without it), or train a model without it.")
+                elif not matched:
                     problems.append(
                         f"features[{i}].columns: '{pattern}' matches no column of "
                         f"{self.source}.{_close_pattern(pattern, names)} Columns found: "

@@ -171,10 +171,6 @@ def test_problems_of_several_columns_come_in_one_message(tmp_path):
     assert named == ["symptomatic", "steroid_response_pct", "rcbv", "adc", "ki67_pct"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "TableDescription.apply (features/description.py) raises its own problems before "
-    "validate_table sees the table; it should add check_table's problems to its list and "
-    "raise once"))
 def test_description_and_contract_problems_come_in_one_message(tmp_path):
     df = changed(_set("pseudoprogression", [3], ["maybe"]))
     df["adc"] = df["adc"] / 1000
@@ -317,10 +313,6 @@ def test_model_made_for_another_table_layout(kps_model, tmp_path):
     assert pd.read_csv(tmp_path / "pred.csv")["p_pseudoprogression"].between(0, 1).all()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the message advises editing the description ('or remove it'), which a stored one "
-    "cannot be; description.py's _Plan.route (or predict.py) should say that the model was "
-    "trained with 'kps' and that an empty column predicts without it"))
 def test_model_layout_message_says_what_the_model_was_trained_with(kps_model, tmp_path):
     data = write(table(), tmp_path / "new.csv")
     out = command(predict.main, ["--model", kps_model, "--data", data,
