@@ -49,6 +49,7 @@ from features.contract import (
     LABEL,
     LESION,
     check_table,
+    format_problems,
     id_text,
     is_radiomic,
     lesion_numbers,
@@ -67,8 +68,6 @@ DEFAULT_SOURCE = "the table description"
 STORED_SOURCE = "the table description stored in the model"  # read back from a model file
 #: Above this many undeclared columns the warning groups them by prefix.
 GROUP_UNDECLARED_ABOVE = 20
-#: At most this many problems are listed in one error.
-MAX_LISTED_PROBLEMS = 40
 
 _TRUE = frozenset({"1", "true", "yes"})
 _FALSE = frozenset({"0", "false", "no"})
@@ -134,12 +133,9 @@ def _shown(values) -> str:
 
 
 def _raise(title: str, problems: list[str]) -> None:
-    """One :class:`UserInputError` listing every problem (at most MAX_LISTED_PROBLEMS)."""
-    shown = problems[:MAX_LISTED_PROBLEMS]
-    lines = [f"  - {p}" for p in shown]
-    if len(problems) > len(shown):
-        lines.append(f"  - ... and {len(problems) - len(shown)} more problem(s).")
-    raise UserInputError(f"{title} ({len(problems)} problem(s)):\n" + "\n".join(lines))
+    """One :class:`UserInputError` listing every problem (see
+    :func:`features.contract.format_problems`)."""
+    raise UserInputError(format_problems(title, problems))
 
 
 def group_columns(names: list[str], limit: int = GROUP_UNDECLARED_ABOVE) -> str:
