@@ -1,0 +1,450 @@
+"""Landmark models: a calibrated classifier per decision time, fed the course of the scans.
+
+At each decision time (landmark) ``w`` weeks after the index scan (by default
+:data:`features.scans.LANDMARK_WEEKS`: 0, 4, 8 and 12), a lesion's features are the
+per-lesion table's features plus the course of its scans up to ``w``
+(:func:`course_features`: size, rCBV and ADC against the index scan). A lesion *reaches* a
+landmark when it has a scan in the :data:`WINDOW_WEEKS` weeks up to it (every lesion
+reaches the index, 0). Each landmark has its own model, fitted by the project's calibrated
+classifier (:func:`models.classifier.fit_calibrated`: families compared and tuned on
+patient-grouped folds, sigmoid calibration) on the training patients' lesions that reach it,
+and evaluated on held-out patients' lesions that reach it: one patient-level split
+(:func:`models.validation.holdout_split`) for every landmark, so no evaluated patient was
+used for fitting, calibrating or tuning any of them.
+
+Per landmark, :func:`train_landmarks` reports the model and every rule over time
+(:mod:`models.scan_rules`, read as of the landmark) through
+:func:`models.statistics.benchmark` (each rule on the lesions it covers, with its coverage
+and the model's operating point at the rule's sensitivity on the same lesions), and what
+waiting costs (:func:`waiting_cost`).
+
+What waiting costs. Deciding at ``w`` weeks rather than at the index scan leaves every
+patient with a true progression untreated for ``w`` more weeks. Weeks of untreated true
+progression per 100 patients = 100 * w * (patients with at least one true-progression lesion
+among the evaluated lesions) / (evaluated patients); its interval is the Wilson interval of
+that share times 100 * w. Beside it, the model's false reassurance: patients with a
+true-progression lesion the landmark model calls pseudoprogression, per 100 patients (their
+wait goes on past the decision).
+
+>>> from features.synthetic import simulate_cohort, simulate_followup   # doctest: +SKIP
+>>> cohort = simulate_cohort(3000, "melanoma", seed=0)                 # doctest: +SKIP
+>>> result = train_landmarks(cohort, simulate_followup(cohort, 0))     # doctest: +SKIP
+>>> predict_landmarks(result.models, cohort, simulate_followup(cohort, 0))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.article import FIGURES
+from features.contract import ID, LABEL, LESION, model_columns
+from features.description import DeclaredFeature, DescribedTable, TableDescription
+from features.errors import UserInputError
+from features.scans import (
+    FROM_INDEX,
+    LANDMARK_WEEKS,
+    SIZE,
+    SIZE_KIND,
+    SPD,
+    ScansTable,
+    index_value,
+    lesion_keys,
+    read_scans,
+)
+from models.bundle import TrainedModel, load_model, save_model, table_sha256
+from models.classifier import FAMILIES, fit_calibrated, with_threshold
+from models.population import TrainingProfile
+from models.scan_rules import SCAN_RULE_IDS, apply_scan_rules
+from models.statistics import auc_with_ci, benchmark, called, wilson_ci
+from models.validation import check_trainable, holdout_split
+
+__all__ = ["COURSE_COLUMNS", "WINDOW_WEEKS", "LandmarkResult", "course_features",
+           "landmark_path", "landmark_table", "load_landmarks", "predict_landmarks",
+           "reaches_landmark", "save_landmarks", "train_landmarks", "waiting_cost"]
+
+#: weeks: a lesion reaches a landmark with a scan this many weeks before it or closer (half
+#: the follow-up interval of T4, so each 4-weekly scan belongs to one landmark).
+WINDOW_WEEKS = FIGURES["T4_interval"].value / 2
+#: An SPD (mm^2) change is put on the volume scale by this power (volume ~ diameter^3, SPD ~
+#: diameter^2): 25% in SPD is about 40% in volume, as iRANO and RANO 2.0 equate them.
+SPD_TO_VOLUME_POWER = 1.5
+#: The measures whose course is followed, as scan columns.
+COURSE_MEASURES: tuple[str, ...] = (SIZE, "rcbv", "adc")
+#: The course features a landmark after the index adds to the per-lesion features:
+#: ``course_<m>_log_ratio``, log(value at the latest follow-up scan / value at the index
+#: scan), and ``course_<m>_slope_per_week``, the least-squares slope through the index of
+#: that log ratio against weeks after the index (per week), over the follow-up scans.
+COURSE_COLUMNS: tuple[str, ...] = tuple(
+    f"course_{m}_{kind}" for m in COURSE_MEASURES for kind in ("log_ratio", "slope_per_week"))
+#: How the course features are declared to the classifier: plain numbers.
+COURSE_FEATURES: dict[str, DeclaredFeature] = {c: DeclaredFeature("number")
+                                               for c in COURSE_COLUMNS}
+#: The default decision threshold on the calibrated probability (as models.training's).
+DEFAULT_THRESHOLD = 0.5
+#: The text metrics.json and the report give for the cost of waiting.
+WAITING_DEFINITION = (
+    "weeks of untreated true progression per 100 patients = 100 x decision time (weeks after "
+    "the index scan) x share of evaluated patients with at least one true-progression lesion: "
+    "each such patient waits from the index scan to the decision; 95% interval: the Wilson "
+    "interval of that share, times 100 x weeks. False reassurance: evaluated patients with a "
+    "true-progression lesion the landmark model calls pseudoprogression, per 100 patients")
+
+
+# --------------------------------------------------------------------------- features
+
+
+def _label(week: float) -> str:
+    return f"{float(week):g}"
+
+
+def reaches_landmark(scans: ScansTable, week: float) -> pd.Series:
+    """Per lesion (indexed by ``scans.keys``): True when it has a scan within
+    :data:`WINDOW_WEEKS` weeks up to ``week`` (weeks after the index scan); every lesion
+    reaches the index (``week`` 0)."""
+    if float(week) <= 0:
+        return pd.Series(True, index=scans.keys, name="reaches")
+    t = scans.table
+    w = t[FROM_INDEX].to_numpy(dtype=float)
+    inside = (w <= week) & (w >= week - WINDOW_WEEKS) & t[SIZE].notna().to_numpy()
+    hit = pd.MultiIndex.from_frame(t.loc[inside, [ID, LESION]]).unique()
+    return pd.Series(scans.keys.isin(hit), index=scans.keys, name="reaches")
+
+
+def course_features(scans: ScansTable, week: float) -> pd.DataFrame:
+    """The course of each lesion's scans up to ``week`` weeks after the index scan
+    (:data:`COURSE_COLUMNS`), indexed by ``scans.keys``; NaN where a measure is missing at
+    the index scan or at every follow-up scan. Log ratios are unitless (natural log); SPD
+    sizes are put on the volume scale (:data:`SPD_TO_VOLUME_POWER`); slopes are per week."""
+    s = scans.as_of(week)
+    t = s.table
+    after = t[FROM_INDEX].to_numpy(dtype=float)
+    rows = pd.MultiIndex.from_frame(t[[ID, LESION]])
+    out = pd.DataFrame(index=s.keys, columns=list(COURSE_COLUMNS), dtype=float)
+    for m in COURSE_MEASURES:
+        if m not in t.columns:
+            continue
+        ref = index_value(s, m).reindex(rows).to_numpy(dtype=float)
+        value = t[m].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lr = np.where((ref > 0) & (value > 0), np.log(value / ref), np.nan)
+        if m == SIZE:
+            lr = np.where(t[SIZE_KIND].to_numpy() == SPD, SPD_TO_VOLUME_POWER * lr, lr)
+        use = (after > 0) & np.isfinite(lr)
+        part = pd.DataFrame({ID: t[ID].to_numpy()[use], LESION: t[LESION].to_numpy()[use],
+                             "w": after[use], "lr": lr[use], "wlr": after[use] * lr[use],
+                             "ww": after[use] ** 2})
+        g = part.groupby([ID, LESION], sort=False)
+        last = g["lr"].last()  # rows are in time order within a lesion
+        slope = g["wlr"].sum() / g["ww"].sum()
+        out[f"course_{m}_log_ratio"] = last.reindex(s.keys).to_numpy(dtype=float)
+        out[f"course_{m}_slope_per_week"] = slope.reindex(s.keys).to_numpy(dtype=float)
+    return out
+
+
+def landmark_table(table: pd.DataFrame, scans: ScansTable, week: float) -> pd.DataFrame:
+    """The rows of ``table`` (the per-lesion table in canonical form) whose lesion reaches
+    the landmark ``week``, with the course features (:func:`course_features`) after their
+    columns when ``week`` > 0; the original row positions in a column ``row``."""
+    keys = lesion_keys(table)
+    reach = reaches_landmark(scans, week).reindex(keys, fill_value=False).to_numpy(dtype=bool)
+    if float(week) <= 0:
+        reach = np.ones(len(table), dtype=bool)
+    part = table.iloc[np.flatnonzero(reach)].reset_index(drop=True)
+    if float(week) > 0:
+        course = course_features(scans, week).reindex(keys[reach])
+        part = pd.concat([part.drop(columns=[c for c in COURSE_COLUMNS if c in part.columns]),
+                          course.reset_index(drop=True)], axis=1)
+    part.insert(0, "row", np.flatnonzero(reach))
+    return part
+
+
+# --------------------------------------------------------------------------- cost of waiting
+
+
+def waiting_cost(y, groups, week: float, calls=None) -> dict:
+    """What deciding ``week`` weeks after the index scan costs (:data:`WAITING_DEFINITION`).
+
+    y: labels of the evaluated lesions (1 pseudoprogression, 0 true progression); groups:
+    their patient ids; calls: the model's 0/1 calls on them (for the false reassurance), or
+    None. Returns weeks, patients, patients_with_true_progression,
+    weeks_untreated_per_100_patients (weeks) with ``_ci``, and with ``calls``
+    false_reassurance_per_100_patients (patients) with ``_ci``.
+    """
+    y = np.asarray(y, dtype=int)
+    frame = pd.DataFrame({"patient": np.asarray(groups), "tp": y == 0})
+    if calls is not None:
+        frame["missed"] = (y == 0) & (np.asarray(calls, dtype=float) == 1)
+    per = frame.groupby("patient", sort=False).any()
+    n, k = int(len(per)), int(per["tp"].sum())
+    scale = 100.0 * float(week)
+    lo, hi = wilson_ci(k, n)
+    out = {"weeks": float(week), "patients": n, "patients_with_true_progression": k,
+           "weeks_untreated_per_100_patients": scale * k / n if n else float("nan"),
+           "weeks_untreated_per_100_patients_ci": [scale * lo, scale * hi]}
+    if calls is not None:
+        missed = int(per["missed"].sum())
+        lo, hi = wilson_ci(missed, n)
+        out["false_reassurance_per_100_patients"] = 100.0 * missed / n if n else float("nan")
+        out["false_reassurance_per_100_patients_ci"] = [100.0 * lo, 100.0 * hi]
+    return out
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def _fit(part: pd.DataFrame, declared: Mapping[str, DeclaredFeature], seed: int,
+         families: Sequence[str], threshold: float, week: float, source: str,
+         description: TableDescription | None) -> TrainedModel:
+    """The calibrated classifier (:func:`fit_calibrated`) on one landmark's training rows."""
+    columns = model_columns(part.columns, declared=declared)
+    X = part[[*columns, ID]]
+    y = part[LABEL].to_numpy().astype(int)
+    fitted = fit_calibrated(X, y, part[ID].to_numpy(), seed=seed, families=families,
+                            declared=declared)
+    return TrainedModel(
+        estimator=with_threshold(fitted.estimator, threshold), family=fitted.family,
+        feature_columns=columns, threshold_source="default (equal harms)"
+        if threshold == DEFAULT_THRESHOLD else "given by the user",
+        cv_scores=fitted.cv_scores,
+        training={"source": source, "n": int(len(part)), "n_positive": int(y.sum()),
+                  "n_patients": int(part[ID].nunique()), "sha256": table_sha256(part),
+                  "seed": seed, "landmark_week": float(week)},
+        declared_features={k: vars(v) | {"range": None if v.range is None else list(v.range)}
+                           for k, v in declared.items() if k in columns},
+        description=None if description is None else description.to_dict(),
+        population=TrainingProfile.from_table(part, columns,
+                                              categorical=fitted.layout.categorical).to_dict())
+
+
+@dataclass
+class LandmarkResult:
+    """The landmark models and their evaluation.
+
+    metrics: the ``landmarks`` entry of metrics.json (see :func:`train_landmarks`); models:
+    the fitted model per decision time (weeks after the index scan); frames: per decision
+    time, the evaluated lesions (patient_id, lesion_id, label, p_pseudoprogression and the
+    rules' calls); train_ids, test_ids: the patients used for fitting and for evaluation.
+    """
+
+    metrics: dict
+    models: dict[float, TrainedModel]
+    frames: dict[float, pd.DataFrame] = field(default_factory=dict)
+    train_ids: list[str] = field(default_factory=list)
+    test_ids: list[str] = field(default_factory=list)
+
+
+def _described(table, description: TableDescription | None, require_label: bool,
+               source: str) -> DescribedTable:
+    if isinstance(table, DescribedTable):
+        return table
+    return (description or TableDescription()).apply(table, require_label=require_label,
+                                                     source=source)
+
+
+def _scans(scans, description: TableDescription | None, canonical: pd.DataFrame,
+           scans_rename: Mapping[str, str] | None) -> ScansTable:
+    if isinstance(scans, ScansTable):
+        return scans
+    return read_scans(scans, description, rename=scans_rename, lesions=canonical,
+                      source="the scans table")
+
+
+def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | ScansTable,
+                    seed: int = 0, test_size: float = 0.3,
+                    weeks: Sequence[float] = LANDMARK_WEEKS,
+                    threshold: float = DEFAULT_THRESHOLD,
+                    families: Sequence[str] = FAMILIES,
+                    description: TableDescription | None = None,
+                    scans_rename: Mapping[str, str] | None = None,
+                    source: str = "table",
+                    progress: Callable[[str], None] | None = None) -> LandmarkResult:
+    """Fit and evaluate a landmark model at each decision time of ``weeks``.
+
+    table: the labelled per-lesion table (read through ``description``, or a
+    :class:`DescribedTable`); scans: its scans (a long table read by
+    :func:`features.scans.read_scans` with ``description`` and ``scans_rename``, or a
+    :class:`ScansTable`). Patients are split once (``test_size``, ``seed``; the split
+    :func:`models.training.train` makes for the same table); each landmark's model is fitted
+    on the training patients' lesions reaching it (families ``families``, decision
+    threshold ``threshold`` on the calibrated probability) and scored on the held-out
+    patients' lesions reaching it.
+
+    ``result.metrics`` (JSON-ready after :func:`models.statistics.to_jsonable`): ``weeks``,
+    ``window_weeks``, ``split`` (patients and seed), ``course_features``, ``method``,
+    ``waiting_definition`` and ``times``, one entry per decision time: ``week``, counts of
+    evaluated and training lesions and patients, ``family``, ``threshold``, ``model`` (as
+    metrics.json's ``model``), ``rules`` (each rule over time as of the landmark: as
+    metrics.json's ``rules``, on the lesions it covers, with ``coverage``,
+    ``model_at_rule_sensitivity`` and the rule's ``auc`` with ``auc_ci``) and ``waiting``
+    (:func:`waiting_cost`).
+    """
+    described = _described(table, description, True, source)
+    description = description or described.description
+    canonical = described.table.reset_index(drop=True)
+    s = _scans(scans, description, canonical, scans_rename)
+    declared = {**described.features, **COURSE_FEATURES}
+    train_idx, test_idx = holdout_split(canonical, test_size, seed)
+    in_test = np.zeros(len(canonical), dtype=bool)
+    in_test[test_idx] = True
+    models: dict[float, TrainedModel] = {}
+    frames: dict[float, pd.DataFrame] = {}
+    times = []
+    for week in sorted(float(w) for w in weeks):
+        if progress:
+            progress(f"landmark +{_label(week)} weeks")
+        rows = landmark_table(canonical, s, week)
+        test = in_test[rows["row"].to_numpy()]
+        fit_part, eval_part = rows[~test].drop(columns="row"), rows[test]
+        what = f"the landmark at +{_label(week)} weeks"
+        check_trainable(fit_part, f"the training set of {what}")
+        check_trainable(eval_part, f"the evaluation set of {what}")
+        model = _fit(fit_part, declared, seed, families, float(threshold), week, source,
+                     description)
+        models[week] = model
+        p = model.predict_proba(eval_part.drop(columns="row"), warn=False)
+        y = eval_part[LABEL].to_numpy().astype(int)
+        keys = lesion_keys(eval_part)
+        rules = apply_scan_rules(s, as_of=week, lesions=canonical).reindex(keys)
+        rules = rules.reset_index(drop=True)
+        bench = benchmark(y, p, model.threshold, rules)
+        for rid, m in bench["rules"].items():
+            covered = rules[rid].notna().to_numpy()
+            m["auc"], m["auc_ci"] = auc_with_ci(y[covered], rules[rid].to_numpy()[covered])
+        times.append({
+            "week": week, "n": bench["n"], "n_positive": bench["n_positive"],
+            "prevalence": bench["prevalence"], "n_patients": int(eval_part[ID].nunique()),
+            "n_train": int(len(fit_part)), "n_train_positive": int(fit_part[LABEL].sum()),
+            "n_train_patients": int(fit_part[ID].nunique()),
+            "family": model.family, "threshold": model.threshold,
+            "n_features": len(model.feature_columns),
+            "model": bench["model"], "rules": bench["rules"],
+            "waiting": waiting_cost(y, eval_part[ID].to_numpy(), week,
+                                    called(p, model.threshold).astype(float)),
+        })
+        frames[week] = pd.concat(
+            [pd.DataFrame({ID: keys.get_level_values(0), LESION: keys.get_level_values(1),
+                           LABEL: y, "p_pseudoprogression": p}),
+             rules.add_prefix("rule_")], axis=1)
+    metrics = {
+        "weeks": [t["week"] for t in times], "window_weeks": WINDOW_WEEKS,
+        "split": {"scheme": "holdout", "test_size": float(test_size), "seed": int(seed),
+                  "grouped_by": "patient", "n_train_patients": int(len(set(
+                      canonical[ID].to_numpy()[~in_test]))),
+                  "n_test_patients": int(len(set(canonical[ID].to_numpy()[in_test])))},
+        "course_features": list(COURSE_COLUMNS), "rule_ids": list(SCAN_RULE_IDS),
+        "method": (
+            "one calibrated classifier per decision time (models.classifier.fit_calibrated), "
+            "fitted on the training patients' lesions with a scan within "
+            f"{WINDOW_WEEKS:g} weeks up to it, on the per-lesion features and the course of "
+            "size, rCBV and ADC against the index scan; scored on the held-out patients' "
+            "lesions with such a scan; the rules over time read as of the decision time, each "
+            "on the lesions it covers"),
+        "waiting_definition": WAITING_DEFINITION,
+        "times": times,
+    }
+    return LandmarkResult(metrics, models, frames,
+                          sorted(set(canonical[ID].to_numpy()[~in_test])),
+                          sorted(set(canonical[ID].to_numpy()[in_test])))
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+def predict_landmarks(models: Mapping[float, TrainedModel], table: pd.DataFrame | DescribedTable,
+                      scans: pd.DataFrame | ScansTable | None = None,
+                      description: TableDescription | None = None,
+                      scans_rename: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Per lesion of ``table``: the probability at the latest landmark its scans reach.
+
+    models: the landmark models by decision time (weeks after the index scan), as
+    :func:`train_landmarks` or :func:`load_landmarks` give them; table: the per-lesion table
+    (read through ``description``, default the one stored in the earliest model); scans: a
+    long scans table (read through the same description and ``scans_rename``) or a
+    :class:`ScansTable`; None uses the index model alone.
+
+    Columns: the patient and lesion columns under the table's own names, ``landmark_week``
+    (the latest decision time whose model exists and whose window the lesion's scans reach),
+    ``p_pseudoprogression`` (that model's calibrated probability), ``prediction`` (1/0 at its
+    threshold) and ``rule_<id>`` for every rule over time as of that landmark (1 / 0 / empty
+    where it abstains).
+    """
+    if not models:
+        raise UserInputError("no landmark models were given; train them with train_landmarks.")
+    weeks = sorted(float(w) for w in models)
+    first = models[min(models, key=float)]
+    description = description or first.table_description()
+    described = _described(table, description, False, "the input table")
+    desc = described.description or description
+    canonical = described.table.reset_index(drop=True)
+    keys = lesion_keys(canonical)
+    s = None if scans is None else _scans(scans, description, canonical, scans_rename)
+    landmark = np.full(len(canonical), np.nan)
+    for week in weeks:
+        if week <= 0:
+            landmark[:] = week
+        elif s is not None:
+            reach = reaches_landmark(s, week).reindex(keys, fill_value=False)
+            landmark[reach.to_numpy(dtype=bool)] = week
+    missing = np.isnan(landmark)
+    if missing.any():
+        raise UserInputError(f"{int(missing.sum())} lesion(s) reach no landmark with a model "
+                             f"(models at {', '.join(_label(w) for w in weeks)} weeks); give "
+                             "the index model (0 weeks).")
+    p = np.full(len(canonical), np.nan)
+    prediction = np.zeros(len(canonical), dtype=int)
+    rules = pd.DataFrame(np.nan, index=range(len(canonical)), columns=list(SCAN_RULE_IDS))
+    for week in np.unique(landmark):
+        model = models[next(w for w in models if float(w) == week)]
+        rows = np.flatnonzero(landmark == week)
+        if s is None:
+            frame = canonical.iloc[rows]
+        else:
+            frame = landmark_table(canonical, s, week).set_index("row").loc[rows]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            p[rows] = model.predict_proba(frame, warn=False)
+        prediction[rows] = model.decide(p[rows])
+        if s is not None:
+            decided = apply_scan_rules(s, as_of=week, lesions=canonical).reindex(keys[rows])
+            rules.iloc[rows] = decided.to_numpy(dtype=float)
+    out = {desc.patient_column: canonical[ID].to_numpy()}
+    if LESION in canonical.columns:
+        out[desc.lesion_column or LESION] = canonical[LESION].to_numpy()
+    out |= {"landmark_week": landmark, "p_pseudoprogression": p, "prediction": prediction}
+    return pd.concat([pd.DataFrame(out), rules.add_prefix("rule_").astype("Int64")], axis=1)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def landmark_path(model_path: str | Path, week: float) -> Path:
+    """Where the landmark model of ``week`` is kept beside the model file ``model_path``:
+    ``M.skops`` -> ``M.landmark-8w.skops`` (each with its record, as :func:`save_model`)."""
+    path = Path(model_path)
+    return path.with_name(f"{path.stem}.landmark-{_label(week)}w{path.suffix}")
+
+
+def save_landmarks(models: Mapping[float, TrainedModel], model_path: str | Path
+                   ) -> dict[float, Path]:
+    """Save each landmark model beside ``model_path`` (:func:`landmark_path`) with
+    :func:`models.bundle.save_model`; return week -> path."""
+    return {float(w): save_model(m, landmark_path(model_path, w)) for w, m in models.items()}
+
+
+def load_landmarks(model_path: str | Path, *, trust_pickle: bool = False,
+                   weeks: Sequence[float] = LANDMARK_WEEKS) -> dict[float, TrainedModel]:
+    """The landmark models saved beside ``model_path`` by :func:`save_landmarks`, by week;
+    weeks without a file are left out. Each is checked and loaded by
+    :func:`models.bundle.load_model` (``trust_pickle`` for a joblib pickle)."""
+    out = {}
+    for week in weeks:
+        path = landmark_path(model_path, week)
+        if path.is_file():
+            out[float(week)] = load_model(path, trust_pickle=trust_pickle)
+    return out
