@@ -32,12 +32,14 @@ from models.statistics import (
 
 __all__ = [
     "FILE_NAMES",
+    "FOLLOWUP_FILE_NAMES",
     "plot_calibration",
     "plot_decision_curve",
     "plot_odds_ratio_forest",
     "plot_ppv_npv_vs_prevalence",
     "plot_precision_recall",
     "plot_roc",
+    "plot_waiting_cost",
     "precision_recall_label",
     "write_all_figures",
 ]
@@ -57,6 +59,10 @@ FILE_NAMES: dict[str, str] = {
     "odds_ratio_forest": "odds_ratio_forest.png",
     "ppv_npv_prevalence": "ppv_npv_prevalence.png",
 }
+
+#: Figures written only when the metrics hold follow-up scans' landmarks (``landmarks``):
+#: the cost of waiting (:func:`plot_waiting_cost`).
+FOLLOWUP_FILE_NAMES: dict[str, str] = {"waiting_cost": "waiting_cost.png"}
 
 _MODEL = dict(color="black", lw=2.0)
 _BAYES = dict(color="0.45", lw=1.4, ls="--")
@@ -528,6 +534,80 @@ def plot_ppv_npv_vs_prevalence(operating_points: Mapping[str, tuple[float, float
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=7.5,
                    frameon=False)
+    return _save(fig, out)
+
+
+# --------------------------------------------------------------------------- waiting
+
+
+def _landmark_points(times: Sequence[Mapping], key: str, rule: str | None
+                     ) -> list[tuple[float, float, list[float]]]:
+    """(week, value, ci) of the model (``rule`` None) or a rule at each decision time where
+    it is estimable (a rule that abstains everywhere there is left out)."""
+    out = []
+    for t in times:
+        m = (t.get("model") if rule is None else (t.get("rules") or {}).get(rule)) or {}
+        if rule is not None and not fmt.num(m.get("coverage")) > 0:
+            continue
+        v = fmt.num(m.get(key))
+        if np.isfinite(v):
+            ci = [fmt.num(c) for c in (m.get(f"{key}_ci") or [None, None])]
+            out.append((fmt.num(t.get("week")), v, ci))
+    return out
+
+
+def plot_waiting_cost(landmarks: Mapping, out) -> Path:
+    """What each extra scan buys and what it costs, to a PNG: at each decision time (weeks
+    after the index scan), the landmark model's and each rule's sensitivity and PPV with
+    their 95% Wilson intervals (each rule on the lesions it covers; left out where it
+    abstains on every lesion), beside the weeks of untreated true progression per 100
+    patients accrued by waiting (with its interval).
+
+    ``landmarks``: metrics.json's ``landmarks`` entry (:func:`models.landmarks.train_landmarks`).
+    """
+    times = list(landmarks.get("times") or [])
+    weeks = [fmt.num(t.get("week")) for t in times]
+    rule_ids = list(landmarks.get("rule_ids") or
+                    dict.fromkeys(r for t in times for r in (t.get("rules") or {})))
+    styles = _styles(rule_ids)
+    fig = _figure((12.0, 4.2))
+    axes = fig.subplots(1, 3)
+    step = 0.35
+    for ax, key, name in ((axes[0], "sensitivity", "Sensitivity"), (axes[1], "ppv", "PPV")):
+        series = [(None, "Landmark model", dict(color="black", marker="o"))]
+        series += [(rid, rid, styles[rid]) for rid in rule_ids]
+        for i, (rid, label, style) in enumerate(series):
+            pts = _landmark_points(times, key, rid)
+            if not pts:
+                continue
+            shift = (i - (len(series) - 1) / 2) * step
+            xs = [w + shift for w, _, _ in pts]
+            ys = [100 * v for _, v, _ in pts]
+            err = np.hstack([_err(100 * v, [100 * c for c in ci]) for _, v, ci in pts])
+            ax.errorbar(xs, ys, yerr=err, color=style["color"], marker=style["marker"],
+                        ms=5, capsize=3, lw=2.0 if rid is None else 1.2, label=label)
+        ax.set(xlabel="Decision time (weeks after the index scan)", ylabel=f"{name} (%)",
+               title=f"{name} (95% CI)", xticks=weeks, ylim=(0, 105))
+        ax.grid(alpha=0.3)
+    ax = axes[2]
+    cost = [t.get("waiting") or {} for t in times]
+    values = [fmt.num(c.get("weeks_untreated_per_100_patients")) for c in cost]
+    cis = [[fmt.num(v) for v in (c.get("weeks_untreated_per_100_patients_ci") or [None, None])]
+           for c in cost]
+    err = np.hstack([_err(v, ci) if np.isfinite(v) else [[0.0], [0.0]]
+                     for v, ci in zip(values, cis, strict=True)]) if values else None
+    ax.bar(weeks, np.nan_to_num(values), width=2.0, color="tab:red", alpha=0.6, yerr=err,
+           capsize=3, label="untreated true progression")
+    ax.set(xlabel="Decision time (weeks after the index scan)",
+           ylabel="Weeks per 100 patients", xticks=weeks,
+           title="Cost of waiting: weeks of untreated\ntrue progression per 100 patients")
+    ax.grid(axis="y", alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=len(handles),
+                   fontsize=7.5, frameon=False)
+    fig.suptitle("What each extra scan buys and what it costs (held-out patients with a scan "
+                 "at each decision time)", fontsize=10)
     return _save(fig, out)
 
 

@@ -57,6 +57,7 @@ from models.report.tables import (
     units_text,
     validation_scheme,
 )
+from models.report.waiting import waiting_section
 from models.statistics import AUC_CI_METHOD, CALIBRATION_CI_METHOD, PREVALENCE_CI_METHOD
 
 __all__ = ["BAYES_COLUMN", "build_document"]
@@ -918,6 +919,7 @@ def build_document(data: Mapping, frame: pd.DataFrame, model, fidelity: list | N
     if features is not None:
         sections.append(features)
     sections += [perf, _internal_validation_section(data, scheme)]
+    sections += [s for s in [waiting_section(data, figures)] if s is not None]
     images = _image_section(data)
     if images is not None:
         sections.insert(sections.index(perf) + 1, images)

@@ -1,6 +1,7 @@
 """Writing the report: ``metrics.json``, ``metrics.md``, figures, ``report.md``, ``report.html``.
 
-- :func:`write_report` writes ``metrics.json``, ``metrics.md``, the six figures,
+- :func:`write_report` writes ``metrics.json``, ``metrics.md``, the six figures (and the
+  cost-of-waiting figure when the metrics hold follow-up landmarks, ``landmarks``),
   ``report.md`` (figures by relative path), ``report.html`` (one self-contained file:
   figures as base64 PNG data URIs, inline CSS, no script) and ``evaluation_predictions.csv``;
 - :func:`report_files` lists those files, so callers can refuse to overwrite an input.
@@ -89,9 +90,10 @@ def with_report_facts(metrics: Mapping, frame: pd.DataFrame, model=None) -> dict
 
 def report_files(report_dir: str | Path) -> list[Path]:
     """Every file :func:`write_report` writes into ``report_dir``."""
-    from models.report.figures import FILE_NAMES
+    from models.report.figures import FILE_NAMES, FOLLOWUP_FILE_NAMES
 
-    return [Path(report_dir) / n for n in (*REPORT_FILES.values(), *FILE_NAMES.values())]
+    return [Path(report_dir) / n for n in (*REPORT_FILES.values(), *FILE_NAMES.values(),
+                                           *FOLLOWUP_FILE_NAMES.values())]
 
 
 def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
@@ -104,7 +106,9 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     Files: ``metrics.json`` and ``metrics.md`` (:func:`models.report.write_metrics_report`,
     with ``fidelity`` as the extra table ``simulator_fidelity``), the six figures of
     :func:`models.report.figures.write_all_figures` (the simulator's posterior from
-    ``frame["bayes_posterior"]`` when present), ``report.md``, ``report.html`` and
+    ``frame["bayes_posterior"]`` when present), with ``metrics["landmarks"]``
+    (:func:`models.landmarks.train_landmarks`) the cost-of-waiting figure
+    (:func:`models.report.waiting.write_waiting_figure`), ``report.md``, ``report.html`` and
     ``evaluation_predictions.csv`` (``frame``, or ``predictions`` when given: every
     prediction behind ``frame`` when a lesion was predicted more than once, e.g. once per
     cross-validation repeat). Every file is written atomically.
@@ -117,6 +121,7 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     (then versions and the training data hash are not shown).
     """
     from models.report.figures import write_all_figures
+    from models.report.waiting import write_waiting_figure
 
     threshold = metrics.get("threshold")
     if threshold is None:
@@ -145,6 +150,7 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
                               for k in ("metrics_json", "metrics_md")}
     figure_paths = write_all_figures(report_dir, y.astype(int), p, float(threshold), rules,
                                      bayes_p=bayes, metrics=fig_metrics)
+    figure_paths.update(write_waiting_figure(data, report_dir))
     paths.update(figure_paths)
     fid_records = to_jsonable(fidelity) if fidelity is not None else None
     fid_n = fidelity.attrs.get("n") if fidelity is not None else None
