@@ -21,6 +21,7 @@ from pathlib import Path
 from features.contract import LABEL
 from features.description import add_table_arguments, description_from_arguments, text_columns
 from features.errors import UserInputError, run_command
+from features.extract import CACHE_FOLDER, DASK_INSTALL
 from features.tables import read_table, write_table_atomic
 
 
@@ -42,9 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, metavar="M.csv",
                    help="image manifest (patient_id, mask, one column per sequence): radiomic "
                         "features are extracted with the settings the model was trained with "
-                        "and joined on patient_id")
+                        "(or --params) and joined on patient_id. Without it, a model with "
+                        "image columns needs them in --data")
+    p.add_argument("--params", type=Path, default=None, metavar="P.yaml",
+                   help="with --manifest: pyradiomics settings to extract with (default: those "
+                        "stored in the model by train.py; needed for a model whose image "
+                        "columns were extracted elsewhere)")
     p.add_argument("--jobs", type=int, default=2,
-                   help="worker processes for radiomic extraction (default 2)")
+                   help="worker processes for radiomic extraction (default 2); with "
+                        "--scheduler local, the number of Dask workers")
+    p.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                   help="with --manifest: radiomic feature cache, shared with train.py and "
+                        "python -m features.extract (default: .radiomics_cache beside --out)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="with --manifest: extract on a dask.distributed cluster, given by its "
+                        "scheduler address (tcp://host:8786), or 'local' for a cluster of "
+                        f"--jobs workers on this machine. Needs Dask: {DASK_INSTALL}")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="also write the benchmark report for these rows (needs the label): "
                         "report.html, report.md, metrics.json, metrics.md, figures")
@@ -102,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     from models.prediction import prepare_for_model, with_radiomic_features
 
     check_outputs(args)
+    image_only = [o for o, v in (("--params", args.params), ("--cache", args.cache),
+                                 ("--scheduler", args.scheduler)) if v is not None]
+    if image_only and not args.manifest:
+        named = " and ".join(image_only)
+        raise UserInputError(f"{named} {'is' if len(image_only) == 1 else 'are'} for radiomic "
+                             f"extraction, which needs --manifest M.csv; add it or drop "
+                             f"{named}.")
     model = load_model(args.model, trust_pickle=args.trust_pickle)
     description = description_from_arguments(args, model.description)
     raw = read_table(args.data, sep=args.sep, decimal=args.decimal,
@@ -110,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.manifest:
         described.table = with_radiomic_features(
             model, described.table, args.manifest, args.jobs,
-            cache_dir=args.out.parent / ".radiomics_cache")
+            cache_dir=args.cache or args.out.parent / CACHE_FOLDER, params=args.params,
+            scheduler=args.scheduler)
     table = described.table
     predictions = predict_table(model, described, source=str(args.data))
     write_table_atomic(predictions, args.out)

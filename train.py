@@ -30,7 +30,7 @@ from pathlib import Path
 
 from features.description import add_table_arguments, description_from_arguments, text_columns
 from features.errors import UserInputError, run_command
-from features.extract import DEFAULT_PARAMS
+from features.extract import CACHE_FOLDER, DASK_INSTALL, DEFAULT_PARAMS
 from features.tables import read_table
 from models.updating import UPDATE_METHODS
 from models.validation import VALIDATIONS
@@ -68,10 +68,24 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--image-dir", type=Path, default=None, metavar="DIR",
                      help="where --images writes the synthetic MRI (default: images/ beside "
                           "--out)")
-    img.add_argument("--radiomics-params", type=Path, default=DEFAULT_PARAMS, metavar="P.yaml",
-                     help="pyradiomics settings (default: features/params/mri.yaml)")
+    img.add_argument("--params", "--radiomics-params", dest="params", type=Path,
+                     default=None, metavar="P.yaml",
+                     help="pyradiomics settings (default: features/params/mri.yaml); stored in "
+                          "the model, so predict.py --manifest extracts with the same ones. "
+                          "--radiomics-params is the older name")
     img.add_argument("--jobs", type=int, default=2,
-                     help="worker processes for image synthesis and extraction (default 2)")
+                     help="worker processes for image synthesis and extraction (default 2); "
+                          "with --scheduler local, the number of Dask workers")
+    img.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                     help="radiomic feature cache: a re-run with the same files and settings "
+                          "reuses it, so an interrupted extraction resumes, and several "
+                          "machines may share one folder (default: .radiomics_cache beside "
+                          "--out)")
+    img.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="extract on a dask.distributed cluster: its scheduler address "
+                          "(tcp://host:8786; the workers must read the manifest's paths), or "
+                          "'local' for a cluster of --jobs workers on this machine. Needs "
+                          f"Dask: {DASK_INSTALL}")
     p.add_argument("--seed", type=int, default=0,
                    help="seed for simulation, the patient split and the model (default 0)")
     p.add_argument("--out", type=Path, required=True, metavar="MODEL.skops",
@@ -135,6 +149,16 @@ def check_options(args: argparse.Namespace) -> None:
                              "use --images.")
     if args.manifest and not args.manifest.is_file():
         raise UserInputError(f"manifest not found: {args.manifest}. Check the path.")
+    image_only = [o for o, v in (("--params", args.params), ("--cache", args.cache),
+                                 ("--scheduler", args.scheduler)) if v is not None]
+    if image_only and not (args.manifest or args.images):
+        named = " and ".join(image_only)
+        raise UserInputError(f"{named} {'is' if len(image_only) == 1 else 'are'} for radiomic "
+                             "extraction, which needs images: add --manifest M.csv (with "
+                             f"--data) or --images (with --cohort), or drop {named}.")
+    if args.params is not None and not args.params.is_file():
+        raise UserInputError(f"--params {args.params}: settings file not found. Check the "
+                             "path, or leave --params out for features/params/mri.yaml.")
     if args.update is not None and not args.data:
         raise UserInputError("--update needs --data, the labelled local table to update the "
                              "model with.")
@@ -225,8 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         from features.join import add_radiomic_features
 
         radiomics = add_radiomic_features(
-            described.table, args.manifest, params=args.radiomics_params, jobs=args.jobs,
-            cache_dir=args.out.parent / ".radiomics_cache", progress=not args.no_progress)
+            described.table, args.manifest, params=args.params or DEFAULT_PARAMS,
+            jobs=args.jobs, cache_dir=args.cache or args.out.parent / CACHE_FOLDER,
+            scheduler=args.scheduler,
+            progress=not args.no_progress)
         described.table = radiomics.table
     if args.update is not None:
         from models.updating import update_model

@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from features.contract import ID, LESION
+from features.contract import ID, LESION, is_radiomic
 from features.description import DescribedTable, TableDescription
 from features.errors import UserInputError
 from models.bundle import TrainedModel
@@ -46,16 +48,24 @@ def predict_table(model: TrainedModel, table: pd.DataFrame | DescribedTable,
                  else prepare_for_model(model, table, description))
     desc = described.description or TableDescription()
     canonical = described.table
+    require_image_columns(model, canonical)
     population_shift(model, canonical, source)
     p = model.predict_proba(canonical, warn=model.population is None)
     keys = {desc.patient_column: canonical[ID].to_numpy()}
     if LESION in canonical.columns:
         keys[desc.lesion_column or LESION] = canonical[LESION].to_numpy()
-    out = pd.DataFrame(keys | {"p_pseudoprogression": p, "prediction": model.decide(p),
-                               "risk_group": risk_group(canonical).to_numpy()})
-    rules = apply_rules(canonical).add_prefix("rule_").reset_index(drop=True)
-    rules = rules.astype("Int64")  # 1 / 0 / empty where the rule abstains
-    return pd.concat([out, rules], axis=1)
+    rules = apply_rules(canonical)
+    return pd.DataFrame(keys | {"p_pseudoprogression": p, "prediction": model.decide(p),
+                                "risk_group": risk_group(canonical).to_numpy()}
+                        | {f"rule_{r}": nullable_int(rules[r].to_numpy(dtype=float))
+                           for r in rules.columns})
+
+
+def nullable_int(x: np.ndarray) -> pd.arrays.IntegerArray:
+    """Whole numbers as pandas' Int64, empty where ``x`` is NaN (a rule's 1 / 0 / abstains);
+    built from the array directly rather than cast value by value."""
+    missing = np.isnan(x)
+    return pd.arrays.IntegerArray(np.where(missing, 0, x).astype(np.int64), missing)
 
 
 def population_shift(model: TrainedModel, table: pd.DataFrame,
@@ -68,21 +78,87 @@ def population_shift(model: TrainedModel, table: pd.DataFrame,
     return warn_population_shift(TrainingProfile.from_dict(model.population), table, source)
 
 
+def image_columns(model: TrainedModel) -> list[str]:
+    """The model's feature columns that come from images: radiomic columns by name
+    (:func:`features.contract.is_radiomic`) and declared columns of the ``radiomic`` block."""
+    declared = model.declared_features or {}
+    return [c for c in model.feature_columns
+            if is_radiomic(c) or (declared.get(c) or {}).get("block") == "radiomic"]
+
+
+def require_image_columns(model: TrainedModel, table: pd.DataFrame) -> None:
+    """Raise :class:`UserInputError` when the model uses image columns and ``table`` holds
+    none of them: predicting with every image column imputed would give other predictions
+    than the model's, with only a warning. Some absent (or all present but empty) is left to
+    the usual warnings."""
+    wanted = image_columns(model)
+    if not wanted or any(c in table.columns for c in wanted):
+        return
+    shown = ", ".join(wanted[:3]) + (f" ... ({len(wanted)} in all)" if len(wanted) > 3 else "")
+    raise UserInputError(
+        f"the model uses {len(wanted)} image (radiomic) column(s), and the table has none of "
+        f"them: {shown}. Give the images with --manifest M.csv (predict.py extracts the "
+        "features), or join the columns into the table on patient_id (python -m "
+        "features.extract --manifest M.csv --out features.csv writes them).")
+
+
+def radiomics_settings_text(model: TrainedModel, params: str | Path | None = None) -> str:
+    """The pyradiomics settings (YAML text) to extract the model's image columns with:
+    ``params`` when given, else those stored in the model. Warns when ``params`` differ from
+    the stored ones; raises :class:`UserInputError` when neither exists."""
+    stored = model.radiomics_settings
+    if params is None:
+        if stored is None:
+            raise UserInputError(
+                "this model's image columns were not extracted by train.py, so it stores no "
+                "pyradiomics settings: give the settings they were extracted with, --params "
+                "P.yaml, or join the image columns into --data and drop --manifest.")
+        return stored
+    params = Path(params)
+    if not params.is_file():
+        raise UserInputError(f"--params {params}: settings file not found. Check the path.")
+    text = params.read_text()
+    if stored is not None and _settings(text) != _settings(stored):
+        warnings.warn(
+            f"--params {params} differs from the pyradiomics settings the model was trained "
+            "with; features extracted with other settings can shift every prediction. Leave "
+            "--params out to use the stored ones.", UserWarning, stacklevel=2)
+    return text
+
+
+def _settings(text: str) -> object:
+    """Parsed YAML settings, for comparing two settings texts (the text itself when it does
+    not parse)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
 def with_radiomic_features(model: TrainedModel, table: pd.DataFrame, manifest: str | Path,
                            jobs: int = 1, cache_dir: str | Path | None = None,
-                           progress: bool = True) -> pd.DataFrame:
-    """``table`` joined with radiomic features extracted from ``manifest`` with the
-    pyradiomics settings stored in the model."""
+                           progress: bool = True, params: str | Path | None = None,
+                           scheduler: str | None = None) -> pd.DataFrame:
+    """``table`` joined (on patient_id) with radiomic features extracted from ``manifest``,
+    with the settings ``params`` or else those stored in the model
+    (:func:`radiomics_settings_text`). ``jobs``, ``cache_dir`` and ``scheduler`` are
+    :func:`features.extract.extract`'s."""
     from features.join import add_radiomic_features
 
     manifest = Path(manifest)
     if not manifest.is_file():
         raise UserInputError(f"manifest not found: {manifest}. Check the path.")
-    if model.radiomics_settings is None:
-        raise UserInputError("this model was trained without image features; drop --manifest "
-                             "or retrain with train.py --manifest.")
+    if not image_columns(model):
+        raise UserInputError(
+            f"this model was trained without image features (none of its "
+            f"{len(model.feature_columns)} feature columns is a radiomic column); drop "
+            "--manifest, or retrain with train.py --manifest.")
+    settings = radiomics_settings_text(model, params)
     with tempfile.TemporaryDirectory() as tmp:
-        params = Path(tmp) / "radiomics.yaml"
-        params.write_text(model.radiomics_settings)
-        return add_radiomic_features(table, manifest, params=params, jobs=jobs,
-                                     cache_dir=cache_dir, progress=progress).table
+        path = Path(tmp) / "radiomics.yaml"
+        path.write_text(settings)
+        return add_radiomic_features(table, manifest, params=path, jobs=jobs,
+                                     cache_dir=cache_dir, progress=progress,
+                                     scheduler=scheduler).table

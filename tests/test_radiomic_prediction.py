@@ -1,0 +1,160 @@
+"""Prediction with a model whose image (radiomic) columns were extracted outside train.py and
+joined into the table by the user: predicting from a joined table, the settings of a new
+extraction (--params or the stored ones), and a clear error instead of imputing every image
+column. Also the extraction options of the two scripts (--params, --cache, --scheduler)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import features.join
+import predict
+import train
+from features.errors import UserInputError, run_command
+from features.extract import DEFAULT_PARAMS
+from features.synthetic.cohort import simulate_cohort
+from models import load_model
+from models.prediction import image_columns, radiomics_settings_text
+
+FAST = ["--validation", "holdout", "--no-nested-cv", "--bootstrap", "0", "--no-progress"]
+IMAGE_COLUMNS = ["t1c_original_firstorder_Mean", "flair_original_shape_MeshVolume"]
+
+
+def run(main, argv: list) -> tuple[int, str]:
+    """Exit status and stderr of a command line's ``main``."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = run_command(main, [str(a) for a in argv])
+    assert "Traceback" not in err.getvalue()
+    return code, err.getvalue()
+
+
+def joined_table(n: int, seed: int) -> pd.DataFrame:
+    """A labelled table with two radiomic columns joined in, one tied to the label."""
+    df = simulate_cohort(n, seed=seed, prevalence=0.5)
+    rng = np.random.default_rng(seed)
+    df[IMAGE_COLUMNS[0]] = 100 + 20 * df["pseudoprogression"] + rng.normal(0, 10, n)
+    df[IMAGE_COLUMNS[1]] = rng.normal(5000, 800, n)
+    return df
+
+
+@pytest.fixture(scope="module")
+def joined_model(tmp_path_factory) -> Path:
+    """A model trained on a table with radiomic columns joined by the user (no settings)."""
+    folder = tmp_path_factory.mktemp("joined")
+    data = folder / "train.csv"
+    joined_table(120, seed=1).to_csv(data, index=False)
+    code, err = run(train.main, ["--data", data, "--out", folder / "m.skops", *FAST])
+    assert code == 0, err
+    return folder / "m.skops"
+
+
+def test_a_model_with_joined_image_columns_knows_them(joined_model):
+    model = load_model(joined_model)
+    assert image_columns(model) == IMAGE_COLUMNS
+    assert model.radiomics_settings is None
+
+
+def test_predicts_from_a_joined_table(joined_model, tmp_path):
+    data = tmp_path / "new.csv"
+    joined_table(20, seed=2).drop(columns="pseudoprogression").to_csv(data, index=False)
+    code, err = run(predict.main, ["--model", joined_model, "--data", data,
+                                   "--out", tmp_path / "p.csv"])
+    assert code == 0, err
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 20
+
+
+def test_every_image_column_missing_is_an_error_not_an_imputation(joined_model, tmp_path):
+    data = tmp_path / "new.csv"
+    simulate_cohort(20, seed=2).to_csv(data, index=False)
+    code, err = run(predict.main, ["--model", joined_model, "--data", data,
+                                   "--out", tmp_path / "p.csv"])
+    assert code == 2
+    assert "the model uses 2 image (radiomic) column(s), and the table has none of them" in err
+    assert IMAGE_COLUMNS[0] in err and "--manifest" in err and "join the columns" in err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_manifest_without_settings_asks_for_params(joined_model, tmp_path):
+    data, manifest = tmp_path / "new.csv", tmp_path / "manifest.csv"
+    simulate_cohort(5, seed=2).to_csv(data, index=False)
+    manifest.write_text("patient_id,mask,t1c\n")
+    code, err = run(predict.main, ["--model", joined_model, "--data", data,
+                                   "--manifest", manifest, "--out", tmp_path / "p.csv"])
+    assert code == 2
+    assert "trained without image features" not in err
+    assert "--params P.yaml" in err and "stores no pyradiomics settings" in err
+
+
+def test_params_and_extraction_options_reach_the_extraction(joined_model, tmp_path,
+                                                           monkeypatch):
+    """predict.py --params, --cache, --scheduler and --jobs are what the extraction gets."""
+    seen = {}
+    new = joined_table(6, seed=3)
+
+    def fake(table, manifest, params, jobs, cache_dir, progress, scheduler):
+        seen.update(settings=Path(params).read_text(), jobs=jobs, cache_dir=cache_dir,
+                    scheduler=scheduler)
+        return SimpleNamespace(table=table.merge(new[["patient_id", *IMAGE_COLUMNS]],
+                                                 on="patient_id"))
+
+    monkeypatch.setattr(features.join, "add_radiomic_features", fake)
+    data, manifest = tmp_path / "new.csv", tmp_path / "manifest.csv"
+    new.drop(columns=IMAGE_COLUMNS).to_csv(data, index=False)
+    manifest.write_text("patient_id,mask,t1c\n")
+    code, err = run(predict.main, ["--model", joined_model, "--data", data,
+                                   "--manifest", manifest, "--params", DEFAULT_PARAMS,
+                                   "--cache", tmp_path / "c", "--scheduler", "tcp://h:8786",
+                                   "--jobs", "3", "--out", tmp_path / "p.csv"])
+    assert code == 0, err
+    assert seen == {"settings": DEFAULT_PARAMS.read_text(), "jobs": 3,
+                    "cache_dir": tmp_path / "c", "scheduler": "tcp://h:8786"}
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 6
+
+
+def test_params_other_than_the_stored_ones_warn(tmp_path):
+    stored = DEFAULT_PARAMS.read_text()
+    model = SimpleNamespace(radiomics_settings=stored)
+    assert radiomics_settings_text(model) == stored
+    same = tmp_path / "same.yaml"
+    same.write_text("# a comment changes nothing\n" + stored)
+    assert radiomics_settings_text(model, same) == same.read_text()
+    other = tmp_path / "other.yaml"
+    other.write_text(stored.replace("binWidth: 10", "binWidth: 25"))
+    with pytest.warns(UserWarning, match="differs from the pyradiomics settings the model"):
+        radiomics_settings_text(model, other)
+    with pytest.raises(UserInputError, match="settings file not found"):
+        radiomics_settings_text(model, tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize("script, extra", [
+    ("predict", ["--scheduler", "local"]), ("predict", ["--params", DEFAULT_PARAMS]),
+    ("train", ["--cache", "c"]), ("train", ["--radiomics-params", DEFAULT_PARAMS])])
+def test_extraction_options_without_images_are_refused(script, extra, tmp_path):
+    data = tmp_path / "data.csv"
+    simulate_cohort(10, seed=1).to_csv(data, index=False)
+    if script == "train":
+        argv = ["--data", data, "--out", tmp_path / "m.skops", *FAST, *extra]
+        code, err = run(train.main, argv)
+    else:
+        argv = ["--model", tmp_path / "m.skops", "--data", data, "--out", tmp_path / "p.csv",
+                *extra]
+        code, err = run(predict.main, argv)
+    assert code == 2
+    assert f"{extra[0].replace('radiomics-', '')} is for radiomic extraction" in err
+
+
+def test_train_params_keeps_its_older_name():
+    args = train.build_parser().parse_args(["--cohort", "melanoma", "--out", "m.skops",
+                                            "--radiomics-params", "p.yaml"])
+    assert args.params == Path("p.yaml")
+    text = train.build_parser().format_help() + predict.build_parser().format_help()
+    for option in ("--params", "--cache", "--scheduler"):
+        assert text.count(option) >= 2
