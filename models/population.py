@@ -50,6 +50,8 @@ MOSTLY_PRESENT = 0.5
 #: A value beyond the range by more than this share of the training 1st-99th percentile
 #: spread (on the model scale; about 2.3 SD for a normal column) is far beyond it.
 FAR = 0.5
+#: Terms of :func:`chance_beyond`'s sum computed at a time.
+CHANCE_BLOCK = 512
 #: Columns named per warning before "... and N more".
 SHOWN_COLUMNS = 8
 
@@ -115,11 +117,20 @@ def chance_beyond(k: int, m: int, n: int) -> float:
         return 1.0
     if n < 2 or k > m:
         return 1.0 if k <= m else 0.0
-    j = np.arange(k, m + 1)
-    log_p = (np.log(j + 1) + special.gammaln(n + m - j - 1) - special.gammaln(n - 1)
-             - special.gammaln(m - j + 1) - special.gammaln(n + m + 1) + special.gammaln(n + 1)
-             + special.gammaln(m + 1))
-    return float(min(np.exp(log_p).sum(), 1.0))
+    # The terms fall about geometrically (by m / (n + m) per step), so they are summed in
+    # blocks until a block's last term no longer counts (below 1e-20 of the sum).
+    const = (special.gammaln(n + 1) + special.gammaln(m + 1) - special.gammaln(n - 1)
+             - special.gammaln(n + m + 1))
+    total, start = 0.0, k
+    while start <= m:
+        j = np.arange(start, min(start + CHANCE_BLOCK, m + 1))
+        terms = np.exp(np.log(j + 1) + special.gammaln(n + m - j - 1)
+                       - special.gammaln(m - j + 1) + const)
+        total += float(terms.sum())
+        if terms[-1] <= 1e-20 * total:
+            break
+        start += CHANCE_BLOCK
+    return float(min(total, 1.0))
 
 
 def _fmt(x: float) -> str:
