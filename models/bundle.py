@@ -23,6 +23,7 @@ import os
 import platform
 import warnings
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
@@ -252,6 +253,8 @@ def save_model(model: TrainedModel, path: str | Path) -> Path:
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
                 data = fh.read()
+            if not is_pickle_path(path):
+                _warn_on_untrusted(model, path, data)
             atomic_write_bytes(record, _record_text(model, path, data).encode())
             wrote_record = True
     except BaseException:
@@ -262,6 +265,22 @@ def save_model(model: TrainedModel, path: str | Path) -> Path:
                 atomic_write_bytes(record, previous)
         raise
     return path
+
+
+def _warn_on_untrusted(model: TrainedModel, path: Path, data: bytes) -> None:
+    """A warning when the skops file ``data`` holds types :func:`load_model` refuses unless
+    told to trust them (a user's own estimator's), naming them and how to load the file."""
+    try:
+        untrusted = untrusted_types(data)
+    except ValueError:
+        return
+    if untrusted:
+        warnings.warn(
+            f"{path} holds {len(untrusted)} type(s) of the {model.family} model that a skops "
+            f"model file may not hold by default: {', '.join(untrusted)}. Loading it will be "
+            "refused unless you trust them: load_model(path, trusted_types="
+            f"{_untrusted_text(untrusted)}) in Python; or save it as a .joblib file and load "
+            "it with --trust-pickle.", UserWarning, stacklevel=3)
 
 
 def _record_text(model: TrainedModel, path: Path, data: bytes) -> str:
@@ -299,11 +318,15 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def load_model(path: str | Path, *, trust_pickle: bool = False) -> TrainedModel:
+def load_model(path: str | Path, *, trust_pickle: bool = False,
+               trusted_types: Sequence[str] = ()) -> TrainedModel:
     """Read a model written by :func:`save_model`, after checking it against its record.
 
     The file must match the SHA-256 and size in its record (:func:`record_path`) before
-    anything in it is read. A skops file may hold only :data:`TRUSTED_TYPES`. A joblib
+    anything in it is read. A skops file may hold only :data:`TRUSTED_TYPES` and the
+    ``trusted_types`` the caller vouches for (qualified names such as
+    ``sklearn.naive_bayes.GaussianNB``: the types of a user's own estimator, which
+    :func:`save_model` names in a warning). A joblib
     pickle is unpickled only with ``trust_pickle=True``: unpickling runs whatever code the
     file carries, and a record shows the file is intact, not who made it. A different
     scikit-learn version than the one that saved it gives a warning. Every refusal is a
@@ -326,7 +349,7 @@ def load_model(path: str | Path, *, trust_pickle: bool = False) -> TrainedModel:
                 "files: train.py --out model.skops.")
         model = _load_pickle(path, data)
     else:
-        model = _load_skops(path, data)
+        model = _load_skops(path, data, record, tuple(trusted_types))
     if model.format_version != FORMAT_VERSION:
         raise UserInputError(
             f"{path} was saved in model format {model.format_version}; this version reads "
@@ -413,30 +436,63 @@ def _load_pickle(path: Path, data: bytes) -> TrainedModel:
     return model
 
 
-def _load_skops(path: Path, data: bytes) -> TrainedModel:
+def untrusted_types(data: bytes, trusted: Sequence[str] = ()) -> list[str]:
+    """The types named in the skops file ``data`` that are neither in :data:`TRUSTED_TYPES`
+    nor in ``trusted``, sorted (nothing is built). ValueError when ``data`` is not a skops
+    file."""
+    import skops.io as sio
+
+    allowed = set(TRUSTED_TYPES) | set(trusted)
+    try:
+        found = _skops_types(data)
+    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError) as exc:
+        raise ValueError("no readable skops schema") from exc
+    untrusted = sorted(found - allowed)
+    if not untrusted:
+        try:
+            untrusted = sorted(set(sio.get_untrusted_types(data=data)) - allowed)
+        except Exception:  # a schema skops cannot parse; loading says why
+            untrusted = []
+    return untrusted
+
+
+def _untrusted_text(untrusted: Sequence[str]) -> str:
+    """The untrusted types as the ``trusted_types`` argument that would admit them."""
+    return "[" + ", ".join(repr(t) for t in untrusted) + "]"
+
+
+def _load_skops(path: Path, data: bytes, record: dict,
+                trusted: tuple[str, ...] = ()) -> TrainedModel:
     """Build the model from ``data``, the checked bytes of the skops file ``path``, when
-    every type in it is in :data:`TRUSTED_TYPES`."""
+    every type in it is in :data:`TRUSTED_TYPES` or ``trusted``. ``record`` (the file's
+    record) only words the refusal: a model of a user's own estimator is told how to trust
+    its types."""
     import skops.io as sio
 
     try:
-        found = _skops_types(data)
-    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError):
+        untrusted = untrusted_types(data, trusted)
+    except ValueError:
         raise UserInputError(
             f"{path} is not a skops model file (no readable skops schema), though it "
             "matches its record; retrain it with train.py --out model.skops.") from None
-    untrusted = sorted(found - set(TRUSTED_TYPES))
-    if not untrusted:
-        try:
-            untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
-        except Exception:  # a schema skops cannot parse; loads() below says why
-            untrusted = []
+    training = record.get("training") if isinstance(record.get("training"), dict) else {}
+    if untrusted and (record.get("family") == "custom" or training.get("estimator")):
+        raise UserInputError(
+            f"{path} holds a model of your own estimator"
+            + (f" ({training['estimator']})" if training.get("estimator") else "")
+            + f" with {len(untrusted)} type(s) outside the types a skops model file may hold "
+            f"by default: {', '.join(untrusted)}. Building a type can run its code, so the "
+            "file was refused and nothing in it was built or run. If you trust the file "
+            "(you trained it, or know who did), load it in Python with load_model(path, "
+            f"trusted_types={_untrusted_text(untrusted)}); or train with --out model.joblib "
+            "and load it with --trust-pickle.")
     if untrusted:
         raise UserInputError(
             f"{path} holds {len(untrusted)} type(s) no model saved by train.py holds: "
             f"{', '.join(untrusted)}. It was refused and nothing in it was built or run. "
             "Use a model file saved by train.py, or retrain with train.py --out model.skops.")
     try:
-        content = sio.loads(data, trusted=list(TRUSTED_TYPES))
+        content = sio.loads(data, trusted=[*TRUSTED_TYPES, *trusted])
     except Exception as exc:
         raise UserInputError(
             f"could not read the model file {path} ({type(exc).__name__}: "

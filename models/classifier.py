@@ -25,12 +25,17 @@ learn from so few events is skipped, with a note saying so (:func:`fit_calibrate
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.util
 import inspect
 import math
+import os
 import pickle
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -686,6 +691,92 @@ def custom_estimator(estimator) -> BaseEstimator:
     except Exception as exc:
         raise UserInputError(f"the estimator {made!r} cannot be cloned by scikit-learn "
                              f"({exc}); its __init__ must only store its parameters.") from exc
+
+
+def estimator_name(estimator: Any) -> str:
+    """The qualified class name of an estimator (``sklearn.svm._classes.SVC``), or of the
+    final step of a pipeline: what a report says a user's own classifier is."""
+    if isinstance(estimator, Pipeline):
+        estimator = estimator.steps[-1][1]
+    kind = type(estimator)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _import_source(source: str, spec: str):
+    """The module ``source`` of an estimator spec: a ``.py`` file path, or a module name
+    importable from the current folder or ``sys.path``."""
+    fix = ("Give --estimator as module:factory (a module importable from the current folder "
+           "or on PYTHONPATH) or path/to/file.py:factory.")
+    if source.endswith(".py") or os.sep in source or "/" in source:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise UserInputError(f"estimator {spec!r}: the file {path} does not exist. {fix}")
+        name = "user_estimator_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+        found = importlib.util.spec_from_file_location(name, path)
+        if found is None or found.loader is None:
+            raise UserInputError(f"estimator {spec!r}: {path} cannot be imported as Python "
+                                 f"code. {fix}")
+        module = importlib.util.module_from_spec(found)
+        sys.modules[name] = module
+        try:
+            found.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(name, None)
+            raise UserInputError(f"estimator {spec!r}: importing {path} failed with "
+                                 f"{type(exc).__name__}: {exc}. Fix the file.") from exc
+        return module
+    here = os.getcwd()
+    added = here not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, here)
+    try:
+        return importlib.import_module(source)
+    except ModuleNotFoundError as exc:
+        if exc.name and (source == exc.name or source.startswith(exc.name + ".")):
+            raise UserInputError(f"estimator {spec!r}: no module named {source!r} in the "
+                                 f"current folder ({here}) or on sys.path. {fix}") from exc
+        raise UserInputError(f"estimator {spec!r}: the module {source!r} imports "
+                             f"{exc.name!r}, which is not installed. Install it or fix the "
+                             "module.") from exc
+    except Exception as exc:
+        raise UserInputError(f"estimator {spec!r}: importing the module {source!r} failed "
+                             f"with {type(exc).__name__}: {exc}. Fix the module.") from exc
+    finally:
+        if added:
+            sys.path.remove(here)
+
+
+def load_estimator(spec: str) -> BaseEstimator:
+    """An unfitted classifier from ``"module:factory"`` or ``"path/to/file.py:factory"``.
+
+    ``module`` is imported from the current folder or ``sys.path`` (a path ending in
+    ``.py`` is run as a file); ``factory`` names a class, a function or an estimator in it
+    (``Class.method`` reaches inside). A class or function is called with no arguments.
+    The result must be a scikit-learn classifier with ``fit`` and ``predict_proba``
+    (:func:`custom_estimator`). Every problem (no such module or file, no such name, the
+    factory raising, a result that is no classifier) is one
+    :class:`~features.errors.UserInputError` naming it and the fix.
+    """
+    source, colon, name = str(spec).strip().rpartition(":")
+    if not colon or not source or not name or os.sep in name or "/" in name:
+        raise UserInputError(
+            f"estimator {spec!r} is not of the form module:factory; e.g. "
+            "--estimator my_models:make_classifier (my_models.py in the current folder, "
+            "make_classifier() returning an unfitted scikit-learn classifier) or "
+            "--estimator path/to/file.py:make_classifier.")
+    target: Any = _import_source(source, spec)
+    for part in name.split("."):
+        if not hasattr(target, part):
+            public = sorted(k for k in dir(target) if not k.startswith("_"))[:12]
+            raise UserInputError(
+                f"estimator {spec!r}: {source} has no attribute {name!r}"
+                + (f" (it has: {', '.join(public)})" if public else "")
+                + ". Name a function or class that returns an unfitted classifier.")
+        target = getattr(target, part)
+    try:
+        return custom_estimator(target)
+    except UserInputError as exc:
+        raise UserInputError(f"estimator {spec!r}: {exc}") from exc
 
 
 def build_custom(estimator, layout: FeatureLayout) -> Pipeline:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,11 @@ from features.description import DeclaredFeature, DescribedTable, TableDescripti
 from features.errors import UserInputError
 from models.bundle import TrainedModel, table_sha256
 from models.classifier import (
+    CUSTOM,
+    FAMILIES,
     FeatureLayout,
+    custom_estimator,
+    estimator_name,
     fit_calibrated,
     out_of_fold_probabilities,
     with_threshold,
@@ -92,30 +97,45 @@ def describe_table(table: pd.DataFrame, description: TableDescription | None = N
                                                       source=source)
 
 
-def fit_model(train_table: pd.DataFrame, seed: int = 0, threshold: float | None = None,
-              target_sensitivity: float | None = None, source: str = "table",
-              progress: Callable[[str], None] | None = None,
-              features: Mapping[str, DeclaredFeature] | None = None,
-              description: TableDescription | None = None) -> TrainedModel:
-    """Fit the calibrated classifier on a canonical, labelled training table.
-
-    ``features``: the declared extra feature columns (beyond the contract and the radiomic
-    columns); ``description``: the table description, stored in the model so prediction
-    applies it again.
-    """
-    if threshold is not None and target_sensitivity is not None:
-        raise UserInputError("give either a threshold or a target sensitivity, not both.")
-    features = dict(features or {})
-    columns = model_columns(train_table.columns, declared=features)
+def feature_columns(table: pd.DataFrame,
+                    features: Mapping[str, DeclaredFeature] | None = None) -> list[str]:
+    """The model columns of a canonical table (:func:`features.contract.model_columns`), or
+    a :class:`UserInputError` when there are none: checked before anything else about the
+    table (its size, the validation scheme), so a table without features hears that first."""
+    columns = model_columns(table.columns, declared=dict(features or {}))
     if not columns:
         raise UserInputError("the table has no feature columns: none of the contract's, no "
                              "radiomic columns and none declared under 'features' in a table "
                              "description (--table); see 'Your own data' in the README.")
+    return columns
+
+
+def fit_model(train_table: pd.DataFrame, seed: int = 0, threshold: float | None = None,
+              target_sensitivity: float | None = None, source: str = "table",
+              progress: Callable[[str], None] | None = None,
+              features: Mapping[str, DeclaredFeature] | None = None,
+              description: TableDescription | None = None,
+              estimator: Any = None) -> TrainedModel:
+    """Fit the calibrated classifier on a canonical, labelled training table.
+
+    ``features``: the declared extra feature columns (beyond the contract and the radiomic
+    columns); ``description``: the table description, stored in the model so prediction
+    applies it again. ``estimator``: a user's own unfitted classifier (or a factory of one,
+    :func:`models.classifier.custom_estimator`) used instead of the built-in families, as
+    the family :data:`~models.classifier.CUSTOM`, with the same calibration and threshold;
+    its class is recorded in ``training["estimator"]``.
+    """
+    if threshold is not None and target_sensitivity is not None:
+        raise UserInputError("give either a threshold or a target sensitivity, not both.")
+    features = dict(features or {})
+    columns = feature_columns(train_table, features)
     warn_extra_columns(train_table, columns)
     X = train_table[[*columns, ID]]
     y = train_table[LABEL].to_numpy().astype(int)
     groups = train_table[ID].to_numpy()
-    fitted = fit_calibrated(X, y, groups, seed=seed, progress=progress, declared=features)
+    fitted = fit_calibrated(X, y, groups, seed=seed, progress=progress, declared=features,
+                            families=FAMILIES if estimator is None else (),
+                            estimator=estimator)
     if target_sensitivity is not None:
         if not 0 < target_sensitivity < 1:
             raise UserInputError(f"target sensitivity must be in (0, 1), got {target_sensitivity}.")
@@ -130,12 +150,15 @@ def fit_model(train_table: pd.DataFrame, seed: int = 0, threshold: float | None 
         if not 0 < chosen < 1:
             raise UserInputError(f"threshold must be in (0, 1), got {chosen}.")
         source_text = "default (equal harms)" if threshold is None else "given by the user"
+    training = {"source": source, "n": int(len(train_table)), "n_positive": int(y.sum()),
+                "n_patients": int(train_table[ID].nunique()),
+                "sha256": table_sha256(train_table), "seed": seed}
+    if fitted.family == CUSTOM:
+        training["estimator"] = estimator_name(fitted.estimator.fitted_pipeline)
     return TrainedModel(
         estimator=with_threshold(fitted.estimator, chosen), family=fitted.family,
         feature_columns=columns, threshold_source=source_text, cv_scores=fitted.cv_scores,
-        training={"source": source, "n": int(len(train_table)), "n_positive": int(y.sum()),
-                  "n_patients": int(train_table[ID].nunique()),
-                  "sha256": table_sha256(train_table), "seed": seed},
+        training=training,
         declared_features={k: vars(v) | {"range": None if v.range is None else list(v.range)}
                            for k, v in features.items()},
         description=None if description is None else description.to_dict(),
@@ -165,7 +188,8 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
           bayes_p: np.ndarray | None = None, source: str = "table",
           progress: bool = True, nested_cv: bool = True,
           description: TableDescription | None = None, validation: str = "auto",
-          folds: int = 5, repeats: int | None = None) -> TrainingResult:
+          folds: int = 5, repeats: int | None = None,
+          estimator: Any = None) -> TrainingResult:
     """Fit the procedure and validate it by patient.
 
     ``table``: the user's table, put in canonical form by ``description`` (or a
@@ -177,6 +201,13 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
     ``repeats`` resamples of patients; the model is fitted on every lesion) or ``auto``
     (:func:`models.validation.choose_validation`). ``bayes_p`` (aligned with ``table``) is
     the simulator's exact posterior, reported as the ceiling beside the model.
+    ``estimator``: a user's own unfitted scikit-learn classifier with ``predict_proba`` (or
+    a function returning one; :func:`models.classifier.load_estimator` reads one from
+    ``"module:factory"``), fitted instead of the built-in families through the same
+    calibration, threshold, validation, benchmark against the rules and report; the model's
+    family is then :data:`~models.classifier.CUSTOM`.
+
+    A table without feature columns is refused first, before its size is judged.
     """
     if isinstance(table, DescribedTable):
         described = table
@@ -184,9 +215,13 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
     else:
         described = describe_table(table, description, require_label=True, source=source)
     table = described.table
+    feature_columns(table, described.features)
+    if estimator is not None:
+        custom_estimator(estimator)  # a clear error before any split or fit
     mode, reason = choose_validation(table, validation, test_size)
     options = dict(seed=seed, threshold=threshold, target_sensitivity=target_sensitivity,
-                   source=source, features=described.features, description=description)
+                   source=source, features=described.features, description=description,
+                   estimator=estimator)
 
     def procedure(part: pd.DataFrame, progress=None) -> TrainedModel:
         return fit_model(part, progress=progress, **options)

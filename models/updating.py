@@ -272,8 +272,9 @@ def update_model(model, table, method: str = "auto", seed: int = 0, folds: int =
     compares, on the same local lesions, the original model's probabilities with the
     updated model's out-of-fold probabilities from repeated patient-grouped cross-validation
     of the update itself (``repeats`` x ``folds``), so the update is never scored on the
-    patients it was estimated on. ``evaluation.metrics["update"]`` holds the chosen method,
-    its tests, and the original and updated calibration and discrimination.
+    patients it was estimated on. A table holding none of the model's feature columns is
+    refused first, before its size is judged. ``evaluation.metrics["update"]`` holds the
+    chosen method, its tests, and the original and updated calibration and discrimination.
     """
     from dataclasses import replace
 
@@ -287,6 +288,15 @@ def update_model(model, table, method: str = "auto", seed: int = 0, folds: int =
     if method not in METHODS:
         raise UserInputError(f"unknown update method {method!r}; choose one of "
                              + ", ".join(METHODS) + ".")
+    present = [c for c in model.feature_columns if c in table.columns]
+    if not present:  # said before any judgement of the table's size
+        shown = ", ".join(model.feature_columns[:8]) + (
+            " ..." if len(model.feature_columns) > 8 else "")
+        raise UserInputError(
+            "the table has no feature columns: none of the model's "
+            f"{len(model.feature_columns)} feature columns ({shown}) is in it, so the model "
+            "cannot be updated with it; give the local table those columns (renamed by a "
+            "table description, --table, when they are named otherwise).")
     choose_validation(table, "cv")  # refuses tables too small to cross-validate
     layout = FeatureLayout.from_columns(model.feature_columns, declared=model.declared())
     refit_df = max(3, candidate_feature_count(table.reindex(columns=model.feature_columns),

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 from features.contract import is_radiomic
 from models.bundle import TrainedModel
-from models.classifier import RADIOMIC_REDUCTION
+from models.classifier import CUSTOM, RADIOMIC_REDUCTION, estimator_name, settings_text
 from models.report import format as fmt
+from models.report.model_features import fitted_pipeline
 from models.report.tables import evaluated_units, units_text, validation_scheme
 
 #: Events per candidate feature below which the card warns (as models.training does).
@@ -49,12 +50,29 @@ MISSING_DATA_HANDLING: tuple[str, ...] = (
     "Logistic regression: each contract column on its model scale, then median imputation "
     "(medians of the training patients) with a missing-value indicator per column that had "
     "missing values, then standardisation.",
+    "Spline family: as logistic regression, with each continuous column's spline terms "
+    "taken at its training median where the column is missing (its indicator flags it).",
     "Gradient boosting: missing values passed to the trees as they are (native NaN "
     "handling: each split learns which side missing values go to).",
+    "A user's own classifier: as logistic regression (it sees a finite, standardised matrix "
+    "with the indicators).",
     f"Radiomic columns, when present, reduced inside the pipeline: {RADIOMIC_REDUCTION}.",
     "The article's rules abstain where an input they need is missing: an abstention is "
     "lost coverage, never counted as 0 or 1.",
 )
+
+
+def _family_text(family, model, training: Mapping) -> str:
+    """The model family for the card; a user's own classifier named by its class."""
+    if not family:
+        return "not recorded"
+    if family != CUSTOM:
+        return str(family)
+    name = training.get("estimator")
+    if not name:
+        pipe = fitted_pipeline(model)
+        name = estimator_name(pipe) if pipe is not None else ""
+    return f"{family}: the user's own classifier" + (f" `{name}`" if name else "")
 
 
 def threshold_rationale(threshold: float, source: str) -> str:
@@ -208,9 +226,17 @@ def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
     source = getattr(model, "threshold_source", None)
     family = getattr(model, "family", None) or selection.get("chosen")
     columns = list(getattr(model, "feature_columns", None) or [])
-    card.model = [("family", str(family) if family else "not recorded"),
+    card.model = [("family", _family_text(family, model, training)),
                   ("output", "calibrated P(pseudoprogression), a probability in 0-1, and the "
                              f"call 1 when it is at or above {fmt.g(threshold)}")]
+    cv = getattr(model, "cv_scores", None) or selection.get("cv") or {}
+    params = (cv.get(family) or {}).get("best_params") if isinstance(cv, Mapping) else None
+    if isinstance(params, Mapping) and params:
+        n = (cv.get(family) or {}).get("n_settings")
+        card.model.append(("settings", settings_text(params) + " (chosen by patient-grouped "
+                           "cross-validation" + (f" among {n} candidates)" if n else ")")))
+    elif family == CUSTOM:
+        card.model.append(("settings", "the user's own, as given (not tuned)"))
     if columns:
         radiomic = [c for c in columns if is_radiomic(c)]
         shown = ", ".join(c for c in columns if not is_radiomic(c))

@@ -19,7 +19,13 @@ import pandas as pd
 
 from features.article import FIGURES, PREVALENCE
 from features.contract import ID, is_radiomic
-from models.classifier import RADIOMIC_REDUCTION
+from models.classifier import (
+    CUSTOM,
+    RADIOMIC_REDUCTION,
+    estimator_name,
+    settings_text,
+    tuning_text,
+)
 from models.report import format as fmt
 from models.report.document import Bullets, Callout, Figure, Para, Section, Table, walk_sections
 from models.report.model_card import ModelCard, build_model_card
@@ -227,6 +233,27 @@ def _outcome_section(simulated: bool) -> Section:
     return Section("Outcome", [Para(text), Para(ref)], tripod="3a, 8a, 8b, 8c", clear="18")
 
 
+def _chosen_params(data: Mapping, model) -> dict:
+    """The chosen family's settings (``best_params``), from the bundle or the metrics."""
+    cv = getattr(model, "cv_scores", None) or (data.get("model_selection") or {}).get("cv") or {}
+    chosen = getattr(model, "family", None) or (data.get("model_selection") or {}).get("chosen")
+    params = (cv.get(chosen) or {}).get("best_params") if isinstance(cv, Mapping) else None
+    return dict(params) if isinstance(params, Mapping) else {}
+
+
+def _radiomic_method(data: Mapping, model) -> str:
+    """How the chosen model's radiomic selection picked columns, in a few words."""
+    params = _chosen_params(data, model)
+    method = params.get("prepare__radiomic__select__method")
+    if method == "l1":
+        return (f"the L1-penalised logistic regression (inverse penalty "
+                f"{fmt.g(params.get('prepare__radiomic__select__l1_scale'))} x the smallest "
+                "that admits a column)")
+    if method == "kbest":
+        return f"the F-test (the {params.get('prepare__radiomic__select__k')} strongest)"
+    return "the selection step"
+
+
 def _selection_text(radiomic: Sequence[str]) -> str:
     """What is selected on the outcome, and where."""
     if not radiomic:
@@ -235,7 +262,8 @@ def _selection_text(radiomic: Sequence[str]) -> str:
     return (f"Every contract column enters the model as it is. The {len(radiomic)} radiomic "
             f"columns are reduced inside the model's pipeline: {RADIOMIC_REDUCTION}. The last "
             "step selects on the outcome (a univariate F-test of each column against the "
-            "label), so it is refitted inside every cross-validation fold (model choice, "
+            "label, or an L1-penalised logistic regression of the label on the block), so it "
+            "is refitted inside every cross-validation fold (tuning, model choice, "
             "calibration, nested cross-validation) on that fold's training rows only, never on "
             "the rows it is scored on; the final model's choice, fitted on all training rows, "
             "is listed below.")
@@ -279,12 +307,16 @@ def _predictor_section(data: Mapping, model) -> Section:
                 f"columns, {fmt.cell(selection.get('n_after_variance'))} after the "
                 "zero-variance filter, "
                 f"{fmt.cell(selection.get('n_after_correlation'))} after the correlation "
-                f"filter, {kept} kept by the F-test (training rows only).")))
+                f"filter, {kept} kept by {_radiomic_method(data, model)}; training rows "
+                "only; F statistics shown whichever selected).")))
     blocks.append(Para("Transformations (logistic regression): log for positive ratios and "
                        "concentrations, log(1 + pct/100) for % changes, logit for percentages, "
-                       "then standardisation; gradient boosting uses the same transforms "
-                       "without scaling. `cancer_type` is one-hot (logistic) or ordinal "
-                       "(boosting) coded."))
+                       "then standardisation; the spline family adds restricted cubic spline "
+                       "terms of each continuous column on that transformed scale (knots at "
+                       "quantiles of the training rows, linear beyond the outer knots; 0/1 "
+                       "columns stay linear); gradient boosting uses the same transforms "
+                       "without scaling. `cancer_type` is one-hot (logistic, spline) or "
+                       "ordinal (boosting) coded."))
     from models.report.model_card import MISSING_DATA_HANDLING
 
     blocks.append(Bullets(list(MISSING_DATA_HANDLING)))
@@ -336,24 +368,25 @@ def _methods_section(data: Mapping, model, scheme: str) -> Section:
         data_use = (
             "Data use: the model was fitted before this evaluation; nothing was fitted or "
             "calibrated on the evaluated rows, and nothing is tuned on them, with ")
+    iv = data.get("internal_validation") or {}
+    nested = not iv or bool(iv.get("nested_cv"))
     validation = {
-        "holdout": "Internal validation: apparent performance, nested cross-validation of the "
-                   "whole procedure (family choice, calibration, threshold) on the training "
-                   "patients, and the held-out patients, kept apart below.",
+        "holdout": ("Internal validation: apparent performance, nested cross-validation of "
+                    "the whole procedure (tuning, family choice, calibration, threshold) on "
+                    "the training patients, and the held-out patients, kept apart below."
+                    if nested else
+                    "Internal validation: apparent performance and the held-out patients, "
+                    "kept apart below (no nested cross-validation was run)."),
         "cv": "Internal validation: apparent performance and the repeated cross-validation "
-              "of the whole procedure (family choice, calibration, threshold), kept apart "
-              "below.",
+              "of the whole procedure (tuning, family choice, calibration, threshold), kept "
+              "apart below.",
         "bootstrap": "Internal validation: apparent performance, Harrell's optimism-corrected "
                      "figures and the out-of-bag figures, kept apart below.",
     }.get(scheme, "Internal validation: done when the model was trained (its own report); "
                   "this evaluation of the saved model adds none.")
     blocks: list = [Bullets([
         data_use + MATCHED_SENSITIVITY_EXCEPTION + ".",
-        "Model families compared by patient-grouped, stratified cross-validation (5 folds, "
-        "fewer when a class is rare) on the training patients, by log loss (a proper score): "
-        "L2-penalised logistic regression and histogram gradient boosting, each with fixed "
-        "settings (no hyperparameter search). The family with the lower mean log loss is kept; "
-        "its settings are given below when the model bundle is at hand.",
+        _families_text(cv, chosen, model),
         "Calibration: sigmoid (Platt) map fitted on pooled out-of-fold predictions of the "
         "training patients, each from a model that did not see that patient, applied to the "
         "model refitted on all training patients.",
@@ -383,6 +416,10 @@ def _methods_section(data: Mapping, model, scheme: str) -> Section:
                   "rows" if split else "the training patients")
         blocks.append(_with(model_selection_table(cv, chosen),
                             f"Model choice by grouped cross-validation on {behind}."))
+    params = _chosen_params(data, model)
+    if params:
+        blocks.append(Para(f"Settings of the chosen family ({chosen}), chosen by the "
+                           f"cross-validation: {settings_text(params)}."))
     settings = _estimator_settings(model)
     if settings:
         blocks.append(Para(settings))
@@ -393,6 +430,56 @@ def _methods_section(data: Mapping, model, scheme: str) -> Section:
                            "95% intervals."))
     return Section("Analysis methods", blocks, tripod="12a, 12c, 12d, 12e, 12f, 13, 14, 15",
                    clear="30, 34, 35, 37, 39, 40, 41")
+
+
+#: The built-in families in words, for the methods.
+_FAMILY_TEXT = {
+    "logistic": "L2-penalised logistic regression on the contract's transforms",
+    "spline": "the same with restricted cubic splines of each continuous column (curved "
+              "effects; Harrell's form, knots at quantiles)",
+    "gradient_boosting": "histogram gradient boosting (100 trees)",
+}
+
+
+def _own_estimator(model) -> str:
+    """The class of a user's own classifier behind ``model``, or ''."""
+    recorded = (getattr(model, "training", None) or {}).get("estimator")
+    if recorded:
+        return str(recorded)
+    pipe = fitted_pipeline(model)
+    return estimator_name(pipe) if pipe is not None else ""
+
+
+def _families_text(cv: Mapping, chosen: str | None, model) -> str:
+    """How the family and its settings were chosen: the families compared (those in ``cv``,
+    every built-in one when ``cv`` is not recorded), the tuning grid, and a user's own
+    classifier when there is one."""
+    names = list(cv) if cv else list(_FAMILY_TEXT)
+    built_in = [f for f in names if f in _FAMILY_TEXT]
+    own = _own_estimator(model) if CUSTOM in names else ""
+    own_text = (f"the user's own classifier{f' (`{own}`)' if own else ''}, behind the "
+                "logistic family's preparation (contract transforms, median imputation with "
+                "missing-value indicators, standardisation, the radiomic reduction untuned, "
+                "categories one-hot), with its settings as given (not tuned)")
+    if CUSTOM in names and not built_in:
+        return (f"Model: {own_text}. Its log loss and AUC by patient-grouped, stratified "
+                "cross-validation (5 folds, fewer when a class is rare) on the training "
+                "patients are given below; no built-in family was compared.")
+    families = [_FAMILY_TEXT[f] for f in built_in] + ([own_text] if CUSTOM in names else [])
+    listed = "; ".join(families)
+    return (
+        "Model families compared by patient-grouped, stratified cross-validation (5 folds, "
+        "fewer when a class is rare) on the training patients, by log loss (a proper score): "
+        f"{listed}. Each built-in family's few settings that matter are chosen by grid "
+        "search on the same folds, the radiomic reduction first when there are radiomic "
+        f"columns, then the family's grid. Tuning grid: {tuning_text()}. A family's score is "
+        "that of its best settings (slightly optimistic, being the best of a few on the same "
+        "folds; "
+        "the tuning sees only training patients, so the validation below covers it). A "
+        "family that cannot learn from so few events is skipped, with a note. The family "
+        "with the lowest mean log loss is kept" + (f" ({chosen})" if chosen else "")
+        + ", with its settings; every family's score and chosen settings are in the table "
+        "below.")
 
 
 def _estimator_settings(model) -> str:

@@ -20,6 +20,7 @@ import pandas as pd
 from features.article import FIGURES
 from features.contract import BY_NAME, is_radiomic
 from features.tables import atomic_write_text
+from models.classifier import settings_text
 from models.report import format as fmt
 from models.report.document import Table, table_markdown, table_text
 from models.statistics import (
@@ -558,15 +559,33 @@ def sample_size_lines(metrics: Mapping) -> list[str]:
     return lines
 
 
+def selection_settings_cell(score: Mapping) -> str:
+    """A family's chosen settings in words and how many were compared
+    (``best_params``, ``n_settings``), then its note (adapted, skipped, failed); '—' when
+    none is recorded."""
+    parts = []
+    if isinstance(score.get("best_params"), Mapping):
+        text = settings_text(score["best_params"])
+        n = score.get("n_settings")
+        if isinstance(n, int) and n > 1:
+            text += f" (best of {n})"
+        parts.append(text)
+    if score.get("note"):
+        parts.append(str(score["note"]))
+    return "; ".join(parts) or "—"
+
+
 def model_selection_table(cv: Mapping, chosen: str | None = None) -> Table:
-    """Model families compared by grouped cross-validation: log loss and AUC over folds."""
+    """Model families compared by grouped cross-validation: log loss and AUC over folds at
+    each family's chosen settings, and those settings (:func:`selection_settings_cell`)."""
     rows = []
     for fam, s in (cv or {}).items():
         s = s or {}
         rows.append([fam + (" (chosen)" if fam == chosen else ""),
                      fmt.mean_sd(s.get("log_loss"), s.get("log_loss_sd"), 4),
-                     fmt.fixed(s.get("auc"))])
-    return Table(["family", "log loss, mean ± SD over folds", "AUC, mean over folds"], rows)
+                     fmt.fixed(s.get("auc")), selection_settings_cell(s)])
+    return Table(["family", "log loss, mean ± SD over folds", "AUC, mean over folds",
+                  "settings chosen by the same folds"], rows)
 
 
 #: Statistics of the internal-validation table: (name, key, formatter of one value).
