@@ -165,3 +165,23 @@ def test_roc_and_calibration_legends_state_the_report_numbers(tmp_path, monkeypa
     assert f"Model, AUC {fmt.est_ci(auc(y, p), (0.7, 0.9))}" in texts
     title = next(t for t in texts if t.startswith("Calibration intercept"))
     assert fmt.est_ci(0.1234, [-0.2, 0.4]) in title and fmt.est_ci(0.95, [0.7, 1.2]) in title
+
+
+def test_waiting_cost_figure_with_abstaining_rules_and_missing_intervals(tmp_path):
+    from models.report.waiting import write_waiting_figure
+
+    def rule(coverage, se=None, ppv=None):
+        return {"coverage": coverage, "sensitivity": se, "sensitivity_ci": [None, None],
+                "ppv": ppv, "ppv_ci": [0.2, 0.6] if ppv is not None else [None, None]}
+
+    times = [{"week": w, "model": {"sensitivity": 0.7 + w / 100, "sensitivity_ci": [0.6, 0.8],
+                                   "ppv": 0.6 + w / 50, "ppv_ci": [None, None]},
+              "rules": {"T4": rule(0.0) if w == 0 else rule(0.6, 0.9, 0.3),
+                        "C4": rule(0.0) if w < 8 else rule(1.0, 0.5, 1.0)},
+              "waiting": {"weeks_untreated_per_100_patients": 90.0 * w,
+                          "weeks_untreated_per_100_patients_ci": [80.0 * w, 95.0 * w]}}
+             for w in (0.0, 4.0, 8.0, 12.0)]
+    paths = write_waiting_figure({"landmarks": {"times": times}}, tmp_path)
+    _check_png(paths["waiting_cost"])
+    assert write_waiting_figure({"landmarks": {"times": []}}, tmp_path / "none") == {}
+    assert write_waiting_figure({}, tmp_path / "none") == {}

@@ -35,7 +35,7 @@ NAN = float("nan")
 
 @pytest.fixture(scope="module")
 def cohort():
-    c = simulate_cohort(1200, "melanoma", seed=0)
+    c = simulate_cohort(1000, "melanoma", seed=0)
     return c, simulate_followup(c, 0)
 
 
