@@ -255,6 +255,15 @@ def _scans(scans, description: TableDescription | None, canonical: pd.DataFrame,
                       source="the scans table")
 
 
+def _scans_source(scans) -> str:
+    """Where the scans came from, in words: the simulator's follow-up or a given table."""
+    sim = getattr(scans, "attrs", {}).get("simulation_followup")
+    if isinstance(sim, Mapping):
+        return (f"simulated follow-up (features.synthetic.simulate_followup, seed "
+                f"{sim.get('seed')}): a scan every 4 weeks from the index scan to 16 weeks")
+    return "the given scans table"
+
+
 def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | ScansTable,
                     seed: int = 0, test_size: float = 0.3,
                     weeks: Sequence[float] = LANDMARK_WEEKS,
@@ -276,7 +285,8 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
     patients' lesions reaching it.
 
     ``result.metrics`` (JSON-ready after :func:`models.statistics.to_jsonable`): ``weeks``,
-    ``window_weeks``, ``split`` (patients and seed), ``course_features``, ``method``,
+    ``window_weeks``, ``split`` (patients and seed), ``scans_source`` (simulated follow-up
+    or the given table), ``course_features``, ``rule_ids``, ``method``,
     ``waiting_definition`` and ``times``, one entry per decision time: ``week``, counts of
     evaluated and training lesions and patients, ``family``, ``threshold``, ``model`` (as
     metrics.json's ``model``), ``rules`` (each rule over time as of the landmark: as
@@ -337,6 +347,7 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
                   "grouped_by": "patient", "n_train_patients": int(len(set(
                       canonical[ID].to_numpy()[~in_test]))),
                   "n_test_patients": int(len(set(canonical[ID].to_numpy()[in_test])))},
+        "scans_source": _scans_source(scans),
         "course_features": list(COURSE_COLUMNS), "rule_ids": list(SCAN_RULE_IDS),
         "method": (
             "one calibrated classifier per decision time (models.classifier.fit_calibrated), "

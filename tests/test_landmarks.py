@@ -112,6 +112,7 @@ def test_landmark_metrics_keys(trained, cohort):
     m = to_jsonable(trained.metrics)
     assert m["weeks"] == list(LANDMARK_WEEKS)
     assert {"window_weeks", "split", "course_features", "method", "waiting_definition"} <= set(m)
+    assert m["scans_source"].startswith("simulated follow-up")
     for t in m["times"]:
         assert {"week", "n", "n_positive", "n_patients", "n_train", "family", "threshold",
                 "model", "rules", "waiting"} <= set(t)
@@ -202,6 +203,7 @@ def test_waiting_section_and_figure_in_a_written_report(trained, cohort, tmp_pat
     at8 = next(t for t in data["landmarks"]["times"] if t["week"] == 8)
     for text in (md, html):
         assert "What waiting costs" in text
+        assert "Scans: simulated follow-up" in text
         assert fmt.pct_ci(at8["model"]["ppv"], at8["model"]["ppv_ci"]) in text
         w = at8["waiting"]
         assert fmt.est_ci(w["weeks_untreated_per_100_patients"],

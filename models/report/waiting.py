@@ -94,8 +94,8 @@ def waiting_section(data: Mapping, figures: Mapping[str, str] | None = None) -> 
              f"({fmt.count(split.get('n_train_patients'))} for fitting, calibrating and "
              f"tuning, {fmt.count(split.get('n_test_patients'))} held out; seed "
              f"{fmt.count(split.get('seed'))}); every figure below is on the held-out "
-             "patients. Course features: " + ", ".join(
-                 f"`{c}`" for c in lm.get("course_features") or []) + "."),
+             f"patients. Scans: {lm.get('scans_source', 'not stated')}. Course features: "
+             + ", ".join(f"`{c}`" for c in lm.get("course_features") or []) + "."),
         Para("What waiting costs: " + str(lm.get("waiting_definition", "")) + ". Each extra "
              "scan may make the call surer; the last columns say what it costs."),
         _model_table(times),
