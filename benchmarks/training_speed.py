@@ -5,7 +5,10 @@ noise), fits the training procedure of ``train`` on it (``models.training.fit_mo
 family tuned on the patient-grouped folds, the best calibrated) and prints the time of each
 stage, the total wall-clock and CPU time, and each family's candidates, chosen settings and
 cross-validated log loss. ``--no-tuning`` scores each family with its untuned settings only,
-for comparison. Run with one BLAS/OpenMP thread, as ``make bench`` does:
+for comparison. Also writes the numbers, with the machine's core count, load average and
+package versions, as JSON (``--json``, by default
+``benchmarks/results/training_speed[_no_tuning][_radiomic<k>].json``). A measurement that
+prints, never a test. Run with one BLAS/OpenMP thread, as ``make bench`` does:
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/training_speed.py --n 10000
 """
@@ -13,9 +16,15 @@ for comparison. Run with one BLAS/OpenMP thread, as ``make bench`` does:
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import sys
 import time
 import warnings
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def with_radiomic_columns(table, n_columns: int, seed: int):
@@ -44,12 +53,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="radiomic columns to add (default 0)")
     parser.add_argument("--no-tuning", action="store_true",
                         help="score each family with its untuned settings only")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="where to write the numbers (default benchmarks/results/"
+                             "training_speed[_no_tuning][_radiomic<k>].json)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     from threadpoolctl import threadpool_limits
 
     import models.classifier as classifier
     from features.synthetic import simulate_cohort
+    from models.bundle import package_versions
     from models.training import fit_model
 
     table = simulate_cohort(args.n, cohort="melanoma", seed=args.seed)
@@ -81,6 +94,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {family}{chosen}: log loss {score['log_loss']:.4f}, AUC {score['auc']:.4f}, "
               f"{score.get('n_settings', 0)} candidate(s), best {score.get('best_params')}"
               + (f"; {score['note']}" if score.get("note") else ""))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    result = {
+        "benchmark": "training_speed", "n_patients": args.n, "seed": args.seed,
+        "n_columns": int(table.shape[1]), "n_radiomic": args.radiomic,
+        "tuning": not args.no_tuning,
+        "stages_s": {message: round(t1 - t0, 3)
+                     for (message, t0), (_, t1) in zip(marks, marks[1:], strict=False)},
+        "total_wall_s": round(total, 3), "total_cpu_s": round(cpu, 3),
+        "chosen": model.family,
+        "families": {f: {k: v for k, v in score.items() if k != "note"}
+                     | ({"note": score["note"]} if score.get("note") else {})
+                     for f, score in model.cv_scores.items()},
+        "machine": {"cores_usable": cores, "cpu_count": os.cpu_count(),
+                    "load_average_1_5_15": list(os.getloadavg()),
+                    "platform": platform.platform(),
+                    "threads": {k: os.environ.get(k) for k in
+                                ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}},
+        "versions": package_versions(),
+        "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    name = ("training_speed" + ("_no_tuning" if args.no_tuning else "")
+            + (f"_radiomic{args.radiomic}" if args.radiomic else "") + ".json")
+    out = args.json or RESULTS / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    print(f"  {cores} usable core(s), load average {os.getloadavg()[0]:.2f}; wrote {out}")
     return 0
 
 
