@@ -41,14 +41,18 @@ def trained(family: str, n: int, seed: int):
     import models.training
     from features.synthetic import simulate_cohort
 
-    families = models.training.FAMILIES
-    models.training.FAMILIES = (family,)
+    fit = models.training.fit_calibrated
+
+    def one_family(*args, **kwargs):
+        return fit(*args, **{**kwargs, "families": (family,)})
+
+    models.training.fit_calibrated = one_family
     try:
         return models.training.train(simulate_cohort(n, cohort="melanoma", seed=seed),
                                      validation="holdout", nested_cv=False, progress=False,
                                      seed=seed).model
     finally:
-        models.training.FAMILIES = families
+        models.training.fit_calibrated = fit
 
 
 def main(argv: list[str] | None = None) -> int:
