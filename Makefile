@@ -28,10 +28,19 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
 
-# Measurements that print (never pass/fail): extraction speed, updating a model for a new site.
+# Measurements that print a table (never pass/fail) and write JSON under benchmarks/results/
+# (cores, load, package versions): extraction against plain pyradiomics, 1 and 2 workers and
+# Dask; prediction against the bare estimator; training time and memory by size; updating a
+# model for a new site; make demo by stage. Takes about an hour on 2 cores.
+BENCH_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 bench: $(STAMP)
 	$(PY) benchmarks/extraction_speed.py --n 20
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/site_update.py --seeds 12
+	$(PY) benchmarks/extraction_scale.py
+	$(BENCH_ENV) $(PY) benchmarks/prediction_speed.py
+	$(BENCH_ENV) $(PY) benchmarks/training_speed.py --n 10000
+	$(BENCH_ENV) $(PY) benchmarks/training_scale.py
+	$(BENCH_ENV) $(PY) benchmarks/site_update.py --seeds 12
+	$(BENCH_ENV) $(PY) benchmarks/demo_stages.py
 
 clean:
 	rm -rf artifacts .pytest_cache

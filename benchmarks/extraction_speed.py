@@ -4,7 +4,8 @@ Simulates N patients (features.synthetic.simulate_cohort), writes their syntheti
 then runs
 features.extract.extract with jobs=1 and jobs=2, cache disabled, and prints the wall
 time per patient of each (for jobs=2 twice: "cold" includes starting the worker
-processes, "warm" reuses them).
+processes, "warm" reuses them). The table is printed and written with the machine's core
+count and package versions to ``benchmarks/results/extraction_speed.json``.
 
     python benchmarks/extraction_speed.py --n 20
 """
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2],
                         help="worker counts to time (default: 1 2)")
     parser.add_argument("--params", default=None, help="settings YAML (default: mri.yaml)")
+    parser.add_argument("--out", default=None, help="JSON record (benchmarks/results/...)")
     args = parser.parse_args(argv)
 
     from features.extract import DEFAULT_PARAMS, extract
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = Path(tmp) / "manifest.csv"
         print(f"cohort: {args.n} patients from {source}; images written in {t_images:.1f} s "
               f"({t_images / args.n:.3f} s per patient)")
+        rows, runs = [], []
         for jobs in args.jobs:
             # jobs > 1: the first run starts the worker processes, the second reuses them
             for run in ("cold", "warm") if jobs != 1 else ("",):
@@ -52,10 +55,22 @@ def main(argv: list[str] | None = None) -> int:
                 result = extract(manifest, params=args.params or DEFAULT_PARAMS, jobs=jobs,
                                  use_cache=False, progress=False)
                 seconds = time.perf_counter() - t0
-                print(f"jobs={jobs}{' ' + run if run else ''}: {seconds:.1f} s, "
-                      f"{seconds / args.n:.3f} s per patient ({len(result.features)} "
-                      f"extracted, {len(result.failures)} failure(s), "
-                      f"{result.features.shape[1] - 1} features)")
+                runs.append({"jobs": jobs, "run": run or "single", "seconds": seconds,
+                             "per_patient_s": seconds / args.n,
+                             "extracted": len(result.features),
+                             "failures": len(result.failures),
+                             "features": result.features.shape[1] - 1})
+                rows.append((jobs, run or "-", f"{seconds:.1f}", f"{seconds / args.n:.3f}",
+                             len(result.features), len(result.failures),
+                             result.features.shape[1] - 1))
+    from benchmarks.common import markdown_table, write_result
+
+    text = markdown_table(["jobs", "run", "seconds", "s per patient", "extracted",
+                           "failures", "features"], rows)
+    print(text)
+    out = write_result("extraction_speed", {"patients": args.n, "images_s": t_images,
+                                            "runs": runs, "table": text}, args.out)
+    print(f"written to {out}")
     return 0
 
 

@@ -3,7 +3,9 @@
 A model is trained on a simulated melanoma cohort (2000 patients); the new site is a lung
 cancer population (prevalence 15.3%) whose rCBV reads 40% higher in both classes. For each
 seed, the model is updated with N local patients and scored on 6000 other patients of the
-new site: calibration-in-the-large and slope before and after, and the method chosen.
+new site: calibration-in-the-large and slope before and after, and the method chosen. The
+table is printed and written with the machine's core count and package versions to
+``benchmarks/results/site_update.json``.
 
     .venv/bin/python benchmarks/site_update.py --seeds 10 --n 1000
 """
@@ -15,6 +17,7 @@ import sys
 import time
 import warnings
 from dataclasses import replace
+from pathlib import Path
 
 
 def shifted_population(n: int, seed: int):
@@ -34,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=10, help="seeds to run (default 10)")
     parser.add_argument("--n", type=int, default=1000, help="local patients (default 1000)")
     parser.add_argument("--method", default="auto", help="update method (default auto)")
+    parser.add_argument("--out", default=None, help="JSON record (benchmarks/results/...)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     from features.contract import LABEL
@@ -49,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                                          original.predict_proba(elsewhere, warn=False))
     print(f"before: intercept {before['calibration_intercept']:+.3f}, "
           f"slope {before['calibration_slope']:.3f}")
-    ok = 0
+    ok, rows, runs = 0, [], []
     for seed in range(100, 100 + args.seeds):
         start = time.perf_counter()
         updated, ev = update_model(original, shifted_population(args.n, seed), args.method,
@@ -59,12 +63,30 @@ def main(argv: list[str] | None = None) -> int:
         good = (abs(after["calibration_intercept"]) < 0.1
                 and 0.9 <= after["calibration_slope"] <= 1.1)
         ok += good
-        print(f"seed {seed}: {ev.metrics['update']['chosen']:<9} intercept "
-              f"{after['calibration_intercept']:+.3f}, slope {after['calibration_slope']:.3f}"
-              f"{'  ok' if good else ''} ({time.perf_counter() - start:.0f} s)", flush=True)
+        seconds = time.perf_counter() - start
+        chosen = ev.metrics["update"]["chosen"]
+        runs.append({"seed": seed, "chosen": chosen, "seconds": seconds, **after,
+                     "within_target": bool(good)})
+        rows.append((seed, chosen, f"{after['calibration_intercept']:+.3f}",
+                     f"{after['calibration_slope']:.3f}", "yes" if good else "no",
+                     f"{seconds:.0f}"))
+        print(f"seed {seed}: {chosen:<9} intercept {after['calibration_intercept']:+.3f}, "
+              f"slope {after['calibration_slope']:.3f}{'  ok' if good else ''} "
+              f"({seconds:.0f} s)", file=sys.stderr, flush=True)
+    from benchmarks.common import markdown_table, write_result
+
+    text = markdown_table(["seed", "update chosen", "calibration intercept",
+                           "calibration slope", "within target", "seconds"], rows)
+    print(text)
     print(f"{ok} of {args.seeds} seeds within |intercept| < 0.1 and slope 0.9-1.1")
+    out = write_result("site_update", {
+        "local_patients": args.n, "method": args.method, "before": before, "runs": runs,
+        "within_target": ok, "seeds": args.seeds, "table": text}, args.out)
+    print(f"written to {out}")
     return 0
 
 
 if __name__ == "__main__":
+    if __package__ in (None, ""):  # run as a script from a checkout without installing
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.exit(main())
