@@ -158,3 +158,11 @@ def test_train_params_keeps_its_older_name():
     text = train.build_parser().format_help() + predict.build_parser().format_help()
     for option in ("--params", "--cache", "--scheduler"):
         assert text.count(option) >= 2
+
+
+def test_declared_radiomic_block_columns_are_image_columns():
+    model = SimpleNamespace(feature_columns=["rcbv", "kps", "texture_a", IMAGE_COLUMNS[0]],
+                            declared_features={"kps": {"kind": "number", "block": None},
+                                               "texture_a": {"kind": "number",
+                                                             "block": "radiomic"}})
+    assert image_columns(model) == ["texture_a", IMAGE_COLUMNS[0]]
