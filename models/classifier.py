@@ -54,7 +54,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.feature_selection import SelectorMixin, VarianceThreshold, f_classif
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import make_scorer, roc_auc_score
+from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import (
     FixedThresholdClassifier,
     GridSearchCV,
@@ -1036,11 +1036,42 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _scoring() -> dict:
-    """Log loss and AUC, both from one ``predict_proba`` per fold (the AUC scorer would
-    otherwise ask for ``decision_function`` and transform the fold a second time)."""
-    return {"log_loss": "neg_log_loss",
-            "auc": make_scorer(roc_auc_score, response_method="predict_proba")}
+class FoldScorer:
+    """A GridSearchCV ``scoring`` callable: negative log loss (``log_loss``) and ROC AUC
+    (``auc``) of a fitted pipeline on a test fold, both from one ``predict_proba``.
+
+    The pipeline's preparation (every step before the model) of a test fold is kept, by
+    the fitted step objects and the fold's rows, and reused by the next candidate holding
+    the same fitted steps: under :class:`FitCache`, candidates that differ only in the
+    model's settings share them, so each test fold is prepared once per preparation instead
+    of once per candidate. The numbers are those of scikit-learn's ``neg_log_loss`` and
+    ``roc_auc`` scorers. Lives as long as one search.
+    """
+
+    def __init__(self):
+        self.store: dict[tuple, tuple] = {}
+
+    def __call__(self, estimator, X, y) -> dict[str, float]:
+        """``{"log_loss": -log loss, "auc": AUC}`` of ``estimator`` on rows ``X``, labels
+        ``y``."""
+        if not isinstance(estimator, Pipeline) or len(estimator.steps) < 2:
+            proba = estimator.predict_proba(X)
+            classes = estimator.classes_
+        else:
+            steps = tuple(step for _, step in estimator.steps[:-1])
+            key = (tuple(id(step) for step in steps), _fingerprint(X))
+            kept = self.store.get(key)
+            if kept is None or any(a is not b for a, b in zip(kept[0], steps, strict=True)):
+                kept = (steps, estimator[:-1].transform(X))
+                self.store[key] = kept
+            model = estimator.steps[-1][1]
+            proba = model.predict_proba(kept[1])
+            classes = model.classes_
+        if len(classes) == 2:
+            auc = roc_auc_score(y, proba[:, 1])
+        else:
+            auc = roc_auc_score(y, proba, labels=classes, multi_class="ovr")
+        return {"log_loss": -float(log_loss(y, proba, labels=classes)), "auc": float(auc)}
 
 
 def _fingerprint(value) -> str:
@@ -1118,17 +1149,19 @@ def _tune(pipe: Pipeline, stages: list[list[dict]], X, y, folds: list
 
     The 'prepare' step fitted on a training fold is kept (:class:`FitCache`, for this search
     only) and reused by the candidates that differ only in the model's settings, and so are
-    the radiomic filters by candidates that differ in the radiomic selection.
+    the radiomic filters by candidates that differ in the radiomic selection; so is that
+    step's output on the test fold (:class:`FoldScorer`).
     """
     cache = FitCache()
     cached = clone(pipe).set_params(memory=cache)
     if any(name == "radiomic" for name, *_ in cached.named_steps["prepare"].transformers):
         cached.set_params(prepare__radiomic__memory=cache)  # filters once per fold
     chosen: dict[str, Any] = {}
+    scorer = FoldScorer()
     n = 0
     nan = float("nan")
     for grid in stages:
-        search = GridSearchCV(clone(cached).set_params(**chosen), grid, scoring=_scoring(),
+        search = GridSearchCV(clone(cached).set_params(**chosen), grid, scoring=scorer,
                               refit=False, cv=folds, error_score=np.nan)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore",

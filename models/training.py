@@ -110,6 +110,17 @@ def feature_columns(table: pd.DataFrame,
     return columns
 
 
+def check_threshold_options(threshold: float | None, target_sensitivity: float | None) -> None:
+    """UserInputError unless at most one of a decision threshold and a target sensitivity
+    is given, each strictly between 0 and 1 (checked before anything is fitted)."""
+    if threshold is not None and target_sensitivity is not None:
+        raise UserInputError("give either a threshold or a target sensitivity, not both.")
+    if target_sensitivity is not None and not 0 < target_sensitivity < 1:
+        raise UserInputError(f"target sensitivity must be in (0, 1), got {target_sensitivity}.")
+    if threshold is not None and not 0 < float(threshold) < 1:
+        raise UserInputError(f"threshold must be in (0, 1), got {float(threshold)}.")
+
+
 def fit_model(train_table: pd.DataFrame, seed: int = 0, threshold: float | None = None,
               target_sensitivity: float | None = None, source: str = "table",
               progress: Callable[[str], None] | None = None,
@@ -125,8 +136,7 @@ def fit_model(train_table: pd.DataFrame, seed: int = 0, threshold: float | None 
     the family :data:`~models.classifier.CUSTOM`, with the same calibration and threshold;
     its class is recorded in ``training["estimator"]``.
     """
-    if threshold is not None and target_sensitivity is not None:
-        raise UserInputError("give either a threshold or a target sensitivity, not both.")
+    check_threshold_options(threshold, target_sensitivity)
     features = dict(features or {})
     columns = feature_columns(train_table, features)
     warn_extra_columns(train_table, columns)
@@ -137,8 +147,6 @@ def fit_model(train_table: pd.DataFrame, seed: int = 0, threshold: float | None 
                             families=FAMILIES if estimator is None else (),
                             estimator=estimator)
     if target_sensitivity is not None:
-        if not 0 < target_sensitivity < 1:
-            raise UserInputError(f"target sensitivity must be in (0, 1), got {target_sensitivity}.")
         if progress:
             progress("choosing the threshold")
         oof = out_of_fold_probabilities(fitted, X, y, groups, seed)
@@ -147,8 +155,6 @@ def fit_model(train_table: pd.DataFrame, seed: int = 0, threshold: float | None 
                        "probabilities of the training patients")
     else:
         chosen = DEFAULT_THRESHOLD if threshold is None else float(threshold)
-        if not 0 < chosen < 1:
-            raise UserInputError(f"threshold must be in (0, 1), got {chosen}.")
         source_text = "default (equal harms)" if threshold is None else "given by the user"
     training = {"source": source, "n": int(len(train_table)), "n_positive": int(y.sum()),
                 "n_patients": int(train_table[ID].nunique()),
@@ -216,6 +222,7 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
         described = describe_table(table, description, require_label=True, source=source)
     table = described.table
     feature_columns(table, described.features)
+    check_threshold_options(threshold, target_sensitivity)
     if estimator is not None:
         custom_estimator(estimator)  # a clear error before any split or fit
     mode, reason = choose_validation(table, validation, test_size)

@@ -251,7 +251,7 @@ def grid_size(family: str) -> int:
 def test_tuning_records_each_familys_settings_and_chooses_the_radiomic_reduction():
     table = with_extras(simulate_cohort(200, prevalence=0.3, seed=6))
     X, y, groups = xy(table, DECLARED)
-    fitted = fit_calibrated(X, y, groups, seed=0, declared=DECLARED)
+    fitted = fit_calibrated(X, y, groups, seed=0, declared=DECLARED, n_splits=3)
     radiomic_keys = {f"prepare__radiomic__select__{k}" for c in RADIOMIC_CHOICES for k in c}
     for family in FAMILIES:
         scores = fitted.cv_scores[family]

@@ -17,7 +17,7 @@ from features.contract import LABEL
 from features.errors import UserInputError
 from features.synthetic import simulate_cohort
 from models.bundle import load_model, save_model
-from models.classifier import CUSTOM, load_estimator
+from models.classifier import CUSTOM, load_estimator, tuning_text
 from models.report import write_report
 from models.report.tables import model_selection_table
 from models.training import train
@@ -154,6 +154,24 @@ def test_model_selection_table_shows_each_familys_chosen_settings():
     assert cells["logistic (chosen)"] == "inverse L2 penalty C 1 (best of 5)"
     assert cells["spline"] == "skipped: too few events"
     assert cells[CUSTOM] == "as given"
+
+
+def test_report_shows_the_tuning_grid_and_every_familys_chosen_settings(own, tmp_path):
+    result = own[0]
+    metrics = json.loads(json.dumps(result.evaluation.metrics, default=float))
+    metrics["model_selection"] = {"chosen": "spline", "cv": {
+        "logistic": {"log_loss": 0.31, "log_loss_sd": 0.01, "auc": 0.8,
+                     "best_params": {"model__C": 1.0}, "n_settings": 5},
+        "spline": {"log_loss": 0.3, "log_loss_sd": 0.01, "auc": 0.81, "n_settings": 10,
+                   "best_params": {"model__C": 0.3, "prepare__contract__spline__n_knots": 4}}}}
+    write_report(tmp_path, metrics, result.evaluation.frame)
+    report = (tmp_path / "report.md").read_text()
+    assert f"Tuning grid: {tuning_text()}." in report
+    assert "| spline (chosen) | 0.3000 ± 0.0100 | 0.810 | inverse L2 penalty C 0.3; spline " \
+        "knots per continuous column 4 (best of 10) |" in report
+    assert "inverse L2 penalty C 1 (best of 5)" in report
+    assert "Settings of the chosen family (spline), chosen by the cross-validation: inverse " \
+        "L2 penalty C 0.3; spline knots per continuous column 4." in report
 
 
 # --------------------------------------------------------------------------- no features first

@@ -85,7 +85,7 @@ def test_missing_training_column_at_prediction_is_missing_with_warning(trained):
 
 
 def test_same_seed_same_model():
-    table = foreign_table(600, seed=3)
+    table = foreign_table(300, seed=3)
     a = train(table, seed=1, progress=False, nested_cv=False)
     b = train(table, seed=1, progress=False, nested_cv=False)
     probe = foreign_table(30, seed=4)

@@ -23,6 +23,7 @@ from models.classifier import (
     CUSTOM,
     RADIOMIC_REDUCTION,
     estimator_name,
+    has_spline_terms,
     settings_text,
     tuning_text,
 )
@@ -512,6 +513,11 @@ def _features_section(data: Mapping, model) -> Section | None:
             "inputs and the missing-value indicators are standardised inside the pipeline, so "
             "a coefficient is per SD of the transformed value (a category level: 1 vs 0); the "
             "odds ratio is exp(coefficient) on the model's log-odds.")
+        if has_spline_terms(fitted_pipeline(model)):
+            caption += (" The spline family's `<column>_rcs<j>` inputs are the nonlinear "
+                        "terms of a restricted cubic spline of that column: a column's "
+                        "effect is its linear coefficient and its spline terms together, "
+                        "a curve, not one odds ratio.")
         if fmt.finite(factor):
             caption += (
                 f" The sigmoid calibration multiplies every log-odds by {fmt.g(factor)}, so the "
