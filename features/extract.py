@@ -34,7 +34,7 @@ plus a table of failures. Any format SimpleITK reads works (NIfTI, NRRD, MHA, ..
   files and settings reads them instead of recomputing, so a run interrupted half-way
   resumes where it stopped. Default folder: ``.radiomics_cache`` beside the manifest (the
   command line: beside the output file). Failures are not cached. Delete the folder to
-  clear it.
+  clear it. Without a cache (``use_cache=False``) no file is hashed.
 
 Command line: ``python -m features.extract --help``.
 """
@@ -704,7 +704,7 @@ def _load_mask(task: _Task, column: str, out: _Outcome) -> _Mask | None:
         return None
     try:
         located = _locate(path, *task.series.get(column, (None, False)), column)
-        sha = located.digest()
+        sha = located.digest() if task.cache_dir else ""  # the hash only keys the cache
         mask = located.read()
     except _CaseProblem as exc:
         out.failures.append((column, str(exc)))
@@ -729,6 +729,7 @@ def _extract_patient_unsafe(task: _Task) -> _Outcome:
         return out
     masks: dict[str, _Mask | None] = {}
     reported: set[tuple[str, str]] = set()
+    checked: dict[tuple[str, int], str | None] = {}  # (mask column, label) -> its problem
 
     for seq, path in given.items():
         mask_col = task.mask_column(seq)
@@ -740,7 +741,9 @@ def _extract_patient_unsafe(task: _Task) -> _Outcome:
         params_json = task.params[seq]
         params = json.loads(params_json)
         label = int(params.get("setting", {}).get("label", 1))
-        problem = _mask_problem(mask.array, label, task.mask_single_label)
+        if (mask_col, label) not in checked:
+            checked[mask_col, label] = _mask_problem(mask.array, label, task.mask_single_label)
+        problem = checked[mask_col, label]
         if problem:
             if (mask_col, problem) not in reported:
                 reported.add((mask_col, problem))
@@ -748,16 +751,18 @@ def _extract_patient_unsafe(task: _Task) -> _Outcome:
             continue
         try:
             located = _locate(path, *task.series.get(seq, (None, False)), seq)
-            image_sha = located.digest()
+            image_sha = located.digest() if task.cache_dir else ""
         except _CaseProblem as exc:
             out.failures.append((seq, str(exc)))
             continue
         except (OSError, RuntimeError) as exc:
             out.failures.append((seq, f"cannot read {path}: {_short_message(exc)}"))
             continue
-        key = _cache_key(image_sha, mask.sha, params_json, task, located.series_uid,
-                         mask.located.series_uid)
-        cache_file = Path(task.cache_dir) / f"{key}.json" if task.cache_dir else None
+        cache_file = None
+        if task.cache_dir:
+            key = _cache_key(image_sha, mask.sha, params_json, task, located.series_uid,
+                             mask.located.series_uid)
+            cache_file = Path(task.cache_dir) / f"{key}.json"
         cached = _cache_read(cache_file) if cache_file is not None and cache_file.is_file() \
             else None
         if cached is not None:
