@@ -51,6 +51,8 @@ import logging
 import os
 import re
 import sys
+import tempfile
+import time
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator
@@ -65,7 +67,7 @@ import yaml
 
 from features.contract import ID, checked_ids
 from features.errors import UserInputError
-from features.tables import atomic_path, write_table_atomic
+from features.tables import STALE_TEMPORARY_S, write_table_atomic
 
 DEFAULT_PARAMS = Path(__file__).resolve().parent / "params" / "mri.yaml"
 MASK = "mask"
@@ -623,11 +625,44 @@ def _cache_read(path: Path) -> tuple[dict[str, float], dict] | None:
 
 
 def _cache_write(path: Path, features: dict[str, float], meta: dict) -> None:
+    """Write a cache entry atomically (a temporary file beside it, renamed over it). Unlike
+    :func:`features.tables.atomic_path`, the folder is not searched for a killed run's
+    temporary files on every write, which would cost a listing of the whole cache per
+    entry; :func:`remove_stale_cache_temporaries` does that once per extraction."""
     try:
-        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"meta": meta, "features": features}, fh)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"meta": meta, "features": features}, fh)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     except OSError:
         pass  # a cache entry that cannot be written is recomputed next time
+
+
+def remove_stale_cache_temporaries(cache_dir: str | Path) -> int:
+    """Remove the temporary files a killed run left in ``cache_dir`` (``.*.tmp`` unchanged
+    for :data:`features.tables.STALE_TEMPORARY_S` seconds; younger ones may belong to a
+    writer still running); return how many were removed."""
+    now, removed = time.time(), 0
+    try:
+        for tmp in Path(cache_dir).glob(".*.tmp"):
+            try:
+                if now - tmp.stat().st_mtime > STALE_TEMPORARY_S:
+                    tmp.unlink()
+                    removed += 1
+            except OSError:  # gone meanwhile, or not ours to remove
+                continue
+    except OSError:
+        pass
+    return removed
 
 
 @dataclass
@@ -1008,6 +1043,7 @@ def extract(manifest: pd.DataFrame | str | Path, params: str | Path = DEFAULT_PA
     cache = None
     if use_cache:
         cache = Path(cache_dir) if cache_dir is not None else base / CACHE_FOLDER
+        remove_stale_cache_temporaries(cache)
     params_json = {s: json.dumps(settings.for_sequence(s), sort_keys=True) for s in seqs}
     correct = {s: settings.correct_mask(s) for s in seqs}
     mask_cols = [MASK, *(c for c in table.columns if c.startswith(MASK_PREFIX))]

@@ -144,6 +144,32 @@ def test_cache_reused(data, monkeypatch):
     assert len(list(data["cache"].glob("*.json"))) == n_sequences
 
 
+def test_cache_entries_written_whole_and_stale_temporaries_removed_once(tmp_path,
+                                                                        monkeypatch):
+    """A cache entry is written atomically, with mode 0644; a killed run's temporary files
+    are removed once per extraction (stale ones only), not searched for at every write."""
+    import os
+    import time
+
+    from features.tables import STALE_TEMPORARY_S
+
+    entry = tmp_path / "cache" / ("a" * 64 + ".json")
+    fx._cache_write(entry, {"f": 1.5}, {"m": 1})
+    assert fx._cache_read(entry) == ({"f": 1.5}, {"m": 1})
+    assert entry.stat().st_mode & 0o777 == 0o644
+    old, young = (tmp_path / "cache" / f".{entry.name}.{k}.tmp" for k in ("old", "young"))
+    for t in (old, young):
+        t.write_text("half")
+    past = time.time() - STALE_TEMPORARY_S - 5
+    os.utime(old, (past, past))
+    assert fx.remove_stale_cache_temporaries(tmp_path / "cache") == 1
+    assert not old.exists() and young.exists()
+    assert [p.name for p in entry.parent.glob("*.json")] == [entry.name]
+    monkeypatch.setattr(fx.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("full")))
+    fx._cache_write(tmp_path / "cache" / ("b" * 64 + ".json"), {"f": 2.0}, {})
+    assert sorted(p.name for p in entry.parent.iterdir()) == sorted([entry.name, young.name])
+
+
 def test_cache_invalidated_by_file_change(data, tmp_path, monkeypatch):
     images = tmp_path / "images"
     images.mkdir()
