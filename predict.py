@@ -10,6 +10,10 @@ T6 "high" triage where it can be decided) and rule_<id> for every rule of the ar
 (1, 0, or empty where the rule lacks an input). When the table carries the
 'pseudoprogression' label and --report is given, also writes the benchmark report for
 exactly those rows. The same steps are importable: ``models.predict_table``.
+
+A model with image (radiomic) columns needs them: either in --data (joined on patient_id),
+or extracted from --manifest with the settings stored in the model (or --params), using
+--cache and --scheduler as train.py does.
 """
 
 from __future__ import annotations

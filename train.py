@@ -17,6 +17,11 @@ model with and without them on the same held-out patients)::
     python train.py --cohort melanoma --n 600 --images --out model.skops --report report/
     python train.py --data my_table.csv --manifest images/manifest.csv --out model.skops
 
+Extraction options: ``--params P.yaml`` (pyradiomics settings, stored in the model),
+``--cache DIR`` (reused by re-runs, so an interrupted extraction resumes) and
+``--scheduler ADDRESS`` (a dask.distributed cluster; ``local`` for one on this machine).
+Radiomic columns you extracted yourself can simply be joined into ``--data``.
+
 Patients are split once into training and evaluation sets (``--test-size``); model choice,
 calibration and threshold tuning use only the training patients, and the report describes
 the held-out patients. The same steps are importable: ``models.train``.
