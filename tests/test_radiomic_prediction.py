@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -47,13 +48,19 @@ def joined_table(n: int, seed: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def joined_model(tmp_path_factory) -> Path:
-    """A model trained on a table with radiomic columns joined by the user (no settings)."""
+    """A model trained on a table with radiomic columns joined by the user (no settings; a
+    plain logistic regression, which keeps the fixture quick)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from models import save_model
+    from models import train as train_model
+
     folder = tmp_path_factory.mktemp("joined")
-    data = folder / "train.csv"
-    joined_table(120, seed=1).to_csv(data, index=False)
-    code, err = run(train.main, ["--data", data, "--out", folder / "m.skops", *FAST])
-    assert code == 0, err
-    return folder / "m.skops"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the small table's sample-size warning
+        result = train_model(joined_table(120, seed=1), validation="holdout", nested_cv=False,
+                             progress=False, estimator=LogisticRegression())  # no tuning
+    return save_model(result.model, folder / "m.skops")
 
 
 def test_a_model_with_joined_image_columns_knows_them(joined_model):
@@ -166,3 +173,31 @@ def test_declared_radiomic_block_columns_are_image_columns():
                                                "texture_a": {"kind": "number",
                                                              "block": "radiomic"}})
     assert image_columns(model) == ["texture_a", IMAGE_COLUMNS[0]]
+
+
+def test_train_passes_its_extraction_options_on(tmp_path, monkeypatch):
+    """train.py --params, --cache, --scheduler and --jobs are what the extraction gets."""
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake(table, manifest, params, jobs, cache_dir, scheduler, progress):
+        seen.update(params=Path(params), jobs=jobs, cache_dir=cache_dir, scheduler=scheduler)
+        raise Stop
+
+    monkeypatch.setattr(features.join, "add_radiomic_features", fake)
+    data, manifest = tmp_path / "data.csv", tmp_path / "manifest.csv"
+    simulate_cohort(60, seed=1, prevalence=0.5).to_csv(data, index=False)
+    manifest.write_text("patient_id,mask,t1c\n")
+    argv = ["--data", data, "--manifest", manifest, "--out", tmp_path / "m.skops",
+            "--radiomics-params", DEFAULT_PARAMS, "--cache", tmp_path / "c",
+            "--scheduler", "local", "--jobs", "3", *FAST]
+    with pytest.raises(Stop):
+        train.main([str(a) for a in argv])
+    assert seen == {"params": DEFAULT_PARAMS, "jobs": 3, "cache_dir": tmp_path / "c",
+                    "scheduler": "local"}
+    seen.clear()
+    with pytest.raises(Stop):
+        train.main([str(a) for a in argv if a not in ("--cache", tmp_path / "c")])
+    assert seen["cache_dir"] == tmp_path / ".radiomics_cache"
