@@ -718,12 +718,16 @@ def _import_source(source: str, spec: str):
                                  f"code. {fix}")
         module = importlib.util.module_from_spec(found)
         sys.modules[name] = module
+        folder = str(path.resolve().parent)  # its own folder, for the modules it imports
+        sys.path.insert(0, folder)
         try:
             found.loader.exec_module(module)
         except Exception as exc:
             sys.modules.pop(name, None)
             raise UserInputError(f"estimator {spec!r}: importing {path} failed with "
                                  f"{type(exc).__name__}: {exc}. Fix the file.") from exc
+        finally:
+            sys.path.remove(folder)
         return module
     here = os.getcwd()
     added = here not in sys.path and "" not in sys.path
