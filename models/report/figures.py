@@ -33,6 +33,8 @@ from models.statistics import (
 __all__ = [
     "FILE_NAMES",
     "FOLLOWUP_FILE_NAMES",
+    "SPLINE_FILE_NAMES",
+    "figure_file_names",
     "plot_calibration",
     "plot_decision_curve",
     "plot_odds_ratio_forest",
@@ -63,6 +65,16 @@ FILE_NAMES: dict[str, str] = {
 #: Figures written only when the metrics hold follow-up scans' landmarks (``landmarks``):
 #: the cost of waiting (:func:`plot_waiting_cost`).
 FOLLOWUP_FILE_NAMES: dict[str, str] = {"waiting_cost": "waiting_cost.png"}
+
+#: Figures written only for a model with restricted cubic spline terms: each curved
+#: column's partial effect.
+SPLINE_FILE_NAMES: dict[str, str] = {"partial_effects": "partial_effects.png"}
+
+
+def figure_file_names() -> dict[str, str]:
+    """Every figure a report of this project may hold, key -> file name (the six of
+    :data:`FILE_NAMES`, then :data:`FOLLOWUP_FILE_NAMES` and :data:`SPLINE_FILE_NAMES`)."""
+    return {**FILE_NAMES, **FOLLOWUP_FILE_NAMES, **SPLINE_FILE_NAMES}
 
 _MODEL = dict(color="black", lw=2.0)
 _BAYES = dict(color="0.45", lw=1.4, ls="--")

@@ -61,7 +61,7 @@ SHOWN_KEYS = ("n", "n_positive", "prevalence", "threshold", "model", "rules", "b
               "uncertainty", "bootstrap", "rule_comparisons", "net_benefit",
               "feature_odds_ratios", "feature_effects", "feature_effects_rows",
               "model_selection", "split", "units",
-              "internal_validation", "image_features")
+              "internal_validation", "image_features", "landmarks")
 
 _FIGURE_SUFFIX = re.compile(r"\(([A-Z][A-Za-z0-9_]*)\)\s*$")
 _DEFINED = re.compile(r"(\d+) of (\d+) resamples defined")
@@ -721,6 +721,100 @@ def _target_text(target) -> str:
     return f"{fmt.g(lo)} to {fmt.g(hi)}"
 
 
+# --------------------------------------------------------------------------- follow-up landmarks
+
+
+def landmarks_entry(metrics: Mapping) -> Mapping | None:
+    """``metrics["landmarks"]`` (:func:`models.landmarks.train_landmarks`) when it holds at
+    least one decision time, else None."""
+    entry = metrics.get("landmarks")
+    return entry if isinstance(entry, Mapping) and entry.get("times") else None
+
+
+def _decision_time(t: Mapping) -> str:
+    """A decision time's label: ``+8`` weeks after the index scan, or ``index (0)``."""
+    return f"+{fmt.g(t.get('week'))}" if fmt.num(t.get("week")) > 0 else "index (0)"
+
+
+def landmark_model_table(times: Sequence[Mapping]) -> Table:
+    """The landmark model by decision time (``metrics["landmarks"]["times"]``): held-out
+    lesions, family, AUC, sensitivity and PPV at its threshold, and what waiting until then
+    costs (weeks of untreated true progression and false reassurance, per 100 patients)."""
+    rows = []
+    for t in times:
+        m, w = t.get("model") or {}, t.get("waiting") or {}
+        rows.append([
+            _decision_time(t), f"{fmt.count(t.get('n'))} ({fmt.count(t.get('n_positive'))}) / "
+            f"{fmt.count(t.get('n_patients'))}", str(t.get("family") or ""),
+            fmt.est_ci(m.get("auc"), m.get("auc_ci")),
+            fmt.pct_ci(m.get("sensitivity"), m.get("sensitivity_ci")),
+            fmt.pct_ci(m.get("ppv"), m.get("ppv_ci")),
+            fmt.est_ci(w.get("weeks_untreated_per_100_patients"),
+                       w.get("weeks_untreated_per_100_patients_ci"), 1),
+            fmt.est_ci(w.get("false_reassurance_per_100_patients"),
+                       w.get("false_reassurance_per_100_patients_ci"), 1)])
+    return Table(["decision time (weeks)", "lesions (pseudoprogression) / patients", "family",
+                  "AUC (95% CI)", "sensitivity (95% CI)", "PPV (95% CI)",
+                  "weeks of untreated true progression per 100 patients (95% CI)",
+                  "false reassurance per 100 patients (95% CI)"], rows,
+                 caption="The landmark model at each decision time, on the held-out patients' "
+                         "lesions with a scan at that time, pseudoprogression called at its "
+                         f"threshold; AUC: {AUC_CI_METHOD}; proportions: Wilson intervals.")
+
+
+def landmark_rules_table(times: Sequence[Mapping]) -> Table:
+    """Each rule over time by decision time (``metrics["landmarks"]["times"]``): coverage,
+    sensitivity, PPV and AUC on the lesions it covers, and the landmark model's PPV at the
+    rule's sensitivity."""
+    rows = []
+    for t in times:
+        for rid, r in (t.get("rules") or {}).items():
+            at = r.get("model_at_rule_sensitivity") or {}
+            covered = fmt.num(r.get("coverage")) > 0
+            rows.append([
+                _decision_time(t), rid, fmt.pct(r.get("coverage")),
+                fmt.pct_ci(r.get("sensitivity"), r.get("sensitivity_ci")),
+                fmt.pct_ci(r.get("ppv"), r.get("ppv_ci")),
+                fmt.est_ci(r.get("auc"), r.get("auc_ci")),
+                fmt.pct_ci(at.get("ppv"), at.get("ppv_ci")) if covered else fmt.DASH])
+    return Table(["decision time (weeks)", "rule", "coverage", "sensitivity (95% CI)",
+                  "PPV (95% CI)", "AUC (95% CI)",
+                  "landmark model's PPV at the rule's sensitivity (95% CI)"], rows,
+                 caption="Each rule over time read as of the decision time, on the lesions it "
+                         "covers (coverage: the share of the evaluated lesions where it does "
+                         "not abstain), and the landmark model on the same lesions at the "
+                         "highest threshold reaching the rule's sensitivity; a rule's AUC is "
+                         "(sensitivity + specificity) / 2.")
+
+
+def _landmarks_md(metrics: Mapping) -> list[str]:
+    """The section of metrics.md on follow-up landmarks: how they were fitted, then the
+    model's and the rules' tables by decision time; nothing without landmarks."""
+    lm = landmarks_entry(metrics)
+    if lm is None:
+        return []
+    times = list(lm["times"])
+    split = lm.get("split") or {}
+    facts = [
+        "decision times (weeks after the index scan): "
+        + ", ".join(_decision_time(t) for t in times),
+        f"a lesion is at a decision time with a scan within {fmt.g(lm.get('window_weeks'))} "
+        "weeks before it",
+        f"patients split once: {fmt.count(split.get('n_train_patients'))} for fitting, "
+        f"{fmt.count(split.get('n_test_patients'))} held out (seed "
+        f"{fmt.count(split.get('seed'))}); every figure is on the held-out patients",
+        f"scans: {lm.get('scans_source', 'not stated')}",
+        "course features: " + ", ".join(str(c) for c in lm.get("course_features") or []),
+        f"method: {lm.get('method', '')}",
+        f"what waiting costs: {lm.get('waiting_definition', '')}"]
+    model, rules = landmark_model_table(times), landmark_rules_table(times)
+    parts = ["## Follow-up landmarks by decision time", "\n".join(f"- {f}" for f in facts),
+             "### The landmark model", f"{model.caption}\n\n{table_markdown(model)}"]
+    if rules.rows:
+        parts += ["### Each rule over time", f"{rules.caption}\n\n{table_markdown(rules)}"]
+    return parts
+
+
 # --------------------------------------------------------------------------- metrics.md
 
 
@@ -872,6 +966,7 @@ def render_markdown(metrics: Mapping, extra_tables: Mapping[str, pd.DataFrame] |
         parts += _section("The article's figures for the rules", article)
     parts += _uncertainty_md(data)
     parts += _model_md(data)
+    parts += _landmarks_md(data)
     for key, value in data.items():
         if key in SHOWN_KEYS:
             continue

@@ -36,7 +36,7 @@ from models.report.sections import BAYES_COLUMN, build_document
 from models.report.tables import DEFAULT_TITLE, REPORT_FILES, write_metrics_report
 from models.statistics import to_jsonable
 
-__all__ = ["report_files", "with_report_facts", "write_report"]
+__all__ = ["remove_stale_figures", "report_files", "with_report_facts", "write_report"]
 
 #: Key of the simulator's fidelity table in metrics.json.
 FIDELITY_KEY = "simulator_fidelity"
@@ -89,11 +89,29 @@ def with_report_facts(metrics: Mapping, frame: pd.DataFrame, model=None) -> dict
 
 
 def report_files(report_dir: str | Path) -> list[Path]:
-    """Every file :func:`write_report` writes into ``report_dir``."""
-    from models.report.figures import FILE_NAMES, FOLLOWUP_FILE_NAMES
+    """Every file :func:`write_report` may write into ``report_dir``."""
+    from models.report.figures import figure_file_names
 
-    return [Path(report_dir) / n for n in (*REPORT_FILES.values(), *FILE_NAMES.values(),
-                                           *FOLLOWUP_FILE_NAMES.values())]
+    return [Path(report_dir) / n for n in (*REPORT_FILES.values(),
+                                           *figure_file_names().values())]
+
+
+def remove_stale_figures(report_dir: str | Path, written: Mapping[str, Path]) -> list[Path]:
+    """Delete the figures of an earlier report in ``report_dir`` that this one did not
+    write: only files named in :func:`models.report.figures.figure_file_names` and absent
+    from ``written`` (figure key -> path); any other file is left alone. Returns the
+    removed paths."""
+    from models.report.figures import figure_file_names
+
+    report_dir = Path(report_dir)
+    kept = {Path(p).name for p in written.values()}
+    removed = []
+    for name in figure_file_names().values():
+        path = report_dir / name
+        if name not in kept and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
@@ -111,7 +129,10 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     (:func:`models.report.waiting.write_waiting_figure`), ``report.md``, ``report.html`` and
     ``evaluation_predictions.csv`` (``frame``, or ``predictions`` when given: every
     prediction behind ``frame`` when a lesion was predicted more than once, e.g. once per
-    cross-validation repeat). Every file is written atomically.
+    cross-validation repeat). Every file is written atomically. A figure of an earlier
+    report in the folder that this one does not have (a cost-of-waiting figure when these
+    metrics hold no landmarks, say) is removed (:func:`remove_stale_figures`); files the
+    project does not name are never touched.
 
     ``metrics`` is the benchmark dict, ideally through :func:`add_uncertainty` and with
     ``feature_effects`` (:func:`models.report.model_features.feature_effects`); missing
@@ -165,4 +186,5 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     rows = frame if predictions is None else predictions
     paths["predictions_csv"] = atomic_write_bytes(
         report_dir / REPORT_FILES["predictions_csv"], rows.to_csv(index=False).encode("utf-8"))
+    remove_stale_figures(report_dir, figure_paths)
     return paths

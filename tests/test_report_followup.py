@@ -1,0 +1,110 @@
+"""metrics.md shows the follow-up landmarks by decision time with the report's own tables,
+and rewriting a report removes the figures of an earlier one that the new one lacks (and
+nothing else)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from features.synthetic.cohort import bayes_posterior, simulate_cohort
+from models.evaluation import evaluate_predictions
+from models.report import format as fmt
+from models.report import write_report
+from models.report.document import table_markdown
+from models.report.figures import FILE_NAMES, figure_file_names
+from models.report.tables import (
+    landmark_model_table,
+    landmark_rules_table,
+    render_markdown,
+)
+from models.report.waiting import waiting_section
+from models.report.write import remove_stale_figures, report_files
+
+
+def _rule(coverage, se=None, ppv=None, auc=None) -> dict:
+    return {"coverage": coverage, "sensitivity": se, "sensitivity_ci": [0.4, 0.95],
+            "ppv": ppv, "ppv_ci": [0.2, 0.6] if ppv is not None else [None, None],
+            "auc": auc, "auc_ci": [None, None],
+            "model_at_rule_sensitivity": {"ppv": 0.55, "ppv_ci": [0.4, 0.7]}}
+
+
+def _landmarks() -> dict:
+    """A ``landmarks`` entry shaped as :func:`models.landmarks.train_landmarks` writes it."""
+    times = [{"week": w, "n": 200 - int(w), "n_positive": 40, "n_patients": 150,
+              "family": "logistic",
+              "model": {"auc": 0.8 + w / 100, "auc_ci": [0.7, 0.9], "sensitivity": 0.7,
+                        "sensitivity_ci": [0.6, 0.8], "ppv": 0.6 + w / 50,
+                        "ppv_ci": [0.5, 0.7]},
+              "rules": {"T4": _rule(0.0) if w == 0 else _rule(0.6, 0.9, 0.3, 0.65),
+                        "C4": _rule(1.0, 0.5, 0.8, 0.7)},
+              "waiting": {"weeks_untreated_per_100_patients": 90.0 * w,
+                          "weeks_untreated_per_100_patients_ci": [80.0 * w, 95.0 * w],
+                          "false_reassurance_per_100_patients": 3.0,
+                          "false_reassurance_per_100_patients_ci": [1.0, 6.0]}}
+             for w in (0.0, 4.0, 8.0, 12.0)]
+    return {"weeks": [t["week"] for t in times], "window_weeks": 2.0,
+            "split": {"scheme": "holdout", "n_train_patients": 600, "n_test_patients": 150,
+                      "seed": 5},
+            "scans_source": "simulated follow-up (seed 5)",
+            "course_features": ["volume_change_pct", "rcbv_change_pct"],
+            "method": "one calibrated classifier per decision time",
+            "waiting_definition": "weeks from the index scan to the decision time",
+            "times": times}
+
+
+@pytest.fixture(scope="module")
+def evaluation():
+    table = simulate_cohort(300, cohort="melanoma", prevalence=0.3, seed=2)
+    return evaluate_predictions(table, bayes_posterior(table, prevalence=0.3), 0.5)
+
+
+def test_metrics_md_shows_the_landmark_tables_the_report_shows(evaluation):
+    lm = _landmarks()
+    data = dict(evaluation.metrics) | {"landmarks": lm}
+    md = render_markdown(data, title="T")
+    model, rules = landmark_model_table(lm["times"]), landmark_rules_table(lm["times"])
+    assert "## Follow-up landmarks by decision time" in md
+    assert table_markdown(model) in md and table_markdown(rules) in md
+    assert len(model.rows) == 4 and len(rules.rows) == 8
+    at8 = lm["times"][2]
+    assert fmt.est_ci(at8["waiting"]["weeks_untreated_per_100_patients"],
+                      at8["waiting"]["weeks_untreated_per_100_patients_ci"], 1) in md
+    assert "scans: simulated follow-up (seed 5)" in md
+    assert "## Landmarks" not in md  # not also dumped as an unformatted entry
+    # the report's section holds the very same tables
+    section = waiting_section(data)
+    tables = [b for b in section.blocks if hasattr(b, "headers")]
+    assert [table_markdown(t) for t in tables] == [table_markdown(model), table_markdown(rules)]
+    assert "Follow-up landmarks" not in render_markdown(dict(evaluation.metrics), title="T")
+
+
+def test_rewriting_a_report_removes_stale_figures_only(evaluation, tmp_path):
+    for name in ("waiting_cost.png", "partial_effects.png", "roc.png"):
+        (tmp_path / name).write_bytes(b"an earlier report's figure")
+    (tmp_path / "my_notes.png").write_bytes(b"the user's own")
+    (tmp_path / "waiting_cost.png.bak").write_bytes(b"the user's copy")
+    paths = write_report(tmp_path, dict(evaluation.metrics), evaluation.frame)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert not {"waiting_cost.png", "partial_effects.png"} & names
+    assert {"my_notes.png", "waiting_cost.png.bak", *FILE_NAMES.values()} <= names
+    assert (tmp_path / "roc.png").read_bytes() != b"an earlier report's figure"
+    assert set(figure_file_names().values()) >= {p.name for k, p in paths.items()
+                                                  if p.suffix == ".png"}
+    assert {p.name for p in report_files(tmp_path)} >= set(figure_file_names().values())
+    md = (tmp_path / "report.md").read_text()
+    assert "waiting_cost.png" not in md
+    assert json.loads((tmp_path / "metrics.json").read_text())["n"] == 300
+
+
+def test_remove_stale_figures_keeps_what_was_written(tmp_path):
+    for name in figure_file_names().values():
+        (tmp_path / name).write_bytes(b"x")
+    written = {k: tmp_path / v for k, v in FILE_NAMES.items()}
+    removed = remove_stale_figures(tmp_path, written)
+    assert {p.name for p in removed} == set(figure_file_names().values()) - set(
+        FILE_NAMES.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILE_NAMES.values())
+    assert remove_stale_figures(tmp_path / "absent", {}) == []
+
