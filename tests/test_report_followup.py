@@ -4,14 +4,11 @@ nothing else)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from features.synthetic.cohort import bayes_posterior, simulate_cohort
 from models.evaluation import evaluate_predictions
 from models.report import format as fmt
-from models.report import write_report
 from models.report.document import table_markdown
 from models.report.figures import FILE_NAMES, figure_file_names
 from models.report.tables import (
@@ -80,31 +77,20 @@ def test_metrics_md_shows_the_landmark_tables_the_report_shows(evaluation):
     assert "Follow-up landmarks" not in render_markdown(dict(evaluation.metrics), title="T")
 
 
-def test_rewriting_a_report_removes_stale_figures_only(evaluation, tmp_path):
-    for name in ("waiting_cost.png", "partial_effects.png", "roc.png"):
-        (tmp_path / name).write_bytes(b"an earlier report's figure")
-    (tmp_path / "my_notes.png").write_bytes(b"the user's own")
-    (tmp_path / "waiting_cost.png.bak").write_bytes(b"the user's copy")
-    paths = write_report(tmp_path, dict(evaluation.metrics), evaluation.frame)
-    names = {p.name for p in tmp_path.iterdir()}
-    assert not {"waiting_cost.png", "partial_effects.png"} & names
-    assert {"my_notes.png", "waiting_cost.png.bak", *FILE_NAMES.values()} <= names
-    assert (tmp_path / "roc.png").read_bytes() != b"an earlier report's figure"
-    assert set(figure_file_names().values()) >= {p.name for k, p in paths.items()
-                                                  if p.suffix == ".png"}
-    assert {p.name for p in report_files(tmp_path)} >= set(figure_file_names().values())
-    md = (tmp_path / "report.md").read_text()
-    assert "waiting_cost.png" not in md
-    assert json.loads((tmp_path / "metrics.json").read_text())["n"] == 300
-
-
-def test_remove_stale_figures_keeps_what_was_written(tmp_path):
+def test_remove_stale_figures_keeps_what_was_written_and_the_users_files(tmp_path):
     for name in figure_file_names().values():
         (tmp_path / name).write_bytes(b"x")
+    own = ["my_notes.png", "waiting_cost.png.bak", "old_roc.png"]
+    for name in own:
+        (tmp_path / name).write_bytes(b"the user's own")
+    (tmp_path / "partial_effects.png.d").mkdir()
     written = {k: tmp_path / v for k, v in FILE_NAMES.items()}
     removed = remove_stale_figures(tmp_path, written)
+    assert {p.name for p in removed} == {"waiting_cost.png", "partial_effects.png"}
     assert {p.name for p in removed} == set(figure_file_names().values()) - set(
         FILE_NAMES.values())
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILE_NAMES.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*FILE_NAMES.values(), *own, "partial_effects.png.d"])
+    assert {p.name for p in report_files(tmp_path)} >= set(figure_file_names().values())
     assert remove_stale_figures(tmp_path / "absent", {}) == []
 

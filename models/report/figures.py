@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from features.article import FIGURES, PREVALENCE
+from features.contract import BY_NAME
 from features.tables import atomic_path
 from models.report import format as fmt
 from models.statistics import (
@@ -38,12 +39,15 @@ __all__ = [
     "plot_calibration",
     "plot_decision_curve",
     "plot_odds_ratio_forest",
+    "plot_partial_effects",
     "plot_ppv_npv_vs_prevalence",
     "plot_precision_recall",
     "plot_roc",
     "plot_waiting_cost",
     "precision_recall_label",
+    "spline_curves",
     "write_all_figures",
+    "write_partial_effects_figure",
 ]
 
 DPI = 120
@@ -67,7 +71,7 @@ FILE_NAMES: dict[str, str] = {
 FOLLOWUP_FILE_NAMES: dict[str, str] = {"waiting_cost": "waiting_cost.png"}
 
 #: Figures written only for a model with restricted cubic spline terms: each curved
-#: column's partial effect.
+#: column's partial effect (:func:`plot_partial_effects`).
 SPLINE_FILE_NAMES: dict[str, str] = {"partial_effects": "partial_effects.png"}
 
 
@@ -621,6 +625,68 @@ def plot_waiting_cost(landmarks: Mapping, out) -> Path:
     fig.suptitle("What each extra scan buys and what it costs (held-out patients with a scan "
                  "at each decision time)", fontsize=10)
     return _save(fig, out)
+
+
+# --------------------------------------------------------------------------- spline curves
+
+#: At most this many curves in the partial-effect figure (the strongest ones).
+MAX_CURVES = 4
+
+
+def spline_curves(effects: Sequence[Mapping], limit: int = MAX_CURVES) -> list[Mapping]:
+    """The records of ``effects`` (metrics.json's ``feature_effects``, largest effect first)
+    that hold a partial-effect curve, the first ``limit`` of them."""
+    out = [r for r in effects if isinstance(r, Mapping)
+           and isinstance(r.get("partial_effect"), Mapping)
+           and len(r["partial_effect"].get("value") or []) > 1]
+    return out[:limit]
+
+
+def plot_partial_effects(effects: Sequence[Mapping], out) -> Path:
+    """The partial effect of each curved column (:func:`spline_curves`), to a PNG: one panel
+    per column, the odds ratio against a lesion at the column's median (log scale; on the
+    calibrated probability when the calibration is known, else on the model's own log-odds)
+    over its 5th to 95th percentile, every other input held fixed, the 25th and 75th
+    percentiles (the interquartile odds ratio's two values) marked."""
+    curves = spline_curves(effects)
+    if not curves:
+        raise ValueError("no feature effect holds a partial-effect curve")
+    fig = _figure((3.3 * len(curves) + 0.6, 3.6))
+    axes = np.atleast_1d(fig.subplots(1, len(curves), sharey=True, squeeze=False)[0])
+    calibrated = all(r["partial_effect"].get("log_odds_calibrated") for r in curves)
+    key = "log_odds_calibrated" if calibrated else "log_odds"
+    for ax, r in zip(axes, curves, strict=True):
+        curve = r["partial_effect"]
+        x = np.asarray([fmt.num(v) for v in curve["value"]])
+        y = np.exp(np.asarray([fmt.num(v) for v in curve[key]]))
+        ax.plot(x, y, **_MODEL)
+        ax.axhline(1.0, **_CHANCE)
+        for v in (r.get("reference_value"), r.get("compared_value")):
+            if fmt.finite(v):
+                ax.axvline(fmt.num(v), color="0.55", lw=0.9, ls="--")
+        column = str(r.get("column") or r.get("feature"))
+        unit = getattr(BY_NAME.get(column), "unit", "")
+        ax.set(yscale="log", xlabel=f"{column} ({unit})" if unit else column,
+               title=f"{column}: {r.get('shape') or ''}".rstrip(": "))
+        ax.title.set_fontsize(9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("Odds ratio vs a lesion at the median\n"
+                       + ("(calibrated probability, log scale)" if calibrated
+                          else "(model's log-odds, log scale)"))
+    fig.suptitle("Partial effect of each curved input (spline model; dashed: 25th and 75th "
+                 "percentile)", fontsize=10)
+    return _save(fig, out)
+
+
+def write_partial_effects_figure(data: Mapping, out_dir) -> dict[str, Path]:
+    """Write the partial-effect figure into ``out_dir`` when ``data`` (metrics.json as
+    written) has feature effects with curves; return ``{"partial_effects": path}``, else
+    {}."""
+    effects = data.get("feature_effects") or []
+    if not spline_curves(effects):
+        return {}
+    key = "partial_effects"
+    return {key: plot_partial_effects(effects, Path(out_dir) / SPLINE_FILE_NAMES[key])}
 
 
 # --------------------------------------------------------------------------- all at once

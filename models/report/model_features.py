@@ -2,8 +2,11 @@
 
 - :func:`feature_effects` gives one row per feature of the chosen family: for logistic
   regression the coefficients per SD with their odds ratios (read from the model, no data
-  needed); for gradient boosting the permutation importance (drop in AUC when a column is
-  shuffled) on the rows given, normally the held-out ones;
+  needed); for the spline family (logistic regression on restricted cubic splines) one
+  odds ratio per table column, between its 75th and 25th percentile on the rows given, with
+  the shape of its curve and the curve itself (:func:`spline_effects`); for gradient
+  boosting the permutation importance (drop in AUC when a column is shuffled) on the rows
+  given, normally the held-out ones;
 - :func:`radiomic_selection` names the radiomic columns the in-pipeline reduction kept;
 - :func:`radiomic_summary` counts radiomic columns by sequence and feature class.
 
@@ -25,18 +28,26 @@ import pandas as pd
 
 from features.contract import ID, RADIOMIC_COLUMN
 
-__all__ = ["EFFECT_COLUMNS", "LOGISTIC_METHOD", "PERMUTATION_METHOD", "calibration_scale",
-           "feature_effects", "fitted_pipeline", "logistic_coefficients", "permutation_effects",
-           "radiomic_selection", "radiomic_summary"]
+__all__ = ["EFFECT_COLUMNS", "LOGISTIC_METHOD", "PERMUTATION_METHOD", "SPLINE_METHOD",
+           "calibration_scale", "curve_shape", "feature_effects", "fitted_pipeline",
+           "logistic_coefficients", "partial_effect", "permutation_effects",
+           "radiomic_selection", "radiomic_summary", "spline_effects"]
 
 #: ``method`` of the rows of a logistic model.
 LOGISTIC_METHOD = "logistic coefficient"
+#: ``method`` of the rows of a model with restricted cubic spline terms.
+SPLINE_METHOD = "odds ratio between two values of an input (spline model)"
 #: ``method`` of the rows of any other family.
 PERMUTATION_METHOD = "permutation importance (AUC drop)"
 #: Columns of :func:`feature_effects`; a family fills the ones that apply, nan elsewhere.
 EFFECT_COLUMNS: tuple[str, ...] = (
     "feature", "column", "block", "method", "scale", "coefficient", "odds_ratio",
-    "odds_ratio_calibrated", "auc_drop", "auc_drop_sd", "n_repeats", "n", "n_positive")
+    "odds_ratio_calibrated", "auc_drop", "auc_drop_sd", "n_repeats", "n", "n_positive",
+    "reference_value", "compared_value", "shape", "partial_effect")
+#: The partial effect of a curved column is drawn between these quantiles of its values.
+CURVE_QUANTILES: tuple[float, float] = (0.05, 0.95)
+#: Points of a partial-effect curve.
+CURVE_POINTS = 41
 #: The transformer names of :func:`models.classifier.build_family`, as readers know them.
 _BLOCKS = {"contract": "clinical", "radiomic": "radiomic", "category": "category"}
 _INDICATOR = "missingindicator_"
@@ -211,6 +222,204 @@ def logistic_coefficients(model) -> pd.DataFrame:
     return out.iloc[order].reset_index(drop=True)
 
 
+# --------------------------------------------------------------------------- spline family
+
+
+def _spline_knots(pipe) -> dict[str, np.ndarray]:
+    """Knots (model scale) of each column with restricted cubic spline terms."""
+    from models.classifier import RestrictedCubicSplines
+
+    prepare = pipe.named_steps["prepare"]
+    out: dict[str, np.ndarray] = {}
+    for _, block, columns in getattr(prepare, "transformers_", []):
+        for _, step in getattr(block, "steps", []):
+            if isinstance(step, RestrictedCubicSplines):
+                for name, knots in zip(columns, getattr(step, "knots_", []), strict=False):
+                    if np.asarray(knots).size:
+                        out[str(name)] = np.asarray(knots, dtype=float)
+    return out
+
+
+def _categories(pipe) -> dict[str, list]:
+    """Levels of each one-hot encoded column, as the encoder learnt them."""
+    prepare = pipe.named_steps["prepare"]
+    out: dict[str, list] = {}
+    for _, block, columns in getattr(prepare, "transformers_", []):
+        for _, step in getattr(block, "steps", []):
+            levels = getattr(step, "categories_", None)
+            if levels is not None and hasattr(step, "handle_unknown"):
+                out.update({str(c): list(v) for c, v in zip(columns, levels, strict=False)})
+    return out
+
+
+def _reference_row(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """One row of ``columns``: each numeric column's median on ``table`` (NaN ignored), each
+    other column's most common value."""
+    row = {}
+    for c in columns:
+        values = table[c]
+        if pd.api.types.is_numeric_dtype(values):
+            present = pd.to_numeric(values, errors="coerce").dropna()
+            row[c] = [float(present.median()) if len(present) else np.nan]
+        else:
+            mode = values.dropna().mode()
+            row[c] = [mode.iloc[0] if len(mode) else np.nan]
+    return pd.DataFrame(row, columns=list(columns))
+
+
+def _log_odds_at(pipe, reference: pd.DataFrame, column: str, values) -> np.ndarray:
+    """The model's log-odds (before calibration) of the reference row with ``column`` set to
+    each of ``values`` in turn."""
+    values = list(values)
+    rows = pd.concat([reference] * len(values), ignore_index=True)
+    if pd.api.types.is_numeric_dtype(reference[column]):
+        rows[column] = np.asarray(values, dtype=float)
+    else:
+        rows[column] = pd.Series(values, dtype=object)
+    return np.asarray(pipe.decision_function(rows), dtype=float).ravel()
+
+
+def partial_effect(pipe, reference: pd.DataFrame, column: str, values: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(grid, log-odds) of a numeric ``column``: :data:`CURVE_POINTS` values evenly spaced
+    between the :data:`CURVE_QUANTILES` of ``values`` (the column's units), and the model's
+    log-odds there minus its log-odds at the median, every other input held at
+    ``reference``. An additive model's curve is the same whatever the reference."""
+    present = np.asarray(values, dtype=float)
+    present = present[np.isfinite(present)]
+    low, high = np.quantile(present, CURVE_QUANTILES)
+    grid = np.linspace(low, high, CURVE_POINTS)
+    at = _log_odds_at(pipe, reference, column, [*grid, float(np.median(present))])
+    return grid, at[:-1] - at[-1]
+
+
+def curve_shape(grid: np.ndarray, log_odds: np.ndarray, flat: float = 0.05) -> str:
+    """A curve's shape in words: ``flat`` (it moves less than ``flat`` log-odds), ``rising``,
+    ``falling``, ``highest near <x>`` (rises then falls), ``lowest near <x>``, or ``rises
+    and falls more than once``; <x> in the column's units, 3 significant digits."""
+    grid, y = np.asarray(grid, dtype=float), np.asarray(log_odds, dtype=float)
+    span = float(np.nanmax(y) - np.nanmin(y)) if y.size else 0.0
+    if not np.isfinite(span) or span < flat:
+        return "flat"
+    steps = np.diff(y)
+    signs = np.sign(steps[np.abs(steps) > 0.01 * span / max(len(steps), 1)])
+    runs = [int(v) for i, v in enumerate(signs) if i == 0 or v != signs[i - 1]]
+    if runs == [1]:
+        return "rising"
+    if runs == [-1]:
+        return "falling"
+    if runs == [1, -1]:
+        return f"highest near {float(grid[int(np.nanargmax(y))]):.3g}"
+    if runs == [-1, 1]:
+        return f"lowest near {float(grid[int(np.nanargmin(y))]):.3g}"
+    return "rises and falls more than once"
+
+
+def _is_binary(values: np.ndarray) -> bool:
+    present = np.unique(values[np.isfinite(values)])
+    return present.size == 2 and set(present.tolist()) == {0.0, 1.0}
+
+
+def _contrast_row(column: str, feature: str, block: str, scale: str, reference, compared,
+                  diff: float, factor: float) -> dict:
+    return {"feature": feature, "column": column, "block": block, "method": SPLINE_METHOD,
+            "scale": scale, "coefficient": float(diff), "odds_ratio": math.exp(diff),
+            "odds_ratio_calibrated": math.exp(factor * diff) if np.isfinite(factor)
+            else math.nan,
+            "reference_value": reference, "compared_value": compared}
+
+
+def spline_effects(model, table: pd.DataFrame | None) -> pd.DataFrame:
+    """What each input column does in a model with restricted cubic spline terms, one row
+    per column (:data:`EFFECT_COLUMNS`), largest effect first; empty without ``table``.
+
+    A spline column's effect is a curve, so it is summarised by the odds ratio between two
+    lesions that differ only in that column: at its 75th and at its 25th percentile on
+    ``table`` (an interquartile odds ratio, Harrell's summary of a spline term; ``scale``
+    names the contrast, ``reference_value`` and ``compared_value`` are the two values in the
+    column's units). A 0/1 column: 1 vs 0; a category: each level vs the most common one; a
+    column with missing-value indicator: missing vs its median (a row of its own). Each is
+    read by predicting: the model's log-odds (``coefficient``) at the two values, every
+    other input at its median or most common value (the model is additive, so any other
+    values give the same difference); ``odds_ratio`` = exp(coefficient),
+    ``odds_ratio_calibrated`` on the calibrated probability (:func:`calibration_scale`).
+    A column with spline terms also gets ``shape`` (:func:`curve_shape`) and
+    ``partial_effect``: ``value`` (the column's units), ``log_odds`` against a lesion at the
+    median (:func:`partial_effect`) and ``log_odds_calibrated``. Radiomic columns the
+    reduction dropped cannot change a prediction and are left out.
+    """
+    pipe = fitted_pipeline(model)
+    columns = [str(c) for c in getattr(pipe, "feature_names_in_", [])] if pipe else []
+    if table is None or not columns or any(c not in table.columns for c in columns) \
+            or not len(table):
+        return _frame([])
+    table = table.reset_index(drop=True)
+    reference = _reference_row(table, columns)
+    factor = calibration_scale(model)
+    knots = _spline_knots(pipe)
+    levels = _categories(pipe)
+    names = {name for name, _ in _outputs(pipe)}
+    selection = radiomic_selection(model)
+    kept = set(selection["kept"]) if selection else None
+    prepare = pipe.named_steps["prepare"]
+    used = [str(c) for name, block, cols in getattr(prepare, "transformers_", [])
+            if name != "remainder" and block not in ("drop", None) for c in cols]
+    rows: list[dict] = []
+    for c in used:
+        if c == ID or (kept is not None and RADIOMIC_COLUMN.match(c) and c not in kept):
+            continue
+        block = "radiomic" if RADIOMIC_COLUMN.match(c) else "clinical"
+        if c in levels or not pd.api.types.is_numeric_dtype(table[c]):
+            common = table[c].dropna().mode()
+            if not len(common):
+                continue
+            base = common.iloc[0]
+            others = [v for v in levels.get(c, table[c].dropna().unique()) if v != base]
+            if not others:
+                continue
+            at = _log_odds_at(pipe, reference, c, [base, *others])
+            rows += [_contrast_row(c, f"{c} = {v}", "category", f"vs {c} = {base} (most "
+                                   "common)", None, None, d - at[0], factor)
+                     for v, d in zip(others, at[1:], strict=True)]
+            continue
+        values = pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float)
+        present = values[np.isfinite(values)]
+        if present.size:
+            if _is_binary(values):
+                low, high, scale = 0.0, 1.0, "1 vs 0"
+            else:
+                low, high = (float(v) for v in np.quantile(present, (0.25, 0.75)))
+                scale = "75th vs 25th percentile"
+                if low == high:
+                    low, high = (float(v) for v in np.quantile(present, CURVE_QUANTILES))
+                    scale = "95th vs 5th percentile"
+            if low != high:
+                at = _log_odds_at(pipe, reference, c, [low, high])
+                row = _contrast_row(c, c, block, scale, low, high, at[1] - at[0], factor)
+                if c in knots:
+                    grid, curve = partial_effect(pipe, reference, c, present)
+                    row["shape"] = curve_shape(grid, curve)
+                    row["partial_effect"] = {
+                        "value": [float(v) for v in grid],
+                        "log_odds": [float(v) for v in curve],
+                        "log_odds_calibrated": [float(factor * v) for v in curve]
+                        if np.isfinite(factor) else None}
+                elif scale != "1 vs 0":
+                    row["shape"] = "straight line (no spline terms)"
+                rows.append(row)
+        if _INDICATOR + c in names and present.size:
+            median = float(np.median(present))
+            at = _log_odds_at(pipe, reference, c, [median, np.nan])
+            rows.append(_contrast_row(c, f"{c} missing (vs the median)",
+                                      "missing-value indicator", "missing vs the median",
+                                      median, None, at[1] - at[0], factor))
+    out = _frame(rows)
+    if not len(out):
+        return out
+    order = np.argsort(-np.abs(out["coefficient"].to_numpy(dtype=float)), kind="stable")
+    return out.iloc[order].reset_index(drop=True)
+
+
 def _permuted_columns(model, pipe) -> list[str]:
     """Model input columns whose shuffling can change a prediction: every non-radiomic
     column and the radiomic columns the reduction kept."""
@@ -265,11 +474,17 @@ def feature_effects(model, table: pd.DataFrame, y, seed: int = 0,
                     n_repeats: int = 5) -> pd.DataFrame:
     """What each feature does in the fitted model, one row per feature (:data:`EFFECT_COLUMNS`).
 
-    Logistic family: :func:`logistic_coefficients` (``table`` and ``y`` unused). Any other
-    family: :func:`permutation_effects` on ``table`` (the evaluation rows, with every
+    Logistic family: :func:`logistic_coefficients` (``table`` and ``y`` unused). Spline
+    family (logistic regression on restricted cubic splines): :func:`spline_effects` on
+    ``table`` (``y`` unused), one row per table column instead of one per spline term. Any
+    other family: :func:`permutation_effects` on ``table`` (the evaluation rows, with every
     model column) and its 0/1 labels ``y``. Empty when the model cannot be read.
     """
+    from models.classifier import has_spline_terms
+
     pipe = fitted_pipeline(model)
+    if pipe is not None and has_spline_terms(pipe):
+        return spline_effects(model, table)
     if pipe is not None and hasattr(pipe.named_steps["model"], "coef_"):
         return logistic_coefficients(model)
     return permutation_effects(model, table, y, seed=seed, n_repeats=n_repeats)

@@ -29,8 +29,9 @@ from models.classifier import (
 )
 from models.report import format as fmt
 from models.report.document import Bullets, Callout, Figure, Para, Section, Table, walk_sections
+from models.report.figures import spline_curves
 from models.report.model_card import ModelCard, build_model_card
-from models.report.model_features import fitted_pipeline, radiomic_selection
+from models.report.model_features import SPLINE_METHOD, fitted_pipeline, radiomic_selection
 from models.report.tables import (
     DOR_METHOD,
     EVALUATED_AS,
@@ -38,6 +39,7 @@ from models.report.tables import (
     MATCHED_SENSITIVITY_EXCEPTION,
     MATCHED_SENSITIVITY_NOTE,
     PREVALENCE_NOTE,
+    SPLINE_EFFECTS_NOTE,
     article_table,
     benchmark_table,
     bootstrap_method,
@@ -498,13 +500,48 @@ def _estimator_settings(model) -> str:
             f"`{method}` on {folds} patient-grouped folds.")
 
 
-def _features_section(data: Mapping, model) -> Section | None:
-    """What the fitted model does with each feature (``metrics["feature_effects"]``)."""
+def _spline_effects_caption(data: Mapping, records: Sequence[Mapping]) -> str:
+    """The caption of the spline family's feature effects: what the numbers are, on which
+    lesions, and how the calibration changes them."""
+    first = records[0] if records else {}
+    rows = ("training lesions (no lesion is held out from the final model under this "
+            "validation scheme)" if data.get("feature_effects_rows") == "training"
+            else "evaluated lesions")
+    caption = (f"What each input does in the fitted spline model ({len(records)} rows, "
+               f"percentiles of the {rows}). {SPLINE_EFFECTS_NOTE} The log-odds difference "
+               "is on the model's own log-odds; the odds ratio is its exponential.")
+    factor = _calibration_factor(records)
+    if fmt.finite(factor):
+        caption += (f" The sigmoid calibration multiplies every log-odds by {fmt.g(factor)}, "
+                    "so the odds ratio on the calibrated probability the model reports is the "
+                    "odds ratio raised to that power.")
+    return caption if first else ""
+
+
+def _features_section(data: Mapping, model, figures: Mapping[str, str] | None = None
+                      ) -> Section | None:
+    """What the fitted model does with each feature (``metrics["feature_effects"]``), with
+    the partial-effect figure of a spline model when ``figures`` holds it."""
     table = feature_effects_table(data)
     if table is None:
         return None
     records = [r for r in data.get("feature_effects") or [] if isinstance(r, Mapping)]
     first = records[0] if records else {}
+    if str(first.get("method", "")) == SPLINE_METHOD:
+        blocks: list = [_with(table, _spline_effects_caption(data, records))]
+        key = "partial_effects"
+        if figures and key in figures:
+            n = len(spline_curves(records))
+            title = "Partial effects of the curved inputs"
+            blocks.append(Figure(
+                key, figures[key],
+                f"{title}. The fitted spline model's odds ratio against a lesion at the "
+                f"column's median, for the {n} input{'s' if n != 1 else ''} with spline "
+                "terms and the largest effect, over the column's 5th to 95th percentile, "
+                "every other input held fixed (log scale; 1: no difference); dashed lines: "
+                "the 25th and 75th percentiles, the two values of the interquartile odds "
+                "ratio in the table.", title=title))
+        return Section("Features of the fitted model", blocks, tripod="12b, 22", clear="35")
     if "coefficient" in str(first.get("method", "")):
         factor = _calibration_factor(records)
         caption = (
@@ -517,7 +554,8 @@ def _features_section(data: Mapping, model) -> Section | None:
             caption += (" The spline family's `<column>_rcs<j>` inputs are the nonlinear "
                         "terms of a restricted cubic spline of that column: a column's "
                         "effect is its linear coefficient and its spline terms together, "
-                        "a curve, not one odds ratio.")
+                        "a curve, not one odds ratio (these effects were recorded before "
+                        "the per-column odds ratios were; train again to see them).")
         if fmt.finite(factor):
             caption += (
                 f" The sigmoid calibration multiplies every log-odds by {fmt.g(factor)}, so the "
@@ -1008,7 +1046,7 @@ def build_document(data: Mapping, frame: pd.DataFrame, model, fidelity: list | N
         _sample_size_section(data, units),
         _methods_section(data, model, scheme),
     ]
-    features = _features_section(data, model)
+    features = _features_section(data, model, figures)
     if features is not None:
         sections.append(features)
     sections += [perf, _internal_validation_section(data, scheme)]

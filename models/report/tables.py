@@ -63,6 +63,17 @@ SHOWN_KEYS = ("n", "n_positive", "prevalence", "threshold", "model", "rules", "b
               "model_selection", "split", "units",
               "internal_validation", "image_features", "landmarks")
 
+#: What the spline family's feature effects are, in a few sentences (metrics.md and report).
+SPLINE_EFFECTS_NOTE = (
+    "With restricted cubic splines a column's effect is a curve, not one coefficient, so each "
+    "table column is summarised by the odds ratio between two lesions that differ only in "
+    "that column: at its 75th and at its 25th percentile (the interquartile odds ratio); a "
+    "0/1 column: 1 vs 0; a category level: vs the most common level; a missing value: vs the "
+    "column's median. The odds ratio is read from the model's predictions, every other input "
+    "held fixed (the model is additive, so it does not matter at which values). One odds "
+    "ratio can hide a curve that rises and falls, so the last column says how the curve "
+    "runs between the column's 5th and 95th percentile. Largest effect first.")
+
 _FIGURE_SUFFIX = re.compile(r"\(([A-Z][A-Za-z0-9_]*)\)\s*$")
 _DEFINED = re.compile(r"(\d+) of (\d+) resamples defined")
 
@@ -466,12 +477,26 @@ def radiomic_selection_table(selection: Mapping) -> Table:
                  [[name, fmt.g(v)] for name, v in zip(kept, f, strict=False)])
 
 
+def _contrast_cell(r: Mapping) -> str:
+    """The two values an effect compares: ``75th vs 25th percentile: 4.02 vs 1.33``."""
+    scale = str(r.get("scale") or "")
+    low, high = r.get("reference_value"), r.get("compared_value")
+    if fmt.finite(low, high) and scale != "1 vs 0":
+        return f"{scale}: {fmt.g(high)} vs {fmt.g(low)}"
+    if fmt.finite(low) and not fmt.finite(high):
+        return f"{scale} ({fmt.g(low)})"
+    return scale
+
+
 def feature_effects_table(metrics: Mapping) -> Table | None:
     """What each feature does in the fitted model (``metrics["feature_effects"]``), or None.
 
     Logistic family: coefficient per SD (1 vs 0 for a category level), odds ratio =
-    exp(coefficient), and the odds ratio on the calibrated probability. Other families:
-    permutation importance (AUC drop, mean ± SD over the shuffles)."""
+    exp(coefficient), and the odds ratio on the calibrated probability. Spline family: one
+    row per table column, the odds ratio between two of its values (75th vs 25th
+    percentile, 1 vs 0, a level vs the most common one, missing vs the median) and the
+    shape of its curve. Other families: permutation importance (AUC drop, mean ± SD over
+    the shuffles)."""
     records = [r for r in (metrics.get("feature_effects") or []) if isinstance(r, Mapping)]
     if not records:
         return None
@@ -486,6 +511,16 @@ def feature_effects_table(metrics: Mapping) -> Table | None:
                       rows)
         calibrated = any(fmt.finite(r.get("odds_ratio_calibrated")) for r in records)
         return table if calibrated else table.columns(range(5))
+    if "spline" in method:
+        rows = [[str(r.get("feature", "")), str(r.get("block", "")), _contrast_cell(r),
+                 fmt.fixed(r.get("coefficient")), fmt.g(r.get("odds_ratio")),
+                 fmt.g(r.get("odds_ratio_calibrated")), str(r.get("shape") or fmt.DASH)]
+                for r in records]
+        table = Table(["feature", "kind", "contrast (compared vs reference)",
+                       "log-odds difference", "odds ratio", "odds ratio, calibrated probability",
+                       "shape of the curve (5th to 95th percentile)"], rows)
+        calibrated = any(fmt.finite(r.get("odds_ratio_calibrated")) for r in records)
+        return table if calibrated else table.columns([0, 1, 2, 3, 4, 6])
     rows = [[str(r.get("feature", "")), str(r.get("block", "")),
              fmt.mean_sd(r.get("auc_drop"), r.get("auc_drop_sd"))] for r in records]
     return Table(["feature", "kind", "AUC drop when shuffled (mean ± SD)"], rows)
@@ -852,9 +887,12 @@ def _model_md(metrics: Mapping) -> list[str]:
     effects = feature_effects_table(metrics)
     if effects is not None:
         rows = metrics.get("feature_effects_rows")
-        parts += _section("Feature effects in the fitted model", effects,
-                          f"Permutation importance measured on the {rows} lesions."
-                          if rows and "AUC drop" in effects.headers[-1] else "")
+        intro = (f"Permutation importance measured on the {rows} lesions."
+                 if rows and "AUC drop" in effects.headers[-1] else "")
+        if "contrast" in effects.headers[2]:
+            intro = SPLINE_EFFECTS_NOTE + (f" Percentiles of the {rows} lesions." if rows
+                                           else "")
+        parts += _section("Feature effects in the fitted model", effects, intro)
     if metrics.get("feature_odds_ratios"):
         parts += _section("Feature odds ratios", feature_odds_ratio_table(metrics))
     if metrics.get("split"):

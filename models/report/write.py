@@ -1,7 +1,8 @@
 """Writing the report: ``metrics.json``, ``metrics.md``, figures, ``report.md``, ``report.html``.
 
 - :func:`write_report` writes ``metrics.json``, ``metrics.md``, the six figures (and the
-  cost-of-waiting figure when the metrics hold follow-up landmarks, ``landmarks``),
+  partial-effect figure of a spline model, and the cost-of-waiting figure when the metrics
+  hold follow-up landmarks, ``landmarks``),
   ``report.md`` (figures by relative path), ``report.html`` (one self-contained file:
   figures as base64 PNG data URIs, inline CSS, no script) and ``evaluation_predictions.csv``;
 - :func:`report_files` lists those files, so callers can refuse to overwrite an input.
@@ -71,8 +72,11 @@ def with_report_facts(metrics: Mapping, frame: pd.DataFrame, model=None) -> dict
     ``metrics.json`` holds every number of the report: ``average_precision`` (of the model
     and, when ``frame`` has it, of the simulator's posterior), and, for a logistic ``model``
     without ``feature_effects`` yet, its coefficients
-    (:func:`models.report.model_features.logistic_coefficients`)."""
-    from models.report.model_features import logistic_coefficients
+    (:func:`models.report.model_features.logistic_coefficients`; not for a spline model,
+    whose terms are not features: its effects need the lesions' values,
+    :func:`models.report.model_features.spline_effects`)."""
+    from models.classifier import has_spline_terms
+    from models.report.model_features import fitted_pipeline, logistic_coefficients
 
     out = dict(metrics)
     y, p = labels_and_probabilities(frame)
@@ -81,7 +85,8 @@ def with_report_facts(metrics: Mapping, frame: pd.DataFrame, model=None) -> dict
         if BAYES_COLUMN in frame.columns:
             ap["bayes_ceiling"] = _average_precision(y, frame[BAYES_COLUMN].to_numpy(dtype=float))
         out[AP_KEY] = ap
-    if model is not None and not out.get("feature_effects"):
+    if model is not None and not out.get("feature_effects") \
+            and not has_spline_terms(fitted_pipeline(model)):
         effects = logistic_coefficients(model)
         if len(effects):
             out["feature_effects"] = effects
@@ -124,7 +129,9 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     Files: ``metrics.json`` and ``metrics.md`` (:func:`models.report.write_metrics_report`,
     with ``fidelity`` as the extra table ``simulator_fidelity``), the six figures of
     :func:`models.report.figures.write_all_figures` (the simulator's posterior from
-    ``frame["bayes_posterior"]`` when present), with ``metrics["landmarks"]``
+    ``frame["bayes_posterior"]`` when present), for a spline model's feature effects with
+    curves the partial-effect figure
+    (:func:`models.report.figures.write_partial_effects_figure`), with ``metrics["landmarks"]``
     (:func:`models.landmarks.train_landmarks`) the cost-of-waiting figure
     (:func:`models.report.waiting.write_waiting_figure`), ``report.md``, ``report.html`` and
     ``evaluation_predictions.csv`` (``frame``, or ``predictions`` when given: every
@@ -141,7 +148,7 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     ``metrics.json`` too. ``model`` is the :class:`models.bundle.TrainedModel` behind it, or None
     (then versions and the training data hash are not shown).
     """
-    from models.report.figures import write_all_figures
+    from models.report.figures import write_all_figures, write_partial_effects_figure
     from models.report.waiting import write_waiting_figure
 
     threshold = metrics.get("threshold")
@@ -171,6 +178,7 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
                               for k in ("metrics_json", "metrics_md")}
     figure_paths = write_all_figures(report_dir, y.astype(int), p, float(threshold), rules,
                                      bayes_p=bayes, metrics=fig_metrics)
+    figure_paths.update(write_partial_effects_figure(data, report_dir))
     figure_paths.update(write_waiting_figure(data, report_dir))
     paths.update(figure_paths)
     fid_records = to_jsonable(fidelity) if fidelity is not None else None
