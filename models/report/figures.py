@@ -6,6 +6,11 @@ P(pseudoprogression), ``rules`` a DataFrame with one column per rule id holding
 path. Rules are scored on their covered rows only, except in the decision curve (see
 :func:`plot_decision_curve`). Drawing uses matplotlib's Agg canvas directly, so the
 caller's pyplot backend and state are left alone; files are written atomically.
+
+Two figures are read from metrics.json's records instead: the cost of waiting
+(:func:`plot_waiting_cost`, from ``landmarks``) and the partial effects of a spline model's
+curved inputs (:func:`plot_partial_effects`, from ``feature_effects``).
+:func:`figure_file_names` names every figure a report may hold.
 """
 
 from __future__ import annotations

@@ -338,7 +338,8 @@ def spline_effects(model, table: pd.DataFrame | None) -> pd.DataFrame:
     ``table`` (an interquartile odds ratio, Harrell's summary of a spline term; ``scale``
     names the contrast, ``reference_value`` and ``compared_value`` are the two values in the
     column's units). A 0/1 column: 1 vs 0; a category: each level vs the most common one; a
-    column with missing-value indicator: missing vs its median (a row of its own). Each is
+    column with missing-value indicator: missing vs its median (a 0/1 column: vs its most
+    common value), a row of its own. Each is
     read by predicting: the model's log-odds (``coefficient``) at the two values, every
     other input at its median or most common value (the model is additive, so any other
     values give the same difference); ``odds_ratio`` = exp(coefficient),
@@ -408,11 +409,13 @@ def spline_effects(model, table: pd.DataFrame | None) -> pd.DataFrame:
                     row["shape"] = "straight line (no spline terms)"
                 rows.append(row)
         if _INDICATOR + c in names and present.size:
-            median = float(np.median(present))
-            at = _log_odds_at(pipe, reference, c, [median, np.nan])
-            rows.append(_contrast_row(c, f"{c} missing (vs the median)",
-                                      "missing-value indicator", "missing vs the median",
-                                      median, None, at[1] - at[0], factor))
+            binary = _is_binary(values)
+            typical = float(np.mean(present) >= 0.5) if binary else float(np.median(present))
+            against = "the most common value" if binary else "the median"
+            at = _log_odds_at(pipe, reference, c, [typical, np.nan])
+            rows.append(_contrast_row(c, f"{c} missing (vs {against})",
+                                      "missing-value indicator", f"missing vs {against}",
+                                      typical, None, at[1] - at[0], factor))
     out = _frame(rows)
     if not len(out):
         return out

@@ -69,10 +69,11 @@ SPLINE_EFFECTS_NOTE = (
     "table column is summarised by the odds ratio between two lesions that differ only in "
     "that column: at its 75th and at its 25th percentile (the interquartile odds ratio); a "
     "0/1 column: 1 vs 0; a category level: vs the most common level; a missing value: vs the "
-    "column's median. The odds ratio is read from the model's predictions, every other input "
-    "held fixed (the model is additive, so it does not matter at which values). One odds "
-    "ratio can hide a curve that rises and falls, so the last column says how the curve "
-    "runs between the column's 5th and 95th percentile. Largest effect first.")
+    "column's median (a 0/1 column's most common value). The odds ratio is read from the "
+    "model's predictions, every other input held fixed (the model is additive, so it does "
+    "not matter at which values). One odds ratio can hide a curve that rises and falls, so "
+    "the last column says how the curve runs between the column's 5th and 95th percentile. "
+    "Largest effect first.")
 
 _FIGURE_SUFFIX = re.compile(r"\(([A-Z][A-Za-z0-9_]*)\)\s*$")
 _DEFINED = re.compile(r"(\d+) of (\d+) resamples defined")
