@@ -61,7 +61,14 @@ from features.errors import UserInputError
 KINDS: tuple[str, ...] = ("number", "binary", "category")
 #: Blocks a feature may join: ``radiomic`` is reduced like the radiomic columns, in the folds.
 BLOCKS: tuple[str, ...] = ("radiomic",)
-TOP_KEYS: tuple[str, ...] = ("patient", "lesion", "label", "rename", "features", "ignore")
+TOP_KEYS: tuple[str, ...] = ("patient", "lesion", "label", "rename", "features", "ignore",
+                             "scans")
+#: Keys under ``scans`` (the long table of follow-up scans, :mod:`features.scans`).
+SCANS_KEYS: tuple[str, ...] = ("rename",)
+#: Columns only a scans table has (besides the contract's ``weeks_on_treatment`` and the
+#: per-scan contract columns): the lesion's size as volume (ml) or SPD (mm^2), and the flag
+#: of the scan that raised the question.
+SCAN_ONLY_COLUMNS: tuple[str, ...] = ("volume_ml", "spd_mm2", "index_scan")
 LABEL_KEYS: tuple[str, ...] = ("column", "positive", "negative", "name")
 FEATURE_KEYS: tuple[str, ...] = ("columns", "kind", "block", "range")
 DEFAULT_SOURCE = "the table description"
@@ -255,12 +262,15 @@ class TableDescription:
     rename: dict[str, str] = field(default_factory=dict)
     features: tuple[FeatureGroup, ...] = ()
     ignore: tuple[str, ...] = ()
+    #: ``{your column: scan column}`` for the scans table (``scans: rename:`` in YAML).
+    scans_rename: dict[str, str] = field(default_factory=dict)
     source: str = field(default=DEFAULT_SOURCE, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "positive", _as_tuple(self.positive))
         object.__setattr__(self, "negative", _as_tuple(self.negative))
         object.__setattr__(self, "rename", dict(self.rename or {}))
+        object.__setattr__(self, "scans_rename", dict(self.scans_rename or {}))
         object.__setattr__(self, "features", tuple(self.features or ()))
         object.__setattr__(self, "ignore", _as_tuple(self.ignore))
         problems = _meaning_problems(self)
@@ -313,6 +323,7 @@ class TableDescription:
         kw["rename"] = _rename(d.get("rename"), problems)
         kw["features"] = _features(d.get("features"), problems)
         kw["ignore"] = _names(d.get("ignore"), "ignore", problems, allow_empty=True)
+        kw["scans_rename"] = _scans(d.get("scans"), problems)
         problems += _meaning_problems(_Fields(**kw))
         if problems:
             _raise(f"{source} has problems", problems)
@@ -330,6 +341,7 @@ class TableDescription:
                           "range": None if g.range is None else [float(v) for v in g.range]}
                          for g in self.features],
             "ignore": list(self.ignore),
+            "scans": {"rename": dict(self.scans_rename)},
         }
 
     def with_overrides(self, patient_column: str | None = None,
@@ -534,6 +546,7 @@ class _Fields:
     rename: dict = field(default_factory=dict)
     features: tuple = ()
     ignore: tuple = ()
+    scans_rename: dict = field(default_factory=dict)
     source: str = DEFAULT_SOURCE
 
 
@@ -633,6 +646,27 @@ def _rename(value, problems: list[str]) -> dict[str, str]:
             continue
         out[name.strip()] = target.strip()
     return out
+
+
+def _scans(value, problems: list[str]) -> dict[str, str]:
+    """``scans: {rename: {your column: scan column}}``: the names of the follow-up scans
+    table's columns, checked against the scan and per-scan contract columns."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        problems.append("scans: give a mapping with 'rename', e.g. scans: {rename: {vol: "
+                        f"volume_ml, wk: weeks_on_treatment}}; found {value!r}.")
+        return {}
+    _unknown_keys(value, SCANS_KEYS, "scans.", problems)
+    rename = _rename(value.get("rename"), problems)
+    allowed = (*SCAN_ONLY_COLUMNS, *(c for c in FEATURE_COLUMNS if BY_NAME[c].kind != "category"))
+    for name, target in rename.items():
+        if target not in allowed:
+            problems.append(
+                f"scans.rename.{name}: '{target}' is not a scan column; a scans table holds "
+                f"{', '.join(SCAN_ONLY_COLUMNS)} and the contract's numeric columns "
+                f"(weeks_on_treatment, rcbv, adc, ...).{_did_you_mean(target, allowed)}")
+    return rename
 
 
 def _range(value, where: str, problems: list[str]):

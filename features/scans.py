@@ -38,7 +38,7 @@ import pandas as pd
 
 from features.article import FIGURES
 from features.contract import BY_NAME, ID, LABEL, LESION, NUMERIC_FEATURES, id_text
-from features.description import TableDescription, label_token
+from features.description import SCAN_ONLY_COLUMNS, TableDescription, label_token
 from features.errors import UserInputError
 
 WEEKS = "weeks_on_treatment"
@@ -53,7 +53,7 @@ SIZE_KINDS: tuple[str, ...] = (VOLUME, SPD)
 #: Contract columns a scan may carry, measured at that scan (units of the contract).
 PER_SCAN_COLUMNS: tuple[str, ...] = tuple(c for c in NUMERIC_FEATURES if c != WEEKS)
 #: Scan columns a table may hold under other names (``rename``), besides contract columns.
-SCAN_COLUMNS: tuple[str, ...] = (WEEKS, VOLUME, SPD, INDEX)
+SCAN_COLUMNS: tuple[str, ...] = (WEEKS, *SCAN_ONLY_COLUMNS)
 #: The canonical columns, before the per-scan contract columns.
 CANONICAL: tuple[str, ...] = (ID, LESION, WEEKS, FROM_INDEX, SIZE, SIZE_KIND, INDEX)
 #: weeks: the earliest scan time accepted (a baseline scan before treatment is negative).
@@ -253,8 +253,8 @@ def read_scans(df: pd.DataFrame, description: TableDescription | None = None, *,
 
     description: names the patient and lesion columns (``patient``, ``lesion``) and contract
     columns held under other names (``rename``); its ``ignore`` patterns drop columns
-    silently. Without a lesion column every patient has one lesion, "1". rename: more
-    ``{your column: name}`` pairs, for the scan columns (``weeks_on_treatment``,
+    silently, and its ``scans: rename:`` pairs name the scan columns. Without a lesion column
+    every patient has one lesion, "1". rename: more ``{your column: name}`` pairs, for the scan columns (``weeks_on_treatment``,
     ``volume_ml``, ``spd_mm2``, ``index_scan``) or contract columns. lesions: the per-lesion
     table in canonical form; it places the index scan when the table has no ``index_scan``
     column. A table already canonical (``size`` and ``size_kind``) reads as it is.
@@ -282,7 +282,7 @@ def read_scans(df: pd.DataFrame, description: TableDescription | None = None, *,
     # to a scan count here. The ``rename`` argument is read strictly.
     shared = {name: target for name, target in desc.rename.items()
               if name in names and target in targets}
-    for name, target in {**shared, **dict(rename or {})}.items():
+    for name, target in {**shared, **desc.scans_rename, **dict(rename or {})}.items():
         if target not in targets:
             problems.append(f"rename: '{target}' (for '{name}') is neither a scan column "
                             f"({', '.join(SCAN_COLUMNS)}) nor a per-scan contract column.")

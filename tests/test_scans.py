@@ -146,6 +146,25 @@ def test_a_users_long_table_through_a_description():
     assert irano_confirmation(s).xs("007").to_dict() == {"a": 0.0, "b": 1.0}
 
 
+def test_scan_column_names_given_in_the_description():
+    """``scans: rename:`` in the description names the scan columns, as rename= does; it is
+    kept through to_dict, and a name that is no scan column is refused with a suggestion."""
+    desc = TableDescription.from_dict({
+        "patient": "Pat", "scans": {"rename": {"wk": "weeks_on_treatment", "vol": "volume_ml",
+                                               "first_pd": "index_scan"}}})
+    assert TableDescription.from_dict(desc.to_dict()) == desc
+    df = pd.DataFrame({"Pat": ["p1", "p1", "p2", "p2"], "wk": [6, 10, 7, 11],
+                       "first_pd": [1, 0, 1, 0], "vol": [2.0, 3.0, 4.0, 2.0]})
+    t = read_scans(df, desc).table
+    assert list(t["size_kind"]) == ["volume_ml"] * 4
+    np.testing.assert_allclose(t["weeks_from_index"], [0, 4, 0, 4])
+    with pytest.raises(UserInputError, match="scans.rename.vol: 'volume' is not a scan "
+                                             "column.*Did you mean 'volume_ml'"):
+        TableDescription.from_dict({"scans": {"rename": {"vol": "volume"}}})
+    with pytest.raises(UserInputError, match="rename: the scans table has no column 'wk'"):
+        read_scans(df.drop(columns="wk"), desc)
+
+
 def test_baseline_from_the_index_row_the_lesion_table_or_a_scan_before_treatment():
     df = pd.DataFrame({
         "patient_id": ["A", "A", "B", "B", "C", "C", "D"],
