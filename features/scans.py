@@ -254,8 +254,9 @@ def read_scans(df: pd.DataFrame, description: TableDescription | None = None, *,
     description: names the patient and lesion columns (``patient``, ``lesion``) and contract
     columns held under other names (``rename``); its ``ignore`` patterns drop columns
     silently, and its ``scans: rename:`` pairs name the scan columns. Without a lesion column
-    every patient has one lesion, "1". rename: more ``{your column: name}`` pairs, for the scan columns (``weeks_on_treatment``,
-    ``volume_ml``, ``spd_mm2``, ``index_scan``) or contract columns. lesions: the per-lesion
+    every patient has one lesion, "1". rename: more ``{your column: name}`` pairs, for the
+    scan columns (``weeks_on_treatment``, ``volume_ml``, ``spd_mm2``, ``index_scan``) or
+    contract columns. lesions: the per-lesion
     table in canonical form; it places the index scan when the table has no ``index_scan``
     column. A table already canonical (``size`` and ``size_kind``) reads as it is.
     Columns that are none of these are dropped with one warning. Every problem (missing or
