@@ -11,6 +11,12 @@ T6 "high" triage where it can be decided) and rule_<id> for every rule of the ar
 'pseudoprogression' label and --report is given, also writes the benchmark report for
 exactly those rows. The same steps are importable: ``models.predict_table``.
 
+With --scans (a model trained with --followup): each lesion's probability also from the
+landmark model at the latest decision time its scans reach (index, +4, +8 or +12 weeks),
+which decision time that is, and the rules over time (T4, iRANO, C4) as of then::
+
+    python predict.py --model M.skops --data lesions.csv --scans scans.csv --out pred.csv
+
 A model with image (radiomic) columns needs them: either in --data (joined on patient_id),
 or extracted from --manifest with the settings stored in the model (or --params), using
 --cache and --scheduler as train.py does.
@@ -63,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --manifest: extract on a dask.distributed cluster, given by its "
                         "scheduler address (tcp://host:8786), or 'local' for a cluster of "
                         f"--jobs workers on this machine. Needs Dask: {DASK_INSTALL}")
+    p.add_argument("--scans", type=Path, default=None, metavar="S.csv",
+                   help="follow-up scans, one row per lesion per scan (a model trained with "
+                        "--followup): adds landmark_week, p_pseudoprogression_landmark, "
+                        "prediction_landmark and the rules over time to the predictions")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="also write the benchmark report for these rows (needs the label): "
                         "report.html, report.md, metrics.json, metrics.md, figures")
@@ -104,13 +114,45 @@ def check_outputs(args: argparse.Namespace) -> None:
     inputs = [(args.data, "the input table"), (args.model, "the model file (--model)"),
               (record_path(args.model), "the model's record (--model's .json)"),
               (args.table, "the table description (--table)"),
-              (args.manifest, "the image manifest (--manifest)")]
+              (args.manifest, "the image manifest (--manifest)"),
+              (args.scans, "the scans table (--scans)")]
     check_writable("--out", args.out)
     check_not_an_input("--out", [args.out], inputs,
                        "choose another file so your data is not overwritten.")
     if args.report:
         check_report_folder(args.report, report_files(args.report),
                             [*inputs, (args.out, "the predictions file (--out)")])
+
+
+def load_landmark_models(args: argparse.Namespace) -> dict:
+    """The landmark models saved beside --model by ``train.py --followup``; an error saying
+    so when there are none."""
+    from models.landmarks import load_landmarks
+
+    landmarks = load_landmarks(args.model, trust_pickle=args.trust_pickle)
+    if not landmarks:
+        raise UserInputError(f"--scans needs the landmark models of {args.model.name} "
+                             f"({args.model.stem}.landmark-0w{args.model.suffix}, ...), which "
+                             "train.py --followup writes beside the model; none were found "
+                             f"in {args.model.parent}. Train with --followup, or drop --scans.")
+    return landmarks
+
+
+def with_landmark_predictions(predictions, landmarks: dict, described, args: argparse.Namespace):
+    """``predictions`` with, per lesion, the landmark model's probability and call at the
+    latest decision time the scans reach (``landmark_week``) and the rules over time as of
+    then (:func:`models.landmarks.predict_landmarks`; rows in the same order)."""
+    from models.landmarks import predict_landmarks
+
+    description = described.description
+    scans = read_table(args.scans, sep=args.sep, decimal=args.decimal,
+                       text_columns=text_columns(description))
+    by_landmark = predict_landmarks(landmarks, described, scans, description=description)
+    keys = list(by_landmark.columns[:2])
+    added = by_landmark.drop(columns=keys).rename(columns={
+        "p_pseudoprogression": "p_pseudoprogression_landmark",
+        "prediction": "prediction_landmark"})
+    return predictions.join(added.set_axis(predictions.index))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         raise UserInputError(f"{named} {'is' if len(image_only) == 1 else 'are'} for radiomic "
                              f"extraction, which needs --manifest M.csv; add it or drop "
                              f"{named}.")
+    if args.scans is not None and not args.scans.is_file():
+        raise UserInputError(f"scans table not found: {args.scans}. Check the path.")
     model = load_model(args.model, trust_pickle=args.trust_pickle)
+    landmarks = load_landmark_models(args) if args.scans is not None else None
     description = description_from_arguments(args, model.description)
     raw = read_table(args.data, sep=args.sep, decimal=args.decimal,
                      text_columns=text_columns(description or model.table_description()))
@@ -139,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             scheduler=args.scheduler)
     table = described.table
     predictions = predict_table(model, described, source=str(args.data))
+    if landmarks is not None:
+        predictions = with_landmark_predictions(predictions, landmarks, described, args)
     write_table_atomic(predictions, args.out)
     print(f"{len(predictions)} prediction(s) written to {args.out} "
           f"({int(predictions['prediction'].sum())} predicted pseudoprogression at threshold "

@@ -22,6 +22,18 @@ Extraction options: ``--params P.yaml`` (pyradiomics settings, stored in the mod
 ``--scheduler ADDRESS`` (a dask.distributed cluster; ``local`` for one on this machine).
 Radiomic columns you extracted yourself can simply be joined into ``--data``.
 
+Follow-up scans: landmark models at the index scan and +4, +8 and +12 weeks, beside the
+article's rules over time and what waiting costs (simulated scans for --cohort, your long
+scans table with --data)::
+
+    python train.py --cohort melanoma --n 3000 --seed 0 --followup --out M.skops --report R/
+    python train.py --data lesions.csv --scans scans.csv --out M.skops --report R/
+
+Your own classifier in place of the built-in families (a factory returning an unfitted
+scikit-learn classifier with predict_proba)::
+
+    python train.py --data my_table.csv --estimator my_models.py:make_forest --out M.skops
+
 Patients are split once into training and evaluation sets (``--test-size``); model choice,
 calibration and threshold tuning use only the training patients, and the report describes
 the held-out patients. The same steps are importable: ``models.train``.
@@ -36,6 +48,7 @@ from pathlib import Path
 from features.description import add_table_arguments, description_from_arguments, text_columns
 from features.errors import UserInputError, run_command
 from features.extract import CACHE_FOLDER, DASK_INSTALL, DEFAULT_PARAMS
+from features.scans import LANDMARK_WEEKS
 from features.tables import read_table
 from models.updating import UPDATE_METHODS
 from models.validation import VALIDATIONS
@@ -134,12 +147,32 @@ def build_parser() -> argparse.ArgumentParser:
     thr.add_argument("--target-sensitivity", type=float, default=None, metavar="S",
                      help="instead, choose the threshold that reaches sensitivity S on "
                           "out-of-fold predictions of the training patients")
+    p.add_argument("--estimator", metavar="MODULE:FACTORY",
+                   help="your own scikit-learn classifier instead of the built-in families: "
+                        "a module importable from the current folder (or path/to/file.py) "
+                        "and a function or class in it returning an unfitted classifier with "
+                        "predict_proba, e.g. my_models:make_classifier; it is calibrated, "
+                        "thresholded, validated and reported like the built-in ones. Its "
+                        "types may be ones a .skops file refuses to load: then save it as "
+                        "--out model.joblib and predict with --trust-pickle")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="B",
                    help="patient-level bootstrap resamples for the report's CIs and paired "
                         "rule comparisons (default 1000; 0 skips them)")
     p.add_argument("--no-nested-cv", action="store_true",
                    help="skip nested cross-validation on the training patients (faster; the "
                         "report then lacks the optimism-corrected figures)")
+    fol = p.add_argument_group("follow-up scans (landmark models)")
+    fol.add_argument("--followup", action="store_true",
+                     help="also fit a calibrated landmark model at the index scan and +4, +8 "
+                          "and +12 weeks on the course of the scans, benchmark it against the "
+                          "rules over time (T4, iRANO, C4) and report what waiting costs; "
+                          "with --cohort the scans are simulated, with --data give --scans. "
+                          "The models are saved beside --out (MODEL.landmark-8w.skops, ...)")
+    fol.add_argument("--scans", type=Path, default=None, metavar="S.csv",
+                     help="with --data: your follow-up scans, one row per lesion per scan "
+                          "(patient and lesion columns, weeks_on_treatment, volume_ml or "
+                          "spd_mm2, optional index_scan, rcbv, adc, ...; other names through "
+                          "the table description's 'scans: rename:'); implies --followup")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 
@@ -167,9 +200,25 @@ def check_options(args: argparse.Namespace) -> None:
     if args.update is not None and not args.data:
         raise UserInputError("--update needs --data, the labelled local table to update the "
                              "model with.")
+    if args.update is not None and args.estimator:
+        raise UserInputError("--estimator trains a new model; --update refits the updated "
+                             "model's own procedure. Drop one of them.")
     if args.update is not None and args.manifest:
         raise UserInputError("--update with --manifest is not supported; join the radiomic "
                              "features into --data first (python -m features.extract).")
+    if args.scans is not None:
+        args.followup = True
+        if not args.data:
+            raise UserInputError("--scans goes with --data (your table); for a simulated "
+                                 "cohort --followup simulates the scans.")
+        if not args.scans.is_file():
+            raise UserInputError(f"scans table not found: {args.scans}. Check the path.")
+    if args.followup and args.data and args.scans is None:
+        raise UserInputError("--followup with --data needs your scans: add --scans S.csv "
+                             "(one row per lesion per scan).")
+    if args.followup and args.update is not None:
+        raise UserInputError("--update does not update landmark models; drop --followup and "
+                             "--scans, or train anew with them.")
     check_outputs(args)
 
 
@@ -180,13 +229,19 @@ def check_outputs(args: argparse.Namespace) -> None:
     from models.bundle import record_path
     from models.report import report_files
 
-    inputs = [(p, "one of your input files") for p in (args.data, args.manifest, args.table)]
+    inputs = [(p, "one of your input files")
+              for p in (args.data, args.manifest, args.table, args.scans)]
     if args.update is not None:
         inputs += [(args.update, "one of your input files"),
                    (record_path(args.update), "one of your input files")]
     check_writable("--out", args.out)
-    check_not_an_input("--out", [args.out, record_path(args.out)], inputs,
-                       "choose another file for the model.")
+    outputs = [args.out, record_path(args.out)]
+    if args.followup:
+        from models.landmarks import landmark_path
+
+        outputs += [f(landmark_path(args.out, w)) for w in LANDMARK_WEEKS
+                    for f in (Path, record_path)]
+    check_not_an_input("--out", outputs, inputs, "choose another file for the model.")
     if args.report:
         check_report_folder(args.report, report_files(args.report),
                             [*inputs, (args.out, "the model file (--out)")])
@@ -248,7 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     from models.report import format_benchmark_table
 
     check_options(args)
+    estimator = None
+    if args.estimator:  # read before the table, so a wrong name fails at once
+        from models.classifier import load_estimator
+
+        estimator = load_estimator(args.estimator)
     described, bayes_p, source = load_training_table(args)
+    scans = load_scans(args, described) if args.followup else None
     radiomics = None
     if args.manifest:
         from features.join import add_radiomic_features
@@ -271,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         options = dict(seed=args.seed, test_size=args.test_size, threshold=args.threshold,
                        target_sensitivity=args.target_sensitivity, bayes_p=bayes_p,
                        source=source, progress=not args.no_progress,
-                       validation=args.validation, folds=args.folds, repeats=args.repeats)
+                       validation=args.validation, folds=args.folds, repeats=args.repeats,
+                       estimator=estimator)
         result = train(described, nested_cv=not args.no_nested_cv, **options)
         model, evaluation = result.model, result.evaluation
         scheme = evaluation.metrics["validation"]
@@ -290,7 +352,19 @@ def main(argv: list[str] | None = None) -> int:
         model.metrics = evaluation.metrics = add_uncertainty(
             evaluation.metrics, evaluation.frame, model.threshold,
             n_resamples=args.bootstrap, seed=args.seed, progress=not args.no_progress)
+    landmarks = fit_landmarks(args, described, scans, source) if args.followup else None
+    if landmarks is not None:
+        from models.statistics import to_jsonable
+
+        evaluation.metrics["landmarks"] = to_jsonable(landmarks.metrics)
+        if model.metrics is not evaluation.metrics:
+            model.metrics = {**(model.metrics or {}), "landmarks": evaluation.metrics[
+                "landmarks"]}
     save_model(model, args.out)
+    if landmarks is not None:
+        from models.landmarks import save_landmarks
+
+        save_landmarks(landmarks.models, args.out)
     if args.report:
         if not args.no_progress:
             print("writing the report (figures, report.html) ...", flush=True)
@@ -306,9 +380,48 @@ def main(argv: list[str] | None = None) -> int:
         print(describe_image_contribution(evaluation.metrics["image_features"]))
     if "update" in evaluation.metrics:
         print(describe_update(evaluation.metrics["update"]))
+    if landmarks is not None:
+        from models.report import format_landmark_table
+
+        print("\n" + format_landmark_table(evaluation.metrics))
     print(f"\nmodel ({model.family}, threshold {model.threshold:.3g}) saved to "
           f"{args.out}" + (f"; report: {args.report / 'report.html'}" if args.report else ""))
     return 0
+
+
+def load_scans(args: argparse.Namespace, described):
+    """The follow-up scans, checked (:func:`features.scans.read_scans`) before any training:
+    the simulator's for a simulated cohort, else the table given with --scans, read through
+    the same table description."""
+    from features.scans import read_scans
+
+    if args.cohort:
+        from features.synthetic import simulate_followup
+
+        return read_scans(simulate_followup(described.table, seed=args.seed),
+                          lesions=described.table)
+    raw = read_table(args.scans, sep=args.sep, decimal=args.decimal,
+                     text_columns=text_columns(described.description))
+    return read_scans(raw, described.description, lesions=described.table,
+                      source=f"the scans table {args.scans}")
+
+
+def fit_landmarks(args: argparse.Namespace, described, scans, source: str):
+    """The landmark models on the follow-up ``scans``
+    (:func:`models.landmarks.train_landmarks`), on the same patient split as the main model's
+    holdout."""
+    from models.landmarks import train_landmarks
+
+    if not args.no_progress:
+        print("fitting landmark models on the follow-up scans ...", flush=True)
+    return train_landmarks(described, scans, seed=args.seed, test_size=args.test_size,
+                           threshold=0.5 if args.threshold is None else args.threshold,
+                           description=described.description, source=source,
+                           progress=None if args.no_progress else _progress_line)
+
+
+def _progress_line(text: str) -> None:
+    print(f"  {text}", flush=True)
 
 
 def describe_update(m: dict) -> str:

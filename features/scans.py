@@ -356,6 +356,10 @@ def read_scans(df: pd.DataFrame, description: TableDescription | None = None, *,
         weeks = pd.Series(np.nan, index=src.index)
 
     # --- size
+    if not any(c in cols for c in (SIZE, VOLUME, SPD)):
+        problems.append(f"{source} has no size column: give each scan's {VOLUME} (ml) or "
+                        f"{SPD} (mm^2), or name yours under the table description's "
+                        "'scans: rename:' (e.g. {your_volume: volume_ml}).")
     size = pd.Series(np.nan, index=src.index)
     kind = pd.Series(np.nan, index=src.index, dtype=object)
     if SIZE in cols or SIZE_KIND in cols:

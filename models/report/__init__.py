@@ -3,9 +3,10 @@
 :func:`write_report` writes ``metrics.json`` and ``metrics.md`` (:mod:`.tables`), the figures
 (:mod:`.figures`), ``report.md`` and ``report.html`` (sections in :mod:`.sections` with the
 model card of :mod:`.model_card`, rendered by :mod:`.document`) and the evaluated rows;
-:func:`format_benchmark_table` is the terminal's table; :func:`feature_effects`
-(:mod:`.model_features`) says what each feature does in a fitted model. Every table is
-built once in :mod:`.tables` and every number is formatted by :mod:`.format`.
+:func:`format_benchmark_table` and :func:`format_landmark_table` are the terminal's tables;
+:func:`feature_effects` (:mod:`.model_features`) says what each feature does in a fitted
+model. Every table is built once in :mod:`.tables` and every number is formatted by
+:mod:`.format`.
 
 The names are loaded on first use, so that :mod:`models.evaluation` can import
 :mod:`.model_features` while :mod:`.write` imports :mod:`models.evaluation`.
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["feature_effects", "format_benchmark_table", "report_files", "write_report"]
+__all__ = ["feature_effects", "format_benchmark_table", "format_landmark_table", "report_files",
+           "write_report"]
 
 _WHERE = {"feature_effects": "models.report.model_features",
           "format_benchmark_table": "models.report.tables",
+          "format_landmark_table": "models.report.tables",
           "report_files": "models.report.write", "write_report": "models.report.write"}
 
 

@@ -823,6 +823,21 @@ def landmark_rules_table(times: Sequence[Mapping]) -> Table:
                          "(sensitivity + specificity) / 2.")
 
 
+def format_landmark_table(metrics: Mapping) -> str:
+    """The landmark model by decision time as plain text for a terminal (decision time,
+    lesions, AUC, sensitivity, PPV, weeks of untreated true progression per 100 patients),
+    then each rule's PPV beside the model's at the rule's sensitivity; '' without
+    landmarks."""
+    lm = landmarks_entry(to_jsonable(metrics))
+    if lm is None:
+        return ""
+    times = lm["times"]
+    model = table_text(landmark_model_table(times).columns([0, 1, 3, 4, 5, 6]))
+    rules = table_text(landmark_rules_table(times).columns([0, 1, 2, 3, 4, 6]))
+    return ("follow-up landmarks (held-out patients):\n" + model + "\n\nrules over time:\n"
+            + rules)
+
+
 def _landmarks_md(metrics: Mapping) -> list[str]:
     """The section of metrics.md on follow-up landmarks: how they were fitted, then the
     model's and the rules' tables by decision time; nothing without landmarks."""
