@@ -159,6 +159,18 @@ def with_radiomic_features(model: TrainedModel, table: pd.DataFrame, manifest: s
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "radiomics.yaml"
         path.write_text(settings)
-        return add_radiomic_features(table, manifest, params=path, jobs=jobs,
-                                     cache_dir=cache_dir, progress=progress,
-                                     scheduler=scheduler).table
+        joined = add_radiomic_features(table, manifest, params=path, jobs=jobs,
+                                       cache_dir=cache_dir, progress=progress,
+                                       scheduler=scheduler).table
+    wanted = image_columns(model)
+    if not any(c in joined.columns for c in wanted):
+        made = [c for c in joined.columns if c not in table.columns]
+        raise UserInputError(
+            f"the features extracted from {manifest.name} include none of the model's "
+            f"{len(wanted)} image column(s) (e.g. {wanted[0]}); the extraction made "
+            f"{len(made)} column(s)" + (f" such as {made[0]}" if made else "") + ". The "
+            "model's columns came from other settings, sequence names or another tool: give "
+            "the settings they were made with (--params) and name the manifest's sequence "
+            "columns as in training, or join the model's columns into --data and drop "
+            "--manifest.")
+    return joined

@@ -201,3 +201,22 @@ def test_train_passes_its_extraction_options_on(tmp_path, monkeypatch):
     with pytest.raises(Stop):
         train.main([str(a) for a in argv if a not in ("--cache", tmp_path / "c")])
     assert seen["cache_dir"] == tmp_path / ".radiomics_cache"
+
+
+def test_an_extraction_without_the_models_columns_says_so(joined_model, tmp_path,
+                                                          monkeypatch):
+    """Features extracted under other names than the model's are not silently imputed."""
+    new = joined_table(4, seed=5)
+
+    def fake(table, manifest, params, jobs, cache_dir, progress, scheduler):
+        return SimpleNamespace(table=table.assign(adc_original_firstorder_Mean=1.0))
+
+    monkeypatch.setattr(features.join, "add_radiomic_features", fake)
+    data, manifest = tmp_path / "new.csv", tmp_path / "manifest.csv"
+    new.drop(columns=IMAGE_COLUMNS).to_csv(data, index=False)
+    manifest.write_text("patient_id,mask,adc\n")
+    code, err = run(predict.main, ["--model", joined_model, "--data", data, "--manifest",
+                                   manifest, "--params", DEFAULT_PARAMS,
+                                   "--out", tmp_path / "p.csv"])
+    assert code == 2 and "include none of the model's 2 image column(s)" in err
+    assert "adc_original_firstorder_Mean" in err and "join the model's columns" in err
