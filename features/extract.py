@@ -55,7 +55,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -544,14 +544,17 @@ def _mask_problem(mask_arr: np.ndarray, label: int, single_label: bool) -> str |
     return None
 
 
-def _too_many_bins(image, mask_arr: np.ndarray, label: int, params: dict,
+def _too_many_bins(image, lesion: Callable[[], np.ndarray], params: dict,
                    max_bins: int | None, sequence: str) -> str | None:
+    """Why the lesion's intensities need more than ``max_bins`` bins at the settings'
+    binWidth, or None; ``lesion()`` gives the flat indices of the lesion's voxels on the
+    image's grid (computed only when the check applies)."""
     setting = params.get("setting", {})
     if max_bins is None or setting.get("normalize", False) or setting.get("binCount"):
         return None
     import SimpleITK as sitk
 
-    values = sitk.GetArrayViewFromImage(image)[mask_arr == label]
+    values = sitk.GetArrayViewFromImage(image).ravel()[lesion()]
     width = float(setting.get("binWidth", 25))
     n_bins = (float(values.max()) - float(values.min())) / width
     if n_bins > max_bins:
@@ -765,6 +768,7 @@ def _extract_patient_unsafe(task: _Task) -> _Outcome:
     masks: dict[str, _Mask | None] = {}
     reported: set[tuple[str, str]] = set()
     checked: dict[tuple[str, int], str | None] = {}  # (mask column, label) -> its problem
+    voxels: dict[tuple[str, int], np.ndarray] = {}  # (mask column, label) -> lesion indices
 
     for seq, path in given.items():
         mask_col = task.mask_column(seq)
@@ -822,7 +826,15 @@ def _extract_patient_unsafe(task: _Task) -> _Outcome:
             except _CaseProblem as exc:
                 out.failures.append((seq, str(exc)))
                 continue
-            problem = _too_many_bins(image, mask_arr, label, params, task.max_bins, seq)
+            if note:  # a mask resampled for this image: its own voxels
+                def lesion(arr=mask_arr, label=label):
+                    return np.flatnonzero(arr.ravel() == label)
+            else:  # the mask as read, shared by the sequences on its grid: found once
+                def lesion(key=(mask_col, label), arr=mask_arr, label=label):
+                    if key not in voxels:
+                        voxels[key] = np.flatnonzero(arr.ravel() == label)
+                    return voxels[key]
+            problem = _too_many_bins(image, lesion, params, task.max_bins, seq)
             if problem:
                 out.failures.append((seq, problem))
                 continue
