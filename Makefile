@@ -16,11 +16,12 @@ $(STAMP): $(PY) pyproject.toml
 	touch $(STAMP)
 
 # The image path first (600 patients with synthetic MRI, pyradiomics, with/without images),
-# then the main job: 4000 simulated melanoma patients, whose benchmark table ends the output.
+# then the main job: 4000 simulated melanoma patients with simulated follow-up scans, whose
+# benchmark table and landmark tables end the output.
 demo: $(STAMP)
 	$(PY) train.py --cohort melanoma --n 600 --seed 0 --images --no-nested-cv \
 		--out artifacts/images/model.skops --report artifacts/images/report
-	$(PY) train.py --cohort melanoma --n 4000 --seed 0 \
+	$(PY) train.py --cohort melanoma --n 4000 --seed 0 --followup \
 		--out artifacts/model.skops --report artifacts/report
 
 # One OpenMP and BLAS thread: on small matrices thread pools slow to a crawl on a busy machine.
@@ -38,6 +39,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/extraction_scale.py
 	$(BENCH_ENV) $(PY) benchmarks/prediction_speed.py
 	$(BENCH_ENV) $(PY) benchmarks/training_speed.py --n 10000
+	$(BENCH_ENV) $(PY) benchmarks/families.py
 	$(BENCH_ENV) $(PY) benchmarks/training_scale.py
 	$(BENCH_ENV) $(PY) benchmarks/site_update.py --seeds 12
 	$(BENCH_ENV) $(PY) benchmarks/demo_stages.py

@@ -38,6 +38,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "training and validation": ("models", "train"),
     "training without images (comparison)": ("models.training", "compare_without_images"),
     "bootstrap": ("models", "add_uncertainty"),
+    "landmark models (follow-up scans)": ("models.landmarks", "train_landmarks"),
     "save model": ("models", "save_model"),
     "simulator fidelity table": ("features.synthetic", "fidelity_table"),
     "write report": ("models", "write_report"),
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                        "--images", "--no-nested-cv", "--out", f"{tmp}/images/model.skops",
                        "--report", f"{tmp}/images/report", "--no-progress"],
             "main": ["--cohort", "melanoma", "--n", str(args.n_main), "--seed", "0",
-                     "--out", f"{tmp}/model.skops", "--report", f"{tmp}/report",
+                     "--followup", "--out", f"{tmp}/model.skops", "--report", f"{tmp}/report",
                      "--no-progress"],
         }
         for name, command in commands.items():
