@@ -84,6 +84,14 @@ _WILDCARD = re.compile(r"[*?\[]")
 # --------------------------------------------------------------------------- small helpers
 
 
+def label_tokens(values: pd.Series) -> pd.Series:
+    """:func:`label_token` of every value of ``values`` (same index), each distinct value
+    converted once: a label column holds a few distinct values in many rows."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    tokens = np.array([label_token(u) for u in uniques] + [None], dtype=object)
+    return pd.Series(tokens[codes], index=values.index, dtype=object)
+
+
 def label_token(value) -> str | None:
     """A label (or binary) value as comparable text, None when empty.
 
@@ -473,7 +481,7 @@ class TableDescription:
                 plan.missing("label.column", col,
                              f"the label: {_shown(self.positive)} for {self.positive_name}")
             return None
-        tokens = src[col].map(label_token)
+        tokens = label_tokens(src[col])
         pos = {label_token(v) for v in self.positive}
         neg = {label_token(v) for v in self.negative}
         unknown = tokens.notna() & ~tokens.isin(pos | neg)
@@ -909,7 +917,7 @@ def _convert(raw: pd.Series, name: str, feature: DeclaredFeature, where: str,
         text = id_text(raw).str.lower()
         return text.astype(object).where(text.notna(), np.nan)
     if feature.kind == "binary":
-        tokens = raw.map(label_token)
+        tokens = label_tokens(raw)
         found = list(pd.unique(tokens.dropna()))
         if len(found) > 2 or not set(found) <= {"0", "1"}:
             shown = _shown(pd.unique(raw[tokens.notna() & ~tokens.isin(["0", "1"])]

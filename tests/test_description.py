@@ -412,3 +412,16 @@ def test_command_line_overrides():
     with pytest.raises(UserInputError, match="--positive") as info:
         TableDescription().with_overrides(positive="0")
     assert "label.negative" in str(info.value)
+
+
+def test_label_tokens_equal_label_token_row_by_row():
+    """The column-wise conversion (each distinct value once) gives what the value-wise one
+    gives, on mixed types, empty markers and values equal across types (1, 1.0, True)."""
+    from features.description import label_token, label_tokens
+
+    values = pd.Series([1, 0, "yes", "No", None, np.nan, 1.0, True, " 1 ", "maybe", pd.NA,
+                        False, "0.0", 2], dtype=object, index=range(10, 24))
+    expected = values.map(label_token)
+    got = label_tokens(values)
+    assert list(got.index) == list(values.index)
+    assert got.fillna("-").tolist() == expected.fillna("-").tolist()
