@@ -285,10 +285,21 @@ def load_training_table(args: argparse.Namespace):
     return describe_table(raw, description, source=str(args.data)), None, str(args.data)
 
 
-def describe_image_contribution(m: dict) -> str:
-    """One line: AUC with and without image features on the same held-out patients."""
+def describe_image_contribution(m: dict, model=None) -> str:
+    """One line: AUC with and without image features on the same held-out patients, and how
+    many image columns the model's radiomic reduction kept."""
+    from models.report.model_features import radiomic_selection
+
     w, wo = m["with_images"], m["without_images"]
-    return (f"\nimage features, same {m['n']} held-out patients: AUC with "
+    selection = radiomic_selection(model) if model is not None else None
+    kept = ""
+    if selection:
+        n_kept = len(selection["kept"])
+        kept = (f"\nthe radiomic reduction, chosen on the training folds, kept {n_kept} of "
+                f"{selection['n_columns']} image columns"
+                + (": the model with images is the model without them" if n_kept == 0
+                   else ""))
+    return kept + (f"\nimage features, same {m['n']} held-out patients: AUC with "
             f"{w['auc']:.3f} ({w['auc_ci'][0]:.3f}-{w['auc_ci'][1]:.3f}), without "
             f"{wo['auc']:.3f} ({wo['auc_ci'][0]:.3f}-{wo['auc_ci'][1]:.3f}); difference "
             f"{m['auc_difference']:+.3f} ({m['auc_difference_ci'][0]:+.3f} to "
@@ -377,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
                      fidelity=fidelity, title=title, predictions=evaluation.predictions)
     print(format_benchmark_table(evaluation.metrics))
     if "image_features" in evaluation.metrics:
-        print(describe_image_contribution(evaluation.metrics["image_features"]))
+        print(describe_image_contribution(evaluation.metrics["image_features"], model))
     if "update" in evaluation.metrics:
         print(describe_update(evaluation.metrics["update"]))
     if landmarks is not None:
