@@ -273,8 +273,26 @@ class ArticleRule(ClassifierMixin, BaseEstimator):
 
 
 def apply_rules(X: pd.DataFrame, rule_ids=RULE_IDS) -> pd.DataFrame:
-    """Every rule's decision per row (1.0 / 0.0 / NaN for abstention), columns named by id."""
-    return pd.DataFrame({r: ArticleRule(r).fit(X).predict(X) for r in rule_ids}, index=X.index)
+    """Every rule's decision per row (1.0 / 0.0 / NaN for abstention), columns named by id.
+
+    A table with named columns is read once for all the rules (what :class:`ArticleRule`
+    does per rule, with the same checks); anything else goes through each rule's
+    estimator."""
+    rule_ids = list(rule_ids)
+    if not (isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns)):
+        return pd.DataFrame({r: ArticleRule(r).fit(X).predict(X) for r in rule_ids},
+                            index=getattr(X, "index", None))
+    for r in rule_ids:
+        ArticleRule(r)._check_id()
+    needed = list(dict.fromkeys(c for r in rule_ids for c in rule_inputs(r)))
+    d = _input_frame(X, needed)
+    infinite = [c for c in needed if np.isinf(d[c].to_numpy(dtype=float)).any()]
+    if infinite:
+        first = next(r for r in rule_ids if set(rule_inputs(r)) & set(infinite))
+        raise ValueError(f"Input X contains infinity in a column {first} reads "
+                         f"({', '.join(rule_inputs(first))}); give a finite value or leave it "
+                         "empty.")
+    return pd.DataFrame({r: _decide(r, d) for r in rule_ids}, index=X.index)
 
 
 def describe_rules() -> pd.DataFrame:

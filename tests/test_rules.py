@@ -157,3 +157,20 @@ def test_every_threshold_cites_a_figure_with_a_source_when_not_the_article():
     # RANO 2.0's volume cut-off is its SPD cut-off for a sphere: (1.25)^(3/2) = 1.40
     spd, vol = THRESHOLDS["confirm_spd_growth"].value, THRESHOLDS["confirm_volume_growth"].value
     assert (1 + spd / 100) ** 1.5 == pytest.approx(1 + vol / 100, abs=0.005)
+
+
+def test_apply_rules_reads_the_table_once_with_each_rules_answer():
+    """apply_rules (one read of the table for every rule) gives each rule estimator's own
+    decisions, keeps the index, and refuses infinity naming a rule that reads it."""
+    from features.synthetic import simulate_cohort
+
+    table = simulate_cohort(400, seed=4).set_index(pd.RangeIndex(1000, 1400))
+    table = table.drop(columns=["suvmax_change_pct"])  # a rule input absent: it abstains
+    together = apply_rules(table)
+    one_by_one = pd.DataFrame({r: ArticleRule(r).fit(table).predict(table) for r in RULE_IDS},
+                              index=table.index)
+    pd.testing.assert_frame_equal(together, one_by_one)
+    assert together["Q1c_pet"].isna().all()
+    table.loc[1003, "rcbv"] = np.inf
+    with pytest.raises(ValueError, match="infinity in a column D1_perfusion_diffusion reads"):
+        apply_rules(table)
