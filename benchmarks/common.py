@@ -6,27 +6,23 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
 #: Packages whose versions a timing depends on.
 PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "joblib", "SimpleITK",
             "pyradiomics-bhklab", "dask", "distributed", "skops")
 
 
-def versions() -> dict[str, str | None]:
-    """Python's and the installed :data:`PACKAGES`' versions (None: not installed)."""
-    from importlib.metadata import PackageNotFoundError, version
+def versions() -> dict[str, str]:
+    """Python's and the installed :data:`PACKAGES`' versions ("not installed" when absent)."""
+    from models.bundle import package_versions
 
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
+    return package_versions(PACKAGES)
 
 
 def machine() -> dict:
@@ -57,6 +53,19 @@ def write_result(name: str, record: dict, out: str | Path | None = None) -> Path
     full = {"benchmark": name, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "machine": machine(), "versions": versions(), **record}
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(full, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(full, indent=2, default=_plain) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def _plain(value):
+    """JSON for what :mod:`json` does not know: a numpy scalar as its number, else text."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def run(main: Callable[[], int]) -> None:
+    """Run a benchmark's ``main`` as a script: the checkout's root importable (so the project
+    need not be installed), ``main``'s return value the exit status."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    sys.exit(main())

@@ -27,7 +27,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
+
+from common import markdown_table, run, write_result
 
 #: stage name -> (module, function) whose calls are timed, in the order they run.
 STAGES: dict[str, tuple[str, str]] = {
@@ -107,7 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     warnings.simplefilter("ignore")
-    from benchmarks.common import markdown_table, write_result
 
     records = {}
     with tempfile.TemporaryDirectory(prefix="demo-stages-") as tmp:
@@ -142,6 +142,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if __package__ in (None, ""):  # run as a script from a checkout without installing
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    sys.exit(main())
+    run(main)

@@ -36,15 +36,14 @@ depend on what else the machine is doing: the load average before and after is r
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results" / "extraction_scale.json"
+from common import RESULTS, run, write_result
+
 TARGET_OVERHEAD = 0.05
 TARGET_SPEEDUP = 1.8
 
@@ -249,19 +248,6 @@ def measure(size: str, n: int, seed: int, repeats: int, params: Path, jobs_image
     return record
 
 
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("numpy", "pandas", "SimpleITK", "pyradiomics-bhklab", "joblib", "dask",
-                 "distributed", "scipy"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def table(records: list[dict]) -> str:
     """The results as a Markdown table, one row per size."""
     head = ("| size | patients | plain s | project s | overhead (CPU) | with a new cache "
@@ -292,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="alternating plain/project runs per size, fastest kept (2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of cohort and images")
     parser.add_argument("--params", default=None, help="settings YAML (default: mri.yaml)")
-    parser.add_argument("--out", default=str(RESULTS), help=f"JSON record ({RESULTS})")
+    parser.add_argument("--out", default=str(RESULTS / "extraction_scale.json"),
+                        help="JSON record (benchmarks/results/extraction_scale.json)")
     args = parser.parse_args(argv)
 
     from features.extract import DEFAULT_PARAMS
@@ -319,23 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_2_workers_at_least_1.8x": {r["size"]: r["speedup_2_workers_warm"]
                                             >= TARGET_SPEEDUP for r in records},
     }
-    result = {
-        "benchmark": "extraction_scale",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cores": os.cpu_count(),
-                    "cores_usable": len(os.sched_getaffinity(0))
-                    if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-                    "platform": platform.platform(),
-                    "load_average_1_5_15_before": [round(v, 2) for v in load_before],
-                    "load_average_1_5_15_after": [round(v, 2) for v in load_after]},
-        "versions": _versions(),
-        "settings": str(params),
-        "sizes": records,
-        "targets": targets,
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    out = write_result("extraction_scale", {
+        "load_average_1_5_15_before": [round(v, 2) for v in load_before],
+        "load_average_1_5_15_after": [round(v, 2) for v in load_after],
+        "settings": str(params), "sizes": records, "targets": targets}, args.out)
     print(table(records))
     print(f"\ncores: {os.cpu_count()}; load average before {load_before[0]:.1f}, after "
           f"{load_after[0]:.1f}")
@@ -347,6 +321,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if __package__ in (None, ""):  # run as a script from a checkout without installing
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    sys.exit(main())
+    run(main)

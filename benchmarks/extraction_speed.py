@@ -13,10 +13,11 @@ count and package versions to ``benchmarks/results/extraction_speed.json``.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import markdown_table, run, write_result
 
 
 def _cohort(n: int, seed: int):
@@ -63,7 +64,6 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((jobs, run or "-", f"{seconds:.1f}", f"{seconds / args.n:.3f}",
                              len(result.features), len(result.failures),
                              result.features.shape[1] - 1))
-    from benchmarks.common import markdown_table, write_result
 
     text = markdown_table(["jobs", "run", "seconds", "s per patient", "extracted",
                            "failures", "features"], rows)
@@ -75,6 +75,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if __package__ in (None, ""):  # run as a script from a checkout without installing
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    sys.exit(main())
+    run(main)

@@ -25,7 +25,6 @@ BLAS/OpenMP thread:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -33,8 +32,7 @@ import time
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+from common import RESULTS, ROOT, run, write_result
 
 
 def curved_tables(n_train: int, n_new: int):
@@ -195,8 +193,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write the numbers")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
-    from models.bundle import package_versions
-
     start = time.perf_counter()
     train, _, new, p_new = demo_tables(args.n_demo, args.seed)
     results = [one_table(f"demo (melanoma n={args.n_demo}, seed {args.seed}, patient "
@@ -206,18 +202,11 @@ def main(argv: list[str] | None = None) -> int:
                              f"training, {args.n_new} new)", train, new, p_new, args.seed))
     for result in results:
         print_table(result)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    payload = {"benchmark": "families", "tables": results,
-               "total_wall_s": round(time.perf_counter() - start, 1),
-               "machine": {"cores_usable": cores, "cpu_count": os.cpu_count(),
-                           "load_average_1_5_15": list(os.getloadavg())},
-               "versions": package_versions(),
-               "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(payload, indent=2, default=float) + "\n")
-    print(f"\n{cores} usable core(s); {payload['total_wall_s']} s; wrote {args.json}")
+    total = round(time.perf_counter() - start, 1)
+    out = write_result("families", {"tables": results, "total_wall_s": total}, args.json)
+    print(f"\n{os.cpu_count()} core(s); {total} s; wrote {out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

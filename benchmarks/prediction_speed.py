@@ -21,10 +21,10 @@ machine's core count and package versions to ``benchmarks/results/prediction_spe
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
-from pathlib import Path
+
+from common import markdown_table, run, write_result
 
 TARGET_RATIO = 1.5
 
@@ -68,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="JSON record (benchmarks/results/...)")
     args = parser.parse_args(argv)
 
-    from benchmarks.common import markdown_table, write_result
     from features.synthetic import simulate_cohort
     from models import predict_table
     from models.prediction import prepare_for_model
@@ -118,6 +117,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if __package__ in (None, ""):  # run as a script from a checkout without installing
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    sys.exit(main())
+    run(main)

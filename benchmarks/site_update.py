@@ -17,7 +17,8 @@ import sys
 import time
 import warnings
 from dataclasses import replace
-from pathlib import Path
+
+from common import markdown_table, run, write_result
 
 
 def shifted_population(n: int, seed: int):
@@ -73,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed {seed}: {chosen:<9} intercept {after['calibration_intercept']:+.3f}, "
               f"slope {after['calibration_slope']:.3f}{'  ok' if good else ''} "
               f"({seconds:.0f} s)", file=sys.stderr, flush=True)
-    from benchmarks.common import markdown_table, write_result
 
     text = markdown_table(["seed", "update chosen", "calibration intercept",
                            "calibration slope", "within target", "seconds"], rows)
@@ -87,6 +87,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if __package__ in (None, ""):  # run as a script from a checkout without installing
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    sys.exit(main())
+    run(main)

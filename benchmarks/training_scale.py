@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, markdown_table, run, write_result
 
 
 def peak_mib() -> float:
@@ -84,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(one_size(args.one, args.seed, args.nested_cv)))
         return 0
 
-    from benchmarks.common import markdown_table, write_result
 
     records = []
     for n in args.sizes:
@@ -118,6 +117,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if __package__ in (None, ""):  # run as a script from a checkout without installing
-        sys.path.insert(0, str(ROOT))
-    sys.exit(main())
+    run(main)

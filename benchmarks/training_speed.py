@@ -16,15 +16,12 @@ prints, never a test. Run with one BLAS/OpenMP thread, as ``make bench`` does:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import sys
 import time
 import warnings
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from common import run, write_result
 
 
 def with_radiomic_columns(table, n_columns: int, seed: int):
@@ -62,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import models.classifier as classifier
     from features.synthetic import simulate_cohort
-    from models.bundle import package_versions
     from models.training import fit_model
 
     table = simulate_cohort(args.n, cohort="melanoma", seed=args.seed)
@@ -94,9 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {family}{chosen}: log loss {score['log_loss']:.4f}, AUC {score['auc']:.4f}, "
               f"{score.get('n_settings', 0)} candidate(s), best {score.get('best_params')}"
               + (f"; {score['note']}" if score.get("note") else ""))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     result = {
-        "benchmark": "training_speed", "n_patients": args.n, "seed": args.seed,
+        "n_patients": args.n, "seed": args.seed,
         "n_columns": int(table.shape[1]), "n_radiomic": args.radiomic,
         "tuning": not args.no_tuning,
         "stages_s": {message: round(t1 - t0, 3)
@@ -106,22 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         "families": {f: {k: v for k, v in score.items() if k != "note"}
                      | ({"note": score["note"]} if score.get("note") else {})
                      for f, score in model.cv_scores.items()},
-        "machine": {"cores_usable": cores, "cpu_count": os.cpu_count(),
-                    "load_average_1_5_15": list(os.getloadavg()),
-                    "platform": platform.platform(),
-                    "threads": {k: os.environ.get(k) for k in
-                                ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}},
-        "versions": package_versions(),
-        "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     name = ("training_speed" + ("_no_tuning" if args.no_tuning else "")
-            + (f"_radiomic{args.radiomic}" if args.radiomic else "") + ".json")
-    out = args.json or RESULTS / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=float) + "\n")
-    print(f"  {cores} usable core(s), load average {os.getloadavg()[0]:.2f}; wrote {out}")
+            + (f"_radiomic{args.radiomic}" if args.radiomic else ""))
+    out = write_result(name, result, args.json)
+    print(f"  {os.cpu_count()} core(s), load average {os.getloadavg()[0]:.2f}; wrote {out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

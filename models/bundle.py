@@ -104,10 +104,11 @@ TRUSTED_TYPES: tuple[str, ...] = (
 )
 
 
-def package_versions() -> dict[str, str]:
-    """Installed versions of the packages a saved model depends on."""
+def package_versions(packages: Sequence[str] = _PACKAGES) -> dict[str, str]:
+    """Installed versions of ``packages`` (by default those a saved model depends on), with
+    Python's."""
     out = {"python": platform.python_version()}
-    for name in _PACKAGES:
+    for name in packages:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
