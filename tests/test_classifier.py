@@ -6,7 +6,6 @@ estimator, the patient folds and the fit cache."""
 import json
 import math
 import pickle
-import time
 
 import numpy as np
 import pandas as pd
@@ -348,9 +347,7 @@ def test_patient_folds_keep_patients_together_and_balance_the_classes():
     few = np.array([1, 1, 1, 0, 0, 0, 0, 0])
     assert len(patient_folds(few, np.array(["a", "a", "b", "c", "d", "e", "f", "g"]), 5, 0)) == 2
     big = (rng.random(10_000) < 0.1).astype(int)
-    start = time.perf_counter()
     folds = patient_folds(big, np.arange(10_000), 5, seed=1)
-    assert time.perf_counter() - start < 1.0
     assert {int(big[test].sum()) for _, test in folds} <= {big.sum() // 5, big.sum() // 5 + 1}
 
 
