@@ -31,7 +31,11 @@ from pathlib import Path
 from features.contract import LABEL
 from features.description import add_table_arguments, description_from_arguments, text_columns
 from features.errors import UserInputError, run_command
-from features.extract import CACHE_FOLDER, DASK_INSTALL
+from features.extract import (
+    CACHE_FOLDER,
+    DASK_INSTALL,
+    refuse_extraction_options_without_images,
+)
 from features.tables import read_table, write_table_atomic
 
 
@@ -162,13 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     from models.prediction import prepare_for_model, with_radiomic_features
 
     check_outputs(args)
-    image_only = [o for o, v in (("--params", args.params), ("--cache", args.cache),
-                                 ("--scheduler", args.scheduler)) if v is not None]
-    if image_only and not args.manifest:
-        named = " and ".join(image_only)
-        raise UserInputError(f"{named} {'is' if len(image_only) == 1 else 'are'} for radiomic "
-                             f"extraction, which needs --manifest M.csv; add it or drop "
-                             f"{named}.")
+    if not args.manifest:
+        refuse_extraction_options_without_images(args.params, args.cache, args.scheduler,
+                                                 "--manifest M.csv; add it or drop")
     if args.scans is not None and not args.scans.is_file():
         raise UserInputError(f"scans table not found: {args.scans}. Check the path.")
     model = load_model(args.model, trust_pickle=args.trust_pickle)

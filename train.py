@@ -47,7 +47,12 @@ from pathlib import Path
 
 from features.description import add_table_arguments, description_from_arguments, text_columns
 from features.errors import UserInputError, run_command
-from features.extract import CACHE_FOLDER, DASK_INSTALL, DEFAULT_PARAMS
+from features.extract import (
+    CACHE_FOLDER,
+    DASK_INSTALL,
+    DEFAULT_PARAMS,
+    refuse_extraction_options_without_images,
+)
 from features.scans import LANDMARK_WEEKS
 from features.tables import read_table
 from models.updating import UPDATE_METHODS
@@ -187,13 +192,10 @@ def check_options(args: argparse.Namespace) -> None:
                              "use --images.")
     if args.manifest and not args.manifest.is_file():
         raise UserInputError(f"manifest not found: {args.manifest}. Check the path.")
-    image_only = [o for o, v in (("--params", args.params), ("--cache", args.cache),
-                                 ("--scheduler", args.scheduler)) if v is not None]
-    if image_only and not (args.manifest or args.images):
-        named = " and ".join(image_only)
-        raise UserInputError(f"{named} {'is' if len(image_only) == 1 else 'are'} for radiomic "
-                             "extraction, which needs images: add --manifest M.csv (with "
-                             f"--data) or --images (with --cohort), or drop {named}.")
+    if not (args.manifest or args.images):
+        refuse_extraction_options_without_images(
+            args.params, args.cache, args.scheduler,
+            "images: add --manifest M.csv (with --data) or --images (with --cohort), or drop")
     if args.params is not None and not args.params.is_file():
         raise UserInputError(f"--params {args.params}: settings file not found. Check the "
                              "path, or leave --params out for features/params/mri.yaml.")

@@ -1100,6 +1100,19 @@ def extract(manifest: pd.DataFrame | str | Path, params: str | Path = DEFAULT_PA
 # command line
 
 
+def refuse_extraction_options_without_images(params, cache, scheduler, needs: str) -> None:
+    """The command lines' check that ``--params``, ``--cache`` and ``--scheduler`` (the
+    values given, None when not) come with images to extract: a :class:`UserInputError`
+    naming the options given, and what they need (``needs``, ending where the option names
+    follow: "... or drop")."""
+    given = [o for o, v in (("--params", params), ("--cache", cache),
+                            ("--scheduler", scheduler)) if v is not None]
+    if given:
+        named = " and ".join(given)
+        raise UserInputError(f"{named} {'is' if len(given) == 1 else 'are'} for radiomic "
+                             f"extraction, which needs {needs} {named}.")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m features.extract",
