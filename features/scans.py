@@ -37,7 +37,15 @@ import numpy as np
 import pandas as pd
 
 from features.article import FIGURES
-from features.contract import BY_NAME, ID, LABEL, LESION, NUMERIC_FEATURES, id_text
+from features.contract import (
+    BY_NAME,
+    ID,
+    LABEL,
+    LESION,
+    NUMERIC_FEATURES,
+    format_problems,
+    id_text,
+)
 from features.description import SCAN_ONLY_COLUMNS, TableDescription, label_token
 from features.errors import UserInputError
 
@@ -69,8 +77,6 @@ LANDMARK_WEEKS: tuple[float, ...] = tuple(
 #: Changes (%) are rounded to this many decimals, so that 1.4 ml against 1.0 ml is a growth
 #: of 40%, not 39.99999999999999%, when compared with a cut-off.
 CHANGE_DECIMALS = 9
-#: At most this many problems are listed in one error.
-MAX_LISTED = 40
 
 
 # --------------------------------------------------------------------------- the table
@@ -433,11 +439,7 @@ def read_scans(df: pd.DataFrame, description: TableDescription | None = None, *,
                 problems.append(f"{len(odd)} lesion(s) have {what} ({_lesion_list(odd.index)}); "
                                 f"each lesion needs exactly one scan with {INDEX} = 1.")
     if problems:
-        shown = problems[:MAX_LISTED]
-        more = [f"... and {len(problems) - len(shown)} more problem(s)."] \
-            if len(problems) > len(shown) else []
-        raise UserInputError(f"{source} has problems to correct ({len(problems)} problem(s)):\n"
-                             + "\n".join(f"  - {p}" for p in [*shown, *more]))
+        raise UserInputError(format_problems(f"{source} has problems to correct", problems))
 
     # --- canonical form
     frame[INDEX] = flag.astype(int)
