@@ -51,8 +51,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
-import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -67,7 +65,7 @@ import yaml
 
 from features.contract import ID, checked_ids
 from features.errors import UserInputError
-from features.tables import STALE_TEMPORARY_S, write_table_atomic
+from features.tables import atomic_path, remove_stale_temporaries, write_table_atomic
 
 DEFAULT_PARAMS = Path(__file__).resolve().parent / "params" / "mri.yaml"
 MASK = "mask"
@@ -628,24 +626,13 @@ def _cache_read(path: Path) -> tuple[dict[str, float], dict] | None:
 
 
 def _cache_write(path: Path, features: dict[str, float], meta: dict) -> None:
-    """Write a cache entry atomically (a temporary file beside it, renamed over it). Unlike
-    :func:`features.tables.atomic_path`, the folder is not searched for a killed run's
-    temporary files on every write, which would cost a listing of the whole cache per
-    entry; :func:`remove_stale_cache_temporaries` does that once per extraction."""
+    """Write a cache entry atomically (:func:`features.tables.atomic_path`), without
+    searching the folder for a killed run's temporary files at every write, which would
+    cost a listing of the whole cache per entry: :func:`remove_stale_cache_temporaries`
+    does that once per extraction."""
     try:
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"meta": meta, "features": features}, fh)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path, remove_stale=False) as tmp:
+            tmp.write_text(json.dumps({"meta": meta, "features": features}), encoding="utf-8")
     except OSError:
         pass  # a cache entry that cannot be written is recomputed next time
 
@@ -654,18 +641,7 @@ def remove_stale_cache_temporaries(cache_dir: str | Path) -> int:
     """Remove the temporary files a killed run left in ``cache_dir`` (``.*.tmp`` unchanged
     for :data:`features.tables.STALE_TEMPORARY_S` seconds; younger ones may belong to a
     writer still running); return how many were removed."""
-    now, removed = time.time(), 0
-    try:
-        for tmp in Path(cache_dir).glob(".*.tmp"):
-            try:
-                if now - tmp.stat().st_mtime > STALE_TEMPORARY_S:
-                    tmp.unlink()
-                    removed += 1
-            except OSError:  # gone meanwhile, or not ours to remove
-                continue
-    except OSError:
-        pass
-    return removed
+    return len(remove_stale_temporaries(Path(cache_dir), ".*.tmp"))
 
 
 @dataclass

@@ -350,13 +350,13 @@ def _first_line(exc: Exception) -> str:
     return lines[0].rstrip(".") if lines else type(exc).__name__
 
 
-def remove_stale_temporaries(path: Path) -> list[Path]:
-    """Remove the temporary files a killed writer of ``path`` left (``.<name>.*.tmp`` beside
-    it, unchanged for :data:`STALE_TEMPORARY_S` seconds); return those removed. A younger
-    one may belong to a writer still running, and is left alone."""
+def remove_stale_temporaries(folder: Path, pattern: str) -> list[Path]:
+    """Remove the temporary files a killed writer left in ``folder`` (those matching the glob
+    ``pattern``, unchanged for :data:`STALE_TEMPORARY_S` seconds); return those removed. A
+    younger one may belong to a writer still running, and is left alone."""
     removed = []
     now = time.time()
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+    for tmp in Path(folder).glob(pattern):
         try:
             if now - tmp.stat().st_mtime > STALE_TEMPORARY_S:
                 tmp.unlink()
@@ -367,17 +367,20 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, remove_stale: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block succeeds, move it over ``path``.
 
     A crash leaves either the old file or the complete new one, never half of it, and no
     temporary file. A killed process (SIGKILL) cannot clean up, so the temporary files of
-    ``path`` older than :data:`STALE_TEMPORARY_S` are removed first. The folder is created
-    when needed; a new file gets mode 0644, a replaced one keeps its mode.
+    ``path`` older than :data:`STALE_TEMPORARY_S` are removed first, unless
+    ``remove_stale`` is False (a writer of many files in one folder, which cleans the folder
+    once instead of listing it at every write). The folder is created when needed; a new
+    file gets mode 0644, a replaced one keeps its mode.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
+    if remove_stale:
+        remove_stale_temporaries(path.parent, f".{glob.escape(path.name)}.*.tmp")
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
