@@ -36,25 +36,23 @@ def machine() -> dict:
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
-    """A Markdown table; floats in 3 significant digits."""
-    def cell(v) -> str:
-        return f"{v:.3g}" if isinstance(v, float) else str(v)
+    """A Markdown table (:func:`features.tables.markdown_table`); floats in 3 significant
+    digits."""
+    from features.tables import markdown_table as table
 
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return table(header, [[f"{v:.3g}" if isinstance(v, float) else v for v in row]
+                          for row in rows])
 
 
 def write_result(name: str, record: dict, out: str | Path | None = None) -> Path:
     """Write ``record`` with the benchmark's name, the time, :func:`machine` and
     :func:`versions` to ``out`` (default ``benchmarks/results/<name>.json``)."""
+    from features.tables import atomic_write_text
+
     path = Path(out) if out else RESULTS / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     full = {"benchmark": name, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "machine": machine(), "versions": versions(), **record}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(full, indent=2, default=_plain) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(full, indent=2, default=_plain) + "\n")
     return path
 
 
