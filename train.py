@@ -370,9 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         from models.statistics import to_jsonable
 
         evaluation.metrics["landmarks"] = to_jsonable(landmarks.metrics)
-        if model.metrics is not evaluation.metrics:
-            model.metrics = {**(model.metrics or {}), "landmarks": evaluation.metrics[
-                "landmarks"]}
+        model.metrics = evaluation.metrics  # the model file keeps what the report shows
     save_model(model, args.out)
     if landmarks is not None:
         from models.landmarks import save_landmarks
