@@ -83,7 +83,7 @@ def clocks(seconds: dict[str, float]) -> Iterator[None]:
 def run_command(argv: list[str]) -> tuple[float, dict[str, float], str]:
     """Total seconds, seconds by stage and the printed output of one train.py command."""
     import train
-    from features.errors import run_command as run
+    from commands.run import run_command as run
 
     seconds: dict[str, float] = {}
     out = io.StringIO()

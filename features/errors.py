@@ -1,10 +1,7 @@
-"""The one exception type for problems a user can fix (bad table, wrong unit, unreadable file),
-and :func:`run_command`, which turns it into a message and an exit status for command lines."""
+"""The one exception type for problems a user can fix (bad table, wrong unit, unreadable file).
+Command lines turn it into a message and an exit status (:func:`commands.run.run_command`)."""
 
 from __future__ import annotations
-
-import sys
-import warnings
 
 
 class UserInputError(Exception):
@@ -12,32 +9,3 @@ class UserInputError(Exception):
 
     Command lines catch it, print the message and exit with status 2; no traceback.
     """
-
-
-def one_line_warning(message, category, filename, lineno, line=None) -> str:
-    """A warning as one plain line, ``warning: <message>`` (the signature of
-    :func:`warnings.formatwarning`); where it was raised is left out."""
-    return f"warning: {message}\n"
-
-
-def run_command(main, argv=None) -> int:
-    """Run a command-line ``main(argv)`` and return its exit status.
-
-    A :class:`UserInputError` becomes one message on stderr and status 2, an interruption
-    (Ctrl-C) status 130; any other exception propagates. While ``main`` runs, warnings
-    print as one plain line each (:func:`one_line_warning`); the previous
-    ``warnings.formatwarning`` is restored when it returns or raises, so a Python session
-    that runs a command keeps its own warning format afterwards.
-    """
-    previous = warnings.formatwarning
-    warnings.formatwarning = one_line_warning
-    try:
-        return int(main(argv) or 0)
-    except UserInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; no output was half-written.", file=sys.stderr)
-        return 130
-    finally:
-        warnings.formatwarning = previous

@@ -63,11 +63,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from features.choices import CACHE_FOLDER, DASK_INSTALL, DEFAULT_PARAMS
 from features.contract import ID, checked_ids
 from features.errors import UserInputError
 from features.tables import atomic_path, remove_stale_temporaries, write_table_atomic
 
-DEFAULT_PARAMS = Path(__file__).resolve().parent / "params" / "mri.yaml"
 MASK = "mask"
 #: prefix of a per-sequence mask column (``mask_flair``)
 MASK_PREFIX = "mask_"
@@ -75,7 +75,6 @@ MASK_PREFIX = "mask_"
 SERIES_UID = "series_uid"
 #: prefix of a column choosing the DICOM series of one column (``series_uid_t1c``)
 SERIES_PREFIX = "series_uid_"
-CACHE_FOLDER = ".radiomics_cache"
 #: bump when the cache entries' content or meaning changes
 CACHE_FORMAT = 2
 #: how a mask on another grid is brought onto its image's grid (part of the cache key)
@@ -88,7 +87,6 @@ RESAMPLED_COLUMNS = (ID, "sequence", "mask", "reason")
 SERIES_COLUMNS = (ID, "column", "series_uid", "files")
 #: the ``scheduler`` value that starts a LocalCluster on this machine
 LOCAL_SCHEDULER = "local"
-DASK_INSTALL = "pip install '.[dask]' (or pip install 'dask[distributed]')"
 
 _PYRADIOMICS_KEYS = ("setting", "imageType", "featureClass", "voxelSetting")
 _OWN_KEYS = ("version", "mask_single_label", "max_bins", "sequences")
@@ -1076,19 +1074,6 @@ def extract(manifest: pd.DataFrame | str | Path, params: str | Path = DEFAULT_PA
 # command line
 
 
-def refuse_extraction_options_without_images(params, cache, scheduler, needs: str) -> None:
-    """The command lines' check that ``--params``, ``--cache`` and ``--scheduler`` (the
-    values given, None when not) come with images to extract: a :class:`UserInputError`
-    naming the options given, and what they need (``needs``, ending where the option names
-    follow: "... or drop")."""
-    given = [o for o, v in (("--params", params), ("--cache", cache),
-                            ("--scheduler", scheduler)) if v is not None]
-    if given:
-        named = " and ".join(given)
-        raise UserInputError(f"{named} {'is' if len(given) == 1 else 'are'} for radiomic "
-                             f"extraction, which needs {needs} {named}.")
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m features.extract",
@@ -1167,7 +1152,7 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     # Run the imported module's main, not this __main__ copy, so that the worker
     # processes unpickle functions of `features.extract`.
-    from features.errors import run_command
+    from commands.run import run_command
     from features.extract import main as _main
 
     sys.exit(run_command(_main))

@@ -36,7 +36,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from features.article import FIGURES
 from features.contract import (
     BY_NAME,
     ID,
@@ -69,11 +68,6 @@ EARLIEST_WEEK = -52.0
 #: Times are rounded to this many decimals of a week (a second is 1.7e-6 weeks), so that a
 #: scan 12 weeks after the index is at 12, not 12.000000000000002.
 WEEK_DECIMALS = 6
-#: Decision times, weeks after the index scan: the index, then every follow-up interval
-#: (T4, 4 weeks) up to the deferred assessment (T3, 12 weeks).
-LANDMARK_WEEKS: tuple[float, ...] = tuple(
-    FIGURES["T4_interval"].value * k
-    for k in range(int(FIGURES["T3"].value // FIGURES["T4_interval"].value) + 1))
 #: Changes (%) are rounded to this many decimals, so that 1.4 ml against 1.0 ml is a growth
 #: of 40%, not 39.99999999999999%, when compared with a cut-off.
 CHANGE_DECIMALS = 9

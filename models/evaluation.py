@@ -19,7 +19,7 @@ import pandas as pd
 from features.article import PREVALENCE, THRESHOLDS
 from features.contract import ID, LABEL, LESION, validate_table
 from models.bundle import TrainedModel
-from models.report.model_features import feature_effects
+from models.inspection import feature_effects
 from models.rules import apply_rules
 from models.statistics import (
     auc_with_ci,

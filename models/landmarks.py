@@ -43,12 +43,12 @@ import numpy as np
 import pandas as pd
 
 from features.article import FIGURES
+from features.choices import LANDMARK_WEEKS
 from features.contract import ID, LABEL, LESION, model_columns
 from features.description import DeclaredFeature, DescribedTable, TableDescription
 from features.errors import UserInputError
 from features.scans import (
     FROM_INDEX,
-    LANDMARK_WEEKS,
     SIZE,
     SIZE_KIND,
     SPD,
@@ -58,6 +58,7 @@ from features.scans import (
     read_scans,
 )
 from models.bundle import TrainedModel, load_model, save_model, table_sha256
+from models.choices import DEFAULT_THRESHOLD
 from models.classifier import FAMILIES, fit_calibrated, with_threshold
 from models.population import TrainingProfile
 from models.scan_rules import SCAN_RULE_IDS, apply_scan_rules
@@ -85,8 +86,6 @@ COURSE_COLUMNS: tuple[str, ...] = tuple(
 #: How the course features are declared to the classifier: plain numbers.
 COURSE_FEATURES: dict[str, DeclaredFeature] = {c: DeclaredFeature("number")
                                                for c in COURSE_COLUMNS}
-#: The default decision threshold on the calibrated probability (as models.training's).
-DEFAULT_THRESHOLD = 0.5
 #: The text metrics.json and the report give for the cost of waiting.
 WAITING_DEFINITION = (
     "weeks of untreated true progression per 100 patients = 100 x decision time (weeks after "
@@ -267,7 +266,7 @@ def _scans_source(scans) -> str:
 def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | ScansTable,
                     seed: int = 0, test_size: float = 0.3,
                     weeks: Sequence[float] = LANDMARK_WEEKS,
-                    threshold: float = DEFAULT_THRESHOLD,
+                    threshold: float | None = None,
                     families: Sequence[str] = FAMILIES,
                     description: TableDescription | None = None,
                     scans_rename: Mapping[str, str] | None = None,
@@ -314,7 +313,8 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
         what = f"the landmark at +{_label(week)} weeks"
         check_trainable(fit_part, f"the training set of {what}")
         check_trainable(eval_part, f"the evaluation set of {what}")
-        model = _fit(fit_part, declared, seed, families, float(threshold), week, source,
+        model = _fit(fit_part, declared, seed, families,
+                     DEFAULT_THRESHOLD if threshold is None else float(threshold), week, source,
                      description)
         models[week] = model
         p = model.predict_proba(eval_part.drop(columns="row"), warn=False)

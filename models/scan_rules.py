@@ -37,10 +37,10 @@ import numpy as np
 import pandas as pd
 
 from features.article import FIGURES, THRESHOLDS
+from features.choices import LANDMARK_WEEKS
 from features.contract import ID, LESION
 from features.scans import (
     FROM_INDEX,
-    LANDMARK_WEEKS,
     SIZE,
     SIZE_KIND,
     SPD,

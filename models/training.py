@@ -28,6 +28,7 @@ from features.contract import ID, LABEL, LESION, is_radiomic, model_columns, war
 from features.description import DeclaredFeature, DescribedTable, TableDescription
 from features.errors import UserInputError
 from models.bundle import TrainedModel, table_sha256
+from models.choices import DEFAULT_THRESHOLD
 from models.classifier import (
     CUSTOM,
     FAMILIES,
@@ -52,8 +53,6 @@ from models.validation import (
     sample_size,
 )
 
-#: The default decision threshold on the calibrated probability (see README).
-DEFAULT_THRESHOLD = 0.5
 #: Default repeats of cross-validation and resamples of the optimism bootstrap.
 DEFAULT_REPEATS = {"cv": 10, "bootstrap": 100}
 

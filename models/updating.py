@@ -26,9 +26,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from features.errors import UserInputError
+from models.choices import UPDATE_METHODS as METHODS
 
 #: Update methods, least to most extensive, then the data-driven choice among them.
-METHODS: tuple[str, ...] = ("intercept", "logistic", "refit", "auto")
 #: Probabilities are clipped to [EPS, 1 - EPS] before the logit, so lp stays finite.
 EPS = 1e-6
 
@@ -257,10 +257,6 @@ class UpdatedClassifier(ClassifierMixin, BaseEstimator):
 
 
 # --------------------------------------------------------------------------- trained models
-
-#: The ``--method`` choices of ``train.py --update``.
-UPDATE_METHODS = METHODS
-
 
 def update_model(model, table, method: str = "auto", seed: int = 0, folds: int = 5,
                  repeats: int = 5, source: str = "local table", progress: bool = True):

@@ -31,6 +31,7 @@ from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from features.contract import ID, LABEL
 from features.errors import UserInputError
 from models.bundle import TrainedModel
+from models.choices import VALIDATIONS
 from models.classifier import FeatureLayout, patient_folds
 from models.sample_size import minimum_sample_size
 from models.statistics import (
@@ -41,8 +42,6 @@ from models.statistics import (
     called,
 )
 
-#: The validation schemes ``train`` offers; ``auto`` picks holdout or cv.
-VALIDATIONS: tuple[str, ...] = ("auto", "holdout", "cv", "bootstrap")
 #: Holdout needs at least this many lesions of each class on each side (else ``auto`` uses cv).
 MIN_HOLDOUT_PER_CLASS = 10
 #: Cross-validation and the bootstrap need at least this many patients of each class to form

@@ -26,7 +26,7 @@ import pytest
 
 import predict
 import train
-from features.errors import run_command
+from commands.run import run_command
 from features.synthetic.cohort import simulate_cohort
 
 ROOT = Path(__file__).resolve().parents[1]

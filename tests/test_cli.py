@@ -10,7 +10,7 @@ import pytest
 
 import predict
 import train
-from features.errors import run_command
+from commands.run import run_command
 from features.synthetic.cohort import simulate_cohort
 from models.rules import RULE_IDS
 

@@ -13,8 +13,8 @@ import pytest
 
 import predict
 import train
-from features.errors import run_command
-from features.scans import LANDMARK_WEEKS
+from commands.run import run_command
+from features.choices import LANDMARK_WEEKS
 from features.synthetic import simulate_cohort, simulate_followup
 from models.scan_rules import SCAN_RULE_IDS
 

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.choices import LANDMARK_WEEKS
 from features.description import TableDescription
-from features.scans import LANDMARK_WEEKS, read_scans
+from features.scans import read_scans
 from features.synthetic import simulate_cohort
 from features.synthetic.cohort import simulate_followup
 from models.evaluation import evaluate

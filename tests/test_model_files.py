@@ -22,8 +22,9 @@ import skops.io as sio
 from sklearn.dummy import DummyClassifier
 
 import predict
+from commands.run import run_command
 from features.contract import ID, LABEL
-from features.errors import UserInputError, run_command
+from features.errors import UserInputError
 from features.synthetic import simulate_cohort
 from models.bundle import (
     TRUSTED_TYPES,

@@ -18,7 +18,8 @@ import pytest
 import features.join
 import predict
 import train
-from features.errors import UserInputError, run_command
+from commands.run import run_command
+from features.errors import UserInputError
 from features.extract import DEFAULT_PARAMS
 from features.synthetic.cohort import simulate_cohort
 from models import load_model
@@ -143,7 +144,7 @@ def test_params_other_than_the_stored_ones_warn(tmp_path):
 
 @pytest.mark.parametrize("script, extra", [
     ("predict", ["--scheduler", "local"]), ("predict", ["--params", DEFAULT_PARAMS]),
-    ("train", ["--cache", "c"]), ("train", ["--radiomics-params", DEFAULT_PARAMS])])
+    ("train", ["--cache", "c"]), ("train", ["--params", DEFAULT_PARAMS])])
 def test_extraction_options_without_images_are_refused(script, extra, tmp_path):
     data = tmp_path / "data.csv"
     simulate_cohort(10, seed=1).to_csv(data, index=False)
@@ -155,12 +156,12 @@ def test_extraction_options_without_images_are_refused(script, extra, tmp_path):
                 *extra]
         code, err = run(predict.main, argv)
     assert code == 2
-    assert f"{extra[0].replace('radiomics-', '')} is for radiomic extraction" in err
+    assert f"{extra[0]} is for radiomic extraction" in err
 
 
-def test_train_params_keeps_its_older_name():
+def test_both_command_lines_offer_the_extraction_options():
     args = train.build_parser().parse_args(["--cohort", "melanoma", "--out", "m.skops",
-                                            "--radiomics-params", "p.yaml"])
+                                            "--params", "p.yaml"])
     assert args.params == Path("p.yaml")
     text = train.build_parser().format_help() + predict.build_parser().format_help()
     for option in ("--params", "--cache", "--scheduler"):
@@ -191,7 +192,7 @@ def test_train_passes_its_extraction_options_on(tmp_path, monkeypatch):
     simulate_cohort(60, seed=1, prevalence=0.5).to_csv(data, index=False)
     manifest.write_text("patient_id,mask,t1c\n")
     argv = ["--data", data, "--manifest", manifest, "--out", tmp_path / "m.skops",
-            "--radiomics-params", DEFAULT_PARAMS, "--cache", tmp_path / "c",
+            "--params", DEFAULT_PARAMS, "--cache", tmp_path / "c",
             "--scheduler", "local", "--jobs", "3", *FAST]
     with pytest.raises(Stop):
         train.main([str(a) for a in argv])

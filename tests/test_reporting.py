@@ -334,7 +334,7 @@ def _markdown(data: dict, frame: pd.DataFrame, model) -> str:
 
 
 def test_logistic_coefficients_name_the_features(evaluated, report):
-    from models.report.model_features import LOGISTIC_METHOD, feature_effects
+    from models.inspection import LOGISTIC_METHOD, feature_effects
 
     model, ev = evaluated
     effects = feature_effects(model, None, None)
@@ -356,7 +356,7 @@ def test_logistic_coefficients_name_the_features(evaluated, report):
 
 
 def test_permutation_importance_for_boosting(evaluated):
-    from models.report.model_features import PERMUTATION_METHOD, feature_effects
+    from models.inspection import PERMUTATION_METHOD, feature_effects
 
     _, ev = evaluated
     table = simulate_cohort(420, cohort="melanoma", prevalence=0.3, seed=8)
@@ -398,7 +398,7 @@ def _with_radiomics(table: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 def test_radiomic_columns_summarised_and_kept_named(evaluated):
     from models.classifier import RADIOMIC_KEEP
-    from models.report.model_features import (
+    from models.inspection import (
         feature_effects,
         radiomic_selection,
         radiomic_summary,

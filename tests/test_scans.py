@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 
 from features.article import FIGURES, THRESHOLDS
+from features.choices import LANDMARK_WEEKS
 from features.description import TableDescription
 from features.errors import UserInputError
 from features.scans import (
     CANONICAL,
-    LANDMARK_WEEKS,
     ScansTable,
     baseline_volume,
     change_from_baseline,

@@ -18,18 +18,18 @@ from features.contract import LABEL
 from models.bundle import TrainedModel
 from models.classifier import FeatureLayout, build_family, with_threshold
 from models.evaluation import evaluate
+from models.inspection import (
+    LOGISTIC_METHOD,
+    SPLINE_METHOD,
+    curve_shape,
+    feature_effects,
+)
 from models.report import format as fmt
 from models.report import write_report
 from models.report.figures import (
     SPLINE_FILE_NAMES,
     plot_partial_effects,
     write_partial_effects_figure,
-)
-from models.report.model_features import (
-    LOGISTIC_METHOD,
-    SPLINE_METHOD,
-    curve_shape,
-    feature_effects,
 )
 from models.report.tables import feature_effects_table
 

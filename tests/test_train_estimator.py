@@ -8,7 +8,7 @@ import io
 import pytest
 
 import train
-from features.errors import run_command
+from commands.run import run_command
 from features.synthetic.cohort import simulate_cohort
 from models import load_model
 

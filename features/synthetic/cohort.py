@@ -64,6 +64,7 @@ from statsmodels.stats.contingency_tables import Table2x2
 from statsmodels.stats.proportion import proportion_confint
 
 from features.article import FIGURES, THRESHOLDS
+from features.choices import COHORTS
 from features.contract import BY_NAME, CANCER_TYPE, COLUMNS, ID, LABEL, LESION, id_text
 from features.errors import UserInputError
 from features.scans import (
@@ -97,7 +98,6 @@ CONTINUOUS: tuple[str, ...] = (
 #: Modalities that can be missing, in the order their missingness is drawn.
 MODALITIES: tuple[str, ...] = ("perfusion", "diffusion", "mrs", "pet", "ctdna", "cytokines",
                                "biopsy")
-COHORTS: tuple[str, ...] = ("melanoma", "nsclc", "mixed")
 
 _STEROID = "steroid_response_pct"
 

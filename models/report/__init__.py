@@ -4,23 +4,20 @@
 (:mod:`.figures`), ``report.md`` and ``report.html`` (sections in :mod:`.sections` with the
 model card of :mod:`.model_card`, rendered by :mod:`.document`) and the evaluated rows;
 :func:`format_benchmark_table` and :func:`format_landmark_table` are the terminal's tables;
-:func:`feature_effects` (:mod:`.model_features`) says what each feature does in a fitted
-model. Every table is built once in :mod:`.tables` and every number is formatted by
-:mod:`.format`.
-
-The names are loaded on first use, so that :mod:`models.evaluation` can import
-:mod:`.model_features` while :mod:`.write` imports :mod:`models.evaluation`.
+:func:`models.report.terminal.study_summary` is what ``train.py`` prints. What each feature
+does in a fitted model is model inspection, below the report (:mod:`models.inspection`).
+Every table is built once in :mod:`.tables` and every number is formatted by :mod:`.format`.
+The names are loaded on first use.
 """
 
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["feature_effects", "format_benchmark_table", "format_landmark_table", "report_files",
+__all__ = ["format_benchmark_table", "format_landmark_table", "report_files",
            "write_report"]
 
-_WHERE = {"feature_effects": "models.report.model_features",
-          "format_benchmark_table": "models.report.tables",
+_WHERE = {"format_benchmark_table": "models.report.tables",
           "format_landmark_table": "models.report.tables",
           "report_files": "models.report.write", "write_report": "models.report.write"}
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from features.contract import is_radiomic
 from models.bundle import TrainedModel
 from models.classifier import CUSTOM, RADIOMIC_REDUCTION, estimator_name, settings_text
+from models.inspection import fitted_pipeline
 from models.report import format as fmt
-from models.report.model_features import fitted_pipeline
 from models.report.tables import evaluated_units, units_text, validation_scheme
 
 #: Events per candidate feature below which the card warns (as models.training does).

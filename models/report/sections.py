@@ -27,11 +27,11 @@ from models.classifier import (
     settings_text,
     tuning_text,
 )
+from models.inspection import SPLINE_METHOD, fitted_pipeline, radiomic_selection
 from models.report import format as fmt
 from models.report.document import Bullets, Callout, Figure, Para, Section, Table, walk_sections
 from models.report.figures import spline_curves
 from models.report.model_card import ModelCard, build_model_card
-from models.report.model_features import SPLINE_METHOD, fitted_pipeline, radiomic_selection
 from models.report.tables import (
     DOR_METHOD,
     EVALUATED_AS,

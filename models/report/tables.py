@@ -447,9 +447,9 @@ def predictor_table(metrics: Mapping, columns: Sequence[str]) -> Table:
 def radiomic_table(columns: Sequence[str], selection: Mapping | None = None) -> Table:
     """Radiomic columns counted by sequence (rows) and pyradiomics feature class (columns):
     each cell ``columns`` or ``columns (k kept)`` when the reduction kept k of them
-    (``selection`` from :func:`models.report.model_features.radiomic_selection`), blank
+    (``selection`` from :func:`models.inspection.radiomic_selection`), blank
     when the sequence has no feature of that class; image types and totals per sequence."""
-    from models.report.model_features import radiomic_summary
+    from models.inspection import radiomic_summary
 
     kept = list((selection or {}).get("kept") or [])
     summary = radiomic_summary(columns, kept)

@@ -72,11 +72,11 @@ def with_report_facts(metrics: Mapping, frame: pd.DataFrame, model=None) -> dict
     ``metrics.json`` holds every number of the report: ``average_precision`` (of the model
     and, when ``frame`` has it, of the simulator's posterior), and, for a logistic ``model``
     without ``feature_effects`` yet, its coefficients
-    (:func:`models.report.model_features.logistic_coefficients`; not for a spline model,
+    (:func:`models.inspection.logistic_coefficients`; not for a spline model,
     whose terms are not features: its effects need the lesions' values,
-    :func:`models.report.model_features.spline_effects`)."""
+    :func:`models.inspection.spline_effects`)."""
     from models.classifier import has_spline_terms
-    from models.report.model_features import fitted_pipeline, logistic_coefficients
+    from models.inspection import fitted_pipeline, logistic_coefficients
 
     out = dict(metrics)
     y, p = labels_and_probabilities(frame)
@@ -142,7 +142,7 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     project does not name are never touched.
 
     ``metrics`` is the benchmark dict, ideally through :func:`add_uncertainty` and with
-    ``feature_effects`` (:func:`models.report.model_features.feature_effects`); missing
+    ``feature_effects`` (:func:`models.inspection.feature_effects`); missing
     parts (no bootstrap, no internal validation, no Bayes ceiling) are left out or said
     to be missing. What the report adds (:func:`with_report_facts`) is written to
     ``metrics.json`` too. ``model`` is the :class:`models.bundle.TrainedModel` behind it, or None

@@ -1,0 +1,39 @@
+"""The names and choices the command lines offer, importable without numpy or pandas (so
+that ``--help`` and an argument error answer at once): the simulated cohorts, the default
+extraction settings, the radiomic cache's folder name, how to install Dask, and the
+decision times of the landmark models, and which options need images to extract
+(:func:`extraction_options_problem`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from features.article import FIGURES
+
+#: The simulated cohorts: melanoma (P1), non-small-cell lung cancer (P2), half of each.
+COHORTS: tuple[str, ...] = ("melanoma", "nsclc", "mixed")
+#: The pyradiomics settings used when none are given.
+DEFAULT_PARAMS = Path(__file__).resolve().parent / "params" / "mri.yaml"
+#: The radiomic cache's folder, beside the output, when none is given.
+CACHE_FOLDER = ".radiomics_cache"
+#: How to install what extraction on a Dask cluster needs.
+DASK_INSTALL = "pip install '.[dask]' (or pip install 'dask[distributed]')"
+#: Decision times, weeks after the index scan: the index, then every follow-up interval
+#: (T4, 4 weeks) up to the deferred assessment (T3, 12 weeks).
+LANDMARK_WEEKS: tuple[float, ...] = tuple(
+    FIGURES["T4_interval"].value * k
+    for k in range(int(FIGURES["T3"].value // FIGURES["T4_interval"].value) + 1))
+
+
+def extraction_options_problem(params, cache, scheduler, needs: str) -> str | None:
+    """The command lines' check that ``--params``, ``--cache`` and ``--scheduler`` (the
+    values given, None when not) come with images to extract: a message naming the options
+    given and what they need (``needs``, ending where the option names follow: "... or
+    drop"), or None when there is no problem."""
+    given = [o for o, v in (("--params", params), ("--cache", cache),
+                            ("--scheduler", scheduler)) if v is not None]
+    if not given:
+        return None
+    named = " and ".join(given)
+    return (f"{named} {'is' if len(given) == 1 else 'are'} for radiomic extraction, which "
+            f"needs {needs} {named}.")

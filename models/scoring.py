@@ -1,0 +1,241 @@
+"""Scoring a table with a saved model: the settings of ``predict.py`` and the one function
+that produces its predictions and, for a labelled table, its evaluation.
+
+:class:`PredictionSettings` carries every setting, checked once with every problem reported
+at once; :func:`run_prediction` reads the model and the table, extracts image features when
+a manifest is given, predicts (with the landmark models when scans are given) and, with a
+report folder, evaluates; :meth:`Scoring.save` writes the predictions and the report.
+``predict.py`` parses its options into the settings, calls these, and prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from features.errors import UserInputError
+
+
+@dataclass(frozen=True)
+class PredictionSettings:
+    """Every setting of ``predict.py``, by the same names: the saved ``model`` (and
+    ``trust_pickle`` for a .joblib one), the table ``data`` read through the table
+    description stored in the model or ``table`` and the shortcuts ``patient_column``,
+    ``label_column``, ``positive``, ``sep``, ``decimal``; image features from ``manifest``
+    (``params``, ``jobs``, ``cache``, ``scheduler``); follow-up ``scans``; the outputs
+    ``out`` (predictions) and ``report`` (a folder, with ``bootstrap`` resamples)."""
+
+    model: Path
+    data: Path
+    out: Path
+    manifest: Path | None = None
+    params: Path | None = None
+    jobs: int = 2
+    cache: Path | None = None
+    scheduler: str | None = None
+    scans: Path | None = None
+    report: Path | None = None
+    bootstrap: int = 1000
+    trust_pickle: bool = False
+    table: Path | None = None
+    patient_column: str | None = None
+    label_column: str | None = None
+    positive: str | None = None
+    sep: str | None = None
+    decimal: str | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("Path", "Path | None") and value is not None \
+                    and not isinstance(value, Path):
+                object.__setattr__(self, f.name, Path(value))
+
+    @classmethod
+    def from_arguments(cls, args) -> PredictionSettings:
+        """The settings of a parsed ``predict.py`` command line (an argparse namespace)."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)
+                      if hasattr(args, f.name)})
+
+    def problems(self) -> list[str]:
+        """Every problem with these settings that can be seen without reading a file."""
+        from features.choices import extraction_options_problem
+
+        found = []
+        problem = None if self.manifest else extraction_options_problem(
+            self.params, self.cache, self.scheduler, "--manifest M.csv; add it or drop")
+        if problem:
+            found.append(problem)
+        for option, path, what in (("--data", self.data, "table"),
+                                   ("--scans", self.scans, "scans table"),
+                                   ("--table", self.table, "table description"),
+                                   ("--manifest", self.manifest, "manifest")):
+            if path is not None and not path.is_file():
+                found.append(f"{option} {path}: {what} not found. Check the path.")
+        return found
+
+    def check(self) -> None:
+        """Raise one :class:`UserInputError` listing every problem (:meth:`problems`) and,
+        when there are none, check the outputs (:meth:`check_outputs`)."""
+        found = self.problems()
+        if len(found) == 1:
+            raise UserInputError(found[0])
+        if found:
+            raise UserInputError(f"{len(found)} problems with the options:\n"
+                                 + "\n".join(f"  - {p}" for p in found))
+        self.check_outputs()
+
+    def input_files(self) -> list[tuple[Path | None, str]]:
+        """Every file the prediction reads, with what a message calls it."""
+        from models.bundle import record_path
+
+        return [(self.data, "the input table"), (self.model, "the model file (--model)"),
+                (record_path(self.model), "the model's record (--model's .json)"),
+                (self.table, "the table description (--table)"),
+                (self.manifest, "the image manifest (--manifest)"),
+                (self.scans, "the scans table (--scans)"),
+                (self.params, "the extraction settings (--params)")]
+
+    def check_outputs(self) -> None:
+        """The predictions file and the report folder: writable, and none of them one of
+        the inputs; checked before any input is read."""
+        from features.outputs import check_not_an_input, check_report_folder, check_writable
+        from models.report import report_files
+
+        inputs = self.input_files()
+        check_writable("--out", self.out)
+        check_not_an_input("--out", [self.out], inputs,
+                           "choose another file so your data is not overwritten.")
+        if self.report:
+            check_report_folder(self.report, report_files(self.report),
+                                [*inputs, (self.out, "the predictions file (--out)")])
+
+
+@dataclass
+class Scoring:
+    """What :func:`run_prediction` produced: the ``predictions`` (one row per input row),
+    the ``model`` used and, for a report, the ``evaluation`` with its ``metrics`` document
+    and the report's ``title``."""
+
+    settings: PredictionSettings
+    model: Any
+    predictions: Any
+    evaluation: Any = None
+    metrics: dict | None = None
+    title: str = ""
+
+    def save(self) -> dict[str, Path]:
+        """Write the predictions to ``settings.out`` and, with ``settings.report``, the
+        report; return what was written, by name."""
+        from features.tables import write_table_atomic
+
+        written = {"predictions": Path(write_table_atomic(self.predictions,
+                                                          self.settings.out))}
+        if self.settings.report and self.metrics is not None:
+            from models import write_report
+
+            written.update(write_report(self.settings.report, self.metrics,
+                                        self.evaluation.frame, model=self.model,
+                                        title=self.title))
+        return written
+
+
+def population_report(model, table, metrics: dict) -> dict:
+    """For a labelled table's report: how it differs from the training population, and the
+    measured shift in calibration (calibration-in-the-large; 0 is none)."""
+    from dataclasses import asdict
+
+    from models.population import TrainingProfile
+
+    shifts = ([] if model.population is None else
+              TrainingProfile.from_dict(model.population).compare(table))
+    return {"shifts": [asdict(s) for s in shifts],
+            "training_prevalence": model.training_prevalence,
+            "calibration_intercept": metrics["model"].get("calibration_intercept"),
+            "calibration_intercept_ci": metrics["model"].get("calibration_intercept_ci"),
+            "remedy": "python train.py --update MODEL --data LOCAL.csv (README: Your own "
+                      "data, updating a model for a new site)"}
+
+
+def load_landmark_models(settings: PredictionSettings) -> dict:
+    """The landmark models saved beside the model by ``train.py --followup``; an error
+    saying so when there are none."""
+    from models.landmarks import load_landmarks
+
+    model = settings.model
+    landmarks = load_landmarks(model, trust_pickle=settings.trust_pickle)
+    if not landmarks:
+        raise UserInputError(f"--scans needs the landmark models of {model.name} "
+                             f"({model.stem}.landmark-0w{model.suffix}, ...), which "
+                             "train.py --followup writes beside the model; none were found "
+                             f"in {model.parent}. Train with --followup, or drop --scans.")
+    return landmarks
+
+
+def with_landmark_predictions(predictions, landmarks: dict, described,
+                              settings: PredictionSettings):
+    """``predictions`` with, per lesion, the landmark model's probability and call at the
+    latest decision time the scans reach (``landmark_week``) and the rules over time as of
+    then (:func:`models.landmarks.predict_landmarks`; rows in the same order)."""
+    from features.description import text_columns
+    from features.tables import read_table
+    from models.landmarks import predict_landmarks
+
+    description = described.description
+    scans = read_table(settings.scans, sep=settings.sep, decimal=settings.decimal,
+                       text_columns=text_columns(description))
+    by_landmark = predict_landmarks(landmarks, described, scans, description=description)
+    keys = list(by_landmark.columns[:2])
+    added = by_landmark.drop(columns=keys).rename(columns={
+        "p_pseudoprogression": "p_pseudoprogression_landmark",
+        "prediction": "prediction_landmark"})
+    return predictions.join(added.set_axis(predictions.index))
+
+
+def run_prediction(settings: PredictionSettings, progress: bool = True) -> Scoring:
+    """Predict every row of ``settings.data`` with the saved model (nothing is written:
+    see :meth:`Scoring.save`); with ``settings.report``, also evaluate those rows, which
+    then need the label. Raises :class:`UserInputError` for a problem the user can fix,
+    before any prediction where it can be seen then."""
+    settings.check()
+    from features.choices import CACHE_FOLDER
+    from features.contract import LABEL
+    from features.description import description_from_arguments, text_columns
+    from features.tables import read_table
+    from models import load_model, predict_table
+    from models.prediction import prepare_for_model, with_radiomic_features
+
+    model = load_model(settings.model, trust_pickle=settings.trust_pickle)
+    landmarks = load_landmark_models(settings) if settings.scans is not None else None
+    description = description_from_arguments(settings, model.description)
+    raw = read_table(settings.data, sep=settings.sep, decimal=settings.decimal,
+                     text_columns=text_columns(description or model.table_description()))
+    described = prepare_for_model(model, raw, description, source=str(settings.data))
+    if settings.report and LABEL not in described.table.columns:
+        label = (description or model.table_description()).label_column
+        raise UserInputError(f"--report needs the label column '{label}' in "
+                             f"{settings.data}; drop --report to predict without evaluating, "
+                             "or name the label column with --label-column.")
+    if settings.manifest:
+        described.table = with_radiomic_features(
+            model, described.table, settings.manifest, settings.jobs,
+            cache_dir=settings.cache or settings.out.parent / CACHE_FOLDER,
+            params=settings.params, scheduler=settings.scheduler)
+    table = described.table
+    predictions = predict_table(model, described, source=str(settings.data))
+    if landmarks is not None:
+        predictions = with_landmark_predictions(predictions, landmarks, described, settings)
+    scoring = Scoring(settings, model, predictions)
+    if settings.report:
+        from models import add_uncertainty, evaluate
+
+        scoring.evaluation = evaluate(model, table, warn=False)
+        document = dict(scoring.evaluation.metrics)
+        document["population_shift"] = population_report(model, table, document)
+        if settings.bootstrap > 0:
+            document = add_uncertainty(document, scoring.evaluation.frame, model.threshold,
+                                       n_resamples=settings.bootstrap, progress=progress)
+        scoring.metrics = scoring.evaluation.metrics = document
+        scoring.title = f"Evaluation of {settings.model.name} on {settings.data.name}"
+    return scoring

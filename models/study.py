@@ -1,0 +1,424 @@
+"""One study, one producer: the settings of a study and the one function that runs it.
+
+A study is everything ``train.py`` does in one run: read (or simulate) the table, extract
+image features, train (or update) and validate the model, fit the landmark models on
+follow-up scans, measure the uncertainty, and build the metrics document that both the saved
+model's record and the report hold. :class:`StudySettings` carries every setting, checked
+once with every problem reported at once; :func:`run_study` is the only producer of the
+model, the evaluation, the landmarks and the metrics document; :meth:`Study.save` writes the
+model set and the report. ``train.py`` parses its options into the settings, calls these,
+and prints; a research script calling them gets the same files, byte for byte::
+
+    >>> from models.study import StudySettings, run_study             # doctest: +SKIP
+    >>> settings = StudySettings(out=Path("m.skops"), cohort="melanoma", n=600,
+    ...                          report=Path("report"))                # doctest: +SKIP
+    >>> study = run_study(settings)                                     # doctest: +SKIP
+    >>> study.save()                                                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from features.choices import COHORTS
+from features.errors import UserInputError
+from models.choices import UPDATE_METHODS, VALIDATIONS
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """Every setting of a study (the options of ``train.py``, by the same names).
+
+    Data: ``cohort`` (simulate ``n`` patients, optional ``prevalence``) or ``data`` (a
+    table file read through the table description ``table`` and the shortcuts
+    ``patient_column``, ``label_column``, ``positive``, ``sep``, ``decimal``). Images:
+    ``images`` (synthetic MRI for a cohort, written to ``image_dir``) or ``manifest`` (the
+    user's images), extracted with ``params`` by ``jobs`` workers or on ``scheduler``,
+    cached in ``cache``. Validation: ``validation``, ``test_size``, ``folds``, ``repeats``,
+    ``nested_cv``, ``bootstrap`` (resamples for the report's intervals; 0 skips them).
+    Threshold policy: ``threshold`` or ``target_sensitivity`` (neither: the default 0.5).
+    ``estimator``: a user's classifier, as ``"module:factory"`` or an object. ``update``: a
+    saved model to update with ``data`` by ``method``. ``followup`` / ``scans``: landmark
+    models on follow-up scans. Outputs: ``out`` (the model) and ``report`` (a folder).
+    """
+
+    out: Path
+    cohort: str | None = None
+    data: Path | None = None
+    n: int = 4000
+    prevalence: float | None = None
+    table: Path | None = None
+    patient_column: str | None = None
+    label_column: str | None = None
+    positive: str | None = None
+    sep: str | None = None
+    decimal: str | None = None
+    images: bool = False
+    manifest: Path | None = None
+    image_dir: Path | None = None
+    params: Path | None = None
+    jobs: int = 2
+    cache: Path | None = None
+    scheduler: str | None = None
+    seed: int = 0
+    report: Path | None = None
+    validation: str = "auto"
+    test_size: float = 0.3
+    folds: int = 5
+    repeats: int | None = None
+    nested_cv: bool = True
+    bootstrap: int = 1000
+    threshold: float | None = None
+    target_sensitivity: float | None = None
+    estimator: Any = None
+    update: Path | None = None
+    method: str = "auto"
+    trust_pickle: bool = False
+    followup: bool = False
+    scans: Path | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("out", "data", "table", "manifest", "image_dir", "params", "cache",
+                     "report", "update", "scans"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        if self.scans is not None:  # scans imply follow-up
+            object.__setattr__(self, "followup", True)
+
+    @classmethod
+    def from_arguments(cls, args) -> StudySettings:
+        """The settings of a parsed ``train.py`` command line (an argparse namespace)."""
+        given = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+        if hasattr(args, "no_nested_cv"):
+            given["nested_cv"] = not args.no_nested_cv
+        return cls(**given)
+
+    # ----------------------------------------------------------------- checks
+
+    def problems(self) -> list[str]:
+        """Every problem with these settings that can be seen without reading a table."""
+        found = []
+        if (self.cohort is None) == (self.data is None):
+            found.append("give exactly one source of data: a simulated cohort (--cohort) or "
+                         "your table (--data).")
+        if self.cohort is not None and self.cohort not in COHORTS:
+            found.append(f"cohort must be one of {', '.join(COHORTS)}, got {self.cohort!r}.")
+        if self.cohort is not None and self.n < 50:
+            found.append(f"--n {self.n} is too small to train and evaluate; use 50 or more "
+                         "(4000 is the demo's size).")
+        if self.prevalence is not None and not 0 < self.prevalence < 1:
+            found.append(f"--prevalence must be between 0 and 1, got {self.prevalence}.")
+        if self.validation not in VALIDATIONS:
+            found.append(f"validation must be one of {', '.join(VALIDATIONS)}, got "
+                         f"{self.validation!r}.")
+        if self.method not in UPDATE_METHODS:
+            found.append(f"--method must be one of {', '.join(UPDATE_METHODS)}, got "
+                         f"{self.method!r}.")
+        found += self._threshold_problems() + self._image_problems() + self._mode_problems()
+        for option, path in (("--data", self.data), ("--table", self.table),
+                             ("--update", self.update)):
+            if path is not None and not path.is_file():
+                found.append(f"{option} {path}: file not found. Check the path.")
+        return found
+
+    def _threshold_problems(self) -> list[str]:
+        if self.threshold is not None and self.target_sensitivity is not None:
+            return ["give either a threshold or a target sensitivity, not both."]
+        if self.target_sensitivity is not None and not 0 < self.target_sensitivity < 1:
+            return [f"target sensitivity must be in (0, 1), got {self.target_sensitivity}."]
+        if self.threshold is not None and not 0 < float(self.threshold) < 1:
+            return [f"threshold must be in (0, 1), got {float(self.threshold)}."]
+        return []
+
+    def _image_problems(self) -> list[str]:
+        from features.choices import extraction_options_problem
+
+        found = []
+        if self.images and not self.cohort:
+            found.append("--images synthesises MRI for a simulated cohort; with your own "
+                         "data give --manifest instead.")
+        if self.manifest and not self.data:
+            found.append("--manifest goes with --data (your table); for a simulated cohort "
+                         "use --images.")
+        if self.manifest and not self.manifest.is_file():
+            found.append(f"manifest not found: {self.manifest}. Check the path.")
+        if not (self.manifest or self.images):
+            problem = extraction_options_problem(
+                self.params, self.cache, self.scheduler,
+                "images: add --manifest M.csv (with --data) or --images (with --cohort), or "
+                "drop")
+            found += [problem] if problem else []
+        if self.params is not None and not self.params.is_file():
+            found.append(f"--params {self.params}: settings file not found. Check the path, "
+                         "or leave --params out for features/params/mri.yaml.")
+        return found
+
+    def _mode_problems(self) -> list[str]:
+        found = []
+        if self.update is not None and not self.data:
+            found.append("--update needs --data, the labelled local table to update the "
+                         "model with.")
+        if self.update is not None and self.estimator:
+            found.append("--estimator trains a new model; --update refits the updated "
+                         "model's own procedure. Drop one of them.")
+        if self.update is not None and self.manifest:
+            found.append("--update with --manifest is not supported; join the radiomic "
+                         "features into --data first (python -m features.extract).")
+        if self.scans is not None:
+            if not self.data:
+                found.append("--scans goes with --data (your table); for a simulated cohort "
+                             "--followup simulates the scans.")
+            if not self.scans.is_file():
+                found.append(f"scans table not found: {self.scans}. Check the path.")
+        elif self.followup and self.data:
+            found.append("--followup with --data needs your scans: add --scans S.csv (one "
+                         "row per lesion per scan).")
+        if self.followup and self.update is not None:
+            found.append("--update does not update landmark models; drop --followup and "
+                         "--scans, or train anew with them.")
+        return found
+
+    def check(self) -> None:
+        """Raise one :class:`UserInputError` listing every problem (:meth:`problems`) and,
+        when there are none, check the outputs (:meth:`check_outputs`)."""
+        found = self.problems()
+        if len(found) == 1:
+            raise UserInputError(found[0])
+        if found:
+            raise UserInputError(f"{len(found)} problems with the options:\n"
+                                 + "\n".join(f"  - {p}" for p in found))
+        self.check_outputs()
+
+    def input_files(self) -> list[tuple[Path | None, str]]:
+        """Every file the study reads, with what a message calls it."""
+        from models.bundle import record_path
+
+        found = [(self.data, "your input table (--data)"),
+                 (self.table, "the table description (--table)"),
+                 (self.manifest, "the image manifest (--manifest)"),
+                 (self.scans, "the scans table (--scans)"),
+                 (self.params, "the extraction settings (--params)")]
+        if isinstance(self.estimator, str):
+            module = self.estimator.rsplit(":", 1)[0]
+            if module.endswith(".py"):
+                found.append((Path(module), "your estimator module (--estimator)"))
+        if self.update is not None:
+            found += [(self.update, "the model to update (--update)"),
+                      (record_path(self.update), "the record of the model to update")]
+        return found
+
+    def check_outputs(self) -> None:
+        """The model file, its record and the report folder: writable, and none of them one
+        of the inputs (checked before any table is read)."""
+        from features.outputs import check_not_an_input, check_report_folder, check_writable
+        from models.bundle import record_path
+        from models.report import report_files
+
+        inputs = self.input_files()
+        check_writable("--out", self.out)
+        outputs = [self.out, record_path(self.out)]
+        if self.followup:
+            from features.choices import LANDMARK_WEEKS
+            from models.landmarks import landmark_path
+
+            outputs += [f(landmark_path(self.out, w)) for w in LANDMARK_WEEKS
+                        for f in (Path, record_path)]
+        check_not_an_input("--out", outputs, inputs, "choose another file for the model.")
+        if self.report:
+            check_report_folder(self.report, report_files(self.report),
+                                [*inputs, (self.out, "the model file (--out)")])
+
+
+@dataclass
+class Study:
+    """What :func:`run_study` produced: the model (and landmark models), its evaluation,
+    the metrics document (``metrics``: what ``metrics.json`` and the model's record hold),
+    where the data came from (``source``) and the report's ``title``."""
+
+    settings: StudySettings
+    model: Any
+    evaluation: Any
+    metrics: dict
+    source: str
+    title: str
+    landmarks: Any = None
+    fidelity: Any = None
+    notes: list[str] = field(default_factory=list)
+
+    def save(self) -> dict[str, Path]:
+        """Write the model (with its landmark models) to ``settings.out`` and, with
+        ``settings.report``, the report; return what was written, by name."""
+        from models.bundle import save_model
+
+        self.model.metrics = copy.deepcopy(self.metrics)
+        written = {"model": Path(save_model(self.model, self.settings.out))}
+        if self.landmarks is not None:
+            from models.landmarks import save_landmarks
+
+            for week, path in save_landmarks(self.landmarks.models, self.settings.out).items():
+                written[f"landmark_{week:g}w"] = Path(path)
+        if self.settings.report:
+            from models import write_report
+
+            written.update(write_report(self.settings.report, self.metrics,
+                                        self.evaluation.frame, model=self.model,
+                                        fidelity=self.fidelity, title=self.title,
+                                        predictions=self.evaluation.predictions))
+        return written
+
+
+def _progress_line(text: str) -> None:
+    print(f"  {text}", flush=True)
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, flush=True)
+
+
+def load_training_table(settings: StudySettings, progress: bool = True):
+    """The table to train on (a :class:`features.description.DescribedTable`), for simulated
+    data the exact Bayes posterior, the manifest of synthetic images (or None), the model to
+    update (or None) and a description of the source."""
+    from features.description import description_from_arguments, text_columns
+    from features.tables import read_table
+    from models.training import describe_table
+
+    if settings.cohort:
+        from features.synthetic import bayes_posterior, simulate_cohort
+
+        manifest = None
+        if settings.images:
+            from features.synthetic import simulated_cohort_with_images
+
+            image_dir = settings.image_dir or settings.out.parent / "images"
+            table, manifest = simulated_cohort_with_images(
+                settings.n, settings.cohort, settings.seed, image_dir,
+                prevalence=settings.prevalence, jobs=settings.jobs, progress=progress)
+        else:
+            table = simulate_cohort(settings.n, cohort=settings.cohort,
+                                    prevalence=settings.prevalence, seed=settings.seed)
+        source = f"simulated {settings.cohort} cohort, n={settings.n}, seed={settings.seed}"
+        return (describe_table(table, source=source),
+                bayes_posterior(table, prevalence=settings.prevalence), manifest, None, source)
+    original = None
+    if settings.update is not None:
+        from models import load_model
+
+        original = load_model(settings.update, trust_pickle=settings.trust_pickle)
+    description = description_from_arguments(
+        settings, None if original is None else original.description)
+    raw = read_table(settings.data, sep=settings.sep, decimal=settings.decimal,
+                     text_columns=text_columns(description))
+    source = str(settings.data)
+    return describe_table(raw, description, source=source), None, None, original, source
+
+
+def load_scans(settings: StudySettings, described):
+    """The follow-up scans, checked (:func:`features.scans.read_scans`) before any training:
+    the simulator's for a simulated cohort, else the table given with ``scans``, read
+    through the same table description."""
+    from features.description import text_columns
+    from features.scans import read_scans
+    from features.tables import read_table
+
+    if settings.cohort:
+        from features.synthetic import simulate_followup
+
+        return read_scans(simulate_followup(described.table, seed=settings.seed),
+                          lesions=described.table)
+    raw = read_table(settings.scans, sep=settings.sep, decimal=settings.decimal,
+                     text_columns=text_columns(described.description))
+    return read_scans(raw, described.description, lesions=described.table,
+                      source=f"the scans table {settings.scans}")
+
+
+def run_study(settings: StudySettings, progress: bool = True) -> Study:
+    """Run the study ``settings`` describe and return it (nothing is written: see
+    :meth:`Study.save`). ``progress`` shows progress bars and stage lines.
+
+    Raises :class:`UserInputError` for a problem the user can fix, before any training
+    where it can be seen then.
+    """
+    settings.check()
+    from models import add_uncertainty, train
+
+    estimator = settings.estimator
+    if isinstance(estimator, str):  # read before the table, so a wrong name fails at once
+        from models.classifier import load_estimator
+
+        estimator = load_estimator(estimator)
+    described, bayes_p, manifest, original, source = load_training_table(settings, progress)
+    manifest = manifest or settings.manifest
+    scans = load_scans(settings, described) if settings.followup else None
+    radiomics = None
+    if manifest is not None:
+        from features.extract import CACHE_FOLDER, DEFAULT_PARAMS
+        from features.join import add_radiomic_features
+
+        radiomics = add_radiomic_features(
+            described.table, manifest, params=settings.params or DEFAULT_PARAMS,
+            jobs=settings.jobs, cache_dir=settings.cache or settings.out.parent / CACHE_FOLDER,
+            scheduler=settings.scheduler, progress=progress)
+        described.table = radiomics.table
+    notes: list[str] = []
+    if original is not None:
+        from models.updating import update_model
+
+        model, evaluation = update_model(original, described.table, method=settings.method,
+                                         seed=settings.seed, folds=settings.folds,
+                                         repeats=settings.repeats or 5, source=source,
+                                         progress=progress)
+        title = f"Update of {settings.update.name} with {source}"
+        document = dict(evaluation.metrics)
+    else:
+        options = dict(seed=settings.seed, test_size=settings.test_size,
+                       threshold=settings.threshold,
+                       target_sensitivity=settings.target_sensitivity, bayes_p=bayes_p,
+                       source=source, progress=progress, validation=settings.validation,
+                       folds=settings.folds, repeats=settings.repeats, estimator=estimator)
+        result = train(described, nested_cv=settings.nested_cv, **options)
+        model, evaluation = result.model, result.evaluation
+        document = dict(evaluation.metrics)
+        scheme = document["validation"]
+        notes.append(f"validation: {scheme['scheme']} ({scheme['reason']})")
+        if progress:
+            print(notes[-1], flush=True)
+        if radiomics is not None:
+            from models.training import compare_without_images
+
+            _say(progress, "training the same procedure without image features, for "
+                           "comparison ...")
+            document["image_features"] = compare_without_images(described, result, **options)
+            document["radiomic_extraction"] = radiomics.summary()
+            model.radiomics_settings = radiomics.settings_text
+        title = (f"Held-out evaluation: {source}" if scheme["scheme"] == "holdout" else
+                 f"Internal validation ({scheme['scheme']}): {source}")
+    if settings.report and settings.bootstrap > 0:
+        document = add_uncertainty(document, evaluation.frame, model.threshold,
+                                   n_resamples=settings.bootstrap, seed=settings.seed,
+                                   progress=progress)
+    landmarks = None
+    if settings.followup:
+        from models.landmarks import train_landmarks
+        from models.statistics import to_jsonable
+
+        _say(progress, "fitting landmark models on the follow-up scans ...")
+        landmarks = train_landmarks(described, scans, seed=settings.seed,
+                                    test_size=settings.test_size, threshold=settings.threshold,
+                                    description=described.description, source=source,
+                                    progress=_progress_line if progress else None)
+        document["landmarks"] = to_jsonable(landmarks.metrics)
+    evaluation.metrics = document
+    fidelity = None
+    if settings.cohort and settings.report:
+        from features.synthetic import fidelity_table
+
+        fidelity = fidelity_table(seed=settings.seed)
+    return Study(settings=settings, model=model, evaluation=evaluation, metrics=document,
+                 source=source, title=title, landmarks=landmarks, fidelity=fidelity,
+                 notes=notes)

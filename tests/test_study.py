@@ -1,0 +1,76 @@
+"""The study object: the command line and a research script get the same files, settings are
+checked once with every problem listed, and ``--help`` loads no numerical library."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import train
+from commands.run import run_command
+from features.errors import UserInputError
+from models.study import StudySettings, run_study
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(cohort="melanoma", n=160, seed=5, prevalence=0.4, validation="holdout",
+             nested_cv=False, bootstrap=20)
+
+
+def test_python_route_equals_the_command_line_byte_for_byte(tmp_path):
+    cli, py = tmp_path / "cli", tmp_path / "py"
+    code = run_command(train.main, ["--cohort", "melanoma", "--n", "160", "--seed", "5",
+                                    "--prevalence", "0.4", "--validation", "holdout",
+                                    "--no-nested-cv", "--bootstrap", "20", "--no-progress",
+                                    "--out", str(cli / "m.skops"),
+                                    "--report", str(cli / "report")])
+    assert code == 0
+    study = run_study(StudySettings(out=py / "m.skops", report=py / "report", **SMALL),
+                      progress=False)
+    written = study.save()
+    assert written["metrics_json"] == py / "report" / "metrics.json"
+    assert (cli / "report" / "metrics.json").read_bytes() == written["metrics_json"].read_bytes()
+    assert ((cli / "report" / "evaluation_predictions.csv").read_bytes()
+            == (py / "report" / "evaluation_predictions.csv").read_bytes())
+    # the model's record keeps the same document as the report, not an alias of it
+    record = json.loads((py / "m.skops.json").read_text())
+    report = json.loads(written["metrics_json"].read_text())
+    assert record["metrics"]["model"]["auc"] == report["model"]["auc"]
+    study.metrics["model"]["auc"] = -1.0
+    assert study.model.metrics["model"]["auc"] != -1.0
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    settings = StudySettings(out=tmp_path / "m.skops", cohort="melanoma", n=10,
+                             prevalence=2.0, threshold=3.0, validation="sometimes")
+    with pytest.raises(UserInputError) as caught:
+        run_study(settings, progress=False)
+    message = str(caught.value)
+    assert message.startswith("4 problems with the options:")
+    for part in ("--n 10", "--prevalence", "threshold must be", "validation must be"):
+        assert part in message
+    assert not (tmp_path / "m.skops").exists()
+
+
+def test_scans_imply_followup_and_need_a_table(tmp_path):
+    settings = StudySettings(out=tmp_path / "m.skops", cohort="melanoma",
+                             scans=tmp_path / "s.csv")
+    assert settings.followup
+    problems = settings.problems()
+    assert any("--scans goes with --data" in p for p in problems)
+    assert any("scans table not found" in p for p in problems)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--cohort", "melanoma"]])
+def test_help_and_argument_errors_load_no_numerical_library(argv):
+    script = ("import sys, train\n"
+              "try:\n    train.main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+              "heavy = [m for m in ('numpy', 'pandas', 'sklearn', 'SimpleITK') "
+              "if m in sys.modules]\n"
+              "print('loaded:' + ','.join(heavy))\n")
+    proc = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert proc.stdout.splitlines()[-1] == "loaded:", proc.stdout[-300:]
