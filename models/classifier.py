@@ -702,37 +702,48 @@ def estimator_name(estimator: Any) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _import_source(source: str, spec: str):
-    """The module ``source`` of an estimator spec: a ``.py`` file path, or a module name
-    importable from the current folder or ``sys.path``."""
-    fix = ("Give --estimator as module:factory (a module importable from the current folder "
-           "or on PYTHONPATH) or path/to/file.py:factory.")
-    if source.endswith(".py") or os.sep in source or "/" in source:
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise UserInputError(f"estimator {spec!r}: the file {path} does not exist. {fix}")
-        name = "user_estimator_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-        found = importlib.util.spec_from_file_location(name, path)
-        if found is None or found.loader is None:
-            raise UserInputError(f"estimator {spec!r}: {path} cannot be imported as Python "
-                                 f"code. {fix}")
-        module = importlib.util.module_from_spec(found)
-        sys.modules[name] = module
-        folder = str(path.resolve().parent)  # its own folder, for the modules it imports
-        sys.path.insert(0, folder)
-        try:
-            found.loader.exec_module(module)
-        except Exception as exc:
-            sys.modules.pop(name, None)
-            raise UserInputError(f"estimator {spec!r}: importing {path} failed with "
-                                 f"{type(exc).__name__}: {exc}. Fix the file.") from exc
-        finally:
-            sys.path.remove(folder)
-        return module
-    here = os.getcwd()
-    added = here not in sys.path and "" not in sys.path
+def _import_file(path: Path, spec: str, fix: str):
+    """The Python file ``path`` imported by its path under a name of its own, so that it
+    can shadow none of the project's modules (its folder is searched last for the modules
+    it imports)."""
+    if not path.is_file():
+        raise UserInputError(f"estimator {spec!r}: the file {path} does not exist. {fix}")
+    name = "user_estimator_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    found = importlib.util.spec_from_file_location(name, path)
+    if found is None or found.loader is None:
+        raise UserInputError(f"estimator {spec!r}: {path} cannot be imported as Python "
+                             f"code. {fix}")
+    module = importlib.util.module_from_spec(found)
+    sys.modules[name] = module
+    folder = str(path.resolve().parent)
+    added = folder not in sys.path
     if added:
-        sys.path.insert(0, here)
+        sys.path.append(folder)
+    try:
+        found.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise UserInputError(f"estimator {spec!r}: importing {path} failed with "
+                             f"{type(exc).__name__}: {exc}. Fix the file.") from exc
+    finally:
+        if added:
+            sys.path.remove(folder)
+    return module
+
+
+def _import_source(source: str, spec: str):
+    """The module ``source`` of an estimator spec: a ``.py`` file path, a module of the
+    current folder (imported by its path, so a folder of the user's named like one of the
+    project's packages shadows nothing), or a module importable from ``sys.path``."""
+    fix = ("Give --estimator as module:factory (a module in the current folder or on "
+           "PYTHONPATH) or path/to/file.py:factory.")
+    if source.endswith(".py") or os.sep in source or "/" in source:
+        return _import_file(Path(source).expanduser(), spec, fix)
+    here = Path.cwd()
+    local = here.joinpath(*source.split("."))
+    for candidate in (local.with_suffix(".py"), local / "__init__.py"):
+        if candidate.is_file():
+            return _import_file(candidate, spec, fix)
     try:
         return importlib.import_module(source)
     except ModuleNotFoundError as exc:
@@ -745,16 +756,14 @@ def _import_source(source: str, spec: str):
     except Exception as exc:
         raise UserInputError(f"estimator {spec!r}: importing the module {source!r} failed "
                              f"with {type(exc).__name__}: {exc}. Fix the module.") from exc
-    finally:
-        if added:
-            sys.path.remove(here)
 
 
 def load_estimator(spec: str) -> BaseEstimator:
     """An unfitted classifier from ``"module:factory"`` or ``"path/to/file.py:factory"``.
 
-    ``module`` is imported from the current folder or ``sys.path`` (a path ending in
-    ``.py`` is run as a file); ``factory`` names a class, a function or an estimator in it
+    ``module`` is a file of the current folder (imported by its path: it shadows none of the
+    project's modules) or a module on ``sys.path``; a path ending in ``.py`` is imported
+    by its path; ``factory`` names a class, a function or an estimator in it
     (``Class.method`` reaches inside). A class or function is called with no arguments.
     The result must be a scikit-learn classifier with ``fit`` and ``predict_proba``
     (:func:`custom_estimator`). Every problem (no such module or file, no such name, the

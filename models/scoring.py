@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from features.errors import UserInputError
+from features.errors import UserInputError, raise_problems
 
 
 @dataclass(frozen=True)
@@ -78,12 +78,7 @@ class PredictionSettings:
     def check(self) -> None:
         """Raise one :class:`UserInputError` listing every problem (:meth:`problems`) and,
         when there are none, check the outputs (:meth:`check_outputs`)."""
-        found = self.problems()
-        if len(found) == 1:
-            raise UserInputError(found[0])
-        if found:
-            raise UserInputError(f"{len(found)} problems with the options:\n"
-                                 + "\n".join(f"  - {p}" for p in found))
+        raise_problems(self.problems())
         self.check_outputs()
 
     def input_files(self) -> list[tuple[Path | None, str]]:

@@ -6,6 +6,7 @@ and a table without feature columns refused before its size is judged."""
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 
 import numpy as np
@@ -55,6 +56,25 @@ def test_load_estimator_from_a_module_or_a_file(tmp_path, monkeypatch):
     assert load_estimator(f"{source}:Factory.make").var_smoothing == 1e-3
     monkeypatch.chdir(tmp_path)  # a module in the current folder
     assert load_estimator("my_models:Factory.make").var_smoothing == 1e-3
+
+
+def test_a_module_of_the_current_folder_shadows_none_of_the_projects(tmp_path, monkeypatch):
+    """A user's folder holding its own ``models/`` package: the estimator module is read by
+    its path, and the user's folder is never searched before the project's packages."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "__init__.py").write_text("raise ImportError('the user models')\n")
+    (tmp_path / "my_models.py").write_text(
+        "import sys\nfrom sklearn.naive_bayes import GaussianNB\n"
+        "SEARCHED_FIRST = sys.path[0]\n"
+        "def make():\n    return GaussianNB(var_smoothing=1e-4)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    made = load_estimator("my_models:make")
+    assert made.var_smoothing == 1e-4
+    loaded = [m for m in sys.modules.values()
+              if getattr(m, "__file__", None) == str(tmp_path / "my_models.py")]
+    assert len(loaded) == 1 and loaded[0].SEARCHED_FIRST != str(tmp_path)
+    assert str(tmp_path) not in sys.path
 
 
 @pytest.mark.parametrize("spec, message", [
