@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
+from models.report.schema import SCHEMA_PATH, load_metrics_schema, schema_errors
+
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_PATH = ROOT / "models" / "report" / "metrics.schema.json"
 METRICS_FILE = "metrics.json"
 #: Mismatches listed per file in a failure message.
 MAX_ERRORS = 8
@@ -29,28 +29,6 @@ MAX_ERRORS = 8
 _checked: dict[Path, tuple[int, int]] = {}
 #: Function-scoped ``tmp_path`` folders of finished tests (left out of later walks).
 _finished_tmp_paths: set[Path] = set()
-
-
-def load_metrics_schema() -> dict:
-    """The JSON Schema (draft 2020-12) of ``metrics.json``."""
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-
-
-@lru_cache(maxsize=1)
-def metrics_validator():
-    """A draft 2020-12 validator of the metrics schema (the schema itself checked first)."""
-    from jsonschema import Draft202012Validator
-
-    schema = load_metrics_schema()
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
-
-
-def schema_errors(data) -> list[str]:
-    """Each way ``data`` (a parsed metrics.json) breaks the schema, as ``<json path>: <why>``;
-    empty when it follows it."""
-    errors = sorted(metrics_validator().iter_errors(data), key=lambda e: e.json_path)
-    return [f"{e.json_path}: {e.message}" for e in errors]
 
 
 def _metrics_files(root: Path, skip: set[Path] = frozenset()) -> Iterator[Path]:

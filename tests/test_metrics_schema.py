@@ -131,3 +131,13 @@ def test_check_names_the_file_and_the_path(tmp_path, data, check_metrics_json):
     assert "$.model.auc: 'high' is not of type 'number', 'null'" in message
     assert "'threshold' is a required property" in message
     path.unlink()  # leave no invalid file behind for the after-test check
+
+
+def test_a_document_breaking_the_schema_is_never_written(tmp_path, data):
+    """The writer checks the document first: a wrong document raises, naming the JSON
+    path, and leaves no metrics.json behind."""
+    bad = copy.deepcopy(data)
+    bad["model"]["auc"] = "high"
+    with pytest.raises(ValueError, match=r"\$\.model\.auc"):
+        write_metrics_report(tmp_path / "report", bad)
+    assert not (tmp_path / "report" / "metrics.json").exists()

@@ -23,6 +23,7 @@ from features.tables import atomic_write_text
 from models.classifier import settings_text
 from models.report import format as fmt
 from models.report.document import Table, table_markdown, table_text
+from models.report.schema import check_metrics_document
 from models.statistics import (
     AUC_CI_METHOD,
     CALIBRATION_CI_METHOD,
@@ -1041,8 +1042,10 @@ def write_metrics_report(report_dir: str | Path, metrics: dict,
 
     ``metrics.json`` holds ``metrics`` with numpy types made plain and nan as null, plus
     each extra table as a list of records under its key (a key already in ``metrics`` is
-    an error). ``metrics.md`` shows the same content through the tables of this module, the
-    ones report.md shows. Both files are written atomically.
+    an error), checked against the schema first
+    (:func:`models.report.schema.check_metrics_document`). ``metrics.md`` shows the same
+    content through the tables of this module, the ones report.md shows.
+    Both files are written atomically.
     """
     report_dir = Path(report_dir)
     payload = dict(metrics)
@@ -1050,7 +1053,9 @@ def write_metrics_report(report_dir: str | Path, metrics: dict,
         if key in payload:
             raise ValueError(f"extra table '{key}' clashes with a key of the metrics dict.")
         payload[key] = table
-    text = json.dumps(to_jsonable(payload), indent=2, allow_nan=False)
+    document = to_jsonable(payload)
+    check_metrics_document(document)
+    text = json.dumps(document, indent=2, allow_nan=False)
     markdown = render_markdown(metrics, extra_tables, title)
     report_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(report_dir / REPORT_FILES["metrics_json"], text + "\n")
