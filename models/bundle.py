@@ -199,11 +199,17 @@ class TrainedModel:
         return df.reindex(columns=self.input_columns)
 
     def predict_proba(self, df: pd.DataFrame, warn: bool = True) -> np.ndarray:
-        """P(pseudoprogression) per row, shape (n,); ``warn`` as in :meth:`align`."""
+        """Class probabilities per row as scikit-learn gives them, shape (n, 2): the
+        negative class, then the positive one; ``warn`` as in :meth:`align`."""
         X = self.align(df, warn=warn)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
-            return self.estimator.predict_proba(X)[:, 1]
+            return self.estimator.predict_proba(X)
+
+    def probability(self, df: pd.DataFrame, warn: bool = True) -> np.ndarray:
+        """The calibrated probability of the positive class per row, shape (n,) (the
+        second column of :meth:`predict_proba`)."""
+        return self.predict_proba(df, warn=warn)[:, 1]
 
     def predict(self, df: pd.DataFrame, warn: bool = True) -> np.ndarray:
         """1 (pseudoprogression) / 0 per row, by the estimator at its threshold."""

@@ -73,7 +73,7 @@ def evaluate(model: TrainedModel, table: pd.DataFrame, bayes_p: np.ndarray | Non
     did).
     """
     table = validate_table(table, require_label=True, source="the evaluation table")
-    p = model.predict_proba(table, warn=warn)
+    p = model.probability(table, warn=warn)
     evaluation = evaluate_predictions(table, p, model.threshold, bayes_p, restate_prevalences)
     add_feature_effects(evaluation.metrics, model, table, rows="evaluated")
     return evaluation

@@ -317,7 +317,7 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
                      DEFAULT_THRESHOLD if threshold is None else float(threshold), week, source,
                      description)
         models[week] = model
-        p = model.predict_proba(eval_part.drop(columns="row"), warn=False)
+        p = model.probability(eval_part.drop(columns="row"), warn=False)
         y = eval_part[LABEL].to_numpy().astype(int)
         keys = lesion_keys(eval_part)
         rules = apply_scan_rules(s, as_of=week, lesions=canonical).reindex(keys)
@@ -419,7 +419,7 @@ def predict_landmarks(models: Mapping[float, TrainedModel], table: pd.DataFrame 
             frame = landmark_table(canonical, s, week).set_index("row").loc[rows]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            p[rows] = model.predict_proba(frame, warn=False)
+            p[rows] = model.probability(frame, warn=False)
         prediction[rows] = model.decide(p[rows])
         if s is not None:
             decided = apply_scan_rules(s, as_of=week, lesions=canonical).reindex(keys[rows])

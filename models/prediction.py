@@ -50,7 +50,7 @@ def predict_table(model: TrainedModel, table: pd.DataFrame | DescribedTable,
     canonical = described.table
     require_image_columns(model, canonical)
     population_shift(model, canonical, source)
-    p = model.predict_proba(canonical, warn=model.population is None)
+    p = model.probability(canonical, warn=model.population is None)
     keys = {desc.patient_column: canonical[ID].to_numpy()}
     if LESION in canonical.columns:
         keys[desc.lesion_column or LESION] = canonical[LESION].to_numpy()

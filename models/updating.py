@@ -329,7 +329,7 @@ def update_model(model, table, method: str = "auto", seed: int = 0, folds: int =
         return {"auc": auc_value, "auc_ci": auc_ci, "brier": brier_score(y, p),
                 **calibration_intercept_slope(y, p)}
 
-    original_p = model.predict_proba(local, warn=False)
+    original_p = model.probability(local, warn=False)
     evaluation.metrics["update"] = {
         "requested": method, "chosen": upd.method_, "tests": upd.tests_,
         "intercept": upd.intercept_, "slope": upd.slope_, "refit_df": refit_df,

@@ -173,7 +173,7 @@ def nested_cross_validation(train_table: pd.DataFrame, fit: Procedure, n_outer: 
             progress(f"nested CV fold {i + 1}/{len(folds)}")
         model = fit(train_table.iloc[inner])
         part = train_table.iloc[outer]
-        p = model.predict_proba(part, warn=False)
+        p = model.probability(part, warn=False)
         rows.append({"fold": i + 1, **scores(_labels(part), p, model.threshold)})
     per_fold = pd.DataFrame(rows)
     return {"n_outer_folds": len(folds), "n": int(len(train_table)),
@@ -183,7 +183,7 @@ def nested_cross_validation(train_table: pd.DataFrame, fit: Procedure, n_outer: 
 
 def apparent_performance(model: TrainedModel, train_table: pd.DataFrame) -> dict:
     """The final model scored on its own training lesions (optimistic by construction)."""
-    return scores(_labels(train_table), model.predict_proba(train_table, warn=False),
+    return scores(_labels(train_table), model.probability(train_table, warn=False),
                   model.threshold)
 
 
@@ -217,7 +217,7 @@ def repeated_cv(table: pd.DataFrame, fit: Procedure, n_folds: int = 5, n_repeats
             if progress:
                 progress(f"cross-validation: repeat {r + 1}/{n_repeats}, fold {f + 1}/{n_splits}")
             model = fit(table.iloc[inner])
-            p[outer] = model.predict_proba(table.iloc[outer], warn=False)
+            p[outer] = model.probability(table.iloc[outer], warn=False)
             thr[outer] = model.threshold
             parts.append(pd.DataFrame({"row": outer, "repeat": r + 1, "fold": f + 1,
                                        "p_pseudoprogression": p[outer],
@@ -281,8 +281,8 @@ def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
         if min(np.bincount(_labels(boot), minlength=2)) < MIN_PATIENTS_PER_CLASS:
             continue  # a resample too unbalanced to fit is skipped and counted
         model = fit(boot)
-        own = scores(_labels(boot), model.predict_proba(boot, warn=False), model.threshold)
-        p_orig = model.predict_proba(table, warn=False)
+        own = scores(_labels(boot), model.probability(boot, warn=False), model.threshold)
+        p_orig = model.probability(table, warn=False)
         test = scores(y, p_orig, model.threshold)
         optimism.append({k: own[k] - test[k] for k in SCORES})
         oob = np.flatnonzero(table[ID].isin(out_of_bag).to_numpy())

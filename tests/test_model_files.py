@@ -148,8 +148,8 @@ def test_saved_and_loaded_model_predicts_the_same(models, probe, tmp_path, famil
     again = load_model(save_model(model, tmp_path / f"m.{fmt}"), trust_pickle=True)
     assert again.family == model.family and again.feature_columns == model.feature_columns
     assert again.threshold == model.threshold and again.training == model.training
-    np.testing.assert_array_equal(again.predict_proba(probe, warn=False),
-                                  model.predict_proba(probe, warn=False))
+    np.testing.assert_array_equal(again.probability(probe, warn=False),
+                                  model.probability(probe, warn=False))
     np.testing.assert_array_equal(again.predict(probe, warn=False),
                                   model.predict(probe, warn=False))
 

@@ -138,13 +138,13 @@ def test_own_estimator_model_saves_and_loads_only_when_its_types_are_trusted(own
     assert "load_model(path, trusted_types=['sklearn.naive_bayes.GaussianNB'])" in text
     assert "--trust-pickle" in text
     loaded = load_model(path, trusted_types=TRUST)
-    np.testing.assert_array_equal(loaded.predict_proba(probe, warn=False),
-                                  model.predict_proba(probe, warn=False))
+    np.testing.assert_array_equal(loaded.probability(probe, warn=False),
+                                  model.probability(probe, warn=False))
     assert loaded.family == CUSTOM and loaded.training == model.training
     pickled = save_model(model, tmp_path / "own.joblib")  # no warning for a pickle
     again = load_model(pickled, trust_pickle=True)
-    np.testing.assert_array_equal(again.predict_proba(probe, warn=False),
-                                  model.predict_proba(probe, warn=False))
+    np.testing.assert_array_equal(again.probability(probe, warn=False),
+                                  model.probability(probe, warn=False))
 
 
 def test_own_estimator_of_trusted_types_saves_and_loads_as_it_is(tmp_path):

@@ -153,7 +153,7 @@ def test_no_patient_on_both_sides_or_in_two_folds():
         def __init__(self, part):
             self.ids = set(part[ID])
 
-        def predict_proba(self, part, warn=False):
+        def probability(self, part, warn=False):
             assert not self.ids & set(part[ID])  # the fold's patients were not fitted on
             return np.full(len(part), 0.3)
 
@@ -219,11 +219,11 @@ def test_update_for_a_new_site_restores_calibration(tmp_path):
     local = shifted_population(1000, seed=107)
     elsewhere = shifted_population(6000, seed=13)
     before = calibration_intercept_slope(elsewhere[LABEL],
-                                         original.predict_proba(elsewhere, warn=False))
+                                         original.probability(elsewhere, warn=False))
     updated, evaluation = update_model(original, local, method="auto", repeats=1,
                                        progress=False)
     after = calibration_intercept_slope(elsewhere[LABEL],
-                                        updated.predict_proba(elsewhere, warn=False))
+                                        updated.probability(elsewhere, warn=False))
     assert abs(before["calibration_intercept"]) > 0.2  # the shift is real
     assert abs(after["calibration_intercept"]) < 0.1
     assert 0.9 <= after["calibration_slope"] <= 1.1
@@ -234,8 +234,8 @@ def test_update_for_a_new_site_restores_calibration(tmp_path):
     assert "Updating the model for this site" in text and "refit vs original" in text
     save_model(updated, tmp_path / "u.skops")
     again = load_model(tmp_path / "u.skops")
-    np.testing.assert_allclose(again.predict_proba(elsewhere.head(50), warn=False),
-                               updated.predict_proba(elsewhere.head(50), warn=False))
+    np.testing.assert_allclose(again.probability(elsewhere.head(50), warn=False),
+                               updated.probability(elsewhere.head(50), warn=False))
 
 
 def test_description_round_trips_through_the_model(real_files):

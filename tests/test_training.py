@@ -74,13 +74,13 @@ def test_model_bundle_carries_provenance_and_round_trips(trained, tmp_path):
     path = save_model(model, tmp_path / "m.skops")
     again = load_model(path)
     table = foreign_table(50, seed=99)
-    np.testing.assert_allclose(again.predict_proba(table), model.predict_proba(table))
+    np.testing.assert_allclose(again.probability(table), model.probability(table))
 
 
 def test_missing_training_column_at_prediction_is_missing_with_warning(trained):
     table = foreign_table(40, seed=5).drop(columns=["suvmax_change_pct"])
     with pytest.warns(UserWarning, match="absent and treated as missing"):
-        p = trained.model.predict_proba(table)
+        p = trained.model.probability(table)
     assert np.all((p > 0) & (p < 1))
 
 
@@ -89,7 +89,7 @@ def test_same_seed_same_model():
     a = train(table, seed=1, progress=False, nested_cv=False)
     b = train(table, seed=1, progress=False, nested_cv=False)
     probe = foreign_table(30, seed=4)
-    np.testing.assert_array_equal(a.model.predict_proba(probe), b.model.predict_proba(probe))
+    np.testing.assert_array_equal(a.model.probability(probe), b.model.probability(probe))
 
 
 def test_corrupted_model_file_is_a_user_error(tmp_path):
