@@ -283,6 +283,24 @@ def read_manifest(manifest: pd.DataFrame | str | Path, base_dir: str | Path | No
             seqs)
 
 
+def manifest_paths(manifest: str | Path) -> list[Path]:
+    """Every image, mask or DICOM folder path a manifest file lists (resolved as
+    :func:`read_manifest` resolves them), for the guard that keeps outputs off the inputs.
+    Lenient: a manifest that cannot be read lists nothing here (reading it for extraction
+    then says why)."""
+    path = Path(manifest)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError):
+        return []
+    base = path.resolve().parent
+    columns = [c for c in df.columns if str(c).strip() != ID
+               and not str(c).strip().startswith(SERIES_UID)]
+    listed = {_resolve(v, base) for c in columns for v in df[c].tolist()}
+    return [Path(p) for p in sorted(p for p in listed if p)]
+
+
 def _cell(value: Any) -> str | None:
     """A manifest cell as a stripped string, None when empty or NaN."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
@@ -1129,10 +1147,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """--out and --failures: writable, not the same file, and neither the manifest, an image
+    or mask it lists, nor the settings file (checked before anything is extracted)."""
+    from features.outputs import RunFiles
+
+    files = (RunFiles().add_manifest(args.manifest, "the manifest (--manifest)")
+             .add(args.params, "the settings file (--params)"))
+    fix = "choose another file, so that no input is overwritten."
+    files.check_output("--out", args.out, fix)
+    if args.failures:
+        files.add(args.out, "the features file (--out)")
+        files.check_output("--failures", args.failures, fix)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     args = _parser().parse_args(argv)
     out = Path(args.out)
+    check_outputs(args)
     cache_dir = Path(args.cache) if args.cache else out.resolve().parent / CACHE_FOLDER
     result = extract(args.manifest, params=args.params, jobs=args.jobs,
                      cache_dir=cache_dir, sequences=args.sequences,

@@ -66,7 +66,8 @@ from models.statistics import auc_with_ci, benchmark, called, wilson_ci
 from models.validation import check_trainable, holdout_split
 
 __all__ = ["COURSE_COLUMNS", "WINDOW_WEEKS", "LandmarkResult", "course_features",
-           "landmark_path", "landmark_table", "load_landmarks", "predict_landmarks",
+           "landmark_files", "landmark_path", "landmark_table", "load_landmarks",
+           "model_set_files", "predict_landmarks",
            "reaches_landmark", "save_landmarks", "train_landmarks", "waiting_cost"]
 
 #: weeks: a lesion reaches a landmark with a scan this many weeks before it or closer (half
@@ -439,6 +440,23 @@ def landmark_path(model_path: str | Path, week: float) -> Path:
     ``M.skops`` -> ``M.landmark-8w.skops`` (each with its record, as :func:`save_model`)."""
     path = Path(model_path)
     return path.with_name(f"{path.stem}.landmark-{_label(week)}w{path.suffix}")
+
+
+def landmark_files(model_path: str | Path, weeks: Sequence[float] = LANDMARK_WEEKS
+                   ) -> list[Path]:
+    """The landmark model files that may lie beside ``model_path`` (:func:`landmark_path`),
+    one per week, whether or not they exist; their records are ``<file>.json``."""
+    return [landmark_path(model_path, w) for w in weeks]
+
+
+def model_set_files(model_path: str | Path, followup: bool = True,
+                    weeks: Sequence[float] = LANDMARK_WEEKS) -> list[Path]:
+    """Every file a saved model set consists of: the model, its record and, with
+    ``followup``, each landmark model and its record."""
+    from models.bundle import record_path
+
+    members = landmark_files(model_path, weeks) if followup else []
+    return [p for m in (Path(model_path), *members) for p in (m, record_path(m))]
 
 
 def save_landmarks(models: Mapping[float, TrainedModel], model_path: str | Path
