@@ -155,6 +155,8 @@ def id_text(values: pd.Series) -> pd.Series:
 
 #: At most this many problems are listed in one error (the rest are counted).
 MAX_LISTED_PROBLEMS = 40
+#: Longest problem line of a message, in characters (:func:`format_problems`).
+PROBLEM_CHARS = 600
 #: Texts a number column reads as an empty cell (compared in lower case): the markers that
 #: pandas' CSV reader takes for missing, so a DataFrame and a file holding them agree.
 MISSING_MARKERS = frozenset({"", "#n/a", "#n/a n/a", "#na", "-1.#ind", "-1.#qnan", "-nan",
@@ -169,9 +171,11 @@ FRACTION_MIN_VALUES = 5
 
 def format_problems(title: str, problems: list[str]) -> str:
     """One message listing ``problems`` under ``title``, one per line (at most
-    :data:`MAX_LISTED_PROBLEMS`, the rest counted)."""
+    :data:`MAX_LISTED_PROBLEMS`, the rest counted; each cut to :data:`PROBLEM_CHARS`
+    characters, so a value quoted from a hostile file cannot flood the terminal)."""
     shown = problems[:MAX_LISTED_PROBLEMS]
-    lines = [f"  - {p}" for p in shown]
+    lines = [f"  - {p if len(p) <= PROBLEM_CHARS else p[:PROBLEM_CHARS - 4] + ' ...'}"
+             for p in shown]
     if len(problems) > len(shown):
         lines.append(f"  - ... and {len(problems) - len(shown)} more problem(s).")
     return f"{title} ({len(problems)} problem(s)):\n" + "\n".join(lines)

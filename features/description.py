@@ -56,6 +56,7 @@ from features.contract import (
     validate_table,
 )
 from features.errors import UserInputError
+from features.yamlfile import load_yaml
 
 #: What a declared feature column holds.
 KINDS: tuple[str, ...] = ("number", "binary", "category")
@@ -301,7 +302,7 @@ class TableDescription:
             raise UserInputError(f"could not read the table description {path} as UTF-8 "
                                  f"text: {exc}.") from None
         try:
-            data = yaml.load(text, Loader=_yaml_loader())
+            data = load_yaml(text, f"the table description {path}", _yaml_loader())
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -67,6 +67,7 @@ from features.choices import CACHE_FOLDER, DASK_INSTALL, DEFAULT_PARAMS
 from features.contract import ID, checked_ids
 from features.errors import UserInputError
 from features.tables import atomic_path, remove_stale_temporaries, write_table_atomic
+from features.yamlfile import load_yaml
 
 MASK = "mask"
 #: prefix of a per-sequence mask column (``mask_flair``)
@@ -151,7 +152,7 @@ def load_settings(params: str | Path = DEFAULT_PARAMS) -> ExtractionSettings:
     if not path.is_file():
         raise UserInputError(f"settings file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"), f"the settings file {path}")
     except yaml.YAMLError as exc:
         raise UserInputError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

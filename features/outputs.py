@@ -26,26 +26,6 @@ from pathlib import Path
 
 from features.errors import UserInputError
 
-#: Longest quotation of a user's value in a message, in characters.
-QUOTE_LIMIT = 80
-
-
-def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
-    """``value`` as ``repr`` text cut to ``limit`` characters (a hostile file's values may be
-    megabytes long; a message stays one readable line)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 5] + "...'" + f" ({len(text)} chars)"
-
-
-def shown_path(path: str | Path) -> str:
-    """``path`` for a message, with the user's home folder written ``~`` (a message may be
-    pasted into a ticket; it need not carry the account name)."""
-    text = str(path)
-    home = os.path.expanduser("~")
-    if home not in ("", "/", "~") and (text == home or text.startswith(home + os.sep)):
-        return "~" + text[len(home):]
-    return text
-
 
 def new_run_id() -> str:
     """A run's name, unique and sortable: UTC time to the second and 8 random hex digits,

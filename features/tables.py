@@ -33,6 +33,8 @@ READABLE = TEXT_SUFFIXES + EXCEL_SUFFIXES + PARQUET_SUFFIXES
 ID_COLUMNS = ("patient_id",)
 STALE_TEMPORARY_S = 600.0  # a temporary output file unchanged this long was left by a killed run
 SEPARATORS = (",", ";", "\t")
+#: A table with more columns than this is warned about as soon as it is read.
+WIDE_COLUMNS = 5000
 DECIMALS = (".", ",")
 
 _SAMPLE_CHARS = 64 * 1024  # characters of a text table examined to detect its dialect
@@ -137,6 +139,13 @@ def read_table(path: str | Path, sep: str | None = None, decimal: str | None = N
     if len(df) == 0:
         raise UserInputError(f"{path} has no data rows (only the header: "
                              f"{_examples(list(df.columns))}); export the table with its rows.")
+    if df.shape[1] > WIDE_COLUMNS:
+        warnings.warn(
+            f"{path} has {df.shape[1]:,} columns for {len(df):,} rows ({df.size:,} cells): "
+            f"beyond {WIDE_COLUMNS:,} columns, checking them and reducing the radiomic block "
+            "inside every fold takes minutes to hours. If most are not features, list the "
+            "ones you want under 'features:' in a table description (--table) or drop the "
+            "others from the file.", UserWarning, stacklevel=2)
     return df
 
 

@@ -44,6 +44,9 @@ _PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "joblib"
              "SimpleITK", "pyradiomics-bhklab", "pseudoprogression")
 #: Version of the record written beside every model file (:func:`record_path`).
 RECORD_VERSION = 1
+#: Largest size a skops model file may unpack to (its members, and the arrays their headers
+#: declare), in bytes; a model train.py saves unpacks to a few megabytes.
+MAX_UNPACKED_BYTES = 256 * 2**20
 #: Model file names ending so are joblib pickles; every other name is a skops file.
 PICKLE_SUFFIXES: tuple[str, ...] = (".joblib", ".pkl", ".pickle")
 
@@ -470,6 +473,7 @@ def _load_skops(path: Path, data: bytes, record: dict,
     its types."""
     import skops.io as sio
 
+    _check_unpacked_size(path, data)
     try:
         untrusted = untrusted_types(data, trusted)
     except ValueError:
@@ -508,6 +512,46 @@ def _load_skops(path: Path, data: bytes, record: dict,
     model = TrainedModel(**content)
     _check_trees(model.estimator, path)
     return model
+
+
+def unpacked_size(data: bytes) -> int:
+    """Bytes the skops file ``data`` unpacks to: each member's declared size, or for an
+    array the size its header declares when that is larger (numpy allocates the whole array
+    before reading it). Read from the zip directory and the arrays' headers only."""
+    from numpy.lib import format as npy
+
+    total = 0
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            size = info.file_size
+            if info.filename.endswith(".npy"):
+                with archive.open(info) as fh:
+                    version = npy.read_magic(fh)
+                    read_header = (npy.read_array_header_1_0 if version == (1, 0)
+                                   else npy.read_array_header_2_0)
+                    shape, _, dtype = read_header(fh)
+                size = max(size, math.prod(int(n) for n in shape) * dtype.itemsize)
+            total += size
+    return total
+
+
+def _check_unpacked_size(path: Path, data: bytes) -> None:
+    """Refuse a skops file that would unpack to more than :data:`MAX_UNPACKED_BYTES`
+    (a small file can hold a compressed array of gigabytes), before anything is unpacked."""
+    try:
+        size = unpacked_size(data)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        raise UserInputError(
+            f"{path} is not a skops model file (its archive or an array in it cannot be "
+            "read), though it matches its record; retrain it with train.py --out "
+            "model.skops.") from None
+    if size > MAX_UNPACKED_BYTES:
+        raise UserInputError(
+            f"{path} would unpack to {size / 2**20:,.0f} MB, more than the "
+            f"{MAX_UNPACKED_BYTES / 2**20:,.0f} MB any model saved by train.py needs (it is "
+            f"{len(data) / 2**20:,.1f} MB packed); it was refused before anything in it was "
+            "unpacked. Use a model file saved by train.py, or retrain with train.py --out "
+            "model.skops.")
 
 
 def _skops_types(data: bytes) -> set[str]:

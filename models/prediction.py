@@ -131,9 +131,11 @@ def _settings(text: str) -> object:
     not parse)."""
     import yaml
 
+    from features.yamlfile import load_yaml
+
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return load_yaml(text, "the settings")
+    except (yaml.YAMLError, UserInputError):
         return text
 
 
