@@ -247,17 +247,22 @@ class Study:
     outputs: RunFiles | None = None
 
     def save(self) -> dict[str, Path]:
-        """Write the model (with its landmark models) to ``settings.out`` and, with
-        ``settings.report``, the report; return what was written, by name."""
+        """Write the model (with its landmark models, as one set:
+        :func:`models.bundle.save_model_set`) to ``settings.out`` and, with
+        ``settings.report``, the report (:func:`models.report.write_report`: whole, or told
+        apart); return what was written, by name."""
         from models.bundle import save_model
 
         self.model.metrics = copy.deepcopy(self.metrics)
-        written = {"model": Path(save_model(self.model, self.settings.out))}
-        if self.landmarks is not None:
+        if self.landmarks is not None:  # the model and its landmark models, as one set
             from models.landmarks import save_landmarks
 
-            for week, path in save_landmarks(self.landmarks.models, self.settings.out).items():
+            paths = save_landmarks(self.landmarks.models, self.settings.out, main=self.model)
+            written = {"model": Path(self.settings.out)}
+            for week, path in paths.items():
                 written[f"landmark_{week:g}w"] = Path(path)
+        else:
+            written = {"model": Path(save_model(self.model, self.settings.out))}
         if self.settings.report:
             from models import write_report
 
