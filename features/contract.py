@@ -222,6 +222,34 @@ def _lesion_problems(patient_ids: pd.Series, lesions: pd.Series) -> list[str]:
     return problems
 
 
+def similar_ids(raw: pd.Series) -> list[tuple[str, ...]]:
+    """Groups of distinct identifiers in ``raw`` that differ only in letter case or in
+    spaces around them (``'P001'``, ``'p001'``, ``' P001'``), each group sorted."""
+    text = raw.dropna().astype(str)
+    text = text[text.str.strip().ne("")]
+    distinct = pd.Series(pd.unique(text))
+    key = distinct.str.strip().str.casefold()
+    groups = distinct.groupby(key.to_numpy(), sort=False).agg(lambda g: tuple(sorted(g)))
+    return [g for g in groups if len(g) > 1]
+
+
+def warn_similar_ids(raw: pd.Series, source: str, column: str) -> int:
+    """One warning when identifiers of ``raw`` (the column ``column`` of ``source``, as read)
+    differ only in letter case or surrounding spaces: spaces are removed, so such ids are
+    merged; a case difference keeps them apart. Returns the number of groups."""
+    groups = similar_ids(raw)
+    if groups:
+        spaces = sum(len({g.strip() for g in group}) < len(group) for group in groups)
+        shown = "; ".join(" and ".join(repr(v) for v in group[:3]) for group in groups[:3])
+        warnings.warn(
+            f"{source}: {len(groups)} {column} value(s) are written in several ways that "
+            f"differ only in letter case or surrounding spaces ({shown}"
+            f"{' ...' if len(groups) > 3 else ''}): {spaces} differing only in spaces are read "
+            f"as one, {len(groups) - spaces} differing in case as different {column}s. Write "
+            "each id one way, the same in every table.", UserWarning, stacklevel=3)
+    return len(groups)
+
+
 def _nonempty_ids(ids: pd.Series, source: str, name: str, fix: str) -> pd.Series:
     """:func:`id_text` of ``ids``; :class:`UserInputError` naming ``name`` when one is empty."""
     text = id_text(ids)
@@ -237,6 +265,7 @@ def checked_ids(ids: pd.Series, source: str,
     repeated (``purpose`` says why each must be unique). For tables keyed by patient (an
     image manifest, a radiomic table); a lesion table uses :func:`checked_lesions`."""
     text = _nonempty_ids(ids, source, ID, "give every row an id.")
+    warn_similar_ids(ids, source, ID)
     dup = text[text.duplicated()].unique()
     if len(dup):
         raise UserInputError(
@@ -426,6 +455,8 @@ def validate_table(df: pd.DataFrame, require_label: bool = False,
     """
     if not isinstance(df, pd.DataFrame):
         raise UserInputError(f"{source} must be a pandas DataFrame, got {type(df).__name__}.")
+    if ID in df.columns:
+        warn_similar_ids(df[ID], source, ID)
     checked = check_table(df, require_label=require_label)
     if checked.problems:
         raise UserInputError(format_problems(f"{source} does not follow the column contract",

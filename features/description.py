@@ -54,6 +54,7 @@ from features.contract import (
     is_radiomic,
     lesion_numbers,
     validate_table,
+    warn_similar_ids,
 )
 from features.errors import UserInputError
 from features.yamlfile import load_yaml
@@ -440,6 +441,7 @@ class TableDescription:
             plan.missing("patient", self.patient_column, "the patient identifier")
             return pd.Series(pd.NA, index=src.index, dtype="string")
         ids = id_text(src[self.patient_column])
+        warn_similar_ids(src[self.patient_column], plan.source, "patient")
         if ids.isna().any():
             rows = _few([str(i) for i in np.flatnonzero(ids.isna().to_numpy()) + 1], 5)
             problems.append(
