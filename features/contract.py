@@ -310,10 +310,21 @@ def _looks_like_fractions(col: Column, values: pd.Series) -> bool:
             and bool((values.abs() <= 1).all()) and bool((values != np.round(values)).any()))
 
 
+#: A number written with a thousands separator: groups of three digits after the first one to
+#: three, each after the same mark (',', '.', an apostrophe or a space), then optional decimals.
+_THOUSANDS = r"[+-]?\d{1,3}([,.' \u00a0\u202f])\d{3}(?:\1\d{3})*(?:[.,]\d+)?"
+
+
 def _text_fix(col: Column, text: pd.Series) -> str:
     """The fix for text in a numeric column, with what its values suggest."""
     hints = []
-    if text.str.fullmatch(r"[+-]?\d+,\d+").any():
+    grouped = text.str.fullmatch(_THOUSANDS)
+    if grouped.any():
+        example = text[grouped].iloc[0]
+        mark = re.match(_THOUSANDS, example).group(1)
+        hints.append(f"'{example}' holds a thousands separator ({mark!r} between groups of "
+                     "three digits), which is not read: export the numbers without it")
+    if text.str.fullmatch(r"[+-]?\d+,\d+").any():  # '1,234' may be either
         hints.append("a decimal comma ('1,2') needs --decimal ',' (or write 1.2)")
     if text.str.match(r"^[<>]=?\s*[+-]?[\d.]").any():
         hints.append("a censored value ('<0.5') is not a number: give the value, or leave "

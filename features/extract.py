@@ -65,7 +65,7 @@ import yaml
 
 from features.choices import CACHE_FOLDER, DASK_INSTALL, DEFAULT_PARAMS
 from features.contract import ID, checked_ids
-from features.errors import UserInputError
+from features.errors import UserInputError, hide_home
 from features.tables import atomic_path, remove_stale_temporaries, write_table_atomic
 from features.yamlfile import load_yaml
 
@@ -1153,7 +1153,8 @@ def check_outputs(args: argparse.Namespace) -> None:
     or mask it lists, nor the settings file (checked before anything is extracted)."""
     from features.outputs import RunFiles
 
-    files = (RunFiles().add_manifest(args.manifest, "the manifest (--manifest)")
+    files = (RunFiles().add_manifest(args.manifest, "the manifest (--manifest)",
+                                     manifest_paths(args.manifest))
              .add(args.params, "the settings file (--params)"))
     fix = "choose another file, so that no input is overwritten."
     files.check_output("--out", args.out, fix)
@@ -1178,8 +1179,8 @@ def main(argv: list[str] | None = None) -> int:
             write_table_atomic(result.failures, Path(args.failures))
     except OSError as exc:
         raise UserInputError(f"cannot write the output: {exc}") from None
-    print(result.summary())
-    print(f"features written to {out}")
+    print(hide_home(result.summary()))
+    print(hide_home(f"features written to {out}"))
     return 1 if len(result.failures) else 0
 
 

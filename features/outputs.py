@@ -126,16 +126,15 @@ class RunFiles:
                      f"the record of a landmark model of {what} ({Path(member).name})")
         return self
 
-    def add_manifest(self, path: str | Path | None, what: str = "the image manifest") -> RunFiles:
-        """Add an image manifest and every image, mask or DICOM folder it lists
-        (:func:`features.extract.manifest_paths`)."""
+    def add_manifest(self, path: str | Path | None, what: str,
+                     listed: Iterable[str | Path] = ()) -> RunFiles:
+        """Add an image manifest and every image, mask or DICOM folder it lists (``listed``:
+        :func:`features.extract.manifest_paths`)."""
         if path is None:
             return self
-        from features.extract import manifest_paths
-
         self.add(path, f"{what} ({path})")
-        for listed in manifest_paths(path):
-            self.add(listed, f"an image or mask listed in {what} ({listed.name})")
+        for item in listed:
+            self.add(item, f"an image or mask listed in {what} ({Path(item).name})")
         return self
 
     def add_estimator(self, spec: str | None) -> RunFiles:

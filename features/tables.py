@@ -116,6 +116,9 @@ def read_table(path: str | Path, sep: str | None = None, decimal: str | None = N
     path = _existing(path)
     suffix = path.suffix.lower()
     text = {_clean(name) for name in (*ID_COLUMNS, *text_columns)}
+    if sheet is not None and suffix not in EXCEL_SUFFIXES:
+        raise UserInputError(f"--sheet {sheet} is for an .xlsx workbook, and {path} is not "
+                             "one; drop --sheet.")
     if suffix in TEXT_SUFFIXES:
         df = _read_text(path, sep, decimal, text)
     elif suffix in EXCEL_SUFFIXES:
@@ -292,12 +295,20 @@ def _read_excel(path: Path, sheet: str | int | None, text: set[str]) -> pd.DataF
                              ) from None
     try:
         names = book.sheetnames
+        if isinstance(sheet, str) and sheet not in names and sheet.strip().isdigit():
+            sheet = int(sheet)
         if sheet is None:
             sheet = 0
+            if len(names) > 1:
+                warnings.warn(f"{path} has {len(names)} sheets ({_examples(names)}); the first, "
+                              f"{names[0]!r}, was read. Choose another with --sheet NAME (or "
+                              "its position from 0; in Python, read_table(path, sheet=...)).",
+                              UserWarning, stacklevel=4)
         if isinstance(sheet, int) and not 0 <= sheet < len(names) or (
                 isinstance(sheet, str) and sheet not in names):
             raise UserInputError(f"{path} has no sheet {sheet!r}; its sheets are "
-                                 f"{_examples(names)} (a name or a position from 0).")
+                                 f"{_examples(names)}: give --sheet one of the names, or a "
+                                 "position from 0.")
         name = names[sheet] if isinstance(sheet, int) else sheet
         first = next(book[name].iter_rows(max_row=1, values_only=True), ())
     finally:

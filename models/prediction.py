@@ -27,8 +27,12 @@ def prepare_for_model(model: TrainedModel, table: pd.DataFrame,
                       ) -> DescribedTable:
     """``table`` in the canonical form the model was trained on: by ``description``, or the
     table description stored in the model (so a user's own column names work again)."""
+    from models.rules import warn_empty_columns
+
     description = description or model.table_description()
-    return description.apply(table, require_label=require_label, source=source)
+    described = description.apply(table, require_label=require_label, source=source)
+    warn_empty_columns(described.table, source)
+    return described
 
 
 def predict_table(model: TrainedModel, table: pd.DataFrame | DescribedTable,

@@ -23,8 +23,9 @@ class PredictionSettings:
     """Every setting of ``predict.py``, by the same names: the saved ``model`` (and
     ``trust_pickle`` for a .joblib one), the table ``data`` read through the table
     description stored in the model or ``table`` and the shortcuts ``patient_column``,
-    ``label_column``, ``positive``, ``sep``, ``decimal``; image features from ``manifest``
-    (``params``, ``jobs``, ``cache``, ``scheduler``); follow-up ``scans``; the outputs
+    ``label_column``, ``positive``, ``sep``, ``decimal``, ``sheet``; image features from
+    ``manifest`` (``params``, ``jobs``, ``cache``, ``scheduler``); follow-up ``scans``; the
+    outputs
     ``out`` (predictions) and ``report`` (a folder, with ``bootstrap`` resamples)."""
 
     model: Path
@@ -45,6 +46,7 @@ class PredictionSettings:
     positive: str | None = None
     sep: str | None = None
     decimal: str | None = None
+    sheet: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -215,6 +217,7 @@ def run_prediction(settings: PredictionSettings, progress: bool = True) -> Scori
     landmarks = load_landmark_models(settings) if settings.scans is not None else None
     description = description_from_arguments(settings, model.description)
     raw = read_table(settings.data, sep=settings.sep, decimal=settings.decimal,
+                     sheet=settings.sheet,
                      text_columns=text_columns(description or model.table_description()))
     described = prepare_for_model(model, raw, description, source=str(settings.data))
     if settings.report and LABEL not in described.table.columns:

@@ -35,7 +35,8 @@ class StudySettings:
 
     Data: ``cohort`` (simulate ``n`` patients, optional ``prevalence``) or ``data`` (a
     table file read through the table description ``table`` and the shortcuts
-    ``patient_column``, ``label_column``, ``positive``, ``sep``, ``decimal``). Images:
+    ``patient_column``, ``label_column``, ``positive``, ``sep``, ``decimal``, and ``sheet`` of
+    a workbook). Images:
     ``images`` (synthetic MRI for a cohort, written to ``image_dir``) or ``manifest`` (the
     user's images), extracted with ``params`` by ``jobs`` workers or on ``scheduler``,
     cached in ``cache``. Validation: ``validation``, ``test_size``, ``folds``, ``repeats``,
@@ -57,6 +58,7 @@ class StudySettings:
     positive: str | None = None
     sep: str | None = None
     decimal: str | None = None
+    sheet: str | None = None
     images: bool = False
     manifest: Path | None = None
     image_dir: Path | None = None
@@ -317,7 +319,7 @@ def load_training_table(settings: StudySettings, progress: bool = True):
     description = description_from_arguments(
         settings, None if original is None else original.description)
     raw = read_table(settings.data, sep=settings.sep, decimal=settings.decimal,
-                     text_columns=text_columns(description))
+                     sheet=settings.sheet, text_columns=text_columns(description))
     source = str(settings.data)
     return describe_table(raw, description, source=source), None, None, original, source
 

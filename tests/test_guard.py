@@ -16,8 +16,8 @@ import pytest
 
 import predict
 import train
-from features import extract
 from commands.run import run_command
+from features import extract
 from features.synthetic.cohort import simulate_cohort
 
 FAST = ["--validation", "holdout", "--no-nested-cv", "--bootstrap", "0", "--no-progress"]

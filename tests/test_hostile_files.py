@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import train
-from features.description import TableDescription
 from commands.run import run_command
+from features.description import TableDescription
 from features.errors import UserInputError, quoted
 from features.extract import load_settings
 from features.tables import WIDE_COLUMNS, read_table

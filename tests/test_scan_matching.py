@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 import train
-from features.contract import similar_ids, validate_table
 from commands.run import run_command
+from features.contract import similar_ids, validate_table
 from features.errors import UserInputError
 from features.scans import INDEX_TOLERANCE_WEEKS, read_scans
 from features.synthetic.cohort import simulate_cohort
