@@ -136,3 +136,15 @@ def test_train_refuses_a_hard_link_to_the_table_and_things_in_the_way(tmp_path):
                                  "--report", tmp_path / "R", *FAST], [data])
     assert code == 2 and "report.html in it is a folder" in err
     assert not (tmp_path / "N.skops").exists()
+
+
+def test_update_refuses_the_model_it_updates_as_out(tmp_path):
+    data = tmp_path / "d.csv"
+    simulate_cohort(60, seed=0).to_csv(data, index=False)
+    model = tmp_path / "M.skops"
+    model.write_bytes(os.urandom(64))
+    Path(f"{model}.json").write_text("{}")
+    for out in (model, Path(f"{model}.json")):
+        code, err = run(train.main, ["--update", model, "--data", data, "--out", out, *FAST],
+                        [model, data])
+        assert code == 2 and "the model to update (--update)" in err, err
