@@ -1,18 +1,19 @@
 """Running a command line: :func:`run_command` turns a :class:`UserInputError` into one
-message and exit status 2, and prints warnings as one plain line each while it runs."""
+message and exit status 2, and prints warnings as one plain line each while it runs; both
+write paths under the home folder from ``~`` (:func:`features.errors.hide_home`)."""
 
 from __future__ import annotations
 
 import sys
 import warnings
 
-from features.errors import UserInputError
+from features.errors import UserInputError, hide_home
 
 
 def one_line_warning(message, category, filename, lineno, line=None) -> str:
     """A warning as one plain line, ``warning: <message>`` (the signature of
     :func:`warnings.formatwarning`); where it was raised is left out."""
-    return f"warning: {message}\n"
+    return f"warning: {hide_home(str(message))}\n"
 
 
 def run_command(main, argv=None) -> int:
@@ -29,7 +30,7 @@ def run_command(main, argv=None) -> int:
     try:
         return int(main(argv) or 0)
     except UserInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {hide_home(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; no output was half-written.", file=sys.stderr)

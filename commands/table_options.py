@@ -25,3 +25,6 @@ def add_table_arguments(parser) -> None:
                    help="CSV separator (',', ';' or 'tab'; default: detected)")
     g.add_argument("--decimal", metavar="D",
                    help="decimal mark ('.' or ','; default: detected)")
+    g.add_argument("--sheet", metavar="NAME",
+                   help="the sheet of an .xlsx workbook to read: its name, or its position "
+                        "from 0 (default: the first, with a warning when there are others)")

@@ -155,6 +155,8 @@ def id_text(values: pd.Series) -> pd.Series:
 
 #: At most this many problems are listed in one error (the rest are counted).
 MAX_LISTED_PROBLEMS = 40
+#: Longest problem line of a message, in characters (:func:`format_problems`).
+PROBLEM_CHARS = 600
 #: Texts a number column reads as an empty cell (compared in lower case): the markers that
 #: pandas' CSV reader takes for missing, so a DataFrame and a file holding them agree.
 MISSING_MARKERS = frozenset({"", "#n/a", "#n/a n/a", "#na", "-1.#ind", "-1.#qnan", "-nan",
@@ -169,9 +171,11 @@ FRACTION_MIN_VALUES = 5
 
 def format_problems(title: str, problems: list[str]) -> str:
     """One message listing ``problems`` under ``title``, one per line (at most
-    :data:`MAX_LISTED_PROBLEMS`, the rest counted)."""
+    :data:`MAX_LISTED_PROBLEMS`, the rest counted; each cut to :data:`PROBLEM_CHARS`
+    characters, so a value quoted from a hostile file cannot flood the terminal)."""
     shown = problems[:MAX_LISTED_PROBLEMS]
-    lines = [f"  - {p}" for p in shown]
+    lines = [f"  - {p if len(p) <= PROBLEM_CHARS else p[:PROBLEM_CHARS - 4] + ' ...'}"
+             for p in shown]
     if len(problems) > len(shown):
         lines.append(f"  - ... and {len(problems) - len(shown)} more problem(s).")
     return f"{title} ({len(problems)} problem(s)):\n" + "\n".join(lines)
@@ -218,6 +222,34 @@ def _lesion_problems(patient_ids: pd.Series, lesions: pd.Series) -> list[str]:
     return problems
 
 
+def similar_ids(raw: pd.Series) -> list[tuple[str, ...]]:
+    """Groups of distinct identifiers in ``raw`` that differ only in letter case or in
+    spaces around them (``'P001'``, ``'p001'``, ``' P001'``), each group sorted."""
+    text = raw.dropna().astype(str)
+    text = text[text.str.strip().ne("")]
+    distinct = pd.Series(pd.unique(text))
+    key = distinct.str.strip().str.casefold()
+    groups = distinct.groupby(key.to_numpy(), sort=False).agg(lambda g: tuple(sorted(g)))
+    return [g for g in groups if len(g) > 1]
+
+
+def warn_similar_ids(raw: pd.Series, source: str, column: str) -> int:
+    """One warning when identifiers of ``raw`` (the column ``column`` of ``source``, as read)
+    differ only in letter case or surrounding spaces: spaces are removed, so such ids are
+    merged; a case difference keeps them apart. Returns the number of groups."""
+    groups = similar_ids(raw)
+    if groups:
+        spaces = sum(len({g.strip() for g in group}) < len(group) for group in groups)
+        shown = "; ".join(" and ".join(repr(v) for v in group[:3]) for group in groups[:3])
+        warnings.warn(
+            f"{source}: {len(groups)} {column} value(s) are written in several ways that "
+            f"differ only in letter case or surrounding spaces ({shown}"
+            f"{' ...' if len(groups) > 3 else ''}): {spaces} differing only in spaces are read "
+            f"as one, {len(groups) - spaces} differing in case as different {column}s. Write "
+            "each id one way, the same in every table.", UserWarning, stacklevel=3)
+    return len(groups)
+
+
 def _nonempty_ids(ids: pd.Series, source: str, name: str, fix: str) -> pd.Series:
     """:func:`id_text` of ``ids``; :class:`UserInputError` naming ``name`` when one is empty."""
     text = id_text(ids)
@@ -233,6 +265,7 @@ def checked_ids(ids: pd.Series, source: str,
     repeated (``purpose`` says why each must be unique). For tables keyed by patient (an
     image manifest, a radiomic table); a lesion table uses :func:`checked_lesions`."""
     text = _nonempty_ids(ids, source, ID, "give every row an id.")
+    warn_similar_ids(ids, source, ID)
     dup = text[text.duplicated()].unique()
     if len(dup):
         raise UserInputError(
@@ -277,10 +310,21 @@ def _looks_like_fractions(col: Column, values: pd.Series) -> bool:
             and bool((values.abs() <= 1).all()) and bool((values != np.round(values)).any()))
 
 
+#: A number written with a thousands separator: groups of three digits after the first one to
+#: three, each after the same mark (',', '.', an apostrophe or a space), then optional decimals.
+_THOUSANDS = r"[+-]?\d{1,3}([,.' \u00a0\u202f])\d{3}(?:\1\d{3})*(?:[.,]\d+)?"
+
+
 def _text_fix(col: Column, text: pd.Series) -> str:
     """The fix for text in a numeric column, with what its values suggest."""
     hints = []
-    if text.str.fullmatch(r"[+-]?\d+,\d+").any():
+    grouped = text.str.fullmatch(_THOUSANDS)
+    if grouped.any():
+        example = text[grouped].iloc[0]
+        mark = re.match(_THOUSANDS, example).group(1)
+        hints.append(f"'{example}' holds a thousands separator ({mark!r} between groups of "
+                     "three digits), which is not read: export the numbers without it")
+    if text.str.fullmatch(r"[+-]?\d+,\d+").any():  # '1,234' may be either
         hints.append("a decimal comma ('1,2') needs --decimal ',' (or write 1.2)")
     if text.str.match(r"^[<>]=?\s*[+-]?[\d.]").any():
         hints.append("a censored value ('<0.5') is not a number: give the value, or leave "
@@ -422,6 +466,8 @@ def validate_table(df: pd.DataFrame, require_label: bool = False,
     """
     if not isinstance(df, pd.DataFrame):
         raise UserInputError(f"{source} must be a pandas DataFrame, got {type(df).__name__}.")
+    if ID in df.columns:
+        warn_similar_ids(df[ID], source, ID)
     checked = check_table(df, require_label=require_label)
     if checked.problems:
         raise UserInputError(format_problems(f"{source} does not follow the column contract",

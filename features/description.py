@@ -54,8 +54,10 @@ from features.contract import (
     is_radiomic,
     lesion_numbers,
     validate_table,
+    warn_similar_ids,
 )
 from features.errors import UserInputError
+from features.yamlfile import load_yaml
 
 #: What a declared feature column holds.
 KINDS: tuple[str, ...] = ("number", "binary", "category")
@@ -301,7 +303,7 @@ class TableDescription:
             raise UserInputError(f"could not read the table description {path} as UTF-8 "
                                  f"text: {exc}.") from None
         try:
-            data = yaml.load(text, Loader=_yaml_loader())
+            data = load_yaml(text, f"the table description {path}", _yaml_loader())
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -439,6 +441,7 @@ class TableDescription:
             plan.missing("patient", self.patient_column, "the patient identifier")
             return pd.Series(pd.NA, index=src.index, dtype="string")
         ids = id_text(src[self.patient_column])
+        warn_similar_ids(src[self.patient_column], plan.source, "patient")
         if ids.isna().any():
             rows = _few([str(i) for i in np.flatnonzero(ids.isna().to_numpy()) + 1], 5)
             problems.append(

@@ -1,7 +1,35 @@
-"""The one exception type for problems a user can fix (bad table, wrong unit, unreadable file).
-Command lines turn it into a message and an exit status (:func:`commands.run.run_command`)."""
+"""The one exception type for problems a user can fix (bad table, wrong unit, unreadable file),
+and how a message quotes a user's value (:func:`quoted`) and hides the home folder
+(:func:`hide_home`). Command lines turn the exception into a message and an exit status
+(:func:`commands.run.run_command`)."""
 
 from __future__ import annotations
+
+import os
+import reprlib
+
+#: Longest quotation of a user's value in a message, in characters.
+QUOTE_LIMIT = 80
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``value`` as ``repr`` text of at most ``limit`` characters, built without writing the
+    whole of a long value (:class:`reprlib.Repr`: a hostile file's value may unfold to
+    gigabytes; a message stays one readable line)."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring, short.maxother = 3, limit, limit
+    short.maxdict = short.maxlist = short.maxtuple = short.maxset = 4
+    text = short.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def hide_home(text: str) -> str:
+    """``text`` with every path under the user's home folder written from ``~`` (a message
+    may be pasted into a ticket; it need not carry the account name)."""
+    home = os.path.expanduser("~").rstrip(os.sep)
+    if not home or home == "~":
+        return text
+    return text.replace(home + os.sep, "~" + os.sep)
 
 
 class UserInputError(Exception):

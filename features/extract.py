@@ -65,8 +65,9 @@ import yaml
 
 from features.choices import CACHE_FOLDER, DASK_INSTALL, DEFAULT_PARAMS
 from features.contract import ID, checked_ids
-from features.errors import UserInputError
+from features.errors import UserInputError, hide_home
 from features.tables import atomic_path, remove_stale_temporaries, write_table_atomic
+from features.yamlfile import load_yaml
 
 MASK = "mask"
 #: prefix of a per-sequence mask column (``mask_flair``)
@@ -151,7 +152,7 @@ def load_settings(params: str | Path = DEFAULT_PARAMS) -> ExtractionSettings:
     if not path.is_file():
         raise UserInputError(f"settings file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"), f"the settings file {path}")
     except yaml.YAMLError as exc:
         raise UserInputError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
@@ -281,6 +282,24 @@ def read_manifest(manifest: pd.DataFrame | str | Path, base_dir: str | Path | No
         records.append(record)
     return (pd.DataFrame(records, columns=[ID, *path_cols, *uid_cols], dtype=object), base,
             seqs)
+
+
+def manifest_paths(manifest: str | Path) -> list[Path]:
+    """Every image, mask or DICOM folder path a manifest file lists (resolved as
+    :func:`read_manifest` resolves them), for the guard that keeps outputs off the inputs.
+    Lenient: a manifest that cannot be read lists nothing here (reading it for extraction
+    then says why)."""
+    path = Path(manifest)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError):
+        return []
+    base = path.resolve().parent
+    columns = [c for c in df.columns if str(c).strip() != ID
+               and not str(c).strip().startswith(SERIES_UID)]
+    listed = {_resolve(v, base) for c in columns for v in df[c].tolist()}
+    return [Path(p) for p in sorted(p for p in listed if p)]
 
 
 def _cell(value: Any) -> str | None:
@@ -1129,10 +1148,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """--out and --failures: writable, not the same file, and neither the manifest, an image
+    or mask it lists, nor the settings file (checked before anything is extracted)."""
+    from features.outputs import RunFiles
+
+    files = (RunFiles().add_manifest(args.manifest, "the manifest (--manifest)",
+                                     manifest_paths(args.manifest))
+             .add(args.params, "the settings file (--params)"))
+    fix = "choose another file, so that no input is overwritten."
+    files.check_output("--out", args.out, fix)
+    if args.failures:
+        files.add(args.out, "the features file (--out)")
+        files.check_output("--failures", args.failures, fix)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     args = _parser().parse_args(argv)
     out = Path(args.out)
+    check_outputs(args)
     cache_dir = Path(args.cache) if args.cache else out.resolve().parent / CACHE_FOLDER
     result = extract(args.manifest, params=args.params, jobs=args.jobs,
                      cache_dir=cache_dir, sequences=args.sequences,
@@ -1144,8 +1179,8 @@ def main(argv: list[str] | None = None) -> int:
             write_table_atomic(result.failures, Path(args.failures))
     except OSError as exc:
         raise UserInputError(f"cannot write the output: {exc}") from None
-    print(result.summary())
-    print(f"features written to {out}")
+    print(hide_home(result.summary()))
+    print(hide_home(f"features written to {out}"))
     return 1 if len(result.failures) else 0
 
 

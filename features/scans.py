@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from features.article import FIGURES
 from features.contract import (
     BY_NAME,
     ID,
@@ -44,6 +45,7 @@ from features.contract import (
     NUMERIC_FEATURES,
     format_problems,
     id_text,
+    warn_similar_ids,
 )
 from features.description import SCAN_ONLY_COLUMNS, TableDescription, label_token
 from features.errors import UserInputError
@@ -68,6 +70,9 @@ EARLIEST_WEEK = -52.0
 #: Times are rounded to this many decimals of a week (a second is 1.7e-6 weeks), so that a
 #: scan 12 weeks after the index is at 12, not 12.000000000000002.
 WEEK_DECIMALS = 6
+#: weeks: the index scan's time may differ from the lesion table's weeks_on_treatment by
+#: this much (half the T4 follow-up interval, so it cannot be taken for the next scan).
+INDEX_TOLERANCE_WEEKS = FIGURES["T4_interval"].value / 2
 #: Changes (%) are rounded to this many decimals, so that 1.4 ml against 1.0 ml is a growth
 #: of 40%, not 39.99999999999999%, when compared with a cut-off.
 CHANGE_DECIMALS = 9
@@ -322,6 +327,7 @@ def read_scans(df: pd.DataFrame, description: TableDescription | None = None, *,
     n = len(src)
     if patient_col in names:
         patients = id_text(src[patient_col])
+        warn_similar_ids(src[patient_col], source, "patient")
         if patients.isna().any():
             problems.append(f"the patient column '{patient_col}' is empty in "
                             f"{int(patients.isna().sum())} row(s) ({_rows(patients.isna())}); "
@@ -432,6 +438,8 @@ def read_scans(df: pd.DataFrame, description: TableDescription | None = None, *,
             if len(odd) and (INDEX in cols or count > 1):
                 problems.append(f"{len(odd)} lesion(s) have {what} ({_lesion_list(odd.index)}); "
                                 f"each lesion needs exactly one scan with {INDEX} = 1.")
+    if lesions is not None and isinstance(lesions, pd.DataFrame) and ID in lesions.columns:
+        _match_lesions(frame, known, flag, lesions, source, problems)
     if problems:
         raise UserInputError(format_problems(f"{source} has problems to correct", problems))
 
@@ -482,11 +490,6 @@ def _index_from_lesions(frame: pd.DataFrame, known: pd.Series, lesions: pd.DataF
             [ID, LESION], sort=False).head(1).index
         flag.loc[first] = 1
     lesion_keys_seen = keys[known.to_numpy()].unique()
-    absent = [k for k in lesion_keys_seen if k not in when.index]
-    if absent:
-        problems.append(f"{len(absent)} lesion(s) of the scans table are not in the per-lesion "
-                        f"table (lesions=): {_lesion_list(absent)}; its index scan cannot be "
-                        "placed. Add them there, or give an index_scan column.")
     unknown_time = [k for k in lesion_keys_seen if k in when.index and np.isnan(when[k])]
     if unknown_time:
         problems.append(f"{len(unknown_time)} lesion(s) have no weeks_on_treatment in the "
@@ -499,3 +502,78 @@ def _index_from_lesions(frame: pd.DataFrame, known: pd.Series, lesions: pd.DataF
                         f"weeks_on_treatment in the per-lesion table: {_lesion_list(late)}; "
                         "check the times, or give an index_scan column.")
     return flag
+
+
+def _casefolded(keys) -> dict[tuple[str, str], tuple[str, str]]:
+    """Lesion keys by their case-folded, stripped spelling."""
+    return {(str(p).strip().casefold(), str(les).strip().casefold()): (p, les)
+            for p, les in keys}
+
+
+def _match_lesions(frame: pd.DataFrame, known: pd.Series, flag: pd.Series,
+                   lesions: pd.DataFrame, source: str, problems: list[str]) -> None:
+    """Match the lesions of the scans ``frame`` with those of the per-lesion table
+    ``lesions`` (canonical), before anything is fitted on them: a scanned lesion absent from
+    the lesion table, no lesion in common, an index scan before the start of treatment or
+    more than :data:`INDEX_TOLERANCE_WEEKS` from the lesion table's ``weeks_on_treatment``
+    are problems; lesions without scans are one warning with their count. Ids that match
+    only when letter case and spaces are ignored are counted in each message."""
+    table_keys = lesion_keys(lesions).unique()
+    scan_keys = pd.MultiIndex.from_frame(frame.loc[known, [ID, LESION]]).unique()
+    in_table, in_scans = set(table_keys), set(scan_keys)
+    absent = [k for k in scan_keys if k not in in_table]
+    unscanned = [k for k in table_keys if k not in in_scans]
+    folded_table, folded_scans = _casefolded(table_keys), _casefolded(scan_keys)
+
+    def by_case(keys, other) -> str:
+        close = [k for k in keys if (str(k[0]).strip().casefold(),
+                                     str(k[1]).strip().casefold()) in other]
+        if not close:
+            return ""
+        k = close[0]
+        twin = other[(str(k[0]).strip().casefold(), str(k[1]).strip().casefold())]
+        return (f" {len(close)} of them differ from a lesion of the other table only in letter "
+                f"case or spaces (e.g. {k[0]}/{k[1]} and {twin[0]}/{twin[1]}): write each id "
+                "the same way in both tables.")
+
+    if absent:
+        problems.append(f"{len(absent)} lesion(s) of {source} are not in the per-lesion "
+                        f"table: {_lesion_list(absent)}; their scans would be left out. Add "
+                        "them to the per-lesion table or correct their ids."
+                        + by_case(absent, folded_table))
+    if table_keys.size and len(unscanned) == len(table_keys):
+        problems.append(f"no lesion of the per-lesion table has a scan in {source} "
+                        f"(per-lesion table: {_lesion_list(table_keys)}; scans: "
+                        f"{_lesion_list(scan_keys)}); "
+                        "check that both tables name patients and lesions the same way."
+                        + by_case(unscanned, folded_scans))
+    elif unscanned and not problems:
+        warnings.warn(f"{len(unscanned)} of {len(table_keys)} lesion(s) of the per-lesion "
+                      f"table have no scan in {source} ({_lesion_list(unscanned)}): they have "
+                      "no follow-up and reach only the index landmark, without a course."
+                      + by_case(unscanned, folded_scans), UserWarning, stacklevel=3)
+    index = frame[(flag == 1) & known]
+    before = index[index[WEEKS] < 0]
+    if len(before):
+        problems.append(f"{len(before)} lesion(s) have their index scan before the start of "
+                        f"treatment (weeks_on_treatment < 0): "
+                        f"{_lesion_list(before[[ID, LESION]].itertuples(index=False))}; the "
+                        "index scan is the one whose enlargement raised the question, on "
+                        "treatment.")
+    if WEEKS in lesions.columns:
+        when = pd.Series(pd.to_numeric(lesions[WEEKS], errors="coerce").to_numpy(dtype=float),
+                         index=lesion_keys(lesions))
+        when = when[~when.index.duplicated()]
+        expected = when.reindex(pd.MultiIndex.from_frame(index[[ID, LESION]])).to_numpy()
+        gap = np.abs(index[WEEKS].to_numpy(dtype=float) - expected)
+        far = index[gap > INDEX_TOLERANCE_WEEKS]
+        if len(far):
+            pairs = zip(far[[ID, LESION, WEEKS]].head(5).itertuples(index=False),
+                        expected[gap > INDEX_TOLERANCE_WEEKS][:5], strict=False)
+            shown = ", ".join(f"{p}/{les} (scan {w:g}, per-lesion table {e:g})"
+                              for (p, les, w), e in pairs)
+            problems.append(f"{len(far)} lesion(s) have an index scan more than "
+                            f"{INDEX_TOLERANCE_WEEKS:g} weeks from their weeks_on_treatment in "
+                            f"the per-lesion table: {shown}{' ...' if len(far) > 5 else ''}; the "
+                            "index scan is the assessment the lesion table describes: correct "
+                            "the times or the index_scan flags.")

@@ -33,6 +33,8 @@ READABLE = TEXT_SUFFIXES + EXCEL_SUFFIXES + PARQUET_SUFFIXES
 ID_COLUMNS = ("patient_id",)
 STALE_TEMPORARY_S = 600.0  # a temporary output file unchanged this long was left by a killed run
 SEPARATORS = (",", ";", "\t")
+#: A table with more columns than this is warned about as soon as it is read.
+WIDE_COLUMNS = 5000
 DECIMALS = (".", ",")
 
 _SAMPLE_CHARS = 64 * 1024  # characters of a text table examined to detect its dialect
@@ -114,6 +116,9 @@ def read_table(path: str | Path, sep: str | None = None, decimal: str | None = N
     path = _existing(path)
     suffix = path.suffix.lower()
     text = {_clean(name) for name in (*ID_COLUMNS, *text_columns)}
+    if sheet is not None and suffix not in EXCEL_SUFFIXES:
+        raise UserInputError(f"--sheet {sheet} is for an .xlsx workbook, and {path} is not "
+                             "one; drop --sheet.")
     if suffix in TEXT_SUFFIXES:
         df = _read_text(path, sep, decimal, text)
     elif suffix in EXCEL_SUFFIXES:
@@ -137,6 +142,13 @@ def read_table(path: str | Path, sep: str | None = None, decimal: str | None = N
     if len(df) == 0:
         raise UserInputError(f"{path} has no data rows (only the header: "
                              f"{_examples(list(df.columns))}); export the table with its rows.")
+    if df.shape[1] > WIDE_COLUMNS:
+        warnings.warn(
+            f"{path} has {df.shape[1]:,} columns for {len(df):,} rows ({df.size:,} cells): "
+            f"beyond {WIDE_COLUMNS:,} columns, checking them and reducing the radiomic block "
+            "inside every fold takes minutes to hours. If most are not features, list the "
+            "ones you want under 'features:' in a table description (--table) or drop the "
+            "others from the file.", UserWarning, stacklevel=2)
     return df
 
 
@@ -283,12 +295,20 @@ def _read_excel(path: Path, sheet: str | int | None, text: set[str]) -> pd.DataF
                              ) from None
     try:
         names = book.sheetnames
+        if isinstance(sheet, str) and sheet not in names and sheet.strip().isdigit():
+            sheet = int(sheet)
         if sheet is None:
             sheet = 0
+            if len(names) > 1:
+                warnings.warn(f"{path} has {len(names)} sheets ({_examples(names)}); the first, "
+                              f"{names[0]!r}, was read. Choose another with --sheet NAME (or "
+                              "its position from 0; in Python, read_table(path, sheet=...)).",
+                              UserWarning, stacklevel=4)
         if isinstance(sheet, int) and not 0 <= sheet < len(names) or (
                 isinstance(sheet, str) and sheet not in names):
             raise UserInputError(f"{path} has no sheet {sheet!r}; its sheets are "
-                                 f"{_examples(names)} (a name or a position from 0).")
+                                 f"{_examples(names)}: give --sheet one of the names, or a "
+                                 "position from 0.")
         name = names[sheet] if isinstance(sheet, int) else sheet
         first = next(book[name].iter_rows(max_row=1, values_only=True), ())
     finally:

@@ -15,15 +15,18 @@ package versions. The file is checked against its record before anything in it i
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import json
 import math
 import os
 import platform
+import tempfile
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
@@ -36,7 +39,7 @@ import pandas as pd
 from features.contract import ID, KEY_COLUMNS
 from features.description import DeclaredFeature, TableDescription
 from features.errors import UserInputError
-from features.tables import atomic_path, atomic_write_bytes
+from features.tables import atomic_write_bytes, remove_stale_temporaries
 from models.statistics import called
 
 FORMAT_VERSION = 2
@@ -44,6 +47,9 @@ _PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "joblib"
              "SimpleITK", "pyradiomics-bhklab", "pseudoprogression")
 #: Version of the record written beside every model file (:func:`record_path`).
 RECORD_VERSION = 1
+#: Largest size a skops model file may unpack to (its members, and the arrays their headers
+#: declare), in bytes; a model train.py saves unpacks to a few megabytes.
+MAX_UNPACKED_BYTES = 256 * 2**20
 #: Model file names ending so are joblib pickles; every other name is a skops file.
 PICKLE_SUFFIXES: tuple[str, ...] = (".joblib", ".pkl", ".pickle")
 
@@ -236,42 +242,102 @@ def is_pickle_path(path: str | Path) -> bool:
 
 
 def save_model(model: TrainedModel, path: str | Path) -> Path:
-    """Write the model to ``path`` and its record beside it (:func:`record_path`).
+    """Write the model to ``path`` and its record beside it (:func:`record_path`), as a set
+    of one (:func:`save_model_set`).
 
-    skops, or a joblib pickle when the name ends in ``.joblib``, ``.pkl`` or ``.pickle``. The
-    model is written under a temporary name, then the record is put in place, then the model
-    is renamed over ``path``. An error on the way puts the previous record back, so the
-    previous pair still loads; a hard crash between the two renames leaves a record that
-    does not match the model file beside it, which :func:`load_model` refuses.
+    skops, or a joblib pickle when the name ends in ``.joblib``, ``.pkl`` or ``.pickle``.
     """
-    path = Path(path)
-    record = record_path(path)
-    previous = record.read_bytes() if record.is_file() else None
-    wrote_record = False
-    try:
-        with atomic_path(path) as tmp:
-            if is_pickle_path(path):
-                joblib.dump(model, tmp, compress=3)
-            else:
-                import skops.io as sio
+    return save_model_set(model, path)
 
-                sio.dump({f.name: getattr(model, f.name) for f in fields(TrainedModel)}, tmp,
-                         compression=zipfile.ZIP_DEFLATED)
-            with open(tmp, "rb") as fh:
+
+def save_model_set(model: TrainedModel, path: str | Path,
+                   members: Mapping[str | Path, TrainedModel] | None = None,
+                   run_id: str | None = None) -> Path:
+    """Write a model and the ``members`` of its set (path -> model: the landmark models
+    beside it) as one unit, each with its record (:func:`record_path`).
+
+    Every file of the set names the run that wrote it (``run_id``, a new one by default):
+    the main model's record lists each member's SHA-256, each member's record the main
+    model's file. Every file is written under a temporary name first; only when all are
+    written are they renamed into place, the members first and the main model last, so an
+    interruption leaves a set whose main record does not list its members, which
+    :func:`check_set_member` refuses. Two runs writing one set are kept apart by a lock
+    (:func:`features.outputs.output_lock`). An error before the renames leaves the previous
+    set as it was.
+    """
+    from features.outputs import new_run_id, output_lock
+
+    path = Path(path)
+    run_id = run_id or new_run_id()
+    members = {Path(p): m for p, m in (members or {}).items()}
+    with output_lock(path, "--out"), ExitStack() as temporaries:
+        packed = {p: _pack(m, p, temporaries) for p, m in members.items()}
+        main_tmp, main_data = _pack(model, path, temporaries)
+        records = {p: _record_text(members[p], p, data, {"id": run_id, "model_file": path.name})
+                   for p, (_, data) in packed.items()}
+        main_record = _record_text(model, path, main_data, {"id": run_id, "members": {
+            p.name: hashlib.sha256(data).hexdigest() for p, (_, data) in packed.items()}})
+        staged = [(_temporary(record_path(p), temporaries), record_path(p), text)
+                  for p, text in [*records.items(), (path, main_record)]]
+        for tmp, _, text in staged:
+            with open(tmp, "wb") as fh:
+                fh.write(text.encode())
+                fh.flush()
                 os.fsync(fh.fileno())
-                data = fh.read()
-            if not is_pickle_path(path):
-                _warn_on_untrusted(model, path, data)
-            atomic_write_bytes(record, _record_text(model, path, data).encode())
-            wrote_record = True
-    except BaseException:
-        if wrote_record:
-            if previous is None:
-                record.unlink(missing_ok=True)
-            else:
-                atomic_write_bytes(record, previous)
-        raise
+        record = record_path(path)
+        previous = record.read_bytes() if record.is_file() else None
+        try:
+            for member, (tmp, _) in packed.items():
+                _publish_pair(tmp, member, *next((t, r) for t, r, _ in staged
+                                                 if r == record_path(member)))
+            _publish_pair(main_tmp, path, *next((t, r) for t, r, _ in staged if r == record))
+        except BaseException:
+            if main_tmp.exists():  # the main model was not replaced: nor is its record
+                if previous is None:
+                    record.unlink(missing_ok=True)
+                else:
+                    atomic_write_bytes(record, previous)
+            raise
     return path
+
+
+def _pack(model: TrainedModel, path: Path, temporaries: ExitStack) -> tuple[Path, bytes]:
+    """``model`` written to a temporary file beside ``path`` (removed unless renamed into
+    place), flushed to disk; its path and bytes. A skops file holding types
+    :func:`load_model` refuses by default gives a warning naming them."""
+    tmp = _temporary(path, temporaries)
+    if is_pickle_path(path):
+        joblib.dump(model, tmp, compress=3)
+    else:
+        import skops.io as sio
+
+        sio.dump({f.name: getattr(model, f.name) for f in fields(TrainedModel)}, tmp,
+                 compression=zipfile.ZIP_DEFLATED)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+        data = fh.read()
+    if not is_pickle_path(path):
+        _warn_on_untrusted(model, path, data)
+    return tmp, data
+
+
+def _temporary(path: Path, temporaries: ExitStack) -> Path:
+    """A new temporary file beside ``path`` (``.<name>.*.tmp``, the pattern
+    :func:`features.tables.atomic_path` uses), removed when ``temporaries`` closes unless it
+    was renamed into place; those a killed run left are swept first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent, f".{glob.escape(path.name)}.*.tmp")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    temporaries.callback(lambda: os.path.exists(tmp) and os.unlink(tmp))
+    return Path(tmp)
+
+
+def _publish_pair(model_tmp: Path, path: Path, record_tmp: Path, record: Path) -> None:
+    """Rename a written record, then its model file, into place."""
+    for tmp, final in ((record_tmp, record), (model_tmp, path)):
+        os.chmod(tmp, final.stat().st_mode & 0o777 if final.exists() else 0o644)
+        os.replace(tmp, final)
 
 
 def _warn_on_untrusted(model: TrainedModel, path: Path, data: bytes) -> None:
@@ -290,8 +356,9 @@ def _warn_on_untrusted(model: TrainedModel, path: Path, data: bytes) -> None:
             "it with --trust-pickle.", UserWarning, stacklevel=3)
 
 
-def _record_text(model: TrainedModel, path: Path, data: bytes) -> str:
-    """The record of the model file ``path`` holding ``data``, as JSON text."""
+def _record_text(model: TrainedModel, path: Path, data: bytes, run: dict | None = None) -> str:
+    """The record of the model file ``path`` holding ``data``, as JSON text; ``run`` names
+    the run that wrote its set (:func:`save_model_set`)."""
     record = {
         "record_version": RECORD_VERSION,
         "model_file": path.name,
@@ -307,6 +374,8 @@ def _record_text(model: TrainedModel, path: Path, data: bytes) -> str:
         "training": model.training,
         "versions": package_versions(),
     }
+    if run is not None:
+        record["run"] = run
     return json.dumps(_plain(record), indent=2) + "\n"
 
 
@@ -394,6 +463,41 @@ def _read_record(path: Path) -> dict:
     return record
 
 
+def set_members(path: str | Path) -> tuple[str | None, dict[str, str] | None]:
+    """The run that wrote the model set of the model file ``path`` and its members (file
+    name -> SHA-256), from its record; ``(None, None)`` for a model saved before sets named
+    their run."""
+    run = _read_record(Path(path)).get("run")
+    if not isinstance(run, dict) or not isinstance(run.get("members"), dict):
+        return None, None
+    return str(run.get("id")), {str(k): str(v) for k, v in run["members"].items()}
+
+
+def check_set_member(path: str | Path, member: str | Path) -> None:
+    """Refuse the file ``member`` beside the model ``path`` unless it is the member of
+    ``path``'s set that the same run wrote (the run id and the SHA-256 in the main record;
+    :func:`save_model_set`); the message names both runs."""
+    path, member = Path(path), Path(member)
+    run_id, members = set_members(path)
+    own = _read_record(member).get("run")
+    own_id = str(own.get("id")) if isinstance(own, dict) else None
+    if run_id is None and own_id is None:
+        return  # both saved before sets named their run
+    listed = (members or {}).get(member.name)
+    if own_id == run_id and listed is not None and listed == hashlib.sha256(
+            member.read_bytes()).hexdigest():
+        return
+    theirs = f"run {own_id}" if own_id else "a run that named none"
+    ours = f"run {run_id}" if run_id else "a run that named none"
+    why = ("which has no such member" if listed is None else
+           "which saved another file by that name")
+    raise UserInputError(
+        f"{member.name} beside {path} was written by {theirs}, but {path.name} by {ours}, "
+        f"{why}: an interrupted or later train.py --out {path} left a mixture of two runs, "
+        f"and using them together would mix two models. Retrain with train.py --out {path} "
+        f"(with --followup for landmark models), or remove the files of {theirs}.")
+
+
 def _check_against_record(path: Path, data: bytes, record: dict) -> None:
     """Refuse ``data`` (the bytes of ``path``) unless it has its record's size and SHA-256."""
     fix = (f"Nothing was read from it. Copy the model file and its record together from their "
@@ -476,6 +580,7 @@ def _load_skops(path: Path, data: bytes, record: dict,
     its types."""
     import skops.io as sio
 
+    _check_unpacked_size(path, data)
     try:
         untrusted = untrusted_types(data, trusted)
     except ValueError:
@@ -514,6 +619,46 @@ def _load_skops(path: Path, data: bytes, record: dict,
     model = TrainedModel(**content)
     _check_trees(model.estimator, path)
     return model
+
+
+def unpacked_size(data: bytes) -> int:
+    """Bytes the skops file ``data`` unpacks to: each member's declared size, or for an
+    array the size its header declares when that is larger (numpy allocates the whole array
+    before reading it). Read from the zip directory and the arrays' headers only."""
+    from numpy.lib import format as npy
+
+    total = 0
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            size = info.file_size
+            if info.filename.endswith(".npy"):
+                with archive.open(info) as fh:
+                    version = npy.read_magic(fh)
+                    read_header = (npy.read_array_header_1_0 if version == (1, 0)
+                                   else npy.read_array_header_2_0)
+                    shape, _, dtype = read_header(fh)
+                size = max(size, math.prod(int(n) for n in shape) * dtype.itemsize)
+            total += size
+    return total
+
+
+def _check_unpacked_size(path: Path, data: bytes) -> None:
+    """Refuse a skops file that would unpack to more than :data:`MAX_UNPACKED_BYTES`
+    (a small file can hold a compressed array of gigabytes), before anything is unpacked."""
+    try:
+        size = unpacked_size(data)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        raise UserInputError(
+            f"{path} is not a skops model file (its archive or an array in it cannot be "
+            "read), though it matches its record; retrain it with train.py --out "
+            "model.skops.") from None
+    if size > MAX_UNPACKED_BYTES:
+        raise UserInputError(
+            f"{path} would unpack to {size / 2**20:,.0f} MB, more than the "
+            f"{MAX_UNPACKED_BYTES / 2**20:,.0f} MB any model saved by train.py needs (it is "
+            f"{len(data) / 2**20:,.1f} MB packed); it was refused before anything in it was "
+            "unpacked. Use a model file saved by train.py, or retrain with train.py --out "
+            "model.skops.")
 
 
 def _skops_types(data: bytes) -> set[str]:

@@ -57,7 +57,15 @@ from features.scans import (
     lesion_keys,
     read_scans,
 )
-from models.bundle import TrainedModel, load_model, save_model, table_sha256
+from models.bundle import (
+    TrainedModel,
+    check_set_member,
+    load_model,
+    save_model,
+    save_model_set,
+    set_members,
+    table_sha256,
+)
 from models.choices import DEFAULT_THRESHOLD
 from models.classifier import FAMILIES, fit_calibrated, with_threshold
 from models.population import TrainingProfile
@@ -66,7 +74,8 @@ from models.statistics import auc_with_ci, benchmark, called, wilson_ci
 from models.validation import check_trainable, holdout_split
 
 __all__ = ["COURSE_COLUMNS", "WINDOW_WEEKS", "LandmarkResult", "course_features",
-           "landmark_path", "landmark_table", "load_landmarks", "predict_landmarks",
+           "landmark_files", "landmark_path", "landmark_table", "load_landmarks",
+           "model_set_files", "predict_landmarks",
            "reaches_landmark", "save_landmarks", "train_landmarks", "waiting_cost"]
 
 #: weeks: a lesion reaches a landmark with a scan this many weeks before it or closer (half
@@ -441,21 +450,57 @@ def landmark_path(model_path: str | Path, week: float) -> Path:
     return path.with_name(f"{path.stem}.landmark-{_label(week)}w{path.suffix}")
 
 
-def save_landmarks(models: Mapping[float, TrainedModel], model_path: str | Path
-                   ) -> dict[float, Path]:
-    """Save each landmark model beside ``model_path`` (:func:`landmark_path`) with
-    :func:`models.bundle.save_model`; return week -> path."""
-    return {float(w): save_model(m, landmark_path(model_path, w)) for w, m in models.items()}
+def landmark_files(model_path: str | Path, weeks: Sequence[float] = LANDMARK_WEEKS
+                   ) -> list[Path]:
+    """The landmark model files that may lie beside ``model_path`` (:func:`landmark_path`),
+    one per week, whether or not they exist; their records are ``<file>.json``."""
+    return [landmark_path(model_path, w) for w in weeks]
+
+
+def model_set_files(model_path: str | Path, followup: bool = True,
+                    weeks: Sequence[float] = LANDMARK_WEEKS) -> list[Path]:
+    """Every file a saved model set consists of: the model, its record and, with
+    ``followup``, each landmark model and its record."""
+    from models.bundle import record_path
+
+    members = landmark_files(model_path, weeks) if followup else []
+    return [p for m in (Path(model_path), *members) for p in (m, record_path(m))]
+
+
+def save_landmarks(models: Mapping[float, TrainedModel], model_path: str | Path,
+                   main: TrainedModel | None = None) -> dict[float, Path]:
+    """Save each landmark model beside ``model_path`` (:func:`landmark_path`); return
+    week -> path. With ``main`` (the model saved at ``model_path``), the main model and its
+    landmark models are written as one set (:func:`models.bundle.save_model_set`: one run
+    id, the members' SHA-256 in the main record, renamed into place only when all are
+    written); without it each is saved on its own."""
+    paths = {float(w): landmark_path(model_path, w) for w in models}
+    if main is not None:
+        save_model_set(main, model_path, {paths[float(w)]: m for w, m in models.items()})
+    else:
+        for w, m in models.items():
+            save_model(m, paths[float(w)])
+    return paths
 
 
 def load_landmarks(model_path: str | Path, *, trust_pickle: bool = False,
                    weeks: Sequence[float] = LANDMARK_WEEKS) -> dict[float, TrainedModel]:
     """The landmark models saved beside ``model_path`` by :func:`save_landmarks`, by week;
     weeks without a file are left out. Each is checked and loaded by
-    :func:`models.bundle.load_model` (``trust_pickle`` for a joblib pickle)."""
+    :func:`models.bundle.load_model` (``trust_pickle`` for a joblib pickle) and must belong
+    to the set of the model at ``model_path`` (:func:`models.bundle.check_set_member`: the
+    same run); a member that set lists but is missing is an error too."""
     out = {}
+    _, members = set_members(model_path) if Path(model_path).is_file() else (None, None)
     for week in weeks:
         path = landmark_path(model_path, week)
         if path.is_file():
+            if Path(model_path).is_file():
+                check_set_member(model_path, path)
             out[float(week)] = load_model(path, trust_pickle=trust_pickle)
+        elif members and path.name in members:
+            raise UserInputError(
+                f"{path.name}, a landmark model saved with {Path(model_path).name}, is missing "
+                f"beside it; copy the model's files together, or retrain with train.py "
+                f"--followup --out {model_path}.")
     return out

@@ -27,8 +27,12 @@ def prepare_for_model(model: TrainedModel, table: pd.DataFrame,
                       ) -> DescribedTable:
     """``table`` in the canonical form the model was trained on: by ``description``, or the
     table description stored in the model (so a user's own column names work again)."""
+    from models.rules import warn_empty_columns
+
     description = description or model.table_description()
-    return description.apply(table, require_label=require_label, source=source)
+    described = description.apply(table, require_label=require_label, source=source)
+    warn_empty_columns(described.table, source)
+    return described
 
 
 def predict_table(model: TrainedModel, table: pd.DataFrame | DescribedTable,
@@ -131,9 +135,11 @@ def _settings(text: str) -> object:
     not parse)."""
     import yaml
 
+    from features.yamlfile import load_yaml
+
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return load_yaml(text, "the settings")
+    except (yaml.YAMLError, UserInputError):
         return text
 
 

@@ -325,3 +325,33 @@ def risk_group(X: pd.DataFrame) -> pd.Series:
     all_met = met_known.all(axis=1)
     out = np.where(any_failed, "high", np.where(all_met, "low", ""))
     return pd.Series(out, index=X.index, name="risk_group")
+
+
+def warn_empty_columns(table: pd.DataFrame, source: str = "the table") -> list[str]:
+    """One warning naming the model columns of ``table`` (canonical) that are empty in every
+    row, each with the rules it leaves without an input on every lesion (a rule that still
+    decides from its other inputs, as the four-part differential may, is not named).
+    Returns those columns."""
+    import warnings
+
+    from features.contract import model_columns
+
+    empty = [c for c in model_columns(table.columns) if table[c].isna().all()]
+    if not empty:
+        return []
+    try:
+        calls = apply_rules(table)
+    except ValueError:  # infinite inputs: validation names them elsewhere
+        return empty
+    silent = {r for r in RULE_IDS if calls[r].isna().all()}
+    parts = []
+    for c in empty:
+        rules = [r for r in RULE_IDS if r in silent and c in rule_inputs(r)]
+        parts.append(f"{c} (disables {', '.join(rules)})" if rules else
+                     f"{c} (no rule reads it)")
+    warnings.warn(
+        f"{source}: {len(empty)} column(s) are empty in every row: {'; '.join(parts[:12])}"
+        f"{' ...' if len(parts) > 12 else ''}. The model learns nothing from them and those "
+        "rules abstain on every lesion; check the column's name and the export.",
+        UserWarning, stacklevel=2)
+    return empty

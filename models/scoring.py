@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from features.errors import UserInputError, raise_problems
+from features.outputs import RunFiles
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,9 @@ class PredictionSettings:
     """Every setting of ``predict.py``, by the same names: the saved ``model`` (and
     ``trust_pickle`` for a .joblib one), the table ``data`` read through the table
     description stored in the model or ``table`` and the shortcuts ``patient_column``,
-    ``label_column``, ``positive``, ``sep``, ``decimal``; image features from ``manifest``
-    (``params``, ``jobs``, ``cache``, ``scheduler``); follow-up ``scans``; the outputs
+    ``label_column``, ``positive``, ``sep``, ``decimal``, ``sheet``; image features from
+    ``manifest`` (``params``, ``jobs``, ``cache``, ``scheduler``); follow-up ``scans``; the
+    outputs
     ``out`` (predictions) and ``report`` (a folder, with ``bootstrap`` resamples)."""
 
     model: Path
@@ -44,6 +46,7 @@ class PredictionSettings:
     positive: str | None = None
     sep: str | None = None
     decimal: str | None = None
+    sheet: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -75,36 +78,42 @@ class PredictionSettings:
                 found.append(f"{option} {path}: {what} not found. Check the path.")
         return found
 
-    def check(self) -> None:
+    def check(self) -> RunFiles:
         """Raise one :class:`UserInputError` listing every problem (:meth:`problems`) and,
-        when there are none, check the outputs (:meth:`check_outputs`)."""
+        when there are none, check the outputs (:meth:`check_outputs`); return the files the
+        prediction reads, holding the lock of the report folder."""
         raise_problems(self.problems())
-        self.check_outputs()
+        return self.check_outputs()
 
-    def input_files(self) -> list[tuple[Path | None, str]]:
-        """Every file the prediction reads, with what a message calls it."""
-        from models.bundle import record_path
+    def input_files(self) -> RunFiles:
+        """Every file the prediction reads, with what a message calls it: the table, the
+        model set, the description, the manifest and every image it lists, the scans and the
+        settings."""
+        from features.extract import manifest_paths
+        from models.landmarks import landmark_files
 
-        return [(self.data, "the input table"), (self.model, "the model file (--model)"),
-                (record_path(self.model), "the model's record (--model's .json)"),
-                (self.table, "the table description (--table)"),
-                (self.manifest, "the image manifest (--manifest)"),
-                (self.scans, "the scans table (--scans)"),
-                (self.params, "the extraction settings (--params)")]
+        return (RunFiles().add(self.data, "the input table (--data)")
+                .add_model(self.model, "the model (--model)", landmark_files(self.model))
+                .add(self.table, "the table description (--table)")
+                .add_manifest(self.manifest, "the image manifest (--manifest)",
+                              manifest_paths(self.manifest) if self.manifest else ())
+                .add(self.scans, "the scans table (--scans)")
+                .add(self.params, "the settings file (--params)"))
 
-    def check_outputs(self) -> None:
+    def check_outputs(self) -> RunFiles:
         """The predictions file and the report folder: writable, and none of them one of
-        the inputs; checked before any input is read."""
-        from features.outputs import check_not_an_input, check_report_folder, check_writable
+        the files the prediction reads; checked before any input is read. The report folder
+        is locked against a second run writing it (:class:`features.outputs.RunFiles`)."""
         from models.report import report_files
 
-        inputs = self.input_files()
-        check_writable("--out", self.out)
-        check_not_an_input("--out", [self.out], inputs,
+        files = self.input_files()
+        files.check_output("--out", self.out,
                            "choose another file so your data is not overwritten.")
         if self.report:
-            check_report_folder(self.report, report_files(self.report),
-                                [*inputs, (self.out, "the predictions file (--out)")])
+            files.add(self.out, "the predictions file (--out)")
+            files.check_output_folder("--report", self.report, report_files(self.report))
+            files.hold("--report", self.report)
+        return files
 
 
 @dataclass
@@ -119,6 +128,7 @@ class Scoring:
     evaluation: Any = None
     metrics: dict | None = None
     title: str = ""
+    outputs: RunFiles | None = None
 
     def save(self) -> dict[str, Path]:
         """Write the predictions to ``settings.out`` and, with ``settings.report``, the
@@ -133,6 +143,8 @@ class Scoring:
             written.update(write_report(self.settings.report, self.metrics,
                                         self.evaluation.frame, model=self.model,
                                         title=self.title))
+        if self.outputs is not None:  # the outputs are whole: let another run write them
+            self.outputs.release()
         return written
 
 
@@ -193,7 +205,7 @@ def run_prediction(settings: PredictionSettings, progress: bool = True) -> Scori
     see :meth:`Scoring.save`); with ``settings.report``, also evaluate those rows, which
     then need the label. Raises :class:`UserInputError` for a problem the user can fix,
     before any prediction where it can be seen then."""
-    settings.check()
+    outputs = settings.check()
     from features.choices import CACHE_FOLDER
     from features.contract import LABEL
     from features.description import description_from_arguments, text_columns
@@ -205,6 +217,7 @@ def run_prediction(settings: PredictionSettings, progress: bool = True) -> Scori
     landmarks = load_landmark_models(settings) if settings.scans is not None else None
     description = description_from_arguments(settings, model.description)
     raw = read_table(settings.data, sep=settings.sep, decimal=settings.decimal,
+                     sheet=settings.sheet,
                      text_columns=text_columns(description or model.table_description()))
     described = prepare_for_model(model, raw, description, source=str(settings.data))
     if settings.report and LABEL not in described.table.columns:
@@ -221,7 +234,7 @@ def run_prediction(settings: PredictionSettings, progress: bool = True) -> Scori
     predictions = predict_table(model, described, source=str(settings.data))
     if landmarks is not None:
         predictions = with_landmark_predictions(predictions, landmarks, described, settings)
-    scoring = Scoring(settings, model, predictions)
+    scoring = Scoring(settings, model, predictions, outputs=outputs)
     if settings.report:
         from models import add_uncertainty, evaluate
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from features.choices import COHORTS
 from features.errors import raise_problems
+from features.outputs import RunFiles
 from models.choices import UPDATE_METHODS, VALIDATIONS
 
 
@@ -34,7 +35,8 @@ class StudySettings:
 
     Data: ``cohort`` (simulate ``n`` patients, optional ``prevalence``) or ``data`` (a
     table file read through the table description ``table`` and the shortcuts
-    ``patient_column``, ``label_column``, ``positive``, ``sep``, ``decimal``). Images:
+    ``patient_column``, ``label_column``, ``positive``, ``sep``, ``decimal``, and ``sheet`` of
+    a workbook). Images:
     ``images`` (synthetic MRI for a cohort, written to ``image_dir``) or ``manifest`` (the
     user's images), extracted with ``params`` by ``jobs`` workers or on ``scheduler``,
     cached in ``cache``. Validation: ``validation``, ``test_size``, ``folds``, ``repeats``,
@@ -56,6 +58,7 @@ class StudySettings:
     positive: str | None = None
     sep: str | None = None
     decimal: str | None = None
+    sheet: str | None = None
     images: bool = False
     manifest: Path | None = None
     image_dir: Path | None = None
@@ -182,50 +185,50 @@ class StudySettings:
                          "--scans, or train anew with them.")
         return found
 
-    def check(self) -> None:
+    def check(self) -> RunFiles:
         """Raise one :class:`UserInputError` listing every problem (:meth:`problems`) and,
-        when there are none, check the outputs (:meth:`check_outputs`)."""
+        when there are none, check the outputs (:meth:`check_outputs`); return the files the
+        study reads, holding the locks of its outputs."""
         raise_problems(self.problems())
-        self.check_outputs()
+        return self.check_outputs()
 
-    def input_files(self) -> list[tuple[Path | None, str]]:
-        """Every file the study reads, with what a message calls it."""
-        from models.bundle import record_path
+    def input_files(self) -> RunFiles:
+        """Every file the study reads, with what a message calls it: the tables, the
+        description, the manifest and every image it lists, the settings, the estimator's
+        module and the model to update with its record and landmark models."""
+        from features.extract import manifest_paths
+        from models.landmarks import landmark_files
 
-        found = [(self.data, "your input table (--data)"),
-                 (self.table, "the table description (--table)"),
-                 (self.manifest, "the image manifest (--manifest)"),
-                 (self.scans, "the scans table (--scans)"),
-                 (self.params, "the extraction settings (--params)")]
+        files = (RunFiles().add(self.data, "the input table (--data)")
+                 .add_manifest(self.manifest, "the image manifest (--manifest)",
+                               manifest_paths(self.manifest) if self.manifest else ())
+                 .add(self.table, "the table description (--table)")
+                 .add(self.scans, "the scans table (--scans)")
+                 .add(self.params, "the settings file (--params)")
+                 .add_model(self.update, "the model to update (--update)",
+                            landmark_files(self.update) if self.update else ()))
         if isinstance(self.estimator, str):
-            module = self.estimator.rsplit(":", 1)[0]
-            if module.endswith(".py"):
-                found.append((Path(module), "your estimator module (--estimator)"))
-        if self.update is not None:
-            found += [(self.update, "the model to update (--update)"),
-                      (record_path(self.update), "the record of the model to update")]
-        return found
+            files.add_estimator(self.estimator)
+        return files
 
-    def check_outputs(self) -> None:
-        """The model file, its record and the report folder: writable, and none of them one
-        of the inputs (checked before any table is read)."""
-        from features.outputs import check_not_an_input, check_report_folder, check_writable
-        from models.bundle import record_path
+    def check_outputs(self) -> RunFiles:
+        """The model set (the model, its record, its landmark models) and the report folder:
+        writable, and none of them one of the files the study reads (checked before any
+        table is read); both locked against a second run writing them until the study is
+        saved (:class:`features.outputs.RunFiles`)."""
+        from models.landmarks import model_set_files
         from models.report import report_files
 
-        inputs = self.input_files()
-        check_writable("--out", self.out)
-        outputs = [self.out, record_path(self.out)]
-        if self.followup:
-            from features.choices import LANDMARK_WEEKS
-            from models.landmarks import landmark_path
-
-            outputs += [f(landmark_path(self.out, w)) for w in LANDMARK_WEEKS
-                        for f in (Path, record_path)]
-        check_not_an_input("--out", outputs, inputs, "choose another file for the model.")
+        files = self.input_files()
+        outputs = model_set_files(self.out, followup=self.followup)
+        files.check_outputs("--out", outputs, "choose another file for the model, so that "
+                            "none of your input files is overwritten.")
+        files.hold("--out", self.out)
         if self.report:
-            check_report_folder(self.report, report_files(self.report),
-                                [*inputs, (self.out, "the model file (--out)")])
+            files.add_all((p, f"the model set (--out, {p.name})") for p in outputs)
+            files.check_output_folder("--report", self.report, report_files(self.report))
+            files.hold("--report", self.report)
+        return files
 
 
 @dataclass
@@ -243,19 +246,25 @@ class Study:
     landmarks: Any = None
     fidelity: Any = None
     notes: list[str] = field(default_factory=list)
+    outputs: RunFiles | None = None
 
     def save(self) -> dict[str, Path]:
-        """Write the model (with its landmark models) to ``settings.out`` and, with
-        ``settings.report``, the report; return what was written, by name."""
+        """Write the model (with its landmark models, as one set:
+        :func:`models.bundle.save_model_set`) to ``settings.out`` and, with
+        ``settings.report``, the report (:func:`models.report.write_report`: whole, or told
+        apart); return what was written, by name."""
         from models.bundle import save_model
 
         self.model.metrics = copy.deepcopy(self.metrics)
-        written = {"model": Path(save_model(self.model, self.settings.out))}
-        if self.landmarks is not None:
+        if self.landmarks is not None:  # the model and its landmark models, as one set
             from models.landmarks import save_landmarks
 
-            for week, path in save_landmarks(self.landmarks.models, self.settings.out).items():
+            paths = save_landmarks(self.landmarks.models, self.settings.out, main=self.model)
+            written = {"model": Path(self.settings.out)}
+            for week, path in paths.items():
                 written[f"landmark_{week:g}w"] = Path(path)
+        else:
+            written = {"model": Path(save_model(self.model, self.settings.out))}
         if self.settings.report:
             from models import write_report
 
@@ -263,6 +272,8 @@ class Study:
                                         self.evaluation.frame, model=self.model,
                                         fidelity=self.fidelity, title=self.title,
                                         predictions=self.evaluation.predictions))
+        if self.outputs is not None:  # the outputs are whole: let another run write them
+            self.outputs.release()
         return written
 
 
@@ -308,7 +319,7 @@ def load_training_table(settings: StudySettings, progress: bool = True):
     description = description_from_arguments(
         settings, None if original is None else original.description)
     raw = read_table(settings.data, sep=settings.sep, decimal=settings.decimal,
-                     text_columns=text_columns(description))
+                     sheet=settings.sheet, text_columns=text_columns(description))
     source = str(settings.data)
     return describe_table(raw, description, source=source), None, None, original, source
 
@@ -339,7 +350,7 @@ def run_study(settings: StudySettings, progress: bool = True) -> Study:
     Raises :class:`UserInputError` for a problem the user can fix, before any training
     where it can be seen then.
     """
-    settings.check()
+    outputs = settings.check()
     from models import add_uncertainty, train
 
     estimator = settings.estimator
@@ -416,4 +427,4 @@ def run_study(settings: StudySettings, progress: bool = True) -> Study:
         fidelity = fidelity_table(seed=settings.seed)
     return Study(settings=settings, model=model, evaluation=evaluation, metrics=document,
                  source=source, title=title, landmarks=landmarks, fidelity=fidelity,
-                 notes=notes)
+                 notes=notes, outputs=outputs)

@@ -92,8 +92,12 @@ def describe_table(table: pd.DataFrame, description: TableDescription | None = N
                    require_label: bool = True, source: str = "the table") -> DescribedTable:
     """``table`` in the contract's canonical form by ``description`` (the default describes a
     table already in the contract); see :meth:`TableDescription.apply`."""
-    return (description or TableDescription()).apply(table, require_label=require_label,
-                                                      source=source)
+    from models.rules import warn_empty_columns
+
+    described = (description or TableDescription()).apply(table, require_label=require_label,
+                                                           source=source)
+    warn_empty_columns(described.table, source)
+    return described
 
 
 def feature_columns(table: pd.DataFrame,

@@ -223,7 +223,8 @@ def test_out_equal_to_an_input(tmp_path):
     data = write(table(), tmp_path / "data.csv")
     out = command(train.main, ["--data", data, "--out", data, *FAST], [data])
     assert out.code == 2
-    assert "--out is one of your input files; choose another file for the model." in out.err
+    assert f"--out {data} is the input table (--data), which this run reads; choose another " \
+        "file for the model" in out.err
 
 
 def _small_table(tmp_path: Path) -> Path:
@@ -325,8 +326,8 @@ def test_predict_out_equal_to_its_table(kps_model, tmp_path):
     out = command(predict.main, ["--model", kps_model, "--data", data, "--out", data],
                   [data, kps_model])
     assert out.code == 2
-    assert "--out is the input table; choose another file so your data is not overwritten." \
-        in out.err
+    assert "is the input table (--data), which this run reads; choose another file so your " \
+        "data is not overwritten." in out.err
 
 
 def test_predict_out_equal_to_its_model(kps_model, tmp_path):

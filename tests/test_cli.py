@@ -88,7 +88,7 @@ def test_predict_without_label_and_with_report_is_a_user_error(trained, tmp_path
     ("train.py", ["--data", "{data}", "--out", "{data}"], "input files"),
     ("predict.py", ["--model", "{model}", "--data", "{tmp}/evaluation_predictions.csv",
                     "--out", "{tmp}/p.csv", "--report", "{tmp}"],
-     "would overwrite the input table"),
+     "holds the input table"),
 ])
 def test_user_errors_exit_2_with_one_message(trained, tmp_path, script, args, message):
     data = tmp_path / "data.csv"

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["format_benchmark_table", "format_landmark_table", "report_files",
+__all__ = ["check_report", "format_benchmark_table", "format_landmark_table", "report_files",
            "write_report"]
 
-_WHERE = {"format_benchmark_table": "models.report.tables",
+_WHERE = {"check_report": "models.report.write",
+          "format_benchmark_table": "models.report.tables",
           "format_landmark_table": "models.report.tables",
           "report_files": "models.report.write", "write_report": "models.report.write"}
 

@@ -22,12 +22,19 @@ a closing table says where each TRIPOD+AI item is answered or why it is not.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from features.errors import UserInputError
+from features.outputs import new_run_id, output_lock
 from features.tables import atomic_write_bytes, atomic_write_text
 from models.bundle import TrainedModel
 from models.evaluation import labels_and_probabilities, rule_calls
@@ -37,13 +44,18 @@ from models.report.sections import BAYES_COLUMN, build_document
 from models.report.tables import DEFAULT_TITLE, REPORT_FILES, write_metrics_report
 from models.statistics import to_jsonable
 
-__all__ = ["remove_stale_figures", "report_files", "with_report_facts", "write_report"]
+__all__ = ["check_report", "remove_stale_figures", "report_files", "with_report_facts",
+           "write_report"]
 
 #: Key of the simulator's fidelity table in metrics.json.
 FIDELITY_KEY = "simulator_fidelity"
 #: Key of the average precision (area under the precision-recall curve) in metrics.json.
 AP_KEY = "average_precision"
 AP_METHOD = "sklearn.metrics.average_precision_score on the evaluated rows"
+#: Key of the report's run in metrics.json: its id and the SHA-256 of every other file.
+RUN_KEY = "report_run"
+#: How report.md and report.html name their run (in a closing comment).
+RUN_STAMP = "report run"
 # --------------------------------------------------------------------------- write
 
 
@@ -148,16 +160,30 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     ``metrics.json`` too. ``model`` is the :class:`models.bundle.TrainedModel` behind it, or None
     (then versions and the training data hash are not shown).
     """
-    from models.report.figures import write_all_figures, write_partial_effects_figure
-    from models.report.waiting import write_waiting_figure
-
     threshold = metrics.get("threshold")
     if threshold is None:
         threshold = getattr(model, "threshold", None)
     if threshold is None:
         raise ValueError("metrics has no 'threshold' and no model was given.")
-    report_dir = Path(report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
+    final = Path(report_dir)
+    run_id = new_run_id()
+    with output_lock(final, "--report"), _staging_folder(final, run_id) as report_dir:
+        written = _write_files(report_dir, metrics, frame, model, fidelity, title,
+                               predictions, float(threshold), run_id)
+        _publish(report_dir, final, written, run_id)
+    return {k: final / Path(v).name for k, v in written.items()}
+
+
+def _write_files(report_dir: Path, metrics: dict, frame: pd.DataFrame,
+                 model: TrainedModel | None, fidelity: pd.DataFrame | None, title: str,
+                 predictions: pd.DataFrame | None, threshold: float,
+                 run_id: str) -> dict[str, Path]:
+    """Write every file of the report into the (staging) folder ``report_dir``; the last,
+    ``metrics.json``, names the run and the SHA-256 of every other file
+    (:func:`check_report`). Returns name -> path."""
+    from models.report.figures import write_all_figures, write_partial_effects_figure
+    from models.report.waiting import write_waiting_figure
+
     metrics = with_report_facts(metrics, frame, model)
     extra = {FIDELITY_KEY: fidelity} if fidelity is not None else None
     write_metrics_report(report_dir, metrics, extra_tables=extra, title=title)
@@ -187,12 +213,107 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
                               {k: Path(v).name for k, v in figure_paths.items()}, fid_n,
                               every_prediction=predictions is not None)
     images = {k: Path(v).read_bytes() for k, v in figure_paths.items()}
+    stamp = f"\n<!-- {RUN_STAMP} {run_id} -->\n"
     paths["report_md"] = atomic_write_text(report_dir / REPORT_FILES["report_md"],
-                                           render_markdown_document(title, sections))
+                                           render_markdown_document(title, sections) + stamp)
     paths["report_html"] = atomic_write_text(report_dir / REPORT_FILES["report_html"],
-                                             render_html_document(title, sections, images))
+                                             render_html_document(title, sections, images)
+                                             + stamp)
     rows = frame if predictions is None else predictions
     paths["predictions_csv"] = atomic_write_bytes(
         report_dir / REPORT_FILES["predictions_csv"], rows.to_csv(index=False).encode("utf-8"))
-    remove_stale_figures(report_dir, figure_paths)
+    json_path = report_dir / REPORT_FILES["metrics_json"]
+    content = json.loads(json_path.read_text(encoding="utf-8"))
+    content[RUN_KEY] = {"id": run_id, "files": {
+        Path(p).name: _sha256(p) for k, p in sorted(paths.items()) if k != "metrics_json"}}
+    atomic_write_text(json_path, json.dumps(content, indent=2, allow_nan=False) + "\n")
     return paths
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+def _sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _own_names() -> set[str]:
+    """The names of every file a report may hold."""
+    return {p.name for p in report_files(".")}
+
+
+@contextmanager
+def _staging_folder(report_dir: Path, run_id: str) -> Iterator[Path]:
+    """A new, empty folder to write a report into before it is published: beside
+    ``report_dir`` (``.<name>.<run>.tmp``), or inside it when its parent cannot be written.
+    Removed afterwards, with what killed runs left (the caller holds the folder's lock, so no
+    other run is writing one)."""
+    parent = report_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    for leftover in (*parent.glob(f".{report_dir.name}.*.tmp"),
+                     *parent.glob(f".{report_dir.name}.*.old")):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = parent / f".{report_dir.name}.{run_id}.tmp"
+    try:
+        staging.mkdir()
+    except PermissionError:
+        report_dir.mkdir(exist_ok=True)
+        staging = report_dir / f".report.{run_id}.tmp"
+        staging.mkdir()
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish(staging: Path, report_dir: Path, written: Mapping[str, Path], run_id: str) -> None:
+    """Put the complete report in ``staging`` in place as ``report_dir``: by renaming the
+    folder when ``report_dir`` is new or holds nothing but an earlier report (so a reader sees
+    either report whole), else file by file with ``metrics.json`` last (each rename atomic;
+    :func:`check_report` tells a mixture). An earlier report's figures this one lacks are
+    removed; files the project does not name are never touched."""
+    if staging.parent == report_dir.parent and not report_dir.is_symlink():
+        if not report_dir.exists():
+            os.replace(staging, report_dir)
+            return
+        if report_dir.is_dir() and {p.name for p in report_dir.iterdir()} <= _own_names():
+            old = report_dir.with_name(f".{report_dir.name}.{run_id}.old")
+            os.replace(report_dir, old)
+            os.replace(staging, report_dir)
+            shutil.rmtree(old, ignore_errors=True)
+            return
+    report_dir.mkdir(parents=True, exist_ok=True)
+    last = REPORT_FILES["metrics_json"]
+    for name in sorted((Path(p).name for p in written.values()), key=lambda n: n == last):
+        os.replace(staging / name, report_dir / name)
+    remove_stale_figures(report_dir, {k: report_dir / Path(p).name
+                                      for k, p in written.items()})
+
+
+def check_report(report_dir: str | Path) -> str:
+    """The run id of the report in ``report_dir`` after checking that every file
+    ``metrics.json`` lists is the one that run wrote; :class:`UserInputError` naming both
+    runs when a file belongs to another."""
+    import re
+
+    report_dir = Path(report_dir)
+    try:
+        run = json.loads((report_dir / REPORT_FILES["metrics_json"]).read_text())[RUN_KEY]
+        run_id, files = run["id"], dict(run["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserInputError(f"{report_dir} holds no complete report (its metrics.json is "
+                             "missing or names no run); write it again.") from None
+    for name, digest in files.items():
+        path = report_dir / name
+        if path.is_file() and _sha256(path) == digest:
+            continue
+        other = None
+        if path.is_file() and path.suffix in (".md", ".html"):
+            found = re.search(rf"<!-- {RUN_STAMP} (\S+) -->", path.read_text(errors="replace"))
+            other = found.group(1) if found else None
+        raise UserInputError(
+            f"{report_dir} mixes two reports: metrics.json is of run {run_id}, but {name} "
+            + ("is missing" if not path.is_file() else
+               f"is of run {other}" if other else "is not the file that run wrote")
+            + "; write the report again.")
+    return run_id
