@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                      nested_cv=False, progress=False).model
     elsewhere = shifted_population(6000, seed=13)
     before = calibration_intercept_slope(elsewhere[LABEL],
-                                         original.predict_proba(elsewhere, warn=False))
+                                         original.probability(elsewhere, warn=False))
     print(f"before: intercept {before['calibration_intercept']:+.3f}, "
           f"slope {before['calibration_slope']:.3f}")
     ok, rows, runs = 0, [], []
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         updated, ev = update_model(original, shifted_population(args.n, seed), args.method,
                                    repeats=1, progress=False)
         after = calibration_intercept_slope(elsewhere[LABEL],
-                                            updated.predict_proba(elsewhere, warn=False))
+                                            updated.probability(elsewhere, warn=False))
         good = (abs(after["calibration_intercept"]) < 0.1
                 and 0.9 <= after["calibration_slope"] <= 1.1)
         ok += good

@@ -7,7 +7,7 @@ and every path it lists, settings, the estimator's module, model files and their
 is one of them (the same file through a symbolic or hard link included), an output folder
 holding one, an output file whose name is a folder, and a folder the user cannot create
 files in. :func:`output_lock` keeps two runs from writing one output at once;
-:func:`new_run_id` names a run in every file it writes.
+:func:`run_id_of` names a run in every file it writes.
 
 >>> files = RunFiles().add("data.csv", "the input table (--data)")   # doctest: +SKIP
 >>> files.check_output("--out", "pred.csv", "choose another file.")  # doctest: +SKIP
@@ -15,10 +15,9 @@ files in. :func:`output_lock` keeps two runs from writing one output at once;
 
 from __future__ import annotations
 
-import datetime as _dt
+import hashlib
 import os
 import tempfile
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -27,11 +26,14 @@ from pathlib import Path
 from features.errors import UserInputError
 
 
-def new_run_id() -> str:
-    """A run's name, unique and sortable: UTC time to the second and 8 random hex digits,
-    e.g. ``20261207T131500Z-1a2b3c4d``."""
-    now = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{now}-{uuid.uuid4().hex[:8]}"
+def run_id_of(*contents: bytes) -> str:
+    """A run's name, from what it wrote: the first 16 hex digits of the SHA-256 of
+    ``contents``. Two runs that write different files (other data, settings or seed) get
+    different names; a rerun with the same seed writes the same bytes, its name included."""
+    digest = hashlib.sha256()
+    for part in contents:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()[:16]
 
 
 def nearest_existing(path: Path) -> Path:

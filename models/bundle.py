@@ -256,7 +256,8 @@ def save_model_set(model: TrainedModel, path: str | Path,
     """Write a model and the ``members`` of its set (path -> model: the landmark models
     beside it) as one unit, each with its record (:func:`record_path`).
 
-    Every file of the set names the run that wrote it (``run_id``, a new one by default):
+    Every file of the set names the run that wrote it (``run_id``; by default one derived
+    from the files' bytes, :func:`features.outputs.run_id_of`):
     the main model's record lists each member's SHA-256, each member's record the main
     model's file. Every file is written under a temporary name first; only when all are
     written are they renamed into place, the members first and the main model last, so an
@@ -265,14 +266,14 @@ def save_model_set(model: TrainedModel, path: str | Path,
     (:func:`features.outputs.output_lock`). An error before the renames leaves the previous
     set as it was.
     """
-    from features.outputs import new_run_id, output_lock
+    from features.outputs import output_lock, run_id_of
 
     path = Path(path)
-    run_id = run_id or new_run_id()
     members = {Path(p): m for p, m in (members or {}).items()}
     with output_lock(path, "--out"), ExitStack() as temporaries:
         packed = {p: _pack(m, p, temporaries) for p, m in members.items()}
         main_tmp, main_data = _pack(model, path, temporaries)
+        run_id = run_id or run_id_of(main_data, *(data for _, data in packed.values()))
         records = {p: _record_text(members[p], p, data, {"id": run_id, "model_file": path.name})
                    for p, (_, data) in packed.items()}
         main_record = _record_text(model, path, main_data, {"id": run_id, "members": {

@@ -445,7 +445,7 @@ def permutation_effects(model, table: pd.DataFrame, y, seed: int = 0,
     from sklearn.metrics import roc_auc_score
 
     yv = np.asarray(y, dtype=float).ravel()
-    predict = getattr(model, "predict_proba", None)
+    predict = getattr(model, "probability", None)
     columns = [c for c in _permuted_columns(model, fitted_pipeline(model)) if c in table.columns]
     if predict is None or not columns or len(np.unique(yv)) < 2 or len(yv) != len(table):
         return _frame([])

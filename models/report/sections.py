@@ -910,7 +910,7 @@ def _software_section(card: ModelCard, model, every_prediction: bool = False) ->
         blocks = [Table(["item", "value"], card.provenance,
                         "Provenance recorded in the model bundle (models.bundle.TrainedModel).")]
     blocks.append(Para(
-        "Predictions are computed by the saved bundle (`TrainedModel.predict_proba`; "
+        "Predictions are computed by the saved bundle (`TrainedModel.probability`; "
         "`predict.py --model MODEL.skops --data TABLE --out PRED.csv`). This folder also "
         "holds `metrics.json` (every number in this report), `metrics.md` and "
         + ("`evaluation_predictions.csv` (every prediction behind the evaluated lesions, one "

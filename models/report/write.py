@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import UserInputError
-from features.outputs import new_run_id, output_lock
+from features.outputs import output_lock, run_id_of
 from features.tables import atomic_write_bytes, atomic_write_text
 from models.bundle import TrainedModel
 from models.evaluation import labels_and_probabilities, rule_calls
@@ -166,11 +166,12 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     if threshold is None:
         raise ValueError("metrics has no 'threshold' and no model was given.")
     final = Path(report_dir)
-    run_id = new_run_id()
-    with output_lock(final, "--report"), _staging_folder(final, run_id) as report_dir:
+    name = run_id_of(json.dumps(to_jsonable(metrics), sort_keys=True).encode(), title.encode(),
+                  frame.to_csv(index=False).encode())
+    with output_lock(final, "--report"), _staging_folder(final, name) as report_dir:
         written = _write_files(report_dir, metrics, frame, model, fidelity, title,
-                               predictions, float(threshold), run_id)
-        _publish(report_dir, final, written, run_id)
+                               predictions, float(threshold), name)
+        _publish(report_dir, final, written, name)
     return {k: final / Path(v).name for k, v in written.items()}
 
 
