@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import UserInputError
-from features.outputs import new_run_id, output_lock
+from features.outputs import is_inside, new_run_id, output_lock
 from features.tables import atomic_write_bytes, atomic_write_text
 from models.bundle import TrainedModel
 from models.evaluation import labels_and_probabilities, rule_calls
@@ -166,11 +166,12 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     if threshold is None:
         raise ValueError("metrics has no 'threshold' and no model was given.")
     final = Path(report_dir)
+    target = Path(os.path.abspath(final))  # "." has no name to stage beside
     run_id = new_run_id()
-    with output_lock(final, "--report"), _staging_folder(final, run_id) as report_dir:
+    with output_lock(target, "--report"), _staging_folder(target, run_id) as report_dir:
         written = _write_files(report_dir, metrics, frame, model, fidelity, title,
                                predictions, float(threshold), run_id)
-        _publish(report_dir, final, written, run_id)
+        _publish(report_dir, target, written, run_id)
     return {k: final / Path(v).name for k, v in written.items()}
 
 
@@ -272,7 +273,9 @@ def _publish(staging: Path, report_dir: Path, written: Mapping[str, Path], run_i
     either report whole), else file by file with ``metrics.json`` last (each rename atomic;
     :func:`check_report` tells a mixture). An earlier report's figures this one lacks are
     removed; files the project does not name are never touched."""
-    if staging.parent == report_dir.parent and not report_dir.is_symlink():
+    swappable = (staging.parent == report_dir.parent and not report_dir.is_symlink()
+                 and not is_inside(os.getcwd(), report_dir))  # never move the working folder
+    if swappable:
         if not report_dir.exists():
             os.replace(staging, report_dir)
             return
