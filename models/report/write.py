@@ -5,7 +5,11 @@
   hold follow-up landmarks, ``landmarks``),
   ``report.md`` (figures by relative path), ``report.html`` (one self-contained file:
   figures as base64 PNG data URIs, inline CSS, no script) and ``evaluation_predictions.csv``;
-- :func:`report_files` lists those files, so callers can refuse to overwrite an input.
+- :func:`report_files` lists those files, so callers can refuse to overwrite an input;
+- :func:`check_report` tells a whole report from a mixture of two: the report is written
+  into a staging folder and put in place as a unit, ``metrics.json`` naming its run and the
+  SHA-256 of every other file, ``report.md`` and ``report.html`` the run in a closing
+  comment.
 
 Both report files are rendered (:mod:`models.report.document`) from one document built
 (:mod:`models.report.sections`) from the metrics dict exactly as it is written to
