@@ -145,9 +145,13 @@ class RunFiles:
         if not spec:
             return self
         source = str(spec).strip().rpartition(":")[0]
+        if not source:  # not module:factory; loading the estimator says so
+            return self
         if source.endswith(".py") or os.sep in source or "/" in source:
             return self.add(Path(source).expanduser(), f"your estimator's module ({source})")
         base = Path(*source.split("."))
+        if not base.name:
+            return self
         for candidate in (base.with_suffix(".py"), base / "__init__.py"):
             if candidate.is_file():
                 self.add(candidate, f"your estimator's module ({candidate})")

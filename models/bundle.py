@@ -10,7 +10,13 @@ builds only the types in :data:`TRUSTED_TYPES`) or, for a name ending in ``.jobl
 it carries, so :func:`load_model` needs ``trust_pickle=True``). Beside every model file lies
 its record, ``<file name>.json`` (:func:`record_path`): the file's SHA-256 and size, the
 feature columns, the threshold, the table description, the training summary and the
-package versions. The file is checked against its record before anything in it is read.
+package versions. The file is checked against its record before anything in it is read,
+and a skops file that would unpack to more than :data:`MAX_UNPACKED_BYTES` is refused
+before anything in it is unpacked.
+
+Model sets: :func:`save_model_set` writes a model and its landmark models as one unit (one
+run id, the members' SHA-256 in the main record, renamed into place only when all are
+written); :func:`check_set_member` refuses a member of another run, naming both runs.
 """
 
 from __future__ import annotations

@@ -25,8 +25,7 @@ class PredictionSettings:
     description stored in the model or ``table`` and the shortcuts ``patient_column``,
     ``label_column``, ``positive``, ``sep``, ``decimal``, ``sheet``; image features from
     ``manifest`` (``params``, ``jobs``, ``cache``, ``scheduler``); follow-up ``scans``; the
-    outputs
-    ``out`` (predictions) and ``report`` (a folder, with ``bootstrap`` resamples)."""
+    outputs ``out`` (predictions) and ``report`` (a folder, with ``bootstrap`` resamples)."""
 
     model: Path
     data: Path

@@ -392,8 +392,6 @@ def run_study(settings: StudySettings, progress: bool = True) -> Study:
         document = dict(evaluation.metrics)
         scheme = document["validation"]
         notes.append(f"validation: {scheme['scheme']} ({scheme['reason']})")
-        if progress:
-            print(notes[-1], flush=True)
         if radiomics is not None:
             from models.training import compare_without_images
 

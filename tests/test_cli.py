@@ -76,7 +76,7 @@ def test_predict_without_label_and_with_report_is_a_user_error(trained, tmp_path
                                       str(tmp_path / "r")])
     assert code == 2
     assert "label" in capsys.readouterr().err
-    assert (tmp_path / "p.csv").is_file()  # predictions were still written
+    assert not (tmp_path / "p.csv").exists()  # refused before anything is written
 
 
 @pytest.mark.parametrize("script, args, message", [

@@ -45,7 +45,7 @@ NEW_KEYS = ("uncertainty", "bootstrap", "rule_comparisons", "net_benefit")
 def _apparent(model: TrainedModel, train: pd.DataFrame) -> dict:
     """The model's figures on its own training rows, as internal validation records them."""
     y = train[LABEL].to_numpy().astype(int)
-    p = model.predict_proba(train, warn=False)
+    p = model.probability(train, warn=False)
     m = binary_metrics(y, called(p, model.threshold).astype(float))
     cal = calibration_intercept_slope(y, p)
     return {"n": len(y), "n_positive": int(y.sum()), "auc": auc(y, p),

@@ -10,7 +10,7 @@ from models.report.tables import format_benchmark_table, format_landmark_table
 def study_summary(study) -> str:
     """The lines ``train.py`` prints after a study (:class:`models.study.Study`) is saved."""
     m = study.metrics
-    parts = [format_benchmark_table(m)]
+    parts = [*study.notes, format_benchmark_table(m)]
     if "image_features" in m:
         parts.append(describe_image_contribution(m["image_features"], study.model))
     if "update" in m:

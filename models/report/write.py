@@ -5,7 +5,11 @@
   hold follow-up landmarks, ``landmarks``),
   ``report.md`` (figures by relative path), ``report.html`` (one self-contained file:
   figures as base64 PNG data URIs, inline CSS, no script) and ``evaluation_predictions.csv``;
-- :func:`report_files` lists those files, so callers can refuse to overwrite an input.
+- :func:`report_files` lists those files, so callers can refuse to overwrite an input;
+- :func:`check_report` tells a whole report from a mixture of two: the report is written
+  into a staging folder and put in place as a unit, ``metrics.json`` naming its run and the
+  SHA-256 of every other file, ``report.md`` and ``report.html`` the run in a closing
+  comment.
 
 Both report files are rendered (:mod:`models.report.document`) from one document built
 (:mod:`models.report.sections`) from the metrics dict exactly as it is written to
@@ -34,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import UserInputError
-from features.outputs import output_lock, run_id_of
+from features.outputs import is_inside, output_lock, run_id_of
 from features.tables import atomic_write_bytes, atomic_write_text
 from models.bundle import TrainedModel
 from models.evaluation import labels_and_probabilities, rule_calls
@@ -166,12 +170,13 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     if threshold is None:
         raise ValueError("metrics has no 'threshold' and no model was given.")
     final = Path(report_dir)
+    target = Path(os.path.abspath(final))  # "." has no name to stage beside
     name = run_id_of(json.dumps(to_jsonable(metrics), sort_keys=True).encode(), title.encode(),
-                  frame.to_csv(index=False).encode())
-    with output_lock(final, "--report"), _staging_folder(final, name) as report_dir:
+                     frame.to_csv(index=False).encode())
+    with output_lock(target, "--report"), _staging_folder(target, name) as report_dir:
         written = _write_files(report_dir, metrics, frame, model, fidelity, title,
                                predictions, float(threshold), name)
-        _publish(report_dir, final, written, name)
+        _publish(report_dir, target, written, name)
     return {k: final / Path(v).name for k, v in written.items()}
 
 
@@ -273,7 +278,9 @@ def _publish(staging: Path, report_dir: Path, written: Mapping[str, Path], run_i
     either report whole), else file by file with ``metrics.json`` last (each rename atomic;
     :func:`check_report` tells a mixture). An earlier report's figures this one lacks are
     removed; files the project does not name are never touched."""
-    if staging.parent == report_dir.parent and not report_dir.is_symlink():
+    swappable = (staging.parent == report_dir.parent and not report_dir.is_symlink()
+                 and not is_inside(os.getcwd(), report_dir))  # never move the working folder
+    if swappable:
         if not report_dir.exists():
             os.replace(staging, report_dir)
             return
