@@ -10,11 +10,23 @@ package's modules load nothing they do not need. The extraction function is
 ``features.extract.extract`` (the name ``features.extract`` is its module).
 """
 
-from importlib import import_module
+from features.lazy import lazy_names
 
 #: Public name -> the module that defines it.
 _FACE = {
+    "COLUMNS": "features.contract",
+    "DEFAULT_PARAMS": "features.choices",
+    "FIGURES": "features.article",
+    "ID": "features.contract",
+    "LABEL": "features.contract",
+    "LESION": "features.contract",
+    "MODALITIES": "features.synthetic.cohort",
+    "THRESHOLDS": "features.article",
     "UserInputError": "features.errors",
+    "fidelity_table": "features.synthetic.cohort",
+    "markdown_table": "features.tables",
+    "to_markdown": "features.synthetic.cohort",
+    "write_synthetic_images": "features.synthetic.images",
     "TableDescription": "features.description",
     "add_radiomic_features": "features.join",
     "bayes_posterior": "features.synthetic.cohort",
@@ -26,9 +38,4 @@ _FACE = {
     "validate_table": "features.contract",
 }
 __all__ = sorted(_FACE)
-
-
-def __getattr__(name: str):
-    if name in _FACE:
-        return getattr(import_module(_FACE[name]), name)
-    raise AttributeError(f"module 'features' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _FACE)

@@ -10,11 +10,19 @@ labelled rows (:mod:`.evaluation`), every statistic once (:mod:`.statistics`), p
 use.
 """
 
-from importlib import import_module
+from features.lazy import lazy_names
 
 #: Public name -> the module that defines it.
 _FACE = {
+    "PredictionSettings": "models.scoring",
     "RULES": "models.rules",
+    "Study": "models.study",
+    "StudySettings": "models.study",
+    "describe_rules": "models.rules",
+    "format_benchmark_table": "models.report",
+    "holdout_split": "models.validation",
+    "run_prediction": "models.scoring",
+    "run_study": "models.study",
     "LandmarkResult": "models.landmarks",
     "TrainedModel": "models.bundle",
     "add_uncertainty": "models.evaluation",
@@ -36,9 +44,4 @@ _FACE = {
     "write_report": "models.report",
 }
 __all__ = sorted(_FACE)
-
-
-def __getattr__(name: str):
-    if name in _FACE:
-        return getattr(import_module(_FACE[name]), name)
-    raise AttributeError(f"module 'models' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _FACE)

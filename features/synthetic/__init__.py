@@ -8,7 +8,7 @@ cohort. Names are imported on first use (``python -m features.synthetic.cohort``
 fidelity table).
 """
 
-from importlib import import_module
+from features.lazy import lazy_names
 
 #: Public name -> the module that defines it.
 _FACE = {
@@ -22,9 +22,4 @@ _FACE = {
     "write_synthetic_images": "features.synthetic.images",
 }
 __all__ = sorted(_FACE)
-
-
-def __getattr__(name: str):
-    if name in _FACE:
-        return getattr(import_module(_FACE[name]), name)
-    raise AttributeError(f"module 'features.synthetic' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _FACE)

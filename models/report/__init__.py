@@ -12,7 +12,7 @@ The names are loaded on first use.
 
 from __future__ import annotations
 
-import importlib
+from features.lazy import lazy_names
 
 __all__ = ["check_report", "format_benchmark_table", "format_landmark_table", "report_files",
            "write_report"]
@@ -21,10 +21,4 @@ _WHERE = {"check_report": "models.report.write",
           "format_benchmark_table": "models.report.tables",
           "format_landmark_table": "models.report.tables",
           "report_files": "models.report.write", "write_report": "models.report.write"}
-
-
-def __getattr__(name: str):
-    """The public names of the package, imported from their module on first use."""
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'models.report' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _WHERE)
