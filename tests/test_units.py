@@ -175,8 +175,8 @@ def test_an_interrupted_report_beside_other_files_is_told_apart(tmp_path, report
     write_report(folder, metrics, frame)
     first = check_report(folder)
     interrupt_when_renaming_onto(monkeypatch, folder / "metrics.json")
-    with pytest.raises(KeyboardInterrupt):
-        write_report(folder, metrics, frame)
+    with pytest.raises(KeyboardInterrupt):  # another run: other content, so another id
+        write_report(folder, metrics, frame, title="Another evaluation")
     monkeypatch.undo()
     with pytest.raises(UserInputError,
                        match=rf"metrics.json is of run {first}, but report.md is of run \S+"):
