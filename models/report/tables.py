@@ -742,9 +742,10 @@ def fidelity_table(records: Sequence[Mapping]) -> Table:
             str(r.get("note") or "")])
     return Table(["figure", "quantity", "article", "simulated (95% CI)", "target", "within",
                   "honoured", "note"], rows,
-                 "The simulator's fidelity to the article (features.synthetic.cohort."
-                 "fidelity_table); each simulated value with its 95% CI on the simulated "
-                 "cohort it was measured on.")
+                 "The simulator's fidelity to the article, and for the follow-up scans to the "
+                 "published figures they are sized from (features.synthetic.cohort."
+                 "fidelity_table; the 'article' column then holds the published value); each "
+                 "simulated value with its 95% CI on the simulated cohort it was measured on.")
 
 
 def _target_text(target) -> str:
