@@ -46,6 +46,7 @@ from features.synthetic.parameters import (
     MEASUREMENTS,
     PUBLISHED,
     CohortParameters,
+    Course,
     FollowupParameters,
     to_scale,
 )
@@ -71,11 +72,12 @@ _MAX_SHARE = 0.9
 def followup_setting(level: str, params: CohortParameters | None = None) -> CohortParameters:
     """``params`` (default :data:`DEFAULT_PARAMETERS`) with the follow-up of sensitivity
     setting ``level``: ``published`` leaves it as it is; ``low`` and ``high`` multiply by
-    :data:`SETTINGS`' factor (0.5, 2) the measurement error (``noise_scale``), the scans'
-    irregularity (``scan_jitter_weeks``, kept below half the interval), the missed scans,
-    the shares of prolonged pseudoprogression and of slow true progression (at most 0.9)
-    and the steroid effect (on the log scale). Everything else, the resolution rate that
-    C4 fixed at the published setting included, is unchanged."""
+    :data:`SETTINGS`' factor (0.5, 2) the measurement error (``noise_scale``, and the rCBV
+    and ADC courses' measurement error and between-lesion spread), the scans' irregularity
+    (``scan_jitter_weeks``, kept below half the interval), the missed scans, the shares of
+    prolonged pseudoprogression and of slow true progression (at most 0.9) and the steroid
+    effect (on the log scale). Everything else, the resolution rate that C4 fixed at the
+    published setting included, is unchanged."""
     if level not in SETTINGS:
         raise UserInputError(f"unknown follow-up setting {level!r}; choose one of "
                              f"{', '.join(SETTINGS)}.")
@@ -84,8 +86,12 @@ def followup_setting(level: str, params: CohortParameters | None = None) -> Coho
     if k == 1.0:
         return p
     steroid = 100.0 * math.expm1(k * math.log1p(f.steroid_volume_change_pct / 100.0))
+
+    def course(c: Course) -> Course:
+        return replace(c, slope_sd=c.slope_sd * k, noise_sd=c.noise_sd * k)
+
     return replace(p, followup=replace(
-        f, noise_scale=f.noise_scale * k,
+        f, noise_scale=f.noise_scale * k, rcbv=course(f.rcbv), adc=course(f.adc),
         scan_jitter_weeks=min(f.scan_jitter_weeks * k, 0.49 * f.interval_weeks),
         missing_visit=min(f.missing_visit * k, _MAX_SHARE),
         tp_slow_share=min(f.tp_slow_share * k, _MAX_SHARE),
