@@ -540,14 +540,15 @@ def followup_sensitivity(table: DescribedTable, result: LandmarkResult | None = 
                          target_sensitivity: float | None = None,
                          families: Sequence[str] = FAMILIES, source: str = "table",
                          progress: Callable[[str], None] | None = None,
-                         settings: Sequence[str] | None = None) -> dict:
+                         settings: Sequence[str] | None = None,
+                         weeks: Sequence[float] = LANDMARK_WEEKS) -> dict:
     """The landmark result across the follow-up simulator's uncertainty: for each setting of
     :data:`features.synthetic.followup.SETTINGS` (low, published and high measurement error
     and course variability), the simulated cohort ``table``'s follow-up drawn again under it
     (same seed) and the landmark models fitted and scored on one holdout split (the same
     for every setting). ``result``: an evaluation of the published setting on that split,
-    reused when it is a holdout. Returns ``settings`` (each setting's factor and numbers),
-    ``rows`` (:func:`sensitivity_rows`) and ``method`` (in words)."""
+    reused when it is a holdout; ``weeks``: the decision times. Returns ``settings`` (each
+    setting's factor and numbers), ``rows`` (:func:`sensitivity_rows`) and ``method``."""
     from features.scans import read_scans
     from features.synthetic.followup import SETTINGS, followup_setting, simulate_followup
 
@@ -573,7 +574,7 @@ def followup_sensitivity(table: DescribedTable, result: LandmarkResult | None = 
             metrics = train_landmarks(table, scans, seed=seed, test_size=test_size,
                                       threshold=threshold,
                                       target_sensitivity=target_sensitivity,
-                                      families=families, source=source).metrics
+                                      families=families, source=source, weeks=weeks).metrics
         rows += sensitivity_rows(metrics, level)
     return {"settings": out_settings, "rows": rows,
             "method": ("the simulated cohort's follow-up drawn again under each setting "
