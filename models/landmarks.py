@@ -541,13 +541,14 @@ def followup_sensitivity(table: DescribedTable, result: LandmarkResult | None = 
                          families: Sequence[str] = FAMILIES, source: str = "table",
                          progress: Callable[[str], None] | None = None,
                          settings: Sequence[str] | None = None,
-                         weeks: Sequence[float] = LANDMARK_WEEKS) -> dict:
+                         weeks: Sequence[float] = LANDMARK_WEEKS, params=None) -> dict:
     """The landmark result across the follow-up simulator's uncertainty: for each setting of
     :data:`features.synthetic.followup.SETTINGS` (low, published and high measurement error
     and course variability), the simulated cohort ``table``'s follow-up drawn again under it
     (same seed) and the landmark models fitted and scored on one holdout split (the same
     for every setting). ``result``: an evaluation of the published setting on that split,
-    reused when it is a holdout; ``weeks``: the decision times. Returns ``settings`` (each
+    reused when it is a holdout; ``weeks``: the decision times; ``params``: the simulator's
+    parameters the settings start from (default its own). Returns ``settings`` (each
     setting's factor and numbers), ``rows`` (:func:`sensitivity_rows`) and ``method``."""
     from features.scans import read_scans
     from features.synthetic.followup import SETTINGS, followup_setting, simulate_followup
@@ -555,7 +556,7 @@ def followup_sensitivity(table: DescribedTable, result: LandmarkResult | None = 
     chosen = list(settings or SETTINGS)
     out_settings, rows = [], []
     for level in chosen:
-        p = followup_setting(level)
+        p = followup_setting(level, params)
         f = p.followup
         out_settings.append({
             "setting": level, "factor": SETTINGS[level],
@@ -563,7 +564,7 @@ def followup_sensitivity(table: DescribedTable, result: LandmarkResult | None = 
             "pp_prolonged_share": f.pp_prolonged_share, "tp_slow_share": f.tp_slow_share,
             "steroid_volume_change_pct": f.steroid_volume_change_pct,
             "missing_visit": f.missing_visit, "scan_jitter_weeks": f.scan_jitter_weeks})
-        if (level == "published" and result is not None
+        if (level == "published" and result is not None and params is None
                 and result.metrics["split"]["scheme"] == "holdout"):
             metrics = result.metrics
         else:
