@@ -31,7 +31,8 @@ def _ci(v, ci, pct: bool = False) -> str:
         return f"{100 * x:.1f}%" if pct else f"{x:.3f}"
 
     lo, hi = (list(ci or []) + [None, None])[:2]
-    return f"{one(v)} ({one(lo)}-{one(hi)})"
+    interval = "no interval" if one(lo) == one(hi) == "-" else f"{one(lo)}-{one(hi)}"
+    return f"{one(v)} ({interval})"
 
 
 def main(argv: list[str] | None = None) -> int:

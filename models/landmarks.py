@@ -1,7 +1,7 @@
 """Landmark models: a calibrated classifier per decision time, fed the course of the scans.
 
 At each decision time (landmark) ``w`` weeks after the index scan (by default
-:data:`features.scans.LANDMARK_WEEKS`: 0, 4, 8 and 12), a lesion's features are the
+:data:`features.choices.LANDMARK_WEEKS`: 0, 4, 8 and 12), a lesion's features are the
 per-lesion table's features plus the course of its scans up to ``w``
 (:func:`course_features`: size, rCBV and ADC against the index scan). A lesion *reaches* a
 landmark when it has a scan in the :data:`WINDOW_WEEKS` weeks up to it (every lesion
