@@ -67,7 +67,7 @@ def test_cv_scores_every_lesion_out_of_fold_by_patient(cv, cohort):
     model = cv.models[8.0]
     from models.landmarks import landmark_table
     rows = landmark_table(c.reset_index(drop=True), read_scans(scans, lesions=c), 8.0)
-    in_sample = _quiet(model.predict_proba, rows.drop(columns="row"), warn=False)
+    in_sample = _quiet(model.probability, rows.drop(columns="row"), warn=False)
     assert not np.allclose(frame["p_pseudoprogression"].to_numpy(), in_sample)
     # the saved model is fitted on every lesion reaching the landmark
     assert model.training["n"] == reached

@@ -738,7 +738,7 @@ def fidelity_table(records: Sequence[Mapping]) -> Table:
                                                   r.get("simulated_ci_high")]),
             _target_text(r.get("target")),
             "yes" if r.get("within_target") else "no",
-            "yes" if r.get("honoured", True) else "no (contradictory figure)",
+            "yes" if r.get("honoured", True) else "no (see the note)",
             str(r.get("note") or "")])
     return Table(["figure", "quantity", "article", "simulated (95% CI)", "target", "within",
                   "honoured", "note"], rows,
