@@ -98,7 +98,7 @@ def depends_on_text(lm: Mapping, index_auc: float | None = None) -> str:
             continue
         rows = _rows(sensitivity, "model", week)
         by_week.append(f"+{fmt.g(week)} weeks " + ", ".join(
-            f"{fmt.g(rows[s].get('auc'))} ({s})" for s in settings if s in rows))
+            f"{fmt.fixed(rows[s].get('auc'))} ({s})" for s in settings if s in rows))
     return (text + " In the simulated scans the published setting takes the reader-to-reader "
             "error of a volume from brain metastases contoured by eight physicians (a median "
             "factor of 1.68 between the largest and smallest contour), and 2D and 1D readings "
