@@ -123,6 +123,10 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                           "rules over time (T4, iRANO, C4) and report what waiting costs; "
                           "with --cohort the scans are simulated, with --data give --scans. "
                           "The models are saved beside --out (MODEL.landmark-8w.skops, ...)")
+    fol.add_argument("--no-followup-sensitivity", action="store_true",
+                     help="with --cohort --followup: skip the landmark result under low and "
+                          "high measurement error and course variability of the simulated "
+                          "scans (two more sets of landmark fits)")
     fol.add_argument("--scans", type=Path, default=None, metavar="S.csv",
                      help="with --data: your follow-up scans, one row per lesion per scan "
                           "(patient and lesion columns, weeks_on_treatment, volume_ml or "

@@ -34,7 +34,7 @@ _FACE = {
     "read_scans": "features.scans",
     "read_table": "features.tables",
     "simulate_cohort": "features.synthetic.cohort",
-    "simulate_followup": "features.synthetic.cohort",
+    "simulate_followup": "features.synthetic.followup",
     "validate_table": "features.contract",
 }
 __all__ = sorted(_FACE)

@@ -68,9 +68,10 @@ TOP_KEYS: tuple[str, ...] = ("patient", "lesion", "label", "rename", "features",
 #: Keys under ``scans`` (the long table of follow-up scans, :mod:`features.scans`).
 SCANS_KEYS: tuple[str, ...] = ("rename",)
 #: Columns only a scans table has (besides the contract's ``weeks_on_treatment`` and the
-#: per-scan contract columns): the lesion's size as volume (ml) or SPD (mm^2), and the flag
-#: of the scan that raised the question.
-SCAN_ONLY_COLUMNS: tuple[str, ...] = ("volume_ml", "spd_mm2", "index_scan")
+#: per-scan contract columns): the lesion's size as volume (ml, or declared in mm^3 or cm^3,
+#: converted to ml) or SPD (mm^2), and the flag of the scan that raised the question.
+SCAN_ONLY_COLUMNS: tuple[str, ...] = ("volume_ml", "volume_mm3", "volume_cm3", "spd_mm2",
+                                      "index_scan")
 LABEL_KEYS: tuple[str, ...] = ("column", "positive", "negative", "name")
 FEATURE_KEYS: tuple[str, ...] = ("columns", "kind", "block", "range")
 DEFAULT_SOURCE = "the table description"

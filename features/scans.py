@@ -3,7 +3,9 @@
 A scans table is long: one row per lesion per scan, with the patient and lesion columns (named
 as a :class:`~features.description.TableDescription` names them), the scan's time
 ``weeks_on_treatment`` (weeks since the start of treatment), the lesion's size at that scan as
-``volume_ml`` (ml) or ``spd_mm2`` (sum of products of perpendicular diameters, mm^2), and any
+``volume_ml`` (ml; a column declared as ``volume_mm3`` or ``volume_cm3`` is converted to ml,
+and a volume above :data:`MAX_LESION_VOLUME_ML` is refused naming the likely unit) or
+``spd_mm2`` (sum of products of perpendicular diameters, mm^2), and any
 contract column measured at that scan (``rcbv``, ``adc``, ``symptomatic``,
 ``ctdna_change_pct``, ...; units and ranges of :mod:`features.contract`).
 
@@ -57,6 +59,12 @@ SIZE_KIND = "size_kind"
 INDEX = "index_scan"
 VOLUME = "volume_ml"
 SPD = "spd_mm2"
+#: Volume columns declared in other units, and the factor that puts each in ml.
+VOLUME_UNITS: dict[str, tuple[str, float]] = {VOLUME: ("ml", 1.0), "volume_cm3": ("cm^3", 1.0),
+                                             "volume_mm3": ("mm^3", 1e-3)}
+#: ml: no brain lesion is larger (about a third of a brain); a larger volume is a unit error,
+#: most often mm^3 read as ml (1000 times too large).
+MAX_LESION_VOLUME_ML = 500.0
 #: The two ways a scan gives a lesion's size: volume (ml) or SPD (mm^2).
 SIZE_KINDS: tuple[str, ...] = (VOLUME, SPD)
 #: Contract columns a scan may carry, measured at that scan (units of the contract).
@@ -238,6 +246,29 @@ def _range(num: pd.Series, name: str, unit: str, low: float, high: float,
                         f"value(s) are outside (e.g. {num[outside].iloc[0]:g}; {_rows(outside)}).")
 
 
+def _volume_ml(raw: pd.Series, name: str, user_name: str, problems: list[str]) -> pd.Series:
+    """A volume column (``name``, one of :data:`VOLUME_UNITS`; ``user_name`` as the table
+    calls it) in ml. Above :data:`MAX_LESION_VOLUME_ML` is a problem that names the likely
+    unit."""
+    unit, factor = VOLUME_UNITS[name]
+    v = _numbers(raw, user_name, unit, problems)
+    _range(v, user_name, unit, 0.0, np.inf, problems, low_open=True)
+    ml = v * factor
+    big = ml > MAX_LESION_VOLUME_ML
+    if big.any():
+        example = v[big].iloc[0]
+        if name != "volume_mm3" and (ml[big] / 1000.0 <= MAX_LESION_VOLUME_ML).all():
+            likely = (f"they look like mm^3 (1000 mm^3 = 1 ml): declare the column in its unit, "
+                      f"e.g. under the table description's scans: rename: {{{user_name}: "
+                      "volume_mm3}, and it is converted to ml")
+        else:
+            likely = "check the column's unit (volume_ml, volume_cm3 or volume_mm3)"
+        problems.append(f"column '{user_name}' ({unit}) has {int(big.sum())} volume(s) above "
+                        f"{MAX_LESION_VOLUME_ML:g} ml (e.g. {example:g} {unit}; {_rows(big)}), "
+                        f"larger than any brain lesion: {likely}.")
+    return ml
+
+
 def _index_flags(raw: pd.Series, name: str, problems: list[str]) -> pd.Series:
     """The index flag as 0/1 (empty is 0); other values are a problem."""
     codes, uniques = pd.factorize(raw, use_na_sentinel=True)
@@ -362,9 +393,10 @@ def read_scans(df: pd.DataFrame, description: TableDescription | None = None, *,
         weeks = pd.Series(np.nan, index=src.index)
 
     # --- size
-    if not any(c in cols for c in (SIZE, VOLUME, SPD)):
-        problems.append(f"{source} has no size column: give each scan's {VOLUME} (ml) or "
-                        f"{SPD} (mm^2), or name yours under the table description's "
+    if not any(c in cols for c in (SIZE, SPD, *VOLUME_UNITS)):
+        problems.append(f"{source} has no size column: give each scan's {VOLUME} (ml; or "
+                        f"volume_mm3, volume_cm3) or {SPD} (mm^2), or name yours under the "
+                        "table description's "
                         "'scans: rename:' (e.g. {your_volume: volume_ml}).")
     size = pd.Series(np.nan, index=src.index)
     kind = pd.Series(np.nan, index=src.index, dtype=object)
@@ -377,12 +409,18 @@ def read_scans(df: pd.DataFrame, description: TableDescription | None = None, *,
                             f"'{SIZE}' is given ({_rows(bad)}).")
         kind = kind.where(size.notna(), np.nan)
         _range(size, SIZE, "ml or mm^2", 0.0, np.inf, problems, low_open=True)
-    for name, unit in ((SPD, "mm^2"), (VOLUME, "ml")):  # volume wins where both are given
-        if name in cols:
-            v = _numbers(cols[name], name, unit, problems)
-            _range(v, name, unit, 0.0, np.inf, problems, low_open=True)
-            size = size.mask(v.notna(), v)
-            kind = kind.mask(v.notna(), name)
+    if SPD in cols:
+        v = _numbers(cols[SPD], SPD, "mm^2", problems)
+        _range(v, SPD, "mm^2", 0.0, np.inf, problems, low_open=True)
+        size, kind = size.mask(v.notna(), v), kind.mask(v.notna(), SPD)
+    volumes = [c for c in VOLUME_UNITS if c in cols]
+    if len(volumes) > 1:
+        problems.append(f"{source} has {len(volumes)} volume columns "
+                        f"({', '.join(_user_name(mapping, c) for c in volumes)}); keep one, "
+                        "declared in its unit.")
+    for name in volumes[:1]:  # volume wins where SPD is also given
+        v = _volume_ml(cols[name], name, _user_name(mapping, name), problems)
+        size, kind = size.mask(v.notna(), v), kind.mask(v.notna(), VOLUME)
 
     # --- per-scan contract columns
     per_scan = [c for c in PER_SCAN_COLUMNS if c in cols]

@@ -1,7 +1,7 @@
 """Landmark models: a calibrated classifier per decision time, fed the course of the scans.
 
 At each decision time (landmark) ``w`` weeks after the index scan (by default
-:data:`features.scans.LANDMARK_WEEKS`: 0, 4, 8 and 12), a lesion's features are the
+:data:`features.choices.LANDMARK_WEEKS`: 0, 4, 8 and 12), a lesion's features are the
 per-lesion table's features plus the course of its scans up to ``w``
 (:func:`course_features`: size, rCBV and ADC against the index scan). A lesion *reaches* a
 landmark when it has a scan in the :data:`WINDOW_WEEKS` weeks up to it (every lesion
@@ -37,6 +37,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -67,16 +68,34 @@ from models.bundle import (
     table_sha256,
 )
 from models.choices import DEFAULT_THRESHOLD
-from models.classifier import FAMILIES, fit_calibrated, with_threshold
+from models.classifier import (
+    FAMILIES,
+    fit_calibrated,
+    out_of_fold_probabilities,
+    with_threshold,
+)
 from models.population import TrainingProfile
 from models.scan_rules import SCAN_RULE_IDS, apply_scan_rules
-from models.statistics import auc_with_ci, benchmark, called, wilson_ci
-from models.validation import check_trainable, holdout_split
+from models.statistics import (
+    auc_with_ci,
+    benchmark,
+    called,
+    operating_point_at_sensitivity,
+    wilson_ci,
+)
+from models.validation import (
+    check_trainable,
+    choose_validation,
+    holdout_split,
+    optimism_bootstrap,
+    repeated_cv,
+)
 
 __all__ = ["COURSE_COLUMNS", "WINDOW_WEEKS", "LandmarkResult", "course_features",
-           "landmark_files", "landmark_path", "landmark_table", "load_landmarks",
-           "model_set_files", "predict_landmarks",
-           "reaches_landmark", "save_landmarks", "train_landmarks", "waiting_cost"]
+           "followup_sensitivity", "landmark_files", "landmark_path", "landmark_table",
+           "landmarks_not_updated", "load_landmarks", "model_set_files", "predict_landmarks",
+           "reaches_landmark", "save_landmarks", "sensitivity_rows", "train_landmarks",
+           "waiting_cost"]
 
 #: weeks: a lesion reaches a landmark with a scan this many weeks before it or closer (half
 #: the follow-up interval of T4, so each 4-weekly scan belongs to one landmark).
@@ -95,6 +114,10 @@ COURSE_COLUMNS: tuple[str, ...] = tuple(
 #: How the course features are declared to the classifier: plain numbers.
 COURSE_FEATURES: dict[str, DeclaredFeature] = {c: DeclaredFeature("number")
                                                for c in COURSE_COLUMNS}
+#: How the landmark models can be validated (as the index model: models.validation).
+LANDMARK_VALIDATIONS: tuple[str, ...] = ("holdout", "cv", "bootstrap")
+#: Repeats of cross-validation and bootstrap resamples when not given (as models.training's).
+DEFAULT_REPEATS = {"cv": 10, "bootstrap": 100}
 #: The text metrics.json and the report give for the cost of waiting.
 WAITING_DEFINITION = (
     "weeks of untreated true progression per 100 patients = 100 x decision time (weeks after "
@@ -207,18 +230,30 @@ def waiting_cost(y, groups, week: float, calls=None) -> dict:
 
 
 def _fit(part: pd.DataFrame, declared: Mapping[str, DeclaredFeature], seed: int,
-         families: Sequence[str], threshold: float, week: float, source: str,
-         description: TableDescription | None) -> TrainedModel:
-    """The calibrated classifier (:func:`fit_calibrated`) on one landmark's training rows."""
+         families: Sequence[str], threshold: float | None, target_sensitivity: float | None,
+         week: float, source: str, description: TableDescription | None) -> TrainedModel:
+    """The calibrated classifier (:func:`fit_calibrated`) on one landmark's training rows,
+    with its decision threshold chosen as the index model's is: ``threshold`` as given (0.5
+    by default), or the one reaching ``target_sensitivity`` on out-of-fold calibrated
+    probabilities of these training rows."""
     columns = model_columns(part.columns, declared=declared)
     X = part[[*columns, ID]]
     y = part[LABEL].to_numpy().astype(int)
-    fitted = fit_calibrated(X, y, part[ID].to_numpy(), seed=seed, families=families,
-                            declared=declared)
+    groups = part[ID].to_numpy()
+    fitted = fit_calibrated(X, y, groups, seed=seed, families=families, declared=declared)
+    if target_sensitivity is not None:
+        oof = out_of_fold_probabilities(fitted, X, y, groups, seed)
+        chosen = float(operating_point_at_sensitivity(y, oof, target_sensitivity,
+                                                      with_ci=False)["threshold"])
+        threshold_source = (f"sensitivity {target_sensitivity:g} on out-of-fold calibrated "
+                            "probabilities of this landmark's training patients")
+    else:
+        chosen = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        threshold_source = ("default (equal harms)" if threshold is None
+                            else "given by the user")
     return TrainedModel(
-        estimator=with_threshold(fitted.estimator, threshold), family=fitted.family,
-        feature_columns=columns, threshold_source="default (equal harms)"
-        if threshold == DEFAULT_THRESHOLD else "given by the user",
+        estimator=with_threshold(fitted.estimator, chosen), family=fitted.family,
+        feature_columns=columns, threshold_source=threshold_source,
         cv_scores=fitted.cv_scores,
         training={"source": source, "n": int(len(part)), "n_positive": int(y.sum()),
                   "n_patients": int(part[ID].nunique()), "sha256": table_sha256(part),
@@ -267,8 +302,12 @@ def _scans_source(scans) -> str:
     """Where the scans came from, in words: the simulator's follow-up or a given table."""
     sim = getattr(scans, "attrs", {}).get("simulation_followup")
     if isinstance(sim, Mapping):
+        noise = sim.get("size_noise_sd")
         return (f"simulated follow-up (features.synthetic.simulate_followup, seed "
-                f"{sim.get('seed')}): a scan every 4 weeks from the index scan to 16 weeks")
+                f"{sim.get('seed')}): a scan planned every 4 weeks from the index scan to 16 "
+                f"weeks, some missed or taken early or late; sizes measured by "
+                f"{sim.get('measurement', 'volume')}"
+                + (f" with a reader-to-reader log-SD of {noise:.3g}" if noise else ""))
     return "the given scans table"
 
 
@@ -280,36 +319,61 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
                     description: TableDescription | None = None,
                     scans_rename: Mapping[str, str] | None = None,
                     source: str = "table",
-                    progress: Callable[[str], None] | None = None) -> LandmarkResult:
-    """Fit and evaluate a landmark model at each decision time of ``weeks``.
+                    progress: Callable[[str], None] | None = None,
+                    validation: str = "holdout", folds: int = 5, repeats: int | None = None,
+                    target_sensitivity: float | None = None) -> LandmarkResult:
+    """Fit and validate a landmark model at each decision time of ``weeks``.
 
     table: the labelled per-lesion table (read through ``description``, or a
     :class:`DescribedTable`); scans: its scans (a long table read by
     :func:`features.scans.read_scans` with ``description`` and ``scans_rename``, or a
-    :class:`ScansTable`). Patients are split once (``test_size``, ``seed``; the split
-    :func:`models.training.train` makes for the same table); each landmark's model is fitted
-    on the training patients' lesions reaching it (families ``families``, decision
-    threshold ``threshold`` on the calibrated probability) and scored on the held-out
-    patients' lesions reaching it.
+    :class:`ScansTable`). Each landmark's model is fitted on lesions reaching it (families
+    ``families``; decision threshold ``threshold`` on the calibrated probability, default
+    0.5, or the one reaching ``target_sensitivity`` on out-of-fold probabilities of its
+    training patients, as the index model's). ``validation``, always by patient:
+
+    - ``holdout``: patients split once (``test_size``, ``seed``; the split
+      :func:`models.training.train` makes for the same table), every model fitted on the
+      training patients and scored on the held-out patients' lesions reaching its landmark;
+    - ``cv``: per landmark, ``repeats`` x ``folds``-fold patient-grouped cross-validation of
+      the whole fitting procedure (:func:`models.validation.repeated_cv`), each lesion
+      scored by its out-of-fold probability averaged over the repeats; the saved model is
+      fitted on every lesion reaching the landmark;
+    - ``bootstrap``: Harrell's optimism-corrected bootstrap over ``repeats`` resamples of
+      patients (:func:`models.validation.optimism_bootstrap`), scored on out-of-bag
+      probabilities; the saved model is fitted on every lesion reaching the landmark.
 
     ``result.metrics`` (JSON-ready after :func:`models.statistics.to_jsonable`): ``weeks``,
-    ``window_weeks``, ``split`` (patients and seed), ``scans_source`` (simulated follow-up
-    or the given table), ``course_features``, ``rule_ids``, ``method``,
+    ``window_weeks``, ``split`` (scheme, patients and seed), ``scans_source`` (simulated
+    follow-up or the given table), ``course_features``, ``rule_ids``, ``method``,
     ``waiting_definition`` and ``times``, one entry per decision time: ``week``, counts of
-    evaluated and training lesions and patients, ``family``, ``threshold``, ``model`` (as
-    metrics.json's ``model``), ``rules`` (each rule over time as of the landmark: as
-    metrics.json's ``rules``, on the lesions it covers, with ``coverage``,
-    ``model_at_rule_sensitivity`` and the rule's ``auc`` with ``auc_ci``) and ``waiting``
-    (:func:`waiting_cost`).
+    evaluated and training lesions and patients, ``family``, ``threshold`` and
+    ``threshold_source``, ``model`` (as metrics.json's ``model``), ``rules`` (each rule over
+    time as of the landmark: as metrics.json's ``rules``, on the lesions it covers, with
+    ``coverage``, ``model_at_rule_sensitivity`` and the rule's ``auc`` with ``auc_ci``),
+    ``waiting`` (:func:`waiting_cost`) and, under cv and bootstrap, ``internal_validation``
+    (the scheme's summary).
     """
+    if validation not in LANDMARK_VALIDATIONS:
+        raise UserInputError(f"unknown validation {validation!r} for the landmark models; "
+                             f"choose one of {', '.join(LANDMARK_VALIDATIONS)}.")
+    from models.training import check_threshold_options
+
+    check_threshold_options(threshold, target_sensitivity)
     described = _described(table, description, True, source)
     description = description or described.description
     canonical = described.table.reset_index(drop=True)
     s = _scans(scans, description, canonical, scans_rename)
     declared = {**described.features, **COURSE_FEATURES}
-    train_idx, test_idx = holdout_split(canonical, test_size, seed)
+    n_repeats = int(repeats or DEFAULT_REPEATS.get(validation, 1))
+
+    def fit(part: pd.DataFrame, week: float) -> TrainedModel:
+        return _fit(part, declared, seed, families, threshold, target_sensitivity, week,
+                    source, description)
+
     in_test = np.zeros(len(canonical), dtype=bool)
-    in_test[test_idx] = True
+    if validation == "holdout":
+        in_test[holdout_split(canonical, test_size, seed)[1]] = True
     models: dict[float, TrainedModel] = {}
     frames: dict[float, pd.DataFrame] = {}
     times = []
@@ -317,60 +381,211 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
         if progress:
             progress(f"landmark +{_label(week)} weeks")
         rows = landmark_table(canonical, s, week)
-        test = in_test[rows["row"].to_numpy()]
-        fit_part, eval_part = rows[~test].drop(columns="row"), rows[test]
         what = f"the landmark at +{_label(week)} weeks"
-        check_trainable(fit_part, f"the training set of {what}")
-        check_trainable(eval_part, f"the evaluation set of {what}")
-        model = _fit(fit_part, declared, seed, families,
-                     DEFAULT_THRESHOLD if threshold is None else float(threshold), week, source,
-                     description)
+        internal = None
+        if validation == "holdout":
+            test = in_test[rows["row"].to_numpy()]
+            fit_part, eval_part = rows[~test].drop(columns="row"), rows[test]
+            check_trainable(fit_part, f"the training set of {what}")
+            check_trainable(eval_part, f"the evaluation set of {what}")
+            model = fit(fit_part, week)
+            p = model.probability(eval_part.drop(columns="row"), warn=False)
+        else:
+            fit_part = rows.drop(columns="row").reset_index(drop=True)
+            try:
+                choose_validation(fit_part, validation)
+            except UserInputError as e:
+                raise UserInputError(f"{what}: {e}") from None
+            model = fit(fit_part, week)
+            resample = repeated_cv if validation == "cv" else optimism_bootstrap
+            args = (folds, n_repeats, seed) if validation == "cv" else (model, n_repeats, seed)
+            predictions, internal = resample(fit_part, partial(fit, week=week), *args)
+            mean_p = predictions.groupby("row")["p_pseudoprogression"].mean()
+            eval_part = rows.iloc[mean_p.index.to_numpy()]
+            p = mean_p.to_numpy()
         models[week] = model
-        p = model.probability(eval_part.drop(columns="row"), warn=False)
-        y = eval_part[LABEL].to_numpy().astype(int)
-        keys = lesion_keys(eval_part)
-        rules = apply_scan_rules(s, as_of=week, lesions=canonical).reindex(keys)
-        rules = rules.reset_index(drop=True)
-        bench = benchmark(y, p, model.threshold, rules)
-        for rid, m in bench["rules"].items():
-            covered = rules[rid].notna().to_numpy()
-            m["auc"], m["auc_ci"] = auc_with_ci(y[covered], rules[rid].to_numpy()[covered])
-        times.append({
-            "week": week, "n": bench["n"], "n_positive": bench["n_positive"],
-            "prevalence": bench["prevalence"], "n_patients": int(eval_part[ID].nunique()),
-            "n_train": int(len(fit_part)), "n_train_positive": int(fit_part[LABEL].sum()),
-            "n_train_patients": int(fit_part[ID].nunique()),
-            "family": model.family, "threshold": model.threshold,
-            "n_features": len(model.feature_columns),
-            "model": bench["model"], "rules": bench["rules"],
-            "waiting": waiting_cost(y, eval_part[ID].to_numpy(), week,
-                                    called(p, model.threshold).astype(float)),
-        })
-        frames[week] = pd.concat(
-            [pd.DataFrame({ID: keys.get_level_values(0), LESION: keys.get_level_values(1),
-                           LABEL: y, "p_pseudoprogression": p}),
-             rules.add_prefix("rule_")], axis=1)
+        entry, frames[week] = _evaluate_landmark(week, model, eval_part, p, fit_part, s,
+                                                 canonical)
+        if internal is not None:
+            entry["internal_validation"] = {k: v for k, v in internal.items()
+                                            if k not in ("per_repeat",)}
+        times.append(entry)
+    ids = canonical[ID].to_numpy()
+    split = {"scheme": validation, "seed": int(seed), "grouped_by": "patient"}
+    if validation == "holdout":
+        split |= {"test_size": float(test_size),
+                  "n_train_patients": int(len(set(ids[~in_test]))),
+                  "n_test_patients": int(len(set(ids[in_test])))}
+        scored = ("scored on the held-out patients' lesions with such a scan")
+    else:
+        split |= {"n_repeats": n_repeats, "n_train_patients": int(len(set(ids))),
+                  "n_test_patients": int(len(set(ids)))}
+        if validation == "cv":
+            split["n_folds"] = int(folds)
+        scored = ("scored on every lesion with such a scan by its out-of-fold probability, "
+                  "averaged over repeated patient-grouped cross-validation"
+                  if validation == "cv" else
+                  "scored on every lesion with such a scan by its out-of-bag probability over "
+                  "bootstrap resamples of patients (optimism-corrected figures beside)")
+    fitted_on = ("the training patients' lesions" if validation == "holdout"
+                 else "every lesion")
     metrics = {
         "weeks": [t["week"] for t in times], "window_weeks": WINDOW_WEEKS,
-        "split": {"scheme": "holdout", "test_size": float(test_size), "seed": int(seed),
-                  "grouped_by": "patient", "n_train_patients": int(len(set(
-                      canonical[ID].to_numpy()[~in_test]))),
-                  "n_test_patients": int(len(set(canonical[ID].to_numpy()[in_test])))},
+        "split": split,
         "scans_source": _scans_source(scans),
         "course_features": list(COURSE_COLUMNS), "rule_ids": list(SCAN_RULE_IDS),
         "method": (
             "one calibrated classifier per decision time (models.classifier.fit_calibrated), "
-            "fitted on the training patients' lesions with a scan within "
-            f"{WINDOW_WEEKS:g} weeks up to it, on the per-lesion features and the course of "
-            "size, rCBV and ADC against the index scan; scored on the held-out patients' "
-            "lesions with such a scan; the rules over time read as of the decision time, each "
-            "on the lesions it covers"),
+            f"fitted on {fitted_on} with a scan within {WINDOW_WEEKS:g} weeks up to it, on the "
+            "per-lesion features and the course of size, rCBV and ADC against the index scan; "
+            f"{scored}; the rules over time read as of the decision time, each on the lesions "
+            "it covers"),
         "waiting_definition": WAITING_DEFINITION,
         "times": times,
     }
-    return LandmarkResult(metrics, models, frames,
-                          sorted(set(canonical[ID].to_numpy()[~in_test])),
-                          sorted(set(canonical[ID].to_numpy()[in_test])))
+    held_out = ids[in_test] if validation == "holdout" else ids
+    trained_on = ids[~in_test] if validation == "holdout" else ids
+    return LandmarkResult(metrics, models, frames, sorted(set(trained_on)),
+                          sorted(set(held_out)))
+
+
+def _evaluate_landmark(week: float, model: TrainedModel, eval_part: pd.DataFrame,
+                       p: np.ndarray, fit_part: pd.DataFrame, s: ScansTable,
+                       canonical: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+    """One decision time's entry of ``metrics["times"]`` and its frame of evaluated lesions:
+    the model's probabilities ``p`` on ``eval_part`` beside every rule over time as of
+    ``week``, and what waiting until then costs."""
+    y = eval_part[LABEL].to_numpy().astype(int)
+    keys = lesion_keys(eval_part)
+    rules = apply_scan_rules(s, as_of=week, lesions=canonical).reindex(keys)
+    rules = rules.reset_index(drop=True)
+    bench = benchmark(y, p, model.threshold, rules)
+    for rid, m in bench["rules"].items():
+        covered = rules[rid].notna().to_numpy()
+        m["auc"], m["auc_ci"] = auc_with_ci(y[covered], rules[rid].to_numpy()[covered])
+    entry = {
+        "week": week, "n": bench["n"], "n_positive": bench["n_positive"],
+        "prevalence": bench["prevalence"], "n_patients": int(eval_part[ID].nunique()),
+        "n_train": int(len(fit_part)), "n_train_positive": int(fit_part[LABEL].sum()),
+        "n_train_patients": int(fit_part[ID].nunique()),
+        "family": model.family, "threshold": model.threshold,
+        "threshold_source": model.threshold_source,
+        "n_features": len(model.feature_columns),
+        "model": bench["model"], "rules": bench["rules"],
+        "waiting": waiting_cost(y, eval_part[ID].to_numpy(), week,
+                                called(p, model.threshold).astype(float)),
+    }
+    frame = pd.concat(
+        [pd.DataFrame({ID: keys.get_level_values(0), LESION: keys.get_level_values(1),
+                       LABEL: y, "p_pseudoprogression": p}),
+         rules.add_prefix("rule_")], axis=1)
+    return entry, frame
+
+
+# --------------------------------------------------------------------------- uncertainty
+
+
+#: The figures of one decision time the sensitivity table keeps, for the model and each rule.
+_SENSITIVITY_KEYS: tuple[str, ...] = ("auc", "sensitivity", "ppv")
+#: Why a follow-up refuses to go with --update, in words (the command line's message).
+UPDATE_REFUSAL = (
+    "--update re-estimates the index model's calibration on your local patients; the landmark "
+    "models (one per decision time, on the course of the scans) are not updated that way, and "
+    "an updated index model beside unchanged landmark models would give two inconsistent "
+    "answers. Drop --followup and --scans to update the index model alone (its record will "
+    "say the landmark models were not updated), or train anew on the local patients with "
+    "--followup and --scans.")
+
+
+def landmarks_not_updated(model_path: str | Path) -> str | None:
+    """When landmark models lie beside ``model_path`` (:func:`landmark_path`), the words an
+    update of that model alone writes into its record; None when there are none."""
+    weeks = [w for w in LANDMARK_WEEKS if landmark_path(model_path, w).is_file()]
+    if not weeks:
+        return None
+    return (f"the landmark models beside {Path(model_path).name} (at "
+            f"{', '.join(_label(w) for w in weeks)} weeks after the index scan) were not "
+            "updated: this update is of the index model only, and it has no landmark models "
+            "of its own; train anew with --followup and --scans on the local patients for "
+            "updated ones")
+
+
+def sensitivity_rows(metrics: Mapping, setting: str) -> list[dict]:
+    """One row per decision time and per model or rule over time of a landmark evaluation
+    (``metrics``, :func:`train_landmarks`' ``result.metrics``): setting, week, who (``model``
+    or a rule id), n, coverage, auc, sensitivity and ppv with their ``_ci``, and the weeks of
+    untreated true progression per 100 patients with its ``_ci``."""
+    rows = []
+    for t in metrics["times"]:
+        wait = t["waiting"]
+        common = {"setting": setting, "week": float(t["week"]),
+                  "weeks_untreated_per_100_patients": wait["weeks_untreated_per_100_patients"],
+                  "weeks_untreated_per_100_patients_ci":
+                      list(wait["weeks_untreated_per_100_patients_ci"])}
+        for who, m in [("model", t["model"]), *t["rules"].items()]:
+            if who != "model" and not m.get("coverage"):
+                continue
+            row = {**common, "who": who, "n": int(m.get("n", t["n"])),
+                   "coverage": float(m.get("coverage", 1.0))}
+            for key in _SENSITIVITY_KEYS:
+                row[key] = m.get(key)
+                row[f"{key}_ci"] = list(m.get(f"{key}_ci") or [None, None])
+            rows.append(row)
+    return rows
+
+
+def followup_sensitivity(table: DescribedTable, result: LandmarkResult | None = None, *,
+                         seed: int = 0, test_size: float = 0.3,
+                         threshold: float | None = None,
+                         target_sensitivity: float | None = None,
+                         families: Sequence[str] = FAMILIES, source: str = "table",
+                         progress: Callable[[str], None] | None = None,
+                         settings: Sequence[str] | None = None,
+                         weeks: Sequence[float] = LANDMARK_WEEKS, params=None) -> dict:
+    """The landmark result across the follow-up simulator's uncertainty: for each setting of
+    :data:`features.synthetic.followup.SETTINGS` (low, published and high measurement error
+    and course variability), the simulated cohort ``table``'s follow-up drawn again under it
+    (same seed) and the landmark models fitted and scored on one holdout split (the same
+    for every setting). ``result``: an evaluation of the published setting on that split,
+    reused when it is a holdout; ``weeks``: the decision times; ``params``: the simulator's
+    parameters the settings start from (default its own). Returns ``settings`` (each
+    setting's factor and numbers), ``rows`` (:func:`sensitivity_rows`) and ``method``."""
+    from features.scans import read_scans
+    from features.synthetic.followup import SETTINGS, followup_setting, simulate_followup
+
+    chosen = list(settings or SETTINGS)
+    out_settings, rows = [], []
+    for level in chosen:
+        p = followup_setting(level, params)
+        f = p.followup
+        out_settings.append({
+            "setting": level, "factor": SETTINGS[level],
+            "size_noise_sd": f.size_noise_sd(), "measurement": f.measurement,
+            "pp_prolonged_share": f.pp_prolonged_share, "tp_slow_share": f.tp_slow_share,
+            "steroid_volume_change_pct": f.steroid_volume_change_pct,
+            "missing_visit": f.missing_visit, "scan_jitter_weeks": f.scan_jitter_weeks})
+        if (level == "published" and result is not None and params is None
+                and result.metrics["split"]["scheme"] == "holdout"):
+            metrics = result.metrics
+        else:
+            if progress:
+                progress(f"follow-up setting '{level}'")
+            scans = read_scans(simulate_followup(table.table, seed=seed, params=p),
+                               lesions=table.table)
+            metrics = train_landmarks(table, scans, seed=seed, test_size=test_size,
+                                      threshold=threshold,
+                                      target_sensitivity=target_sensitivity,
+                                      families=families, source=source, weeks=weeks).metrics
+        rows += sensitivity_rows(metrics, level)
+    return {"settings": out_settings, "rows": rows,
+            "method": ("the simulated cohort's follow-up drawn again under each setting "
+                       "(features.synthetic.followup.followup_setting: the measurement error of "
+                       "sizes, rCBV and ADC, the spread of the rCBV and ADC courses, the "
+                       "scans' irregularity, the missed scans, the shares of prolonged "
+                       "pseudoprogression and slow true progression and the steroid effect "
+                       "multiplied by the setting's factor), the landmark models fitted and "
+                       "scored on one patient split shared by every setting; 95% intervals "
+                       "as in the landmark tables")}
 
 
 # --------------------------------------------------------------------------- prediction

@@ -19,7 +19,7 @@ there). Cut-offs come from :data:`features.article.THRESHOLDS`, windows from
 Every rule can be read *as of* a decision time (``as_of``, weeks after the index scan): only
 scans up to that time count, so at the index scan every rule abstains, and C4 abstains
 before 8 weeks. :func:`scan_rules_at_landmarks` gives every rule at each decision time of
-:data:`features.scans.LANDMARK_WEEKS` (index, +4, +8, +12 weeks).
+:data:`features.choices.LANDMARK_WEEKS` (index, +4, +8, +12 weeks).
 
 Why functions rather than estimators like :class:`models.rules.ArticleRule`: a lesion's input
 is a variable number of scan rows, so the input rows are not the output's rows, which

@@ -44,7 +44,9 @@ class StudySettings:
     Threshold policy: ``threshold`` or ``target_sensitivity`` (neither: the default 0.5).
     ``estimator``: a user's classifier, as ``"module:factory"`` or an object. ``update``: a
     saved model to update with ``data`` by ``method``. ``followup`` / ``scans``: landmark
-    models on follow-up scans. Outputs: ``out`` (the model) and ``report`` (a folder).
+    models on follow-up scans (for a simulated cohort under holdout also across the
+    simulator's uncertainty unless ``followup_sensitivity`` is False). Outputs: ``out``
+    (the model) and ``report`` (a folder).
     """
 
     out: Path
@@ -82,6 +84,7 @@ class StudySettings:
     trust_pickle: bool = False
     followup: bool = False
     scans: Path | None = None
+    followup_sensitivity: bool = True
 
     def __post_init__(self) -> None:
         for name in ("out", "data", "table", "manifest", "image_dir", "params", "cache",
@@ -98,6 +101,8 @@ class StudySettings:
         given = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
         if hasattr(args, "no_nested_cv"):
             given["nested_cv"] = not args.no_nested_cv
+        if hasattr(args, "no_followup_sensitivity"):
+            given["followup_sensitivity"] = not args.no_followup_sensitivity
         return cls(**given)
 
     # ----------------------------------------------------------------- checks
@@ -181,8 +186,9 @@ class StudySettings:
             found.append("--followup with --data needs your scans: add --scans S.csv (one "
                          "row per lesion per scan).")
         if self.followup and self.update is not None:
-            found.append("--update does not update landmark models; drop --followup and "
-                         "--scans, or train anew with them.")
+            from models.landmarks import UPDATE_REFUSAL
+
+            found.append(UPDATE_REFUSAL)
         return found
 
     def check(self) -> RunFiles:
@@ -335,12 +341,36 @@ def load_scans(settings: StudySettings, described):
     if settings.cohort:
         from features.synthetic import simulate_followup
 
-        return read_scans(simulate_followup(described.table, seed=settings.seed),
-                          lesions=described.table)
+        scans = simulate_followup(described.table, seed=settings.seed)
+        read_scans(scans, lesions=described.table)  # checked now; the table keeps its origin
+        return scans
     raw = read_table(settings.scans, sep=settings.sep, decimal=settings.decimal,
                      text_columns=text_columns(described.description))
     return read_scans(raw, described.description, lesions=described.table,
                       source=f"the scans table {settings.scans}")
+
+
+def fit_landmarks(settings: StudySettings, described, scans, source: str, scheme: str,
+                  progress: bool = True):
+    """The landmark models on the follow-up ``scans``
+    (:func:`models.landmarks.train_landmarks`), validated by the index model's ``scheme``
+    (its holdout split, or cross-validation or the bootstrap on every patient) with its
+    threshold policy; for a simulated cohort under holdout also across the simulator's
+    settings (:func:`models.landmarks.followup_sensitivity`, on the same split) unless
+    ``settings.followup_sensitivity`` is False."""
+    from models.landmarks import followup_sensitivity, train_landmarks
+
+    _say(progress, f"fitting landmark models on the follow-up scans ({scheme}) ...")
+    options = dict(seed=settings.seed, test_size=settings.test_size,
+                   threshold=settings.threshold,
+                   target_sensitivity=settings.target_sensitivity, source=source,
+                   progress=_progress_line if progress else None)
+    result = train_landmarks(described, scans, description=described.description,
+                             validation=scheme, folds=settings.folds,
+                             repeats=settings.repeats, **options)
+    if settings.cohort and scheme == "holdout" and settings.followup_sensitivity:
+        result.metrics["sensitivity"] = followup_sensitivity(described, result, **options)
+    return result
 
 
 def run_study(settings: StudySettings, progress: bool = True) -> Study:
@@ -381,6 +411,12 @@ def run_study(settings: StudySettings, progress: bool = True) -> Study:
                                          progress=progress)
         title = f"Update of {settings.update.name} with {source}"
         document = dict(evaluation.metrics)
+        from models.landmarks import landmarks_not_updated
+
+        note = landmarks_not_updated(settings.update)
+        if note:
+            model.training["landmarks"] = note  # in its record; the summary prints it
+            notes.append(f"note: {note}")
     else:
         options = dict(seed=settings.seed, test_size=settings.test_size,
                        threshold=settings.threshold,
@@ -408,14 +444,10 @@ def run_study(settings: StudySettings, progress: bool = True) -> Study:
                                    progress=progress)
     landmarks = None
     if settings.followup:
-        from models.landmarks import train_landmarks
         from models.statistics import to_jsonable
 
-        _say(progress, "fitting landmark models on the follow-up scans ...")
-        landmarks = train_landmarks(described, scans, seed=settings.seed,
-                                    test_size=settings.test_size, threshold=settings.threshold,
-                                    description=described.description, source=source,
-                                    progress=_progress_line if progress else None)
+        landmarks = fit_landmarks(settings, described, scans, source,
+                                  document["validation"]["scheme"], progress)
         document["landmarks"] = to_jsonable(landmarks.metrics)
     evaluation.metrics = document
     fidelity = None

@@ -8,6 +8,7 @@ import pytest
 
 from features.article import FIGURES
 from features.synthetic.cohort import fidelity_table, main, to_markdown
+from features.synthetic.parameters import PUBLISHED
 
 COLUMNS = ["figure_id", "quantity", "article_value", "article_ci_or_range", "simulated_value",
            "simulated_ci_low", "simulated_ci_high", "target", "target_basis", "within_target",
@@ -24,7 +25,7 @@ def table() -> pd.DataFrame:
 def test_columns_and_figures(table):
     assert list(table.columns) == COLUMNS
     assert REQUIRED <= set(table["figure_id"])
-    assert set(table["figure_id"]) <= set(FIGURES)
+    assert set(table["figure_id"]) <= set(FIGURES) | set(PUBLISHED)
 
 
 def test_every_honoured_figure_is_within_target(table):
@@ -70,3 +71,21 @@ def test_followup_figures_come_from_simulated_followup(table):
     assert t4["simulated_ci_low"] > 1 and "true progression" in t4["note"]
     c3 = table[(table["figure_id"] == "C3") & table["quantity"].str.contains("follow-up")]
     assert len(c3) == 2 and c3["within_target"].all()
+
+
+def test_followup_measurement_and_course_figures_beside_the_published_ones(table):
+    rows = table.set_index("figure_id")
+    factor = rows.loc["contour_factor"]
+    assert factor["article_value"] == PUBLISHED["contour_factor"].value
+    assert factor["honoured"] and factor["within_target"]
+    assert "doi:" in factor["note"]
+    icc = {m: rows.loc[f"ICC_{m}"] for m in ("volume", "2d", "1d")}
+    assert [icc[m]["article_value"] for m in icc] == [0.97, 0.61, 0.42]
+    # the order of the methods is kept, not the ICCs themselves (flagged, with the reason)
+    assert icc["volume"]["simulated_value"] > icc["2d"]["simulated_value"] \
+        > icc["1d"]["simulated_value"]
+    assert not any(icc[m]["honoured"] for m in icc)
+    assert all("spread" in icc[m]["note"] for m in icc)
+    rule = rows.loc["volumetric_rule"]
+    assert rule["article_value"] == 0.49 and not rule["honoured"]
+    assert 0 < rows.loc["PP_late", "simulated_value"] < 1

@@ -18,7 +18,8 @@ from features.choices import LANDMARK_WEEKS
 from features.synthetic import simulate_cohort, simulate_followup
 from models.scan_rules import SCAN_RULE_IDS
 
-FAST = ["--validation", "holdout", "--no-nested-cv", "--bootstrap", "0", "--no-progress"]
+FAST = ["--validation", "holdout", "--no-nested-cv", "--bootstrap", "0", "--no-progress",
+        "--no-followup-sensitivity"]
 
 
 def run(main, argv) -> tuple[int, str, str]:
@@ -34,7 +35,8 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("followup")
     code, out, err = run(train.main, [
         "--cohort", "melanoma", "--n", 500, "--prevalence", 0.3, "--seed", 1, "--followup",
-        "--out", folder / "M.skops", "--report", folder / "R", *FAST])
+        "--target-sensitivity", 0.8, "--out", folder / "M.skops", "--report", folder / "R",
+        *FAST])
     assert code == 0, err
     return folder, out
 
@@ -49,11 +51,14 @@ def test_train_followup_writes_landmarks_models_and_report(trained):
         assert set(t["rules"]) == set(SCAN_RULE_IDS)
         assert all(0 <= r["coverage"] <= 1 for r in t["rules"].values())
     assert times[0]["waiting"]["weeks_untreated_per_100_patients"] == 0
+    # the threshold policy reaches every landmark model
+    assert all("sensitivity 0.8" in t["threshold_source"] for t in times)
+    assert metrics["landmarks"]["split"]["scheme"] == "holdout"
     assert (folder / "R" / "waiting_cost.png").stat().st_size > 10_000
     for week in LANDMARK_WEEKS:
         assert (folder / f"M.landmark-{week:g}w.skops").is_file()
         assert (folder / f"M.landmark-{week:g}w.skops.json").is_file()
-    assert "follow-up landmarks (held-out patients)" in out and "iRANO_confirmation" in out
+    assert "follow-up landmarks (patients split once" in out and "iRANO_confirmation" in out
 
 
 def test_predict_with_a_users_scans_through_a_description(trained, tmp_path):
@@ -110,3 +115,21 @@ def test_followup_options_that_cannot_work(trained, tmp_path):
                                       "--out", tmp_path / "p.csv"])
     assert code == 2 and "Train with --followup, or drop --scans" in err
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_update_beside_landmark_models_refuses_them_or_says_so(trained, tmp_path):
+    folder, _ = trained
+    local = tmp_path / "local.csv"
+    simulate_cohort(160, seed=5, prevalence=0.4).to_csv(local, index=False)
+    code, _, err = run(train.main, ["--update", folder / "M.skops", "--data", local,
+                                    "--followup", "--scans", local,
+                                    "--out", tmp_path / "U.skops", *FAST])
+    assert code == 2 and "landmark models" in err and "not updated" in err
+    assert not (tmp_path / "U.skops").exists()
+    code, out, err = run(train.main, ["--update", folder / "M.skops", "--data", local,
+                                      "--method", "intercept", "--repeats", 2,
+                                      "--out", tmp_path / "U.skops", *FAST])
+    assert code == 0, err
+    record = json.loads((tmp_path / "U.skops.json").read_text())
+    assert "were not updated" in record["training"]["landmarks"]
+    assert "were not updated" in out

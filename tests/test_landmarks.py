@@ -14,7 +14,7 @@ from features.choices import LANDMARK_WEEKS
 from features.description import TableDescription
 from features.scans import read_scans
 from features.synthetic import simulate_cohort
-from features.synthetic.cohort import simulate_followup
+from features.synthetic.followup import simulate_followup
 from models.evaluation import evaluate
 from models.landmarks import (
     COURSE_COLUMNS,
@@ -142,12 +142,17 @@ def test_landmark_metrics_keys(trained, cohort):
 
 
 def _as_users_tables(cohort, n: int = 12):
-    """The first ``n`` simulated lesions and their scans under a user's own column names;
-    lesion 2's scans stop at +8 weeks, lesion 3 has no follow-up, lesion 4 no scan at all."""
+    """The first ``n`` simulated lesions with every scan, under a user's own column names and
+    taken on the planned weeks; lesion 2's scans stop at +8 weeks, lesion 3 has no follow-up,
+    lesion 4 no scan at all."""
     c, scans = cohort
-    c = c.iloc[:n].reset_index(drop=True)
+    complete = scans.groupby("patient_id").size().eq(5)  # no scan missed
+    c = c[c["patient_id"].map(complete)].iloc[:n].reset_index(drop=True)
     ids = list(c["patient_id"])
-    s = scans[scans["patient_id"].isin(ids)]
+    s = scans[scans["patient_id"].isin(ids)].copy()
+    planned = 4 * np.round(s["weeks_from_index"] / 4)
+    s["weeks_on_treatment"] = (s["weeks_on_treatment"] - s["weeks_from_index"] + planned).round(6)
+    s["weeks_from_index"] = planned
     s = s[~((s["patient_id"] == ids[1]) & (s["weeks_from_index"] > 8))]
     s = s[~((s["patient_id"] == ids[2]) & (s["weeks_from_index"] > 0))]
     s = s[s["patient_id"] != ids[3]].reset_index(drop=True)

@@ -94,3 +94,42 @@ def test_remove_stale_figures_keeps_what_was_written_and_the_users_files(tmp_pat
     assert {p.name for p in report_files(tmp_path)} >= set(figure_file_names().values())
     assert remove_stale_figures(tmp_path / "absent", {}) == []
 
+
+
+def _sensitivity() -> dict:
+    """A ``landmarks["sensitivity"]`` entry as :func:`models.landmarks.followup_sensitivity`
+    writes it: the model at +4 weeks under three settings, a rule under one."""
+    settings = [{"setting": s, "factor": k, "size_noise_sd": 0.186 * k}
+                for s, k in (("low", 0.5), ("published", 1.0), ("high", 2.0))]
+    rows = [{"setting": s["setting"], "week": 4.0, "who": "model", "n": 100, "coverage": 1.0,
+             "auc": auc, "auc_ci": [auc - 0.05, min(auc + 0.02, 1.0)], "sensitivity": 0.8,
+             "sensitivity_ci": [0.7, 0.9], "ppv": 0.6, "ppv_ci": [0.5, 0.7],
+             "weeks_untreated_per_100_patients": 360.0,
+             "weeks_untreated_per_100_patients_ci": [350.0, 370.0]}
+            for s, auc in zip(settings, (0.99, 0.95, 0.90), strict=True)]
+    rows.append(rows[1] | {"who": "T4", "auc": 0.6, "coverage": 0.5})
+    return {"settings": settings, "rows": rows, "method": "drawn again"}
+
+
+def test_the_section_quotes_the_published_setting_and_what_the_result_depends_on(evaluation):
+    lm = _landmarks() | {"sensitivity": _sensitivity()}
+    data = dict(evaluation.metrics) | {"landmarks": lm}
+    section = waiting_section(data)
+    text = " ".join(b.text for b in section.blocks if hasattr(b, "text"))
+    assert text.count("At the simulator's published setting (sizes measured with a "
+                      "reader-to-reader log-SD of 0.186)") == 1
+    at4 = lm["times"][1]["model"]
+    assert f"at +4 weeks the landmark model has AUC {fmt.est_ci(at4['auc'], at4['auc_ci'])}" \
+        in text
+    assert "+4 weeks 0.990 (low), 0.950 (published), 0.900 (high)" in text
+    assert "What the follow-up result depends on" in text
+    tables = [b for b in section.blocks if hasattr(b, "headers")]
+    sens = tables[-1]
+    assert [r[2].split(" ")[0] for r in sens.rows] == ["low", "published", "high", "published"]
+    assert sens.rows[-1][1] == "T4"  # the model first, then the rules
+    md = render_markdown(data, title="T")
+    assert "### Across the simulator's uncertainty" in md and "0.900 (0.850 to 0.920)" in md
+    # without simulated settings: no headline about them, the dependence still stated
+    plain = waiting_section(dict(evaluation.metrics) | {"landmarks": _landmarks()})
+    words = " ".join(b.text for b in plain.blocks if hasattr(b, "text"))
+    assert "published setting" not in words and "depends on" in words

@@ -19,8 +19,6 @@ from features.scans import (
     change_from_index,
     read_scans,
 )
-from features.synthetic.cohort import simulate_cohort, simulate_followup
-from features.synthetic.parameters import DEFAULT_PARAMETERS
 from models.rules import RULE_IDS
 from models.scan_rules import (
     SCAN_RULE_IDS,
@@ -273,65 +271,3 @@ def test_rule_tables_and_landmarks():
     assert lm.iloc[1]["T4_perfusion_diffusion_trend"] == 1.0
     with pytest.raises(ValueError, match="unknown rule"):
         apply_scan_rules(s, rule_ids=["nope"])
-
-
-# --------------------------------------------------------------------------- the simulator
-
-
-@pytest.fixture(scope="module")
-def cohort() -> pd.DataFrame:
-    return simulate_cohort(6000, prevalence=0.5, seed=4)
-
-
-@pytest.fixture(scope="module")
-def followup(cohort) -> pd.DataFrame:
-    return simulate_followup(cohort, seed=4)
-
-
-def test_followup_shape_every_four_weeks_to_sixteen(cohort, followup):
-    f = DEFAULT_PARAMETERS.followup
-    assert f.interval_weeks == FIGURES["T4_interval"].value == 4
-    assert list(f.scan_weeks()) == [0, 4, 8, 12, 16]
-    assert list(followup.columns) == [*CANONICAL, "volume_change_pct", "rcbv", "adc"]
-    assert set(followup["weeks_from_index"]) == {0, 4, 8, 12, 16}
-    per = followup.groupby("patient_id")
-    assert per.size().max() == 5 and per.ngroups == len(cohort)
-    assert (per["index_scan"].sum() == 1).all()
-    index = followup[followup["index_scan"] == 1].set_index("patient_id")
-    c = cohort.set_index("patient_id")
-    np.testing.assert_array_equal(index["weeks_on_treatment"],
-                                  c["weeks_on_treatment"].round(6).loc[index.index])
-    np.testing.assert_array_equal(index["rcbv"].to_numpy(),
-                                  c["rcbv"].loc[index.index].to_numpy())
-    missed = 1 - len(followup) / (5 * len(cohort))
-    assert abs(missed - f.missing_visit * 4 / 5) < 0.01
-    pd.testing.assert_frame_equal(read_scans(followup).table, followup)
-
-
-def test_followup_has_its_own_random_stream(cohort, followup):
-    pd.testing.assert_frame_equal(simulate_cohort(6000, prevalence=0.5, seed=4), cohort)
-    pd.testing.assert_frame_equal(simulate_followup(cohort, seed=4).head(50), followup.head(50))
-    assert not np.allclose(simulate_followup(cohort, seed=5)["size"].head(50),
-                           followup["size"].head(50))
-
-
-def test_c4_share_within_tolerance_and_courses_by_class(cohort, followup):
-    y = cohort.set_index("patient_id")["pseudoprogression"]
-    c4 = c4_shrinkage(followup).droplevel(1)
-    pp = c4[y.loc[c4.index] == 1].dropna()
-    assert len(pp) > 2500
-    assert abs(pp.mean() - FIGURES["C4"].value) <= 0.02
-    tp = c4[y.loc[c4.index] == 0].dropna()
-    assert tp.mean() < 0.02
-    t4 = t4_perfusion_diffusion_trend(followup, until_week=4).droplevel(1)
-    worse_tp = 1 - t4[y.loc[t4.index] == 0].dropna().mean()
-    worse_pp = 1 - t4[y.loc[t4.index] == 1].dropna().mean()
-    assert worse_tp > 3 * worse_pp
-    late = followup[followup["weeks_from_index"] == 4].set_index("patient_id")["rcbv"]
-    assert late[y.loc[late.index] == 1].median() < FIGURES["C3"].range[0]
-    assert late[y.loc[late.index] == 0].median() > FIGURES["C3"].range[1]
-
-
-def test_followup_needs_the_label():
-    with pytest.raises(UserInputError, match="pseudoprogression"):
-        simulate_followup(simulate_cohort(10).drop(columns="pseudoprogression"), seed=0)

@@ -19,7 +19,6 @@ from features.synthetic.parameters import (
     DEFAULT_PARAMETERS,
     CohortParameters,
     FollowupParameters,
-    c4_share,
     derive_tuned_values,
 )
 
@@ -128,39 +127,18 @@ def test_defaults_match_their_derivation_from_the_article():
         "ctdna_sd_tp": P.ctdna_change_pct.sd_tp,
         "cytokine_sd_pp": P.il8_pg_ml.sd_pp,
         "followup_tp_growth_per_week": P.followup.tp_growth_per_week,
-        "followup_pp_resolution_mean": P.followup.pp_resolution_mean,
-        "followup_pp_resolution_sd": P.followup.pp_resolution_sd,
+        # a bisection on a Monte Carlo share (tests/test_followup_simulation.py checks it)
+        "followup_pp_resolution_median": P.followup.pp_resolution_median,
     }
     for key, value in got.items():
-        assert value == pytest.approx(d[key], rel=1e-5), key
+        assert value == pytest.approx(d[key], rel=1e-3 if "resolution" in key else 1e-5), key
     assert P.ifng_pg_ml.sd_pp == P.il8_pg_ml.sd_pp
-
-
-def test_c4_share_of_the_frozen_followup_is_the_article_value():
-    f = P.followup
-    assert c4_share(P, f.pp_resolution_mean, f.pp_resolution_sd) == pytest.approx(0.735,
-                                                                                abs=1e-5)
-    # more resolution, more lesions back to baseline; none still growing means a higher mean
-    assert c4_share(P, f.pp_resolution_mean + 0.05, f.pp_resolution_sd) > 0.735
-    assert stats.norm.cdf(-f.pp_resolution_mean / f.pp_resolution_sd) == pytest.approx(
-        f.pp_still_growing, abs=1e-5)
 
 
 def test_every_parameter_names_its_figure_and_unit():
     for dataclass_ in (CohortParameters, FollowupParameters):
         for f in fields(dataclass_):
             assert f.metadata.get("figure") and f.metadata.get("unit"), f.name
-
-
-def test_followup_parameters_are_checked():
-    with pytest.raises(UserInputError, match="missing_visit"):
-        FollowupParameters(missing_visit=1.5)
-    with pytest.raises(UserInputError, match="interval_weeks"):
-        FollowupParameters(interval_weeks=0.0)
-    assert list(FollowupParameters(last_week=8.0).scan_weeks()) == [0, 4, 8]
-
-
-# --- the exact posterior ---------------------------------------------------------------
 
 
 def _hand_scale(name: str, x: float) -> float:

@@ -6,10 +6,10 @@ Public functions:
   label ``pseudoprogression``, in the contract's columns, units and ranges.
 - :func:`bayes_posterior`: the exact P(pseudoprogression | observed features) under the
   generator, missing values marginalised out; the best any model can do on these data.
-- :func:`simulate_followup`: the cohort's follow-up scans (every 4 weeks to 16 weeks after
-  the index scan) in the scans table's canonical form (:mod:`features.scans`).
 - :func:`fidelity_table`: the simulated value of every article figure the simulator
-  targets, beside the article's value and the interval it must fall in.
+  targets, beside the article's value and the interval it must fall in; for the follow-up
+  scans (:mod:`features.synthetic.followup`) also the published figures their measurement
+  error and courses are sized from.
 
 Run ``python -m features.synthetic.cohort --fidelity`` to print the fidelity table as markdown.
 
@@ -65,21 +65,10 @@ from statsmodels.stats.proportion import proportion_confint
 
 from features.article import FIGURES, THRESHOLDS
 from features.choices import COHORTS
-from features.contract import BY_NAME, CANCER_TYPE, COLUMNS, ID, LABEL, LESION, id_text
+from features.contract import BY_NAME, CANCER_TYPE, COLUMNS, ID, LABEL
 from features.errors import UserInputError
-from features.scans import (
-    CANONICAL,
-    FROM_INDEX,
-    INDEX,
-    SIZE,
-    SIZE_KIND,
-    VOLUME,
-    WEEK_DECIMALS,
-    WEEKS,
-)
 from features.synthetic.parameters import (
     C1_VOLUME_GROWTH_PCT,
-    COURSE_WEEKS,
     DEFAULT_PARAMETERS,
     M3_CUT_RATIO,
     M3_TP_MIN_RATIO,
@@ -230,123 +219,6 @@ def _check_ranges(df: pd.DataFrame) -> None:
                 f"the simulation parameters put {c} outside the contract's range "
                 f"[{col.low:g}, {col.high:g}] {col.unit} (min {v.min():g}, max {v.max():g}); "
                 "narrow its SD or move its medians.")
-
-
-# ---------------------------------------------------------------------------------------
-# follow-up scans
-
-#: Per-scan contract columns of the simulated follow-up, in the scans table's order.
-FOLLOWUP_COLUMNS: tuple[str, ...] = ("volume_change_pct", "rcbv", "adc")
-
-
-def _followup_arrays(cohort: pd.DataFrame, seed: int, p: CohortParameters) -> dict:
-    """The simulated follow-up of ``cohort``'s lesions as arrays, lesions x scans.
-
-    Keys: ``weeks`` (k,), weeks after the index scan; ``seen`` (n, k), the scan took place;
-    ``volume`` (ml), ``rcbv``, ``adc`` (n, k), NaN where not measured; ``label`` (n,).
-    Every random number comes from ``default_rng([seed, 1])``, drawn in a fixed order and
-    number whatever the labels, so a lesion's course depends only on its own row.
-    """
-    missing = [c for c in (LABEL, WEEKS, "volume_change_pct") if c not in cohort.columns]
-    if missing:
-        raise UserInputError(f"simulate_followup needs the cohort's {', '.join(missing)}; pass "
-                             "a table from simulate_cohort.")
-    y = pd.to_numeric(cohort[LABEL], errors="coerce").to_numpy(dtype=float)
-    vc = pd.to_numeric(cohort["volume_change_pct"], errors="coerce").to_numpy(dtype=float)
-    start = pd.to_numeric(cohort[WEEKS], errors="coerce").to_numpy(dtype=float)
-    if not np.isin(y, (0.0, 1.0)).all() or np.isnan(vc).any() or np.isnan(start).any() \
-            or (vc <= -100.0).any():
-        raise UserInputError(f"simulate_followup needs {LABEL} (0/1), {WEEKS} and "
-                             "volume_change_pct (> -100%) on every row.")
-    f = p.followup
-    n, weeks = len(cohort), f.scan_weeks()
-    k = len(weeks)
-    rng = np.random.default_rng([seed, 1])
-    lesion_z = rng.standard_normal((n, 7))
-    scan_z = rng.standard_normal((n, 3, k))
-    scan_u = rng.random((n, 3, k))
-
-    pp = y == 1
-    later = weeks[None, :] > 0
-    l0 = np.log1p(vc / 100.0)[:, None]
-    grow = f.tp_growth_per_week * np.exp(f.tp_growth_sd * lesion_z[:, 1])
-    resolve = f.pp_resolution_mean + f.pp_resolution_sd * lesion_z[:, 2]
-    course = np.where(pp[:, None], l0 * (1.0 - resolve[:, None] * weeks),
-                      l0 + grow[:, None] * weeks)
-    course = course + np.where(later, f.volume_noise_sd * scan_z[:, 0], 0.0)
-    baseline = f.baseline_volume_ml * np.exp(f.baseline_volume_sd * lesion_z[:, 0])
-    seen = (scan_u[:, 0] >= f.missing_visit) | ~later
-    out = {"weeks": weeks, "seen": seen, "label": y.astype(int),
-           "volume": baseline[:, None] * np.exp(course)}
-
-    for j, (name, c, rate) in enumerate((("rcbv", f.rcbv, p.missing_perfusion),
-                                         ("adc", f.adc, p.missing_diffusion))):
-        m = getattr(p, name)
-        index = (pd.to_numeric(cohort[name], errors="coerce").to_numpy(dtype=float)
-                 if name in cohort.columns else np.full(n, np.nan))
-        # a value the index scan did not measure is drawn from its class's distribution
-        drawn = np.exp(np.where(pp, np.log(m.median_pp), np.log(m.median_tp))
-                       + np.where(pp, math.hypot(m.sd_pp, m.noise_sd),
-                                  math.hypot(m.sd_tp, m.noise_sd)) * lesion_z[:, 5 + j])
-        latent = np.where(np.isnan(index), drawn, index)
-        drift = (np.where(pp, math.log1p(c.median_pp_pct / 100.0),
-                          math.log1p(c.median_tp_pct / 100.0)) + c.slope_sd * lesion_z[:, 3 + j])
-        log_value = (np.log(latent)[:, None] + drift[:, None] * weeks / COURSE_WEEKS
-                     + np.where(later, c.noise_sd * scan_z[:, 1 + j], 0.0))
-        col = BY_NAME[name]
-        value = np.clip(np.exp(log_value), col.low, col.high)
-        value[:, 0] = index
-        value[later & (scan_u[:, 1 + j] < rate)] = np.nan
-        out[name] = value
-    return out
-
-
-def simulate_followup(cohort: pd.DataFrame, seed: int,
-                      params: CohortParameters | None = None) -> pd.DataFrame:
-    """Follow-up scans of a simulated cohort's lesions, in the scans table's canonical form.
-
-    One row per lesion per scan: the index scan (the cohort's row: its weeks_on_treatment,
-    volume_change_pct, rcbv and adc) and a scan every ``followup.interval_weeks`` (T4, 4
-    weeks) up to ``followup.last_week`` (16) after it; columns of
-    :data:`features.scans.CANONICAL`, then volume_change_pct (index row only), rcbv and adc.
-    Sizes are volumes (ml). Pseudoprogression shrinks back (C4: 73.5% at or below baseline
-    volume 8-12 weeks after the index), true progression keeps growing; rCBV rises and ADC
-    falls in true progression, rCBV falls and ADC rises a little in pseudoprogression (T4,
-    C3). A follow-up scan is missed with probability ``followup.missing_visit``; its rCBV
-    and ADC are missing at the cohort's perfusion and diffusion rates. See
-    :class:`~features.synthetic.parameters.FollowupParameters`.
-
-    cohort: a table from :func:`simulate_cohort` (labels needed). seed: the follow-up has
-    its own random stream (``default_rng([seed, 1])``), so the cohort is the same with or
-    without it; pass the cohort's seed to keep one seed per simulation.
-    """
-    p = params or DEFAULT_PARAMETERS
-    a = _followup_arrays(cohort, seed, p)
-    n, k = a["seen"].shape
-    rows = a["seen"].ravel()
-    lesion = (id_text(cohort[LESION]).astype(object).to_numpy() if LESION in cohort.columns
-              else np.full(n, "1", dtype=object))
-    start = pd.to_numeric(cohort[WEEKS]).to_numpy(dtype=float)
-    weeks = np.broadcast_to(a["weeks"], (n, k))
-    vc = np.full((n, k), np.nan)
-    vc[:, 0] = pd.to_numeric(cohort["volume_change_pct"]).to_numpy(dtype=float)
-    data = {
-        ID: np.repeat(id_text(cohort[ID]).astype(object).to_numpy(), k)[rows],
-        LESION: np.repeat(lesion, k)[rows],
-        WEEKS: np.round(start[:, None] + weeks, WEEK_DECIMALS).ravel()[rows],
-        FROM_INDEX: weeks.ravel()[rows],
-        SIZE: a["volume"].ravel()[rows],
-        SIZE_KIND: np.full(int(rows.sum()), VOLUME, dtype=object),
-        INDEX: (weeks == 0).astype(int).ravel()[rows],
-        "volume_change_pct": vc.ravel()[rows],
-        "rcbv": a["rcbv"].ravel()[rows],
-        "adc": a["adc"].ravel()[rows],
-    }
-    df = pd.DataFrame({c: pd.Series(data[c], dtype=object) if c in (ID, LESION, SIZE_KIND)
-                       else data[c] for c in (*CANONICAL, *FOLLOWUP_COLUMNS)})
-    df.attrs["simulation_followup"] = {"seed": seed, "params_digest": params_digest(p),
-                                       "cohort": dict(cohort.attrs.get("simulation") or {})}
-    return df
 
 
 # ---------------------------------------------------------------------------------------
@@ -689,41 +561,9 @@ def fidelity_table(n: int = 200_000, seed: int = 0,
         _median(col["cd8_tumor_ratio"][pp]), (cd8_cut, math.inf), "stated range")
 
     # Follow-up scans (simulate_followup of the same cohort, same seed)
-    fu = _followup_arrays(df, seed, p)
-    weeks, seen = fu["weeks"], fu["seen"]
-    lo4, hi4 = FIGURES["C4"].range
-    window = (weeks >= lo4) & (weeks <= hi4)
-    baseline = fu["volume"][:, 0] / (1.0 + col["volume_change_pct"] / 100.0)
-    back = (100.0 * (fu["volume"] / baseline[:, None] - 1.0) <= t["back_to_baseline"]) & seen
-    in_window = seen[:, window].any(axis=1)
-    add("C4", f"share of pseudoprogression at or below baseline volume at a scan "
-        f"{_fmt(lo4)}-{_fmt(hi4)} weeks after the index scan", FIGURES["C4"].value,
-        "point value", _proportion(back[:, window].any(axis=1)[pp & in_window]), point("C4"),
-        tol, note="weeks read from the index scan; among lesions with a scan in the window, "
-                  "as the rule C4_shrinkage reads them")
+    from features.synthetic.followup import followup_fidelity_rows
 
-    first = int(np.flatnonzero(weeks > 0)[0])
-    r0, r1 = fu["rcbv"][:, 0], np.where(seen[:, first], fu["rcbv"][:, first], np.nan)
-    a0, a1 = fu["adc"][:, 0], np.where(seen[:, first], fu["adc"][:, first], np.nan)
-    lo_r, hi_r = FIGURES["C3"].range
-    at = _fmt(weeks[first])
-    add("C3", f"median rCBV in pseudoprogression at the {at}-week follow-up scan (ratio)", None,
-        f"< {_fmt(lo_r)}", _median(r1[pp]), (0.0, lo_r), "stated range, kept over follow-up")
-    add("C3", f"median rCBV in true progression at the {at}-week follow-up scan (ratio)", None,
-        f"> {_fmt(hi_r)}", _median(r1[tp]), (hi_r, math.inf),
-        "stated range, kept over follow-up")
-    both = ~np.isnan(r0) & ~np.isnan(r1) & ~np.isnan(a0) & ~np.isnan(a1)
-    with np.errstate(invalid="ignore"):
-        worse = ((100.0 * (r1 / r0 - 1.0) > t["rcbv_rise"])
-                 | (100.0 * (a1 / a0 - 1.0) < t["adc_fall"]))
-    k_tp, n_tp = int(worse[both & tp].sum()), int((both & tp).sum())
-    k_pp, n_pp = int(worse[both & pp].sum()), int((both & pp).sum())
-    add("T4", f"likelihood ratio of worsening (rCBV up > {_fmt(t['rcbv_rise'])}% or ADC down > "
-        f"{_fmt(-t['adc_fall'])}% at the {at}-week scan) for true progression", None,
-        "points to true progression", _ratio(k_tp, n_tp, k_pp, n_pp), (1.0, math.inf),
-        "stated direction: worse more often in true progression",
-        note=f"worse in {k_tp / max(n_tp, 1):.1%} of true progression, "
-             f"{k_pp / max(n_pp, 1):.1%} of pseudoprogression")
+    followup_fidelity_rows(df, seed, p, add)
 
     return pd.DataFrame(rows)
 

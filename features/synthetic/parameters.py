@@ -33,9 +33,12 @@ clipped). Nothing is optimised at import or at run time. ``fidelity_table`` in
 :mod:`features.synthetic.cohort` reports how close the cohort comes to each figure.
 
 Follow-up scans (:class:`FollowupParameters`, the field ``followup``): the schedule (T4,
-T3), the volume course of each class (C4 fixes the resolution of pseudoprogression; true
-progression keeps its own pace) and the rCBV and ADC courses (T4, C3). They are drawn from a
-random stream of their own, so the cohort of a seed is the same with or without them.
+T3) with missed and irregular scans, how a size is measured (volume, 2D or 1D, with the
+reader-to-reader error published for each: :data:`PUBLISHED`), the volume course of each
+class (C4 fixes the resolution of pseudoprogression; a share keeps enlarging for weeks; true
+progression keeps its own pace, a share slowly; dexamethasone shrinks both) and the rCBV
+and ADC courses (T4, C3). Numbers no figure gives are marked ``assumption``. They are drawn
+from a random stream of their own, so the cohort of a seed is the same with or without them.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from features.article import FIGURES, PREVALENCE, THRESHOLDS
+from features.article import FIGURES, PREVALENCE, THRESHOLDS, Figure
 from features.contract import BY_NAME
 from features.errors import UserInputError
 
@@ -315,19 +318,79 @@ class Course:
     noise_sd: float
 
 
+#: Published figures the follow-up simulator is sized from, beside the article's
+#: (:data:`features.article.FIGURES`); each with its source. Sizes after the index scan are
+#: these figures' reading; numbers no figure gives are marked as assumptions where they are set.
+PUBLISHED: dict[str, Figure] = {
+    f.id: f
+    for f in [
+        Figure("ICC_volume", "inter-observer agreement of enhancing glioblastoma size, "
+               "semi-automatic volume", 0.97, unit="intraclass correlation",
+               source="A novel, reproducible, and objective method for volumetric magnetic "
+                      "resonance imaging assessment of enhancing glioblastoma (57 MR images "
+                      "of 13 patients; scholars.duke.edu/publication/1045269)"),
+        Figure("ICC_2d", "the same, 2D products of perpendicular diameters (Macdonald) between "
+               "two neuroradiologists", 0.61, unit="intraclass correlation",
+               source="as ICC_volume"),
+        Figure("ICC_1d", "the same, 1D longest diameters (RECIST) between two "
+               "neuroradiologists", 0.42, unit="intraclass correlation",
+               source="as ICC_volume"),
+        Figure("contour_factor", "brain metastases contoured by 8 physicians: largest over "
+               "smallest volume of a lesion, median 1.68 (range 1.25-4.47, 14 lesions)", 1.68,
+               range=(1.25, 4.47), unit="x (ratio of volumes)",
+               source="The effect of contouring variability on dosimetric parameters for "
+                      "brain metastases treated with stereotactic radiosurgery, Int J Radiat "
+                      "Oncol Biol Phys 2013;87(5):924-31, doi:10.1016/j.ijrobp.2013.09.013"),
+        Figure("PP_late", "glioblastoma: pseudoprogression also after 12 weeks (enlargement at "
+               "1, 4 and 7 months after radio-chemotherapy: pseudoprogression in 6/45, 2/17, "
+               "1/9); of 9 pseudoprogressions 3 stayed stable and 2 shrank by less than half",
+               None, unit="months after radio-chemotherapy",
+               source="Neuro-Oncology 2014 (PubMed 25038253)"),
+        Figure("PP_onset_ICI", "immune checkpoint inhibitors: median time from the start of "
+               "treatment to cerebral pseudoprogression 5 months (12 of 123 patients)", 5.0,
+               unit="months",
+               source="Urban et al., Front Immunol 2022;12:798811, "
+                      "doi:10.3389/fimmu.2021.798811"),
+        Figure("volumetric_rule", "glioblastoma follow-up with expert RANO ratings: enhancing "
+               "volume +40% against nadir as progression agrees with the experts at a "
+               "balanced accuracy near 49% (majority-class baseline 63%)", 0.49,
+               unit="balanced accuracy",
+               source="a public glioblastoma series with expert RANO ratings, as reported to "
+                      "the project; publication not recorded here"),
+    ]
+}
+
+#: Ways a lesion's size is measured on a follow-up scan (:attr:`FollowupParameters.measurement`).
+MEASUREMENTS: tuple[str, ...] = ("volume", "2d", "1d")
+#: Readers whose median range of log volumes the contour factor states (PUBLISHED).
+_CONTOUR_READERS = 8
+
+
 @dataclass(frozen=True)
 class FollowupParameters:
-    """Every parameter of the simulated follow-up scans (:func:`features.synthetic.cohort.
-    simulate_followup`), with its unit and figure.
+    """Every parameter of the simulated follow-up scans (:func:`features.synthetic.followup.
+    simulate_followup`), with its unit and the figure (article or :data:`PUBLISHED`) it is
+    sized from; ``assumption`` where no figure gives it.
 
-    Times are weeks after the index scan. Volumes follow a straight line on the log scale
-    against baseline, ``l(t) = log(volume(t) / baseline)``: in true progression
-    ``l(t) = l0 + rate * t`` (growth continues), in pseudoprogression
-    ``l(t) = l0 * (1 - resolution * t)``, where ``l0 = log(1 + volume_change_pct/100)`` is the
-    enlargement at the index scan and ``resolution`` (share of the enlargement resolved per
-    week, normal between lesions) is below 0 for a lesion still enlarging and above
-    ``1/12`` for one back to baseline by 12 weeks; past baseline it keeps shrinking, as a
-    lesion that responds under continued treatment (Q2a). Numbers written with many digits
+    Times are weeks after the index scan. A lesion's true size is a curve on the log scale
+    against baseline, ``l(t) = log(volume(t) / baseline)``, starting at the enlargement of
+    the index scan, ``l0 = log(1 + volume_change_pct/100)``:
+
+    - true progression keeps growing, ``l(t) = l0 + rate * t``; a share ``tp_slow_share``
+      grows ``tp_slow_factor`` times as fast (slow-growing true progression);
+    - pseudoprogression resolves, ``l(t) = l0 * (1 - resolution * t)`` with a log-normal
+      ``resolution`` (share of the enlargement resolved per week); a share
+      ``pp_prolonged_share`` first keeps enlarging at ``pp_prolonged_growth_per_week`` until
+      a peak drawn uniformly in ``(0, pp_prolonged_max_weeks]``, then resolves from there;
+      past baseline it keeps shrinking, as a lesion responding to continued treatment (Q2a);
+    - dexamethasone (given at the index scan where the cohort records a steroid response)
+      shrinks either kind by ``steroid_volume_change_pct`` from the first follow-up scan on.
+
+    Every scan, the index included, measures that size with independent log-normal error
+    (:meth:`size_noise_sd`, by ``measurement``), is taken up to ``scan_jitter_weeks`` weeks
+    before or after its planned time, and is missed with probability ``missing_visit``.
+    ``noise_scale`` multiplies the measurement error (the sensitivity settings of
+    :func:`features.synthetic.followup.followup_setting`). Numbers written with many digits
     were derived by :func:`derive_tuned_values`.
     """
 
@@ -337,31 +400,67 @@ class FollowupParameters:
     last_week: float = _f(FIGURES["T3"].value + FIGURES["T4_interval"].value, "T3, T4",
                           "weeks after the index scan",
                           "the last follow-up scan: the first after T3's assessment at 12 weeks")
-    missing_visit: float = _f(0.05, "T4", "probability", "a follow-up scan is missed (all of it)")
+    # Assumption: no figure gives how often a planned scan is missed.
+    missing_visit: float = _f(0.10, "assumption", "probability",
+                              "a follow-up scan is missed (all of it)")
+    # Assumption: scans are taken within a week either side of the plan (irregular scans).
+    scan_jitter_weeks: float = _f(1.0, "assumption", "weeks",
+                                  "a follow-up scan is taken uniformly within this many weeks "
+                                  "of its planned time")
+
+    # --- measurement ---------------------------------------------------------------------
+    measurement: str = _f("volume", "ICC_volume, ICC_2d, ICC_1d", "volume | 2d | 1d",
+                          "how each scan measures the lesion's size")
+    contour_factor: float = _f(PUBLISHED["contour_factor"].value, "contour_factor",
+                               "x (median largest / smallest of 8 readings)",
+                               "reader-to-reader spread of a volume: its log-SD is "
+                               "log(factor) / the median range of 8 standard normals")
+    icc_volume: float = _f(PUBLISHED["ICC_volume"].value, "ICC_volume", "ICC",
+                           "agreement of volumes; with icc_2d and icc_1d it fixes how much "
+                           "noisier 2D and 1D sizes are than volumes")
+    icc_2d: float = _f(PUBLISHED["ICC_2d"].value, "ICC_2d", "ICC", "agreement of 2D products")
+    icc_1d: float = _f(PUBLISHED["ICC_1d"].value, "ICC_1d", "ICC", "agreement of diameters")
+    noise_scale: float = _f(1.0, "sensitivity setting", "x", "multiplies the measurement error")
 
     # --- volume ------------------------------------------------------------------------
     baseline_volume_ml: float = _f(0.7, "C1, C4", "ml (median)",
                                    "lesion volume before the enlargement (small metastasis)")
     baseline_volume_sd: float = _f(0.45, "C1, C4", "SD on log scale", "between lesions")
-    volume_noise_sd: float = _f(0.08, "C4", "SD on log scale",
-                                "measurement error of a follow-up volume (repeatability)")
     # True progression keeps growing at the pace of its own enlargement: the median rate is
     # log(1 + 58%) over 7 weeks, the true-progression medians of volume_change_pct and
     # weeks_on_treatment (a volume doubling time of about 10.6 weeks).
     tp_growth_per_week: float = _f(0.065346, "C1, P3", "log volume per week (median)",
                                    "growth rate of true progression after the index scan")
     tp_growth_sd: float = _f(0.4, "RANO2", "SD on log scale", "between lesions")
-    # Chosen: one pseudoprogression in ten has not peaked at the index scan and keeps
-    # enlarging (why iRANO asks for a confirmation scan rather than deciding on one).
-    pp_still_growing: float = _f(0.10, "iRANO", "probability",
-                                 "pseudoprogression still enlarging after the index scan")
-    # Derived with pp_still_growing so that C4 holds: 73.5% of pseudoprogression lesions at
-    # or below baseline volume at a scan 8-12 weeks after the index scan (measurement noise
-    # and missed scans included).
-    pp_resolution_mean: float = _f(0.16574, "C4", "share of the enlargement per week",
-                                   "mean resolution rate of pseudoprogression")
-    pp_resolution_sd: float = _f(0.129328, "C4", "share of the enlargement per week",
-                                 "SD of the resolution rate between lesions")
+    # Assumption: "some true progressions grow slowly"; no figure gives how many or how slowly.
+    tp_slow_share: float = _f(0.2, "assumption", "probability",
+                              "true progression growing slowly")
+    tp_slow_factor: float = _f(0.25, "assumption", "x tp_growth_per_week",
+                               "pace of a slowly growing true progression")
+    # Assumption sized by PP_late and PP_onset_ICI: pseudoprogression can go on enlarging
+    # for months (late forms up to 7 months after radio-chemotherapy, median onset 5 months
+    # on checkpoint inhibitors), so a share peaks only after the index scan, as late as the
+    # last scan; the share itself is not given by any figure.
+    pp_prolonged_share: float = _f(0.25, "PP_late, PP_onset_ICI (share: assumption)",
+                                   "probability", "pseudoprogression still enlarging after "
+                                   "the index scan")
+    pp_prolonged_max_weeks: float = _f(16.0, "PP_late, PP_onset_ICI", "weeks after the index "
+                                       "scan", "latest peak of a prolonged pseudoprogression")
+    # Assumption: while it enlarges, it grows at true progression's median pace (size alone
+    # cannot tell them apart until the peak).
+    pp_prolonged_growth_per_week: float = _f(0.065346, "assumption", "log volume per week",
+                                             "growth of a prolonged pseudoprogression")
+    # Derived so that C4 holds: 73.5% of pseudoprogression lesions at or below baseline volume
+    # at a scan 8-12 weeks after the index scan, as the rule C4_shrinkage reads the measured
+    # scans (measurement error, prolonged courses, steroids, missed and irregular scans in).
+    pp_resolution_median: float = _f(0.200631, "C4", "share of the enlargement per week",
+                                     "median resolution rate of pseudoprogression")
+    pp_resolution_sd: float = _f(0.5, "assumption", "SD on log scale",
+                                 "between-lesion spread of the resolution rate")
+    # Assumption: dexamethasone shrinks enhancing lesions of either kind; no figure gives by
+    # how much.
+    steroid_volume_change_pct: float = _f(-25.0, "C2 (size: assumption)", "%",
+                                          "volume change under dexamethasone, both kinds")
 
     # --- perfusion and diffusion -------------------------------------------------------
     # C3/T4: in pseudoprogression rCBV falls as the inflammation settles and ADC rises a
@@ -376,17 +475,55 @@ class FollowupParameters:
         if not self.interval_weeks > 0 or not self.last_week >= self.interval_weeks:
             problems.append(f"interval_weeks must be > 0 and last_week >= interval_weeks; got "
                             f"{self.interval_weeks} and {self.last_week}")
-        for name in ("missing_visit", "pp_still_growing"):
+        for name in ("missing_visit", "tp_slow_share", "pp_prolonged_share"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 problems.append(f"{name} must be a probability in [0, 1), got "
                                 f"{getattr(self, name)}")
+        if not 0.0 <= self.scan_jitter_weeks < self.interval_weeks / 2:
+            problems.append(f"scan_jitter_weeks must be in [0, interval_weeks / 2) so that "
+                            f"scans keep their order; got {self.scan_jitter_weeks}")
+        if self.measurement not in MEASUREMENTS:
+            problems.append(f"measurement must be one of {', '.join(MEASUREMENTS)}; got "
+                            f"{self.measurement!r}")
+        for name in ("icc_volume", "icc_2d", "icc_1d"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                problems.append(f"{name} must be in (0, 1), got {getattr(self, name)}")
+        if not self.contour_factor >= 1.0 or not self.noise_scale >= 0.0:
+            problems.append("contour_factor must be >= 1 and noise_scale >= 0")
+        if not self.steroid_volume_change_pct > -100.0:
+            problems.append("steroid_volume_change_pct must be above -100")
         if problems:
             raise UserInputError("FollowupParameters: " + "; ".join(problems) + ".")
 
     def scan_weeks(self) -> np.ndarray:
-        """Weeks after the index scan of every scan, the index (0) first."""
+        """Planned weeks after the index scan of every scan, the index (0) first."""
         n = int(math.floor(self.last_week / self.interval_weeks + 1e-9))
         return self.interval_weeks * np.arange(n + 1, dtype=float)
+
+    def size_noise_sd(self, measurement: str | None = None) -> float:
+        """SD (log-volume scale) of one reading of a lesion's size by ``measurement``
+        (default :attr:`measurement`), times :attr:`noise_scale`.
+
+        Volume: the contour factor is the median range of 8 readers' log volumes, so the SD
+        is ``log(contour_factor)`` over the median range of 8 standard normals (2.79). 2D and
+        1D: an ICC is ``S^2 / (S^2 + e^2)`` for a between-lesion SD ``S`` of the log size, so
+        with one ``S`` for the three methods of the same series (log SPD = 2/3, log diameter
+        = 1/3 of log volume) the error on the log-volume scale grows with
+        ``sqrt((1 - ICC) / ICC)``: 2D is 4.5 times, 1D 6.7 times as noisy as volume.
+        """
+        from scipy import stats
+
+        method = self.measurement if measurement is None else measurement
+        if method not in MEASUREMENTS:
+            raise ValueError(f"measurement must be one of {MEASUREMENTS}, got {method!r}")
+        median_range = float(stats.studentized_range.ppf(0.5, _CONTOUR_READERS, np.inf))
+        volume = math.log(self.contour_factor) / median_range
+        icc = {"volume": self.icc_volume, "2d": self.icc_2d, "1d": self.icc_1d}
+
+        def odds(v: float) -> float:
+            return (1.0 - v) / v
+
+        return self.noise_scale * volume * math.sqrt(odds(icc[method]) / odds(self.icc_volume))
 
 
 @dataclass(frozen=True)
@@ -488,7 +625,7 @@ class CohortParameters:
     missing_cytokines: float = _f(0.65, "D4", "probability (il8_pg_ml and ifng_pg_ml together)")
     missing_biopsy: float = _f(0.90, "D5", "probability (cd8_tumor_ratio and ki67_pct together)")
 
-    # --- follow-up scans (features.synthetic.cohort.simulate_followup), drawn on request
+    # --- follow-up scans (features.synthetic.followup.simulate_followup), drawn on request
     followup: FollowupParameters = field(
         default_factory=FollowupParameters,
         metadata={"figure": "C4, T4, C3, T3", "unit": "see FollowupParameters",
@@ -517,10 +654,10 @@ def derive_tuned_values(p: CohortParameters | None = None) -> dict[str, float]:
     Given the other parameters of ``p`` (defaults if None), returns the values that make
     the generator hit: Q1a and Q1a_spec (steroid relief SDs, logit scale), M3 (PP SUVmax
     median and SD, log scale), D3 (TP ctDNA SD, simulation scale), D4 (PP cytokine SD,
-    log scale) and, for the follow-up scans, C4 (the resolution rate of pseudoprogression,
-    mean and SD, with ``followup.pp_still_growing``) and the growth rate of true progression
-    (its own enlargement's median pace). Not used at run time; tests compare it with the
-    frozen defaults.
+    log scale) and, for the follow-up scans
+    (:func:`features.synthetic.followup.derive_followup_values`), C4 (the median resolution
+    rate of pseudoprogression) and the growth rate of true progression (its own enlargement's
+    median pace). Not used at run time; tests compare it with the frozen defaults.
     """
     from scipy import optimize, stats
 
@@ -568,47 +705,10 @@ def derive_tuned_values(p: CohortParameters | None = None) -> dict[str, float]:
     out["cytokine_sd_pp"] = optimize.brentq(lambda v: sensitivity(v) - FIGURES["D4"].value,
                                             0.1, 2.0, xtol=1e-9)
 
-    f = p.followup
-    out["followup_tp_growth_per_week"] = float(
-        math.log1p(p.volume_change_pct.median_tp / 100.0) / p.weeks_on_treatment.median_tp)
-    z_grow = float(stats.norm.isf(f.pp_still_growing))  # mean / sd of the resolution rate
-    sd = optimize.brentq(lambda v: c4_share(p, z_grow * v, v) - FIGURES["C4"].value,
-                         0.01, 1.0, xtol=1e-9)
-    out["followup_pp_resolution_sd"] = sd
-    out["followup_pp_resolution_mean"] = z_grow * sd
+    from features.synthetic.followup import derive_followup_values
+
+    out.update(derive_followup_values(p))
     return out
-
-
-def c4_share(p: CohortParameters, mean: float, sd: float, nodes: int = 60,
-             grid: int = 4001) -> float:
-    """The share of pseudoprogression lesions at or below baseline volume at some scan 8-12
-    weeks after the index scan (C4's window), under the follow-up model of ``p.followup``
-    with a resolution rate of ``mean`` and ``sd`` (share of the enlargement per week).
-
-    Numerical integration: Gauss-Hermite (``nodes``) over the enlargement at the index scan,
-    and a fine grid (``grid`` points over +-9 SD) over the resolution rate, along which a
-    scan's answer turns from no to yes within a narrow band. Each window scan is present
-    with probability ``1 - missing_visit`` and carries its own measurement noise. The share
-    is among lesions with at least one window scan, as the rule C4_shrinkage reads it (0-1).
-    """
-    from scipy import stats
-
-    f = p.followup
-    lo, hi = FIGURES["C4"].range
-    weeks = [t for t in f.scan_weeks() if lo <= t <= hi]
-    cut = math.log1p(THRESHOLDS["back_to_baseline"].value / 100.0)
-    v = p.volume_change_pct
-    x, w = np.polynomial.hermite_e.hermegauss(nodes)
-    l0 = (to_scale("volume_change_pct", v.median_pp) + math.hypot(v.sd_pp, v.noise_sd) * x)
-    z = np.linspace(-9.0, 9.0, grid)
-    l0, rate = l0[:, None], mean + sd * z[None, :]
-    none = np.ones((nodes, grid))
-    for t in weeks:
-        yes = stats.norm.cdf((cut - l0 * (1.0 - rate * t)) / f.volume_noise_sd)
-        none *= 1.0 - (1.0 - f.missing_visit) * yes
-    wz = stats.norm.pdf(z)
-    seen = 1.0 - f.missing_visit ** len(weeks)
-    return float((w / w.sum()) @ (1.0 - none) @ (wz / wz.sum()) / seen)
 
 
 #: The parameters every function uses unless given others.

@@ -738,13 +738,14 @@ def fidelity_table(records: Sequence[Mapping]) -> Table:
                                                   r.get("simulated_ci_high")]),
             _target_text(r.get("target")),
             "yes" if r.get("within_target") else "no",
-            "yes" if r.get("honoured", True) else "no (contradictory figure)",
+            "yes" if r.get("honoured", True) else "no (see the note)",
             str(r.get("note") or "")])
     return Table(["figure", "quantity", "article", "simulated (95% CI)", "target", "within",
                   "honoured", "note"], rows,
-                 "The simulator's fidelity to the article (features.synthetic.cohort."
-                 "fidelity_table); each simulated value with its 95% CI on the simulated "
-                 "cohort it was measured on.")
+                 "The simulator's fidelity to the article, and for the follow-up scans to the "
+                 "published figures they are sized from (features.synthetic.cohort."
+                 "fidelity_table; the 'article' column then holds the published value); each "
+                 "simulated value with its 95% CI on the simulated cohort it was measured on.")
 
 
 def _target_text(target) -> str:
@@ -794,9 +795,11 @@ def landmark_model_table(times: Sequence[Mapping]) -> Table:
                   "AUC (95% CI)", "sensitivity (95% CI)", "PPV (95% CI)",
                   "weeks of untreated true progression per 100 patients (95% CI)",
                   "false reassurance per 100 patients (95% CI)"], rows,
-                 caption="The landmark model at each decision time, on the held-out patients' "
-                         "lesions with a scan at that time, pseudoprogression called at its "
-                         f"threshold; AUC: {AUC_CI_METHOD}; proportions: Wilson intervals.")
+                 caption="The landmark model at each decision time, on the evaluated lesions "
+                         "with a scan at that time (held-out patients, or every patient's "
+                         "out-of-fold or out-of-bag probability under cv or bootstrap), "
+                         "pseudoprogression called at its threshold; AUC: "
+                         f"{AUC_CI_METHOD}; proportions: Wilson intervals.")
 
 
 def landmark_rules_table(times: Sequence[Mapping]) -> Table:
@@ -835,8 +838,8 @@ def format_landmark_table(metrics: Mapping) -> str:
     times = lm["times"]
     model = table_text(landmark_model_table(times).columns([0, 1, 3, 4, 5, 6]))
     rules = table_text(landmark_rules_table(times).columns([0, 1, 2, 3, 4, 6]))
-    return ("follow-up landmarks (held-out patients):\n" + model + "\n\nrules over time:\n"
-            + rules)
+    return (f"follow-up landmarks ({landmark_validation_text(lm.get('split') or {})}):\n"
+            + model + "\n\nrules over time:\n" + rules)
 
 
 def _landmarks_md(metrics: Mapping) -> list[str]:
@@ -852,9 +855,7 @@ def _landmarks_md(metrics: Mapping) -> list[str]:
         + ", ".join(_decision_time(t) for t in times),
         f"a lesion is at a decision time with a scan within {fmt.g(lm.get('window_weeks'))} "
         "weeks before it",
-        f"patients split once: {fmt.count(split.get('n_train_patients'))} for fitting, "
-        f"{fmt.count(split.get('n_test_patients'))} held out (seed "
-        f"{fmt.count(split.get('seed'))}); every figure is on the held-out patients",
+        landmark_validation_text(split),
         f"scans: {lm.get('scans_source', 'not stated')}",
         "course features: " + ", ".join(str(c) for c in lm.get("course_features") or []),
         f"method: {lm.get('method', '')}",
@@ -864,7 +865,65 @@ def _landmarks_md(metrics: Mapping) -> list[str]:
              "### The landmark model", f"{model.caption}\n\n{table_markdown(model)}"]
     if rules.rows:
         parts += ["### Each rule over time", f"{rules.caption}\n\n{table_markdown(rules)}"]
+    sens = lm.get("sensitivity")
+    if isinstance(sens, Mapping) and sens.get("rows"):
+        table = landmark_sensitivity_table(sens)
+        parts += ["### Across the simulator's uncertainty",
+                  f"{table.caption}\n\n{table_markdown(table)}"]
     return parts
+
+
+def landmark_validation_text(split: Mapping) -> str:
+    """How the landmark models were validated, in words, from ``landmarks["split"]``."""
+    scheme = split.get("scheme", "holdout")
+    if scheme == "holdout":
+        return (f"patients split once: {fmt.count(split.get('n_train_patients'))} for fitting, "
+                f"calibrating and tuning, {fmt.count(split.get('n_test_patients'))} held out "
+                f"(seed {fmt.count(split.get('seed'))}); every figure is on the held-out "
+                "patients")
+    if scheme == "cv":
+        return (f"{fmt.count(split.get('n_repeats'))} x {fmt.count(split.get('n_folds'))}-fold "
+                "patient-grouped cross-validation of each landmark's whole fitting procedure "
+                f"on {fmt.count(split.get('n_test_patients'))} patients (seed "
+                f"{fmt.count(split.get('seed'))}); every figure is on out-of-fold "
+                "probabilities, averaged over the repeats; the saved models are fitted on "
+                "every patient")
+    return (f"optimism-corrected bootstrap of each landmark's fitting procedure over "
+            f"{fmt.count(split.get('n_repeats'))} resamples of "
+            f"{fmt.count(split.get('n_test_patients'))} patients (seed "
+            f"{fmt.count(split.get('seed'))}); every figure is on out-of-bag probabilities; "
+            "the saved models are fitted on every patient")
+
+
+def landmark_sensitivity_table(sensitivity: Mapping) -> Table:
+    """The landmark model and each rule over time under each setting of the follow-up
+    simulator (``metrics["landmarks"]["sensitivity"]``): by decision time, the model's or
+    rule's lesions, AUC, sensitivity and PPV with 95% intervals, and the weeks of untreated
+    true progression per 100 patients."""
+    settings = {s.get("setting"): s for s in sensitivity.get("settings") or []}
+    rows = []
+    for r in sorted(sensitivity.get("rows") or [],
+                    key=lambda r: (fmt.num(r.get("week")), r.get("who") != "model",
+                                   str(r.get("who")),
+                                   list(settings).index(r.get("setting"))
+                                   if r.get("setting") in settings else 0)):
+        s = settings.get(r.get("setting")) or {}
+        rows.append([
+            _decision_time(r), str(r.get("who")),
+            f"{r.get('setting')} (size log-SD {fmt.g(s.get('size_noise_sd'))})",
+            fmt.count(r.get("n")), fmt.est_ci(r.get("auc"), r.get("auc_ci")),
+            fmt.pct_ci(r.get("sensitivity"), r.get("sensitivity_ci")),
+            fmt.pct_ci(r.get("ppv"), r.get("ppv_ci")),
+            fmt.est_ci(r.get("weeks_untreated_per_100_patients"),
+                       r.get("weeks_untreated_per_100_patients_ci"), 1)])
+    return Table(["decision time (weeks)", "model or rule", "setting", "lesions",
+                  "AUC (95% CI)", "sensitivity (95% CI)", "PPV (95% CI)",
+                  "weeks of untreated true progression per 100 patients (95% CI)"], rows,
+                 caption="The landmark model and each rule over time under low, published and "
+                         "high measurement error and course variability of the simulated "
+                         "follow-up (" + str(sensitivity.get("method") or "") + "). A rule "
+                         "is shown where it decides on some lesions; its AUC is "
+                         "(sensitivity + specificity) / 2.")
 
 
 # --------------------------------------------------------------------------- metrics.md

@@ -18,6 +18,8 @@ def study_summary(study) -> str:
     if "landmarks" in m:
         parts.append("\n" + format_landmark_table(m))
     settings, model = study.settings, study.model
+    if (model.training or {}).get("landmarks"):
+        parts.append(f"note: {model.training['landmarks']}")
     parts.append(f"\nmodel ({model.family}, threshold {model.threshold:.3g}) saved to "
                  f"{settings.out}"
                  + (f"; report: {settings.report / 'report.html'}" if settings.report else ""))
