@@ -1,7 +1,10 @@
 """The clinical article's reported figures, in one table that code and tests cite by id.
 
-Ids follow ``shared/article/FIGURES.md`` (P1, D1, Q1a, ...). Rule thresholds are read
-from :data:`THRESHOLDS` so no threshold is written twice in the code base.
+Each figure keeps the id it has in the article's list of figures (P prevalences, M methods,
+C clinical course, D diagnostic markers, Q the article's questions, T timing: P1, D1, Q1a,
+...); :data:`FIGURES` is the project's copy of that list, each with its statement in words.
+Rule thresholds are read from :data:`THRESHOLDS` so no threshold is written twice in the
+code base.
 
 Two response criteria the article's management advice leans on stand beside its own
 figures, with their source (``Figure.source``): iRANO (immunotherapy: a first progression is
