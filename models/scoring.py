@@ -10,55 +10,25 @@ report folder, evaluates; :meth:`Scoring.save` writes the predictions and the re
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from features.errors import UserInputError, raise_problems
 from features.outputs import RunFiles
+from models.settings import RunSettings
 
 
-@dataclass(frozen=True)
-class PredictionSettings:
-    """Every setting of ``predict.py``, by the same names: the saved ``model`` (and
-    ``trust_pickle`` for a .joblib one), the table ``data`` read through the table
-    description stored in the model or ``table`` and the shortcuts ``patient_column``,
-    ``label_column``, ``positive``, ``sep``, ``decimal``, ``sheet``; image features from
-    ``manifest`` (``params``, ``jobs``, ``cache``, ``scheduler``); follow-up ``scans``; the
-    outputs ``out`` (predictions) and ``report`` (a folder, with ``bootstrap`` resamples)."""
+@dataclass(frozen=True, kw_only=True)
+class PredictionSettings(RunSettings):
+    """Every setting of ``predict.py``, by the same names: the saved ``model``, the table
+    ``data`` (read through the table description stored in the model unless ``table`` is
+    given) and the predictions file ``out``; the rest is shared with a study
+    (:class:`models.settings.RunSettings`)."""
 
     model: Path
     data: Path
     out: Path
-    manifest: Path | None = None
-    params: Path | None = None
-    jobs: int = 2
-    cache: Path | None = None
-    scheduler: str | None = None
-    scans: Path | None = None
-    report: Path | None = None
-    bootstrap: int = 1000
-    trust_pickle: bool = False
-    table: Path | None = None
-    patient_column: str | None = None
-    label_column: str | None = None
-    positive: str | None = None
-    sep: str | None = None
-    decimal: str | None = None
-    sheet: str | None = None
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type in ("Path", "Path | None") and value is not None \
-                    and not isinstance(value, Path):
-                object.__setattr__(self, f.name, Path(value))
-
-    @classmethod
-    def from_arguments(cls, args) -> PredictionSettings:
-        """The settings of a parsed ``predict.py`` command line (an argparse namespace)."""
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)
-                      if hasattr(args, f.name)})
 
     def problems(self) -> list[str]:
         """Every problem with these settings that can be seen without reading a file."""

@@ -19,28 +19,27 @@ and prints; a research script calling them gets the same files, byte for byte::
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from features.choices import COHORTS
 from features.errors import raise_problems
 from features.outputs import RunFiles
 from models.choices import UPDATE_METHODS, VALIDATIONS
+from models.settings import RunSettings
 
 
-@dataclass(frozen=True)
-class StudySettings:
-    """Every setting of a study (the options of ``train.py``, by the same names).
+@dataclass(frozen=True, kw_only=True)
+class StudySettings(RunSettings):
+    """Every setting of a study (the options of ``train.py``, by the same names; those it
+    shares with a prediction, how the table is read, image extraction, scans and the report,
+    are :class:`models.settings.RunSettings`'s).
 
     Data: ``cohort`` (simulate ``n`` patients, optional ``prevalence``) or ``data`` (a
-    table file read through the table description ``table`` and the shortcuts
-    ``patient_column``, ``label_column``, ``positive``, ``sep``, ``decimal``, and ``sheet`` of
-    a workbook). Images:
-    ``images`` (synthetic MRI for a cohort, written to ``image_dir``) or ``manifest`` (the
-    user's images), extracted with ``params`` by ``jobs`` workers or on ``scheduler``,
-    cached in ``cache``. Validation: ``validation``, ``test_size``, ``folds``, ``repeats``,
-    ``nested_cv``, ``bootstrap`` (resamples for the report's intervals; 0 skips them).
+    table file). Images: ``images`` (synthetic MRI for a cohort, written to ``image_dir``)
+    or ``manifest`` (the user's images). Validation: ``validation``, ``test_size``,
+    ``folds``, ``repeats``, ``nested_cv``.
     Threshold policy: ``threshold`` or ``target_sensitivity`` (neither: the default 0.5).
     ``estimator``: a user's classifier, as ``"module:factory"`` or an object. ``update``: a
     saved model to update with ``data`` by ``method``. ``followup`` / ``scans``: landmark
@@ -54,56 +53,29 @@ class StudySettings:
     data: Path | None = None
     n: int = 4000
     prevalence: float | None = None
-    table: Path | None = None
-    patient_column: str | None = None
-    label_column: str | None = None
-    positive: str | None = None
-    sep: str | None = None
-    decimal: str | None = None
-    sheet: str | None = None
     images: bool = False
-    manifest: Path | None = None
     image_dir: Path | None = None
-    params: Path | None = None
-    jobs: int = 2
-    cache: Path | None = None
-    scheduler: str | None = None
     seed: int = 0
-    report: Path | None = None
     validation: str = "auto"
     test_size: float = 0.3
     folds: int = 5
     repeats: int | None = None
     nested_cv: bool = True
-    bootstrap: int = 1000
     threshold: float | None = None
     target_sensitivity: float | None = None
     estimator: Any = None
     update: Path | None = None
     method: str = "auto"
-    trust_pickle: bool = False
     followup: bool = False
-    scans: Path | None = None
     followup_sensitivity: bool = True
 
+    NEGATED_FLAGS: ClassVar[dict[str, str]] = {
+        "nested_cv": "no_nested_cv", "followup_sensitivity": "no_followup_sensitivity"}
+
     def __post_init__(self) -> None:
-        for name in ("out", "data", "table", "manifest", "image_dir", "params", "cache",
-                     "report", "update", "scans"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, Path):
-                object.__setattr__(self, name, Path(value))
+        super().__post_init__()
         if self.scans is not None:  # scans imply follow-up
             object.__setattr__(self, "followup", True)
-
-    @classmethod
-    def from_arguments(cls, args) -> StudySettings:
-        """The settings of a parsed ``train.py`` command line (an argparse namespace)."""
-        given = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
-        if hasattr(args, "no_nested_cv"):
-            given["nested_cv"] = not args.no_nested_cv
-        if hasattr(args, "no_followup_sensitivity"):
-            given["followup_sensitivity"] = not args.no_followup_sensitivity
-        return cls(**given)
 
     # ----------------------------------------------------------------- checks
 
