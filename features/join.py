@@ -19,7 +19,7 @@ import pandas as pd
 
 from features.contract import ID, checked_ids
 from features.errors import UserInputError
-from features.extract import DEFAULT_PARAMS, ExtractionResult, extract
+from features.extract import DEFAULT_PARAMS, ExtractionResult, extract, settings_with_lesions
 
 
 @dataclass
@@ -125,7 +125,8 @@ def add_radiomic_features(clinical: pd.DataFrame, manifest: pd.DataFrame | str |
                           cache_dir: str | Path | None = None, progress: bool = True,
                           base_dir: str | Path | None = None, *,
                           scheduler: str | None = None, use_cache: bool = True,
-                          sequences: list[str] | None = None) -> RadiomicTable:
+                          sequences: list[str] | None = None,
+                          lesions: str | None = None) -> RadiomicTable:
     """Extract pyradiomics features for the manifest's patients and left-join them onto
     ``clinical`` by patient_id.
 
@@ -137,10 +138,11 @@ def add_radiomic_features(clinical: pd.DataFrame, manifest: pd.DataFrame | str |
     """
     result = extract(manifest, params=params, jobs=jobs, cache_dir=cache_dir,
                      sequences=sequences, progress=progress, base_dir=base_dir,
-                     use_cache=use_cache, scheduler=scheduler)
+                     use_cache=use_cache, scheduler=scheduler, lesions=lesions)
     if len(result.failures):
         warnings.warn(f"radiomic extraction failed for {result.failures['patient_id'].nunique()} "
                       f"patient(s); their image features are treated as missing:\n"
                       + result.summary().split("\n", 1)[-1], UserWarning, stacklevel=2)
     joined = join_features(clinical, result.features)
-    return RadiomicTable(joined.table, result, joined, Path(params).read_text())
+    return RadiomicTable(joined.table, result, joined,
+                         settings_with_lesions(Path(params).read_text(), lesions))

@@ -24,8 +24,9 @@ class PredictionSettings:
     ``trust_pickle`` for a .joblib one), the table ``data`` read through the table
     description stored in the model or ``table`` and the shortcuts ``patient_column``,
     ``label_column``, ``positive``, ``sep``, ``decimal``, ``sheet``; image features from
-    ``manifest`` (``params``, ``jobs``, ``cache``, ``scheduler``); follow-up ``scans``; the
-    outputs ``out`` (predictions) and ``report`` (a folder, with ``bootstrap`` resamples)."""
+    ``manifest`` (``params``, ``jobs``, ``cache``, ``scheduler``, ``lesions``); follow-up
+    ``scans``; the outputs ``out`` (predictions) and ``report`` (a folder, with
+    ``bootstrap`` resamples)."""
 
     model: Path
     data: Path
@@ -35,6 +36,7 @@ class PredictionSettings:
     jobs: int = 2
     cache: Path | None = None
     scheduler: str | None = None
+    lesions: str | None = None
     scans: Path | None = None
     report: Path | None = None
     bootstrap: int = 1000
@@ -66,7 +68,8 @@ class PredictionSettings:
 
         found = []
         problem = None if self.manifest else extraction_options_problem(
-            self.params, self.cache, self.scheduler, "--manifest M.csv; add it or drop")
+            self.params, self.cache, self.scheduler, "--manifest M.csv; add it or drop",
+            lesions=self.lesions)
         if problem:
             found.append(problem)
         for option, path, what in (("--data", self.data, "table"),
@@ -228,7 +231,7 @@ def run_prediction(settings: PredictionSettings, progress: bool = True) -> Scori
         described.table = with_radiomic_features(
             model, described.table, settings.manifest, settings.jobs,
             cache_dir=settings.cache or settings.out.parent / CACHE_FOLDER,
-            params=settings.params, scheduler=settings.scheduler)
+            params=settings.params, scheduler=settings.scheduler, lesions=settings.lesions)
     table = described.table
     predictions = predict_table(model, described, source=str(settings.data))
     if landmarks is not None:

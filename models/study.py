@@ -39,7 +39,8 @@ class StudySettings:
     a workbook). Images:
     ``images`` (synthetic MRI for a cohort, written to ``image_dir``) or ``manifest`` (the
     user's images), extracted with ``params`` by ``jobs`` workers or on ``scheduler``,
-    cached in ``cache``. Validation: ``validation``, ``test_size``, ``folds``, ``repeats``,
+    cached in ``cache``, lesions found as ``lesions`` says (overriding ``params``).
+    Validation: ``validation``, ``test_size``, ``folds``, ``repeats``,
     ``nested_cv``, ``bootstrap`` (resamples for the report's intervals; 0 skips them).
     Threshold policy: ``threshold`` or ``target_sensitivity`` (neither: the default 0.5).
     ``estimator``: a user's classifier, as ``"module:factory"`` or an object. ``update``: a
@@ -66,6 +67,7 @@ class StudySettings:
     jobs: int = 2
     cache: Path | None = None
     scheduler: str | None = None
+    lesions: str | None = None
     seed: int = 0
     report: Path | None = None
     validation: str = "auto"
@@ -153,7 +155,7 @@ class StudySettings:
             problem = extraction_options_problem(
                 self.params, self.cache, self.scheduler,
                 "images: add --manifest M.csv (with --data) or --images (with --cohort), or "
-                "drop")
+                "drop", lesions=self.lesions)
             found += [problem] if problem else []
         if self.params is not None and not self.params.is_file():
             found.append(f"--params {self.params}: settings file not found. Check the path, "
@@ -369,7 +371,7 @@ def run_study(settings: StudySettings, progress: bool = True) -> Study:
         radiomics = add_radiomic_features(
             described.table, manifest, params=settings.params or DEFAULT_PARAMS,
             jobs=settings.jobs, cache_dir=settings.cache or settings.out.parent / CACHE_FOLDER,
-            scheduler=settings.scheduler, progress=progress)
+            scheduler=settings.scheduler, lesions=settings.lesions, progress=progress)
         described.table = radiomics.table
     notes: list[str] = []
     if original is not None:
