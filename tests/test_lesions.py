@@ -271,3 +271,87 @@ def test_command_line_lesions_option_writes_the_lesion_map(tmp_path, capsys):
     lesion_map = pd.read_csv(tmp_path / "radiomics.lesions.csv", dtype={"lesion_id": str})
     assert features["lesion_id"].tolist() == lesion_map["lesion_id"].tolist() == ["1", "2"]
     assert "lesions (components): 2 in 1 patient(s)" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------
+# a simulated cohort with several lesions per patient, from images through training
+
+FAST_SETTINGS = """
+version: "test-fast"
+setting:
+  label: 1
+  normalize: true
+  normalizeScale: 100
+  voxelArrayShift: 300
+  binWidth: 10
+  minimumROISize: 20
+featureClass:
+  firstorder: [Mean, Variance, Skewness]
+  glcm: [Contrast, Correlation]
+"""
+
+
+@pytest.fixture(scope="module")
+def multi_lesion(tmp_path_factory):
+    from features.join import add_radiomic_features
+    from features.synthetic import simulated_cohort_with_images
+
+    tmp = tmp_path_factory.mktemp("multi")
+    params = tmp / "fast.yaml"
+    params.write_text(FAST_SETTINGS)
+    table, manifest = simulated_cohort_with_images(70, "melanoma", seed=3,
+                                                   image_dir=tmp / "images", prevalence=0.4,
+                                                   progress=False)
+    radiomics = add_radiomic_features(table, manifest, params=params, use_cache=False,
+                                      progress=False, sequences=["t1c"])
+    return {"table": table, "manifest": pd.read_csv(manifest, dtype=str),
+            "radiomics": radiomics, "root": tmp / "images"}
+
+
+def test_simulated_image_cohort_has_patients_with_several_lesions(multi_lesion):
+    table, manifest = multi_lesion["table"], multi_lesion["manifest"]
+    per_patient = table.groupby("patient_id").size()
+    assert per_patient.index.size == 70 and per_patient.max() > 1
+    # one manifest row per lesion, each its own label value in the patient's shared mask
+    assert manifest[["patient_id", "lesion_id"]].values.tolist() == \
+        table[["patient_id", "lesion_id"]].values.tolist()
+    several = per_patient[per_patient > 1].index[0]
+    rows = manifest[manifest["patient_id"] == several]
+    assert rows["mask"].nunique() == 1 and rows["label"].tolist() == [
+        str(i + 1) for i in range(len(rows))]
+    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(multi_lesion["root"] / rows["mask"].iloc[0])))
+    assert sorted(np.unique(mask[mask > 0]).tolist()) == list(range(1, len(rows) + 1))
+    lesion_map = multi_lesion["radiomics"].extraction.lesion_map
+    voxels = lesion_map[lesion_map["patient_id"] == several]["voxels"].tolist()
+    assert voxels == [int((mask == i + 1).sum()) for i in range(len(rows))]
+
+
+def test_several_lesions_go_from_images_through_training_grouped_by_patient(multi_lesion):
+    from models import train
+    from models.training import describe_table
+
+    radiomics = multi_lesion["radiomics"]
+    joined = radiomics.table
+    assert radiomics.extraction.failures.empty
+    assert radiomics.join.only_in_clinical == [] and radiomics.join.only_in_radiomic == []
+    # every lesion got its own features: as many distinct rows as lesions
+    assert joined["t1c_original_firstorder_Mean"].notna().all()
+    assert joined["t1c_original_firstorder_Mean"].nunique() == len(joined)
+    summary = radiomics.summary()
+    assert summary["n_lesions"] == len(joined) and summary["n_patients"] == 70
+
+    result = train(describe_table(joined, source="sim"), seed=0, validation="holdout",
+                   nested_cv=False, progress=False)
+    train_ids, test_ids = set(result.train_ids), set(result.test_ids)
+    assert not train_ids & test_ids
+    assert train_ids | test_ids == set(joined["patient_id"])
+    evaluated = result.evaluation.frame
+    # no lesion straddles training and evaluation: every evaluated lesion's patient is held
+    # out, and every lesion of a held-out patient is evaluated
+    assert set(evaluated["patient_id"]) == test_ids
+    held_out = joined[joined["patient_id"].isin(test_ids)]
+    assert sorted(zip(evaluated["patient_id"], evaluated["lesion_id"].astype(str),
+                      strict=True)) == \
+        sorted(zip(held_out["patient_id"], held_out["lesion_id"].astype(str), strict=True))
+    several = joined.groupby("patient_id").size().loc[lambda s: s > 1].index
+    assert set(several) & train_ids and set(several) & test_ids

@@ -253,6 +253,14 @@ class ImageParameters:
     #: write ``oedema_mask.nii.gz`` beside the mask.
     write_oedema_mask: bool = True
 
+    # --- several lesions per patient (simulated_cohort_with_images) -------------------
+    #: probabilities that a simulated patient has 1, 2, 3, ... enlarging lesions. An
+    #: assumption (the article gives no figure): most patients one, some two or three, as
+    #: brain metastases often are. Each lesion is its own row of the cohort (its label
+    #: drawn independently); a patient's lesions lie side by side in one volume, the mask
+    #: labelling them 1, 2, ...
+    lesions_per_patient: tuple[float, ...] = (0.7, 0.2, 0.1)
+
     def __post_init__(self) -> None:
         if len(self.size_voxels) != 3 or min(self.size_voxels) < 8:
             raise UserInputError(f"size_voxels must be 3 sizes of at least 8, got "
@@ -261,6 +269,10 @@ class ImageParameters:
             raise UserInputError(f"spacing_mm must be 3 positive values, got {self.spacing_mm}.")
         if len(self.direction) != 9:
             raise UserInputError("direction must hold 9 direction cosines (3x3, row-major).")
+        if (not self.lesions_per_patient or min(self.lesions_per_patient) < 0
+                or not np.isclose(sum(self.lesions_per_patient), 1.0)):
+            raise UserInputError(f"lesions_per_patient must be probabilities of 1, 2, ... "
+                                 f"lesions summing to 1, got {self.lesions_per_patient}.")
         if self.missing_map not in ("skip", "draw"):
             raise UserInputError(f"missing_map must be 'skip' or 'draw', got "
                                  f"{self.missing_map!r}.")
