@@ -355,3 +355,24 @@ def test_several_lesions_go_from_images_through_training_grouped_by_patient(mult
         sorted(zip(held_out["patient_id"], held_out["lesion_id"].astype(str), strict=True))
     several = joined.groupby("patient_id").size().loc[lambda s: s > 1].index
     assert set(several) & train_ids and set(several) & test_ids
+
+
+def test_correct_mask_resamples_each_lesion_onto_the_image_grid(tmp_path):
+    mask, mask_name, _ = _two_label_case(tmp_path)
+    fine = np.random.default_rng(1).normal(100, 20, (24, 24, 24)).astype(np.float32)
+    image = _write(tmp_path, "fine.nii.gz", fine, spacing=(0.5, 0.5, 0.5))
+    sitk_image = sitk.ReadImage(str(tmp_path / image))
+    sitk_image.SetOrigin((-0.25, -0.25, -0.25))  # voxel corners of both grids coincide
+    sitk.WriteImage(sitk_image, str(tmp_path / image))
+    pd.DataFrame({"patient_id": ["p"], "mask": [mask_name], "t1c": [image]}).to_csv(
+        tmp_path / "m.csv", index=False)
+    params = settings(tmp_path, "labels")
+    params.write_text(params.read_text().replace("  label: 1\n",
+                                                 "  label: 1\n  correctMask: true\n"))
+    result = extract(tmp_path / "m.csv", params, use_cache=False, progress=False)
+    assert result.failures.empty
+    assert result.mask_resampled[["lesion_id", "sequence"]].values.tolist() == [
+        ["1", "t1c"], ["3", "t1c"]]
+    # each lesion, resampled by nearest neighbour to voxels 8 times smaller, keeps its volume
+    voxels = result.features.set_index("lesion_id")["t1c_original_shape_VoxelVolume"]
+    np.testing.assert_allclose(voxels.loc[["1", "3"]], [(mask == v).sum() for v in (1, 3)])
