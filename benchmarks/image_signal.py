@@ -37,6 +37,8 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
 
+    import warnings
+
     import numpy as np
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -63,6 +65,7 @@ def main() -> int:
     model = make_pipeline(StandardScaler(), LogisticRegressionCV(
         Cs=10, penalty="l1", solver="liblinear", scoring="neg_log_loss", cv=5))
     folds = StratifiedKFold(5, shuffle=True, random_state=args.seed)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # sklearn 1.8's l1 spelling
     p = cross_val_predict(model, np.nan_to_num(x), y, cv=folds, method="predict_proba")[:, 1]
     auc, ci = auc_with_ci(y, p)
     record = {"n": int(len(y)), "n_features": int(x.shape[1]),

@@ -19,6 +19,13 @@ plus a table of failures. Any format SimpleITK reads works (NIfTI, NRRD, MHA, ..
   ``mask_resampled``.
 - An empty manifest cell means the sequence was not acquired: no failure, its columns stay
   NaN. A patient appears in ``features`` when at least one sequence was extracted.
+- Several lesions: the settings' ``lesions:`` (or ``lesions=``) makes each connected
+  component of the label (``components``, SimpleITK's ConnectedComponent with the settings'
+  ``lesion_connectivity``, parts under ``min_lesion_ml`` dropped and counted) or each label
+  value (``labels``) a lesion of its own; or the manifest is one row per lesion
+  (``lesion_id``, each row its own mask or its own ``label`` value in a shared mask). The
+  features, failures and resampling notes then carry ``lesion_id``, and ``lesion_map``
+  gives each lesion's label, voxels, volume (ml), centroid and bounding box (mm).
 - A bad case does not sink the batch: a missing or unreadable file, a mask on another grid
   (without ``correctMask``), an empty mask, a mask with several labels, an ambiguous DICOM
   folder, or a pyradiomics error becomes a row of ``failures`` (patient_id, sequence,
