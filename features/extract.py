@@ -381,7 +381,7 @@ def manifest_paths(manifest: str | Path) -> list[Path]:
             pd.errors.EmptyDataError):
         return []
     base = path.resolve().parent
-    columns = [c for c in df.columns if str(c).strip() != ID
+    columns = [c for c in df.columns if str(c).strip() not in (ID, LESION, LABEL_COLUMN)
                and not str(c).strip().startswith(SERIES_UID)]
     listed = {_resolve(v, base) for c in columns for v in df[c].tolist()}
     return [Path(p) for p in sorted(p for p in listed if p)]
