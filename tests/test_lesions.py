@@ -276,6 +276,7 @@ def test_command_line_lesions_option_writes_the_lesion_map(tmp_path, capsys):
 # --------------------------------------------------------------------------------------
 # a simulated cohort with several lesions per patient, from images through training
 
+N_PATIENTS = 70
 FAST_SETTINGS = """
 version: "test-fast"
 setting:
@@ -293,15 +294,19 @@ featureClass:
 
 @pytest.fixture(scope="module")
 def multi_lesion(tmp_path_factory):
+    from dataclasses import replace
+
     from features.join import add_radiomic_features
-    from features.synthetic import simulated_cohort_with_images
+    from features.synthetic import DEFAULT_PARAMETERS, simulated_cohort_with_images
 
     tmp = tmp_path_factory.mktemp("multi")
     params = tmp / "fast.yaml"
     params.write_text(FAST_SETTINGS)
-    table, manifest = simulated_cohort_with_images(70, "melanoma", seed=3,
-                                                   image_dir=tmp / "images", prevalence=0.4,
-                                                   progress=False)
+    small = replace(DEFAULT_PARAMETERS, images=replace(DEFAULT_PARAMETERS.images,
+                                                       size_voxels=(32, 32, 16)))
+    table, manifest = simulated_cohort_with_images(N_PATIENTS, "melanoma", seed=3,
+                                                   image_dir=tmp / "images", prevalence=0.5,
+                                                   progress=False, params=small)
     radiomics = add_radiomic_features(table, manifest, params=params, use_cache=False,
                                       progress=False, sequences=["t1c"])
     return {"table": table, "manifest": pd.read_csv(manifest, dtype=str),
@@ -311,7 +316,7 @@ def multi_lesion(tmp_path_factory):
 def test_simulated_image_cohort_has_patients_with_several_lesions(multi_lesion):
     table, manifest = multi_lesion["table"], multi_lesion["manifest"]
     per_patient = table.groupby("patient_id").size()
-    assert per_patient.index.size == 70 and per_patient.max() > 1
+    assert per_patient.index.size == N_PATIENTS and per_patient.max() > 1
     # one manifest row per lesion, each its own label value in the patient's shared mask
     assert manifest[["patient_id", "lesion_id"]].values.tolist() == \
         table[["patient_id", "lesion_id"]].values.tolist()
@@ -338,7 +343,7 @@ def test_several_lesions_go_from_images_through_training_grouped_by_patient(mult
     assert joined["t1c_original_firstorder_Mean"].notna().all()
     assert joined["t1c_original_firstorder_Mean"].nunique() == len(joined)
     summary = radiomics.summary()
-    assert summary["n_lesions"] == len(joined) and summary["n_patients"] == 70
+    assert summary["n_lesions"] == len(joined) and summary["n_patients"] == N_PATIENTS
 
     result = train(describe_table(joined, source="sim"), seed=0, validation="holdout",
                    nested_cv=False, progress=False)
