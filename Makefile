@@ -32,7 +32,8 @@ test: $(STAMP)
 # Measurements that print a table (never pass/fail) and write JSON under benchmarks/results/
 # (cores, load, package versions): extraction against plain pyradiomics, 1 and 2 workers and
 # Dask; prediction against the bare estimator; training time and memory by size; updating a
-# model for a new site; make demo by stage. Takes about an hour on 2 cores.
+# model for a new site; what the synthetic MRI's texture alone says; make demo by stage.
+# Takes about an hour on 2 cores.
 BENCH_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 bench: $(STAMP)
 	$(PY) benchmarks/extraction_speed.py --n 20
@@ -42,6 +43,7 @@ bench: $(STAMP)
 	$(BENCH_ENV) $(PY) benchmarks/families.py
 	$(BENCH_ENV) $(PY) benchmarks/training_scale.py
 	$(BENCH_ENV) $(PY) benchmarks/site_update.py --seeds 12
+	$(BENCH_ENV) $(PY) benchmarks/image_signal.py --n 300
 	$(BENCH_ENV) $(PY) benchmarks/demo_stages.py
 
 clean:
