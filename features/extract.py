@@ -937,10 +937,12 @@ def _split_lesions(task: _Task, mask: _Mask) -> tuple[list[_Lesion], list[dict]]
 
     cached = task.cache_dir is not None
     if task.lesions == "labels":
-        problem = _mask_problem(mask.array, int(np.max(mask.array)) or 1, False)
+        present = np.unique(mask.array[mask.array != 0])
+        # an empty or non-integer mask is refused as for one label (any present one)
+        problem = _mask_problem(mask.array, int(present[0]) if present.size else 1, False)
         if problem:
             raise _CaseProblem(problem)
-        values = [int(v) for v in np.unique(mask.array[mask.array != 0])]
+        values = [int(v) for v in present]
         labelled = sitk.Cast(mask.image, sitk.sitkUInt32)
         geometry = lesion_geometry(labelled, values)
         return [_Lesion(str(v), v, _lesion_mask(mask, mask.array == v, cached),
