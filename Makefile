@@ -33,7 +33,8 @@ test: $(STAMP)
 # (cores, load, package versions): extraction against plain pyradiomics, 1 and 2 workers and
 # Dask; prediction against the bare estimator; training time and memory by size; updating a
 # model for a new site; the follow-up result under low, published and high measurement error
-# and course variability; make demo by stage. Takes about an hour on 2 cores.
+# and course variability; what the synthetic MRI's texture alone says; make demo by stage.
+# Takes about an hour on 2 cores.
 BENCH_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 bench: $(STAMP)
 	$(PY) benchmarks/extraction_speed.py --n 20
@@ -44,6 +45,7 @@ bench: $(STAMP)
 	$(BENCH_ENV) $(PY) benchmarks/training_scale.py
 	$(BENCH_ENV) $(PY) benchmarks/site_update.py --seeds 12
 	$(BENCH_ENV) $(PY) benchmarks/followup_sensitivity.py --n 4000 --seed 0
+	$(BENCH_ENV) $(PY) benchmarks/image_signal.py --n 300
 	$(BENCH_ENV) $(PY) benchmarks/demo_stages.py
 
 clean:

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from commands.table_options import add_table_arguments
-from features.choices import DASK_INSTALL
+from features.choices import DASK_INSTALL, add_lesions_option
 
 
 def build_parser(description: str = "", epilog: str = "") -> argparse.ArgumentParser:
@@ -43,6 +43,7 @@ def build_parser(description: str = "", epilog: str = "") -> argparse.ArgumentPa
                    help="with --manifest: extract on a dask.distributed cluster, given by its "
                         "scheduler address (tcp://host:8786), or 'local' for a cluster of "
                         f"--jobs workers on this machine. Needs Dask: {DASK_INSTALL}")
+    add_lesions_option(p)
     p.add_argument("--scans", type=Path, default=None, metavar="S.csv",
                    help="follow-up scans, one row per lesion per scan (a model trained with "
                         "--followup): adds landmark_week, p_pseudoprogression_landmark, "

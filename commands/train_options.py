@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from commands.table_options import add_table_arguments
-from features.choices import COHORTS, DASK_INSTALL
+from features.choices import COHORTS, DASK_INSTALL, add_lesions_option
 from models.choices import UPDATE_METHODS, VALIDATIONS
 
 
@@ -59,6 +59,7 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                           "(tcp://host:8786; the workers must read the manifest's paths), or "
                           "'local' for a cluster of --jobs workers on this machine. Needs "
                           f"Dask: {DASK_INSTALL}")
+    add_lesions_option(img)
     p.add_argument("--seed", type=int, default=0,
                    help="seed for simulation, the patient split and the model (default 0)")
     p.add_argument("--out", type=Path, required=True, metavar="MODEL.skops",

@@ -18,6 +18,10 @@ DEFAULT_PARAMS = Path(__file__).resolve().parent / "params" / "mri.yaml"
 CACHE_FOLDER = ".radiomics_cache"
 #: How to install what extraction on a Dask cluster needs.
 DASK_INSTALL = "pip install '.[dask]' (or pip install 'dask[distributed]')"
+#: How a mask's voxels become lesions (the settings' ``lesions:``, ``--lesions``): ``whole``
+#: the label is one lesion; ``components`` each connected component of the label is one;
+#: ``labels`` each non-zero label value is one.
+LESION_MODES: tuple[str, ...] = ("whole", "components", "labels")
 #: Decision times, weeks after the index scan: the index, then every follow-up interval
 #: (T4, 4 weeks) up to the deferred assessment (T3, 12 weeks).
 LANDMARK_WEEKS: tuple[float, ...] = tuple(
@@ -25,15 +29,31 @@ LANDMARK_WEEKS: tuple[float, ...] = tuple(
     for k in range(int(FIGURES["T3"].value // FIGURES["T4_interval"].value) + 1))
 
 
-def extraction_options_problem(params, cache, scheduler, needs: str) -> str | None:
-    """The command lines' check that ``--params``, ``--cache`` and ``--scheduler`` (the
-    values given, None when not) come with images to extract: a message naming the options
-    given and what they need (``needs``, ending where the option names follow: "... or
-    drop"), or None when there is no problem."""
+def extraction_options_problem(params, cache, scheduler, needs: str,
+                               lesions=None) -> str | None:
+    """The command lines' check that ``--params``, ``--cache``, ``--scheduler`` and
+    ``--lesions`` (the values given, None when not) come with images to extract: a message
+    naming the options given and what they need (``needs``, ending where the option names
+    follow: "... or drop"), or None when there is no problem."""
     given = [o for o, v in (("--params", params), ("--cache", cache),
-                            ("--scheduler", scheduler)) if v is not None]
+                            ("--scheduler", scheduler), ("--lesions", lesions))
+             if v is not None]
     if not given:
         return None
     named = " and ".join(given)
     return (f"{named} {'is' if len(given) == 1 else 'are'} for radiomic extraction, which "
             f"needs {needs} {named}.")
+
+
+def add_lesions_option(parser) -> None:
+    """``--lesions whole|components|labels`` on a command line (an argparse parser or
+    argument group)."""
+    parser.add_argument(
+        "--lesions", choices=LESION_MODES, default=None,
+        help="how a mask's voxels become lesions, overriding the settings' lesions: (default "
+             "whole): whole = the label is one lesion; components = each connected component "
+             "of the label is one (lesion_connectivity face or full in the settings; parts "
+             "under min_lesion_ml dropped and counted), ids 1, 2, ... by decreasing volume; "
+             "labels = each label value is one, its id the value. python -m features.extract "
+             "writes a lesion map (patient, lesion, label, voxels, ml, centroid and bounding "
+             "box in mm) beside its output.")

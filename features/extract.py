@@ -19,6 +19,13 @@ plus a table of failures. Any format SimpleITK reads works (NIfTI, NRRD, MHA, ..
   ``mask_resampled``.
 - An empty manifest cell means the sequence was not acquired: no failure, its columns stay
   NaN. A patient appears in ``features`` when at least one sequence was extracted.
+- Several lesions: the settings' ``lesions:`` (or ``lesions=``) makes each connected
+  component of the label (``components``, SimpleITK's ConnectedComponent with the settings'
+  ``lesion_connectivity``, parts under ``min_lesion_ml`` dropped and counted) or each label
+  value (``labels``) a lesion of its own; or the manifest is one row per lesion
+  (``lesion_id``, each row its own mask or its own ``label`` value in a shared mask). The
+  features, failures and resampling notes then carry ``lesion_id``, and ``lesion_map``
+  gives each lesion's label, voxels, volume (ml), centroid and bounding box (mm).
 - A bad case does not sink the batch: a missing or unreadable file, a mask on another grid
   (without ``correctMask``), an empty mask, a mask with several labels, an ambiguous DICOM
   folder, or a pyradiomics error becomes a row of ``failures`` (patient_id, sequence,
@@ -63,8 +70,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from features.choices import CACHE_FOLDER, DASK_INSTALL, DEFAULT_PARAMS
-from features.contract import ID, checked_ids
+from features.choices import (
+    CACHE_FOLDER,
+    DASK_INSTALL,
+    DEFAULT_PARAMS,
+    LESION_MODES,
+    add_lesions_option,
+)
+from features.contract import ID, LESION, checked_ids, checked_lesions, id_text
 from features.errors import UserInputError, hide_home
 from features.tables import atomic_path, remove_stale_temporaries, write_table_atomic
 from features.yamlfile import load_yaml
@@ -84,13 +97,30 @@ MASK_RESAMPLING = "sitk.Resample nearest neighbour onto the image grid, identity
 #: image's voxel spacing, direction cosines as an absolute difference
 GEOMETRY_TOLERANCE = 1e-3
 FAILURE_COLUMNS = (ID, "sequence", "reason")
+#: the manifest column giving a row's own label value in a shared mask
+LABEL_COLUMN = "label"
+#: voxel neighbourhoods of ``lesion_connectivity``: SimpleITK ConnectedComponent's
+#: fullyConnected (face: 6 neighbours in 3D, sharing a face; full: 26, sharing a face, an
+#: edge or a corner)
+CONNECTIVITY = {"face": False, "full": True}
+#: ml; components smaller than this are dropped (and counted): 0.02 ml is 20 voxels of
+#: 1 mm^3, the settings' minimumROISize after resampling to 1 mm, below which texture is
+#: not computed anyway
+DEFAULT_MIN_LESION_ML = 0.02
+#: the lesion map written beside the features: one row per lesion
+LESION_MAP_COLUMNS = (ID, LESION, "label", "voxels", "volume_ml",
+                      "centroid_x_mm", "centroid_y_mm", "centroid_z_mm",
+                      "bbox_min_x_mm", "bbox_min_y_mm", "bbox_min_z_mm",
+                      "bbox_max_x_mm", "bbox_max_y_mm", "bbox_max_z_mm")
+DROPPED_COLUMNS = (ID, "label", "voxels", "volume_ml")
 RESAMPLED_COLUMNS = (ID, "sequence", "mask", "reason")
 SERIES_COLUMNS = (ID, "column", "series_uid", "files")
 #: the ``scheduler`` value that starts a LocalCluster on this machine
 LOCAL_SCHEDULER = "local"
 
 _PYRADIOMICS_KEYS = ("setting", "imageType", "featureClass", "voxelSetting")
-_OWN_KEYS = ("version", "mask_single_label", "max_bins", "sequences")
+_OWN_KEYS = ("version", "mask_single_label", "max_bins", "sequences", "lesions",
+             "min_lesion_ml", "lesion_connectivity")
 _OVERRIDE_KEYS = ("setting", "imageType", "featureClass")
 _SEQUENCE_NAME = re.compile(r"^[A-Za-z0-9]+$")
 
@@ -113,6 +143,9 @@ class ExtractionSettings:
     overrides: dict = field(default_factory=dict)
     mask_single_label: bool = True
     max_bins: int | None = 1000
+    lesions: str = "whole"
+    min_lesion_ml: float = DEFAULT_MIN_LESION_ML
+    lesion_connectivity: str = "face"
 
     def for_sequence(self, sequence: str) -> dict:
         """The pyradiomics parameter dict for ``sequence`` (base merged with its override)."""
@@ -180,13 +213,32 @@ def load_settings(params: str | Path = DEFAULT_PARAMS) -> ExtractionSettings:
     max_bins = raw.get("max_bins", 1000)
     if max_bins is not None and (not isinstance(max_bins, int) or max_bins <= 0):
         raise UserInputError(f"{path}: max_bins must be a positive integer or null.")
+    lesions = checked_lesion_mode(raw.get("lesions", "whole"), f"{path}: lesions")
+    min_ml = raw.get("min_lesion_ml", DEFAULT_MIN_LESION_ML)
+    if isinstance(min_ml, bool) or not isinstance(min_ml, int | float) or not min_ml >= 0:
+        raise UserInputError(f"{path}: min_lesion_ml must be a volume in ml, 0 or more "
+                             f"(default {DEFAULT_MIN_LESION_ML}), got {min_ml!r}.")
+    connectivity = raw.get("lesion_connectivity", "face")
+    if connectivity not in CONNECTIVITY:
+        raise UserInputError(f"{path}: lesion_connectivity must be one of "
+                             f"{', '.join(CONNECTIVITY)}, got {connectivity!r}.")
     settings = ExtractionSettings(
         source=str(path), version=str(raw["version"]), base=base, overrides=overrides,
-        mask_single_label=bool(raw.get("mask_single_label", True)), max_bins=max_bins)
+        mask_single_label=bool(raw.get("mask_single_label", True)), max_bins=max_bins,
+        lesions=lesions, min_lesion_ml=float(min_ml), lesion_connectivity=connectivity)
     _validate_pyradiomics(settings.for_sequence(""), f"{path} (base settings)")
     for seq in overrides:
         _validate_pyradiomics(settings.for_sequence(seq), f"{path} (sequences.{seq})")
     return settings
+
+
+def checked_lesion_mode(mode: Any, where: str = "lesions") -> str:
+    """``mode`` if it is one of :data:`LESION_MODES`; :class:`UserInputError` otherwise."""
+    if mode not in LESION_MODES:
+        raise UserInputError(f"{where} must be one of {', '.join(LESION_MODES)} (whole: the "
+                             f"mask's label is one lesion; components: each connected part of "
+                             f"it; labels: each label value), got {mode!r}.")
+    return mode
 
 
 # --------------------------------------------------------------------------------------
@@ -197,7 +249,8 @@ def _classify_columns(columns: list[str], source: str) -> tuple[list[str], list[
     """Split manifest columns into sequences, per-sequence masks and series-UID columns."""
     mask_cols = [c for c in columns if c.startswith(MASK_PREFIX)]
     uid_cols = [c for c in columns if c == SERIES_UID or c.startswith(SERIES_PREFIX)]
-    seqs = [c for c in columns if c not in (ID, MASK, *mask_cols, *uid_cols)]
+    seqs = [c for c in columns
+            if c not in (ID, LESION, LABEL_COLUMN, MASK, *mask_cols, *uid_cols)]
     orphans = [c for c in mask_cols if c[len(MASK_PREFIX):] not in seqs]
     if orphans:
         raise UserInputError(
@@ -270,18 +323,50 @@ def read_manifest(manifest: pd.DataFrame | str | Path, base_dir: str | Path | No
             "letters and digits (they prefix the feature names); rename them, or choose the "
             "sequence columns with `sequences` (--sequences).")
 
-    ids = checked_ids(df[ID], source, "one row per lesion")
+    keys = _manifest_keys(df, source)
     own_masks = [f"{MASK_PREFIX}{s}" for s in seqs if f"{MASK_PREFIX}{s}" in mask_cols]
     path_cols = [MASK, *seqs, *own_masks]
     records = []
-    for pid, paths, uids in zip(ids.tolist(), df[path_cols].itertuples(index=False),
+    for key, paths, uids in zip(keys.to_dict("records"), df[path_cols].itertuples(index=False),
                                 df[uid_cols].itertuples(index=False), strict=True):
-        record = {ID: pid}
+        record = dict(key)
         record.update({c: _resolve(v, base) for c, v in zip(path_cols, paths, strict=True)})
         record.update({c: _cell(v) for c, v in zip(uid_cols, uids, strict=True)})
         records.append(record)
-    return (pd.DataFrame(records, columns=[ID, *path_cols, *uid_cols], dtype=object), base,
-            seqs)
+    return (pd.DataFrame(records, columns=[*keys.columns, *path_cols, *uid_cols],
+                         dtype=object), base, seqs)
+
+
+def _manifest_keys(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """patient_id, and lesion_id and label when the manifest has them: one row per patient,
+    or with ``lesion_id`` one row per lesion (each with its own mask, or its own ``label``
+    value in a shared mask). Labels are whole numbers above 0, None when empty."""
+    keys = pd.DataFrame(index=df.index)
+    if LESION in df.columns:
+        ids = id_text(df[ID])
+        if ids.isna().any():
+            rows = ", ".join(str(i + 2) for i in np.flatnonzero(ids.isna())[:5])
+            raise UserInputError(f"{source}: '{ID}' is empty in line(s) {rows}; give every "
+                                 "row its patient.")
+        keys[ID] = ids.astype(object)
+        keys[LESION] = checked_lesions(ids, df[LESION], source)
+    else:
+        keys[ID] = checked_ids(df[ID], source, "one row per patient, or add a "
+                               f"'{LESION}' column for one row per lesion")
+    if LABEL_COLUMN in df.columns:
+        cells = [_cell(v) for v in df[LABEL_COLUMN]]
+        values = pd.to_numeric(pd.Series(cells, index=df.index, dtype=object),
+                               errors="coerce")
+        bad = [i for i, (c, v) in enumerate(zip(cells, values, strict=True))
+               if c is not None and not (np.isfinite(v) and v == round(v) and v > 0)]
+        if bad:
+            shown = ", ".join(f"line {i + 2}: {cells[i]!r}" for i in bad[:5])
+            raise UserInputError(
+                f"{source}: '{LABEL_COLUMN}' must be a whole number above 0 (the row's label "
+                f"value in its mask) or empty (the settings' label); {shown}.")
+        keys[LABEL_COLUMN] = [None if c is None else int(v)
+                              for c, v in zip(cells, values, strict=True)]
+    return keys
 
 
 def manifest_paths(manifest: str | Path) -> list[Path]:
@@ -296,7 +381,7 @@ def manifest_paths(manifest: str | Path) -> list[Path]:
             pd.errors.EmptyDataError):
         return []
     base = path.resolve().parent
-    columns = [c for c in df.columns if str(c).strip() != ID
+    columns = [c for c in df.columns if str(c).strip() not in (ID, LESION, LABEL_COLUMN)
                and not str(c).strip().startswith(SERIES_UID)]
     listed = {_resolve(v, base) for c in columns for v in df[c].tolist()}
     return [Path(p) for p in sorted(p for p in listed if p)]
@@ -663,7 +748,7 @@ def remove_stale_cache_temporaries(cache_dir: str | Path) -> int:
 
 @dataclass
 class _Task:
-    """One patient's work: paths only (workers read their own files)."""
+    """One manifest row's work: paths only (workers read their own files)."""
 
     patient_id: str
     images: dict[str, str | None]  # sequence -> file or DICOM folder
@@ -675,21 +760,40 @@ class _Task:
     max_bins: int | None
     cache_dir: str | None
     version: str = ""
+    lesion_id: str | None = None  # the manifest's lesion_id of this row
+    label: int | None = None  # the manifest's label of this row (overrides the settings')
+    lesions: str = "whole"  # LESION_MODES
+    min_lesion_ml: float = DEFAULT_MIN_LESION_ML
+    connectivity: str = "face"  # CONNECTIVITY
+    base_label: int = 1  # the base settings' label
+    row: int = 0  # the manifest row (outcomes come back in any order)
 
     def mask_column(self, sequence: str) -> str:
         """The mask column serving ``sequence``: its own when given, else ``mask``."""
         own = f"{MASK_PREFIX}{sequence}"
         return own if self.masks.get(own) is not None else MASK
 
+    @property
+    def row_lesion(self) -> str:
+        """The lesion id a whole-mask row's features and failures carry."""
+        return self.lesion_id if self.lesion_id is not None else "1"
+
 
 @dataclass
 class _Outcome:
     patient_id: str
-    features: dict[str, float]
-    failures: list[tuple[str, str]]
+    row: int = 0
+    features: dict[str, dict[str, float]] = field(default_factory=dict)  # lesion -> features
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # lesion, column, why
     cache_hits: int = 0
-    resampled: list[tuple[str, str, str]] = field(default_factory=list)  # seq, mask col, note
+    resampled: list[tuple[str, str, str, str]] = field(default_factory=list)  # lesion, seq,
+    #                                                                   mask column, note
     series: list[tuple[str, str, int]] = field(default_factory=list)  # column, UID, files
+    lesions: list[dict] = field(default_factory=list)  # lesion map rows, without patient_id
+    dropped: list[dict] = field(default_factory=list)  # components under min_lesion_ml
+
+    def fail(self, lesion: str, column: str, reason: str) -> None:
+        self.failures.append((lesion, column, reason))
 
 
 def _cache_key(image_sha: str, mask_sha: str, params_json: str, task: _Task,
@@ -707,14 +811,14 @@ def _cache_key(image_sha: str, mask_sha: str, params_json: str, task: _Task,
 
 
 def _extract_patient(task: _Task, in_worker: bool = False) -> _Outcome:
-    """Extract every sequence of one patient; a bad case becomes a failure, never an error."""
+    """Extract every lesion and sequence of one manifest row; a bad case becomes a failure,
+    never an error."""
     if in_worker:
         _init_worker()
     try:
         return _extract_patient_unsafe(task)
     except Exception as exc:  # anything unforeseen stays this patient's problem
-        return _Outcome(task.patient_id, {}, [
-            ("all", f"unexpected error: {type(exc).__name__}: {_short_message(exc)}")])
+        return _lost(task, f"unexpected error: {type(exc).__name__}: {_short_message(exc)}")
 
 
 @dataclass
@@ -731,37 +835,213 @@ def _load_mask(task: _Task, column: str, out: _Outcome) -> _Mask | None:
 
     path = task.masks.get(column)
     if path is None:
-        out.failures.append((column, "no mask path in the manifest"))
+        out.fail(task.row_lesion, column, "no mask path in the manifest")
         return None
     try:
         located = _locate(path, *task.series.get(column, (None, False)), column)
         sha = located.digest() if task.cache_dir else ""  # the hash only keys the cache
         mask = located.read()
     except _CaseProblem as exc:
-        out.failures.append((column, str(exc)))
+        out.fail(task.row_lesion, column, str(exc))
         return None
     except (OSError, RuntimeError) as exc:
-        out.failures.append((column, f"cannot read the mask {path}: {_short_message(exc)}"))
+        out.fail(task.row_lesion, column, f"cannot read the mask {path}: {_short_message(exc)}")
         return None
     if mask.GetNumberOfComponentsPerPixel() != 1:
-        out.failures.append((column, f"mask has {mask.GetNumberOfComponentsPerPixel()} "
-                                     "components per voxel; a scalar label map is expected"))
+        out.fail(task.row_lesion, column, f"mask has {mask.GetNumberOfComponentsPerPixel()} "
+                                          "components per voxel; a scalar label map is expected")
         return None
     if located.series_uid is not None:
         out.series.append((column, located.series_uid, len(located.files)))
     return _Mask(located, sha, mask, sitk.GetArrayFromImage(mask))
 
 
+# --------------------------------------------------------------------------------------
+# lesions of a mask (runs in the worker processes)
+
+
+def _physical(image, index) -> list[float]:
+    """The physical point (mm) of a voxel index, padded to x, y, z with NaN for 2D."""
+    point = list(image.TransformIndexToPhysicalPoint([int(i) for i in index]))
+    return point + [float("nan")] * (3 - len(point))
+
+
+def lesion_geometry(label_image, labels: Iterable[int]) -> dict[int, dict]:
+    """Voxels, volume (ml), centroid and bounding box (physical mm) of each label value of
+    ``label_image`` (a SimpleITK label map), by SimpleITK's LabelShapeStatisticsImageFilter.
+
+    The bounding box is given by the physical points of the centres of its first and last
+    voxels (index order); for an image whose axes are the scanner's, its min and max.
+    """
+    import SimpleITK as sitk
+
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(sitk.Cast(label_image, sitk.sitkUInt32))
+    dim = label_image.GetDimension()
+    voxel_ml = float(np.prod(label_image.GetSpacing())) / 1000.0
+    out = {}
+    for value in labels:
+        box = stats.GetBoundingBox(int(value))
+        start, size = box[:dim], box[dim:]
+        first = _physical(label_image, start)
+        last = _physical(label_image, [s + n - 1 for s, n in zip(start, size, strict=True)])
+        centroid = list(stats.GetCentroid(int(value))) + [float("nan")] * (3 - dim)
+        n = int(stats.GetNumberOfPixels(int(value)))
+        out[int(value)] = {
+            "voxels": n, "volume_ml": n * voxel_ml,
+            **{f"centroid_{a}_mm": c for a, c in zip("xyz", centroid, strict=True)},
+            **{f"bbox_min_{a}_mm": min(f, t) for a, f, t in zip("xyz", first, last,
+                                                                 strict=True)},
+            **{f"bbox_max_{a}_mm": max(f, t) for a, f, t in zip("xyz", first, last,
+                                                                 strict=True)}}
+    return out
+
+
+@dataclass
+class _Lesion:
+    """One lesion of a mask: its id, label value, a 0/1 mask of it and its map row."""
+
+    lesion_id: str
+    label: int
+    mask: _Mask
+    row: dict
+
+
+def _lesion_mask(mask: _Mask, region: np.ndarray, cached: bool) -> _Mask:
+    """A uint8 mask (1 on ``region``) on ``mask``'s grid; its hash (for the cache key) is
+    the mask file's with the region's voxels."""
+    import SimpleITK as sitk
+
+    array = region.astype(np.uint8)
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(mask.image)
+    sha = ""
+    if cached:
+        h = hashlib.sha256(f"lesion:{mask.sha}:{array.shape}".encode())
+        h.update(np.packbits(region).tobytes())
+        sha = h.hexdigest()
+    return _Mask(mask.located, sha, image, array)
+
+
+def _split_lesions(task: _Task, mask: _Mask) -> tuple[list[_Lesion], list[dict]]:
+    """The lesions of ``mask`` under ``task.lesions`` (components or labels), and the
+    components dropped under ``min_lesion_ml``; :class:`_CaseProblem` when there are none.
+
+    components: the label's connected components (SimpleITK ConnectedComponent, with
+    ``task.connectivity``), ids "1", "2", ... by decreasing voxel count (SimpleITK
+    RelabelComponent; equal counts keep the order of their first voxel in the image's
+    index order, x fastest). labels: each non-zero label value, its id the value as text,
+    in increasing order.
+    """
+    import SimpleITK as sitk
+
+    cached = task.cache_dir is not None
+    if task.lesions == "labels":
+        present = np.unique(mask.array[mask.array != 0])
+        # an empty or non-integer mask is refused as for one label (any present one)
+        problem = _mask_problem(mask.array, int(present[0]) if present.size else 1, False)
+        if problem:
+            raise _CaseProblem(problem)
+        values = [int(v) for v in present]
+        labelled = sitk.Cast(mask.image, sitk.sitkUInt32)
+        geometry = lesion_geometry(labelled, values)
+        return [_Lesion(str(v), v, _lesion_mask(mask, mask.array == v, cached),
+                        {LESION: str(v), "label": v, **geometry[v]}) for v in values], []
+    label = task.label if task.label is not None else task.base_label
+    problem = _mask_problem(mask.array, label,
+                            task.mask_single_label and task.label is None)
+    if problem:
+        raise _CaseProblem(problem)
+    binary = sitk.GetImageFromArray((mask.array == label).astype(np.uint8))
+    binary.CopyInformation(mask.image)
+    components = sitk.RelabelComponent(
+        sitk.ConnectedComponent(binary, CONNECTIVITY[task.connectivity]),
+        sortByObjectSize=True)
+    numbered = sitk.GetArrayFromImage(components)
+    geometry = lesion_geometry(components, range(1, int(numbered.max()) + 1))
+    lesions, dropped = [], []
+    for number, geo in geometry.items():
+        if geo["volume_ml"] < task.min_lesion_ml:
+            dropped.append({"label": label, "voxels": geo["voxels"],
+                            "volume_ml": geo["volume_ml"]})
+            continue
+        lesion_id = str(len(lesions) + 1)
+        lesions.append(_Lesion(lesion_id, label,
+                               _lesion_mask(mask, numbered == number, cached),
+                               {LESION: lesion_id, "label": label, **geo}))
+    if not lesions:
+        raise _CaseProblem(
+            f"every one of the {len(dropped)} connected component(s) of label {label} is "
+            f"smaller than min_lesion_ml {task.min_lesion_ml:g} ml (largest "
+            f"{max(d['volume_ml'] for d in dropped):.3g} ml); lower min_lesion_ml in the "
+            "settings")
+    return lesions, dropped
+
+
+def _with_label(params_json: str, label: int) -> str:
+    """``params_json`` with its ``setting: label`` set to ``label``."""
+    params = json.loads(params_json)
+    params.setdefault("setting", {})["label"] = int(label)
+    return json.dumps(params, sort_keys=True)
+
+
+# --------------------------------------------------------------------------------------
+# per-row work (runs in the worker processes)
+
+
 def _extract_patient_unsafe(task: _Task) -> _Outcome:
-    out = _Outcome(task.patient_id, {}, [])
+    out = _Outcome(task.patient_id, task.row)
     given = {s: p for s, p in task.images.items() if p is not None}
     if not given:
-        out.failures.append(("all", "no image path in any sequence column"))
+        out.fail(task.row_lesion, "all", "no image path in any sequence column")
         return out
-    masks: dict[str, _Mask | None] = {}
+    if task.lesions == "whole":
+        masks: dict[str, _Mask | None] = {}
+        features = _extract_lesion(task, given, task.row_lesion, masks, out, task.label)
+        if features:
+            out.features[task.row_lesion] = features
+        mask = masks.get(MASK)
+        label = task.label if task.label is not None else task.base_label
+        if mask is not None and np.any(mask.array == label):
+            image = _label_map(mask, label)
+            out.lesions.append({LESION: task.row_lesion, "label": label,
+                                **lesion_geometry(image, [1])[1]})
+        return out
+    mask = _load_mask(task, MASK, out)
+    if mask is None:
+        return out
+    try:
+        lesions, out.dropped = _split_lesions(task, mask)
+    except _CaseProblem as exc:
+        out.fail(task.row_lesion, MASK, str(exc))
+        return out
+    for lesion in lesions:
+        out.lesions.append(lesion.row)
+        features = _extract_lesion(task, given, lesion.lesion_id, {MASK: lesion.mask}, out, 1)
+        if features:
+            out.features[lesion.lesion_id] = features
+    return out
+
+
+def _label_map(mask: _Mask, label: int):
+    """A uint8 SimpleITK image, 1 where ``mask`` holds ``label``, on the mask's grid."""
+    return _lesion_mask(mask, mask.array == label, False).image
+
+
+def _extract_lesion(task: _Task, given: dict[str, str], lesion_id: str,
+                    masks: dict[str, _Mask | None], out: _Outcome,
+                    label_override: int | None) -> dict[str, float]:
+    """Every sequence of one lesion: its features, failures recorded in ``out``.
+
+    ``masks`` maps mask columns to loaded masks (loaded here when absent); a lesion split
+    from a mask comes as its own 0/1 mask under ``mask``. ``label_override``: the label
+    value to extract (the lesion's 1, or the manifest's ``label``) instead of the settings'.
+    """
+    features: dict[str, float] = {}
     reported: set[tuple[str, str]] = set()
     checked: dict[tuple[str, int], str | None] = {}  # (mask column, label) -> its problem
     voxels: dict[tuple[str, int], np.ndarray] = {}  # (mask column, label) -> lesion indices
+    single_label = task.mask_single_label and label_override is None
 
     for seq, path in given.items():
         mask_col = task.mask_column(seq)
@@ -771,24 +1051,26 @@ def _extract_patient_unsafe(task: _Task) -> _Outcome:
         if mask is None:
             continue
         params_json = task.params[seq]
+        if label_override is not None:
+            params_json = _with_label(params_json, label_override)
         params = json.loads(params_json)
         label = int(params.get("setting", {}).get("label", 1))
         if (mask_col, label) not in checked:
-            checked[mask_col, label] = _mask_problem(mask.array, label, task.mask_single_label)
+            checked[mask_col, label] = _mask_problem(mask.array, label, single_label)
         problem = checked[mask_col, label]
         if problem:
             if (mask_col, problem) not in reported:
                 reported.add((mask_col, problem))
-                out.failures.append((mask_col, problem))
+                out.fail(lesion_id, mask_col, problem)
             continue
         try:
             located = _locate(path, *task.series.get(seq, (None, False)), seq)
             image_sha = located.digest() if task.cache_dir else ""
         except _CaseProblem as exc:
-            out.failures.append((seq, str(exc)))
+            out.fail(lesion_id, seq, str(exc))
             continue
         except (OSError, RuntimeError) as exc:
-            out.failures.append((seq, f"cannot read {path}: {_short_message(exc)}"))
+            out.fail(lesion_id, seq, f"cannot read {path}: {_short_message(exc)}")
             continue
         cache_file = None
         if task.cache_dir:
@@ -805,19 +1087,18 @@ def _extract_patient_unsafe(task: _Task) -> _Outcome:
             try:
                 image = located.read()
             except RuntimeError as exc:
-                out.failures.append(
-                    (seq, f"cannot read the image {path}: {_short_message(exc)}"))
+                out.fail(lesion_id, seq, f"cannot read the image {path}: {_short_message(exc)}")
                 continue
             if image.GetNumberOfComponentsPerPixel() != 1:
-                out.failures.append((seq, f"image has {image.GetNumberOfComponentsPerPixel()}"
-                                          " components per voxel; a scalar image is expected"))
+                out.fail(lesion_id, seq, f"image has {image.GetNumberOfComponentsPerPixel()}"
+                                         " components per voxel; a scalar image is expected")
                 continue
             try:
                 mask_img, mask_arr, note = _mask_on_grid(
                     image, mask.image, mask.array, label, seq, mask_col,
                     task.correct_mask.get(seq, False))
             except _CaseProblem as exc:
-                out.failures.append((seq, str(exc)))
+                out.fail(lesion_id, seq, str(exc))
                 continue
             if note:  # a mask resampled for this image: its own voxels
                 def lesion(arr=mask_arr, label=label):
@@ -829,12 +1110,12 @@ def _extract_patient_unsafe(task: _Task) -> _Outcome:
                     return voxels[key]
             problem = _too_many_bins(image, lesion, params, task.max_bins, seq)
             if problem:
-                out.failures.append((seq, problem))
+                out.fail(lesion_id, seq, problem)
                 continue
             try:
                 feats = _run_pyradiomics(image, mask_img, params_json)
             except Exception as exc:  # pyradiomics raises ValueError, RuntimeError, ...
-                out.failures.append((seq, f"pyradiomics: {_short_message(exc)}"))
+                out.fail(lesion_id, seq, f"pyradiomics: {_short_message(exc)}")
                 continue
             if cache_file is not None:
                 import radiomics
@@ -845,11 +1126,12 @@ def _extract_patient_unsafe(task: _Task) -> _Outcome:
                     "mask_series": mask.located.series_uid, "mask_resampled": note,
                     "params": params})
         if note:
-            out.resampled.append((seq, mask_col, str(note)))
-        if located.series_uid is not None:
+            out.resampled.append((lesion_id, seq, mask_col, str(note)))
+        if located.series_uid is not None and (seq, located.series_uid,
+                                               len(located.files)) not in out.series:
             out.series.append((seq, located.series_uid, len(located.files)))
-        out.features.update({f"{seq}_{name}": value for name, value in feats.items()})
-    return out
+        features.update({f"{seq}_{name}": value for name, value in feats.items()})
+    return features
 
 
 # --------------------------------------------------------------------------------------
@@ -860,14 +1142,21 @@ def _extract_patient_unsafe(task: _Task) -> _Outcome:
 class ExtractionResult:
     """What :func:`extract` returns.
 
-    features: one row per patient with at least one extracted sequence: patient_id, then
+    features: one row per lesion with at least one extracted sequence: patient_id (and
+    lesion_id when the extraction is per lesion, see ``per_lesion``), then
     ``<sequence>_<pyradiomics name>`` columns (NaN for a sequence not extracted).
-    failures: patient_id, sequence (the mask column for a mask, ``all`` when no image was
-    given or the patient was lost), reason. n_patients: rows in the manifest. cache_hits:
-    sequences read from the cache. version: the settings file's version.
-    mask_resampled: patient_id, sequence, mask (column), reason (both grids): the sequences
-    whose mask was resampled onto their grid (``correctMask``). series: patient_id, column,
-    series_uid, files: the DICOM series read for each image or mask column.
+    failures: patient_id (, lesion_id), sequence (the mask column for a mask, ``all`` when
+    no image was given or the patient was lost), reason. n_patients: rows in the manifest.
+    cache_hits: sequences read from the cache. version: the settings file's version.
+    mask_resampled: patient_id (, lesion_id), sequence, mask (column), reason (both grids):
+    the sequences whose mask was resampled onto their grid (``correctMask``). series:
+    patient_id, column, series_uid, files: the DICOM series read for each image or mask
+    column. lesion_map: one row per lesion (:data:`LESION_MAP_COLUMNS`: patient_id,
+    lesion_id, label value, voxels, volume in ml, centroid and bounding box in physical mm),
+    to match each lesion with its clinical row. dropped: connected components smaller than
+    ``min_lesion_ml`` (patient_id, label, voxels, volume_ml). lesions: the lesion mode
+    (:data:`LESION_MODES`). per_lesion: True when lesions have ids (a mode other than
+    ``whole``, or a manifest with lesion_id): features and failures then carry lesion_id.
     """
 
     features: pd.DataFrame
@@ -879,6 +1168,12 @@ class ExtractionResult:
         default_factory=lambda: pd.DataFrame(columns=list(RESAMPLED_COLUMNS)))
     series: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=list(SERIES_COLUMNS)))
+    lesion_map: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(LESION_MAP_COLUMNS)))
+    dropped: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(DROPPED_COLUMNS)))
+    lesions: str = "whole"
+    per_lesion: bool = False
 
     def summary(self) -> str:
         """A short text: counts, then one line per failure."""
@@ -886,13 +1181,45 @@ class ExtractionResult:
         lines = [f"patients: {self.n_patients}, extracted: {len(self.features)}, "
                  f"with failures: {n_failed} ({len(self.failures)} failure(s)), "
                  f"from cache: {self.cache_hits} sequence(s)"]
+        if self.per_lesion:
+            n_patients = self.lesion_map[ID].nunique() if len(self.lesion_map) else 0
+            lines[0] = (f"patients: {self.n_patients}, lesions ({self.lesions}): "
+                        f"{len(self.lesion_map)} in {n_patients} patient(s), extracted: "
+                        f"{len(self.features)} lesion(s), " + lines[0].split(", ", 2)[2])
+        if len(self.dropped):
+            lines.append(f"components smaller than min_lesion_ml dropped: {len(self.dropped)} "
+                         f"in {self.dropped[ID].nunique()} patient(s), "
+                         f"{int(self.dropped['voxels'].sum())} voxel(s)")
         if len(self.mask_resampled):
             seqs = ", ".join(sorted(set(self.mask_resampled["sequence"])))
             lines.append(f"masks resampled onto the image grid (correctMask): "
                          f"{len(self.mask_resampled)} sequence(s) ({seqs})")
-        for row in self.failures.itertuples(index=False):
-            lines.append(f"  FAILED {row[0]} [{row[1]}]: {row[2]}")
+        for row in self.failures.to_dict("records"):
+            lesion = f" lesion {row[LESION]}" if row.get(LESION) else ""
+            lines.append(f"  FAILED {row[ID]}{lesion} [{row['sequence']}]: {row['reason']}")
         return "\n".join(lines)
+
+    def write_lesion_map(self, features_path: str | Path) -> Path:
+        """Write :attr:`lesion_map` beside ``features_path`` (``radiomics.csv`` ->
+        ``radiomics.lesions.csv``), atomically; return its path."""
+        path = lesion_map_path(features_path)
+        write_table_atomic(self.lesion_map, path)
+        return path
+
+
+def settings_with_lesions(text: str, lesions: str | None) -> str:
+    """Settings YAML ``text`` with its top-level ``lesions:`` set to ``lesions`` (unchanged
+    when None), so that settings stored with a model say how its lesions were found."""
+    if lesions is None:
+        return text
+    kept = [line for line in text.splitlines() if not re.match(r"lesions\s*:", line)]
+    return "\n".join([*kept, f"lesions: {checked_lesion_mode(lesions)}", ""])
+
+
+def lesion_map_path(features_path: str | Path) -> Path:
+    """Where the lesion map of ``features_path`` goes: ``<stem>.lesions.csv`` beside it."""
+    path = Path(features_path)
+    return path.with_name(f"{path.stem}.lesions.csv")
 
 
 def _jobs(jobs: int) -> int:
@@ -984,7 +1311,10 @@ def _dask_client(scheduler: str, jobs: int) -> Iterator[Any]:
 
 
 def _lost(task: _Task, why: str) -> _Outcome:
-    return _Outcome(task.patient_id, {}, [("all", why)])
+    """The outcome of a row that could not be extracted at all, for ``why``."""
+    out = _Outcome(task.patient_id, task.row)
+    out.fail(task.row_lesion, "all", why)
+    return out
 
 
 def _run_dask(client, tasks: list[_Task]) -> Iterator[_Outcome]:
@@ -1022,8 +1352,8 @@ def extract(manifest: pd.DataFrame | str | Path, params: str | Path = DEFAULT_PA
             jobs: int = 1, cache_dir: str | Path | None = None,
             sequences: list[str] | None = None, progress: bool = True, *,
             base_dir: str | Path | None = None, use_cache: bool = True,
-            scheduler: str | None = None) -> ExtractionResult:
-    """Extract pyradiomics features for every patient of ``manifest``.
+            scheduler: str | None = None, lesions: str | None = None) -> ExtractionResult:
+    """Extract pyradiomics features for every patient (or lesion) of ``manifest``.
 
     manifest: DataFrame or CSV path with patient_id, mask and one column per sequence
     (files or DICOM series folders), optionally ``mask_<sequence>``, ``series_uid`` and
@@ -1037,6 +1367,10 @@ def extract(manifest: pd.DataFrame | str | Path, params: str | Path = DEFAULT_PA
     this package installed), or ``"local"`` for a LocalCluster of ``jobs`` workers on the
     loopback interface, closed afterwards (``jobs`` is not used with an address); needs
     ``pip install '.[dask]'``. The result does not depend on ``jobs`` or ``scheduler``.
+    lesions: how the mask's voxels become lesions (:data:`LESION_MODES`), overriding the
+    settings' ``lesions:`` (default ``whole``). The manifest may also be one row per lesion:
+    a ``lesion_id`` column, each row with its own mask or its own ``label`` value in a
+    shared mask (``label`` also serves one-row-per-patient manifests).
     """
     import radiomics  # noqa: F401  (fails early if pyradiomics is missing)
 
@@ -1044,7 +1378,9 @@ def extract(manifest: pd.DataFrame | str | Path, params: str | Path = DEFAULT_PA
     if scheduler is not None:
         _import_dask()
     settings = load_settings(params)
+    mode = settings.lesions if lesions is None else checked_lesion_mode(lesions)
     table, base, seqs = read_manifest(manifest, base_dir, sequences)
+    _check_lesion_mode(table, mode, manifest)
     cache = None
     if use_cache:
         cache = Path(cache_dir) if cache_dir is not None else base / CACHE_FOLDER
@@ -1052,6 +1388,7 @@ def extract(manifest: pd.DataFrame | str | Path, params: str | Path = DEFAULT_PA
     params_json = {s: json.dumps(settings.for_sequence(s), sort_keys=True) for s in seqs}
     correct = {s: settings.correct_mask(s) for s in seqs}
     mask_cols = [MASK, *(c for c in table.columns if c.startswith(MASK_PREFIX))]
+    base_label = int(settings.for_sequence("")["setting"].get("label", 1))
     tasks = [
         _Task(patient_id=row[ID], images={s: row[s] for s in seqs},
               masks={c: row[c] for c in mask_cols},
@@ -1059,34 +1396,79 @@ def extract(manifest: pd.DataFrame | str | Path, params: str | Path = DEFAULT_PA
               params=params_json, correct_mask=correct,
               mask_single_label=settings.mask_single_label,
               max_bins=settings.max_bins, cache_dir=str(cache) if cache else None,
-              version=settings.version)
-        for row in table.to_dict("records")]
+              version=settings.version, lesion_id=row.get(LESION), label=row.get(LABEL_COLUMN),
+              lesions=mode, min_lesion_ml=settings.min_lesion_ml,
+              connectivity=settings.lesion_connectivity, base_label=base_label, row=i)
+        for i, row in enumerate(table.to_dict("records"))]
 
-    outcomes = {o.patient_id: o for o in _run(tasks, n_jobs, progress, scheduler)}
-    ordered = [outcomes[t.patient_id] for t in tasks]
+    outcomes = {o.row: o for o in _run(tasks, n_jobs, progress, scheduler)}
+    ordered = [outcomes[t.row] for t in tasks]
+    per_lesion = mode != "whole" or LESION in table.columns
+    return _assemble(ordered, seqs, settings, mode, per_lesion)
 
+
+def _check_lesion_mode(table: pd.DataFrame, mode: str, manifest: Any) -> None:
+    """UserInputError when the manifest's columns contradict the lesion mode ``mode``."""
+    if mode == "whole":
+        return
+    source = f"manifest {manifest}" if isinstance(manifest, str | Path) else "the manifest"
+    if LESION in table.columns:
+        raise UserInputError(
+            f"{source} is one row per lesion ('{LESION}') but lesions: {mode} would split "
+            f"each row's mask again; use lesions: whole (--lesions whole) with a lesion "
+            f"manifest, or drop its '{LESION}' column to let {mode} find the lesions.")
+    own = [c for c in table.columns if c.startswith(MASK_PREFIX)]
+    if own:
+        raise UserInputError(
+            f"{source} has per-sequence mask column(s) {', '.join(own)}, but lesions: {mode} "
+            f"finds the lesions in the '{MASK}' column only and could not match them in "
+            f"another mask; give one row per lesion ('{LESION}') with its own masks, or drop "
+            f"{', '.join(own)}.")
+    if mode == "labels" and LABEL_COLUMN in table.columns:
+        raise UserInputError(
+            f"{source} has a '{LABEL_COLUMN}' column, but lesions: labels makes every label "
+            f"value a lesion; drop the column, or use lesions: components to split the "
+            "row's label into its connected parts.")
+
+
+def _assemble(ordered: list[_Outcome], seqs: list[str], settings: ExtractionSettings,
+              mode: str, per_lesion: bool) -> ExtractionResult:
+    """The result's tables from the rows' outcomes, in manifest order."""
     columns: dict[str, None] = {}
     for seq in seqs:  # sequence order of the manifest, pyradiomics' order within
         prefix = f"{seq}_"
         for o in ordered:
-            for name in o.features:
-                if name.startswith(prefix):
-                    columns.setdefault(name)
-    rows = [{ID: o.patient_id, **o.features} for o in ordered if o.features]
-    features = pd.DataFrame(rows, columns=[ID, *columns])
-    failures = pd.DataFrame(
-        [(o.patient_id, seq, reason) for o in ordered for seq, reason in o.failures],
-        columns=list(FAILURE_COLUMNS))
-    resampled = pd.DataFrame(
-        [(o.patient_id, *r) for o in ordered for r in o.resampled],
-        columns=list(RESAMPLED_COLUMNS))
+            for feats in o.features.values():
+                for name in feats:
+                    if name.startswith(prefix):
+                        columns.setdefault(name)
+
+    def keyed(rows: list[tuple], names: tuple[str, ...]) -> pd.DataFrame:
+        """A table of (patient, lesion, *rest) rows, lesion_id kept only per lesion."""
+        frame = pd.DataFrame(rows, columns=[ID, LESION, *names[1:]])
+        return frame if per_lesion else frame.drop(columns=LESION)
+
+    features = pd.DataFrame(
+        [{ID: o.patient_id, LESION: lesion, **feats} for o in ordered
+         for lesion, feats in o.features.items()], columns=[ID, LESION, *columns])
+    if not per_lesion:
+        features = features.drop(columns=LESION)
+    failures = keyed([(o.patient_id, *f) for o in ordered for f in o.failures],
+                     FAILURE_COLUMNS)
+    resampled = keyed([(o.patient_id, *r) for o in ordered for r in o.resampled],
+                      RESAMPLED_COLUMNS)
     series = pd.DataFrame(
         [(o.patient_id, *s) for o in ordered for s in o.series], columns=list(SERIES_COLUMNS))
+    lesion_map = pd.DataFrame([{ID: o.patient_id, **row} for o in ordered for row in o.lesions],
+                              columns=list(LESION_MAP_COLUMNS))
+    dropped = pd.DataFrame([{ID: o.patient_id, **row} for o in ordered for row in o.dropped],
+                           columns=list(DROPPED_COLUMNS))
     return ExtractionResult(features=features.reset_index(drop=True), failures=failures,
-                            n_patients=len(tasks),
+                            n_patients=len(ordered),
                             cache_hits=sum(o.cache_hits for o in ordered),
                             version=settings.version, mask_resampled=resampled,
-                            series=series)
+                            series=series, lesion_map=lesion_map, dropped=dropped,
+                            lesions=mode, per_lesion=per_lesion)
 
 
 # --------------------------------------------------------------------------------------
@@ -1098,7 +1480,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m features.extract",
         description=(
             "Extract pyradiomics features for every patient of an image manifest and write "
-            "one row per patient, columns <sequence>_<pyradiomics feature name>."),
+            "one row per patient (per lesion with --lesions or a lesion_id column), columns "
+            "<sequence>_<pyradiomics feature name>."),
         epilog=(
             "Exit status: 0 all extracted, 1 some patient or sequence failed (listed in the "
             "summary and in --failures), 2 a problem with the inputs (manifest, settings, "
@@ -1144,13 +1527,15 @@ def _parser() -> argparse.ArgumentParser:
         "--sequences", nargs="+", default=None, metavar="SEQ",
         help="extract only these sequence columns (default: every column but patient_id, "
              "the mask and series columns).")
+    add_lesions_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar.")
     return parser
 
 
 def check_outputs(args: argparse.Namespace) -> None:
-    """--out and --failures: writable, not the same file, and neither the manifest, an image
-    or mask it lists, nor the settings file (checked before anything is extracted)."""
+    """--out, its lesion map and --failures: writable, not the same file, and neither the
+    manifest, an image or mask it lists, nor the settings file (checked before anything is
+    extracted)."""
     from features.outputs import RunFiles
 
     files = (RunFiles().add_manifest(args.manifest, "the manifest (--manifest)",
@@ -1158,8 +1543,10 @@ def check_outputs(args: argparse.Namespace) -> None:
              .add(args.params, "the settings file (--params)"))
     fix = "choose another file, so that no input is overwritten."
     files.check_output("--out", args.out, fix)
+    files.add(args.out, "the features file (--out)")
+    files.check_output("the lesion map beside --out", lesion_map_path(args.out), fix)
     if args.failures:
-        files.add(args.out, "the features file (--out)")
+        files.add(lesion_map_path(args.out), "the lesion map beside --out")
         files.check_output("--failures", args.failures, fix)
 
 
@@ -1172,15 +1559,16 @@ def main(argv: list[str] | None = None) -> int:
     result = extract(args.manifest, params=args.params, jobs=args.jobs,
                      cache_dir=cache_dir, sequences=args.sequences,
                      progress=not args.quiet, use_cache=not args.no_cache,
-                     scheduler=args.scheduler)
+                     scheduler=args.scheduler, lesions=args.lesions)
     try:
         write_table_atomic(result.features, out)
+        lesion_map = result.write_lesion_map(out)
         if args.failures:
             write_table_atomic(result.failures, Path(args.failures))
     except OSError as exc:
         raise UserInputError(f"cannot write the output: {exc}") from None
     print(hide_home(result.summary()))
-    print(hide_home(f"features written to {out}"))
+    print(hide_home(f"features written to {out}, lesion map to {lesion_map}"))
     return 1 if len(result.failures) else 0
 
 

@@ -146,11 +146,12 @@ def _settings(text: str) -> object:
 def with_radiomic_features(model: TrainedModel, table: pd.DataFrame, manifest: str | Path,
                            jobs: int = 1, cache_dir: str | Path | None = None,
                            progress: bool = True, params: str | Path | None = None,
-                           scheduler: str | None = None) -> pd.DataFrame:
+                           scheduler: str | None = None,
+                           lesions: str | None = None) -> pd.DataFrame:
     """``table`` joined (on patient_id) with radiomic features extracted from ``manifest``,
     with the settings ``params`` or else those stored in the model
     (:func:`radiomics_settings_text`). ``jobs``, ``cache_dir`` and ``scheduler`` are
-    :func:`features.extract.extract`'s."""
+    :func:`features.extract.extract`'s; ``lesions`` overrides the settings' lesion mode."""
     from features.join import add_radiomic_features
 
     manifest = Path(manifest)
@@ -167,7 +168,7 @@ def with_radiomic_features(model: TrainedModel, table: pd.DataFrame, manifest: s
         path.write_text(settings)
         joined = add_radiomic_features(table, manifest, params=path, jobs=jobs,
                                        cache_dir=cache_dir, progress=progress,
-                                       scheduler=scheduler).table
+                                       scheduler=scheduler, lesions=lesions).table
     wanted = image_columns(model)
     if not any(c in joined.columns for c in wanted):
         made = [c for c in joined.columns if c not in table.columns]

@@ -36,7 +36,8 @@ class PredictionSettings(RunSettings):
 
         found = []
         problem = None if self.manifest else extraction_options_problem(
-            self.params, self.cache, self.scheduler, "--manifest M.csv; add it or drop")
+            self.params, self.cache, self.scheduler, "--manifest M.csv; add it or drop",
+            lesions=self.lesions)
         if problem:
             found.append(problem)
         for option, path, what in (("--data", self.data, "table"),
@@ -198,7 +199,7 @@ def run_prediction(settings: PredictionSettings, progress: bool = True) -> Scori
         described.table = with_radiomic_features(
             model, described.table, settings.manifest, settings.jobs,
             cache_dir=settings.cache or settings.out.parent / CACHE_FOLDER,
-            params=settings.params, scheduler=settings.scheduler)
+            params=settings.params, scheduler=settings.scheduler, lesions=settings.lesions)
     table = described.table
     predictions = predict_table(model, described, source=str(settings.data))
     if landmarks is not None:

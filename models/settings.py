@@ -14,7 +14,9 @@ class RunSettings:
     """The table read through the table description ``table`` and the shortcuts
     ``patient_column``, ``label_column``, ``positive``, ``sep``, ``decimal`` and ``sheet``
     (of a workbook); image features from ``manifest``, extracted with ``params`` by ``jobs``
-    workers or on ``scheduler`` and cached in ``cache``; follow-up ``scans``; the report
+    workers or on ``scheduler`` and cached in ``cache``, lesions found in the masks as
+    ``lesions`` says (``whole``, ``components`` or ``labels``; None: as ``params`` says);
+    follow-up ``scans``; the report
     folder ``report`` with ``bootstrap`` resamples for its intervals (0 skips them); and
     ``trust_pickle``, to load a .joblib model. Path fields take any path-like value."""
 
@@ -33,6 +35,7 @@ class RunSettings:
     jobs: int = 2
     cache: Path | None = None
     scheduler: str | None = None
+    lesions: str | None = None
     scans: Path | None = None
     report: Path | None = None
     bootstrap: int = 1000

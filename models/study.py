@@ -130,7 +130,7 @@ class StudySettings(RunSettings):
             problem = extraction_options_problem(
                 self.params, self.cache, self.scheduler,
                 "images: add --manifest M.csv (with --data) or --images (with --cohort), or "
-                "drop")
+                "drop", lesions=self.lesions)
             found += [problem] if problem else []
         if self.params is not None and not self.params.is_file():
             found.append(f"--params {self.params}: settings file not found. Check the path, "
@@ -371,7 +371,7 @@ def run_study(settings: StudySettings, progress: bool = True) -> Study:
         radiomics = add_radiomic_features(
             described.table, manifest, params=settings.params or DEFAULT_PARAMS,
             jobs=settings.jobs, cache_dir=settings.cache or settings.out.parent / CACHE_FOLDER,
-            scheduler=settings.scheduler, progress=progress)
+            scheduler=settings.scheduler, lesions=settings.lesions, progress=progress)
         described.table = radiomics.table
     notes: list[str] = []
     if original is not None:

@@ -134,7 +134,11 @@ def test_train_with_synthetic_images_compares_with_and_without(tmp_path):
     images = metrics["image_features"]
     assert images["n"] == metrics["n"]
     assert images["with_images"]["n_features"] > images["without_images"]["n_features"]
-    assert metrics["radiomic_extraction"]["n_extracted"] == 80
+    extraction = metrics["radiomic_extraction"]
+    # 80 simulated patients, some with several lesions: one row of features per lesion
+    assert extraction["n_patients"] == 80
+    assert extraction["n_extracted"] == extraction["n_lesions"]
+    assert extraction["n_lesions"] > 80
     assert "What the image features add" in (tmp_path / "rep" / "report.md").read_text()
     pred = tmp_path / "pred.csv"
     new = tmp_path / "new.csv"

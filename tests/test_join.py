@@ -112,3 +112,42 @@ def test_add_radiomic_features_passes_options_and_reports_provenance(monkeypatch
     assert provenance["dicom_series"] == [
         {"patient_id": "b", "column": "t1c", "series_uid": "1.2.3", "files": 12}]
     assert set(result.summary()) >= {"n_manifest", "failures", "settings_version"}
+
+
+def _lesion_tables():
+    clinical = pd.DataFrame({"patient_id": ["a", "a", "b", "d"], "lesion_id": [1, 2, 1, 1],
+                             "pseudoprogression": [1, 0, 1, 0]})
+    radiomic = pd.DataFrame({"patient_id": ["a", "b", "a", "c"],
+                             "lesion_id": ["2", "2", "1", "1"],
+                             "t1c_original_glcm_Contrast": [20.0, 30.0, 10.0, 40.0]})
+    return clinical, radiomic
+
+
+def test_per_lesion_join_matches_patient_and_lesion_and_lists_one_sided_lesions():
+    clinical, radiomic = _lesion_tables()
+    with pytest.warns(UserWarning) as record:
+        result = join_features(clinical, radiomic)
+    expected = clinical.merge(radiomic.astype({"lesion_id": int}), how="left",
+                              on=["patient_id", "lesion_id"])
+    np.testing.assert_array_equal(result.table["t1c_original_glcm_Contrast"],
+                                  expected["t1c_original_glcm_Contrast"])
+    assert result.only_in_clinical == ["b/1", "d/1"]
+    assert result.only_in_radiomic == ["b/2", "c/1"]
+    (message,) = [str(w.message) for w in record]  # one warning for both sides
+    assert "2 of 4 clinical lesion(s)" in message and "2 radiomic lesion(s)" in message
+
+
+def test_clinical_rows_without_lesion_ids_are_each_patient_s_lesion_1():
+    clinical = pd.DataFrame({"patient_id": ["a", "b"], "adc": [1.0, 1.1]})
+    _, radiomic = _lesion_tables()
+    with pytest.warns(UserWarning, match="a/2"):
+        result = join_features(clinical, radiomic)
+    assert result.table["t1c_original_glcm_Contrast"].tolist()[0] == 10.0
+    assert np.isnan(result.table["t1c_original_glcm_Contrast"].iloc[1])
+    assert "lesion_id" not in result.table.columns
+
+
+def test_features_per_patient_cannot_join_several_lesions_of_a_patient():
+    clinical, radiomic = _lesion_tables()
+    with pytest.raises(UserInputError, match="several lesions for 1 patient.*lesion_id"):
+        join_features(clinical, radiomic.drop(columns="lesion_id").iloc[1:2])

@@ -103,13 +103,14 @@ def test_manifest_without_settings_asks_for_params(joined_model, tmp_path):
 
 def test_params_and_extraction_options_reach_the_extraction(joined_model, tmp_path,
                                                            monkeypatch):
-    """predict.py --params, --cache, --scheduler and --jobs are what the extraction gets."""
+    """predict.py --params, --cache, --scheduler, --jobs and --lesions are what the
+    extraction gets."""
     seen = {}
     new = joined_table(6, seed=3)
 
-    def fake(table, manifest, params, jobs, cache_dir, progress, scheduler):
+    def fake(table, manifest, params, jobs, cache_dir, progress, scheduler, lesions):
         seen.update(settings=Path(params).read_text(), jobs=jobs, cache_dir=cache_dir,
-                    scheduler=scheduler)
+                    scheduler=scheduler, lesions=lesions)
         return SimpleNamespace(table=table.merge(new[["patient_id", *IMAGE_COLUMNS]],
                                                  on="patient_id"))
 
@@ -120,10 +121,12 @@ def test_params_and_extraction_options_reach_the_extraction(joined_model, tmp_pa
     code, err = run(predict.main, ["--model", joined_model, "--data", data,
                                    "--manifest", manifest, "--params", DEFAULT_PARAMS,
                                    "--cache", tmp_path / "c", "--scheduler", "tcp://h:8786",
-                                   "--jobs", "3", "--out", tmp_path / "p.csv"])
+                                   "--jobs", "3", "--lesions", "whole",
+                                   "--out", tmp_path / "p.csv"])
     assert code == 0, err
     assert seen == {"settings": DEFAULT_PARAMS.read_text(), "jobs": 3,
-                    "cache_dir": tmp_path / "c", "scheduler": "tcp://h:8786"}
+                    "cache_dir": tmp_path / "c", "scheduler": "tcp://h:8786",
+                    "lesions": "whole"}
     assert len(pd.read_csv(tmp_path / "p.csv")) == 6
 
 
@@ -177,14 +180,16 @@ def test_declared_radiomic_block_columns_are_image_columns():
 
 
 def test_train_passes_its_extraction_options_on(tmp_path, monkeypatch):
-    """train.py --params, --cache, --scheduler and --jobs are what the extraction gets."""
+    """train.py --params, --cache, --scheduler, --jobs and --lesions are what the
+    extraction gets."""
     seen = {}
 
     class Stop(Exception):
         pass
 
-    def fake(table, manifest, params, jobs, cache_dir, scheduler, progress):
-        seen.update(params=Path(params), jobs=jobs, cache_dir=cache_dir, scheduler=scheduler)
+    def fake(table, manifest, params, jobs, cache_dir, scheduler, progress, lesions):
+        seen.update(params=Path(params), jobs=jobs, cache_dir=cache_dir, scheduler=scheduler,
+                    lesions=lesions)
         raise Stop
 
     monkeypatch.setattr(features.join, "add_radiomic_features", fake)
@@ -193,11 +198,11 @@ def test_train_passes_its_extraction_options_on(tmp_path, monkeypatch):
     manifest.write_text("patient_id,mask,t1c\n")
     argv = ["--data", data, "--manifest", manifest, "--out", tmp_path / "m.skops",
             "--params", DEFAULT_PARAMS, "--cache", tmp_path / "c",
-            "--scheduler", "local", "--jobs", "3", *FAST]
+            "--scheduler", "local", "--jobs", "3", "--lesions", "components", *FAST]
     with pytest.raises(Stop):
         train.main([str(a) for a in argv])
     assert seen == {"params": DEFAULT_PARAMS, "jobs": 3, "cache_dir": tmp_path / "c",
-                    "scheduler": "local"}
+                    "scheduler": "local", "lesions": "components"}
     seen.clear()
     with pytest.raises(Stop):
         train.main([str(a) for a in argv if a not in ("--cache", tmp_path / "c")])
@@ -209,7 +214,7 @@ def test_an_extraction_without_the_models_columns_says_so(joined_model, tmp_path
     """Features extracted under other names than the model's are not silently imputed."""
     new = joined_table(4, seed=5)
 
-    def fake(table, manifest, params, jobs, cache_dir, progress, scheduler):
+    def fake(table, manifest, params, jobs, cache_dir, progress, scheduler, lesions):
         return SimpleNamespace(table=table.assign(adc_original_firstorder_Mean=1.0))
 
     monkeypatch.setattr(features.join, "add_radiomic_features", fake)

@@ -12,6 +12,13 @@ with ``mask.nii.gz`` (the enhancing lesion, label 1, uint8) and ``oedema_mask.ni
 (peritumoral oedema, label 1, uint8; not listed in the manifest, see
 :func:`oedema_mask_path`). It returns the image manifest described in DESIGN.md.
 
+A cohort with a ``lesion_id`` column may give a patient several lesions (rows): they lie
+side by side along x in one volume per sequence, each on its own block of the grid, and
+the mask labels them 1, 2, ... in row order. The manifest is then one row per lesion
+(patient_id, lesion_id, ``label``: the lesion's value in the shared mask), which
+:func:`features.extract.extract` reads as it is. :func:`simulated_cohort_with_images`
+draws such patients (``ImageParameters.lesions_per_patient``).
+
 How the classes look (every feature overlaps between the classes):
 
 - true progression (label 0): nodular, solid, irregular enhancement with satellite nodules,
@@ -39,6 +46,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +56,7 @@ from joblib import Parallel, delayed
 from scipy import ndimage
 from tqdm import tqdm
 
-from features.contract import ID, LABEL
+from features.contract import ID, LABEL, LESION, checked_lesions
 from features.errors import UserInputError
 from features.synthetic.parameters import (
     DEFAULT_IMAGE_PARAMETERS,
@@ -61,6 +69,8 @@ from features.tables import write_table_atomic
 SEQUENCES: tuple[str, ...] = ("t1c", "flair", "adc", "rcbv")
 MASK = "mask"
 MANIFEST_COLUMNS: tuple[str, ...] = (ID, MASK, *SEQUENCES)
+#: the manifest of a cohort with lesion ids: one row per lesion, its label in the mask
+LESION_MANIFEST_COLUMNS: tuple[str, ...] = (ID, LESION, "label", MASK, *SEQUENCES)
 MANIFEST_FILE = "manifest.csv"
 OEDEMA_MASK_FILE = "oedema_mask.nii.gz"
 _REQUIRED = (ID, LABEL, "adc", "rcbv", "volume_change_pct")
@@ -272,24 +282,59 @@ def synthesise_patient(patient_id: str, label: int, adc: float, rcbv: float,
     return out
 
 
-def _write_patient(row: dict, out_dir: Path, seed: int, p: ImageParameters) -> dict:
-    pid = row[ID]
-    images = synthesise_patient(pid, row[LABEL], row["adc"], row["rcbv"],
-                                row["volume_change_pct"], seed=seed, params=p)
+def _side_by_side(blocks: list[dict[str, sitk.Image]], p: ImageParameters
+                  ) -> dict[str, sitk.Image]:
+    """One patient's lesions (each :func:`synthesise_patient`'s images on ``p``'s grid) as
+    one volume per sequence, the blocks side by side along x; the mask labels block i with
+    i + 1. A sequence is kept when every block has it."""
+    nx, ny, nz = p.size_voxels
+    grid = _Grid(replace(p, size_voxels=(nx * len(blocks), ny, nz)))
+    out = {}
+    for name in blocks[0]:
+        if not all(name in b for b in blocks):
+            continue
+        arrays = [sitk.GetArrayFromImage(b[name]) for b in blocks]
+        if name == MASK:
+            arrays = [(a > 0).astype(np.uint8) * (i + 1) for i, a in enumerate(arrays)]
+        out[name] = grid.image(np.concatenate(arrays, axis=2))
+    return out
+
+
+def _write_patient(rows: list[dict], out_dir: Path, seed: int, p: ImageParameters
+                   ) -> list[dict]:
+    """Write one patient's images (one row per lesion); return its manifest rows."""
+    pid = rows[0][ID]
+    lesions = LESION in rows[0]
+    if len(rows) == 1:
+        row = rows[0]
+        images = synthesise_patient(pid, row[LABEL], row["adc"], row["rcbv"],
+                                    row["volume_change_pct"], seed=seed, params=p)
+    else:  # every lesion's maps drawn, so that one volume serves them all
+        drawn = replace(p, missing_map="draw")
+        images = _side_by_side([
+            synthesise_patient(f"{pid}/{row[LESION]}", row[LABEL], row["adc"], row["rcbv"],
+                               row["volume_change_pct"], seed=seed, params=drawn)
+            for row in rows], p)
     folder = patient_folder(pid)
     (out_dir / folder).mkdir(parents=True, exist_ok=True)
-    entry = {ID: pid}
+    paths = {}
     for name in (MASK, *SEQUENCES):
         if name in images:
-            rel = f"{folder}/{name}.nii.gz"
-            sitk.WriteImage(images[name], str(out_dir / rel), useCompression=True)
-            entry[name] = rel
-        else:
-            entry[name] = np.nan
+            paths[name] = f"{folder}/{name}.nii.gz"
+            sitk.WriteImage(images[name], str(out_dir / paths[name]), useCompression=True)
     if p.write_oedema_mask:
         sitk.WriteImage(images["oedema_mask"], str(out_dir / folder / OEDEMA_MASK_FILE),
                         useCompression=True)
-    return entry
+    entries = []
+    for i, row in enumerate(rows):
+        entry = {ID: pid, **({LESION: row[LESION], "label": i + 1} if lesions else {})}
+        for name in (MASK, *SEQUENCES):
+            # a lesion without the table's value has no map, as with one lesion
+            skipped = (name in ("adc", "rcbv") and p.missing_map == "skip"
+                       and not np.isfinite(row[name]))
+            entry[name] = np.nan if name not in paths or skipped else paths[name]
+        entries.append(entry)
+    return entries
 
 
 def _check_cohort(cohort: pd.DataFrame) -> pd.DataFrame:
@@ -300,11 +345,16 @@ def _check_cohort(cohort: pd.DataFrame) -> pd.DataFrame:
         raise UserInputError(
             f"the cohort lacks column(s) {', '.join(missing)}; the images need "
             f"{', '.join(_REQUIRED)} (adc, rcbv and volume_change_pct may hold NaN).")
-    df = cohort[list(_REQUIRED)].copy()
+    keys = [ID, LESION] if LESION in cohort.columns else [ID]
+    df = cohort[[*keys, *_REQUIRED[1:]]].copy()
     df[ID] = df[ID].astype(str)
-    dup = df[ID][df[ID].duplicated()].unique()
-    if len(dup):
-        raise UserInputError(f"the cohort has duplicated {ID}: {', '.join(dup[:5])}.")
+    if LESION in df.columns:
+        df[LESION] = checked_lesions(df[ID], df[LESION], "the cohort")
+    else:
+        dup = df[ID][df[ID].duplicated()].unique()
+        if len(dup):
+            raise UserInputError(f"the cohort has duplicated {ID}: {', '.join(dup[:5])}; "
+                                 f"give several lesions of a patient a '{LESION}' column.")
     labels = pd.to_numeric(df[LABEL], errors="coerce")
     if not labels.isin([0, 1]).all():
         raise UserInputError(f"'{LABEL}' must be 0 or 1 in every row of the cohort.")
@@ -323,11 +373,12 @@ def write_synthetic_images(cohort: pd.DataFrame, out_dir: str | Path, seed: int 
     """Write each patient's t1c, flair, adc, rcbv and mask as .nii.gz under ``out_dir``.
 
     ``cohort`` needs patient_id, pseudoprogression (0/1), adc (10^-3 mm^2/s), rcbv (ratio) and
-    volume_change_pct (%); the last three may be NaN. Files go to
-    ``out_dir/<patient>/<sequence>.nii.gz`` (plus ``oedema_mask.nii.gz``). Returns the
-    manifest (patient_id, mask, t1c, flair, adc, rcbv; paths relative to ``out_dir``, empty
-    where a map was skipped) and writes it as ``out_dir/manifest.csv``. ``jobs`` patients are
-    written in parallel (joblib).
+    volume_change_pct (%); the last three may be NaN. With a ``lesion_id`` column, a
+    patient's rows are its lesions, side by side in one volume (see the module's text).
+    Files go to ``out_dir/<patient>/<sequence>.nii.gz`` (plus ``oedema_mask.nii.gz``).
+    Returns the manifest (patient_id, [lesion_id, label,] mask, t1c, flair, adc, rcbv;
+    paths relative to ``out_dir``, empty where a map was skipped) and writes it as
+    ``out_dir/manifest.csv``. ``jobs`` patients are written in parallel (joblib).
     """
     p = params or DEFAULT_IMAGE_PARAMETERS
     if int(seed) < 0:
@@ -335,34 +386,58 @@ def write_synthetic_images(cohort: pd.DataFrame, out_dir: str | Path, seed: int 
     df = _check_cohort(cohort)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = df.to_dict("records")
-    if jobs == 1 or len(rows) < 2:
-        written = (_write_patient(row, out, int(seed), p) for row in rows)
+    patients = [group.to_dict("records")
+                for _, group in df.groupby(ID, sort=False)]
+    if jobs == 1 or len(patients) < 2:
+        written = (_write_patient(rows, out, int(seed), p) for rows in patients)
     else:
         written = Parallel(n_jobs=jobs, return_as="generator")(
-            delayed(_write_patient)(row, out, int(seed), p) for row in rows)
-    entries = list(tqdm(written, total=len(rows), desc="synthetic MRI", unit="patient",
-                        disable=not progress))
-    manifest = pd.DataFrame(entries, columns=list(MANIFEST_COLUMNS))
+            delayed(_write_patient)(rows, out, int(seed), p) for rows in patients)
+    entries = [e for rows in tqdm(written, total=len(patients), desc="synthetic MRI",
+                                  unit="patient", disable=not progress) for e in rows]
+    columns = LESION_MANIFEST_COLUMNS if LESION in df.columns else MANIFEST_COLUMNS
+    manifest = pd.DataFrame(entries, columns=list(columns))
     write_table_atomic(manifest, out / MANIFEST_FILE)
     return manifest
+
+
+def lesions_per_patient(n: int, seed: int, params: ImageParameters) -> np.ndarray:
+    """How many lesions each of ``n`` simulated patients has: 1, 2, ... with
+    ``params.lesions_per_patient``'s probabilities, from a generator of its own for
+    ``seed``."""
+    rng = np.random.default_rng([int(seed), 0x1E5])
+    probabilities = np.asarray(params.lesions_per_patient, dtype=float)
+    return rng.choice(np.arange(1, len(probabilities) + 1), size=int(n),
+                      p=probabilities / probabilities.sum())
 
 
 def simulated_cohort_with_images(n: int, cohort: str, seed: int, image_dir: str | Path,
                                  prevalence: float | None = None, jobs: int = 1,
                                  progress: bool = True, params: CohortParameters | None = None
                                  ) -> tuple[pd.DataFrame, Path]:
-    """Simulate a cohort and write its synthetic MRI under ``image_dir``, both shaped by
-    ``params`` (the simulator's parameter table; its ``images`` field for the MRI).
+    """Simulate ``n`` patients and write their synthetic MRI under ``image_dir``, both shaped
+    by ``params`` (the simulator's parameter table; its ``images`` field for the MRI).
 
-    Returns the clinical table and the path of the image manifest.
+    Each patient has 1, 2, 3, ... lesions with ``params.images.lesions_per_patient``'s
+    probabilities (drawn from ``seed``): the cohort's rows are lesions, grouped into
+    patients in order, each group keeping its first row's patient_id and numbering its
+    lesions in ``lesion_id``. Returns the clinical table (one row per lesion) and the path
+    of the image manifest.
     """
     from features.synthetic.cohort import simulate_cohort
 
-    table = simulate_cohort(n, cohort=cohort, prevalence=prevalence, seed=seed, params=params)
+    params = DEFAULT_PARAMETERS if params is None else params
+    per_patient = lesions_per_patient(n, seed, params.images)
+    table = simulate_cohort(int(per_patient.sum()), cohort=cohort, prevalence=prevalence,
+                            seed=seed, params=params)
+    patient = np.repeat(np.arange(n), per_patient)
+    first = np.r_[0, np.cumsum(per_patient)[:-1]]
+    table[ID] = table[ID].to_numpy()[first][patient]
+    table.insert(1, LESION, [str(k + 1) for k in np.concatenate(
+        [np.arange(k) for k in per_patient])] if n else [])
     image_dir = Path(image_dir)
     if progress:
-        print(f"writing synthetic MRI for {n} patients to {image_dir} ...", flush=True)
-    params = DEFAULT_PARAMETERS if params is None else params
+        print(f"writing synthetic MRI for {n} patients ({len(table)} lesions) to "
+              f"{image_dir} ...", flush=True)
     write_synthetic_images(table, image_dir, seed=seed, params=params.images, jobs=jobs)
     return table, image_dir / MANIFEST_FILE

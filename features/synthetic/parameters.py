@@ -151,11 +151,16 @@ class ImageParameters:
     centre_jitter_mm: float = 1.5
 
     # --- morphology: nodular solid vs feathery / soap-bubble --------------------------
-    #: Beta(a, b) of the diffuseness d in true progression (mean 0.42: more often solid).
-    diffuseness_beta_tp: tuple[float, float] = (2.2, 3.0)
-    #: Beta(a, b) of d in pseudoprogression (mean 0.58: more often diffuse). The two overlap
-    #: widely: d alone separates the classes with an AUC of about 0.7.
-    diffuseness_beta_pp: tuple[float, float] = (3.0, 2.2)
+    #: Beta(a, b) of the diffuseness d in true progression (mean 0.38: more often solid).
+    #: d is drawn apart from the table's columns, so it is what the images add to the table.
+    diffuseness_beta_tp: tuple[float, float] = (2.0, 3.2)
+    #: Beta(a, b) of d in pseudoprogression (mean 0.62: more often diffuse). The two overlap
+    #: widely: d alone separates the classes with an AUC of 0.79 (exact, from the two Betas),
+    #: the ceiling of a texture-only model, sized so that pyradiomics features of t1c and
+    #: flair reach about the AUC of 0.76 that Kim et al. report for their radiomics model of
+    #: conventional MRI (contrast-enhanced T1 and FLAIR) telling pseudoprogression from early
+    #: progression (Neuro-Oncology 2019;21(3):404-414); benchmarks/image_signal.py measures it.
+    diffuseness_beta_pp: tuple[float, float] = (3.2, 2.0)
     #: relative amplitude (fraction of the radius) of the lobulated, irregular margin.
     irregularity_solid: float = 0.30
     irregularity_diffuse: float = 0.12
@@ -199,8 +204,8 @@ class ImageParameters:
     enhancement_solid: float = 1.0
     enhancement_diffuse: float = 0.6
     #: relative standard deviation of enhancement within the lesion (feathery pattern).
-    enhancement_texture_solid: float = 0.10
-    enhancement_texture_diffuse: float = 0.30
+    enhancement_texture_solid: float = 0.05
+    enhancement_texture_diffuse: float = 0.40
     #: relative T1c signal of non-enhancing necrosis / bubbles, and of oedema.
     t1c_necrosis: float = 0.75
     t1c_oedema: float = 0.92
@@ -256,6 +261,14 @@ class ImageParameters:
     #: write ``oedema_mask.nii.gz`` beside the mask.
     write_oedema_mask: bool = True
 
+    # --- several lesions per patient (simulated_cohort_with_images) -------------------
+    #: probabilities that a simulated patient has 1, 2, 3, ... enlarging lesions. An
+    #: assumption (the article gives no figure): most patients one, some two or three, as
+    #: brain metastases often are. Each lesion is its own row of the cohort (its label
+    #: drawn independently); a patient's lesions lie side by side in one volume, the mask
+    #: labelling them 1, 2, ...
+    lesions_per_patient: tuple[float, ...] = (0.7, 0.2, 0.1)
+
     def __post_init__(self) -> None:
         if len(self.size_voxels) != 3 or min(self.size_voxels) < 8:
             raise UserInputError(f"size_voxels must be 3 sizes of at least 8, got "
@@ -264,6 +277,10 @@ class ImageParameters:
             raise UserInputError(f"spacing_mm must be 3 positive values, got {self.spacing_mm}.")
         if len(self.direction) != 9:
             raise UserInputError("direction must hold 9 direction cosines (3x3, row-major).")
+        if (not self.lesions_per_patient or min(self.lesions_per_patient) < 0
+                or not np.isclose(sum(self.lesions_per_patient), 1.0)):
+            raise UserInputError(f"lesions_per_patient must be probabilities of 1, 2, ... "
+                                 f"lesions summing to 1, got {self.lesions_per_patient}.")
         if self.missing_map not in ("skip", "draw"):
             raise UserInputError(f"missing_map must be 'skip' or 'draw', got "
                                  f"{self.missing_map!r}.")

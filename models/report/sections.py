@@ -788,13 +788,18 @@ def _image_section(data: Mapping) -> Section | None:
              f"{EVALUATED_AS[validation_scheme(data)]} rows. " + image_difference_text(data)),
         image_features_table(data),
         Bullets([
-            f"Patients in the image manifest: {fmt.cell(extraction.get('n_manifest'))}; extracted: "
+            f"Rows in the image manifest: {fmt.cell(extraction.get('n_manifest'))}; lesions "
+            f"found in the masks ({extraction.get('lesions', 'whole')}): "
+            f"{fmt.cell(extraction.get('n_lesions'))} in "
+            f"{fmt.cell(extraction.get('n_patients'))} patients; extracted: "
             f"{fmt.cell(extraction.get('n_extracted'))}; radiomic columns: "
             f"{fmt.cell(extraction.get('n_radiomic_columns'))} (pyradiomics settings version "
             f"{extraction.get('settings_version', '?')}).",
             f"Extraction failures: {len(failures)}"
             + ("" if not failures else " (" + "; ".join(
-                f"{f.get('patient_id')} [{f.get('sequence')}]: {f.get('reason')}"
+                f"{f.get('patient_id')}"
+                + (f" lesion {f['lesion_id']}" if f.get("lesion_id") else "")
+                + f" [{f.get('sequence')}]: {f.get('reason')}"
                 for f in failures[:5]) + (" ..." if len(failures) > 5 else "") + ")") + ".",
             f"Radiomic columns are reduced inside the pipeline: {RADIOMIC_REDUCTION}; the "
             "columns kept are listed under Predictors."]),
