@@ -97,8 +97,9 @@ def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,
     y = table[LABEL].to_numpy().astype(int)
     p = np.asarray(p, dtype=float)
     rules = apply_rules(table)
+    groups = table[ID].astype(str).to_numpy()
     metrics = benchmark(y, p, threshold, rules,
-                        restate_prevalences=restate_prevalences or PREVALENCE)
+                        restate_prevalences=restate_prevalences or PREVALENCE, groups=groups)
     keys = {ID: table[ID].to_numpy()}
     if LESION in table.columns:
         keys[LESION] = table[LESION].to_numpy()
@@ -106,7 +107,7 @@ def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,
     frame = pd.concat([frame, rules.add_prefix(RULE_PREFIX).reset_index(drop=True)], axis=1)
     if bayes_p is not None:
         bayes_p = np.asarray(bayes_p, dtype=float)
-        auc, ci = auc_with_ci(y, bayes_p)
+        auc, ci = auc_with_ci(y, bayes_p, groups=groups)
         metrics["bayes_ceiling"] = {"auc": auc, "auc_ci": ci,
                                     "brier": brier_score(y, bayes_p)}
         frame["bayes_posterior"] = bayes_p
@@ -115,7 +116,7 @@ def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,
     if ctdna.column in table.columns:
         extra[f"{ctdna.column} < {ctdna.value:g} ({ctdna.figure})"] = (
             (table[ctdna.column] < ctdna.value).astype(float).where(table[ctdna.column].notna()))
-    ors = feature_odds_ratios(table, y, extra_binary=extra)
+    ors = feature_odds_ratios(table, y, extra_binary=extra, groups=groups)
     metrics["feature_odds_ratios"] = ors.to_dict(orient="records")
     metrics["units"] = {"n_lesions": int(len(table)),
                         "n_patients": int(table[ID].nunique())}

@@ -406,6 +406,7 @@ def _methods_section(data: Mapping, model, scheme: str) -> Section:
         "threshold probability pt the model calls pseudoprogression at p >= pt), and PPV/NPV "
         "re-stated at the "
         f"article's prevalences (95% CIs: {PREVALENCE_CI_METHOD}).",
+        *_clustered_methods(data),
         "Comparison with the rules: each rule on the rows it covers, against the model on the "
         "same rows read at the rule's sensitivity; model minus rule PPV and specificity with "
         "paired bootstrap CIs (model and rule resampled together, the matching threshold "
@@ -741,6 +742,19 @@ def _figure_blocks(figures: Mapping[str, str], keys: Sequence[str], data: Mappin
     return [Figure(k, figures[k], f"{_FIGURE_TITLES[k]}. " + _FIGURE_CAPTIONS[k].format(**values),
                    title=_FIGURE_TITLES[k])
             for k in keys if k in figures]
+
+
+def _clustered_methods(data: Mapping) -> list[str]:
+    """The intervals' methods when patients have several lesions (none otherwise)."""
+    methods = data.get("interval_methods") or {}
+    if not methods.get("unit", "").startswith("lesions clustered"):
+        return []
+    return ["Several lesions per patient: every interval and test treats the patient, not the "
+            f"lesion, as the independent unit: AUC by the {methods['auc']}; sensitivity, "
+            f"specificity, PPV and NPV by a {methods['proportions']}; diagnostic odds ratios "
+            f"by a {methods['dor']}; calibration by {methods['calibration']}; model-rule AUC "
+            f"differences by {methods['auc_difference']}; bootstrap intervals resample "
+            "patients with all their lesions."]
 
 
 def _internal_validation_section(data: Mapping, scheme: str) -> Section:

@@ -228,15 +228,22 @@ def rules_vs_model_tables(metrics: Mapping) -> tuple[Table, Table]:
 def model_lines(metrics: Mapping) -> list[str]:
     """The model's discrimination and calibration as short lines of text."""
     m = metrics.get("model") or {}
+    methods = metrics.get("interval_methods") or {}
     lines = [
-        f"AUC: {fmt.est_ci(m.get('auc'), m.get('auc_ci'))} (95% CI: {AUC_CI_METHOD})",
+        f"AUC: {fmt.est_ci(m.get('auc'), m.get('auc_ci'))} "
+        f"(95% CI: {methods.get('auc', AUC_CI_METHOD)})",
         f"Brier score: {fmt.brier(m.get('brier'))}",
         f"calibration intercept (calibration-in-the-large, ideal 0): "
         f"{fmt.est_ci(m.get('calibration_intercept'), m.get('calibration_intercept_ci'))}",
         f"calibration slope (ideal 1; below 1 means over-confident): "
         f"{fmt.est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))} (95% CIs "
-        f"of intercept and slope: {CALIBRATION_CI_METHOD})",
+        f"of intercept and slope: {methods.get('calibration', CALIBRATION_CI_METHOD)})",
     ]
+    if methods.get("unit", "").startswith("lesions clustered"):
+        lines.append(f"intervals account for several lesions per patient: proportions by the "
+                     f"{methods.get('proportions')}; diagnostic odds ratios by the "
+                     f"{methods.get('dor')}; model-rule AUC tests by "
+                     f"{methods.get('auc_difference')}")
     ap = metrics.get("average_precision") or {}
     if ap.get("model") is not None:
         lines.append(f"average precision (area under the precision-recall curve): "
