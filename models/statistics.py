@@ -556,7 +556,8 @@ def calibration_intercept_slope(y_true, p, groups=None) -> dict:
     (1 is ideal; below 1 means over-confident probabilities). calibration_intercept:
     intercept of a logistic regression of y with logit(p) as offset (0 is ideal; above 0
     means the model under-predicts). ``p`` is clipped to [1e-6, 1 - 1e-6]. Values are
-    nan when a fit is impossible (one class, separation). ``groups``: the patient of each
+    nan when a fit is impossible (one class; the slope also when the classes do not overlap
+    on logit(p), where its estimate does not exist). ``groups``: the patient of each
     row; when a patient has several rows the standard errors are cluster-robust
     (:data:`CLUSTERED_CALIBRATION_METHOD`); the estimates do not change.
     """
@@ -583,7 +584,10 @@ def calibration_intercept_slope(y_true, p, groups=None) -> dict:
                 out["calibration_intercept_ci"] = [float(ci[0]), float(ci[1])]
         except Exception:  # a failed fit is reported as nan
             pass
-        if np.ptp(lp) > 0:
+        # the slope's maximum-likelihood estimate exists only where the classes overlap on
+        # logit(p); separated classes (AUC 0 or 1) leave it undefined, not merely large
+        lp1, lp0 = lp[y == 1], lp[y == 0]
+        if np.ptp(lp) > 0 and lp0.max() > lp1.min() and lp1.max() > lp0.min():
             try:
                 fit = sm.Logit(y, sm.add_constant(lp, has_constant="add")).fit(disp=0,
                                                                                 **robust)
@@ -887,7 +891,8 @@ def interval_methods(clustered: bool) -> dict[str, str]:
 
 
 def benchmark(y_true, p, threshold: float, rule_predictions: pd.DataFrame,
-              restate_prevalences: dict[str, float] | None = None, groups=None) -> dict:
+              restate_prevalences: dict[str, float] | None = None, groups=None,
+              row_thresholds=None) -> dict:
     """Evaluate the model and every rule through the same metrics.
 
     ``y_true`` (0/1) and ``p`` (model probabilities, shape (n,)) are aligned by position
@@ -898,6 +903,8 @@ def benchmark(y_true, p, threshold: float, rule_predictions: pd.DataFrame,
     sensitivity. PPV and NPV are re-stated at each prevalence of ``restate_prevalences``
     (default: the article's, ``features.article.PREVALENCE``).
 
+    ``row_thresholds``: a threshold per row (each fold model's own, in cross-validation),
+    used for the model's calls instead of ``threshold``.
     ``groups`` (the patient of each row): when a patient has several rows every interval
     accounts for the clustering (:func:`interval_methods`); with one row per patient the
     figures are those without it.
@@ -920,7 +927,9 @@ def benchmark(y_true, p, threshold: float, rule_predictions: pd.DataFrame,
     g = None if groups is None else np.asarray(groups).ravel()
     if g is not None and g.shape[0] != n:
         raise ValueError(f"groups has {g.shape[0]} rows but y_true has {n}.")
-    model = binary_metrics(y, called(prob, threshold).astype(float), groups=g)
+    cut = (np.full(n, threshold) if row_thresholds is None
+           else _scores(row_thresholds, n, "row_thresholds", probability=True))
+    model = binary_metrics(y, called(prob, cut).astype(float), groups=g)
     model["coverage"] = 1.0 if n else NAN
     model["auc"], model["auc_ci"] = auc_with_ci(y, prob, groups=g)
     model["brier"] = brier_score(y, prob)
@@ -938,7 +947,7 @@ def benchmark(y_true, p, threshold: float, rule_predictions: pd.DataFrame,
         m["model_at_rule_sensitivity"] = operating_point_at_sensitivity(
             y[covered], prob[covered], m["sensitivity"], groups=gc)
         m["model_on_rule_rows"] = binary_metrics(
-            y[covered], called(prob[covered], threshold).astype(float), groups=gc)
+            y[covered], called(prob[covered], cut[covered]).astype(float), groups=gc)
         m["at_prevalence"] = _at_prevalences(m, prevalences)
         rules[str(rule_id)] = m
 

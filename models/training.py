@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from features.contract import ID, LABEL, LESION, is_radiomic, model_columns, warn_extra_columns
+from features.contract import ID, LABEL, is_radiomic, model_columns, warn_extra_columns
 from features.description import DeclaredFeature, DescribedTable, TableDescription
 from features.errors import UserInputError
 from models.bundle import TrainedModel, table_sha256
@@ -39,7 +39,7 @@ from models.classifier import (
     out_of_fold_probabilities,
     with_threshold,
 )
-from models.evaluation import Evaluation, add_feature_effects, evaluate, evaluate_predictions
+from models.evaluation import Evaluation, add_feature_effects, evaluate, evaluate_resampled
 from models.population import TrainingProfile
 from models.statistics import delong_test, operating_point_at_sensitivity
 from models.validation import (
@@ -291,17 +291,9 @@ def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progre
                                                       progress=stages)
     finally:
         stages.close()
-    mean_p = predictions.groupby("row")["p_pseudoprogression"].mean()
-    rows = mean_p.index.to_numpy()
-    evaluated = table.iloc[rows]
-    evaluation = evaluate_predictions(evaluated, mean_p.to_numpy(), model.threshold,
-                                      None if bayes is None else bayes[rows])
+    evaluation = evaluate_resampled(table, model, predictions, mode, summary, bayes)
+    evaluated = table.iloc[np.unique(predictions["row"].to_numpy().astype(int))]
     add_feature_effects(evaluation.metrics, model, table, rows="training")
-    keys = table[[c for c in (ID, LESION) if c in table.columns]].reset_index(drop=True)
-    stacked = predictions.join(keys, on="row").drop(columns="row")
-    stacked.insert(2, LABEL, table[LABEL].to_numpy()[predictions["row"].to_numpy()])
-    evaluation.predictions = stacked[[*keys.columns, "repeat", "fold", LABEL,
-                                      "p_pseudoprogression", "threshold"]]
     evaluation.metrics["internal_validation"] = {
         "apparent": apparent_performance(model, table), "events_per_feature": size,
         "cross_validation" if mode == "cv" else "optimism_bootstrap": summary}
@@ -311,10 +303,11 @@ def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progre
         "n_test_positive": int(evaluated[LABEL].sum()),
         "n_test_patients": int(evaluated[ID].nunique()), "unit": "lesions",
         "grouped_by": "patient", "seed": seed,
-        "evaluated_on": ("each lesion's out-of-fold probability, averaged over the repeats"
+        "evaluated_on": ("each repeat's out-of-fold probabilities, every lesion called at "
+                         "its fold model's threshold; figures averaged over the repeats"
                          if mode == "cv" else
-                         "each lesion's out-of-bag probability, averaged over the resamples "
-                         "that left its patient out")}
+                         "the saved model's apparent figures corrected for optimism "
+                         "(Harrell); the out-of-bag probabilities for the rest")}
     ids = table[ID].unique().tolist()
     return TrainingResult(model, evaluation, ids, ids, mode)
 

@@ -52,19 +52,20 @@ MIN_PATIENTS_PER_CLASS = 5
 MIN_EVENTS_PER_FEATURE = 10.0
 #: The statistics every scheme reports, in this order.
 SCORES: tuple[str, ...] = ("auc", "brier", "calibration_intercept", "calibration_slope",
-                           "sensitivity", "ppv")
+                           "sensitivity", "specificity", "ppv", "npv")
 
 Procedure = Callable[[pd.DataFrame], TrainedModel]
 
 
-def scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    """n, n_positive and :data:`SCORES` of probabilities ``p`` against labels ``y``."""
+def scores(y: np.ndarray, p: np.ndarray, threshold: float | np.ndarray) -> dict[str, float]:
+    """n, n_positive and :data:`SCORES` of probabilities ``p`` against labels ``y``, a lesion
+    called at ``p >= threshold`` (one threshold, or one per row: each fold model's own)."""
     cal = calibration_intercept_slope(y, p)
     at = binary_metrics(y, called(p, threshold).astype(float))
     return {"n": at["n"], "n_positive": at["n_positive"], "auc": auc(y, p),
             "brier": brier_score(y, p), "calibration_intercept": cal["calibration_intercept"],
-            "calibration_slope": cal["calibration_slope"], "sensitivity": at["sensitivity"],
-            "ppv": at["ppv"]}
+            "calibration_slope": cal["calibration_slope"]} | {
+        k: at[k] for k in ("sensitivity", "specificity", "ppv", "npv")}
 
 
 def _labels(table: pd.DataFrame) -> np.ndarray:
@@ -222,13 +223,8 @@ def repeated_cv(table: pd.DataFrame, fit: Procedure, n_folds: int = 5, n_repeats
             parts.append(pd.DataFrame({"row": outer, "repeat": r + 1, "fold": f + 1,
                                        "p_pseudoprogression": p[outer],
                                        "threshold": model.threshold}))
-        calls = (p >= thr).astype(float)
-        at = binary_metrics(y, calls)
-        cal = calibration_intercept_slope(y, p)
-        per_repeat.append({"repeat": r + 1, "auc": auc(y, p), "brier": brier_score(y, p),
-                           "calibration_intercept": cal["calibration_intercept"],
-                           "calibration_slope": cal["calibration_slope"],
-                           "sensitivity": at["sensitivity"], "ppv": at["ppv"]})
+        per_repeat.append({"repeat": r + 1} | {k: v for k, v in scores(y, p, thr).items()
+                                                if k in SCORES})
     rows = pd.DataFrame(per_repeat)
     summary = {"scheme": "repeated patient-grouped stratified cross-validation",
                "n_folds": n_splits, "n_repeats": int(n_repeats), "n": int(len(table)),
@@ -240,20 +236,24 @@ def repeated_cv(table: pd.DataFrame, fit: Procedure, n_folds: int = 5, n_repeats
 # --------------------------------------------------------------------------- bootstrap
 
 
-def _resample_patients(table: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame,
-                                                                              set]:
-    """Patients drawn with replacement with all their lesions; each draw a distinct patient
-    (``id#k``) so grouping keeps copies apart. Also the set of patients never drawn."""
+def _resample_patients(table: pd.DataFrame, rng: np.random.Generator
+                       ) -> tuple[pd.DataFrame, set]:
+    """Patients drawn with replacement with all their lesions, and the set of patients never
+    drawn. The copies of a patient drawn twice keep its id, so every split of the resample
+    by patient (tuning, family choice, calibration, threshold) keeps them on one side."""
     ids = table[ID].unique()
     pick = rng.integers(0, len(ids), len(ids))
-    by_id = {pid: idx for pid, idx in table.groupby(ID, sort=False).indices.items()}
-    pieces = []
-    for k, j in enumerate(pick):
-        part = table.iloc[by_id[ids[j]]].copy()
-        part[ID] = f"{ids[j]}#{k}"
-        pieces.append(part)
+    by_id = table.groupby(ID, sort=False).indices
+    rows = np.concatenate([by_id[ids[j]] for j in pick]) if len(ids) else np.array([], int)
     drawn = {ids[j] for j in pick}
-    return pd.concat(pieces, ignore_index=True), set(ids) - drawn
+    return table.iloc[rows].reset_index(drop=True), set(ids) - drawn
+
+
+def _defined_text(defined: dict[str, int], n_fitted: int) -> list[str]:
+    """'calibration_slope: corrected over 87 of 100 resamples' for every statistic some
+    fitted resample could not compute."""
+    return [f"{k}: corrected over {defined[k]} of {n_fitted} resamples" for k in SCORES
+            if defined[k] < n_fitted]
 
 
 def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
@@ -262,24 +262,32 @@ def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
                        ) -> tuple[pd.DataFrame, dict]:
     """Harrell's optimism-corrected bootstrap of the procedure ``fit``.
 
-    ``final`` is the procedure fitted on all of ``table``; its apparent :data:`SCORES` on
-    ``table`` minus the mean optimism (score of a bootstrap model on its own resample minus
-    its score on ``table``) over ``n_resamples`` resamples of patients give the corrected
-    scores. Also returns the out-of-bag predictions (columns ``row``, ``repeat`` (the
+    ``final`` is the procedure fitted on all of ``table`` (the saved model); its apparent
+    :data:`SCORES` on ``table`` minus the mean optimism (score of a bootstrap model on its
+    own resample minus its score on ``table``) give the corrected scores, which describe
+    ``final``. A resample with fewer than :data:`MIN_PATIENTS_PER_CLASS` distinct patients
+    of a class is not fitted (``n_skipped``); a statistic a fitted resample cannot compute
+    (a calibration fit that does not converge) is left out of that statistic's mean only and
+    counted (``n_defined``, ``undefined``: "calibration_slope: corrected over 87 of 100
+    resamples"). Also returns the out-of-bag predictions (columns ``row``, ``repeat`` (the
     resample), ``fold`` ("oob"), ``p_pseudoprogression``, ``threshold``): each bootstrap
-    model's predictions for the patients it was not fitted on.
+    model's predictions for the patients it was not fitted on; they describe the bootstrap
+    models, not ``final``.
     """
     rng = np.random.default_rng(seed)
     y = _labels(table)
     apparent = apparent_performance(final, table)
     optimism, parts = [], []
-    done = 0
+    skipped = 0
     for b in range(n_resamples):
         if progress:
             progress(f"bootstrap resample {b + 1}/{n_resamples}")
         boot, out_of_bag = _resample_patients(table, rng)
-        if min(np.bincount(_labels(boot), minlength=2)) < MIN_PATIENTS_PER_CLASS:
-            continue  # a resample too unbalanced to fit is skipped and counted
+        counts = class_counts(boot)
+        if min(counts["patients_positive"], counts["patients_negative"]) \
+                < MIN_PATIENTS_PER_CLASS:
+            skipped += 1  # too few distinct patients of a class to fit: counted, not fitted
+            continue
         model = fit(boot)
         own = scores(_labels(boot), model.probability(boot, warn=False), model.threshold)
         p_orig = model.probability(table, warn=False)
@@ -289,15 +297,23 @@ def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
         parts.append(pd.DataFrame({"row": oob, "repeat": b + 1, "fold": "oob",
                                    "p_pseudoprogression": p_orig[oob],
                                    "threshold": model.threshold}))
-        done += 1
-    opt = pd.DataFrame(optimism)
-    mean_opt = {k: float(opt[k].mean()) if len(opt) else float("nan") for k in SCORES}
+    opt = pd.DataFrame(optimism, columns=list(SCORES), dtype=float)
+    done = len(opt)
+    defined = {k: int(opt[k].notna().sum()) for k in SCORES}
+    mean_opt = {k: float(opt[k].mean()) if defined[k] else float("nan") for k in SCORES}
     summary = {"scheme": "optimism-corrected bootstrap (Harrell)",
                "n_resamples": int(n_resamples), "n_fitted": int(done),
+               "n_skipped": int(skipped),
+               "skipped_because": (f"fewer than {MIN_PATIENTS_PER_CLASS} distinct patients of "
+                                   "a class in the resample"),
+               "n_defined": defined, "undefined": _defined_text(defined, done),
                "n": int(len(table)), "n_positive": int(y.sum()),
                "n_patients": int(table[ID].nunique()), "apparent": apparent,
                "optimism": mean_opt,
-               "corrected": {k: apparent[k] - mean_opt[k] for k in SCORES}}
+               "corrected": {k: apparent[k] - mean_opt[k] for k in SCORES},
+               "describes": ("apparent and corrected: the saved model (fitted on every "
+                             "patient); optimism: the procedure refitted on each resample, "
+                             "the copies of a patient drawn twice kept in one group")}
     predictions = (pd.concat(parts, ignore_index=True) if parts else
                    pd.DataFrame(columns=["row", "repeat", "fold", "p_pseudoprogression",
                                          "threshold"]))
