@@ -762,14 +762,18 @@ def _internal_validation_section(data: Mapping, scheme: str) -> Section:
     text = {
         "cv": "Three figures kept apart: apparent (the final model on its own training "
               "patients, optimistic by construction), repeated cross-validation (the whole "
-              "procedure refitted without each fold's patients and scored on them; mean ± SD "
-              "over repeats) and the pooled out-of-fold probabilities of every lesion, averaged "
-              "over the repeats.",
+              "procedure refitted without each fold's patients and scored on them, every "
+              "lesion called at its own fold model's threshold; mean ± SD over repeats: the "
+              "headline figures) and, for comparison only, the averaged ensemble (each "
+              "lesion's out-of-fold probabilities averaged over the repeats' models, which "
+              "flatters the procedure).",
         "bootstrap": "Three figures kept apart: apparent (the final model on its own training "
                      "patients, optimistic by construction), optimism-corrected (apparent "
                      "minus the mean optimism of the procedure refitted on bootstrap resamples "
-                     "of patients) and the out-of-bag probabilities of every lesion, averaged "
-                     "over the resamples that left its patient out.",
+                     "of patients, the copies of a patient drawn twice kept together: the "
+                     "headline figures, describing the saved model) and the out-of-bag "
+                     "probabilities of every lesion, averaged over the bootstrap models that "
+                     "left its patient out (other models than the saved one).",
     }.get(scheme, "Three figures kept apart: apparent (the final model on its own training "
                   "patients, optimistic by construction), nested cross-validation (the whole "
                   "procedure refitted on part of the training patients and scored on the fold "

@@ -239,6 +239,12 @@ def model_lines(metrics: Mapping) -> list[str]:
         f"{fmt.est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))} (95% CIs "
         f"of intercept and slope: {methods.get('calibration', CALIBRATION_CI_METHOD)})",
     ]
+    headline = m.get("headline") or {}
+    if headline:
+        lines.insert(0, f"these figures: {headline.get('figures')}; they describe "
+                        f"{headline.get('describes')}; 95% CIs: {headline.get('intervals')}. "
+                        "Curves, bootstrap CIs and the comparisons with the rules use each "
+                        "lesion's pooled probability (named in the internal validation)")
     if methods.get("unit", "").startswith("lesions clustered"):
         lines.append(f"intervals account for several lesions per patient: proportions by the "
                      f"{methods.get('proportions')}; diagnostic odds ratios by the "
@@ -651,6 +657,12 @@ def internal_validation_table(metrics: Mapping) -> Table:
     boot = iv.get("optimism_bootstrap") or {}
     summary = nested.get("summary") or {}
     m = metrics.get("model") or {}
+    # under cv and bootstrap the headline is the middle column; the last shows the pooled
+    # probabilities under their own name (the averaged ensemble, the out-of-bag models)
+    pooled = (metrics.get("ensemble") if scheme == "cv" else
+              metrics.get("out_of_bag") if scheme == "bootstrap" else None)
+    if pooled:
+        m = pooled.get("model") or {}
     rows = []
     for name, key, f in _IV_STATS:
         if boot:
@@ -676,13 +688,23 @@ def internal_validation_table(metrics: Mapping) -> Table:
                  f"{fmt.cell(apparent.get('n'))} ({fmt.cell(apparent.get('n_positive'))})"
                  if apparent else fmt.DASH, behind if source else fmt.DASH,
                  f"{fmt.cell(metrics.get('n'))} ({fmt.cell(metrics.get('n_positive'))})"])
-    middle_name = {"cv": "repeated cross-validation (mean ± SD over repeats)",
-                   "bootstrap": "optimism-corrected (bootstrap)"}.get(
+    middle_name = {"cv": "repeated cross-validation (mean ± SD over repeats; the headline)",
+                   "bootstrap": "optimism-corrected (bootstrap; the headline, saved model)"}.get(
         scheme, "nested cross-validation (training patients)")
+    last = {"cv": "averaged ensemble of the repeats' models (flatters; for comparison)",
+            "bootstrap": "out-of-bag (the bootstrap models, not the saved one)"}
+    caption = ("Internal validation; the last row gives the rows and events behind each "
+               "column.")
+    if boot.get("n_skipped") or boot.get("undefined"):
+        caption += (f" Bootstrap: {fmt.cell(boot.get('n_fitted'))} of "
+                    f"{fmt.cell(boot.get('n_resamples'))} resamples fitted "
+                    f"({fmt.cell(boot.get('n_skipped'))} skipped: "
+                    f"{boot.get('skipped_because', 'too unbalanced')})"
+                    + "".join(f"; {u}" for u in boot.get("undefined") or []) + ".")
     return Table(["statistic", "apparent (training patients)", middle_name,
+                  last[scheme] if pooled else
                   EVALUATED_AS[scheme] if scheme != "saved" else "this evaluation"], rows,
-                 "Internal validation; the last row gives the rows and events behind each "
-                 "column.")
+                 caption)
 
 
 def nested_folds_table(metrics: Mapping) -> Table:
