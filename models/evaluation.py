@@ -371,7 +371,7 @@ def _bootstrap_headline(base: dict, table: pd.DataFrame, final: TrainedModel,
     each corrected statistic replaces its out-of-bag value, with the apparent interval shifted
     by the optimism (:data:`OPTIMISM_CI_METHOD`)."""
     y = table[LABEL].to_numpy().astype(int)
-    p = final.predict_proba(table, warn=False)
+    p = final.probability(table, warn=False)
     apparent = benchmark(y, p, final.threshold, pd.DataFrame(index=range(len(y))),
                          restate_prevalences=PREVALENCE, groups=groups)["model"]
     headline = dict(base)

@@ -43,6 +43,7 @@ from models.evaluation import Evaluation, add_feature_effects, evaluate, evaluat
 from models.population import TrainingProfile
 from models.statistics import delong_test, operating_point_at_sensitivity
 from models.validation import (
+    LEAVE_ONE_OUT,
     apparent_performance,
     check_trainable,
     choose_validation,
@@ -228,7 +229,7 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
     check_threshold_options(threshold, target_sensitivity)
     if estimator is not None:
         custom_estimator(estimator)  # a clear error before any split or fit
-    mode, reason = choose_validation(table, validation, test_size)
+    mode, reason = choose_validation(table, validation, test_size, folds)
     options = dict(seed=seed, threshold=threshold, target_sensitivity=target_sensitivity,
                    source=source, features=described.features, description=description,
                    estimator=estimator)
@@ -239,6 +240,10 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
     bayes = None if bayes_p is None else np.asarray(bayes_p, dtype=float)
     if mode == "holdout":
         result = _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv)
+    elif mode == "loo":
+        result = _train_resampled(table, procedure, "cv", LEAVE_ONE_OUT, 1, seed, bayes,
+                                  progress)
+        result.validation = "loo"
     else:
         result = _train_resampled(table, procedure, mode, folds,
                                   repeats or DEFAULT_REPEATS[mode], seed, bayes, progress)

@@ -7,14 +7,15 @@ two folds of one repeat, and resampling draws patients with all their lesions.
   the patient's label;
 - :func:`repeated_cv`: repeated patient-grouped stratified K-fold cross-validation of the
   whole procedure; every lesion is predicted once per repeat by a model that never saw its
-  patient;
+  patient; with ``n_folds=LEAVE_ONE_OUT`` leave-one-patient-out (for the smallest cohorts);
 - :func:`optimism_bootstrap`: Harrell's optimism-corrected bootstrap (Harrell, Regression
   Modeling Strategies, 2nd ed., section 5.3.5): apparent performance minus the mean optimism
   of the procedure refitted on resamples of patients;
 - :func:`nested_cross_validation` and :func:`apparent_performance`, for the holdout scheme's
   internal validation;
 - :func:`choose_validation`: holdout when both sides would hold enough lesions of each class,
-  otherwise cross-validation, and why;
+  otherwise cross-validation (with fewer folds, or leave-one-patient-out, when a class has
+  few patients), and why;
 - :func:`sample_size`: the minimum development size for a model of this size (Riley et al.,
   BMJ 2020) beside the patients and events at hand, and the events per candidate feature.
 """
@@ -26,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold, train_test_split
 
 from features.contract import ID, LABEL
 from features.errors import UserInputError
@@ -42,11 +43,19 @@ from models.statistics import (
     called,
 )
 
+#: ``n_folds`` of :func:`repeated_cv` meaning leave-one-patient-out.
+LEAVE_ONE_OUT = 0
 #: Holdout needs at least this many lesions of each class on each side (else ``auto`` uses cv).
 MIN_HOLDOUT_PER_CLASS = 10
-#: Cross-validation and the bootstrap need at least this many patients of each class to form
-#: folds (five folds, each with a lesion of each class); below it nothing can be estimated.
-MIN_PATIENTS_PER_CLASS = 5
+#: Cross-validation and the bootstrap need at least this many patients of each class: every
+#: training part then keeps two of each for the procedure's own patient-grouped calibration
+#: folds and the held-out part one; below it nothing can be estimated.
+MIN_PATIENTS_PER_CLASS = 3
+#: A bootstrap resample is fitted only with at least this many distinct patients of each
+#: class (what the procedure's patient-grouped calibration needs).
+MIN_PATIENTS_TO_FIT = 2
+#: Folds of cross-validation by default; fewer when a class has fewer patients.
+DEFAULT_FOLDS = 5
 #: Below this many events per candidate feature a model is flagged as possibly unstable
 #: (Riley et al. 2020 and TRIPOD+AI discuss 10 as a floor for regression, more for ML).
 MIN_EVENTS_PER_FEATURE = 10.0
@@ -91,11 +100,13 @@ def class_counts(table: pd.DataFrame) -> dict[str, int]:
 
 
 def choose_validation(table: pd.DataFrame, requested: str = "auto",
-                      test_size: float = 0.3) -> tuple[str, str]:
+                      test_size: float = 0.3, folds: int = DEFAULT_FOLDS) -> tuple[str, str]:
     """The scheme to use and why: ``requested`` unless it is ``auto``, which takes holdout
     when the held-out part would expect :data:`MIN_HOLDOUT_PER_CLASS` lesions of each class
-    and the training part twice as many, otherwise ``cv``. Refuses (UserInputError) what
-    cannot be computed: fewer than :data:`MIN_PATIENTS_PER_CLASS` patients of a class."""
+    and the training part twice as many, otherwise ``cv``. ``folds``: the folds asked for;
+    cross-validation uses fewer when the rarer class has fewer patients, and says so.
+    Refuses (UserInputError) what cannot be computed: fewer than
+    :data:`MIN_PATIENTS_PER_CLASS` patients of a class, with what the user can do."""
     if requested not in VALIDATIONS:
         raise UserInputError(f"unknown validation {requested!r}; choose one of "
                              f"{', '.join(VALIDATIONS)}.")
@@ -105,20 +116,26 @@ def choose_validation(table: pd.DataFrame, requested: str = "auto",
         raise UserInputError(
             f"too few patients of a class to validate a model: {c['patients_positive']} with a "
             f"positive lesion and {c['patients_negative']} with a negative one ({c['lesions']} "
-            f"lesions of {c['patients']} patients). At least {MIN_PATIENTS_PER_CLASS} of each "
-            "are needed to form cross-validation folds; add patients of the rarer class.")
+            f"lesions of {c['patients']} patients). Any validation by patient needs at least "
+            f"{MIN_PATIENTS_PER_CLASS} of each (a model fitted without one patient must still "
+            "see two of each class); lesions of the same patient do not count as more. Add "
+            "patients of the rarer class, or report the rules' figures only (predict.py "
+            "scores the rules on a labelled table without a model).")
     rare_lesions = min(c["lesions_positive"], c["lesions_negative"])
     expected_test = rare_lesions * test_size
     expected_train = rare_lesions * (1 - test_size)
     enough = (expected_test >= MIN_HOLDOUT_PER_CLASS
               and expected_train >= 2 * MIN_HOLDOUT_PER_CLASS)
+    few = (f"; the rarer class has {rarest} patients, so {min(folds, rarest)} folds are used "
+           f"instead of {folds} (--validation loo: leave-one-patient-out)"
+           if requested in ("auto", "cv") and rarest < folds else "")
     if requested != "auto":
         if requested == "holdout" and not enough:
             warnings.warn(
                 f"--validation holdout with {rare_lesions} lesions of the rarer class leaves "
                 f"about {expected_test:.0f} of them held out: the held-out estimates will be "
                 "very imprecise; --validation cv uses every patient.", UserWarning, stacklevel=2)
-        return requested, "as requested"
+        return requested, "as requested" + few
     if enough:
         return "holdout", (f"the rarer class has {rare_lesions} lesions: about "
                            f"{expected_test:.0f} held out and {expected_train:.0f} for training "
@@ -126,7 +143,7 @@ def choose_validation(table: pd.DataFrame, requested: str = "auto",
                            f"{2 * MIN_HOLDOUT_PER_CLASS} needed)")
     return "cv", (f"the rarer class has only {rare_lesions} lesions: a held-out part would hold "
                   f"about {expected_test:.0f} (fewer than {MIN_HOLDOUT_PER_CLASS}), so every "
-                  "patient is used by repeated cross-validation instead")
+                  "patient is used by repeated cross-validation instead" + few)
 
 
 # --------------------------------------------------------------------------- holdout
@@ -196,7 +213,8 @@ def _summary(rows: pd.DataFrame) -> dict:
 # --------------------------------------------------------------------------- repeated CV
 
 
-def repeated_cv(table: pd.DataFrame, fit: Procedure, n_folds: int = 5, n_repeats: int = 10,
+def repeated_cv(table: pd.DataFrame, fit: Procedure, n_folds: int = DEFAULT_FOLDS,
+                n_repeats: int = 10,
                 seed: int = 0, progress: Callable[[str], None] | None = None
                 ) -> tuple[pd.DataFrame, dict]:
     """Repeated patient-grouped stratified K-fold cross-validation of the procedure ``fit``.
@@ -208,10 +226,16 @@ def repeated_cv(table: pd.DataFrame, fit: Procedure, n_folds: int = 5, n_repeats
     """
     y = _labels(table)
     groups = table[ID].to_numpy()
-    n_splits = int(max(2, min(n_folds, min(patient_labels(table).value_counts()))))
+    loo = n_folds == LEAVE_ONE_OUT
+    if loo:  # every patient held out once; no randomness, so one repeat
+        n_splits, n_repeats = int(table[ID].nunique()), 1
+    else:
+        n_splits = int(max(2, min(n_folds, min(patient_labels(table).value_counts()))))
     parts, per_repeat = [], []
     for r in range(n_repeats):
-        cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed + 1000 + r)
+        cv = (LeaveOneGroupOut() if loo else
+              StratifiedGroupKFold(n_splits=n_splits, shuffle=True,
+                                   random_state=seed + 1000 + r))
         p = np.full(len(table), np.nan)
         thr = np.full(len(table), np.nan)
         for f, (inner, outer) in enumerate(cv.split(np.zeros(len(y)), y, groups)):
@@ -226,7 +250,8 @@ def repeated_cv(table: pd.DataFrame, fit: Procedure, n_folds: int = 5, n_repeats
         per_repeat.append({"repeat": r + 1} | {k: v for k, v in scores(y, p, thr).items()
                                                 if k in SCORES})
     rows = pd.DataFrame(per_repeat)
-    summary = {"scheme": "repeated patient-grouped stratified cross-validation",
+    summary = {"scheme": ("leave-one-patient-out cross-validation" if loo else
+                          "repeated patient-grouped stratified cross-validation"),
                "n_folds": n_splits, "n_repeats": int(n_repeats), "n": int(len(table)),
                "n_positive": int(y.sum()), "n_patients": int(table[ID].nunique()),
                "summary": _summary(rows), "per_repeat": rows.to_dict(orient="records")}
@@ -265,9 +290,10 @@ def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
     ``final`` is the procedure fitted on all of ``table`` (the saved model); its apparent
     :data:`SCORES` on ``table`` minus the mean optimism (score of a bootstrap model on its
     own resample minus its score on ``table``) give the corrected scores, which describe
-    ``final``. A resample with fewer than :data:`MIN_PATIENTS_PER_CLASS` distinct patients
-    of a class is not fitted (``n_skipped``); a statistic a fitted resample cannot compute
-    (a calibration fit that does not converge) is left out of that statistic's mean only and
+    ``final``. A resample with fewer than :data:`MIN_PATIENTS_TO_FIT` distinct patients
+    of a class, or one the procedure refuses, is not fitted (``n_skipped``); a statistic a
+    fitted resample cannot compute (a calibration fit that does not converge, a slope where
+    the classes do not overlap) is left out of that statistic's mean only and
     counted (``n_defined``, ``undefined``: "calibration_slope: corrected over 87 of 100
     resamples"). Also returns the out-of-bag predictions (columns ``row``, ``repeat`` (the
     resample), ``fold`` ("oob"), ``p_pseudoprogression``, ``threshold``): each bootstrap
@@ -285,10 +311,14 @@ def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
         boot, out_of_bag = _resample_patients(table, rng)
         counts = class_counts(boot)
         if min(counts["patients_positive"], counts["patients_negative"]) \
-                < MIN_PATIENTS_PER_CLASS:
+                < MIN_PATIENTS_TO_FIT:
             skipped += 1  # too few distinct patients of a class to fit: counted, not fitted
             continue
-        model = fit(boot)
+        try:
+            model = fit(boot)
+        except UserInputError:  # the procedure refuses this resample: counted, not fitted
+            skipped += 1
+            continue
         own = scores(_labels(boot), model.probability(boot, warn=False), model.threshold)
         p_orig = model.probability(table, warn=False)
         test = scores(y, p_orig, model.threshold)
@@ -304,8 +334,9 @@ def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
     summary = {"scheme": "optimism-corrected bootstrap (Harrell)",
                "n_resamples": int(n_resamples), "n_fitted": int(done),
                "n_skipped": int(skipped),
-               "skipped_because": (f"fewer than {MIN_PATIENTS_PER_CLASS} distinct patients of "
-                                   "a class in the resample"),
+               "skipped_because": (f"fewer than {MIN_PATIENTS_TO_FIT} distinct patients of a "
+                                   "class in the resample, or a resample the procedure "
+                                   "could not fit"),
                "n_defined": defined, "undefined": _defined_text(defined, done),
                "n": int(len(table)), "n_positive": int(y.sum()),
                "n_patients": int(table[ID].nunique()), "apparent": apparent,

@@ -217,3 +217,47 @@ def test_bootstrap_headline_is_the_corrected_saved_model(table, metrics_schema_e
     assert "saved model" in model["headline"]["describes"]
     assert "not the saved one" in evaluation.metrics["out_of_bag"]["describes"]
     assert metrics_schema_errors(to_jsonable(evaluation.metrics)) == []
+
+
+def smallest_cohort(positive_patients: int = 4) -> pd.DataFrame:
+    """19 patients; the 10 lesions with pseudoprogression belong to ``positive_patients``."""
+    t = simulate_cohort(400, seed=3)
+    pos = t[t[LABEL] == 1].head(10).copy()
+    neg = t[t[LABEL] == 0].head(25).copy()
+    pos[ID] = [f"A{i % positive_patients}" for i in range(10)]
+    neg[ID] = [f"A{i}" if i < 4 else f"B{i % 15}" for i in range(25)]
+    return pd.concat([pos, neg]).reset_index(drop=True)
+
+
+def test_the_smallest_cohorts_can_be_validated_with_the_folds_they_allow():
+    table = smallest_cohort()
+    assert table[ID].nunique() == 19
+    mode, reason = V.choose_validation(table, "cv", folds=5)
+    assert mode == "cv" and "4 folds are used instead of 5" in reason and "loo" in reason
+    assert V.choose_validation(table, "bootstrap")[0] == "bootstrap"
+    assert V.choose_validation(table, "loo")[0] == "loo"
+    assert V.choose_validation(table, "auto")[0] == "cv"
+
+
+def test_too_few_patients_is_refused_with_what_to_do():
+    with pytest.raises(V.UserInputError, match="at least 3 of each") as refused:
+        V.choose_validation(smallest_cohort(positive_patients=2), "cv", folds=2)
+    assert "2 with a positive lesion" in str(refused.value)
+    assert "Add patients of the rarer class" in str(refused.value)
+
+
+def test_leave_one_patient_out_predicts_each_patient_from_the_others():
+    table = smallest_cohort()
+    seen = {}
+
+    def procedure(part, progress=None):
+        model = SmallModel(part)
+        seen[len(seen) + 1] = set(part[ID])
+        return model
+
+    predictions, summary = V.repeated_cv(table, procedure, n_folds=V.LEAVE_ONE_OUT)
+    assert summary["n_folds"] == 19 and summary["n_repeats"] == 1
+    assert sorted(predictions["row"]) == list(range(len(table)))
+    for fold, part in predictions.groupby("fold"):
+        held_out = set(table[ID].iloc[part["row"]])
+        assert len(held_out) == 1 and not held_out & seen[fold]
