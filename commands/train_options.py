@@ -82,6 +82,10 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                      help="holdout: share of patients held out for evaluation (default 0.3)")
     val.add_argument("--folds", type=int, default=5,
                      help="cv: folds (default 5; fewer when a class has fewer patients)")
+    val.add_argument("--anticipated-c", type=float, default=None, metavar="C",
+                     help="the C statistic (AUC, 0.5-1) expected from earlier studies, behind "
+                          "the minimum sample size (Riley et al.); default: their "
+                          "conservative choice")
     val.add_argument("--repeats", type=int, default=None,
                      help="cv: repeats (default 10); bootstrap: resamples (default 100)")
     upd = p.add_argument_group("updating a model for a new site")

@@ -32,6 +32,7 @@ from models.choices import DEFAULT_THRESHOLD
 from models.classifier import (
     CUSTOM,
     FAMILIES,
+    TUNING_GRID,
     FeatureLayout,
     custom_estimator,
     estimator_name,
@@ -176,13 +177,15 @@ def fit_model(train_table: pd.DataFrame, seed: int = 0, threshold: float | None 
             train_table, columns, categorical=fitted.layout.categorical).to_dict())
 
 
-def _sample_size(model: TrainedModel, table: pd.DataFrame) -> dict:
-    """:func:`models.validation.sample_size` for the model's features, with the chosen
-    family's cross-validated AUC as the anticipated C statistic."""
+def _sample_size(model: TrainedModel, table: pd.DataFrame,
+                 anticipated_c: float | None = None) -> dict:
+    """:func:`models.validation.sample_size` for the model's features, counting the spline
+    terms the built-in families may fit, with the user's anticipated C statistic (or Riley
+    et al.'s conservative default without one)."""
     layout = FeatureLayout.from_columns(model.feature_columns, declared=model.declared())
-    c = (model.cv_scores.get(model.family) or {}).get("auc")
-    return sample_size(table, layout, c_statistic=None if c is None or not np.isfinite(c)
-                       else float(c))
+    knots = (None if model.family == CUSTOM or "spline" not in FAMILIES else
+             max(TUNING_GRID["spline"]["prepare__contract__spline__n_knots"]))
+    return sample_size(table, layout, c_statistic=anticipated_c, spline_knots=knots)
 
 
 def _split_counts(train_part: pd.DataFrame, test_part: pd.DataFrame, seed: int) -> dict:
@@ -199,7 +202,7 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
           progress: bool = True, nested_cv: bool = True,
           description: TableDescription | None = None, validation: str = "auto",
           folds: int = 5, repeats: int | None = None,
-          estimator: Any = None) -> TrainingResult:
+          estimator: Any = None, anticipated_c: float | None = None) -> TrainingResult:
     """Fit the procedure and validate it by patient.
 
     ``table``: the user's table, put in canonical form by ``description`` (or a
@@ -215,7 +218,9 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
     a function returning one; :func:`models.classifier.load_estimator` reads one from
     ``"module:factory"``), fitted instead of the built-in families through the same
     calibration, threshold, validation, benchmark against the rules and report; the model's
-    family is then :data:`~models.classifier.CUSTOM`.
+    family is then :data:`~models.classifier.CUSTOM`. ``anticipated_c``: the C statistic
+    (AUC) expected from earlier studies, behind the minimum sample size (Riley et al.);
+    without it their conservative default is used.
 
     A table without feature columns is refused first, before its size is judged.
     """
@@ -227,6 +232,10 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
     table = described.table
     feature_columns(table, described.features)
     check_threshold_options(threshold, target_sensitivity)
+    if anticipated_c is not None and not 0.5 < float(anticipated_c) < 1:
+        raise UserInputError(f"the anticipated C statistic must lie between 0.5 and 1, got "
+                             f"{anticipated_c}; give the AUC earlier studies report, or "
+                             "leave it out for Riley et al.'s conservative default.")
     if estimator is not None:
         custom_estimator(estimator)  # a clear error before any split or fit
     mode, reason = choose_validation(table, validation, test_size, folds)
@@ -239,14 +248,16 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
 
     bayes = None if bayes_p is None else np.asarray(bayes_p, dtype=float)
     if mode == "holdout":
-        result = _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv)
+        result = _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv,
+                                anticipated_c)
     elif mode == "loo":
         result = _train_resampled(table, procedure, "cv", LEAVE_ONE_OUT, 1, seed, bayes,
-                                  progress)
+                                  progress, anticipated_c)
         result.validation = "loo"
     else:
         result = _train_resampled(table, procedure, mode, folds,
-                                  repeats or DEFAULT_REPEATS[mode], seed, bayes, progress)
+                                  repeats or DEFAULT_REPEATS[mode], seed, bayes, progress,
+                                  anticipated_c)
     metrics = result.evaluation.metrics
     metrics["validation"] = {"scheme": mode, "reason": reason, "requested": validation}
     metrics["model_selection"] = {"chosen": result.model.family, "cv": result.model.cv_scores}
@@ -255,8 +266,8 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
     return result
 
 
-def _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv
-                   ) -> TrainingResult:
+def _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv,
+                   anticipated_c=None) -> TrainingResult:
     train_idx, test_idx = holdout_split(table, test_size, seed)
     train_part, test_part = table.iloc[train_idx], table.iloc[test_idx]
     check_trainable(train_part, "the training set")
@@ -264,7 +275,7 @@ def _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv
     stages = _Stages(total=4 + (5 if nested_cv else 0), enabled=progress)
     try:
         model = procedure(train_part, progress=stages)
-        size = _sample_size(model, train_part)
+        size = _sample_size(model, train_part, anticipated_c)
         stages("evaluating on held-out patients")
         evaluation = evaluate(model, test_part, None if bayes is None else bayes[test_idx],
                               warn=False)
@@ -281,13 +292,13 @@ def _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv
                           test_part[ID].unique().tolist(), "holdout")
 
 
-def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progress
-                     ) -> TrainingResult:
+def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progress,
+                     anticipated_c=None) -> TrainingResult:
     n_steps = (repeats * folds if mode == "cv" else repeats) + 4
     stages = _Stages(total=n_steps, enabled=progress)
     try:
         model = procedure(table, progress=stages)
-        size = _sample_size(model, table)
+        size = _sample_size(model, table, anticipated_c)
         if mode == "cv":
             predictions, summary = repeated_cv(table, procedure, folds, repeats, seed,
                                                progress=stages)

@@ -354,60 +354,92 @@ def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
 # --------------------------------------------------------------------------- sample size
 
 
-def candidate_feature_count(train_table: pd.DataFrame, layout: FeatureLayout) -> int:
-    """Candidate predictor parameters: one per numeric column (two when it has missing values,
-    for its missing indicator), one per category level beyond the first."""
+def candidate_feature_count(train_table: pd.DataFrame, layout: FeatureLayout,
+                            spline_knots: int | None = None) -> int:
+    """Candidate predictor parameters the procedure can fit: one per numeric column (two
+    when it has missing values, for its missing indicator), ``spline_knots - 1`` instead of
+    one for each continuous column when a spline family with that many knots is among the
+    candidates, one per radiomic column (every one offered, not those a reduction keeps), one
+    per category level beyond the first."""
     count = 0
-    numeric = [c for c in layout.columns if c not in layout.categorical]
-    for c in numeric:
-        count += 1 + int(train_table[c].isna().any())
+    terms = max(int(spline_knots) - 1, 1) if spline_knots else 1
+    continuous = set(layout.continuous)
+    for c in [*layout.numeric, *layout.radiomic]:
+        count += (terms if c in continuous else 1) + int(train_table[c].isna().any())
     for c in layout.categorical:
         count += max(int(train_table[c].nunique()) - 1, 0)
     return count
 
 
+#: The anticipated C statistic's source when the user gives none.
+DEFAULT_C_SOURCE = ("not given (--anticipated-c), so Riley et al.'s conservative default: a "
+                    "Cox-Snell R2 of 15% of its maximum")
+
+
 def sample_size(train_table: pd.DataFrame, layout: FeatureLayout,
-                c_statistic: float | None = None) -> dict:
-    """Events per candidate feature and the minimum sample size for a model with that many
+                c_statistic: float | None = None, spline_knots: int | None = None) -> dict:
+    """Events per candidate parameter and the minimum sample size for a model with that many
     candidate parameters at this prevalence (Riley et al., BMJ 2020), beside the patients,
     lesions and events at hand. Warns when the table is below the minimum or below
-    :data:`MIN_EVENTS_PER_FEATURE` events per feature.
+    :data:`MIN_EVENTS_PER_FEATURE` events per parameter.
 
-    ``c_statistic``: the anticipated C statistic (AUC) behind the anticipated Cox-Snell R2.
-    Riley et al. take it from earlier studies; here it is the chosen family's
-    cross-validated AUC on the training rows, the closest honest stand-in. Without it (or
-    outside 0.5-1) the conservative R2 of 15% of its maximum is used.
+    Parameters are counted as the procedure can fit them (:func:`candidate_feature_count`;
+    ``spline_knots``: the most knots a candidate spline family may use). ``c_statistic``:
+    the anticipated C statistic (AUC) the user expects, e.g. from earlier studies
+    (``--anticipated-c``); without it Riley et al.'s conservative R2 (15% of its maximum) is
+    used, never the data's own estimate. Rows are lesions: the calculation treats them as
+    independent, so with several lesions per patient the patients are also compared with the
+    minimum, and the truth lies between the two.
     """
     y = _labels(train_table)
     events = int(min(y.sum(), len(y) - y.sum()))
-    k = candidate_feature_count(train_table, layout)
+    linear = candidate_feature_count(train_table, layout)
+    k = candidate_feature_count(train_table, layout, spline_knots)
     epv = events / k if k else float("nan")
     ok = bool(epv >= MIN_EVENTS_PER_FEATURE)
-    out = {"events": events, "candidate_features": k, "events_per_feature": epv,
+    counts = class_counts(train_table)
+    n_patients = counts["patients"]
+    out = {"events": events, "candidate_features": k, "linear_terms": linear,
+           "counted_as": (f"{linear} linear terms; {k} with restricted cubic splines of "
+                          f"{spline_knots} knots for the {len(layout.continuous)} continuous "
+                          "columns (the most the candidate families can fit)"
+                          if k != linear else f"{k} linear terms"),
+           "events_per_feature": epv,
            "minimum": MIN_EVENTS_PER_FEATURE, "enough": ok,
-           "n_lesions": int(len(train_table)), "n_patients": int(train_table[ID].nunique())}
+           "n_lesions": int(len(train_table)), "n_patients": int(n_patients),
+           "event_patients": int(min(counts["patients_positive"],
+                                     counts["patients_negative"]))}
     prevalence = float(y.mean()) if len(y) else float("nan")
     if k and 0 < prevalence < 1:
         usable_c = c_statistic if c_statistic is not None and 0.5 < c_statistic < 0.999 \
             else None
         riley = minimum_sample_size(k, prevalence, c_statistic=usable_c)
+        several = n_patients < len(train_table)
+        unit = ("lesions (rows of the table; the calculation treats them as independent)"
+                if several else "patients (one lesion each)")
         out["riley"] = {"minimum_n": int(riley.n), "minimum_events": float(riley.events),
                         "r2_cs": float(riley.r2_cs), "prevalence": prevalence,
                         "c_statistic": usable_c,
+                        "c_source": ("given by the user (--anticipated-c)"
+                                     if usable_c is not None else DEFAULT_C_SOURCE),
                         "n_parameters": k, "enough": bool(len(train_table) >= riley.n),
-                        "method": riley.describe("lesions (rows of the table; one model row "
-                                                 "each)")}
+                        "patients_enough": bool(n_patients >= riley.n),
+                        "method": riley.describe(unit) + (
+                            f" Parameters: {out['counted_as']}." if k != linear else "")
+                        + (f" With {n_patients} patients behind {len(train_table)} lesions, "
+                           "lesions of one patient are not independent: the effective size "
+                           "lies between the patients and the lesions." if several else "")}
         if len(train_table) < riley.n:
             warnings.warn(
                 f"{len(train_table)} lesions ({events} of the rarer class) are below the minimum "
-                f"sample size of {int(riley.n)} for a model with {k} candidate parameters at "
-                f"prevalence {prevalence:.1%} (Riley et al., BMJ 2020): expect an unstable, "
-                "over-fitted model; judge it only by the validated figures, and prefer fewer "
-                "features.", UserWarning, stacklevel=2)
+                f"sample size of {int(riley.n)} for a model with {k} candidate parameters "
+                f"({out['counted_as']}) at prevalence {prevalence:.1%} (Riley et al., BMJ "
+                "2020): expect an unstable, over-fitted model; judge it only by the validated "
+                "figures, and prefer fewer features.", UserWarning, stacklevel=2)
             return out
     if not ok:
-        warnings.warn(f"only {epv:.2g} events per candidate feature ({events} events, {k} "
-                      f"candidate features; fewer than {MIN_EVENTS_PER_FEATURE:g}): the model "
-                      "may be unstable, and its apparent performance optimistic; judge it "
-                      "by the validated figures.", UserWarning, stacklevel=2)
+        warnings.warn(f"only {epv:.2g} events per candidate parameter ({events} events, {k} "
+                      f"candidate parameters; fewer than {MIN_EVENTS_PER_FEATURE:g}): the "
+                      "model may be unstable, and its apparent performance optimistic; judge "
+                      "it by the validated figures.", UserWarning, stacklevel=2)
     return out

@@ -261,3 +261,41 @@ def test_leave_one_patient_out_predicts_each_patient_from_the_others():
     for fold, part in predictions.groupby("fold"):
         held_out = set(table[ID].iloc[part["row"]])
         assert len(held_out) == 1 and not held_out & seen[fold]
+
+
+def pmsampsize_by_hand(p: int, phi: float, r2_cs: float) -> int:
+    """Riley et al.'s three criteria as pmsampsize writes them (S = 0.9, delta = 0.05)."""
+    import math
+
+    max_r2 = 1 - (phi ** phi * (1 - phi) ** (1 - phi)) ** 2
+    n1 = math.ceil(p / ((0.9 - 1) * math.log(1 - r2_cs / 0.9)))
+    s2 = r2_cs / (r2_cs + 0.05 * max_r2)
+    n2 = math.ceil(p / ((s2 - 1) * math.log(1 - r2_cs / s2)))
+    n3 = math.ceil((1.96 / 0.05) ** 2 * phi * (1 - phi))
+    return max(n1, n2, n3)
+
+
+def test_sample_size_counts_what_the_procedure_can_fit(table):
+    from features.contract import model_columns
+    from models.classifier import FeatureLayout
+
+    layout = FeatureLayout.from_columns(model_columns(table.columns))
+    continuous = layout.continuous
+    with_missing = [c for c in layout.numeric if table[c].isna().any()]
+    levels = sum(table[c].nunique() - 1 for c in layout.categorical)
+    linear = len(layout.numeric) + len(with_missing) + levels
+    with pytest.warns(UserWarning, match="below the minimum sample size"):
+        size = V.sample_size(table, layout, spline_knots=5)
+    assert size["linear_terms"] == linear
+    assert size["candidate_features"] == linear + 3 * len(continuous)  # 4 spline terms each
+    phi = table[LABEL].mean()
+    max_r2 = 1 - (phi ** phi * (1 - phi) ** (1 - phi)) ** 2
+    riley = size["riley"]
+    assert riley["c_statistic"] is None and "conservative" in riley["c_source"]
+    assert riley["r2_cs"] == pytest.approx(0.15 * max_r2)
+    assert riley["minimum_n"] == pmsampsize_by_hand(size["candidate_features"], phi,
+                                                    0.15 * max_r2)
+    with pytest.warns(UserWarning):
+        given = V.sample_size(table, layout, c_statistic=0.9, spline_knots=5)
+    assert given["riley"]["c_statistic"] == 0.9 and "--anticipated-c" in \
+        given["riley"]["c_source"]
