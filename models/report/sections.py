@@ -841,9 +841,14 @@ def _update_section(data: Mapping) -> Section | None:
         Para(f"The model trained on {original.get('source', 'another table')} "
              f"({fmt.cell(original.get('n'))} rows) was updated with these local patients. "
              f"Update asked: {upd.get('requested')}; used: {upd.get('chosen')}"
-             + (f" (intercept {fmt.g(upd.get('intercept'))}, slope {fmt.g(upd.get('slope'))} "
-                "on the original model's log-odds)" if upd.get("chosen") in
-                ("intercept", "logistic") else "") + ". The updated model's figures are "
+             + (f" (intercept {fmt.est_ci(upd.get('intercept'), upd.get('intercept_ci'), 2)}"
+                f", slope {fmt.g(upd.get('slope'))} on the original model's log-odds)"
+                if upd.get("chosen") in ("intercept", "logistic") else "")
+             + (f"; the refit is a {upd['refit']}" if upd.get("refit") else "")
+             + (". What it promises is the intercept's 95% interval; one of +/- 0.1 would "
+                f"need about {fmt.cell(upd['local_lesions_for_intercept_within'].get('0.1'))} "
+                "local lesions like these" if upd.get("local_lesions_for_intercept_within")
+                else "") + ". The updated model's figures are "
              "out of fold: patient-grouped cross-validation of the update itself, so no "
              "lesion is scored by an update estimated on its own patient. Methods: "
              "Steyerberg, Clinical Prediction Models, ch. 20; closed test of Vergouwe et al., "
