@@ -145,7 +145,7 @@ class MaximumLikelihoodRevision(ClassifierMixin, BaseEstimator):
 
         Z = np.asarray(self.prepare.transform(X), dtype=float)
         self.keep_ = np.flatnonzero(np.ptp(Z, axis=0) > 0)
-        self.model_ = LogisticRegression(penalty=None, max_iter=self.max_iter, tol=1e-10)
+        self.model_ = LogisticRegression(C=np.inf, max_iter=self.max_iter, tol=1e-10)
         self.model_.fit(Z[:, self.keep_], np.asarray(y).astype(int))
         self.classes_ = self.model_.classes_
         self.n_parameters_ = int(self.keep_.size + 1)

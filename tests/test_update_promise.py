@@ -32,7 +32,7 @@ def population(rng, n, intercept=-1.5, beta=BETA):
 @pytest.fixture(scope="module")
 def base():
     X, y = population(np.random.default_rng(0), 20000)
-    return LogisticRegression(penalty=None).fit(X, y)
+    return LogisticRegression(C=np.inf).fit(X, y)
 
 
 def test_closed_test_matches_vergouwe_worked_by_hand(base):
@@ -40,7 +40,7 @@ def test_closed_test_matches_vergouwe_worked_by_hand(base):
     X, y = population(np.random.default_rng(1), 600, intercept=-1.1,
                       beta=np.array([0.8, -0.3, 0.5]))
     upd = UpdatedClassifier(base, method="auto",
-                            refit_estimator=LogisticRegression(penalty=None)).fit(X, y)
+                            refit_estimator=LogisticRegression(C=np.inf)).fit(X, y)
     lp = logit(np.clip(base.predict_proba(X)[:, 1], 1e-6, 1 - 1e-6))
     ll = {"original": np.sum(y * np.log(expit(lp)) + (1 - y) * np.log(expit(-lp)))}
     ll["intercept"] = sm.GLM(y, np.ones((len(y), 1)), family=sm.families.Binomial(),

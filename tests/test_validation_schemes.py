@@ -31,10 +31,11 @@ class SmallModel:
         y = table[LABEL].to_numpy().astype(int)
         self.fit_ids = table[ID].to_numpy()
         self.lr = LogisticRegression(C=0.5, max_iter=1000).fit(table[COLUMNS], y)
-        p = self.predict_proba(table)
+        p = self.probability(table)
         self.threshold = float(np.sort(p[y == 1])[::-1][int(np.ceil(0.8 * y.sum())) - 1])
 
-    def predict_proba(self, table: pd.DataFrame, warn: bool = True) -> np.ndarray:
+    def probability(self, table: pd.DataFrame, warn: bool = True) -> np.ndarray:
+        """P(pseudoprogression) of each row, as :meth:`TrainedModel.probability`."""
         return self.lr.predict_proba(table[COLUMNS])[:, 1]
 
 
@@ -72,10 +73,10 @@ def test_corrected_figures_are_a_hand_written_harrell_loop(table):
         if min(by_patient.max().sum(), (by_patient.min() == 0).sum()) < 5:
             continue
         model = SmallModel(boot)
-        own = hand_scores(boot[LABEL].to_numpy(), model.predict_proba(boot), model.threshold)
-        test = hand_scores(y, model.predict_proba(table), model.threshold)
+        own = hand_scores(boot[LABEL].to_numpy(), model.probability(boot), model.threshold)
+        test = hand_scores(y, model.probability(table), model.threshold)
         optimism.append({k: own[k] - test[k] for k in own})
-    apparent = hand_scores(y, final.predict_proba(table), final.threshold)
+    apparent = hand_scores(y, final.probability(table), final.threshold)
     mean = pd.DataFrame(optimism).mean()
     assert summary["n_fitted"] == len(optimism)
     for k in apparent:
@@ -100,18 +101,18 @@ def test_copies_of_a_patient_stay_in_one_group(table):
 
 
 def test_skipped_resamples_count_patients_not_lesions():
-    # five patients with pseudoprogression, each with six lesions: most resamples hold
-    # thirty positive lesions or so but fewer than five distinct positive patients
+    # two patients with pseudoprogression, each with fifteen lesions: many resamples hold
+    # fifteen positive lesions or more but fewer than two distinct positive patients
     table = simulate_cohort(400, seed=4)
     positive = table.index[table[LABEL] == 1][:30]
     table = table.drop(table.index[(table[LABEL] == 1)][30:]).reset_index(drop=True)
-    table.loc[table[LABEL] == 1, ID] = [f"P{i // 6}" for i in range(len(positive))]
+    table.loc[table[LABEL] == 1, ID] = [f"P{i // 15}" for i in range(len(positive))]
     rng = np.random.default_rng(2)
     ids = table[ID].unique()
     expected = 0
     for _ in range(6):
         pick = ids[rng.integers(0, len(ids), len(ids))]
-        expected += len({p for p in pick if p.startswith("P")}) < V.MIN_PATIENTS_PER_CLASS
+        expected += len({p for p in pick if p.startswith("P")}) < V.MIN_PATIENTS_TO_FIT
     _, summary = V.optimism_bootstrap(table, SmallModel, SmallModel(table), 6, 2)
     assert expected > 0
     assert summary["n_skipped"] == expected
@@ -127,8 +128,8 @@ def test_a_statistic_a_resample_cannot_compute_is_counted(table):
             calls["n"] += 1
             self.constant = calls["n"] % 3 == 0
 
-        def predict_proba(self, t, warn=True):
-            p = super().predict_proba(t)
+        def probability(self, t, warn=True):
+            p = super().probability(t)
             return np.full(len(t), p.mean()) if getattr(self, "constant", False) else p
 
     _, summary = V.optimism_bootstrap(table, SometimesConstant, SmallModel(table), 6, 3)
