@@ -341,6 +341,12 @@ def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
                "n": int(len(table)), "n_positive": int(y.sum()),
                "n_patients": int(table[ID].nunique()), "apparent": apparent,
                "optimism": mean_opt,
+               "optimism_spread": {k: {"median": float(opt[k].median()),
+                                       "q1": float(opt[k].quantile(0.25)),
+                                       "q3": float(opt[k].quantile(0.75))}
+                                   if defined[k] else {"median": float("nan"),
+                                                       "q1": float("nan"), "q3": float("nan")}
+                                   for k in SCORES},
                "corrected": {k: apparent[k] - mean_opt[k] for k in SCORES},
                "describes": ("apparent and corrected: the saved model (fitted on every "
                              "patient); optimism: the procedure refitted on each resample, "

@@ -79,8 +79,10 @@ def test_corrected_figures_are_a_hand_written_harrell_loop(table):
     apparent = hand_scores(y, final.probability(table), final.threshold)
     mean = pd.DataFrame(optimism).mean()
     assert summary["n_fitted"] == len(optimism)
+    median = pd.DataFrame(optimism).median()
     for k in apparent:
         assert summary["corrected"][k] == pytest.approx(apparent[k] - mean[k], abs=1e-8), k
+        assert summary["optimism_spread"][k]["median"] == pytest.approx(median[k], abs=1e-8)
 
 
 def test_copies_of_a_patient_stay_in_one_group(table):

@@ -701,6 +701,13 @@ def internal_validation_table(metrics: Mapping) -> Table:
                     f"({fmt.cell(boot.get('n_skipped'))} skipped: "
                     f"{boot.get('skipped_because', 'too unbalanced')})"
                     + "".join(f"; {u}" for u in boot.get("undefined") or []) + ".")
+    spread = (boot.get("optimism_spread") or {}).get("calibration_slope") or {}
+    if spread.get("median") is not None:
+        caption += (" Optimism of the calibration slope over the resamples: mean "
+                    f"{fmt.fixed((boot.get('optimism') or {}).get('calibration_slope'))}, "
+                    f"median {fmt.fixed(spread.get('median'))} (quartiles "
+                    f"{fmt.fixed(spread.get('q1'))} to {fmt.fixed(spread.get('q3'))}); a mean "
+                    "far above the median says a few resamples dominate the correction.")
     return Table(["statistic", "apparent (training patients)", middle_name,
                   last[scheme] if pooled else
                   EVALUATED_AS[scheme] if scheme != "saved" else "this evaluation"], rows,
