@@ -2,12 +2,14 @@
 
 A model is trained on a simulated melanoma cohort (2000 patients); the new site is a lung
 cancer population (prevalence 15.3%) whose rCBV reads 40% higher in both classes. For each
-seed, the model is updated with N local patients and scored on 6000 other patients of the
-new site: calibration-in-the-large and slope before and after, and the method chosen. The
-table is printed and written with the machine's core count and package versions to
-``benchmarks/results/site_update.json``.
+seed, the model is updated with N local patients and scored on 20000 other patients of the
+new site: calibration-in-the-large and slope before and after, the method chosen, and
+whether the updated intercept's 95% interval (``--method intercept``) covers the new site's
+true calibration-in-the-large of the original model (its value on the 20000 patients). The
+table, the coverage and the local patients a +/- 0.1 interval needs are printed and written
+with the machine's core count and package versions to ``benchmarks/results/site_update.json``.
 
-    .venv/bin/python benchmarks/site_update.py --seeds 10 --n 1000
+    .venv/bin/python benchmarks/site_update.py --seeds 20 --n 1000
 """
 
 from __future__ import annotations
@@ -33,14 +35,17 @@ def shifted_population(n: int, seed: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print one line per seed and the share of seeds meeting |CITL| < 0.1, slope 0.9-1.1."""
+    """Print one line per seed, the coverage of the intercept's interval and the share of
+    seeds meeting |CITL| < 0.1, slope 0.9-1.1."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=10, help="seeds to run (default 10)")
+    parser.add_argument("--seeds", type=int, default=20, help="seeds to run (default 20)")
     parser.add_argument("--n", type=int, default=1000, help="local patients (default 1000)")
     parser.add_argument("--method", default="auto", help="update method (default auto)")
     parser.add_argument("--out", default=None, help="JSON record (benchmarks/results/...)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
+    import numpy as np
+
     from features.contract import LABEL
     from features.synthetic import simulate_cohort
     from models import train
@@ -49,16 +54,23 @@ def main(argv: list[str] | None = None) -> int:
 
     original = train(simulate_cohort(2000, cohort="melanoma", seed=11), validation="holdout",
                      nested_cv=False, progress=False).model
-    elsewhere = shifted_population(6000, seed=13)
+    elsewhere = shifted_population(20000, seed=13)
     before = calibration_intercept_slope(elsewhere[LABEL],
                                          original.probability(elsewhere, warn=False))
     print(f"before: intercept {before['calibration_intercept']:+.3f}, "
           f"slope {before['calibration_slope']:.3f}")
-    ok, rows, runs = 0, [], []
+    truth = before["calibration_intercept"]  # the intercept an update should recover
+    ok, covered, rows, runs = 0, 0, [], []
     for seed in range(100, 100 + args.seeds):
         start = time.perf_counter()
-        updated, ev = update_model(original, shifted_population(args.n, seed), args.method,
-                                   repeats=1, progress=False)
+        local = shifted_population(args.n, seed)
+        updated, ev = update_model(original, local, args.method, repeats=1, progress=False)
+        _, by_intercept = update_model(original, local, "intercept", repeats=1,
+                                       progress=False)
+        low, high = by_intercept.metrics["update"]["intercept_ci"]
+        hit = bool(low <= truth <= high)
+        covered += hit
+        needed = by_intercept.metrics["update"]["local_lesions_for_intercept_within"]["0.1"]
         after = calibration_intercept_slope(elsewhere[LABEL],
                                             updated.probability(elsewhere, warn=False))
         good = (abs(after["calibration_intercept"]) < 0.1
@@ -67,21 +79,28 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - start
         chosen = ev.metrics["update"]["chosen"]
         runs.append({"seed": seed, "chosen": chosen, "seconds": seconds, **after,
-                     "within_target": bool(good)})
+                     "within_target": bool(good), "intercept_ci": [low, high],
+                     "intercept_ci_covers_truth": hit, "lesions_for_0.1": needed})
         rows.append((seed, chosen, f"{after['calibration_intercept']:+.3f}",
                      f"{after['calibration_slope']:.3f}", "yes" if good else "no",
+                     f"{low:+.3f} to {high:+.3f}", "yes" if hit else "no",
                      f"{seconds:.0f}"))
         print(f"seed {seed}: {chosen:<9} intercept {after['calibration_intercept']:+.3f}, "
               f"slope {after['calibration_slope']:.3f}{'  ok' if good else ''} "
               f"({seconds:.0f} s)", file=sys.stderr, flush=True)
 
     text = markdown_table(["seed", "update chosen", "calibration intercept",
-                           "calibration slope", "within target", "seconds"], rows)
+                           "calibration slope", "within target",
+                           f"intercept 95% CI (truth {truth:+.3f})", "covers", "seconds"], rows)
     print(text)
     print(f"{ok} of {args.seeds} seeds within |intercept| < 0.1 and slope 0.9-1.1")
+    print(f"the updated intercept's 95% interval covered the new site's truth in {covered} of "
+          f"{args.seeds} seeds; a +/- 0.1 interval needs about "
+          f"{int(np.median([r['lesions_for_0.1'] for r in runs]))} local patients")
     out = write_result("site_update", {
         "local_patients": args.n, "method": args.method, "before": before, "runs": runs,
-        "within_target": ok, "seeds": args.seeds, "table": text}, args.out)
+        "within_target": ok, "seeds": args.seeds, "intercept_truth": truth,
+        "intercept_ci_covered": covered, "table": text}, args.out)
     print(f"written to {out}")
     return 0
 

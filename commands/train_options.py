@@ -75,11 +75,18 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     val.add_argument("--validation", choices=VALIDATIONS, default="auto",
                      help="holdout: fit on part of the patients, evaluate on the rest; cv: "
                           "repeated cross-validation of the whole procedure; bootstrap: "
-                          "Harrell's optimism-corrected bootstrap; auto (default): holdout "
-                          "when both sides hold at least 10 lesions of each class, else cv")
+                          "Harrell's optimism-corrected bootstrap; loo: leave-one-patient-out "
+                          "cross-validation (for the smallest cohorts); auto (default): "
+                          "holdout when both sides hold at least 10 lesions of each class, "
+                          "else cv")
     val.add_argument("--test-size", type=float, default=0.3,
                      help="holdout: share of patients held out for evaluation (default 0.3)")
-    val.add_argument("--folds", type=int, default=5, help="cv: folds (default 5)")
+    val.add_argument("--folds", type=int, default=5,
+                     help="cv: folds (default 5; fewer when a class has fewer patients)")
+    val.add_argument("--anticipated-c", type=float, default=None, metavar="C",
+                     help="the C statistic (AUC, 0.5-1) expected from earlier studies, behind "
+                          "the minimum sample size (Riley et al.); default: their "
+                          "conservative choice")
     val.add_argument("--repeats", type=int, default=None,
                      help="cv: repeats (default 10); bootstrap: resamples (default 100)")
     upd = p.add_argument_group("updating a model for a new site")

@@ -113,6 +113,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "models.classifier.RadiomicSelector",
     "models.classifier.RestrictedCubicSplines",
     "models.updating.UpdatedClassifier",
+    "models.updating.MaximumLikelihoodRevision",
 )
 
 

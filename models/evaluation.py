@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from features.article import PREVALENCE, THRESHOLDS
 from features.contract import ID, LABEL, LESION, validate_table
@@ -97,8 +98,9 @@ def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,
     y = table[LABEL].to_numpy().astype(int)
     p = np.asarray(p, dtype=float)
     rules = apply_rules(table)
+    groups = table[ID].astype(str).to_numpy()
     metrics = benchmark(y, p, threshold, rules,
-                        restate_prevalences=restate_prevalences or PREVALENCE)
+                        restate_prevalences=restate_prevalences or PREVALENCE, groups=groups)
     keys = {ID: table[ID].to_numpy()}
     if LESION in table.columns:
         keys[LESION] = table[LESION].to_numpy()
@@ -106,7 +108,7 @@ def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,
     frame = pd.concat([frame, rules.add_prefix(RULE_PREFIX).reset_index(drop=True)], axis=1)
     if bayes_p is not None:
         bayes_p = np.asarray(bayes_p, dtype=float)
-        auc, ci = auc_with_ci(y, bayes_p)
+        auc, ci = auc_with_ci(y, bayes_p, groups=groups)
         metrics["bayes_ceiling"] = {"auc": auc, "auc_ci": ci,
                                     "brier": brier_score(y, bayes_p)}
         frame["bayes_posterior"] = bayes_p
@@ -115,7 +117,7 @@ def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,
     if ctdna.column in table.columns:
         extra[f"{ctdna.column} < {ctdna.value:g} ({ctdna.figure})"] = (
             (table[ctdna.column] < ctdna.value).astype(float).where(table[ctdna.column].notna()))
-    ors = feature_odds_ratios(table, y, extra_binary=extra)
+    ors = feature_odds_ratios(table, y, extra_binary=extra, groups=groups)
     metrics["feature_odds_ratios"] = ors.to_dict(orient="records")
     metrics["units"] = {"n_lesions": int(len(table)),
                         "n_patients": int(table[ID].nunique())}
@@ -236,3 +238,205 @@ def add_uncertainty(metrics: dict, frame: pd.DataFrame, threshold: float,
         "net_benefit": _net_benefit(y, p, rules, threshold),
     }))
     return out
+
+
+# --------------------------------------------------------------------------- resampled schemes
+
+
+#: How the headline intervals of repeated cross-validation are formed.
+REPEATS_CI_METHOD = (
+    "each repeat's interval (at the patient level where patients have several lesions) "
+    "combined over the repeats by Rubin's rules: the mean within-repeat variance plus "
+    "(1 + 1/R) times the variance between the R repeats, on the logit scale for the AUC and "
+    "proportions, the log scale for the diagnostic odds ratio, the natural scale for "
+    "calibration")
+#: How the headline intervals of the optimism bootstrap are formed.
+OPTIMISM_CI_METHOD = ("the saved model's apparent interval (at the patient level where "
+                      "patients have several lesions) shifted by the mean optimism")
+#: Headline figures combined over repeats, with the scale their intervals are combined on.
+_COMBINED_SCALES: dict[str, str] = {
+    "auc": "logit", "sensitivity": "logit", "specificity": "logit", "ppv": "logit",
+    "npv": "logit", "dor": "log", "calibration_intercept": "identity",
+    "calibration_slope": "identity"}
+_Z95 = 1.959963984540054
+
+
+def _transform(values, scale: str, inverse: bool = False) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if scale == "logit":
+            return 1 / (1 + np.exp(-v)) if inverse else np.log(v / (1 - v))
+        if scale == "log":
+            return np.exp(v) if inverse else np.log(v)
+    return v
+
+
+def rubin_interval(estimates, intervals, scale: str = "identity",
+                   confidence_level: float = 0.95) -> list[float]:
+    """The interval of the mean of ``estimates`` (one per repeat, each with its 95%
+    ``interval``) by Rubin's rules on ``scale`` (``identity``, ``logit`` or ``log``): total
+    variance = mean within-repeat variance (from each interval's half-width) + (1 + 1/R) x
+    the between-repeat variance of the transformed estimates. Repeats whose estimate or
+    interval is not finite on the scale are left out; [nan, nan] when none is left."""
+    q = _transform(estimates, scale)
+    ci = _transform(np.asarray(intervals, dtype=float).reshape(-1, 2), scale)
+    ok = np.isfinite(q) & np.isfinite(ci).all(axis=1)
+    if not ok.any():
+        return [float("nan"), float("nan")]
+    q, ci = q[ok], ci[ok]
+    within = np.mean(((ci[:, 1] - ci[:, 0]) / (2 * _Z95)) ** 2)
+    between = float(np.var(q, ddof=1)) if len(q) > 1 else 0.0
+    total = within + (1 + 1 / len(q)) * between
+    centre = float(_transform(np.mean(np.asarray(estimates, dtype=float)[ok]), scale))
+    if not np.isfinite(centre):
+        centre = float(np.mean(q))
+    z = float(stats.norm.ppf(0.5 + confidence_level / 2))
+    low, high = _transform([centre - z * np.sqrt(total), centre + z * np.sqrt(total)], scale,
+                           inverse=True)
+    return [float(low), float(high)]
+
+
+def _mean_of(values: list):
+    """The element-wise mean of equally shaped records (dicts, lists, numbers): numbers
+    nan-aware, integers rounded, strings and booleans taken from the first record."""
+    first = values[0]
+    if isinstance(first, dict):
+        return {k: _mean_of([v.get(k) for v in values]) for k in first}
+    if isinstance(first, (list, tuple)) and all(isinstance(v, (list, tuple)) and
+                                                len(v) == len(first) for v in values):
+        return [_mean_of(list(col)) for col in zip(*values, strict=True)]
+    if isinstance(first, (bool, np.bool_, str)) or first is None and all(
+            v is None for v in values):
+        return first
+    numbers = np.array([np.nan if v is None else v for v in values], dtype=float)
+    mean = float(np.nanmean(numbers)) if np.isfinite(numbers).any() else float("nan")
+    if isinstance(first, (int, np.integer)) and np.isfinite(mean):
+        return int(round(mean))
+    return mean
+
+
+def _spread(records: list[dict], keys) -> dict:
+    """Mean, SD (ddof 1), min and max of each statistic over ``records`` (the repeats)."""
+    out = {}
+    for k in keys:
+        v = np.array([np.nan if r.get(k) is None else r[k] for r in records], dtype=float)
+        v = v[np.isfinite(v)]
+        out[k] = {"mean": float(v.mean()) if v.size else float("nan"),
+                  "sd": float(v.std(ddof=1)) if v.size > 1 else float("nan"),
+                  "min": float(v.min()) if v.size else float("nan"),
+                  "max": float(v.max()) if v.size else float("nan"),
+                  "n_defined": int(v.size)}
+    return out
+
+
+def _cross_validated_headline(table: pd.DataFrame, predictions: pd.DataFrame,
+                              threshold: float, groups: np.ndarray) -> tuple[dict, dict]:
+    """The model's and the rules' figures as the mean over the repeats of each repeat's
+    out-of-fold benchmark (every lesion called at its own fold model's threshold), with
+    intervals by :func:`rubin_interval`."""
+    y = table[LABEL].to_numpy().astype(int)
+    rules = apply_rules(table)
+    benches = []
+    for _, part in predictions.groupby("repeat", sort=True):
+        part = part.sort_values("row")
+        if len(part) != len(table) or not np.array_equal(part["row"].to_numpy(),
+                                                         np.arange(len(table))):
+            continue  # a repeat that did not predict every lesion is not a repeat of cv
+        benches.append(benchmark(y, part[P_COLUMN].to_numpy(), threshold, rules,
+                                 restate_prevalences=PREVALENCE, groups=groups,
+                                 row_thresholds=part["threshold"].to_numpy()))
+    models = [b["model"] for b in benches]
+    headline = _mean_of(models)
+    for key, scale in _COMBINED_SCALES.items():
+        headline[f"{key}_ci"] = rubin_interval([m[key] for m in models],
+                                               [m[f"{key}_ci"] for m in models], scale)
+    headline["headline"] = {
+        "figures": (f"mean over {len(models)} repeats of cross-validation of each repeat's "
+                    "out-of-fold figures, every lesion called at its own fold model's "
+                    "threshold; 2x2 counts: the repeats' mean, rounded"),
+        "intervals": REPEATS_CI_METHOD,
+        "describes": "the fitting procedure (each fold's model), not the saved model alone",
+        "spread": _spread(models, [*_COMBINED_SCALES, "brier"])}
+    return headline, _mean_of([b["rules"] for b in benches])
+
+
+def _clip_interval(ci, shift: float, bounded: bool) -> list[float]:
+    low, high = (float(v) - shift for v in ci)
+    return [max(low, 0.0), min(high, 1.0)] if bounded else [low, high]
+
+
+def _bootstrap_headline(base: dict, table: pd.DataFrame, final: TrainedModel,
+                        summary: dict, groups: np.ndarray) -> dict:
+    """The saved model's Harrell-corrected figures over the out-of-bag benchmark's frame:
+    each corrected statistic replaces its out-of-bag value, with the apparent interval shifted
+    by the optimism (:data:`OPTIMISM_CI_METHOD`)."""
+    y = table[LABEL].to_numpy().astype(int)
+    p = final.probability(table, warn=False)
+    apparent = benchmark(y, p, final.threshold, pd.DataFrame(index=range(len(y))),
+                         restate_prevalences=PREVALENCE, groups=groups)["model"]
+    headline = dict(base)
+    corrected, optimism = summary["corrected"], summary["optimism"]
+    for key in corrected:
+        headline[key] = corrected[key]
+        if f"{key}_ci" in apparent:
+            shift = optimism[key] if np.isfinite(optimism[key]) else float("nan")
+            headline[f"{key}_ci"] = _clip_interval(apparent[f"{key}_ci"], shift,
+                                                   key not in ("calibration_intercept",
+                                                               "calibration_slope"))
+    undefined = summary.get("undefined") or []
+    headline["headline"] = {
+        "figures": ("Harrell's optimism-corrected figures (apparent minus the mean optimism "
+                    f"over {summary['n_fitted']} fitted resamples"
+                    + (f"; {'; '.join(undefined)}" if undefined else "")
+                    + "); 2x2 counts, DOR and restated PPV/NPV: the out-of-bag predictions"),
+        "intervals": OPTIMISM_CI_METHOD,
+        "describes": "the saved model (fitted on every patient)"}
+    return headline
+
+
+def evaluate_resampled(table: pd.DataFrame, final: TrainedModel, predictions: pd.DataFrame,
+                       mode: str, summary: dict,
+                       bayes_p: np.ndarray | None = None) -> Evaluation:
+    """The evaluation of a cross-validated (``mode`` "cv") or bootstrapped ("bootstrap")
+    procedure on the training ``table``.
+
+    ``predictions``: every out-of-fold or out-of-bag prediction (``row``, ``repeat``,
+    ``fold``, ``p_pseudoprogression``, ``threshold``), as :func:`models.validation.
+    repeated_cv` and :func:`~models.validation.optimism_bootstrap` return them with
+    ``summary``. Headline (``metrics["model"]``, ``metrics["rules"]``): under cv the mean
+    over repeats of each repeat's figures with intervals combined over the repeats
+    (:func:`rubin_interval`); under the bootstrap Harrell's corrected figures of ``final``.
+    The frame's probability is each lesion's mean over the repeats (cv: the averaged
+    ensemble, its figures under ``metrics["ensemble"]``) or over the resamples that left its
+    patient out (bootstrap: ``metrics["out_of_bag"]``); ``Evaluation.predictions`` holds
+    every prediction with the rules' calls."""
+    mean_p = predictions.groupby("row")[P_COLUMN].mean()
+    rows = mean_p.index.to_numpy().astype(int)
+    evaluated = table.iloc[rows]
+    evaluation = evaluate_predictions(evaluated, mean_p.to_numpy(), final.threshold,
+                                      None if bayes_p is None else np.asarray(bayes_p)[rows])
+    metrics = evaluation.metrics
+    groups = table[ID].astype(str).to_numpy()
+    if mode == "cv":
+        metrics["ensemble"] = {
+            "describes": ("the averaged ensemble: each lesion's out-of-fold probability "
+                          "averaged over the repeats' models, called at the saved model's "
+                          "threshold; flatters the procedure, shown for comparison only"),
+            "model": metrics["model"]}
+        metrics["model"], metrics["rules"] = _cross_validated_headline(
+            table, predictions, final.threshold, groups)
+    else:
+        metrics["out_of_bag"] = {
+            "describes": ("the bootstrap models (not the saved one): each lesion's "
+                          "probability averaged over the resample models that did not see "
+                          "its patient, called at the saved model's threshold"),
+            "model": metrics["model"]}
+        metrics["model"] = _bootstrap_headline(metrics["model"], table, final, summary,
+                                               groups)
+    keys = table[[c for c in (ID, LESION) if c in table.columns]].reset_index(drop=True)
+    calls = apply_rules(table).add_prefix(RULE_PREFIX).reset_index(drop=True)
+    stacked = predictions.join(keys, on="row").join(calls, on="row")
+    stacked.insert(0, LABEL, table[LABEL].to_numpy()[predictions["row"].to_numpy()])
+    evaluation.predictions = stacked[[*keys.columns, "repeat", "fold", LABEL, P_COLUMN,
+                                      "threshold", *calls.columns]].reset_index(drop=True)
+    return evaluation

@@ -106,6 +106,92 @@ def _nan_pair() -> list[float]:
     return [NAN, NAN]
 
 
+# --------------------------------------------------------------------------- clustering
+
+
+def clusters(groups, n: int) -> np.ndarray | None:
+    """Cluster (patient) index 0..I-1 of each of ``n`` rows, or None when ``groups`` is None
+    or every group holds one row: the rows are then independent and every interval is the
+    plain one."""
+    if groups is None:
+        return None
+    g = np.asarray(groups).ravel()
+    if g.shape[0] != n:
+        raise ValueError(f"groups has {g.shape[0]} rows, y has {n}.")
+    _, index = np.unique(g.astype(str), return_inverse=True)
+    index = index.ravel()
+    if index.size == 0 or index.max() + 1 == n:
+        return None
+    return index
+
+
+def _cluster_sums(values: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    """Sums of the columns of ``values`` (shape (n,) or (n, k)) within each cluster."""
+    values = np.asarray(values, dtype=float)
+    out = np.zeros((int(cluster.max()) + 1,) + values.shape[1:])
+    np.add.at(out, cluster, values)
+    return out
+
+
+def _sandwich(influence: np.ndarray, cluster: np.ndarray) -> float:
+    """Cluster-robust variance of a mean-type estimate from its rows' influence values:
+    I/(I-1) * sum over clusters of (sum of the cluster's values)^2, I = clusters present."""
+    sums = _cluster_sums(influence, cluster)
+    present = np.bincount(cluster, minlength=sums.shape[0]) > 0
+    n_clusters = int(present.sum())
+    if n_clusters < 2:
+        return NAN
+    return float(n_clusters / (n_clusters - 1) * np.sum(sums[present] ** 2))
+
+
+#: How reports describe the intervals of proportions and odds ratios on clustered rows.
+CLUSTERED_PROPORTION_METHOD = (
+    "Wilson interval on the effective number of lesions (lesions divided by the design "
+    "effect of the patients' clustering: the cluster-robust (ratio-estimator) variance over "
+    "the binomial one, at least 1)")
+CLUSTERED_DOR_METHOD = ("Woolf (logit) interval with its variance multiplied by the design "
+                        "effect of the patients' clustering")
+CLUSTERED_AUC_METHOD = ("clustered DeLong standard error (Obuchowski, Biometrics 1997: "
+                        "placement values summed per patient), interval on the logit scale")
+CLUSTERED_CALIBRATION_METHOD = ("Wald intervals of the logistic recalibration fits with "
+                                "cluster-robust (patient) standard errors")
+
+
+def proportion_design_effect(hits, cluster: np.ndarray | None) -> float:
+    """Design effect of a proportion ``mean(hits)`` over clustered rows: the cluster-robust
+    (ratio-estimator) variance sum_i (h_i - r n_i)^2 I/(I-1) / n^2 over the binomial
+    r(1-r)/n, floored at 1. Where the binomial variance is 0 (r = 0 or 1) it is the mean
+    rows per cluster (every cluster alike: the effective count is the clusters). 1 when
+    ``cluster`` is None."""
+    h = np.asarray(hits, dtype=float)
+    n = h.shape[0]
+    if cluster is None or n == 0:
+        return 1.0
+    r = h.mean()
+    n_clusters = int(np.unique(cluster).size)
+    if r in (0.0, 1.0) or n_clusters < 2:
+        return max(1.0, n / max(n_clusters, 1))
+    robust = _sandwich((h - r) / n, cluster)
+    return max(1.0, robust / (r * (1 - r) / n))
+
+
+def _clustered_proportion(hits: np.ndarray, cluster: np.ndarray | None,
+                          alpha: float = 0.05) -> tuple[float, list[float], float]:
+    """Proportion, its interval and design effect: Wilson's on ``n / design effect``."""
+    n = hits.shape[0]
+    if n == 0:
+        return NAN, _nan_pair(), NAN
+    deff = proportion_design_effect(hits, cluster)
+    share = float(hits.mean())
+    if deff == 1.0:
+        return share, list(wilson_ci(int(hits.sum()), n, alpha)), 1.0
+    from statsmodels.stats.proportion import proportion_confint
+
+    n_eff = n / deff
+    lo, hi = proportion_confint(share * n_eff, n_eff, alpha=alpha, method="wilson")
+    return share, [float(min(lo, share)), float(max(hi, share))], float(deff)
+
+
 # --------------------------------------------------------------------------- proportions
 
 
@@ -213,15 +299,66 @@ def _metrics_from_counts(tp: int, fp: int, tn: int, fn: int, alpha: float = 0.05
     }
 
 
-def binary_metrics(y_true, y_pred, alpha: float = 0.05) -> dict:
+def binary_metrics(y_true, y_pred, alpha: float = 0.05, groups=None) -> dict:
     """Sensitivity, specificity, PPV, NPV (Wilson CIs) and DOR (Woolf CI) of 0/1 predictions.
 
     Keys: n, n_positive, tp, fp, tn, fn, sensitivity(_ci), specificity(_ci), ppv(_ci),
     npv(_ci), dor(_ci), dor_note (:func:`dor_note`). A metric whose denominator is 0 is
     nan. Rows where ``y_pred`` is NaN are not counted (``n`` is the number of covered rows).
+
+    ``groups``: the patient of each row. When a patient has several covered rows, the
+    intervals account for the clustering (:data:`CLUSTERED_PROPORTION_METHOD`,
+    :data:`CLUSTERED_DOR_METHOD`) and ``design_effect`` holds each figure's design effect
+    and ``n_patients`` the patients; with one row per patient nothing changes.
     """
-    c = confusion_counts(y_true, y_pred)
-    return _metrics_from_counts(c["tp"], c["fp"], c["tn"], c["fn"], alpha)
+    y = _labels(y_true)
+    pred = _predictions(y_pred, y.shape[0])
+    covered = ~np.isnan(pred)
+    c = confusion_counts(y[covered], pred[covered])
+    out = _metrics_from_counts(c["tp"], c["fp"], c["tn"], c["fn"], alpha)
+    cluster = None if groups is None else clusters(np.asarray(groups).ravel()[covered],
+                                                   int(covered.sum()))
+    if cluster is None:
+        return out
+    yc, call = y[covered], pred[covered] == 1
+    deff = {}
+    for key, rows, hits in (("sensitivity", yc == 1, call), ("specificity", yc == 0, ~call),
+                            ("ppv", call, yc == 1), ("npv", ~call, yc == 0)):
+        sub = clusters(cluster[rows], int(rows.sum())) if rows.any() else None
+        _, ci, d = _clustered_proportion(hits[rows].astype(float), sub, alpha)
+        if np.isfinite(out[key]):
+            out[f"{key}_ci"], deff[key] = ci, d
+    deff["dor"] = _dor_design_effect(yc, call, cluster)
+    if np.isfinite(out["dor"]) and deff["dor"] > 1:
+        log_dor = math.log(out["dor"])
+        half = math.log(out["dor_ci"][1] / out["dor"]) * math.sqrt(deff["dor"])
+        out["dor_ci"] = [math.exp(log_dor - half), math.exp(log_dor + half)]
+    out["design_effect"] = deff
+    out["n_patients"] = int(np.unique(cluster).size)
+    return out
+
+
+def _dor_design_effect(y: np.ndarray, call: np.ndarray, cluster: np.ndarray) -> float:
+    """Design effect of the log diagnostic odds ratio, logit(Se) + logit(Sp): the
+    cluster-robust variance of its linearisation over the independent-rows one, at least 1
+    (Haldane-corrected Se and Sp where a cell is 0)."""
+    pos, neg = y == 1, y == 0
+    n1, n0 = int(pos.sum()), int(neg.sum())
+    if n1 == 0 or n0 == 0:
+        return 1.0
+    tp, fp, fn, tn = _counts(y, call)
+    half = 0.5 if min(tp, fp, fn, tn) == 0 else 0.0
+    se = (tp + half) / (n1 + 2 * half)
+    sp = (tn + half) / (n0 + 2 * half)
+    if not (0 < se < 1 and 0 < sp < 1):
+        return 1.0
+    psi = np.where(pos, (call - se) / (n1 * se * (1 - se)),
+                   (~call - sp) / (n0 * sp * (1 - sp)))
+    independent = float(np.sum(psi ** 2))
+    robust = _sandwich(psi, cluster)
+    if not (independent > 0 and np.isfinite(robust)):
+        return 1.0
+    return max(1.0, robust / independent)
 
 
 def diagnostic_odds_ratios(y, rules: pd.DataFrame, confidence_level: float = 0.95
@@ -296,16 +433,50 @@ def _delong_covariance(v10: np.ndarray, v01: np.ndarray) -> np.ndarray:
     return _covariance(v10) / v10.shape[1] + _covariance(v01) / v01.shape[1]
 
 
+def _obuchowski_covariance(y: np.ndarray, aucs: np.ndarray, v10: np.ndarray,
+                           v01: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    """Covariance of AUCs on clustered rows (Obuchowski, Biometrics 1997, eqs. 3-5).
+
+    Each patient i sums its positives' and its negatives' placement values, V10_i and V01_i;
+    with m_i positives, n_i negatives, N1 and N0 in all and I patients:
+    Cov = I/(I-1) sum_i (V10_i - m_i AUC)/N1 + (V01_i - n_i AUC)/N0, outer product with itself
+    (her S10/N1 + S01/N0 + 2 S11/(N1 N0))."""
+    pos = y == 1
+    n1, n0 = v10.shape[1], v01.shape[1]
+    n_clusters = int(cluster.max()) + 1
+    a = _cluster_sums(v10.T, cluster[pos]) if n1 else np.zeros((0, len(aucs)))
+    b = _cluster_sums(v01.T, cluster[~pos]) if n0 else np.zeros((0, len(aucs)))
+    a = np.vstack([a, np.zeros((n_clusters - a.shape[0], a.shape[1]))])
+    b = np.vstack([b, np.zeros((n_clusters - b.shape[0], b.shape[1]))])
+    m = np.bincount(cluster[pos], minlength=n_clusters)[:, None]
+    k = np.bincount(cluster[~pos], minlength=n_clusters)[:, None]
+    u = (a - m * aucs) / n1 + (b - k * aucs) / n0
+    return n_clusters / (n_clusters - 1) * (u.T @ u)
+
+
+def auc_covariance(y: np.ndarray, scores: Sequence[np.ndarray],
+                   cluster: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """AUCs of ``scores`` on the same rows and their covariance: DeLong's for independent
+    rows, Obuchowski's (:func:`_obuchowski_covariance`) when ``cluster`` (from
+    :func:`clusters`) says some patients have several rows."""
+    aucs, v10, v01 = delong_components(y, scores)
+    if cluster is None:
+        return aucs, _delong_covariance(v10, v01)
+    return aucs, _obuchowski_covariance(y, aucs, v10, v01, cluster)
+
+
 #: How reports describe the AUC interval.
 AUC_CI_METHOD = "DeLong standard error, interval on the logit scale (stays within 0-1)"
 
 
-def auc_with_ci(y_true, p, alpha: float = 0.05) -> tuple[float, list[float]]:
+def auc_with_ci(y_true, p, alpha: float = 0.05, groups=None) -> tuple[float, list[float]]:
     """ROC AUC with its DeLong interval, formed on the logit scale (:data:`AUC_CI_METHOD`).
 
     logit(AUC) +/- z * SE / (AUC (1 - AUC)) mapped back, so the interval never passes 0 or
     1 and is not cut there. nan when only one class is present; the interval is nan with
-    fewer than two rows of a class or an AUC of exactly 0 or 1.
+    fewer than two rows of a class or an AUC of exactly 0 or 1. ``groups``: the patient of
+    each row; when a patient has several rows the standard error is Obuchowski's clustered
+    one (:data:`CLUSTERED_AUC_METHOD`).
     """
     y = _labels(y_true)
     prob = _scores(p, y.shape[0])
@@ -314,8 +485,8 @@ def auc_with_ci(y_true, p, alpha: float = 0.05) -> tuple[float, list[float]]:
         return NAN, _nan_pair()
     if min(int(y.sum()), int((1 - y).sum())) < 2 or value in (0.0, 1.0):
         return value, _nan_pair()
-    _, v10, v01 = delong_components(y, [prob])
-    se = float(np.sqrt(max(_delong_covariance(v10, v01)[0, 0], 0.0)))
+    _, cov = auc_covariance(y, [prob], clusters(groups, y.shape[0]))
+    se = float(np.sqrt(max(cov[0, 0], 0.0)))
     z = stats.norm.ppf(1 - alpha / 2)
     half = z * se / (value * (1 - value))
     centre = math.log(value / (1 - value))
@@ -323,12 +494,14 @@ def auc_with_ci(y_true, p, alpha: float = 0.05) -> tuple[float, list[float]]:
                    float(1 / (1 + math.exp(-(centre + half))))]
 
 
-def delong_test(y, score_a, score_b, confidence_level: float = 0.95) -> dict:
+def delong_test(y, score_a, score_b, confidence_level: float = 0.95, groups=None) -> dict:
     """DeLong's test for two correlated AUCs on the same rows (DeLong et al. 1988).
 
     Uses :func:`delong_components`; ties count one half, so a 0/1 rule's AUC is
     (sensitivity + specificity) / 2. Returns ``auc_a``, ``auc_b``, ``difference`` (a - b),
     its ``se``, ``z``, two-sided ``p_value`` and a normal-theory ``ci`` of the difference.
+    ``groups``: the patient of each row; when a patient has several rows the covariance is
+    Obuchowski's clustered one (:func:`auc_covariance`) and ``method`` says so.
     """
     y = _labels(y)
     a = _scores(score_a, y.shape[0], "score_a")
@@ -338,9 +511,10 @@ def delong_test(y, score_a, score_b, confidence_level: float = 0.95) -> dict:
            "z": NAN, "p_value": NAN, "ci": _nan_pair()}
     if m < 2 or k < 2:
         return nan
-    aucs, v10, v01 = delong_components(y, [a, b])
+    cluster = clusters(groups, y.shape[0])
+    aucs, cov = auc_covariance(y, [a, b], cluster)
     c = np.array([1.0, -1.0])
-    var = c @ _delong_covariance(v10, v01) @ c
+    var = c @ cov @ c
     diff = float(aucs[0] - aucs[1])
     se = float(np.sqrt(max(var, 0.0)))
     zq = stats.norm.ppf(0.5 + confidence_level / 2)
@@ -350,7 +524,9 @@ def delong_test(y, score_a, score_b, confidence_level: float = 0.95) -> dict:
     else:
         z, pval = (0.0, 1.0) if diff == 0 else (np.sign(diff) * np.inf, 0.0)
     return {"auc_a": float(aucs[0]), "auc_b": float(aucs[1]), "difference": diff, "se": se,
-            "z": float(z), "p_value": pval, "ci": [float(diff - zq * se), float(diff + zq * se)]}
+            "z": float(z), "p_value": pval, "ci": [float(diff - zq * se), float(diff + zq * se)],
+            "method": ("DeLong" if cluster is None else
+                       "DeLong with Obuchowski's clustered covariance (patients)")}
 
 
 def brier_score(y_true, p) -> float:
@@ -373,19 +549,25 @@ def _logit(p: np.ndarray) -> np.ndarray:
 CALIBRATION_CI_METHOD = "Wald intervals of the logistic recalibration fits"
 
 
-def calibration_intercept_slope(y_true, p) -> dict:
+def calibration_intercept_slope(y_true, p, groups=None) -> dict:
     """Calibration slope and calibration-in-the-large, each with a 95% Wald interval.
 
     calibration_slope: coefficient of logit(p) in a logistic regression of y on logit(p)
     (1 is ideal; below 1 means over-confident probabilities). calibration_intercept:
     intercept of a logistic regression of y with logit(p) as offset (0 is ideal; above 0
     means the model under-predicts). ``p`` is clipped to [1e-6, 1 - 1e-6]. Values are
-    nan when a fit is impossible (one class, separation).
+    nan when a fit is impossible (one class; the slope also when the classes do not overlap
+    on logit(p), where its estimate does not exist). ``groups``: the patient of each
+    row; when a patient has several rows the standard errors are cluster-robust
+    (:data:`CLUSTERED_CALIBRATION_METHOD`); the estimates do not change.
     """
     import statsmodels.api as sm
 
     y = _labels(y_true)
     prob = _probabilities(p, y.shape[0])
+    cluster = clusters(groups, y.shape[0])
+    robust = ({} if cluster is None else
+              {"cov_type": "cluster", "cov_kwds": {"groups": cluster}})
     out = {"calibration_intercept": NAN, "calibration_intercept_ci": _nan_pair(),
            "calibration_slope": NAN, "calibration_slope_ci": _nan_pair()}
     if len(np.unique(y)) < 2:
@@ -395,16 +577,20 @@ def calibration_intercept_slope(y_true, p) -> dict:
         warnings.simplefilter("ignore")
         try:
             fit = sm.GLM(y, np.ones((len(y), 1)), family=sm.families.Binomial(),
-                         offset=lp).fit()
+                         offset=lp).fit(**robust)
             ci = np.asarray(fit.conf_int())[0]
             if np.isfinite(fit.params[0]):
                 out["calibration_intercept"] = float(fit.params[0])
                 out["calibration_intercept_ci"] = [float(ci[0]), float(ci[1])]
         except Exception:  # a failed fit is reported as nan
             pass
-        if np.ptp(lp) > 0:
+        # the slope's maximum-likelihood estimate exists only where the classes overlap on
+        # logit(p); separated classes (AUC 0 or 1) leave it undefined, not merely large
+        lp1, lp0 = lp[y == 1], lp[y == 0]
+        if np.ptp(lp) > 0 and lp0.max() > lp1.min() and lp1.max() > lp0.min():
             try:
-                fit = sm.Logit(y, sm.add_constant(lp, has_constant="add")).fit(disp=0)
+                fit = sm.Logit(y, sm.add_constant(lp, has_constant="add")).fit(disp=0,
+                                                                                **robust)
                 ci = np.asarray(fit.conf_int())[1]
                 if fit.mle_retvals.get("converged", True) and np.isfinite(fit.params[1]):
                     out["calibration_slope"] = float(fit.params[1])
@@ -441,14 +627,15 @@ def _at_sensitivity(y: np.ndarray, p: np.ndarray, target: float) -> dict:
 
 
 def operating_point_at_sensitivity(y_true, p, target_sensitivity: float,
-                                   with_ci: bool = True) -> dict:
+                                   with_ci: bool = True, groups=None) -> dict:
     """The model's operating point at the highest threshold reaching a target sensitivity.
 
     A lesion is called pseudoprogression when ``p >= threshold`` (:func:`called`); the
     threshold is one of the scores, or just above the highest for a target of 0. Returns
     threshold, sensitivity, specificity, ppv (0-1) and, with ``with_ci``, their Wilson
     ``_ci`` pairs and tp, fp, tn, fn, n. Metrics are nan when there are no positives or the
-    target is nan or above 1.
+    target is nan or above 1. ``groups``: patients, for clustered intervals
+    (:func:`binary_metrics`).
     """
     y = _labels(y_true)
     prob = _scores(p, y.shape[0])
@@ -459,10 +646,10 @@ def operating_point_at_sensitivity(y_true, p, target_sensitivity: float,
     if not np.isfinite(point["threshold"]):
         return point | {f"{k}_ci": _nan_pair() for k in ("sensitivity", "specificity", "ppv")} \
             | {"tp": 0, "fp": 0, "tn": 0, "fn": 0, "n": int(len(y))}
-    m = binary_metrics(y, called(prob, point["threshold"]).astype(float))
+    m = binary_metrics(y, called(prob, point["threshold"]).astype(float), groups=groups)
     keys = ("sensitivity", "sensitivity_ci", "specificity", "specificity_ci", "ppv", "ppv_ci",
-            "tp", "fp", "tn", "fn", "n")
-    return {"threshold": point["threshold"]} | {k: m[k] for k in keys}
+            "tp", "fp", "tn", "fn", "n", "design_effect")
+    return {"threshold": point["threshold"]} | {k: m[k] for k in keys if k in m}
 
 
 # --------------------------------------------------------------------------- prevalence
@@ -536,8 +723,11 @@ def restate_at_prevalence(sensitivity: float, specificity: float, prevalence,
 
 
 def _at_prevalences(m: Mapping, prevalences: Mapping[str, float]) -> dict:
-    n_pos = m["tp"] + m["fn"]
-    n_neg = m["tn"] + m["fp"]
+    """PPV and NPV restated at each prevalence; on clustered rows the counts behind
+    sensitivity and specificity are divided by their design effects (effective counts)."""
+    deff = m.get("design_effect") or {}
+    n_pos = (m["tp"] + m["fn"]) / deff.get("sensitivity", 1.0)
+    n_neg = (m["tn"] + m["fp"]) / deff.get("specificity", 1.0)
     return {name: restate_at_prevalence(m["sensitivity"], m["specificity"], prev, n_pos, n_neg)
             for name, prev in prevalences.items()}
 
@@ -554,8 +744,10 @@ _SCALE_EXPR = {
 }
 
 
-def _fit_or(x: np.ndarray, y: np.ndarray, binary: bool) -> tuple[float, float, float, float, str]:
-    """Univariable logistic OR of ``y`` on ``x``: (or, ci_low, ci_high, p_value, note)."""
+def _fit_or(x: np.ndarray, y: np.ndarray, binary: bool, cluster: np.ndarray | None = None
+            ) -> tuple[float, float, float, float, str]:
+    """Univariable logistic OR of ``y`` on ``x``: (or, ci_low, ci_high, p_value, note);
+    cluster-robust standard errors when ``cluster`` (:func:`clusters`) is given."""
     import statsmodels.api as sm
     from statsmodels.tools.sm_exceptions import (
         ConvergenceWarning,
@@ -580,7 +772,10 @@ def _fit_or(x: np.ndarray, y: np.ndarray, binary: bool) -> tuple[float, float, f
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            fit = sm.Logit(y, sm.add_constant(x, has_constant="add")).fit(disp=0, maxiter=200)
+            robust = ({} if cluster is None else
+                      {"cov_type": "cluster", "cov_kwds": {"groups": cluster}})
+            fit = sm.Logit(y, sm.add_constant(x, has_constant="add")).fit(disp=0, maxiter=200,
+                                                                          **robust)
         except (PerfectSeparationError, np.linalg.LinAlgError, ValueError) as exc:
             return *bad, f"fit failed: {type(exc).__name__}"
     kinds = {w.category for w in caught}
@@ -598,7 +793,8 @@ def _fit_or(x: np.ndarray, y: np.ndarray, binary: bool) -> tuple[float, float, f
 
 
 def feature_odds_ratios(df: pd.DataFrame, y, columns=None,
-                        extra_binary: Mapping[str, object] | None = None) -> pd.DataFrame:
+                        extra_binary: Mapping[str, object] | None = None,
+                        groups=None) -> pd.DataFrame:
     """Univariable odds ratios of pseudoprogression, one logistic regression per feature.
 
     Each fit uses the rows where the feature (and the label) is present. Continuous
@@ -612,7 +808,9 @@ def feature_odds_ratios(df: pd.DataFrame, y, columns=None,
 
     Columns of the result: feature, scale, n, n_positive, odds_ratio, ci_low, ci_high,
     p_value, note. A feature that cannot be fitted (constant, one class, separation,
-    non-numeric) gets nan and a note saying why.
+    non-numeric) gets nan and a note saying why. ``groups`` (the patient of each row): when
+    a patient has several rows in a fit, its interval and p-value use cluster-robust
+    standard errors.
     """
     from features.contract import NUMERIC_FEATURES
 
@@ -669,7 +867,9 @@ def feature_odds_ratios(df: pd.DataFrame, y, columns=None,
                 row["note"] = "constant feature"
                 continue
             x = (x - x.mean()) / sd
-        ratio, lo, hi, pval, note = _fit_or(x, yy, binary)
+        cluster = (None if groups is None else
+                   clusters(np.asarray(groups).ravel()[keep], int(keep.sum())))
+        ratio, lo, hi, pval, note = _fit_or(x, yy, binary, cluster)
         row.update(odds_ratio=ratio, ci_low=lo, ci_high=hi, p_value=pval, note=note)
     return pd.DataFrame(rows, columns=["feature", "scale", "n", "n_positive", "odds_ratio",
                                        "ci_low", "ci_high", "p_value", "note"])
@@ -678,8 +878,21 @@ def feature_odds_ratios(df: pd.DataFrame, y, columns=None,
 # --------------------------------------------------------------------------- benchmark
 
 
+def interval_methods(clustered: bool) -> dict[str, str]:
+    """How the benchmark's intervals were formed, for ``metrics["interval_methods"]``."""
+    if not clustered:
+        return {"unit": "lesions, one per patient (independent)", "auc": AUC_CI_METHOD,
+                "proportions": "Wilson score interval", "dor": "Woolf (logit) interval",
+                "calibration": CALIBRATION_CI_METHOD, "auc_difference": "DeLong's test"}
+    return {"unit": "lesions clustered in patients (several lesions per patient)",
+            "auc": CLUSTERED_AUC_METHOD, "proportions": CLUSTERED_PROPORTION_METHOD,
+            "dor": CLUSTERED_DOR_METHOD, "calibration": CLUSTERED_CALIBRATION_METHOD,
+            "auc_difference": "DeLong's test with Obuchowski's clustered covariance"}
+
+
 def benchmark(y_true, p, threshold: float, rule_predictions: pd.DataFrame,
-              restate_prevalences: dict[str, float] | None = None) -> dict:
+              restate_prevalences: dict[str, float] | None = None, groups=None,
+              row_thresholds=None) -> dict:
     """Evaluate the model and every rule through the same metrics.
 
     ``y_true`` (0/1) and ``p`` (model probabilities, shape (n,)) are aligned by position
@@ -690,8 +903,15 @@ def benchmark(y_true, p, threshold: float, rule_predictions: pd.DataFrame,
     sensitivity. PPV and NPV are re-stated at each prevalence of ``restate_prevalences``
     (default: the article's, ``features.article.PREVALENCE``).
 
+    ``row_thresholds``: a threshold per row (each fold model's own, in cross-validation),
+    used for the model's calls instead of ``threshold``.
+    ``groups`` (the patient of each row): when a patient has several rows every interval
+    accounts for the clustering (:func:`interval_methods`); with one row per patient the
+    figures are those without it.
+
     Returns ``{"n", "n_positive", "prevalence", "threshold", "model": {...},
-    "rules": {rule_id: {...}}}``; pass it through :func:`to_jsonable` before JSON.
+    "rules": {rule_id: {...}}, "interval_methods": {...}}``; pass it through
+    :func:`to_jsonable` before JSON.
     """
     y = _labels(y_true)
     prob = _probabilities(p, y.shape[0])
@@ -704,11 +924,16 @@ def benchmark(y_true, p, threshold: float, rule_predictions: pd.DataFrame,
     threshold = float(threshold)
     n = len(y)
 
-    model = binary_metrics(y, called(prob, threshold).astype(float))
+    g = None if groups is None else np.asarray(groups).ravel()
+    if g is not None and g.shape[0] != n:
+        raise ValueError(f"groups has {g.shape[0]} rows but y_true has {n}.")
+    cut = (np.full(n, threshold) if row_thresholds is None
+           else _scores(row_thresholds, n, "row_thresholds", probability=True))
+    model = binary_metrics(y, called(prob, cut).astype(float), groups=g)
     model["coverage"] = 1.0 if n else NAN
-    model["auc"], model["auc_ci"] = auc_with_ci(y, prob)
+    model["auc"], model["auc_ci"] = auc_with_ci(y, prob, groups=g)
     model["brier"] = brier_score(y, prob)
-    model.update(calibration_intercept_slope(y, prob))
+    model.update(calibration_intercept_slope(y, prob, groups=g))
     model["at_prevalence"] = _at_prevalences(model, prevalences)
 
     rules = {}
@@ -716,12 +941,13 @@ def benchmark(y_true, p, threshold: float, rule_predictions: pd.DataFrame,
         column = pd.to_numeric(rule_predictions[rule_id], errors="raise")
         pred = _predictions(column.to_numpy(dtype=float, na_value=np.nan), n, str(rule_id))
         covered = ~np.isnan(pred)
-        m = binary_metrics(y[covered], pred[covered])
+        gc = None if g is None else g[covered]
+        m = binary_metrics(y[covered], pred[covered], groups=gc)
         m["coverage"] = float(covered.sum() / n) if n else NAN
         m["model_at_rule_sensitivity"] = operating_point_at_sensitivity(
-            y[covered], prob[covered], m["sensitivity"])
+            y[covered], prob[covered], m["sensitivity"], groups=gc)
         m["model_on_rule_rows"] = binary_metrics(
-            y[covered], called(prob[covered], threshold).astype(float))
+            y[covered], called(prob[covered], cut[covered]).astype(float), groups=gc)
         m["at_prevalence"] = _at_prevalences(m, prevalences)
         rules[str(rule_id)] = m
 
@@ -732,6 +958,7 @@ def benchmark(y_true, p, threshold: float, rule_predictions: pd.DataFrame,
         "threshold": threshold,
         "model": model,
         "rules": rules,
+        "interval_methods": interval_methods(clusters(g, n) is not None),
     }
 
 
@@ -985,7 +1212,7 @@ def compare_with_rule(y, p, rule_pred, n_resamples: int = 1000, seed: int = 0,
     dist, scheme = _bootstrap_distribution(statistic, yc.shape[0], gc, n_resamples, seed)
     out.update(_entries(names, estimate, dist, "model and rule resampled jointly, " + scheme,
                         confidence_level))
-    out["delong"] = delong_test(yc, pc, rc, confidence_level)
+    out["delong"] = delong_test(yc, pc, rc, confidence_level, groups=gc)
     return out
 
 

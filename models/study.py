@@ -39,7 +39,9 @@ class StudySettings(RunSettings):
     Data: ``cohort`` (simulate ``n`` patients, optional ``prevalence``) or ``data`` (a
     table file). Images: ``images`` (synthetic MRI for a cohort, written to ``image_dir``)
     or ``manifest`` (the user's images). Validation: ``validation``, ``test_size``,
-    ``folds``, ``repeats``, ``nested_cv``.
+    ``folds``, ``repeats``, ``nested_cv``; ``anticipated_c``: the C statistic expected
+    from earlier studies, for the minimum sample size (Riley et al.; their conservative
+    default without it).
     Threshold policy: ``threshold`` or ``target_sensitivity`` (neither: the default 0.5).
     ``estimator``: a user's classifier, as ``"module:factory"`` or an object. ``update``: a
     saved model to update with ``data`` by ``method``. ``followup`` / ``scans``: landmark
@@ -60,6 +62,7 @@ class StudySettings(RunSettings):
     test_size: float = 0.3
     folds: int = 5
     repeats: int | None = None
+    anticipated_c: float | None = None
     nested_cv: bool = True
     threshold: float | None = None
     target_sensitivity: float | None = None
@@ -95,6 +98,9 @@ class StudySettings(RunSettings):
         if self.validation not in VALIDATIONS:
             found.append(f"validation must be one of {', '.join(VALIDATIONS)}, got "
                          f"{self.validation!r}.")
+        if self.anticipated_c is not None and not 0.5 < self.anticipated_c < 1:
+            found.append(f"--anticipated-c must lie between 0.5 and 1, got "
+                         f"{self.anticipated_c}: the AUC earlier studies report.")
         if self.method not in UPDATE_METHODS:
             found.append(f"--method must be one of {', '.join(UPDATE_METHODS)}, got "
                          f"{self.method!r}.")
@@ -394,7 +400,8 @@ def run_study(settings: StudySettings, progress: bool = True) -> Study:
                        threshold=settings.threshold,
                        target_sensitivity=settings.target_sensitivity, bayes_p=bayes_p,
                        source=source, progress=progress, validation=settings.validation,
-                       folds=settings.folds, repeats=settings.repeats, estimator=estimator)
+                       folds=settings.folds, repeats=settings.repeats, estimator=estimator,
+                       anticipated_c=settings.anticipated_c)
         result = train(described, nested_cv=settings.nested_cv, **options)
         model, evaluation = result.model, result.evaluation
         document = dict(evaluation.metrics)

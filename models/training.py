@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from features.contract import ID, LABEL, LESION, is_radiomic, model_columns, warn_extra_columns
+from features.contract import ID, LABEL, is_radiomic, model_columns, warn_extra_columns
 from features.description import DeclaredFeature, DescribedTable, TableDescription
 from features.errors import UserInputError
 from models.bundle import TrainedModel, table_sha256
@@ -32,6 +32,7 @@ from models.choices import DEFAULT_THRESHOLD
 from models.classifier import (
     CUSTOM,
     FAMILIES,
+    TUNING_GRID,
     FeatureLayout,
     custom_estimator,
     estimator_name,
@@ -39,10 +40,11 @@ from models.classifier import (
     out_of_fold_probabilities,
     with_threshold,
 )
-from models.evaluation import Evaluation, add_feature_effects, evaluate, evaluate_predictions
+from models.evaluation import Evaluation, add_feature_effects, evaluate, evaluate_resampled
 from models.population import TrainingProfile
 from models.statistics import delong_test, operating_point_at_sensitivity
 from models.validation import (
+    LEAVE_ONE_OUT,
     apparent_performance,
     check_trainable,
     choose_validation,
@@ -175,13 +177,15 @@ def fit_model(train_table: pd.DataFrame, seed: int = 0, threshold: float | None 
             train_table, columns, categorical=fitted.layout.categorical).to_dict())
 
 
-def _sample_size(model: TrainedModel, table: pd.DataFrame) -> dict:
-    """:func:`models.validation.sample_size` for the model's features, with the chosen
-    family's cross-validated AUC as the anticipated C statistic."""
+def _sample_size(model: TrainedModel, table: pd.DataFrame,
+                 anticipated_c: float | None = None) -> dict:
+    """:func:`models.validation.sample_size` for the model's features, counting the spline
+    terms the built-in families may fit, with the user's anticipated C statistic (or Riley
+    et al.'s conservative default without one)."""
     layout = FeatureLayout.from_columns(model.feature_columns, declared=model.declared())
-    c = (model.cv_scores.get(model.family) or {}).get("auc")
-    return sample_size(table, layout, c_statistic=None if c is None or not np.isfinite(c)
-                       else float(c))
+    knots = (None if model.family == CUSTOM or "spline" not in FAMILIES else
+             max(TUNING_GRID["spline"]["prepare__contract__spline__n_knots"]))
+    return sample_size(table, layout, c_statistic=anticipated_c, spline_knots=knots)
 
 
 def _split_counts(train_part: pd.DataFrame, test_part: pd.DataFrame, seed: int) -> dict:
@@ -198,7 +202,7 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
           progress: bool = True, nested_cv: bool = True,
           description: TableDescription | None = None, validation: str = "auto",
           folds: int = 5, repeats: int | None = None,
-          estimator: Any = None) -> TrainingResult:
+          estimator: Any = None, anticipated_c: float | None = None) -> TrainingResult:
     """Fit the procedure and validate it by patient.
 
     ``table``: the user's table, put in canonical form by ``description`` (or a
@@ -214,7 +218,9 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
     a function returning one; :func:`models.classifier.load_estimator` reads one from
     ``"module:factory"``), fitted instead of the built-in families through the same
     calibration, threshold, validation, benchmark against the rules and report; the model's
-    family is then :data:`~models.classifier.CUSTOM`.
+    family is then :data:`~models.classifier.CUSTOM`. ``anticipated_c``: the C statistic
+    (AUC) expected from earlier studies, behind the minimum sample size (Riley et al.);
+    without it their conservative default is used.
 
     A table without feature columns is refused first, before its size is judged.
     """
@@ -226,9 +232,13 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
     table = described.table
     feature_columns(table, described.features)
     check_threshold_options(threshold, target_sensitivity)
+    if anticipated_c is not None and not 0.5 < float(anticipated_c) < 1:
+        raise UserInputError(f"the anticipated C statistic must lie between 0.5 and 1, got "
+                             f"{anticipated_c}; give the AUC earlier studies report, or "
+                             "leave it out for Riley et al.'s conservative default.")
     if estimator is not None:
         custom_estimator(estimator)  # a clear error before any split or fit
-    mode, reason = choose_validation(table, validation, test_size)
+    mode, reason = choose_validation(table, validation, test_size, folds)
     options = dict(seed=seed, threshold=threshold, target_sensitivity=target_sensitivity,
                    source=source, features=described.features, description=description,
                    estimator=estimator)
@@ -238,10 +248,16 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
 
     bayes = None if bayes_p is None else np.asarray(bayes_p, dtype=float)
     if mode == "holdout":
-        result = _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv)
+        result = _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv,
+                                anticipated_c)
+    elif mode == "loo":
+        result = _train_resampled(table, procedure, "cv", LEAVE_ONE_OUT, 1, seed, bayes,
+                                  progress, anticipated_c)
+        result.validation = "loo"
     else:
         result = _train_resampled(table, procedure, mode, folds,
-                                  repeats or DEFAULT_REPEATS[mode], seed, bayes, progress)
+                                  repeats or DEFAULT_REPEATS[mode], seed, bayes, progress,
+                                  anticipated_c)
     metrics = result.evaluation.metrics
     metrics["validation"] = {"scheme": mode, "reason": reason, "requested": validation}
     metrics["model_selection"] = {"chosen": result.model.family, "cv": result.model.cv_scores}
@@ -250,8 +266,8 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
     return result
 
 
-def _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv
-                   ) -> TrainingResult:
+def _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv,
+                   anticipated_c=None) -> TrainingResult:
     train_idx, test_idx = holdout_split(table, test_size, seed)
     train_part, test_part = table.iloc[train_idx], table.iloc[test_idx]
     check_trainable(train_part, "the training set")
@@ -259,7 +275,7 @@ def _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv
     stages = _Stages(total=4 + (5 if nested_cv else 0), enabled=progress)
     try:
         model = procedure(train_part, progress=stages)
-        size = _sample_size(model, train_part)
+        size = _sample_size(model, train_part, anticipated_c)
         stages("evaluating on held-out patients")
         evaluation = evaluate(model, test_part, None if bayes is None else bayes[test_idx],
                               warn=False)
@@ -276,13 +292,13 @@ def _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv
                           test_part[ID].unique().tolist(), "holdout")
 
 
-def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progress
-                     ) -> TrainingResult:
+def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progress,
+                     anticipated_c=None) -> TrainingResult:
     n_steps = (repeats * folds if mode == "cv" else repeats) + 4
     stages = _Stages(total=n_steps, enabled=progress)
     try:
         model = procedure(table, progress=stages)
-        size = _sample_size(model, table)
+        size = _sample_size(model, table, anticipated_c)
         if mode == "cv":
             predictions, summary = repeated_cv(table, procedure, folds, repeats, seed,
                                                progress=stages)
@@ -291,17 +307,9 @@ def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progre
                                                       progress=stages)
     finally:
         stages.close()
-    mean_p = predictions.groupby("row")["p_pseudoprogression"].mean()
-    rows = mean_p.index.to_numpy()
-    evaluated = table.iloc[rows]
-    evaluation = evaluate_predictions(evaluated, mean_p.to_numpy(), model.threshold,
-                                      None if bayes is None else bayes[rows])
+    evaluation = evaluate_resampled(table, model, predictions, mode, summary, bayes)
+    evaluated = table.iloc[np.unique(predictions["row"].to_numpy().astype(int))]
     add_feature_effects(evaluation.metrics, model, table, rows="training")
-    keys = table[[c for c in (ID, LESION) if c in table.columns]].reset_index(drop=True)
-    stacked = predictions.join(keys, on="row").drop(columns="row")
-    stacked.insert(2, LABEL, table[LABEL].to_numpy()[predictions["row"].to_numpy()])
-    evaluation.predictions = stacked[[*keys.columns, "repeat", "fold", LABEL,
-                                      "p_pseudoprogression", "threshold"]]
     evaluation.metrics["internal_validation"] = {
         "apparent": apparent_performance(model, table), "events_per_feature": size,
         "cross_validation" if mode == "cv" else "optimism_bootstrap": summary}
@@ -311,10 +319,11 @@ def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progre
         "n_test_positive": int(evaluated[LABEL].sum()),
         "n_test_patients": int(evaluated[ID].nunique()), "unit": "lesions",
         "grouped_by": "patient", "seed": seed,
-        "evaluated_on": ("each lesion's out-of-fold probability, averaged over the repeats"
+        "evaluated_on": ("each repeat's out-of-fold probabilities, every lesion called at "
+                         "its fold model's threshold; figures averaged over the repeats"
                          if mode == "cv" else
-                         "each lesion's out-of-bag probability, averaged over the resamples "
-                         "that left its patient out")}
+                         "the saved model's apparent figures corrected for optimism "
+                         "(Harrell); the out-of-bag probabilities for the rest")}
     ids = table[ID].unique().tolist()
     return TrainingResult(model, evaluation, ids, ids, mode)
 

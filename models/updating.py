@@ -7,11 +7,16 @@ on the local (update) sample:
 - ``original``: the model as it is (0 parameters);
 - ``intercept``: recalibration in the large, ``logit p = a + lp`` (1 parameter);
 - ``logistic``: logistic recalibration, ``logit p = a + b * lp`` (2 parameters);
-- ``refit``: model revision, every parameter re-estimated (``k`` parameters).
+- ``refit``: model revision, every coefficient re-estimated by maximum likelihood
+  (``k`` parameters; :class:`MaximumLikelihoodRevision`: an unpenalised logistic regression
+  on the original model's prepared predictors).
 
 ``lp`` is the original model's linear predictor, ``logit(p)`` of its probability (natural
 log-odds). ``auto`` chooses among the four with the closed testing procedure of Vergouwe et
-al. (see :class:`UpdatedClassifier`).
+al. (see :class:`UpdatedClassifier`). The re-estimated intercept comes with its Wald
+interval (cluster-robust by patient when patients have several lesions): with ``n`` local
+lesions its standard error is about ``1 / sqrt(sum p (1 - p))``, so a chosen precision
+needs :func:`patients_for_intercept_precision` of them.
 """
 
 from __future__ import annotations
@@ -107,6 +112,50 @@ def _binary_outcome(y, n_rows: int) -> np.ndarray:
     return y.astype(float)
 
 
+def patients_for_intercept_precision(half_width: float, mean_variance: float,
+                                     confidence_level: float = 0.95) -> int:
+    """Local lesions whose re-estimated intercept has a 95% interval of +/- ``half_width``
+    (log-odds): the intercept's standard error is about ``1 / sqrt(n v)`` with ``v`` the mean
+    of ``p (1 - p)`` over the local lesions, so ``n = (z / half_width)^2 / v``."""
+    z = stats.norm.ppf(0.5 + confidence_level / 2)
+    return int(np.ceil((z / half_width) ** 2 / mean_variance))
+
+
+class MaximumLikelihoodRevision(ClassifierMixin, BaseEstimator):
+    """Model revision by maximum likelihood: an unpenalised logistic regression re-estimating
+    one coefficient per predictor (and the intercept) on the local data, the predictors
+    prepared by the original model's fitted ``prepare`` step (its scales, imputation,
+    splines, encoding and radiomic reduction, kept as they are). ``n_parameters_``: the
+    coefficients estimated, intercept included, for the closed test's degrees of freedom;
+    constant prepared columns are dropped first."""
+
+    def __init__(self, prepare=None, max_iter: int = 5000):
+        self.prepare = prepare
+        self.max_iter = max_iter
+
+    def __sklearn_clone__(self) -> MaximumLikelihoodRevision:
+        return type(self)(prepare=self.prepare, max_iter=self.max_iter)
+
+    def _design(self, X) -> np.ndarray:
+        Z = np.asarray(self.prepare.transform(X), dtype=float)
+        return Z[:, self.keep_]
+
+    def fit(self, X, y) -> MaximumLikelihoodRevision:
+        from sklearn.linear_model import LogisticRegression
+
+        Z = np.asarray(self.prepare.transform(X), dtype=float)
+        self.keep_ = np.flatnonzero(np.ptp(Z, axis=0) > 0)
+        self.model_ = LogisticRegression(C=np.inf, max_iter=self.max_iter, tol=1e-10)
+        self.model_.fit(Z[:, self.keep_], np.asarray(y).astype(int))
+        self.classes_ = self.model_.classes_
+        self.n_parameters_ = int(self.keep_.size + 1)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        return self.model_.predict_proba(self._design(X))
+
+
 class UpdatedClassifier(ClassifierMixin, BaseEstimator):
     """A fitted binary classifier updated on local data (Steyerberg 2019, ch. 20).
 
@@ -152,6 +201,8 @@ class UpdatedClassifier(ClassifierMixin, BaseEstimator):
         ("significant" or "not significant").
     intercept_, slope_ : ``a`` and ``b`` of ``logit p = a + b * lp`` for "original" (0, 1),
         "intercept" (a, 1) and "logistic" (a, b); NaN for "refit".
+    intervals_ : for "intercept" and "logistic" (whichever was chosen), the 95% Wald
+        intervals of their intercept (and slope) and the intercept's standard error.
     refit_ : the fitted refit model when one was fitted ("refit", "auto"), else None.
     classes_ : array([0, 1]).
     """
@@ -184,20 +235,36 @@ class UpdatedClassifier(ClassifierMixin, BaseEstimator):
         if self.refit_df is not None and int(self.refit_df) < 1:
             raise ValueError(f"refit_df must be a positive integer, got {self.refit_df!r}")
 
-    def fit(self, X, y) -> UpdatedClassifier:
+    def fit(self, X, y, groups=None) -> UpdatedClassifier:
         """Estimate the update on local data ``X`` (DataFrame, as ``base`` takes it) and 0/1
-        outcomes ``y``."""
+        outcomes ``y``; ``groups``: the patient of each row, for cluster-robust intervals
+        of the intercept and slope when a patient has several rows."""
         self._check_params()
         y = _binary_outcome(y, len(X))
         lp = _linear_predictor(_probability(self.base, X))
         n = len(y)
+        robust = {}
+        if groups is not None:
+            _, cluster = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+            if cluster.max() + 1 < n:
+                robust = {"cov_type": "cluster", "cov_kwds": {"groups": cluster.ravel()}}
 
-        a_int = float(sm.GLM(y, np.ones((n, 1)), family=sm.families.Binomial(),
-                             offset=lp).fit().params[0])
-        a_log, b_log = (float(v) for v in sm.GLM(
-            y, np.column_stack([np.ones(n), lp]), family=sm.families.Binomial()).fit().params)
+        in_large = sm.GLM(y, np.ones((n, 1)), family=sm.families.Binomial(),
+                          offset=lp).fit(**robust)
+        recalibration = sm.GLM(y, np.column_stack([np.ones(n), lp]),
+                               family=sm.families.Binomial()).fit(**robust)
+        a_int = float(in_large.params[0])
+        a_log, b_log = (float(v) for v in recalibration.params)
         candidates = {"original": (0.0, 1.0), "intercept": (a_int, 1.0),
                       "logistic": (a_log, b_log)}
+        int_ci = np.asarray(in_large.conf_int())
+        log_ci = np.asarray(recalibration.conf_int())
+        self.intervals_ = {
+            "intercept": {"intercept": [float(v) for v in int_ci[0]],
+                          "intercept_se": float(np.asarray(in_large.bse)[0])},
+            "logistic": {"intercept": [float(v) for v in log_ci[0]],
+                         "intercept_se": float(np.asarray(recalibration.bse)[0]),
+                         "slope": [float(v) for v in log_ci[1]]}}
 
         self.refit_ = None
         self.tests_ = []
@@ -258,6 +325,18 @@ class UpdatedClassifier(ClassifierMixin, BaseEstimator):
 
 # --------------------------------------------------------------------------- trained models
 
+
+def _prepare_step(model):
+    """The fitted ``prepare`` step of a trained model's chosen pipeline, or None (a user's
+    estimator built without one)."""
+    try:
+        pipeline = model.estimator.estimator.fitted_pipeline
+    except AttributeError:
+        return None
+    steps = getattr(pipeline, "named_steps", {})
+    return steps.get("prepare")
+
+
 def update_model(model, table, method: str = "auto", seed: int = 0, folds: int = 5,
                  repeats: int = 5, source: str = "local table", progress: bool = True):
     """Update a trained model (:class:`models.bundle.TrainedModel`) with the labelled local
@@ -294,16 +373,21 @@ def update_model(model, table, method: str = "auto", seed: int = 0, folds: int =
             "cannot be updated with it; give the local table those columns (renamed by a "
             "table description, --table, when they are named otherwise).")
     choose_validation(table, "cv")  # refuses tables too small to cross-validate
-    layout = FeatureLayout.from_columns(model.feature_columns, declared=model.declared())
-    refit_df = max(3, candidate_feature_count(table.reindex(columns=model.feature_columns),
-                                              layout) + 1)
+    prepare = _prepare_step(model)
+    if prepare is not None:  # a maximum-likelihood revision on the model's own predictors
+        refit_estimator, refit_df = MaximumLikelihoodRevision(prepare), None
+    else:  # a user's estimator without a prepare step: its own procedure, df approximate
+        layout = FeatureLayout.from_columns(model.feature_columns, declared=model.declared())
+        refit_estimator = clone(model.estimator)
+        refit_df = max(3, candidate_feature_count(
+            table.reindex(columns=model.feature_columns), layout) + 1)
 
     def fitted(part: pd.DataFrame):
         X = model.align(part, warn=False)
         y = part[LABEL].to_numpy().astype(int)
         upd = UpdatedClassifier(base=model.estimator, method=method,
-                                refit_estimator=clone(model.estimator), refit_df=refit_df)
-        upd.fit(X, y)
+                                refit_estimator=refit_estimator, refit_df=refit_df)
+        upd.fit(X, y, groups=part[ID].to_numpy())
         training = {"source": f"{model.training.get('source')} updated with {source}",
                     "n": int(len(part)), "n_positive": int(y.sum()),
                     "n_patients": int(part[ID].nunique()), "sha256": table_sha256(part),
@@ -330,9 +414,22 @@ def update_model(model, table, method: str = "auto", seed: int = 0, folds: int =
                 **calibration_intercept_slope(y, p)}
 
     original_p = model.probability(local, warn=False)
+    intervals = upd.intervals_.get(upd.method_, {})
+    updated_p = updated.probability(local, warn=False)
+    variance = float(np.mean(updated_p * (1 - updated_p)))
     evaluation.metrics["update"] = {
         "requested": method, "chosen": upd.method_, "tests": upd.tests_,
-        "intercept": upd.intercept_, "slope": upd.slope_, "refit_df": refit_df,
+        "intercept": upd.intercept_, "slope": upd.slope_,
+        "intercept_ci": intervals.get("intercept", [np.nan, np.nan]),
+        "intercept_se": intervals.get("intercept_se", np.nan),
+        "slope_ci": intervals.get("slope", [np.nan, np.nan]),
+        "local_lesions_for_intercept_within": {
+            f"{h:g}": patients_for_intercept_precision(h, variance) for h in (0.1, 0.2, 0.3)},
+        "refit": ("maximum-likelihood logistic revision on the model's prepared predictors"
+                  if prepare is not None else
+                  "the user's estimator refitted (its parameter count approximate)"),
+        "refit_df": (upd.refit_.n_parameters_ if prepare is not None and upd.refit_ is not None
+                     else refit_df),
         "original": figures(original_p), "updated_cross_validated": figures(mean_p.to_numpy()),
         "cross_validation": summary,
         "original_model": {"source": model.training.get("source"),

@@ -7,14 +7,15 @@ two folds of one repeat, and resampling draws patients with all their lesions.
   the patient's label;
 - :func:`repeated_cv`: repeated patient-grouped stratified K-fold cross-validation of the
   whole procedure; every lesion is predicted once per repeat by a model that never saw its
-  patient;
+  patient; with ``n_folds=LEAVE_ONE_OUT`` leave-one-patient-out (for the smallest cohorts);
 - :func:`optimism_bootstrap`: Harrell's optimism-corrected bootstrap (Harrell, Regression
   Modeling Strategies, 2nd ed., section 5.3.5): apparent performance minus the mean optimism
   of the procedure refitted on resamples of patients;
 - :func:`nested_cross_validation` and :func:`apparent_performance`, for the holdout scheme's
   internal validation;
 - :func:`choose_validation`: holdout when both sides would hold enough lesions of each class,
-  otherwise cross-validation, and why;
+  otherwise cross-validation (with fewer folds, or leave-one-patient-out, when a class has
+  few patients), and why;
 - :func:`sample_size`: the minimum development size for a model of this size (Riley et al.,
   BMJ 2020) beside the patients and events at hand, and the events per candidate feature.
 """
@@ -26,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold, train_test_split
 
 from features.contract import ID, LABEL
 from features.errors import UserInputError
@@ -42,29 +43,38 @@ from models.statistics import (
     called,
 )
 
+#: ``n_folds`` of :func:`repeated_cv` meaning leave-one-patient-out.
+LEAVE_ONE_OUT = 0
 #: Holdout needs at least this many lesions of each class on each side (else ``auto`` uses cv).
 MIN_HOLDOUT_PER_CLASS = 10
-#: Cross-validation and the bootstrap need at least this many patients of each class to form
-#: folds (five folds, each with a lesion of each class); below it nothing can be estimated.
-MIN_PATIENTS_PER_CLASS = 5
+#: Cross-validation and the bootstrap need at least this many patients of each class: every
+#: training part then keeps two of each for the procedure's own patient-grouped calibration
+#: folds and the held-out part one; below it nothing can be estimated.
+MIN_PATIENTS_PER_CLASS = 3
+#: A bootstrap resample is fitted only with at least this many distinct patients of each
+#: class (what the procedure's patient-grouped calibration needs).
+MIN_PATIENTS_TO_FIT = 2
+#: Folds of cross-validation by default; fewer when a class has fewer patients.
+DEFAULT_FOLDS = 5
 #: Below this many events per candidate feature a model is flagged as possibly unstable
 #: (Riley et al. 2020 and TRIPOD+AI discuss 10 as a floor for regression, more for ML).
 MIN_EVENTS_PER_FEATURE = 10.0
 #: The statistics every scheme reports, in this order.
 SCORES: tuple[str, ...] = ("auc", "brier", "calibration_intercept", "calibration_slope",
-                           "sensitivity", "ppv")
+                           "sensitivity", "specificity", "ppv", "npv")
 
 Procedure = Callable[[pd.DataFrame], TrainedModel]
 
 
-def scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    """n, n_positive and :data:`SCORES` of probabilities ``p`` against labels ``y``."""
+def scores(y: np.ndarray, p: np.ndarray, threshold: float | np.ndarray) -> dict[str, float]:
+    """n, n_positive and :data:`SCORES` of probabilities ``p`` against labels ``y``, a lesion
+    called at ``p >= threshold`` (one threshold, or one per row: each fold model's own)."""
     cal = calibration_intercept_slope(y, p)
     at = binary_metrics(y, called(p, threshold).astype(float))
     return {"n": at["n"], "n_positive": at["n_positive"], "auc": auc(y, p),
             "brier": brier_score(y, p), "calibration_intercept": cal["calibration_intercept"],
-            "calibration_slope": cal["calibration_slope"], "sensitivity": at["sensitivity"],
-            "ppv": at["ppv"]}
+            "calibration_slope": cal["calibration_slope"]} | {
+        k: at[k] for k in ("sensitivity", "specificity", "ppv", "npv")}
 
 
 def _labels(table: pd.DataFrame) -> np.ndarray:
@@ -90,11 +100,13 @@ def class_counts(table: pd.DataFrame) -> dict[str, int]:
 
 
 def choose_validation(table: pd.DataFrame, requested: str = "auto",
-                      test_size: float = 0.3) -> tuple[str, str]:
+                      test_size: float = 0.3, folds: int = DEFAULT_FOLDS) -> tuple[str, str]:
     """The scheme to use and why: ``requested`` unless it is ``auto``, which takes holdout
     when the held-out part would expect :data:`MIN_HOLDOUT_PER_CLASS` lesions of each class
-    and the training part twice as many, otherwise ``cv``. Refuses (UserInputError) what
-    cannot be computed: fewer than :data:`MIN_PATIENTS_PER_CLASS` patients of a class."""
+    and the training part twice as many, otherwise ``cv``. ``folds``: the folds asked for;
+    cross-validation uses fewer when the rarer class has fewer patients, and says so.
+    Refuses (UserInputError) what cannot be computed: fewer than
+    :data:`MIN_PATIENTS_PER_CLASS` patients of a class, with what the user can do."""
     if requested not in VALIDATIONS:
         raise UserInputError(f"unknown validation {requested!r}; choose one of "
                              f"{', '.join(VALIDATIONS)}.")
@@ -104,20 +116,26 @@ def choose_validation(table: pd.DataFrame, requested: str = "auto",
         raise UserInputError(
             f"too few patients of a class to validate a model: {c['patients_positive']} with a "
             f"positive lesion and {c['patients_negative']} with a negative one ({c['lesions']} "
-            f"lesions of {c['patients']} patients). At least {MIN_PATIENTS_PER_CLASS} of each "
-            "are needed to form cross-validation folds; add patients of the rarer class.")
+            f"lesions of {c['patients']} patients). Any validation by patient needs at least "
+            f"{MIN_PATIENTS_PER_CLASS} of each (a model fitted without one patient must still "
+            "see two of each class); lesions of the same patient do not count as more. Add "
+            "patients of the rarer class, or report the rules' figures only (predict.py "
+            "scores the rules on a labelled table without a model).")
     rare_lesions = min(c["lesions_positive"], c["lesions_negative"])
     expected_test = rare_lesions * test_size
     expected_train = rare_lesions * (1 - test_size)
     enough = (expected_test >= MIN_HOLDOUT_PER_CLASS
               and expected_train >= 2 * MIN_HOLDOUT_PER_CLASS)
+    few = (f"; the rarer class has {rarest} patients, so {min(folds, rarest)} folds are used "
+           f"instead of {folds} (--validation loo: leave-one-patient-out)"
+           if requested in ("auto", "cv") and rarest < folds else "")
     if requested != "auto":
         if requested == "holdout" and not enough:
             warnings.warn(
                 f"--validation holdout with {rare_lesions} lesions of the rarer class leaves "
                 f"about {expected_test:.0f} of them held out: the held-out estimates will be "
                 "very imprecise; --validation cv uses every patient.", UserWarning, stacklevel=2)
-        return requested, "as requested"
+        return requested, "as requested" + few
     if enough:
         return "holdout", (f"the rarer class has {rare_lesions} lesions: about "
                            f"{expected_test:.0f} held out and {expected_train:.0f} for training "
@@ -125,7 +143,7 @@ def choose_validation(table: pd.DataFrame, requested: str = "auto",
                            f"{2 * MIN_HOLDOUT_PER_CLASS} needed)")
     return "cv", (f"the rarer class has only {rare_lesions} lesions: a held-out part would hold "
                   f"about {expected_test:.0f} (fewer than {MIN_HOLDOUT_PER_CLASS}), so every "
-                  "patient is used by repeated cross-validation instead")
+                  "patient is used by repeated cross-validation instead" + few)
 
 
 # --------------------------------------------------------------------------- holdout
@@ -195,7 +213,8 @@ def _summary(rows: pd.DataFrame) -> dict:
 # --------------------------------------------------------------------------- repeated CV
 
 
-def repeated_cv(table: pd.DataFrame, fit: Procedure, n_folds: int = 5, n_repeats: int = 10,
+def repeated_cv(table: pd.DataFrame, fit: Procedure, n_folds: int = DEFAULT_FOLDS,
+                n_repeats: int = 10,
                 seed: int = 0, progress: Callable[[str], None] | None = None
                 ) -> tuple[pd.DataFrame, dict]:
     """Repeated patient-grouped stratified K-fold cross-validation of the procedure ``fit``.
@@ -207,10 +226,16 @@ def repeated_cv(table: pd.DataFrame, fit: Procedure, n_folds: int = 5, n_repeats
     """
     y = _labels(table)
     groups = table[ID].to_numpy()
-    n_splits = int(max(2, min(n_folds, min(patient_labels(table).value_counts()))))
+    loo = n_folds == LEAVE_ONE_OUT
+    if loo:  # every patient held out once; no randomness, so one repeat
+        n_splits, n_repeats = int(table[ID].nunique()), 1
+    else:
+        n_splits = int(max(2, min(n_folds, min(patient_labels(table).value_counts()))))
     parts, per_repeat = [], []
     for r in range(n_repeats):
-        cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed + 1000 + r)
+        cv = (LeaveOneGroupOut() if loo else
+              StratifiedGroupKFold(n_splits=n_splits, shuffle=True,
+                                   random_state=seed + 1000 + r))
         p = np.full(len(table), np.nan)
         thr = np.full(len(table), np.nan)
         for f, (inner, outer) in enumerate(cv.split(np.zeros(len(y)), y, groups)):
@@ -222,15 +247,11 @@ def repeated_cv(table: pd.DataFrame, fit: Procedure, n_folds: int = 5, n_repeats
             parts.append(pd.DataFrame({"row": outer, "repeat": r + 1, "fold": f + 1,
                                        "p_pseudoprogression": p[outer],
                                        "threshold": model.threshold}))
-        calls = (p >= thr).astype(float)
-        at = binary_metrics(y, calls)
-        cal = calibration_intercept_slope(y, p)
-        per_repeat.append({"repeat": r + 1, "auc": auc(y, p), "brier": brier_score(y, p),
-                           "calibration_intercept": cal["calibration_intercept"],
-                           "calibration_slope": cal["calibration_slope"],
-                           "sensitivity": at["sensitivity"], "ppv": at["ppv"]})
+        per_repeat.append({"repeat": r + 1} | {k: v for k, v in scores(y, p, thr).items()
+                                                if k in SCORES})
     rows = pd.DataFrame(per_repeat)
-    summary = {"scheme": "repeated patient-grouped stratified cross-validation",
+    summary = {"scheme": ("leave-one-patient-out cross-validation" if loo else
+                          "repeated patient-grouped stratified cross-validation"),
                "n_folds": n_splits, "n_repeats": int(n_repeats), "n": int(len(table)),
                "n_positive": int(y.sum()), "n_patients": int(table[ID].nunique()),
                "summary": _summary(rows), "per_repeat": rows.to_dict(orient="records")}
@@ -240,20 +261,24 @@ def repeated_cv(table: pd.DataFrame, fit: Procedure, n_folds: int = 5, n_repeats
 # --------------------------------------------------------------------------- bootstrap
 
 
-def _resample_patients(table: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame,
-                                                                              set]:
-    """Patients drawn with replacement with all their lesions; each draw a distinct patient
-    (``id#k``) so grouping keeps copies apart. Also the set of patients never drawn."""
+def _resample_patients(table: pd.DataFrame, rng: np.random.Generator
+                       ) -> tuple[pd.DataFrame, set]:
+    """Patients drawn with replacement with all their lesions, and the set of patients never
+    drawn. The copies of a patient drawn twice keep its id, so every split of the resample
+    by patient (tuning, family choice, calibration, threshold) keeps them on one side."""
     ids = table[ID].unique()
     pick = rng.integers(0, len(ids), len(ids))
-    by_id = {pid: idx for pid, idx in table.groupby(ID, sort=False).indices.items()}
-    pieces = []
-    for k, j in enumerate(pick):
-        part = table.iloc[by_id[ids[j]]].copy()
-        part[ID] = f"{ids[j]}#{k}"
-        pieces.append(part)
+    by_id = table.groupby(ID, sort=False).indices
+    rows = np.concatenate([by_id[ids[j]] for j in pick]) if len(ids) else np.array([], int)
     drawn = {ids[j] for j in pick}
-    return pd.concat(pieces, ignore_index=True), set(ids) - drawn
+    return table.iloc[rows].reset_index(drop=True), set(ids) - drawn
+
+
+def _defined_text(defined: dict[str, int], n_fitted: int) -> list[str]:
+    """'calibration_slope: corrected over 87 of 100 resamples' for every statistic some
+    fitted resample could not compute."""
+    return [f"{k}: corrected over {defined[k]} of {n_fitted} resamples" for k in SCORES
+            if defined[k] < n_fitted]
 
 
 def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
@@ -262,25 +287,38 @@ def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
                        ) -> tuple[pd.DataFrame, dict]:
     """Harrell's optimism-corrected bootstrap of the procedure ``fit``.
 
-    ``final`` is the procedure fitted on all of ``table``; its apparent :data:`SCORES` on
-    ``table`` minus the mean optimism (score of a bootstrap model on its own resample minus
-    its score on ``table``) over ``n_resamples`` resamples of patients give the corrected
-    scores. Also returns the out-of-bag predictions (columns ``row``, ``repeat`` (the
+    ``final`` is the procedure fitted on all of ``table`` (the saved model); its apparent
+    :data:`SCORES` on ``table`` minus the mean optimism (score of a bootstrap model on its
+    own resample minus its score on ``table``) give the corrected scores, which describe
+    ``final``. A resample with fewer than :data:`MIN_PATIENTS_TO_FIT` distinct patients
+    of a class, or one the procedure refuses, is not fitted (``n_skipped``); a statistic a
+    fitted resample cannot compute (a calibration fit that does not converge, a slope where
+    the classes do not overlap) is left out of that statistic's mean only and
+    counted (``n_defined``, ``undefined``: "calibration_slope: corrected over 87 of 100
+    resamples"). Also returns the out-of-bag predictions (columns ``row``, ``repeat`` (the
     resample), ``fold`` ("oob"), ``p_pseudoprogression``, ``threshold``): each bootstrap
-    model's predictions for the patients it was not fitted on.
+    model's predictions for the patients it was not fitted on; they describe the bootstrap
+    models, not ``final``.
     """
     rng = np.random.default_rng(seed)
     y = _labels(table)
     apparent = apparent_performance(final, table)
     optimism, parts = [], []
-    done = 0
+    skipped = 0
     for b in range(n_resamples):
         if progress:
             progress(f"bootstrap resample {b + 1}/{n_resamples}")
         boot, out_of_bag = _resample_patients(table, rng)
-        if min(np.bincount(_labels(boot), minlength=2)) < MIN_PATIENTS_PER_CLASS:
-            continue  # a resample too unbalanced to fit is skipped and counted
-        model = fit(boot)
+        counts = class_counts(boot)
+        if min(counts["patients_positive"], counts["patients_negative"]) \
+                < MIN_PATIENTS_TO_FIT:
+            skipped += 1  # too few distinct patients of a class to fit: counted, not fitted
+            continue
+        try:
+            model = fit(boot)
+        except UserInputError:  # the procedure refuses this resample: counted, not fitted
+            skipped += 1
+            continue
         own = scores(_labels(boot), model.probability(boot, warn=False), model.threshold)
         p_orig = model.probability(table, warn=False)
         test = scores(y, p_orig, model.threshold)
@@ -289,15 +327,30 @@ def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
         parts.append(pd.DataFrame({"row": oob, "repeat": b + 1, "fold": "oob",
                                    "p_pseudoprogression": p_orig[oob],
                                    "threshold": model.threshold}))
-        done += 1
-    opt = pd.DataFrame(optimism)
-    mean_opt = {k: float(opt[k].mean()) if len(opt) else float("nan") for k in SCORES}
+    opt = pd.DataFrame(optimism, columns=list(SCORES), dtype=float)
+    done = len(opt)
+    defined = {k: int(opt[k].notna().sum()) for k in SCORES}
+    mean_opt = {k: float(opt[k].mean()) if defined[k] else float("nan") for k in SCORES}
     summary = {"scheme": "optimism-corrected bootstrap (Harrell)",
                "n_resamples": int(n_resamples), "n_fitted": int(done),
+               "n_skipped": int(skipped),
+               "skipped_because": (f"fewer than {MIN_PATIENTS_TO_FIT} distinct patients of a "
+                                   "class in the resample, or a resample the procedure "
+                                   "could not fit"),
+               "n_defined": defined, "undefined": _defined_text(defined, done),
                "n": int(len(table)), "n_positive": int(y.sum()),
                "n_patients": int(table[ID].nunique()), "apparent": apparent,
                "optimism": mean_opt,
-               "corrected": {k: apparent[k] - mean_opt[k] for k in SCORES}}
+               "optimism_spread": {k: {"median": float(opt[k].median()),
+                                       "q1": float(opt[k].quantile(0.25)),
+                                       "q3": float(opt[k].quantile(0.75))}
+                                   if defined[k] else {"median": float("nan"),
+                                                       "q1": float("nan"), "q3": float("nan")}
+                                   for k in SCORES},
+               "corrected": {k: apparent[k] - mean_opt[k] for k in SCORES},
+               "describes": ("apparent and corrected: the saved model (fitted on every "
+                             "patient); optimism: the procedure refitted on each resample, "
+                             "the copies of a patient drawn twice kept in one group")}
     predictions = (pd.concat(parts, ignore_index=True) if parts else
                    pd.DataFrame(columns=["row", "repeat", "fold", "p_pseudoprogression",
                                          "threshold"]))
@@ -307,60 +360,92 @@ def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
 # --------------------------------------------------------------------------- sample size
 
 
-def candidate_feature_count(train_table: pd.DataFrame, layout: FeatureLayout) -> int:
-    """Candidate predictor parameters: one per numeric column (two when it has missing values,
-    for its missing indicator), one per category level beyond the first."""
+def candidate_feature_count(train_table: pd.DataFrame, layout: FeatureLayout,
+                            spline_knots: int | None = None) -> int:
+    """Candidate predictor parameters the procedure can fit: one per numeric column (two
+    when it has missing values, for its missing indicator), ``spline_knots - 1`` instead of
+    one for each continuous column when a spline family with that many knots is among the
+    candidates, one per radiomic column (every one offered, not those a reduction keeps), one
+    per category level beyond the first."""
     count = 0
-    numeric = [c for c in layout.columns if c not in layout.categorical]
-    for c in numeric:
-        count += 1 + int(train_table[c].isna().any())
+    terms = max(int(spline_knots) - 1, 1) if spline_knots else 1
+    continuous = set(layout.continuous)
+    for c in [*layout.numeric, *layout.radiomic]:
+        count += (terms if c in continuous else 1) + int(train_table[c].isna().any())
     for c in layout.categorical:
         count += max(int(train_table[c].nunique()) - 1, 0)
     return count
 
 
+#: The anticipated C statistic's source when the user gives none.
+DEFAULT_C_SOURCE = ("not given (--anticipated-c), so Riley et al.'s conservative default: a "
+                    "Cox-Snell R2 of 15% of its maximum")
+
+
 def sample_size(train_table: pd.DataFrame, layout: FeatureLayout,
-                c_statistic: float | None = None) -> dict:
-    """Events per candidate feature and the minimum sample size for a model with that many
+                c_statistic: float | None = None, spline_knots: int | None = None) -> dict:
+    """Events per candidate parameter and the minimum sample size for a model with that many
     candidate parameters at this prevalence (Riley et al., BMJ 2020), beside the patients,
     lesions and events at hand. Warns when the table is below the minimum or below
-    :data:`MIN_EVENTS_PER_FEATURE` events per feature.
+    :data:`MIN_EVENTS_PER_FEATURE` events per parameter.
 
-    ``c_statistic``: the anticipated C statistic (AUC) behind the anticipated Cox-Snell R2.
-    Riley et al. take it from earlier studies; here it is the chosen family's
-    cross-validated AUC on the training rows, the closest honest stand-in. Without it (or
-    outside 0.5-1) the conservative R2 of 15% of its maximum is used.
+    Parameters are counted as the procedure can fit them (:func:`candidate_feature_count`;
+    ``spline_knots``: the most knots a candidate spline family may use). ``c_statistic``:
+    the anticipated C statistic (AUC) the user expects, e.g. from earlier studies
+    (``--anticipated-c``); without it Riley et al.'s conservative R2 (15% of its maximum) is
+    used, never the data's own estimate. Rows are lesions: the calculation treats them as
+    independent, so with several lesions per patient the patients are also compared with the
+    minimum, and the truth lies between the two.
     """
     y = _labels(train_table)
     events = int(min(y.sum(), len(y) - y.sum()))
-    k = candidate_feature_count(train_table, layout)
+    linear = candidate_feature_count(train_table, layout)
+    k = candidate_feature_count(train_table, layout, spline_knots)
     epv = events / k if k else float("nan")
     ok = bool(epv >= MIN_EVENTS_PER_FEATURE)
-    out = {"events": events, "candidate_features": k, "events_per_feature": epv,
+    counts = class_counts(train_table)
+    n_patients = counts["patients"]
+    out = {"events": events, "candidate_features": k, "linear_terms": linear,
+           "counted_as": (f"{linear} linear terms; {k} with restricted cubic splines of "
+                          f"{spline_knots} knots for the {len(layout.continuous)} continuous "
+                          "columns (the most the candidate families can fit)"
+                          if k != linear else f"{k} linear terms"),
+           "events_per_feature": epv,
            "minimum": MIN_EVENTS_PER_FEATURE, "enough": ok,
-           "n_lesions": int(len(train_table)), "n_patients": int(train_table[ID].nunique())}
+           "n_lesions": int(len(train_table)), "n_patients": int(n_patients),
+           "event_patients": int(min(counts["patients_positive"],
+                                     counts["patients_negative"]))}
     prevalence = float(y.mean()) if len(y) else float("nan")
     if k and 0 < prevalence < 1:
         usable_c = c_statistic if c_statistic is not None and 0.5 < c_statistic < 0.999 \
             else None
         riley = minimum_sample_size(k, prevalence, c_statistic=usable_c)
+        several = n_patients < len(train_table)
+        unit = ("lesions (rows of the table; the calculation treats them as independent)"
+                if several else "patients (one lesion each)")
         out["riley"] = {"minimum_n": int(riley.n), "minimum_events": float(riley.events),
                         "r2_cs": float(riley.r2_cs), "prevalence": prevalence,
                         "c_statistic": usable_c,
+                        "c_source": ("given by the user (--anticipated-c)"
+                                     if usable_c is not None else DEFAULT_C_SOURCE),
                         "n_parameters": k, "enough": bool(len(train_table) >= riley.n),
-                        "method": riley.describe("lesions (rows of the table; one model row "
-                                                 "each)")}
+                        "patients_enough": bool(n_patients >= riley.n),
+                        "method": riley.describe(unit) + (
+                            f" Parameters: {out['counted_as']}." if k != linear else "")
+                        + (f" With {n_patients} patients behind {len(train_table)} lesions, "
+                           "lesions of one patient are not independent: the effective size "
+                           "lies between the patients and the lesions." if several else "")}
         if len(train_table) < riley.n:
             warnings.warn(
                 f"{len(train_table)} lesions ({events} of the rarer class) are below the minimum "
-                f"sample size of {int(riley.n)} for a model with {k} candidate parameters at "
-                f"prevalence {prevalence:.1%} (Riley et al., BMJ 2020): expect an unstable, "
-                "over-fitted model; judge it only by the validated figures, and prefer fewer "
-                "features.", UserWarning, stacklevel=2)
+                f"sample size of {int(riley.n)} for a model with {k} candidate parameters "
+                f"({out['counted_as']}) at prevalence {prevalence:.1%} (Riley et al., BMJ "
+                "2020): expect an unstable, over-fitted model; judge it only by the validated "
+                "figures, and prefer fewer features.", UserWarning, stacklevel=2)
             return out
     if not ok:
-        warnings.warn(f"only {epv:.2g} events per candidate feature ({events} events, {k} "
-                      f"candidate features; fewer than {MIN_EVENTS_PER_FEATURE:g}): the model "
-                      "may be unstable, and its apparent performance optimistic; judge it "
-                      "by the validated figures.", UserWarning, stacklevel=2)
+        warnings.warn(f"only {epv:.2g} events per candidate parameter ({events} events, {k} "
+                      f"candidate parameters; fewer than {MIN_EVENTS_PER_FEATURE:g}): the "
+                      "model may be unstable, and its apparent performance optimistic; judge "
+                      "it by the validated figures.", UserWarning, stacklevel=2)
     return out

@@ -209,10 +209,12 @@ def shifted_population(n: int, seed: int) -> pd.DataFrame:
 
 
 def test_update_for_a_new_site_restores_calibration(tmp_path):
-    """1000 local patients (about 150 events) estimate the new intercept with an SE of about
-    0.12, so |calibration-in-the-large| < 0.1 elsewhere holds for some local samples only
-    (4 of 12 seeds in benchmarks/site_update.py); this seed is one where it holds. The test
-    still fails if the update does not move the intercept (before: +0.76) or bends the slope.
+    """What an update promises: 1000 local patients (about 150 events) estimate the new
+    intercept with a standard error of about 0.145, so the promise is its 95% interval (it
+    covered the truth in 18 of 20 seeds of benchmarks/site_update.py), not a target for
+    calibration-in-the-large. The test fails if the interval misses the new site's truth,
+    if the update does not move the intercept (before: about +0.8), or if the closed test
+    and its report are missing.
     """
     original = train(simulate_cohort(2000, cohort="melanoma", seed=11), validation="holdout",
                      nested_cv=False, progress=False).model
@@ -220,13 +222,16 @@ def test_update_for_a_new_site_restores_calibration(tmp_path):
     elsewhere = shifted_population(6000, seed=13)
     before = calibration_intercept_slope(elsewhere[LABEL],
                                          original.probability(elsewhere, warn=False))
+    by_intercept, recalibrated = update_model(original, local, method="intercept", repeats=1,
+                                              progress=False)
+    low, high = recalibrated.metrics["update"]["intercept_ci"]
+    after = calibration_intercept_slope(elsewhere[LABEL],
+                                        by_intercept.probability(elsewhere, warn=False))
+    assert abs(before["calibration_intercept"]) > 0.2  # the shift is real
+    assert low <= before["calibration_intercept"] <= high
+    assert abs(after["calibration_intercept"]) < abs(before["calibration_intercept"]) / 2
     updated, evaluation = update_model(original, local, method="auto", repeats=1,
                                        progress=False)
-    after = calibration_intercept_slope(elsewhere[LABEL],
-                                        updated.probability(elsewhere, warn=False))
-    assert abs(before["calibration_intercept"]) > 0.2  # the shift is real
-    assert abs(after["calibration_intercept"]) < 0.1
-    assert 0.9 <= after["calibration_slope"] <= 1.1
     assert evaluation.metrics["update"]["chosen"] in ("intercept", "logistic", "refit")
     write_report(tmp_path / "report", evaluation.metrics, evaluation.frame, model=updated,
                  predictions=evaluation.predictions)

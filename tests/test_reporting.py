@@ -594,5 +594,5 @@ def test_cross_validated_evaluation_is_not_called_held_out(evaluated):
     assert "Evaluated out of fold" in md and "repeated patient-grouped cross-validation" in md
     assert "## Cross-validated performance (out of fold)" in md
     assert "| statistic | apparent (training patients) | repeated cross-validation (mean ± SD " \
-           "over repeats) | out-of-fold |" in md
+           "over repeats; the headline) | out-of-fold |" in md
     assert "| repeat | n | events |" in md

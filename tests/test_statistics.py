@@ -307,7 +307,8 @@ def _cohort(seed: int = 7, n: int = 600):
 def test_benchmark_structure_and_consistency():
     y, p, rules = _cohort()
     b = M.benchmark(y, p, 0.3, rules)
-    assert set(b) == {"n", "n_positive", "prevalence", "threshold", "model", "rules"}
+    assert set(b) == {"n", "n_positive", "prevalence", "threshold", "model", "rules",
+                      "interval_methods"}
     assert b["n"] == len(y) and b["n_positive"] == y.sum()
     model = b["model"]
     assert model["coverage"] == 1.0

@@ -406,6 +406,7 @@ def _methods_section(data: Mapping, model, scheme: str) -> Section:
         "threshold probability pt the model calls pseudoprogression at p >= pt), and PPV/NPV "
         "re-stated at the "
         f"article's prevalences (95% CIs: {PREVALENCE_CI_METHOD}).",
+        *_clustered_methods(data),
         "Comparison with the rules: each rule on the rows it covers, against the model on the "
         "same rows read at the rule's sensitivity; model minus rule PPV and specificity with "
         "paired bootstrap CIs (model and rule resampled together, the matching threshold "
@@ -743,19 +744,36 @@ def _figure_blocks(figures: Mapping[str, str], keys: Sequence[str], data: Mappin
             for k in keys if k in figures]
 
 
+def _clustered_methods(data: Mapping) -> list[str]:
+    """The intervals' methods when patients have several lesions (none otherwise)."""
+    methods = data.get("interval_methods") or {}
+    if not methods.get("unit", "").startswith("lesions clustered"):
+        return []
+    return ["Several lesions per patient: every interval and test treats the patient, not the "
+            f"lesion, as the independent unit: AUC by the {methods['auc']}; sensitivity, "
+            f"specificity, PPV and NPV by a {methods['proportions']}; diagnostic odds ratios "
+            f"by a {methods['dor']}; calibration by {methods['calibration']}; model-rule AUC "
+            f"differences by {methods['auc_difference']}; bootstrap intervals resample "
+            "patients with all their lesions."]
+
+
 def _internal_validation_section(data: Mapping, scheme: str) -> Section:
     iv = data.get("internal_validation") or {}
     text = {
         "cv": "Three figures kept apart: apparent (the final model on its own training "
               "patients, optimistic by construction), repeated cross-validation (the whole "
-              "procedure refitted without each fold's patients and scored on them; mean ± SD "
-              "over repeats) and the pooled out-of-fold probabilities of every lesion, averaged "
-              "over the repeats.",
+              "procedure refitted without each fold's patients and scored on them, every "
+              "lesion called at its own fold model's threshold; mean ± SD over repeats: the "
+              "headline figures) and, for comparison only, the averaged ensemble (each "
+              "lesion's out-of-fold probabilities averaged over the repeats' models, which "
+              "flatters the procedure).",
         "bootstrap": "Three figures kept apart: apparent (the final model on its own training "
                      "patients, optimistic by construction), optimism-corrected (apparent "
                      "minus the mean optimism of the procedure refitted on bootstrap resamples "
-                     "of patients) and the out-of-bag probabilities of every lesion, averaged "
-                     "over the resamples that left its patient out.",
+                     "of patients, the copies of a patient drawn twice kept together: the "
+                     "headline figures, describing the saved model) and the out-of-bag "
+                     "probabilities of every lesion, averaged over the bootstrap models that "
+                     "left its patient out (other models than the saved one).",
     }.get(scheme, "Three figures kept apart: apparent (the final model on its own training "
                   "patients, optimistic by construction), nested cross-validation (the whole "
                   "procedure refitted on part of the training patients and scored on the fold "
@@ -828,9 +846,14 @@ def _update_section(data: Mapping) -> Section | None:
         Para(f"The model trained on {original.get('source', 'another table')} "
              f"({fmt.cell(original.get('n'))} rows) was updated with these local patients. "
              f"Update asked: {upd.get('requested')}; used: {upd.get('chosen')}"
-             + (f" (intercept {fmt.g(upd.get('intercept'))}, slope {fmt.g(upd.get('slope'))} "
-                "on the original model's log-odds)" if upd.get("chosen") in
-                ("intercept", "logistic") else "") + ". The updated model's figures are "
+             + (f" (intercept {fmt.est_ci(upd.get('intercept'), upd.get('intercept_ci'), 2)}"
+                f", slope {fmt.g(upd.get('slope'))} on the original model's log-odds)"
+                if upd.get("chosen") in ("intercept", "logistic") else "")
+             + (f"; the refit is a {upd['refit']}" if upd.get("refit") else "")
+             + (". What it promises is the intercept's 95% interval; one of +/- 0.1 would "
+                f"need about {fmt.cell(upd['local_lesions_for_intercept_within'].get('0.1'))} "
+                "local lesions like these" if upd.get("local_lesions_for_intercept_within")
+                else "") + ". The updated model's figures are "
              "out of fold: patient-grouped cross-validation of the update itself, so no "
              "lesion is scored by an update estimated on its own patient. Methods: "
              "Steyerberg, Clinical Prediction Models, ch. 20; closed test of Vergouwe et al., "

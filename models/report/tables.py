@@ -228,15 +228,28 @@ def rules_vs_model_tables(metrics: Mapping) -> tuple[Table, Table]:
 def model_lines(metrics: Mapping) -> list[str]:
     """The model's discrimination and calibration as short lines of text."""
     m = metrics.get("model") or {}
+    methods = metrics.get("interval_methods") or {}
     lines = [
-        f"AUC: {fmt.est_ci(m.get('auc'), m.get('auc_ci'))} (95% CI: {AUC_CI_METHOD})",
+        f"AUC: {fmt.est_ci(m.get('auc'), m.get('auc_ci'))} "
+        f"(95% CI: {methods.get('auc', AUC_CI_METHOD)})",
         f"Brier score: {fmt.brier(m.get('brier'))}",
         f"calibration intercept (calibration-in-the-large, ideal 0): "
         f"{fmt.est_ci(m.get('calibration_intercept'), m.get('calibration_intercept_ci'))}",
         f"calibration slope (ideal 1; below 1 means over-confident): "
         f"{fmt.est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))} (95% CIs "
-        f"of intercept and slope: {CALIBRATION_CI_METHOD})",
+        f"of intercept and slope: {methods.get('calibration', CALIBRATION_CI_METHOD)})",
     ]
+    headline = m.get("headline") or {}
+    if headline:
+        lines.insert(0, f"these figures: {headline.get('figures')}; they describe "
+                        f"{headline.get('describes')}; 95% CIs: {headline.get('intervals')}. "
+                        "Curves, bootstrap CIs and the comparisons with the rules use each "
+                        "lesion's pooled probability (named in the internal validation)")
+    if methods.get("unit", "").startswith("lesions clustered"):
+        lines.append(f"intervals account for several lesions per patient: proportions by the "
+                     f"{methods.get('proportions')}; diagnostic odds ratios by the "
+                     f"{methods.get('dor')}; model-rule AUC tests by "
+                     f"{methods.get('auc_difference')}")
     ap = metrics.get("average_precision") or {}
     if ap.get("model") is not None:
         lines.append(f"average precision (area under the precision-recall curve): "
@@ -644,6 +657,12 @@ def internal_validation_table(metrics: Mapping) -> Table:
     boot = iv.get("optimism_bootstrap") or {}
     summary = nested.get("summary") or {}
     m = metrics.get("model") or {}
+    # under cv and bootstrap the headline is the middle column; the last shows the pooled
+    # probabilities under their own name (the averaged ensemble, the out-of-bag models)
+    pooled = (metrics.get("ensemble") if scheme == "cv" else
+              metrics.get("out_of_bag") if scheme == "bootstrap" else None)
+    if pooled:
+        m = pooled.get("model") or {}
     rows = []
     for name, key, f in _IV_STATS:
         if boot:
@@ -669,13 +688,30 @@ def internal_validation_table(metrics: Mapping) -> Table:
                  f"{fmt.cell(apparent.get('n'))} ({fmt.cell(apparent.get('n_positive'))})"
                  if apparent else fmt.DASH, behind if source else fmt.DASH,
                  f"{fmt.cell(metrics.get('n'))} ({fmt.cell(metrics.get('n_positive'))})"])
-    middle_name = {"cv": "repeated cross-validation (mean ± SD over repeats)",
-                   "bootstrap": "optimism-corrected (bootstrap)"}.get(
+    middle_name = {"cv": "repeated cross-validation (mean ± SD over repeats; the headline)",
+                   "bootstrap": "optimism-corrected (bootstrap; the headline, saved model)"}.get(
         scheme, "nested cross-validation (training patients)")
+    last = {"cv": "averaged ensemble of the repeats' models (flatters; for comparison)",
+            "bootstrap": "out-of-bag (the bootstrap models, not the saved one)"}
+    caption = ("Internal validation; the last row gives the rows and events behind each "
+               "column.")
+    if boot.get("n_skipped") or boot.get("undefined"):
+        caption += (f" Bootstrap: {fmt.cell(boot.get('n_fitted'))} of "
+                    f"{fmt.cell(boot.get('n_resamples'))} resamples fitted "
+                    f"({fmt.cell(boot.get('n_skipped'))} skipped: "
+                    f"{boot.get('skipped_because', 'too unbalanced')})"
+                    + "".join(f"; {u}" for u in boot.get("undefined") or []) + ".")
+    spread = (boot.get("optimism_spread") or {}).get("calibration_slope") or {}
+    if spread.get("median") is not None:
+        caption += (" Optimism of the calibration slope over the resamples: mean "
+                    f"{fmt.fixed((boot.get('optimism') or {}).get('calibration_slope'))}, "
+                    f"median {fmt.fixed(spread.get('median'))} (quartiles "
+                    f"{fmt.fixed(spread.get('q1'))} to {fmt.fixed(spread.get('q3'))}); a mean "
+                    "far above the median says a few resamples dominate the correction.")
     return Table(["statistic", "apparent (training patients)", middle_name,
+                  last[scheme] if pooled else
                   EVALUATED_AS[scheme] if scheme != "saved" else "this evaluation"], rows,
-                 "Internal validation; the last row gives the rows and events behind each "
-                 "column.")
+                 caption)
 
 
 def nested_folds_table(metrics: Mapping) -> Table:

@@ -1,0 +1,167 @@
+"""Intervals on lesions clustered in patients, checked against independent computations: a
+hand-written patient bootstrap (scikit-learn's AUC), Obuchowski's formula written pair by
+pair, and statsmodels' GEE for the cluster-robust variance of a proportion."""
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from models import statistics as st
+
+
+def clustered_table(n_patients: int = 300, seed: int = 0):
+    """Labels, probabilities and patients of about 900 lesions (1-5 a patient) whose labels
+    and scores are shared within a patient, as metastases of one patient tend to be."""
+    rng = np.random.default_rng(seed)
+    k = rng.integers(1, 6, n_patients)
+    g = np.repeat(np.arange(n_patients), k)
+    patient_label = rng.random(n_patients) < 0.2
+    y = np.where(rng.random(len(g)) < 0.9, patient_label[g],
+                 rng.random(len(g)) < 0.2).astype(int)
+    s = y + rng.normal(0, 1, n_patients)[g] + 1.2 * patient_label[g] + rng.normal(0, .5, len(g))
+    return y, 1 / (1 + np.exp(-(s - 1.5))), g
+
+
+def patient_bootstrap(y, p, g, statistic, n_resamples=2000, seed=1):
+    """Percentile 95% interval of ``statistic(y, p)`` over resamples of patients."""
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(g == u) for u in np.unique(g)]
+    values = []
+    for _ in range(n_resamples):
+        rows = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+        values.append(statistic(y[rows], p[rows]))
+    values = np.asarray(values, dtype=float)
+    return np.quantile(values[np.isfinite(values)], [0.025, 0.975])
+
+
+@pytest.fixture(scope="module")
+def table():
+    return clustered_table()
+
+
+def test_clustered_auc_interval_matches_a_patient_bootstrap(table):
+    y, p, g = table
+    value, ci = st.auc_with_ci(y, p, groups=g)
+    _, plain = st.auc_with_ci(y, p)
+    assert value == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    lo, hi = patient_bootstrap(y, p, g, st.auc)  # st.auc: roc_auc_score, sorted once
+    assert abs((ci[1] - ci[0]) / (hi - lo) - 1) < 0.15
+    assert (plain[1] - plain[0]) < 0.8 * (hi - lo)  # lesions as independent: too narrow
+
+
+def obuchowski_by_pairs(y, s, g):
+    """Obuchowski (1997) eqs. 3-5 written literally: psi over every positive-negative pair."""
+    ids = np.unique(g)
+    pos, neg = y == 1, y == 0
+    n1, n0, n_c = pos.sum(), neg.sum(), len(ids)
+    psi = (s[pos][:, None] > s[neg][None, :]) + 0.5 * (s[pos][:, None] == s[neg][None, :])
+    theta = psi.mean()
+    v10 = psi.sum(axis=1) / n0  # per positive lesion
+    v01 = psi.sum(axis=0) / n1  # per negative lesion
+    gp, gn = g[pos], g[neg]
+    s10 = s01 = s11 = 0.0
+    for i in ids:
+        a = v10[gp == i].sum() - (gp == i).sum() * theta
+        b = v01[gn == i].sum() - (gn == i).sum() * theta
+        s10 += a * a
+        s01 += b * b
+        s11 += a * b
+    s10 *= n_c / ((n_c - 1) * n1)
+    s01 *= n_c / ((n_c - 1) * n0)
+    s11 *= n_c / (n_c - 1)
+    return theta, s10 / n1 + s01 / n0 + 2 * s11 / (n1 * n0)
+
+
+def test_clustered_auc_variance_is_obuchowskis_formula():
+    y, p, g = clustered_table(60, seed=4)
+    p = np.round(p, 2)  # ties count one half in both
+    theta, var = obuchowski_by_pairs(y, p, g)
+    aucs, cov = st.auc_covariance(y, [p], st.clusters(g, len(y)))
+    assert aucs[0] == pytest.approx(theta, abs=1e-12)
+    assert cov[0, 0] == pytest.approx(var, rel=1e-10)
+
+
+def test_clustered_delong_test_matches_a_patient_bootstrap(table):
+    y, p, g = table
+    other = np.clip(p + np.random.default_rng(3).normal(0, 0.15, len(p)), 0, 1)
+    test = st.delong_test(y, p, other, groups=g)
+    lo, hi = patient_bootstrap(y, np.c_[p, other], g,
+                               lambda yy, pp: st.auc(yy, pp[:, 0]) - st.auc(yy, pp[:, 1]),
+                               n_resamples=1000)
+    assert abs((test["ci"][1] - test["ci"][0]) / (hi - lo) - 1) < 0.15
+    assert "Obuchowski" in test["method"]
+
+
+def test_proportion_variance_is_statsmodels_gee_robust_variance(table):
+    import statsmodels.api as sm
+
+    y, p, g = table
+    call = p >= 0.5
+    rows = y == 1  # sensitivity: calls among the positive lesions
+    hits, groups = call[rows].astype(float), g[rows]
+    r = hits.mean()
+    fit = sm.GEE(hits, np.ones((len(hits), 1)), groups=groups,
+                 family=sm.families.Binomial(), cov_struct=sm.cov_struct.Independence()).fit()
+    # the GEE's robust variance of logit(r), back on the proportion's scale by the delta method
+    gee_var = fit.cov_robust[0, 0] * (r * (1 - r)) ** 2
+    n_clusters = len(np.unique(groups))
+    deff = st.proportion_design_effect(hits, st.clusters(groups, len(hits)))
+    assert deff * r * (1 - r) / len(hits) == pytest.approx(
+        gee_var * n_clusters / (n_clusters - 1), rel=1e-6)
+
+
+@pytest.mark.parametrize("key", ["sensitivity", "specificity", "ppv", "npv"])
+def test_clustered_proportion_intervals_match_a_patient_bootstrap(table, key):
+    y, p, g = table
+    threshold = 0.5
+    m = st.binary_metrics(y, (p >= threshold).astype(float), groups=g)
+
+    def proportion(yy, pp):
+        return st.binary_metrics(yy, (pp >= threshold).astype(float))[key]
+
+    lo, hi = patient_bootstrap(y, p, g, proportion, n_resamples=600)
+    assert abs((m[f"{key}_ci"][1] - m[f"{key}_ci"][0]) / (hi - lo) - 1) < 0.2
+    assert m["design_effect"][key] > 1.5
+    assert m["n_patients"] == len(np.unique(g))
+
+
+def test_clustered_dor_interval_matches_a_patient_bootstrap(table):
+    y, p, g = table
+    m = st.binary_metrics(y, (p >= 0.5).astype(float), groups=g)
+
+    def log_dor(yy, pp):
+        return math.log(st.binary_metrics(yy, (pp >= 0.5).astype(float))["dor"])
+
+    lo, hi = patient_bootstrap(y, p, g, log_dor, n_resamples=600)
+    width = math.log(m["dor_ci"][1]) - math.log(m["dor_ci"][0])
+    assert abs(width / (hi - lo) - 1) < 0.2
+
+
+def test_one_lesion_per_patient_changes_nothing():
+    y, p, _ = clustered_table(200, seed=2)
+    ids = np.arange(len(y)).astype(str)
+    calls = (p >= 0.5).astype(float)
+    assert st.auc_with_ci(y, p, groups=ids) == st.auc_with_ci(y, p)
+    assert st.binary_metrics(y, calls, groups=ids) == st.binary_metrics(y, calls)
+    assert st.calibration_intercept_slope(y, p, groups=ids) == \
+        st.calibration_intercept_slope(y, p)
+    rules = {"r": calls}
+    import pandas as pd
+    with_ids = st.benchmark(y, p, 0.5, pd.DataFrame(rules), groups=ids)
+    without = st.benchmark(y, p, 0.5, pd.DataFrame(rules))
+    assert st.to_jsonable(with_ids) == st.to_jsonable(without)
+    assert "independent" in without["interval_methods"]["unit"]
+
+
+def test_benchmark_on_clustered_rows_says_so(table):
+    import pandas as pd
+
+    y, p, g = table
+    out = st.benchmark(y, p, 0.5, pd.DataFrame({"r": (p >= 0.4).astype(float)}), groups=g)
+    assert "Obuchowski" in out["interval_methods"]["auc"]
+    assert out["model"]["auc_ci"] == st.auc_with_ci(y, p, groups=g)[1]
+    assert out["rules"]["r"]["design_effect"]["sensitivity"] > 1
+    assert out["model"]["calibration_slope_ci"] != st.calibration_intercept_slope(
+        y, p)["calibration_slope_ci"]
