@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.article import PREVALENCE, THRESHOLDS
-from features.contract import ID, LABEL, LESION, validate_table
+from features.article import THRESHOLDS
+from features.contract import ID, KEY_COLUMNS, LABEL, LESION, NUMERIC_FEATURES, validate_table
 from models.bundle import TrainedModel
 from models.inspection import feature_effects
-from models.rules import apply_rules
+from models.report.words import restated_prevalences, study_metrics
+from models.rules import study_rules
 from models.statistics import (
     auc_with_ci,
     benchmark,
@@ -74,7 +75,8 @@ def evaluate(model: TrainedModel, table: pd.DataFrame, bayes_p: np.ndarray | Non
     """
     table = validate_table(table, require_label=True, source="the evaluation table")
     p = model.probability(table, warn=warn)
-    evaluation = evaluate_predictions(table, p, model.threshold, bayes_p, restate_prevalences)
+    evaluation = evaluate_predictions(table, p, model.threshold, bayes_p, restate_prevalences,
+                                      description=model.table_description())
     add_feature_effects(evaluation.metrics, model, table, rows="evaluated")
     return evaluation
 
@@ -91,14 +93,23 @@ def add_feature_effects(metrics: dict, model: TrainedModel, table: pd.DataFrame,
 
 def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,
                          bayes_p: np.ndarray | None = None,
-                         restate_prevalences: dict[str, float] | None = None) -> Evaluation:
+                         restate_prevalences: dict[str, float] | None = None,
+                         description=None) -> Evaluation:
     """Benchmark probabilities ``p`` (aligned with the validated, labelled ``table``), called
-    at ``threshold``, and every rule on the same rows."""
+    at ``threshold``, and the rules on the same rows: the article's rules whose inputs are
+    columns of the table and the rules ``description`` (the table description,
+    :class:`features.description.TableDescription`) declares
+    (:func:`models.rules.study_rules`). PPV and NPV are restated at
+    ``restate_prevalences``, by default the study's
+    (:func:`models.report.words.restated_prevalences`). ``metrics["study"]`` names the
+    classes and the rules left out (:func:`models.report.words.study_metrics`)."""
     y = table[LABEL].to_numpy().astype(int)
     p = np.asarray(p, dtype=float)
-    rules = apply_rules(table)
-    metrics = benchmark(y, p, threshold, rules,
-                        restate_prevalences=restate_prevalences or PREVALENCE)
+    rules, left_out = study_rules(table, description)
+    if restate_prevalences is None:
+        restate_prevalences = restated_prevalences(description)
+    metrics = benchmark(y, p, threshold, rules, restate_prevalences=restate_prevalences)
+    metrics["study"] = study_metrics(description, left_out)
     keys = {ID: table[ID].to_numpy()}
     if LESION in table.columns:
         keys[LESION] = table[LESION].to_numpy()
@@ -115,11 +126,21 @@ def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,
     if ctdna.column in table.columns:
         extra[f"{ctdna.column} < {ctdna.value:g} ({ctdna.figure})"] = (
             (table[ctdna.column] < ctdna.value).astype(float).where(table[ctdna.column].notna()))
-    ors = feature_odds_ratios(table, y, extra_binary=extra)
+    ors = feature_odds_ratios(table, y, columns=odds_ratio_columns(table), extra_binary=extra)
     metrics["feature_odds_ratios"] = ors.to_dict(orient="records")
     metrics["units"] = {"n_lesions": int(len(table)),
                         "n_patients": int(table[ID].nunique())}
     return Evaluation(frame=frame, metrics=metrics)
+
+
+def odds_ratio_columns(table: pd.DataFrame) -> list[str]:
+    """The columns given a univariable odds ratio: the contract's numeric features (in the
+    contract's order), then every other numeric column the model may use (declared and
+    radiomic columns, in table order)."""
+    contract = [c for c in NUMERIC_FEATURES if c in table.columns]
+    others = [c for c in table.columns if c not in KEY_COLUMNS and c not in contract
+              and c != "cancer_type" and pd.api.types.is_numeric_dtype(table[c])]
+    return contract + others
 
 
 # --------------------------------------------------------------------------- inputs

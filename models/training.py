@@ -246,6 +246,8 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
     metrics["validation"] = {"scheme": mode, "reason": reason, "requested": validation}
     metrics["model_selection"] = {"chosen": result.model.family, "cv": result.model.cv_scores}
     metrics["positive_class"] = described.positive_name
+    if described.unlabelled:
+        metrics["study"]["unlabelled"] = described.unlabelled
     result.model.metrics = metrics
     return result
 
@@ -295,7 +297,8 @@ def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progre
     rows = mean_p.index.to_numpy()
     evaluated = table.iloc[rows]
     evaluation = evaluate_predictions(evaluated, mean_p.to_numpy(), model.threshold,
-                                      None if bayes is None else bayes[rows])
+                                      None if bayes is None else bayes[rows],
+                                      description=model.table_description())
     add_feature_effects(evaluation.metrics, model, table, rows="training")
     keys = table[[c for c in (ID, LESION) if c in table.columns]].reset_index(drop=True)
     stacked = predictions.join(keys, on="row").drop(columns="row")
