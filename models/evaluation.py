@@ -20,7 +20,7 @@ from features.article import THRESHOLDS
 from features.contract import ID, KEY_COLUMNS, LABEL, LESION, NUMERIC_FEATURES, validate_table
 from models.bundle import TrainedModel
 from models.inspection import feature_effects
-from models.report.words import restated_prevalences, study_metrics
+from models.report.words import restated_prevalences, study_metrics, words_of
 from models.rules import study_rules
 from models.statistics import (
     auc_with_ci,
@@ -110,6 +110,7 @@ def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,
         restate_prevalences = restated_prevalences(description)
     metrics = benchmark(y, p, threshold, rules, restate_prevalences=restate_prevalences)
     metrics["study"] = study_metrics(description, left_out)
+    _in_study_words(metrics)
     keys = {ID: table[ID].to_numpy()}
     if LESION in table.columns:
         keys[LESION] = table[LESION].to_numpy()
@@ -131,6 +132,16 @@ def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,
     metrics["units"] = {"n_lesions": int(len(table)),
                         "n_patients": int(table[ID].nunique())}
     return Evaluation(frame=frame, metrics=metrics)
+
+
+def _in_study_words(metrics: dict) -> None:
+    """The benchmark's notes (``dor_note``: "never calls pseudoprogression") with the
+    study's class names (:meth:`models.report.words.Words.say`)."""
+    w = words_of(metrics)
+    for m in [metrics["model"], *metrics["rules"].values()]:
+        for entry in (m, m.get("model_on_rule_rows") or {}):
+            if entry.get("dor_note"):
+                entry["dor_note"] = w.say(entry["dor_note"])
 
 
 def odds_ratio_columns(table: pd.DataFrame) -> list[str]:
@@ -256,4 +267,5 @@ def add_uncertainty(metrics: dict, frame: pd.DataFrame, threshold: float,
         "rule_comparisons": comparisons,
         "net_benefit": _net_benefit(y, p, rules, threshold),
     }))
+    out["net_benefit"]["abstention"] = words_of(metrics).say(_ABSTENTION)
     return out

@@ -19,8 +19,9 @@ from models.classifier import (
 from models.rules import ArticleRule, DeclaredRule
 
 #: One rule of each shape (two inputs; an optional input; the four-part combination), a rule
-#: with its array columns named, a declared rule, the transformers (splines with and without their linear
-#: terms; the wide-block selector by F-test and by L1 penalty) and the calibrated classifier
+#: with its array columns named, a declared rule (and, or, not, backquotes), the transformers
+#: (splines with and without their linear terms; the wide-block selector by F-test and by L1
+#: penalty) and the calibrated classifier
 #: (two folds and isotonic calibration keep its checks fast; the contract does not depend on
 #: either).
 ESTIMATORS = [
