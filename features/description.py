@@ -506,7 +506,8 @@ class TableDescription:
             if empty.any():
                 raw = src[self.label_column][empty.to_numpy()]
                 shown = raw.map(lambda v: "(empty cell)" if v is None or (
-                    not isinstance(v, str) and bool(pd.isna(v))) else repr(str(v)))
+                    not isinstance(v, str) and bool(pd.isna(v))) or not str(v).strip()
+                    else repr(str(v).strip()))
                 unlabelled = {"n": int(empty.sum()), "column": self.label_column,
                               "values": {str(k): int(n) for k, n in
                                          shown.value_counts().items()}}
@@ -826,6 +827,7 @@ def _rules(value, problems: list[str]) -> tuple[RuleDeclaration, ...]:
                             "says the positive class, in quotes, e.g. positive_when: "
                             f"\"rcbv >= 1.75\"; found {when!r}.")
             continue
+        when = when.strip()
         try:
             parse(when)
         except RuleSyntaxError as exc:

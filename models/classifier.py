@@ -1175,6 +1175,8 @@ class FitFailures:
                 if "0 feature(s)" in reason:
                     reason = ("the radiomic selection kept no feature" if radiomic
                               else "no feature was left to fit on")
+                elif "meets the variance threshold" in reason:
+                    reason = "every column of the radiomic block is constant (or empty)"
                 if reason not in self.reasons:
                     self.reasons.append(reason[:160])
 

@@ -248,6 +248,8 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
     metrics["positive_class"] = described.positive_name
     if described.unlabelled:
         metrics["study"]["unlabelled"] = described.unlabelled
+    if described.undeclared:
+        metrics["study"]["undeclared"] = list(described.undeclared)
     result.model.metrics = metrics
     return result
 

@@ -67,6 +67,7 @@ from models.report.tables import (
     unit_sentence,
     units_text,
     validation_scheme,
+    wide_block_table,
 )
 from models.report.waiting import waiting_section
 from models.report.words import Words, words_of
@@ -318,47 +319,108 @@ def _radiomic_method(data: Mapping, model) -> str:
     return "the selection step"
 
 
-def _selection_text(radiomic: Sequence[str]) -> str:
-    """What is selected on the outcome, and where."""
-    if not radiomic:
-        return ("No predictor is selected on the outcome: every contract column present in the "
-                "training data enters the model as it is.")
-    return (f"Every contract column enters the model as it is. The {len(radiomic)} radiomic "
-            f"columns are reduced inside the model's pipeline: {RADIOMIC_REDUCTION}. The last "
-            "step selects on the outcome (a univariate F-test of each column against the "
-            "label, or an L1-penalised logistic regression of the label on the block), so it "
-            "is refitted inside every cross-validation fold (tuning, model choice, "
-            "calibration, nested cross-validation) on that fold's training rows only, never on "
-            "the rows it is scored on; the final model's choice, fitted on all training rows, "
-            "is listed below.")
+def _outcome_steps(data: Mapping, model, radiomic: Sequence[str]) -> list[str]:
+    """Each step of the procedure that looks at the outcome, and where it runs."""
+    scheme = validation_scheme(data)
+    inside = {"holdout": "on the training patients only (the held-out patients never), and "
+                         "again inside every fold of the nested cross-validation",
+              "cv": "inside every cross-validation fold, on that fold's training patients "
+                    "only, and once more on all patients for the final model",
+              "bootstrap": "inside every bootstrap resample, and once more on all patients "
+                           "for the final model"}.get(
+        scheme, "when the model was trained, on its training patients only")
+    source = str(getattr(model, "threshold_source", "") or "")
+    steps = []
+    if radiomic:
+        steps.append(f"Radiomic selection ({len(radiomic)} columns; univariate F-test or L1 "
+                     f"penalty against the label): inside the folds, {inside}.")
+    steps += [
+        f"Tuning of each family's settings and the choice of family (patient-grouped "
+        f"cross-validation): {inside}.",
+        f"Calibration (sigmoid map on out-of-fold predictions): {inside}.",
+        "Threshold: " + (f"{source}; chosen {inside}." if "sensitivity" in source else
+                         "fixed in advance (" + (source or "not recorded")
+                         + "), so it does not look at the outcome."),
+        "The univariable odds ratios below: on the evaluated rows, descriptive only; the "
+        "model does not use them.",
+    ]
+    return steps
+
+
+def _radiomic_block(data: Mapping, model, names: Sequence[str]) -> list[str]:
+    """The model's wide-block columns: pyradiomics names and declared ``block: radiomic``."""
+    declared = {}
+    if model is not None and hasattr(model, "declared"):
+        declared = model.declared() or {}
+    return [c for c in names if is_radiomic(c)
+            or getattr(declared.get(c), "block", None) == "radiomic"]
+
+
+def _unused_columns(data: Mapping, selection: Mapping | None) -> list[str]:
+    """Columns of the table the model does not use, each with the reason."""
+    out = []
+    undeclared = (data.get("study") or {}).get("undeclared") or []
+    if undeclared:
+        out.append(f"Not declared, dropped before training ({len(undeclared)}): "
+                   + ", ".join(f"`{c}`" for c in undeclared[:20])
+                   + (f" and {len(undeclared) - 20} more" if len(undeclared) > 20 else "")
+                   + ".")
+    dropped = (selection or {}).get("dropped") or {}
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in dropped.items():
+        by_reason.setdefault(reason, []).append(name)
+    for reason, cols in by_reason.items():
+        shown = ", ".join(f"`{c}`" for c in cols[:12])
+        more = f" and {len(cols) - 12} more" if len(cols) > 12 else ""
+        out.append(f"Left out by the radiomic reduction of the final model, {reason} "
+                   f"({len(cols)}): {shown}{more}.")
+    return out
 
 
 def _predictor_section(data: Mapping, model) -> Section:
     columns = [str(c) for c in (getattr(model, "feature_columns", None) or [])]
     names = columns or [str(r.get("feature")) for r in (data.get("feature_odds_ratios") or [])
                         if isinstance(r, Mapping) and "(" not in str(r.get("feature"))]
-    radiomic = [c for c in names if is_radiomic(c)]
+    wide = _radiomic_block(data, model, names)
+    radiomic = [c for c in wide if is_radiomic(c)]
     ev = _events(data.get("n"), data.get("n_positive"), data)
     blocks: list = []
     if columns:
-        parts = f"{len(columns) - len(radiomic)} from the column contract (or declared)"
+        parts = f"{len(columns) - len(wide)} from the column contract (or declared)"
         if radiomic:
             parts += f" and {len(radiomic)} pyradiomics features named `<sequence>_<feature>`"
-        blocks.append(Para(f"The model uses {len(columns)} column(s) of the table: {parts}. "
-                           + _selection_text(radiomic)))
+        if len(wide) > len(radiomic):
+            parts += (f"{',' if radiomic else ' and'} {len(wide) - len(radiomic)} declared in "
+                      "the radiomic block")
+        blocks.append(Para(f"The model may use {len(columns)} column(s) of the table: {parts}. "
+                           + ("Every column outside the radiomic block enters the model as "
+                              "it is; the radiomic block is reduced inside the model's "
+                              f"pipeline: {RADIOMIC_REDUCTION}." if wide else
+                              "Every column enters the model as it is.")
+                           + " Steps that look at the outcome:"))
+        blocks.append(Bullets(_outcome_steps(data, model, wide)))
     else:
         blocks.append(Para("No model bundle was given, so the model's column list is not "
-                           "shown; the contract's features found in the evaluation table are "
+                           "shown; the numeric columns found in the evaluation table are "
                            "listed."))
-    table = predictor_table(data, names)
+    table = predictor_table(data, [c for c in names if c not in wide])
     if table.rows:
         blocks.append(_with(table, (
             f"Predictors, their availability and univariable odds ratio of "
             f"{words_of(data).positive} "
             f"on the {ev} evaluated rows (continuous: per SD of the contract-transformed value; "
             "binary: 1 vs 0).")))
+    selection = radiomic_selection(model) if wide else None
+    if wide:
+        strongest, rest = wide_block_table(data, wide)
+        if strongest.rows:
+            blocks.append(_with(strongest, (
+                f"The radiomic block's columns with the strongest univariable association with "
+                f"{words_of(data).positive} on the {ev} evaluated rows (smallest p first; per "
+                "SD of the column), with the rows holding a value"
+                + (f"; {rest} more in metrics.json (feature_odds_ratios)." if rest else ".")
+                + " Descriptive only: the model's own selection runs inside the folds.")))
     if radiomic:
-        selection = radiomic_selection(model)
         kept = len((selection or {}).get("kept") or [])
         summary = radiomic_table(radiomic, selection)
         blocks.append(_with(summary, (
@@ -366,14 +428,19 @@ def _predictor_section(data: Mapping, model) -> Section:
             "feature class (columns)"
             + (f"; {kept} kept by the reduction fitted on all training rows." if selection
                else "; the model bundle does not say which the reduction kept."))))
-        if selection:
-            blocks.append(_with(radiomic_selection_table(selection), (
-                f"The radiomic columns the final model uses: {selection.get('n_columns')} "
-                f"columns, {fmt.cell(selection.get('n_after_variance'))} after the "
-                "zero-variance filter, "
-                f"{fmt.cell(selection.get('n_after_correlation'))} after the correlation "
-                f"filter, {kept} kept by {_radiomic_method(data, model)}; training rows "
-                "only; F statistics shown whichever selected).")))
+    if selection:
+        kept = len(selection.get("kept") or [])
+        blocks.append(_with(radiomic_selection_table(selection), (
+            f"The radiomic columns the final model uses: {selection.get('n_columns')} "
+            f"columns, {fmt.cell(selection.get('n_after_variance'))} after the "
+            "zero-variance filter, "
+            f"{fmt.cell(selection.get('n_after_correlation'))} after the correlation "
+            f"filter, {kept} kept by {_radiomic_method(data, model)}; training rows "
+            "only; F statistics shown whichever selected).")))
+    unused = _unused_columns(data, selection)
+    if unused:
+        blocks.append(Para("Columns of the table the model does not use, and why:"))
+        blocks.append(Bullets(unused))
     blocks.append(Para("Transformations (logistic regression): log for positive ratios and "
                        "concentrations, log(1 + pct/100) for % changes, logit for percentages, "
                        "then standardisation; the spline family adds restricted cubic spline "

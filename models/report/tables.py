@@ -518,6 +518,32 @@ def predictor_table(metrics: Mapping, columns: Sequence[str]) -> Table:
                   "univariable OR (95% CI)"], rows)
 
 
+#: How many columns of a wide block the predictors' odds-ratio table shows.
+WIDE_BLOCK_SHOWN = 20
+
+
+def wide_block_table(metrics: Mapping, columns: Sequence[str],
+                     limit: int = WIDE_BLOCK_SHOWN) -> tuple[Table, int]:
+    """The ``limit`` columns of a wide (radiomic) block with the smallest univariable p value
+    (``metrics["feature_odds_ratios"]``): rows with a value and odds ratio per SD; and how
+    many more columns the block has (with or without an odds ratio)."""
+    ors = {str(r.get("feature")): r for r in (metrics.get("feature_odds_ratios") or [])
+           if isinstance(r, Mapping)}
+    n = metrics.get("n")
+    found = [ors[c] for c in columns if c in ors]
+    ranked = sorted(found, key=lambda r: (not fmt.finite(r.get("p_value")),
+                                          fmt.num(r.get("p_value"))
+                                          if fmt.finite(r.get("p_value")) else 0.0))
+    rows = []
+    for r in ranked[:limit]:
+        avail = r.get("n")
+        share = f" ({fmt.pct(avail / n)})" if avail is not None and n else ""
+        rows.append([str(r.get("feature")), f"{fmt.cell(avail)}{share}", odds_ratio_cell(r),
+                     fmt.p_value(r.get("p_value"))])
+    return (Table(["radiomic-block column", "rows with a value", "univariable OR per SD "
+                   "(95% CI)", "p"], rows), max(len(columns) - len(rows), 0))
+
+
 def radiomic_table(columns: Sequence[str], selection: Mapping | None = None) -> Table:
     """Radiomic columns counted by sequence (rows) and pyradiomics feature class (columns):
     each cell ``columns`` or ``columns (k kept)`` when the reduction kept k of them
