@@ -333,7 +333,7 @@ def _outcome_steps(data: Mapping, model, radiomic: Sequence[str]) -> list[str]:
     steps = []
     if radiomic:
         steps.append(f"Radiomic selection ({len(radiomic)} columns; univariate F-test or L1 "
-                     f"penalty against the label): inside the folds, {inside}.")
+                     f"penalty against the label): {inside}.")
     steps += [
         f"Tuning of each family's settings and the choice of family (patient-grouped "
         f"cross-validation): {inside}.",
