@@ -1,4 +1,10 @@
-"""The article's rule-based thresholds as scikit-learn compatible classifiers.
+"""The article's rule-based thresholds, and a study's own declared rules, as scikit-learn
+compatible classifiers.
+
+:class:`DeclaredRule` is a rule a table description declares (``rules:``, a condition of
+:mod:`models.rule_grammar`); :func:`study_rules` gives the calls of every rule benchmarked on
+a table: the article's rules whose inputs are columns of it (:func:`applicable_article_rules`)
+and the declared ones.
 
 Each rule says 1 (pseudoprogression) or 0 (true progression) from a few columns of the
 contract, with the cut-offs of :data:`features.article.THRESHOLDS`. A row that lacks an

@@ -1088,15 +1088,17 @@ def _software_section(card: ModelCard, model, every_prediction: bool = False) ->
 def _checklist(simulated: bool, has_fidelity: bool, has_iv: bool,
                w: Words | None = None) -> Section:
     study = "not applicable: synthetic data" if simulated else "to be stated by the study"
+    w = w or Words()
+    rules = "the article's rules" if w.article else "the rules benchmarked"
     items = [
         ("1", "Title", "not applicable: a generated report, not an article"),
         ("2", "Abstract", "not applicable (the Summary is not a structured abstract)"),
-        ("3a", "Healthcare context", "Outcome; Benchmark (the article's rules are the "
-                                     "existing models)"),
+        ("3a", "Healthcare context", f"Outcome; Benchmark ({rules} are the existing "
+                                     "models)"),
         ("3b", "Target population, intended use", "Model card: intended use"),
         ("3c", "Health inequalities", "not addressed: no sociodemographic columns"),
         ("4", "Objectives", "Summary: development with internal validation, and comparison "
-                            "with the article's rules"),
+                            f"with {rules}"),
         ("5a", "Data sources", "Source of data and participants"
          + ("; Simulator fidelity" if has_fidelity else "")),
         ("5b", "Dates", study),
@@ -1159,8 +1161,10 @@ def _checklist(simulated: bool, has_fidelity: bool, has_iv: bool,
                                                     "methods"),
         ("38-41", "Testing, metrics, uncertainty, statistical comparison (DeLong)",
          "Analysis methods; Performance"),
-        ("42, 48", "Comparison with non-radiomic methods", "Benchmark against the article's "
-                                                           "rules"),
+        ("42, 48", "Comparison with non-radiomic methods", "Benchmark against "
+                                                           + rules.replace("the rules "
+                                                                           "benchmarked",
+                                                                           "the rules")),
         ("52", "Limitations", "Model card: limitations"),
         ("54-57", "Sharing features, code, model", "Software, provenance and reproducibility"),
     ]
