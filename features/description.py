@@ -353,9 +353,10 @@ class TableDescription:
 
     @property
     def keeps_contract_label(self) -> bool:
-        """The table keeps the contract's own label (column and class name): the article's
-        context (its outcome, populations and prevalences) is the study's."""
-        return self.label_column == LABEL and self.positive_name == DEFAULT_POSITIVE_NAME
+        """The table keeps the contract's own label, pseudoprogression (under any column
+        name): the article's context (its outcome, populations and prevalences) is the
+        study's."""
+        return self.positive_name == DEFAULT_POSITIVE_NAME
 
     # ------------------------------------------------------------------ reading and writing
 
