@@ -1170,7 +1170,7 @@ class FitFailures:
         """Count the failures a scikit-learn message (a FitFailedWarning, or the ValueError
         of a search whose every fit failed) describes, and keep their reason."""
         for line in str(text).splitlines():
-            if re.match(r"^\w+(Error|Exception|Warning): ", line):
+            if re.match(r"^[\w.]+(Error|Exception|Warning): ", line):
                 reason = line.split(": ", 1)[1].strip()
                 if "0 feature(s)" in reason:
                     reason = ("the radiomic selection kept no feature" if radiomic
