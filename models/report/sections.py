@@ -235,9 +235,16 @@ def _data_section(data: Mapping, model, simulated: bool, units: tuple, scheme: s
             "are derived from the article's reported figures; no patient data, so dates of "
             f"accrual, centres, eligibility screening and ethics approval do not apply. {unit}"))
     else:
+        study = words_of(data).study
+        known = " ".join(f"{name}: {study[key]}." for key, name in
+                         (("population", "Population"), ("setting", "Setting"))
+                         if study.get(key))
         blocks.append(Para(
-            f"{where} {unit} The setting, centres, dates of accrual and eligibility criteria "
-            "are not recorded in the table and must be stated by the study."))
+            f"{where} {unit} " + (f"{known} Centres, dates of accrual and eligibility "
+                                  "criteria beyond these" if known else
+                                  "The setting, centres, dates of accrual and eligibility "
+                                  "criteria")
+            + " are not recorded in the table and must be stated by the study."))
     if not simulated and _trained_on_synthetic(model):
         blocks.append(Callout("The model was trained on synthetic data "
                               f"({training.get('source')}).", "warning"))
