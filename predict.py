@@ -4,12 +4,13 @@ Example::
 
     python predict.py --model model.skops --data new_patients.csv --out predictions.csv
 
-Writes one row per input row: patient_id, p_pseudoprogression (calibrated probability),
-prediction (1/0 at the model's stored threshold), risk_group (the article's T5 "low" /
-T6 "high" triage where it can be decided) and rule_<id> for every rule of the article
-(1, 0, or empty where the rule lacks an input). When the table carries the
-'pseudoprogression' label and --report is given, also writes the benchmark report for
-exactly those rows. The same steps are importable: ``models.scoring.run_prediction``
+Writes one row per input row: patient_id, p_pseudoprogression (calibrated probability;
+p_<name> for a positive class the table description names otherwise), prediction (1/0 at
+the model's stored threshold), risk_group (the article's T5 "low" / T6 "high" triage where
+it can be decided) and rule_<id> for every article rule whose inputs the table has and every
+rule the table description declares (1, 0, or empty where the rule lacks an input). When
+the table carries its label and --report is given, also writes the benchmark report for
+exactly those (labelled) rows. The same steps are importable: ``models.scoring.run_prediction``
 (and ``models.predict_table`` on a DataFrame).
 
 With --scans (a model trained with --followup): each lesion's probability also from the
@@ -41,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     scoring = run_prediction(settings)
     scoring.save()
     predictions, model = scoring.predictions, scoring.model
+    positive = model.table_description().positive_name
     print(f"{len(predictions)} prediction(s) written to {settings.out} "
-          f"({int(predictions['prediction'].sum())} predicted pseudoprogression at threshold "
+          f"({int(predictions['prediction'].sum())} predicted {positive} at threshold "
           f"{model.threshold:.3g})")
     if scoring.metrics is not None:
         from models.report import format_benchmark_table

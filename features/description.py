@@ -6,18 +6,33 @@ and columns to drop silently (``ignore``)::
 
     patient: patientName
     lesion: lesion_no
-    label: {column: statusIfPD, positive: yes, negative: no, name: pseudoprogression}
+    label: {column: statusIfPD, positive: yes, negative: no, name: pseudoprogression,
+            negative_name: true progression, missing: skip}
     rename: {rCBV_max: rcbv}
     features:
       - {columns: ["original_*", "wavelet.*"], kind: number, block: radiomic}
       - {columns: [kps], kind: number, range: [0, 100]}
     ignore: ["Unnamed..0"]
+    rules:
+      - {id: rcbv_175, positive_when: "rcbv >= 1.75", source: "Hu et al. 2009"}
+    study:
+      outcome: pseudoprogression at the first enlarging scan after treatment
+      reference_standard: follow-up MRI at 12 weeks or biopsy
+      prevalences: {melanoma: 0.098}
 
 Without ``lesion``, a ``lesion_id`` column is used when the table has one; otherwise rows
 sharing a patient are that patient's lesions, numbered "1", "2", ... in order of appearance.
 Label values compare as stripped, case-insensitive text, with yes/true/1 alike and
 no/false/0 alike (:func:`label_token`). Columns matching the project's radiomic naming
 (:func:`features.contract.is_radiomic`) count as declared, in the radiomic block.
+
+``label.name`` and ``label.negative_name`` (default "not <name>", or "true progression" for
+the contract's own label) name the two classes in every report; ``label.missing: skip``
+leaves rows with an empty label out of training and evaluation (counted in
+:attr:`DescribedTable.unlabelled`) instead of refusing them. ``rules`` declares the
+thresholds of the user's field (:class:`RuleDeclaration`, conditions in the grammar of
+:mod:`models.rule_grammar`), benchmarked beside the model like the article's; ``study``
+(:data:`STUDY_KEYS`) describes the study for the report.
 
 :meth:`TableDescription.apply` returns the table in the contract's canonical form
 (``patient_id``, ``lesion_id``, 0/1 ``pseudoprogression``, contract columns, declared
@@ -64,7 +79,7 @@ KINDS: tuple[str, ...] = ("number", "binary", "category")
 #: Blocks a feature may join: ``radiomic`` is reduced like the radiomic columns, in the folds.
 BLOCKS: tuple[str, ...] = ("radiomic",)
 TOP_KEYS: tuple[str, ...] = ("patient", "lesion", "label", "rename", "features", "ignore",
-                             "scans")
+                             "scans", "rules", "study")
 #: Keys under ``scans`` (the long table of follow-up scans, :mod:`features.scans`).
 SCANS_KEYS: tuple[str, ...] = ("rename",)
 #: Columns only a scans table has (besides the contract's ``weeks_on_treatment`` and the
@@ -72,7 +87,20 @@ SCANS_KEYS: tuple[str, ...] = ("rename",)
 #: converted to ml) or SPD (mm^2), and the flag of the scan that raised the question.
 SCAN_ONLY_COLUMNS: tuple[str, ...] = ("volume_ml", "volume_mm3", "volume_cm3", "spd_mm2",
                                       "index_scan")
-LABEL_KEYS: tuple[str, ...] = ("column", "positive", "negative", "name")
+LABEL_KEYS: tuple[str, ...] = ("column", "positive", "negative", "name", "negative_name",
+                               "missing")
+#: What to do with a row whose label is empty: refuse the table, or leave the row out.
+LABEL_MISSING: tuple[str, ...] = ("error", "skip")
+#: The contract's own name of the positive class (and of its label column).
+DEFAULT_POSITIVE_NAME = "pseudoprogression"
+#: The contract's own name of the negative class.
+DEFAULT_NEGATIVE_NAME = "true progression"
+RULE_KEYS: tuple[str, ...] = ("id", "positive_when", "source")
+#: Keys of ``study``: sentences describing the study, and the prevalences at which PPV and
+#: NPV are restated (name: fraction).
+STUDY_KEYS: tuple[str, ...] = ("outcome", "population", "setting", "reference_standard",
+                               "prevalences")
+_RULE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 FEATURE_KEYS: tuple[str, ...] = ("columns", "kind", "block", "range")
 DEFAULT_SOURCE = "the table description"
 STORED_SOURCE = "the table description stored in the model"  # read back from a model file
@@ -233,6 +261,17 @@ class DeclaredFeature:
 _RADIOMIC = DeclaredFeature("number", "radiomic", None)
 
 
+@dataclass(frozen=True)
+class RuleDeclaration:
+    """A rule of the user's field: ``id`` (letters, digits, ``_ . -``), ``positive_when`` (a
+    condition of :mod:`models.rule_grammar` on the table's columns, under the table's own
+    names) and an optional ``source`` shown in the report."""
+
+    id: str
+    positive_when: str
+    source: str = ""
+
+
 @dataclass
 class DescribedTable:
     """A user's table in canonical form, and what :meth:`TableDescription.apply` learnt.
@@ -240,6 +279,8 @@ class DescribedTable:
     table: ``patient_id``, ``lesion_id``, contract columns, declared features and, when the
     table had labels, ``pseudoprogression`` (0/1). features: each declared extra column.
     positive_name: how reports name the positive class. undeclared: dropped columns.
+    unlabelled: with ``label.missing: skip``, the rows left out for an empty label:
+    ``{"n": rows, "values": {the empty value as found: rows}}`` (empty when none).
     """
 
     table: pd.DataFrame
@@ -249,6 +290,7 @@ class DescribedTable:
     n_lesions: int
     undeclared: list[str]
     description: TableDescription | None = None
+    unlabelled: dict = field(default_factory=dict)
 
 
 def _as_tuple(values) -> tuple:
@@ -269,12 +311,21 @@ class TableDescription:
     label_column: str = LABEL
     positive: tuple = (1,)
     negative: tuple = (0,)
-    positive_name: str = "pseudoprogression"
+    positive_name: str = DEFAULT_POSITIVE_NAME
     rename: dict[str, str] = field(default_factory=dict)
     features: tuple[FeatureGroup, ...] = ()
     ignore: tuple[str, ...] = ()
     #: ``{your column: scan column}`` for the scans table (``scans: rename:`` in YAML).
     scans_rename: dict[str, str] = field(default_factory=dict)
+    #: The negative class's name; None: "not <positive_name>" (the contract's own label:
+    #: "true progression"), see :attr:`negative_label`.
+    negative_name: str | None = None
+    #: ``error`` (refuse rows with an empty label) or ``skip`` (leave them out).
+    label_missing: str = "error"
+    rules: tuple[RuleDeclaration, ...] = ()
+    #: ``outcome``, ``population``, ``setting``, ``reference_standard`` (text) and
+    #: ``prevalences`` (name: fraction) of :data:`STUDY_KEYS`; absent keys are unknown.
+    study: dict = field(default_factory=dict)
     source: str = field(default=DEFAULT_SOURCE, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -284,9 +335,29 @@ class TableDescription:
         object.__setattr__(self, "scans_rename", dict(self.scans_rename or {}))
         object.__setattr__(self, "features", tuple(self.features or ()))
         object.__setattr__(self, "ignore", _as_tuple(self.ignore))
+        object.__setattr__(self, "rules", tuple(
+            r if isinstance(r, RuleDeclaration) else RuleDeclaration(**r)
+            for r in self.rules or ()))
+        object.__setattr__(self, "study", dict(self.study or {}))
         problems = _meaning_problems(self)
         if problems:
             _raise(f"{self.source} is not usable", problems)
+
+    @property
+    def negative_label(self) -> str:
+        """The negative class's name: ``negative_name``, else "true progression" for the
+        contract's own label and "not <positive_name>" for any other."""
+        if self.negative_name:
+            return self.negative_name
+        return DEFAULT_NEGATIVE_NAME if self.keeps_contract_label else \
+            f"not {self.positive_name}"
+
+    @property
+    def keeps_contract_label(self) -> bool:
+        """The table keeps the contract's own label, pseudoprogression (under any column
+        name): the article's context (its outcome, populations and prevalences) is the
+        study's."""
+        return self.positive_name == DEFAULT_POSITIVE_NAME
 
     # ------------------------------------------------------------------ reading and writing
 
@@ -335,6 +406,8 @@ class TableDescription:
         kw["features"] = _features(d.get("features"), problems)
         kw["ignore"] = _names(d.get("ignore"), "ignore", problems, allow_empty=True)
         kw["scans_rename"] = _scans(d.get("scans"), problems)
+        kw["rules"] = _rules(d.get("rules"), problems)
+        kw["study"] = _study(d.get("study"), problems)
         problems += _meaning_problems(_Fields(**kw))
         if problems:
             _raise(f"{source} has problems", problems)
@@ -346,13 +419,17 @@ class TableDescription:
             "patient": self.patient_column,
             "lesion": self.lesion_column,
             "label": {"column": self.label_column, "positive": list(self.positive),
-                      "negative": list(self.negative), "name": self.positive_name},
+                      "negative": list(self.negative), "name": self.positive_name,
+                      "negative_name": self.negative_name, "missing": self.label_missing},
             "rename": dict(self.rename),
             "features": [{"columns": list(g.patterns), "kind": g.kind, "block": g.block,
                           "range": None if g.range is None else [float(v) for v in g.range]}
                          for g in self.features],
             "ignore": list(self.ignore),
             "scans": {"rename": dict(self.scans_rename)},
+            "rules": [{"id": r.id, "positive_when": r.positive_when, "source": r.source}
+                      for r in self.rules],
+            "study": dict(self.study),
         }
 
     def with_overrides(self, patient_column: str | None = None,
@@ -422,6 +499,21 @@ class TableDescription:
         if labels is not None:
             data[LABEL] = labels
         out = pd.DataFrame(data, index=src.index)
+        rule_problems = self._rule_problems(out, names, plan)
+        if rule_problems:
+            _raise(f"{source} does not match the rules of {self.source}", rule_problems)
+        unlabelled: dict = {}
+        if labels is not None and require_label and self.label_missing == "skip":
+            empty = out[LABEL].isna()
+            if empty.any():
+                raw = src[self.label_column][empty.to_numpy()]
+                shown = raw.map(lambda v: "(empty cell)" if v is None or (
+                    not isinstance(v, str) and bool(pd.isna(v))) or not str(v).strip()
+                    else repr(str(v).strip()))
+                unlabelled = {"n": int(empty.sum()), "column": self.label_column,
+                              "values": {str(k): int(n) for k, n in
+                                         shown.value_counts().items()}}
+                out = out[~empty]
         if plan.undeclared:
             warnings.warn(
                 f"{source}: dropping {len(plan.undeclared)} column(s) that {self.source} does "
@@ -435,7 +527,42 @@ class TableDescription:
         return DescribedTable(
             table=table, features=declared, positive_name=self.positive_name,
             n_patients=int(table[ID].nunique()), n_lesions=int(len(table)),
-            undeclared=list(plan.undeclared), description=self)
+            undeclared=list(plan.undeclared), description=self, unlabelled=unlabelled)
+
+    def rule_columns(self) -> dict[str, str]:
+        """``{name as written in a rule: the canonical table's column}``: a contract column
+        under the table's own name (``rename``) or its own; any other name unchanged."""
+        return {name: target for name, target in self.rename.items()}
+
+    def _rule_problems(self, out: pd.DataFrame, names: list[str], plan: _Plan) -> list[str]:
+        """Each declared rule's columns, read in the canonical table ``out``: a name that is
+        no column of the table, one the model cannot use, or a comparison of a text column
+        with a number (or of a number column with text)."""
+        from models.rule_grammar import columns, parse, type_problems
+
+        problems: list[str] = []
+        mapping = self.rule_columns()
+        for i, rule in enumerate(self.rules):
+            where = f"rules[{i}] ({rule.id}).positive_when"
+            tree = parse(rule.positive_when)
+            is_text = {}
+            for name in columns(tree):
+                target = mapping.get(name, name)
+                if target in out.columns and target not in (ID, LESION, LABEL):
+                    is_text[name] = not pd.api.types.is_numeric_dtype(out[target])
+                elif name in names:
+                    problems.append(
+                        f"{where}: column '{name}' is in the table but not among the columns "
+                        "the model may use (the patient, lesion or label column, ignored, or "
+                        "undeclared); a rule reads the model's inputs: declare it under "
+                        "features (or rename it onto a contract column).")
+                else:
+                    problems.append(f"{where}: '{name}' is no column of the table."
+                                    f"{_did_you_mean(name, names)} Columns found: "
+                                    f"{_few(names)}. Correct the name (in backquotes when it "
+                                    "holds characters other than letters, digits, _ and .).")
+            problems += [f"{where}: {p}." for p in type_problems(tree, is_text)]
+        return problems
 
     def _patients(self, src: pd.DataFrame, plan: _Plan, problems: list[str]) -> pd.Series:
         if not plan.has(self.patient_column):
@@ -505,12 +632,13 @@ class TableDescription:
                 f"'{odd[0]}' belongs there); a row of unknown class belongs in neither: take "
                 "it out of the table.")
         empty = tokens.isna()
-        if require_label and empty.any():
+        if require_label and empty.any() and self.label_missing != "skip":
             who = _few(pd.unique(patients[empty].dropna()), 5)
             problems.append(
                 f"label: the label column '{col}' is empty in {int(empty.sum())} row(s) "
                 f"(patients {who}); every row used for training or evaluation needs its "
-                "label: fill them in, or take those rows out of the table.")
+                "label: fill them in, or write missing: skip under label to leave those rows "
+                "out.")
         return pd.Series(np.where(tokens.isin(pos), 1.0, np.where(tokens.isin(neg), 0.0,
                                                                    np.nan)), index=src.index)
 
@@ -554,11 +682,15 @@ class _Fields:
     label_column: str = LABEL
     positive: tuple = (1,)
     negative: tuple = (0,)
-    positive_name: str = "pseudoprogression"
+    positive_name: str = DEFAULT_POSITIVE_NAME
     rename: dict = field(default_factory=dict)
     features: tuple = ()
     ignore: tuple = ()
     scans_rename: dict = field(default_factory=dict)
+    negative_name: str | None = None
+    label_missing: str = "error"
+    rules: tuple = ()
+    study: dict = field(default_factory=dict)
     source: str = DEFAULT_SOURCE
 
 
@@ -640,6 +772,110 @@ def _label(value, problems: list[str]) -> dict:
         else:
             problems.append(f"label.name: give the positive class's name as text, e.g. "
                             f"name: local failure; found {name!r}.")
+    if value.get("negative_name") is not None:
+        name = value["negative_name"]
+        if isinstance(name, str) and name.strip():
+            out["negative_name"] = name.strip()
+        else:
+            problems.append(f"label.negative_name: give the negative class's name as text, "
+                            f"e.g. negative_name: stable disease; found {name!r}.")
+    if value.get("missing") is not None:
+        missing = value["missing"]
+        if missing in LABEL_MISSING:
+            out["label_missing"] = missing
+        else:
+            problems.append(f"label.missing: give error (refuse rows with an empty label, the "
+                            f"default) or skip (leave them out of training and evaluation); "
+                            f"found {missing!r}.")
+    return out
+
+
+def _rules(value, problems: list[str]) -> tuple[RuleDeclaration, ...]:
+    """``rules``: a list of ``{id, positive_when, source}``, each condition parsed (a syntax
+    error named with the rule and its position); columns are checked against the table."""
+    from models.rule_grammar import RuleSyntaxError, parse
+    from models.rules import RULE_IDS
+
+    if value is None:
+        return ()
+    example = ('rules: [{id: rcbv_175, positive_when: "rcbv >= 1.75"}]')
+    if not isinstance(value, list):
+        problems.append(f"rules: give a list of rules, each starting with '- id:', e.g. "
+                        f"{example}; found {value!r}.")
+        return ()
+    out, seen = [], set()
+    for i, item in enumerate(value):
+        where = f"rules[{i}]"
+        if not isinstance(item, Mapping):
+            problems.append(f"{where}: give a mapping with id and positive_when, e.g. "
+                            f"{example[8:-1]}; found {item!r}.")
+            continue
+        _unknown_keys(item, RULE_KEYS, f"{where}.", problems)
+        rid, when, source = item.get("id"), item.get("positive_when"), item.get("source", "")
+        if not isinstance(rid, str) or not _RULE_ID.match(rid.strip()):
+            problems.append(f"{where}.id: give the rule a name of letters, digits, '_', '.' "
+                            f"or '-', starting with a letter, e.g. id: rcbv_175; found "
+                            f"{rid!r}.")
+            continue
+        rid = rid.strip()
+        where = f"rules[{i}] ({rid})"
+        if rid in seen or rid in RULE_IDS:
+            what = "another rule" if rid in seen else "one of the article's rules"
+            problems.append(f"{where}.id: '{rid}' is already the name of {what}; give each "
+                            "rule its own id.")
+        seen.add(rid)
+        if not isinstance(when, str) or not when.strip():
+            problems.append(f"{where}.positive_when: give the condition under which the rule "
+                            "says the positive class, in quotes, e.g. positive_when: "
+                            f"\"rcbv >= 1.75\"; found {when!r}.")
+            continue
+        when = when.strip()
+        try:
+            parse(when)
+        except RuleSyntaxError as exc:
+            problems.append(f"{where}.positive_when: {exc.message} at character "
+                            f"{exc.position + 1} of \"{when}\". A condition compares columns "
+                            "with numbers or quoted text (<, <=, >, >=, ==, !=) joined by and, "
+                            "or, not and parentheses; write a name with other characters in "
+                            "backquotes, e.g. `T2-FLAIR volume` > 40.")
+            continue
+        if not isinstance(source, str):
+            problems.append(f"{where}.source: give the rule's source as text; found "
+                            f"{source!r}.")
+            source = ""
+        out.append(RuleDeclaration(rid, when.strip(), source.strip()))
+    return tuple(out)
+
+
+def _study(value, problems: list[str]) -> dict:
+    """``study``: text for outcome, population, setting and reference_standard, and
+    ``prevalences`` (name: fraction between 0 and 1)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        problems.append(f"study: give a mapping with {', '.join(STUDY_KEYS)}; found "
+                        f"{value!r}.")
+        return {}
+    _unknown_keys(value, STUDY_KEYS, "study.", problems)
+    out: dict = {}
+    for key in STUDY_KEYS[:-1]:
+        if value.get(key) is None:
+            continue
+        if isinstance(value[key], str) and value[key].strip():
+            out[key] = value[key].strip()
+        else:
+            problems.append(f"study.{key}: give one sentence of text; found {value[key]!r}.")
+    prevalences = value.get("prevalences")
+    if prevalences is not None:
+        good = isinstance(prevalences, Mapping) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1
+            for v in prevalences.values())
+        if good:
+            out["prevalences"] = {str(k): float(v) for k, v in prevalences.items()}
+        else:
+            problems.append("study.prevalences: give each prevalence a name and a fraction "
+                            "between 0 and 1, e.g. prevalences: {our clinic: 0.25}; found "
+                            f"{prevalences!r}.")
     return out
 
 

@@ -31,6 +31,7 @@ import inspect
 import math
 import os
 import pickle
+import re
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -51,6 +52,7 @@ from sklearn.base import (
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.exceptions import FitFailedWarning
 from sklearn.feature_selection import SelectorMixin, VarianceThreshold, f_classif
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -58,6 +60,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import (
     FixedThresholdClassifier,
     GridSearchCV,
+    ParameterGrid,
     cross_val_predict,
 )
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -1153,12 +1156,43 @@ class FitCache:
         return cached
 
 
-def _tune(pipe: Pipeline, stages: list[list[dict]], X, y, folds: list
+@dataclass
+class FitFailures:
+    """Fits that failed while a family was tuned: how many of how many, and why (the last
+    line of the first error, or what it means: ``the radiomic selection kept no feature``).
+    Counted from the searches' scores and warnings; nothing of them is printed."""
+
+    n: int = 0
+    of: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    def add(self, text: str, radiomic: bool) -> None:
+        """Count the failures a scikit-learn message (a FitFailedWarning, or the ValueError
+        of a search whose every fit failed) describes, and keep their reason."""
+        for line in str(text).splitlines():
+            if re.match(r"^[\w.]+(Error|Exception|Warning): ", line):
+                reason = line.split(": ", 1)[1].strip()
+                if "0 feature(s)" in reason:
+                    reason = ("the radiomic selection kept no feature" if radiomic
+                              else "no feature was left to fit on")
+                elif "meets the variance threshold" in reason:
+                    reason = "every column of the radiomic block is constant (or empty)"
+                if reason not in self.reasons:
+                    self.reasons.append(reason[:160])
+
+    def record(self) -> dict:
+        """``{"n", "of", "reason"}`` for metrics.json (the reasons joined)."""
+        return {"n": int(self.n), "of": int(self.of),
+                "reason": "; ".join(self.reasons) or "a fit or a score failed"}
+
+
+def _tune(pipe: Pipeline, stages: list[list[dict]], X, y, folds: list,
+          failures: FitFailures | None = None
           ) -> tuple[dict[str, float], dict[str, Any], int]:
     """Score the candidates of each stage of :func:`tuning_stages` on ``folds``, each stage
     with the best settings of the ones before: (scores of the last stage's best by mean log
     loss, the chosen settings, number of candidates). Raises ValueError when every fit of a
-    stage failed.
+    stage failed. Failed fits are counted in ``failures`` (their warnings are not shown).
 
     The 'prepare' step fitted on a training fold is kept (:class:`FitCache`, for this search
     only) and reused by the candidates that differ only in the model's settings, and so are
@@ -1171,16 +1205,34 @@ def _tune(pipe: Pipeline, stages: list[list[dict]], X, y, folds: list
         cached.set_params(prepare__radiomic__memory=cache)  # filters once per fold
     chosen: dict[str, Any] = {}
     scorer = FoldScorer()
+    failures = FitFailures() if failures is None else failures
+    radiomic = any(name == "radiomic" for name, *_ in pipe.named_steps["prepare"].transformers)
     n = 0
     nan = float("nan")
     for grid in stages:
         search = GridSearchCV(clone(cached).set_params(**chosen), grid, scoring=scorer,
                               refit=False, cv=folds, error_score=np.nan)
-        with warnings.catch_warnings():
+        n_fits = len(ParameterGrid(grid)) * len(folds)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FitFailedWarning)
             warnings.filterwarnings("ignore",
                                     message="One or more of the test scores are non-finite")
-            search.fit(X, y)
+            try:
+                search.fit(X, y)
+            except ValueError as exc:  # every fit failed
+                failures.n, failures.of = failures.n + n_fits, failures.of + n_fits
+                failures.add(str(exc), radiomic)
+                raise
+        for w in caught:
+            if issubclass(w.category, FitFailedWarning):
+                failures.add(str(w.message), radiomic)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         res = search.cv_results_
+        split_losses = np.array([res[f"split{i}_test_log_loss"] for i in range(len(folds))],
+                                dtype=float)
+        failures.n += int(np.isnan(split_losses).sum())
+        failures.of += n_fits
         loss = -np.asarray(res["mean_test_log_loss"], dtype=float)
         n += len(loss)
         if not np.isfinite(loss).any():
@@ -1220,20 +1272,24 @@ def _fit_calibrated(X, y, groups, seed, n_splits, families, progress, declared,
             pipe = (build_custom(estimator, layout) if fam == CUSTOM
                     else build_family(fam, layout, seed, n_rows))
             stages = [[{}]] if fam == CUSTOM else tuning_stages(fam, layout)
+            failures = FitFailures()
             try:
-                found, best, n_settings = _tune(pipe, stages, X, y, folds)
-            except ValueError as exc:  # raised when every fit failed
-                last = [line for line in str(exc).splitlines() if line.strip()][-1:]
-                failed = f"failed: no cross-validation fit succeeded ({''.join(last)[:200]})"
+                found, best, n_settings = _tune(pipe, stages, X, y, folds, failures)
+            except ValueError:  # raised when every fit failed
+                failed = (f"failed: no cross-validation fit succeeded "
+                          f"({failures.record()['reason']}); family dropped")
             else:
                 scores[fam] = found
                 failed = ("failed: its cross-validated log loss is undefined (a fit or a "
-                          "score failed in some fold)")
+                          "score failed in some fold); family dropped")
             if math.isfinite(scores[fam]["log_loss"]):
                 scores[fam] |= {"best_params": best, "n_settings": n_settings}
                 pipes[fam] = pipe.set_params(**best)
             else:
                 note = "; ".join(filter(None, [note, failed]))
+            if failures.n:
+                scores[fam]["failed_fits"] = failures.record() | {
+                    "dropped": not math.isfinite(scores[fam]["log_loss"])}
         if note:
             notes[fam] = scores[fam]["note"] = note
     if not pipes:

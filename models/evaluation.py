@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from features.article import PREVALENCE, THRESHOLDS
-from features.contract import ID, LABEL, LESION, validate_table
+from features.article import THRESHOLDS
+from features.contract import ID, KEY_COLUMNS, LABEL, LESION, NUMERIC_FEATURES, validate_table
 from models.bundle import TrainedModel
 from models.inspection import feature_effects
-from models.rules import apply_rules
+from models.report.words import restated_prevalences, study_metrics, words_of
+from models.rules import study_rules
 from models.statistics import (
     auc_with_ci,
     benchmark,
@@ -75,7 +76,8 @@ def evaluate(model: TrainedModel, table: pd.DataFrame, bayes_p: np.ndarray | Non
     """
     table = validate_table(table, require_label=True, source="the evaluation table")
     p = model.probability(table, warn=warn)
-    evaluation = evaluate_predictions(table, p, model.threshold, bayes_p, restate_prevalences)
+    evaluation = evaluate_predictions(table, p, model.threshold, bayes_p, restate_prevalences,
+                                      description=model.table_description())
     add_feature_effects(evaluation.metrics, model, table, rows="evaluated")
     return evaluation
 
@@ -92,15 +94,26 @@ def add_feature_effects(metrics: dict, model: TrainedModel, table: pd.DataFrame,
 
 def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,
                          bayes_p: np.ndarray | None = None,
-                         restate_prevalences: dict[str, float] | None = None) -> Evaluation:
+                         restate_prevalences: dict[str, float] | None = None,
+                         description=None) -> Evaluation:
     """Benchmark probabilities ``p`` (aligned with the validated, labelled ``table``), called
-    at ``threshold``, and every rule on the same rows."""
+    at ``threshold``, and the rules on the same rows: the article's rules whose inputs are
+    columns of the table and the rules ``description`` (the table description,
+    :class:`features.description.TableDescription`) declares
+    (:func:`models.rules.study_rules`). PPV and NPV are restated at
+    ``restate_prevalences``, by default the study's
+    (:func:`models.report.words.restated_prevalences`). ``metrics["study"]`` names the
+    classes and the rules left out (:func:`models.report.words.study_metrics`)."""
     y = table[LABEL].to_numpy().astype(int)
     p = np.asarray(p, dtype=float)
-    rules = apply_rules(table)
+    rules, left_out = study_rules(table, description)
+    if restate_prevalences is None:
+        restate_prevalences = restated_prevalences(description)
     groups = table[ID].astype(str).to_numpy()
-    metrics = benchmark(y, p, threshold, rules,
-                        restate_prevalences=restate_prevalences or PREVALENCE, groups=groups)
+    metrics = benchmark(y, p, threshold, rules, restate_prevalences=restate_prevalences,
+                        groups=groups)
+    metrics["study"] = study_metrics(description, left_out)
+    _in_study_words(metrics)
     keys = {ID: table[ID].to_numpy()}
     if LESION in table.columns:
         keys[LESION] = table[LESION].to_numpy()
@@ -117,11 +130,32 @@ def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,
     if ctdna.column in table.columns:
         extra[f"{ctdna.column} < {ctdna.value:g} ({ctdna.figure})"] = (
             (table[ctdna.column] < ctdna.value).astype(float).where(table[ctdna.column].notna()))
-    ors = feature_odds_ratios(table, y, extra_binary=extra, groups=groups)
+    ors = feature_odds_ratios(table, y, columns=odds_ratio_columns(table), extra_binary=extra,
+                              groups=groups)
     metrics["feature_odds_ratios"] = ors.to_dict(orient="records")
     metrics["units"] = {"n_lesions": int(len(table)),
                         "n_patients": int(table[ID].nunique())}
     return Evaluation(frame=frame, metrics=metrics)
+
+
+def _in_study_words(metrics: dict) -> None:
+    """The benchmark's notes (``dor_note``: "never calls pseudoprogression") with the
+    study's class names (:meth:`models.report.words.Words.say`)."""
+    w = words_of(metrics)
+    for m in [metrics["model"], *metrics["rules"].values()]:
+        for entry in (m, m.get("model_on_rule_rows") or {}):
+            if entry.get("dor_note"):
+                entry["dor_note"] = w.say(entry["dor_note"])
+
+
+def odds_ratio_columns(table: pd.DataFrame) -> list[str]:
+    """The columns given a univariable odds ratio: the contract's numeric features (in the
+    contract's order), then every other numeric column the model may use (declared and
+    radiomic columns, in table order)."""
+    contract = [c for c in NUMERIC_FEATURES if c in table.columns]
+    others = [c for c in table.columns if c not in KEY_COLUMNS and c not in contract
+              and c != "cancer_type" and pd.api.types.is_numeric_dtype(table[c])]
+    return contract + others
 
 
 # --------------------------------------------------------------------------- inputs
@@ -237,6 +271,7 @@ def add_uncertainty(metrics: dict, frame: pd.DataFrame, threshold: float,
         "rule_comparisons": comparisons,
         "net_benefit": _net_benefit(y, p, rules, threshold),
     }))
+    out["net_benefit"]["abstention"] = words_of(metrics).say(_ABSTENTION)
     return out
 
 
@@ -330,12 +365,14 @@ def _spread(records: list[dict], keys) -> dict:
 
 
 def _cross_validated_headline(table: pd.DataFrame, predictions: pd.DataFrame,
-                              threshold: float, groups: np.ndarray) -> tuple[dict, dict]:
-    """The model's and the rules' figures as the mean over the repeats of each repeat's
-    out-of-fold benchmark (every lesion called at its own fold model's threshold), with
-    intervals by :func:`rubin_interval`."""
+                              threshold: float, groups: np.ndarray,
+                              description=None) -> tuple[dict, dict]:
+    """The model's and the rules' figures (the study's rules, ``description``'s) as the mean
+    over the repeats of each repeat's out-of-fold benchmark (every lesion called at its own
+    fold model's threshold), with intervals by :func:`rubin_interval`."""
     y = table[LABEL].to_numpy().astype(int)
-    rules = apply_rules(table)
+    rules, _ = study_rules(table, description)
+    prevalences = restated_prevalences(description)
     benches = []
     for _, part in predictions.groupby("repeat", sort=True):
         part = part.sort_values("row")
@@ -343,7 +380,7 @@ def _cross_validated_headline(table: pd.DataFrame, predictions: pd.DataFrame,
                                                          np.arange(len(table))):
             continue  # a repeat that did not predict every lesion is not a repeat of cv
         benches.append(benchmark(y, part[P_COLUMN].to_numpy(), threshold, rules,
-                                 restate_prevalences=PREVALENCE, groups=groups,
+                                 restate_prevalences=prevalences, groups=groups,
                                  row_thresholds=part["threshold"].to_numpy()))
     models = [b["model"] for b in benches]
     headline = _mean_of(models)
@@ -373,7 +410,8 @@ def _bootstrap_headline(base: dict, table: pd.DataFrame, final: TrainedModel,
     y = table[LABEL].to_numpy().astype(int)
     p = final.probability(table, warn=False)
     apparent = benchmark(y, p, final.threshold, pd.DataFrame(index=range(len(y))),
-                         restate_prevalences=PREVALENCE, groups=groups)["model"]
+                         restate_prevalences=restated_prevalences(final.table_description()),
+                         groups=groups)["model"]
     headline = dict(base)
     corrected, optimism = summary["corrected"], summary["optimism"]
     for key in corrected:
@@ -413,8 +451,10 @@ def evaluate_resampled(table: pd.DataFrame, final: TrainedModel, predictions: pd
     mean_p = predictions.groupby("row")[P_COLUMN].mean()
     rows = mean_p.index.to_numpy().astype(int)
     evaluated = table.iloc[rows]
+    description = final.table_description()
     evaluation = evaluate_predictions(evaluated, mean_p.to_numpy(), final.threshold,
-                                      None if bayes_p is None else np.asarray(bayes_p)[rows])
+                                      None if bayes_p is None else np.asarray(bayes_p)[rows],
+                                      description=description)
     metrics = evaluation.metrics
     groups = table[ID].astype(str).to_numpy()
     if mode == "cv":
@@ -424,7 +464,7 @@ def evaluate_resampled(table: pd.DataFrame, final: TrainedModel, predictions: pd
                           "threshold; flatters the procedure, shown for comparison only"),
             "model": metrics["model"]}
         metrics["model"], metrics["rules"] = _cross_validated_headline(
-            table, predictions, final.threshold, groups)
+            table, predictions, final.threshold, groups, description)
     else:
         metrics["out_of_bag"] = {
             "describes": ("the bootstrap models (not the saved one): each lesion's "
@@ -434,7 +474,7 @@ def evaluate_resampled(table: pd.DataFrame, final: TrainedModel, predictions: pd
         metrics["model"] = _bootstrap_headline(metrics["model"], table, final, summary,
                                                groups)
     keys = table[[c for c in (ID, LESION) if c in table.columns]].reset_index(drop=True)
-    calls = apply_rules(table).add_prefix(RULE_PREFIX).reset_index(drop=True)
+    calls = study_rules(table, description)[0].add_prefix(RULE_PREFIX).reset_index(drop=True)
     stacked = predictions.join(keys, on="row").join(calls, on="row")
     stacked.insert(0, LABEL, table[LABEL].to_numpy()[predictions["row"].to_numpy()])
     evaluation.predictions = stacked[[*keys.columns, "repeat", "fold", LABEL, P_COLUMN,

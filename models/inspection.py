@@ -137,12 +137,22 @@ def _outputs(pipe) -> list[tuple[str, str]]:
     return out
 
 
+#: Why a step of the radiomic reduction leaves a column out, by step name.
+_DROPPED_BY = {
+    "variance": "constant (or empty) on the training rows",
+    "correlation": "correlated above |r| = {r} with an earlier column (duplicate information)",
+    "select": "not selected on the outcome (univariate F-test or L1 penalty, inside the "
+              "folds)",
+}
+
+
 def radiomic_selection(model) -> dict | None:
     """The radiomic reduction as fitted on all training rows, or None without radiomic columns.
 
     Keys: ``n_columns`` (radiomic input columns), ``n_after_variance``,
-    ``n_after_correlation``, ``kept`` (names, in input order) and ``f_statistic`` (the
-    univariate F of each kept column on the training rows).
+    ``n_after_correlation``, ``kept`` (names, in input order), ``f_statistic`` (the
+    univariate F of each kept column on the training rows) and ``dropped`` (name: why the
+    reduction left it out: constant or empty, correlated above the filter, not selected).
     """
     pipe = fitted_pipeline(model)
     if pipe is None:
@@ -153,9 +163,15 @@ def radiomic_selection(model) -> dict | None:
             continue
         names = np.asarray(list(columns), dtype=object)
         out = {"n_columns": int(len(names)), "n_after_variance": None,
-               "n_after_correlation": None, "kept": [], "f_statistic": []}
+               "n_after_correlation": None, "kept": [], "f_statistic": [], "dropped": {}}
         for step_name, step in getattr(transformer, "steps", []):
+            before = names
             names = _step_names(step, names)
+            gone = [str(n) for n in before if n not in set(names)]
+            reason = _DROPPED_BY.get(step_name, f"left out by the step '{step_name}'")
+            if step_name == "correlation":
+                reason = reason.format(r=getattr(step, "max_abs_corr", "the filter's"))
+            out["dropped"].update({n: reason for n in gone})
             if "variance" in step_name:
                 out["n_after_variance"] = int(len(names))
             elif "correlation" in step_name:

@@ -18,7 +18,8 @@ from features.description import DescribedTable, TableDescription
 from features.errors import UserInputError
 from models.bundle import TrainedModel
 from models.population import Shift, TrainingProfile, warn_population_shift
-from models.rules import apply_rules, risk_group
+from models.report.words import probability_column
+from models.rules import risk_group, study_rules
 
 
 def prepare_for_model(model: TrainedModel, table: pd.DataFrame,
@@ -42,11 +43,15 @@ def predict_table(model: TrainedModel, table: pd.DataFrame | DescribedTable,
 
     The table is read through ``description`` (default: the one stored in the model), unless
     it is a :class:`DescribedTable` already in canonical form.
-    Columns: the patient and lesion columns under the table's own names, ``p_pseudoprogression``
-    (calibrated probability), ``prediction`` (1/0 at the model's threshold), ``risk_group``
-    (T5 ``low`` / T6 ``high`` where it can be decided) and ``rule_<id>`` (1 / 0 / empty where
-    the rule abstains). Warns once (:func:`population_shift`) when lesions fall outside the
-    population the model was trained on.
+    Columns: the patient and lesion columns under the table's own names, ``p_<name>``
+    (calibrated probability of the positive class, named as the description names it:
+    ``p_pseudoprogression`` by default), ``prediction`` (1/0 at the model's threshold),
+    ``risk_group`` (the article's T5 ``low`` / T6 ``high`` where it can be decided; only when
+    the table has T5's inputs) and ``rule_<id>`` (1 / 0 / empty where the rule abstains) for
+    each article rule whose inputs are columns of the table and each rule the description
+    declares. Rows with an empty label are predicted like any other. Warns once
+    (:func:`population_shift`) when lesions fall outside the population the model was
+    trained on.
     """
     described = (table if isinstance(table, DescribedTable)
                  else prepare_for_model(model, table, description))
@@ -58,9 +63,11 @@ def predict_table(model: TrainedModel, table: pd.DataFrame | DescribedTable,
     keys = {desc.patient_column: canonical[ID].to_numpy()}
     if LESION in canonical.columns:
         keys[desc.lesion_column or LESION] = canonical[LESION].to_numpy()
-    rules = apply_rules(canonical)
-    return pd.DataFrame(keys | {"p_pseudoprogression": p, "prediction": model.decide(p),
-                                "risk_group": risk_group(canonical).to_numpy()}
+    rules, _ = study_rules(canonical, desc)
+    triage = ({"risk_group": risk_group(canonical).to_numpy()}
+              if "T5_low_risk" in rules.columns else {})
+    return pd.DataFrame(keys | {probability_column(desc.positive_name): p,
+                                "prediction": model.decide(p)} | triage
                         | {f"rule_{r}": nullable_int(rules[r].to_numpy(dtype=float))
                            for r in rules.columns})
 

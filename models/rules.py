@@ -1,4 +1,10 @@
-"""The article's rule-based thresholds as scikit-learn compatible classifiers.
+"""The article's rule-based thresholds, and a study's own declared rules, as scikit-learn
+compatible classifiers.
+
+:class:`DeclaredRule` is a rule a table description declares (``rules:``, a condition of
+:mod:`models.rule_grammar`); :func:`study_rules` gives the calls of every rule benchmarked on
+a table: the article's rules whose inputs are columns of it (:func:`applicable_article_rules`)
+and the declared ones.
 
 Each rule says 1 (pseudoprogression) or 0 (true progression) from a few columns of the
 contract, with the cut-offs of :data:`features.article.THRESHOLDS`. A row that lacks an
@@ -224,21 +230,7 @@ class ArticleRule(ClassifierMixin, BaseEstimator):
         classes name the rule's two decisions; returns self."""
         self._check_id()
         self._frame(X, reset=True)
-        if y is None:
-            self.classes_ = np.array([0, 1])
-            return self
-        y = column_or_1d(y, warn=True)
-        check_consistent_length(X, y)
-        check_classification_targets(y)
-        kind = type_of_target(y, input_name="y", raise_unknown=True)
-        if kind != "binary":
-            raise ValueError("Only binary classification is supported: a rule says "
-                             f"pseudoprogression or not. The type of the target is {kind}.")
-        classes = np.unique(y)
-        if len(classes) < 2:
-            raise ValueError(f"y holds one class only ({classes[0]!r}); a rule needs both "
-                             "classes to name its two decisions (or fit it without y).")
-        self.classes_ = classes
+        self.classes_ = _fit_classes(X, y, self.rule_id)
         return self
 
     def _decisions(self, X) -> np.ndarray:
@@ -249,14 +241,7 @@ class ArticleRule(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         """``classes_[1]`` (by default 1.0, pseudoprogression) / ``classes_[0]`` per row, NaN
         where an input the rule needs is missing."""
-        says = self._decisions(X)
-        covered = ~np.isnan(says)
-        if np.array_equal(self.classes_, [0, 1]):
-            return says
-        numeric = np.issubdtype(self.classes_.dtype, np.number)
-        out = np.full(len(says), np.nan, dtype=float if numeric else object)
-        out[covered] = self.classes_[says[covered].astype(int)]
-        return out
+        return _as_classes(self._decisions(X), self.classes_)
 
     def covers(self, X) -> np.ndarray:
         """Boolean mask of the rows the rule decides (does not abstain on)."""
@@ -264,12 +249,193 @@ class ArticleRule(ClassifierMixin, BaseEstimator):
 
     def score(self, X, y, sample_weight=None) -> float:
         """Accuracy on the covered rows only (NaN when the rule covers none)."""
-        keep = self.covers(X)
-        if not keep.any():
-            return float("nan")
-        pred = self.predict(X)[keep]
-        w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)[keep]
-        return float(np.average(pred == np.asarray(y)[keep], weights=w))
+        return _covered_accuracy(self, X, y, sample_weight)
+
+
+class DeclaredRule(ClassifierMixin, BaseEstimator):
+    """A rule a table description declares (``rules:``), as a scikit-learn classifier like
+    :class:`ArticleRule` (``fit`` learns no parameter).
+
+    Parameters
+    ----------
+    rule_id : the rule's name (``id`` in the description).
+    positive_when : its condition (:mod:`models.rule_grammar`), e.g. ``"rcbv >= 1.75"``.
+    columns : the names of an array's columns, in order; None: the names seen by ``fit``
+        on a DataFrame, else the columns the condition reads, in reading order. A DataFrame
+        with text column names is read by those names.
+
+    ``predict(X)`` returns 1 (the positive class) where the condition holds, 0 where it does
+    not and NaN where the rule abstains (a column it reads is missing on that row, or absent
+    from ``X``), as floats; with labels given to ``fit`` the 1 and 0 are reported as
+    ``classes_[1]`` and ``classes_[0]``. ``covers(X)`` says where it does not abstain. A
+    condition that does not parse is a ValueError (:class:`~models.rule_grammar.RuleSyntaxError`
+    with its position) at ``fit``.
+    """
+
+    def __init__(self, rule_id: str = "rule", positive_when: str = "x0 > 0", columns=None):
+        self.rule_id = rule_id
+        self.positive_when = positive_when
+        self.columns = columns
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.target_tags.required = False
+        tags.classifier_tags.multi_class = False
+        tags.classifier_tags.poor_score = True  # a fixed condition learns nothing from y
+        return tags
+
+    def _tree(self):
+        from models.rule_grammar import parse
+
+        return parse(self.positive_when)
+
+    def inputs(self) -> tuple[str, ...]:
+        """The columns the condition reads, in reading order."""
+        from models.rule_grammar import columns
+
+        return tuple(columns(self._tree()))
+
+    def _frame(self, X, reset: bool) -> pd.DataFrame:
+        needed = self.inputs()
+        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            return X
+        a = validate_data(self, X, reset=reset, dtype=float, ensure_all_finite="allow-nan")
+        names = self.columns if self.columns is not None else \
+            getattr(self, "feature_names_in_", needed)
+        position = {str(c): j for j, c in enumerate(names) if j < a.shape[1]}
+        return pd.DataFrame({c: a[:, position[c]] if c in position else np.nan
+                             for c in needed}, index=pd.RangeIndex(a.shape[0]))
+
+    def fit(self, X, y=None) -> DeclaredRule:
+        """Nothing to learn: parses the condition, checks ``X`` and, when given, the binary
+        labels ``y`` whose classes name the rule's two decisions; returns self."""
+        self._tree()
+        self._frame(X, reset=True)
+        self.classes_ = _fit_classes(X, y, self.rule_id)
+        return self
+
+    def _decisions(self, X) -> np.ndarray:
+        from models.rule_grammar import evaluate
+
+        check_is_fitted(self, "classes_")
+        d = self._frame(X, reset=False)
+        read = d[[c for c in self.inputs() if c in d.columns]]
+        numbers = read.select_dtypes("number").to_numpy(dtype=float)
+        if np.isinf(numbers).any():
+            raise ValueError(f"Input X contains infinity in a column {self.rule_id} reads "
+                             f"({', '.join(self.inputs())}); give a finite value or leave it "
+                             "empty.")
+        return evaluate(self._tree(), d)
+
+    def predict(self, X) -> np.ndarray:
+        """``classes_[1]`` (by default 1.0) where the condition holds, ``classes_[0]`` where
+        it does not, NaN where the rule abstains."""
+        return _as_classes(self._decisions(X), self.classes_)
+
+    def covers(self, X) -> np.ndarray:
+        """Boolean mask of the rows the rule decides (does not abstain on)."""
+        return ~np.isnan(self._decisions(X))
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy on the covered rows only (NaN when the rule covers none)."""
+        return _covered_accuracy(self, X, y, sample_weight)
+
+
+def _fit_classes(X, y, rule_id: str) -> np.ndarray:
+    """The two classes naming a rule's decisions: [0, 1] without ``y``, else ``y``'s."""
+    if y is None:
+        return np.array([0, 1])
+    y = column_or_1d(y, warn=True)
+    check_consistent_length(X, y)
+    check_classification_targets(y)
+    kind = type_of_target(y, input_name="y", raise_unknown=True)
+    if kind != "binary":
+        raise ValueError("Only binary classification is supported: a rule says the positive "
+                         f"class or not. The type of the target is {kind}.")
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError(f"y holds one class only ({classes[0]!r}); {rule_id} needs both "
+                         "classes to name its two decisions (or fit it without y).")
+    return classes
+
+
+def _as_classes(says: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """A rule's 1.0 / 0.0 / NaN as ``classes[1]`` / ``classes[0]`` / NaN."""
+    if np.array_equal(classes, [0, 1]):
+        return says
+    covered = ~np.isnan(says)
+    numeric = np.issubdtype(classes.dtype, np.number)
+    out = np.full(len(says), np.nan, dtype=float if numeric else object)
+    out[covered] = classes[says[covered].astype(int)]
+    return out
+
+
+def _covered_accuracy(rule, X, y, sample_weight=None) -> float:
+    """A rule's accuracy on the rows it covers (NaN when it covers none)."""
+    keep = rule.covers(X)
+    if not keep.any():
+        return float("nan")
+    pred = rule.predict(X)[keep]
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)[keep]
+    return float(np.average(pred == np.asarray(y)[keep], weights=w))
+
+
+def declared_rules(description) -> list[DeclaredRule]:
+    """The :class:`DeclaredRule` of each rule a table description declares (its ``rules``,
+    :class:`features.description.RuleDeclaration`), in order; none for None."""
+    return [DeclaredRule(r.id, r.positive_when)
+            for r in getattr(description, "rules", None) or ()]
+
+
+def apply_declared_rules(X: pd.DataFrame, description) -> pd.DataFrame:
+    """Each declared rule's decision per row of the canonical table ``X`` (1.0 / 0.0 / NaN),
+    columns named by id. A rule names columns as the user's table does; a renamed contract
+    column is read under its contract name (``description.rule_columns()``)."""
+    mapping = description.rule_columns() if description is not None else {}
+    out = {}
+    for rule in declared_rules(description):
+        frame = pd.DataFrame({c: X[mapping.get(c, c)] if mapping.get(c, c) in X.columns
+                              else np.nan for c in rule.inputs()}, index=X.index)
+        out[rule.rule_id] = rule.fit(frame).predict(frame)
+    return pd.DataFrame(out, index=X.index)
+
+
+def study_rules(X: pd.DataFrame, description=None) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The rules benchmarked on the canonical table ``X``: the article's rules whose inputs
+    are columns of ``X`` (:func:`applicable_article_rules`), then the rules ``description``
+    declares; and the article's rules left out, with the columns each needs."""
+    kept, left_out = applicable_article_rules(X.columns)
+    calls = apply_rules(X, kept) if kept else pd.DataFrame(index=X.index)
+    declared = apply_declared_rules(X, description)
+    return pd.concat([calls, declared], axis=1), left_out
+
+
+def article_rule_needs(rule_id: str) -> str:
+    """The columns an article rule needs, in words (``rcbv and adc``)."""
+    if rule_id == Q1_COMBINED_ID:
+        return "symptomatic and one of rcbv, suvmax_change_pct, ctdna_change_pct"
+    return " and ".join(RULES[rule_id].needs)
+
+
+def applicable_article_rules(columns) -> tuple[list[str], dict[str, str]]:
+    """The article's rules a table with ``columns`` can be benchmarked on, and those it
+    cannot with the columns each needs: a rule is left out when a column it needs is not in
+    the table (the four-part rule: ``symptomatic``, or every objective input)."""
+    present = set(columns)
+    kept, left_out = [], {}
+    for rid in RULE_IDS:
+        if rid == Q1_COMBINED_ID:
+            objective = {c for r in Q1_OBJECTIVE_PARTS for c in RULES[r].needs}
+            usable = "symptomatic" in present and bool(objective & present)
+        else:
+            usable = set(RULES[rid].needs) <= present
+        if usable:
+            kept.append(rid)
+        else:
+            left_out[rid] = article_rule_needs(rid)
+    return kept, left_out
 
 
 def apply_rules(X: pd.DataFrame, rule_ids=RULE_IDS) -> pd.DataFrame:

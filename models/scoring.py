@@ -208,6 +208,8 @@ def run_prediction(settings: PredictionSettings, progress: bool = True) -> Scori
     if settings.report:
         from models import add_uncertainty, evaluate
 
+        if (description or model.table_description()).label_missing == "skip":
+            table = table[table[LABEL].notna()]  # unlabelled rows: predicted, not evaluated
         scoring.evaluation = evaluate(model, table, warn=False)
         document = dict(scoring.evaluation.metrics)
         document["population_shift"] = population_report(model, table, document)

@@ -271,6 +271,8 @@ def diagnostic_odds_ratio(tp: int, fp: int, fn: int, tn: int,
 
 def dor_note(tp: int, fp: int, fn: int, tn: int) -> str:
     """Why a diagnostic odds ratio is undefined or corrected; '' when it is plain."""
+    if tp + fn + fp + tn == 0:
+        return "undefined: no rows"
     if tp + fn == 0 or fp + tn == 0:
         return "undefined: one class only"
     if tp + fp == 0:

@@ -262,6 +262,10 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
     metrics["validation"] = {"scheme": mode, "reason": reason, "requested": validation}
     metrics["model_selection"] = {"chosen": result.model.family, "cv": result.model.cv_scores}
     metrics["positive_class"] = described.positive_name
+    if described.unlabelled:
+        metrics["study"]["unlabelled"] = described.unlabelled
+    if described.undeclared:
+        metrics["study"]["undeclared"] = list(described.undeclared)
     result.model.metrics = metrics
     return result
 

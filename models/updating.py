@@ -405,7 +405,8 @@ def update_model(model, table, method: str = "auto", seed: int = 0, folds: int =
     mean_p = predictions.groupby("row")["p_pseudoprogression"].mean()
     rows = mean_p.index.to_numpy()
     local = table.iloc[rows]
-    evaluation = evaluate_predictions(local, mean_p.to_numpy(), model.threshold)
+    evaluation = evaluate_predictions(local, mean_p.to_numpy(), model.threshold,
+                                      description=model.table_description())
     y = local[LABEL].to_numpy().astype(int)
 
     def figures(p: np.ndarray) -> dict:

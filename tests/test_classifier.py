@@ -228,6 +228,8 @@ def test_a_family_whose_cross_validation_fails_is_never_chosen(monkeypatch):
     assert fitted.family == "gradient_boosting"
     assert fitted.notes["logistic"].startswith("failed: no cross-validation fit succeeded")
     assert "'max_iter' parameter" in fitted.notes["logistic"]
+    failed = fitted.cv_scores["logistic"]["failed_fits"]  # counted, not printed
+    assert failed["dropped"] is True and failed["n"] == failed["of"] > 0
     assert "best_params" not in fitted.cv_scores["logistic"]
     assert math.isnan(fitted.cv_scores["logistic"]["log_loss"])
 

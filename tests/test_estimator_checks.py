@@ -16,11 +16,12 @@ from models.classifier import (
     RadiomicSelector,
     RestrictedCubicSplines,
 )
-from models.rules import ArticleRule
+from models.rules import ArticleRule, DeclaredRule
 
 #: One rule of each shape (two inputs; an optional input; the four-part combination), a rule
-#: with its array columns named, the transformers (splines with and without their linear
-#: terms; the wide-block selector by F-test and by L1 penalty) and the calibrated classifier
+#: with its array columns named, a declared rule (and, or, not, backquotes), the transformers
+#: (splines with and without their linear terms; the wide-block selector by F-test and by L1
+#: penalty) and the calibrated classifier
 #: (two folds and isotonic calibration keep its checks fast; the contract does not depend on
 #: either).
 ESTIMATORS = [
@@ -28,6 +29,7 @@ ESTIMATORS = [
     ArticleRule("Q1a_symptoms"),
     ArticleRule("Q1_four_part"),
     ArticleRule("D1_perfusion_diffusion", columns=("adc", "rcbv")),
+    DeclaredRule("declared", "x0 >= 0.5 and not (x1 < -1 or `x2` == 3)"),
     ContractTransformer(),
     ContractTransformer(columns=("rcbv", "adc", "ctdna_change_pct")),
     CorrelationFilter(),

@@ -111,8 +111,17 @@ def test_format_benchmark_table(metrics):
     text = R.format_benchmark_table(metrics)
     lines = text.splitlines()
     notes = R.benchmark_table(metrics).notes
-    assert len(lines) == 3 + 1 + len(metrics["rules"]) + len(notes)
+    remarks = R.rule_remarks(metrics)
+    assert len(lines) == 3 + 1 + len(metrics["rules"]) + len(notes) + len(remarks)
     assert lines[3].startswith("model")
+    # a rule covering no row, or never calling the positive class, is said so in words
+    for rule_id, m in metrics["rules"].items():
+        if m["n"] == 0:
+            assert f"{rule_id} never applies: no row has every column it reads." in remarks
+        elif m["tp"] + m["fp"] == 0:
+            assert f"{rule_id} never says pseudoprogression on the {m['n']} rows it " \
+                   "covers." in remarks
+    assert any("never applies" in r for r in remarks)
     for rule_id in metrics["rules"]:
         assert rule_id in text
     sens = metrics["model"]["sensitivity"]

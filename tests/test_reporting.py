@@ -396,7 +396,7 @@ def _with_radiomics(table: pd.DataFrame, seed: int) -> pd.DataFrame:
     return pd.concat([table.reset_index(drop=True), pd.DataFrame(cols)], axis=1)
 
 
-def test_radiomic_columns_summarised_and_kept_named(evaluated):
+def test_radiomic_columns_summarised_and_kept_named():
     from models.classifier import RADIOMIC_KEEP
     from models.inspection import (
         feature_effects,
@@ -404,7 +404,6 @@ def test_radiomic_columns_summarised_and_kept_named(evaluated):
         radiomic_summary,
     )
 
-    _, ev = evaluated
     table = _with_radiomics(simulate_cohort(550, cohort="melanoma", prevalence=0.3, seed=3), 1)
     train = table.iloc[:300]
     model = _quick_model(train, "simulated melanoma cohort with radiomics")
@@ -422,6 +421,7 @@ def test_radiomic_columns_summarised_and_kept_named(evaluated):
     assert summary["n_columns"].tolist() == [12, 10, 18]
     assert summary["n_kept"].sum() == RADIOMIC_KEEP
 
+    ev = evaluate(model, table.iloc[300:], warn=False)  # the held-out rows, radiomics too
     md = _markdown(ev.metrics, ev.frame, model)
     lines = md.splitlines()
     start = lines.index("| sequence | image types | firstorder | glcm | all classes |")
@@ -434,9 +434,23 @@ def test_radiomic_columns_summarised_and_kept_named(evaluated):
                       f"18 ({kept[1]} kept)" if kept[1] else "18"]
     for name in selection["kept"]:
         assert f"| {name} |" in md
+    # the wide block's univariable odds ratios: the strongest twenty rows, the rest counted
+    start = lines.index("| radiomic-block column | rows with a value | univariable OR per SD "
+                        "(95% CI) | p |")
+    shown = [ln.split("|")[1].strip() for ln in lines[start + 2:]
+             if ln.startswith("| ")][:21]
+    shown = shown[:next((i for i, c in enumerate(shown) if c not in radiomic), len(shown))]
+    assert len(shown) == 20 and set(shown) <= set(radiomic)
+    assert "20 more in metrics.json" in md
+    ranked = sorted((r for r in ev.metrics["feature_odds_ratios"] if r["feature"] in radiomic),
+                    key=lambda r: r["p_value"])
+    assert shown == [r["feature"] for r in ranked[:20]]
+    # columns the reduction left out are named with the reason
     dropped = [c for c in radiomic if c not in selection["kept"]]
-    assert not [c for c in dropped if c in md]  # no row per radiomic column, anywhere
-    assert "selects on the outcome" in md and "inside every cross-validation fold" in md
+    assert "Left out by the radiomic reduction of the final model, not selected on the " \
+           "outcome" in md
+    assert f"({len(dropped)}):" in md
+    assert "Steps that look at the outcome" in md and "inside the folds" in md
     assert "No predictor was selected on the outcome" not in md
 
 

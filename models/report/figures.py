@@ -25,6 +25,7 @@ from features.article import FIGURES, PREVALENCE
 from features.contract import BY_NAME
 from features.tables import atomic_path
 from models.report import format as fmt
+from models.report.words import Words
 from models.statistics import (
     auc,
     auc_with_ci,
@@ -177,17 +178,20 @@ def _not_estimable(ax, name: str, style: dict, n: int) -> None:
 
 
 def plot_roc(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
-             auc_ci: Sequence[float] | None = None, bayes_auc: float | None = None) -> Path:
+             auc_ci: Sequence[float] | None = None, bayes_auc: float | None = None,
+             words: Words | None = None) -> Path:
     """ROC curve of the model, each rule as a point with 95% Wilson CIs, to a PNG at ``out``.
 
     Each rule sits at (1 - specificity, sensitivity) measured on its covered rows; error
     bars are Wilson intervals of specificity (horizontal) and sensitivity (vertical).
     ``bayes_p`` (the true posterior of simulated data) adds the Bayes-optimal curve (its
     AUC ``bayes_auc`` as the report states it, computed when None); ``auc_ci`` (low, high)
-    goes into the legend beside the model's AUC. Numbers are formatted as in the report.
+    goes into the legend beside the model's AUC. Numbers are formatted as in the report;
+    ``words`` name the classes (:class:`models.report.words.Words`).
     """
     from sklearn.metrics import roc_curve
 
+    w = words or Words()
     y, p = _arrays(y, p)
     rules = _rules(rules, y.shape[0])
     styles = _styles(list(rules.columns))
@@ -218,7 +222,7 @@ def plot_roc(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
     ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01),
            xlabel="1 - specificity (false-positive rate, proportion)",
            ylabel="Sensitivity (true-positive rate, proportion)",
-           title=f"ROC: pseudoprogression vs true progression (n={y.shape[0]})")
+           title=f"ROC: {w.positive} vs {w.negative} (n={y.shape[0]})")
     ax.grid(alpha=0.3)
     ax.text(0.99, 0.01, "rules on their covered rows; bars: 95% Wilson CIs",
             transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.35")
@@ -237,7 +241,8 @@ def precision_recall_label(name: str, average_precision: float | None) -> str:
 
 def plot_precision_recall(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
                           average_precision: float | None = None,
-                          bayes_average_precision: float | None = None) -> Path:
+                          bayes_average_precision: float | None = None,
+                          words: Words | None = None) -> Path:
     """Precision-recall curve of the model, rules as points with 95% Wilson CIs, to a PNG.
 
     Each rule sits at (sensitivity, PPV) on its covered rows; the horizontal line is the
@@ -280,7 +285,7 @@ def plot_precision_recall(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
     ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01),
            xlabel="Sensitivity (recall, proportion)",
            ylabel="Positive predictive value (precision, proportion)",
-           title=f"Precision-recall for pseudoprogression (n={y.shape[0]})")
+           title=f"Precision-recall for {(words or Words()).positive} (n={y.shape[0]})")
     ax.grid(alpha=0.3)
     ax.text(0.01, 0.01, "rules on their covered rows; bars: 95% Wilson CIs",
             transform=ax.transAxes, ha="left", va="bottom", fontsize=7, color="0.35")
@@ -304,7 +309,8 @@ def _calibration_bins(y: np.ndarray, p: np.ndarray, n_bins: int) -> pd.DataFrame
     return tab
 
 
-def plot_calibration(y, p, out, n_bins: int = 10, calibration: Mapping | None = None) -> Path:
+def plot_calibration(y, p, out, n_bins: int = 10, calibration: Mapping | None = None,
+                     words: Words | None = None) -> Path:
     """Calibration plot: quantile-binned observed vs predicted with Wilson CIs, to a PNG.
 
     Adds a lowess smooth (statsmodels), the identity line, a histogram of ``p`` by label
@@ -341,14 +347,15 @@ def plot_calibration(y, p, out, n_bins: int = 10, calibration: Mapping | None = 
     ax.legend(loc="best", fontsize=8, title_fontsize=8, framealpha=0.9,
               title=f"Calibration intercept {text('calibration_intercept')}\n"
                     f"Calibration slope {text('calibration_slope')} (95% CIs)")
-    ax.set(xlim=(0, 1), ylim=(-0.02, 1.02), ylabel="Observed proportion of pseudoprogression",
-           title=f"Calibration of P(pseudoprogression) (n={y.shape[0]})")
+    w = words or Words()
+    ax.set(xlim=(0, 1), ylim=(-0.02, 1.02), ylabel=f"Observed proportion of {w.positive}",
+           title=f"Calibration of {w.p} (n={y.shape[0]})")
     ax.grid(alpha=0.3)
     ax.tick_params(labelbottom=False)
     edges = np.linspace(0, 1, 41)
     axh.hist([p[y == 0], p[y == 1]], bins=edges, stacked=True,
-             color=["0.65", "tab:orange"], label=["True progression", "Pseudoprogression"])
-    axh.set(xlabel="Predicted P(pseudoprogression) (probability)", ylabel="Lesions (count)")
+             color=["0.65", "tab:orange"], label=[w.Negative, w.Positive])
+    axh.set(xlabel=f"Predicted {w.p} (probability)", ylabel="Lesions (count)")
     axh.legend(loc="upper right", fontsize=7, frameon=False)
     return _save(fig, out)
 
@@ -357,7 +364,8 @@ def plot_calibration(y, p, out, n_bins: int = 10, calibration: Mapping | None = 
 
 
 def plot_decision_curve(y, p, rules: pd.DataFrame | None, out,
-                        thresholds=np.linspace(0.01, 0.6, 60)) -> Path:  # noqa: B008
+                        thresholds=np.linspace(0.01, 0.6, 60),  # noqa: B008
+                        words: Words | None = None) -> Path:
     """Decision curve (Vickers & Elkin): net benefit vs threshold probability, to a PNG.
 
     "Treat" means managing the lesion as pseudoprogression (e.g. continuing treatment).
@@ -397,7 +405,7 @@ def plot_decision_curve(y, p, rules: pd.DataFrame | None, out,
     ax.set(xlim=(pt.min(), pt.max()), ylim=(-0.05, max(top, 0.02) * 1.1 + 0.005),
            xlabel="Threshold probability pt (probability)",
            ylabel="Net benefit (true positives per lesion)",
-           title=f"Decision curve: calling pseudoprogression (n={y.shape[0]})")
+           title=f"Decision curve: calling {(words or Words()).positive} (n={y.shape[0]})")
     ax.grid(alpha=0.3)
     _outside_legend(fig, ax, list(rules.columns),
                     title="Rules on all rows; where a rule abstains\nthe lesion is not called "
@@ -413,8 +421,8 @@ def _matches(label: str, rule_id: str) -> bool:
 
 
 def plot_odds_ratio_forest(rule_or_table: pd.DataFrame, out,
-                           article: tuple[str, float, float, float] | None = ARTICLE_D3
-                           ) -> Path:
+                           article: tuple[str, float, float, float] | None = ARTICLE_D3,
+                           words: Words | None = None) -> Path:
     """Forest plot of diagnostic odds ratios with 95% CIs on a log axis, to a PNG.
 
     ``rule_or_table`` has one row per rule with columns ``label``, ``odds_ratio``,
@@ -427,6 +435,7 @@ def plot_odds_ratio_forest(rule_or_table: pd.DataFrame, out,
     """
     from matplotlib.ticker import FuncFormatter
 
+    w = words or Words()
     tab = rule_or_table.copy()
     if "label" not in tab.columns:
         tab = tab.reset_index().rename(columns={tab.index.name or "index": "label"})
@@ -456,7 +465,7 @@ def plot_odds_ratio_forest(rule_or_table: pd.DataFrame, out,
                         label=ours_label)
             ours_label = "_nolegend_"
             xs += [r.ci_low, r.ci_high]
-        txt = fmt.dor(r.odds_ratio, (r.ci_low, r.ci_high), r.note, notes)
+        txt = fmt.dor(r.odds_ratio, (r.ci_low, r.ci_high), w.say(r.note), notes)
         txt = f"{txt if txt != fmt.DASH else 'not estimable'}, {n_txt}"
         lines.append((ypos, r.label, txt))
         if not art_drawn and _matches(r.label, article[0]):
@@ -465,11 +474,13 @@ def plot_odds_ratio_forest(rule_or_table: pd.DataFrame, out,
                           f"{fmt.article_ratio(article[1], article[2:])}"))
             xs += [article[2], article[3]]
             art_drawn = True
-    if not art_drawn:
+    if not art_drawn and rows:
         _draw_article(ax, 0.0, article)
         lines.append((0.0, f"{article[0]} (article)",
                       fmt.article_ratio(article[1], article[2:])))
         xs += [article[2], article[3]]
+    if not lines:
+        lines.append((1.0, "", "no rule to show"))
     xs = np.asarray(xs, dtype=float)
     xs = xs[np.isfinite(xs) & (xs > 0)]
     lo, hi = max(xs.min() / 1.6, 1e-2), min(xs.max() * 1.6, 1e3)
@@ -484,7 +495,7 @@ def plot_odds_ratio_forest(rule_or_table: pd.DataFrame, out,
     right.set_ylim(ax.get_ylim())
     right.set_yticks(ys, [ln[2] for ln in lines], fontsize=7.5)
     right.tick_params(length=0)
-    ax.set(xlabel="Diagnostic odds ratio for pseudoprogression (log scale)",
+    ax.set(xlabel=f"Diagnostic odds ratio for {w.positive} (log scale)",
            title="Diagnostic odds ratio of each rule (covered rows)")
     ax.grid(axis="x", which="both", alpha=0.3)
     for line in notes.lines():
@@ -507,14 +518,20 @@ def _draw_article(ax, ypos: float, article: tuple[str, float, float, float]) -> 
 
 def plot_ppv_npv_vs_prevalence(operating_points: Mapping[str, tuple[float, float]], out,
                                prevalence_range: tuple[float, float] = (0.05, 0.30),
-                               marks: Sequence[float] = PREVALENCE_MARKS) -> Path:
+                               marks: Sequence[float] = PREVALENCE_MARKS,
+                               words: Words | None = None,
+                               mark_labels: Mapping[float, str] | None = None) -> Path:
     """PPV and NPV against prevalence for fixed (sensitivity, specificity), to a PNG.
 
     By Bayes' theorem (:func:`models.statistics.restate_at_prevalence`).
     ``operating_points`` maps a name ("Model", a rule id) to its (sensitivity,
     specificity) in 0-1; vertical lines mark ``marks`` (default: P1 melanoma 9.8%, P2
-    lung 15.3%).
+    lung 15.3%), named by ``mark_labels`` (default: the article's).
     """
+    mark_labels = _MARK_LABELS if mark_labels is None else mark_labels
+    if marks:
+        prevalence_range = (min(prevalence_range[0], 0.8 * min(marks)),
+                            max(prevalence_range[1], min(1.2 * max(marks), 0.99)))
     pi = np.linspace(*prevalence_range, 200)
     names = list(operating_points)
     styles = _styles([n for n in names if not n.lower().startswith("model")])
@@ -541,13 +558,13 @@ def plot_ppv_npv_vs_prevalence(operating_points: Mapping[str, tuple[float, float
                                 (axes[1], "NPV", (npv_floor, 101), False)):
         for m in marks:
             ax.axvline(100 * m, color="0.4", lw=0.9, ls="--")
-            ax.annotate(f"{_MARK_LABELS.get(m, 'prevalence')} {fmt.pct(m)}",
+            ax.annotate(f"{mark_labels.get(m, 'prevalence')} {fmt.pct(m)}",
                         (100 * m, 1.0 if top else 0.0), xycoords=("data", "axes fraction"),
                         xytext=(3, -3 if top else 3), textcoords="offset points",
                         rotation=90, va="top" if top else "bottom", fontsize=7.5,
                         color="0.3")
         ax.set(xlim=(100 * pi[0], 100 * pi[-1]), ylim=ylim,
-               xlabel="Prevalence of pseudoprogression (%)",
+               xlabel=f"Prevalence of {(words or Words()).positive} (%)",
                ylabel=f"{what} (%)", title=f"{what} vs prevalence")
         ax.grid(alpha=0.3)
     fig.suptitle("Predictive values re-stated at other prevalences (Bayes' theorem)")
@@ -698,7 +715,8 @@ def write_partial_effects_figure(data: Mapping, out_dir) -> dict[str, Path]:
 
 
 def write_all_figures(out_dir, y, p, threshold: float, rules: pd.DataFrame | None,
-                      bayes_p=None, metrics: Mapping | None = None) -> dict[str, Path]:
+                      bayes_p=None, metrics: Mapping | None = None,
+                      words: Words | None = None) -> dict[str, Path]:
     """Write the six figures into ``out_dir`` under :data:`FILE_NAMES`; return name -> path.
 
     ``threshold`` (probability) fixes the model's operating point in the PPV/NPV figure.
@@ -707,8 +725,11 @@ def write_all_figures(out_dir, y, p, threshold: float, rules: pd.DataFrame | Non
     forest-plot table), ``"model"`` (the report's model metrics: average precision,
     calibration intercept and slope with CIs) and ``"bayes_ceiling"`` (its AUC and average
     precision), so that legends state the numbers the report states; what is missing is
-    computed here (the AUC CI by :func:`models.statistics.auc_with_ci`).
+    computed here (the AUC CI by :func:`models.statistics.auc_with_ci`). ``words`` name
+    the classes and say whether the article's context (its D3 odds ratio, the P1 and P2
+    prevalence marks) applies; otherwise the study's own prevalences are marked.
     """
+    w = words or Words()
     y, p = _arrays(y, p)
     rules = _rules(rules, y.shape[0])
     metrics = dict(metrics or {})
@@ -735,15 +756,25 @@ def write_all_figures(out_dir, y, p, threshold: float, rules: pd.DataFrame | Non
         op = binary_metrics(y, rules[rid].to_numpy(dtype=float))
         points[str(rid)] = (op["sensitivity"], op["specificity"])
 
+    if w.article:
+        marks, mark_labels = PREVALENCE_MARKS, None
+    else:
+        own = dict(w.study.get("prevalences") or {})
+        marks, mark_labels = tuple(own.values()), {v: k for k, v in own.items()}
     return {
         "roc": plot_roc(y, p, rules, path["roc"], bayes_p=bayes_p, auc_ci=auc_ci,
-                        bayes_auc=ceiling.get("auc")),
+                        bayes_auc=ceiling.get("auc"), words=w),
         "precision_recall": plot_precision_recall(
             y, p, rules, path["precision_recall"], bayes_p=bayes_p,
             average_precision=model_m.get("average_precision"),
-            bayes_average_precision=ceiling.get("average_precision")),
-        "calibration": plot_calibration(y, p, path["calibration"], calibration=calibration),
-        "decision_curve": plot_decision_curve(y, p, rules, path["decision_curve"]),
-        "odds_ratio_forest": plot_odds_ratio_forest(table, path["odds_ratio_forest"]),
-        "ppv_npv_prevalence": plot_ppv_npv_vs_prevalence(points, path["ppv_npv_prevalence"]),
+            bayes_average_precision=ceiling.get("average_precision"), words=w),
+        "calibration": plot_calibration(y, p, path["calibration"], calibration=calibration,
+                                        words=w),
+        "decision_curve": plot_decision_curve(y, p, rules, path["decision_curve"], words=w),
+        "odds_ratio_forest": plot_odds_ratio_forest(
+            table, path["odds_ratio_forest"], article=ARTICLE_D3 if w.article else None,
+            words=w),
+        "ppv_npv_prevalence": plot_ppv_npv_vs_prevalence(
+            points, path["ppv_npv_prevalence"], marks=marks, words=w,
+            mark_labels=mark_labels),
     }

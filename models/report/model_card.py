@@ -19,6 +19,7 @@ from models.classifier import CUSTOM, RADIOMIC_REDUCTION, estimator_name, settin
 from models.inspection import fitted_pipeline
 from models.report import format as fmt
 from models.report.tables import evaluated_units, units_text, validation_scheme
+from models.report.words import Words, words_of
 
 #: Events per candidate feature below which the card warns (as models.training does).
 LOW_EVENTS_PER_FEATURE = 10.0
@@ -42,6 +43,15 @@ class ModelCard:
     limitations: list[str] = field(default_factory=list)
     usability: list[str] = field(default_factory=list)
     provenance: list[tuple[str, str]] = field(default_factory=list)
+
+
+def missing_data_handling(words: Words | None = None) -> list[str]:
+    """:data:`MISSING_DATA_HANDLING`, its last sentence naming the rules the report
+    benchmarks (the article's, or the study's declared ones)."""
+    lines = list(MISSING_DATA_HANDLING)
+    if words is not None and not words.article:
+        lines[-1] = lines[-1].replace("The article's rules abstain", "The rules abstain")
+    return lines
 
 
 MISSING_DATA_HANDLING: tuple[str, ...] = (
@@ -75,16 +85,21 @@ def _family_text(family, model, training: Mapping) -> str:
     return f"{family}: the user's own classifier" + (f" `{name}`" if name else "")
 
 
-def threshold_rationale(threshold: float, source: str) -> str:
+def threshold_rationale(threshold: float, source: str, words: Words | None = None) -> str:
     """Why the decision threshold (a probability) has its value, in words."""
+    w = words or Words()
     text = str(source or "").lower()
-    if "default" in text:
+    if "default" in text and w.article:
         why = ("the default: call pseudoprogression when it is the more likely diagnosis on "
                "the calibrated probability, which weighs wrongly continuing treatment in true "
                "progression and wrongly stopping it in pseudoprogression as equal harms.")
+    elif "default" in text:
+        why = (f"the default: call {w.positive} when it is the more likely class on the "
+               f"calibrated probability, which weighs a false {w.positive} call and a missed "
+               f"{w.positive} as equal harms.")
     elif "sensitivity" in text:
         why = (f"chosen to reach a target sensitivity ({source}), so that a stated share of "
-               "pseudoprogressions is recognised; the specificity and PPV that follow are in "
+               f"{w.positive} cases is recognised; the specificity and PPV that follow are in "
                "the performance tables.")
     elif "user" in text:
         why = "given by the user; the report does not know the reasoning behind it."
@@ -92,8 +107,8 @@ def threshold_rationale(threshold: float, source: str) -> str:
         why = f"source recorded as: {source or 'not recorded'}."
     t = float(threshold)
     odds = t / (1 - t) if 0 < t < 1 else float("nan")
-    return (f"Threshold {fmt.g(t)} on P(pseudoprogression): {why} In decision-curve terms a "
-            f"threshold probability of {fmt.g(t)} treats the harm of a false pseudoprogression "
+    return (f"Threshold {fmt.g(t)} on {w.p}: {why} In decision-curve terms a "
+            f"threshold probability of {fmt.g(t)} treats the harm of a false {w.positive} "
             f"call as {fmt.g(odds)} times the benefit of a correct one.")
 
 
@@ -102,7 +117,8 @@ def _metric_pairs(metrics: Mapping) -> list[tuple[str, str]]:
     m = metrics.get("model") or {}
     boot = metrics.get("bootstrap") or {}
     n, events = metrics.get("n"), metrics.get("n_positive")
-    where = f"{n} rows (lesions), {events} pseudoprogression"
+    w = words_of(metrics)
+    where = f"{n} rows (lesions), {events} {w.positive}"
     pairs = [
         ("AUC (DeLong 95% CI)", f"{fmt.est_ci(m.get('auc'), m.get('auc_ci'))}; {where}"),
     ]
@@ -129,7 +145,7 @@ def _metric_pairs(metrics: Mapping) -> list[tuple[str, str]]:
         pairs.append(("AUC, nested cross-validation (mean ± SD over folds)",
                       f"{fmt.mean_sd(auc.get('mean'), auc.get('sd'))}; "
                       f"{nested.get('n')} training rows, {nested.get('n_positive')} "
-                      f"pseudoprogression, {nested.get('n_outer_folds')} folds"))
+                      f"{w.positive}, {nested.get('n_outer_folds')} folds"))
     return pairs
 
 
@@ -148,6 +164,7 @@ def training_prevalence(metrics: Mapping, model=None) -> tuple[float, str]:
 
 
 def _limitations(metrics: Mapping, simulated: bool, model=None) -> list[str]:
+    w = words_of(metrics)
     out = []
     if simulated:
         ceiling = metrics.get("bayes_ceiling") or {}
@@ -156,11 +173,14 @@ def _limitations(metrics: Mapping, simulated: bool, model=None) -> list[str]:
             "The numbers say how well the method recovers a known generator (the exact "
             f"posterior's AUC on the same rows is {fmt.g(ceiling.get('auc'))}), not how it "
             "will perform on real patients.")
+    if w.article:
+        out.append(
+            "The article's figures contradict one another (D1's PPV of 93.2% at a prevalence "
+            "of 9.8-15.3% needs a specificity above 99%; M3's SUVmax rise of 20-80% against "
+            "Q1c's < 30%; D3's odds ratio of 4.3 against M4's 95% specificity). No data set "
+            "can reproduce all of them, so the rules' performance here need not match the "
+            "article's.")
     out += [
-        "The article's figures contradict one another (D1's PPV of 93.2% at a prevalence of "
-        "9.8-15.3% needs a specificity above 99%; M3's SUVmax rise of 20-80% against Q1c's "
-        "< 30%; D3's odds ratio of 4.3 against M4's 95% specificity). No data set can "
-        "reproduce all of them, so the rules' performance here need not match the article's.",
         "Single-site assumption: one population, one set of scanners and assays; no centre "
         "variable, so heterogeneity across sites was not examined.",
         "No external validation: every figure comes from patients of the same source ("
@@ -182,10 +202,16 @@ def _limitations(metrics: Mapping, simulated: bool, model=None) -> list[str]:
         out.append(f"Only {fmt.g(ratio)} events per candidate feature ({epv.get('events')} "
                    f"events, {epv.get('candidate_features')} candidate features): the model "
                    "may be unstable and optimistic.")
-    if not simulated:
+    if not simulated and w.article:
         out.append("The label is taken as recorded; how pseudoprogression was confirmed "
                    "(follow-up imaging at 12 weeks or later, biopsy) and by whom must be "
                    "stated by the study.")
+    elif not simulated:
+        standard = w.study.get("reference_standard")
+        out.append(f"The label is taken as recorded in column {w.label_column}; "
+                   + (f"reference standard as the study states it: {standard}."
+                      if standard else f"how {w.positive} was decided and by whom must be "
+                      "stated by the study."))
     return out
 
 
@@ -206,11 +232,21 @@ def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
     synthetic; ``n_patients``: patients among the evaluated rows when the metrics do not
     say."""
     card = ModelCard()
+    w = words_of(metrics)
+    if w.article:
+        use = ("Research only: to study how a calibrated model compares with the article's "
+               "published rules in telling pseudoprogression (label 1) from true progression "
+               "(label 0) at the scan that shows a lesion's enlargement, in patients on immune "
+               "checkpoint inhibitors or after radio-chemotherapy.")
+    else:
+        population = w.study.get("population")
+        use = (f"Research only: to study how a calibrated model compares with rule-based "
+               f"thresholds in telling {w.positive} (label 1) from {w.negative} (label 0)"
+               + (f", in {population}" if population else
+                  "; the population is the study's (not recorded in the table description)")
+               + ".")
     card.intended_use = [
-        "Research only: to study how a calibrated model compares with the article's published "
-        "rules in telling pseudoprogression (label 1) from true progression (label 0) at the "
-        "scan that shows a lesion's enlargement, in patients on immune checkpoint inhibitors "
-        "or after radio-chemotherapy.",
+        use,
         "Intended users: researchers in oncology imaging and biostatistics who can read "
         "calibrated probabilities, confidence intervals and decision curves.",
     ]
@@ -227,7 +263,7 @@ def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
     family = getattr(model, "family", None) or selection.get("chosen")
     columns = list(getattr(model, "feature_columns", None) or [])
     card.model = [("family", _family_text(family, model, training)),
-                  ("output", "calibrated P(pseudoprogression), a probability in 0-1, and the "
+                  ("output", f"calibrated {w.p}, a probability in 0-1, and the "
                              f"call 1 when it is at or above {fmt.g(threshold)}")]
     cv = getattr(model, "cv_scores", None) or selection.get("cv") or {}
     params = (cv.get(family) or {}).get("best_params") if isinstance(cv, Mapping) else None
@@ -252,21 +288,21 @@ def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
     if training:
         card.data.append(f"Training data: {training.get('source', 'not recorded')}; "
                          f"{units_text(training.get('n'), training.get('n_patients'))}, "
-                         f"{training.get('n_positive')} pseudoprogression.")
+                         f"{training.get('n_positive')} {w.positive}.")
     elif split:
         card.data.append(f"Training data: "
                          f"{units_text(split.get('n_train'), split.get('n_train_patients'))}, "
-                         f"{split.get('n_train_positive')} pseudoprogression.")
+                         f"{split.get('n_train_positive')} {w.positive}.")
     card.data.append(f"Evaluated: {units_text(*evaluated_units(metrics, n_patients))}, "
-                     f"{metrics.get('n_positive')} pseudoprogression (prevalence "
+                     f"{metrics.get('n_positive')} {w.positive} (prevalence "
                      f"{fmt.pct(metrics.get('prevalence'))})"
                      + (", patients held out before anything was fitted."
                         if validation_scheme(metrics) == "holdout" else "."))
     if simulated:
         card.data.append("All data are synthetic (features.synthetic.cohort); no patient data.")
-    card.missing_data = list(MISSING_DATA_HANDLING)
+    card.missing_data = missing_data_handling(w)
     card.threshold = [threshold_rationale(float(threshold), source or
-                                          "not recorded (no model bundle given)")]
+                                          "not recorded (no model bundle given)", w)]
     card.performance = _metric_pairs(metrics)
     card.limitations = _limitations(metrics, simulated, model)
     card.usability = [
@@ -283,7 +319,7 @@ def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
         card.provenance = [
             ("training data source", str(training.get("source", "not recorded"))),
             ("training data SHA-256", str(training.get("sha256", "not recorded"))),
-            ("training rows (pseudoprogression)",
+            (f"training rows ({w.positive})",
              f"{units_text(training.get('n'), training.get('n_patients'))} "
              f"({training.get('n_positive')})"),
             ("seed", str(training.get("seed", "not recorded"))),
@@ -296,5 +332,7 @@ def build_model_card(metrics: Mapping, model: TrainedModel | None = None,
                                     f"stored in the bundle, {len(str(settings))} characters, "
                                     f"SHA-256 {digest}"))
         for name, version in (getattr(model, "versions", None) or {}).items():
+            if name == "pseudoprogression" and not w.article:
+                name = "this tool"  # the package's name is the contract's class
             card.provenance.append((f"version: {name}", str(version)))
     return card

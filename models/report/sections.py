@@ -60,13 +60,17 @@ from models.report.tables import (
     radiomic_selection_table,
     radiomic_table,
     rule_comparison_table,
+    rule_remarks,
     rules_vs_model_tables,
     sample_size_lines,
+    study_lines,
     unit_sentence,
     units_text,
     validation_scheme,
+    wide_block_table,
 )
 from models.report.waiting import waiting_section
+from models.report.words import Words, words_of
 from models.statistics import AUC_CI_METHOD, CALIBRATION_CI_METHOD, PREVALENCE_CI_METHOD
 
 __all__ = ["BAYES_COLUMN", "build_document"]
@@ -78,9 +82,9 @@ BAYES_COLUMN = "bayes_posterior"
 # --------------------------------------------------------------------------- helpers
 
 
-def _events(n, n_pos) -> str:
-    """``n = 400 (40 pseudoprogression)``."""
-    return f"n = {fmt.cell(n)} ({fmt.cell(n_pos)} pseudoprogression)"
+def _events(n, n_pos, data: Mapping | None = None) -> str:
+    """``n = 400 (40 pseudoprogression)``, the class as ``data`` (the metrics) names it."""
+    return f"n = {fmt.cell(n)} ({fmt.cell(n_pos)} {words_of(data).positive})"
 
 
 def _with(table: Table, caption: str) -> Table:
@@ -102,20 +106,49 @@ def _trained_on_synthetic(model) -> bool:
 
 
 def _rule_definitions(data: Mapping) -> Table:
+    """Each benchmarked rule: what it says, what it reads, where it comes from, its
+    coverage."""
+    from models.rule_grammar import columns, parse
     from models.rules import describe_rules
 
+    w = words_of(data)
     known = {r["rule"]: r for r in describe_rules().to_dict(orient="records")}
+    declared = {d.get("id"): d for d in (w.study.get("declared_rules") or [])}
     rows = []
     for rid, m in (data.get("rules") or {}).items():
+        covered = f"{fmt.cell(m.get('n'))} ({fmt.pct(m.get('coverage'))})"
+        if rid in declared:
+            d = declared[rid]
+            rows.append([rid, d.get("positive_when", ""),
+                         ", ".join(columns(parse(d.get("positive_when", "")))),
+                         d.get("source") or "declared in the table description", covered])
+            continue
         spec = known.get(rid) or {}
         rows.append([rid, spec.get("pseudoprogression_when", "(not one of the article's rules)"),
-                     spec.get("needs", ""), spec.get("figure", ""),
-                     f"{fmt.cell(m.get('n'))} ({fmt.pct(m.get('coverage'))})"])
-    ev = _events(data.get("n"), data.get("n_positive"))
-    return Table(["rule", "says pseudoprogression when", "needs", "article",
+                     spec.get("needs", ""), f"article {spec.get('figure', '')}", covered])
+    ev = _events(data.get("n"), data.get("n_positive"), data)
+    whose = "The article's rules" if not declared else \
+        ("The declared rules" if not set(data.get("rules") or {}) - set(declared)
+         else "The article's and the declared rules")
+    return Table(["rule", f"says {w.positive} when", "reads", "source",
                   "rows covered (coverage)"], rows,
-                 f"The article's rules as evaluated on {ev} rows. A rule abstains on a row "
-                 "lacking an input it needs.")
+                 f"{whose} as evaluated on {ev} rows. A rule abstains on a row "
+                 "lacking an input it reads.")
+
+
+def _rules_compared(data: Mapping) -> str:
+    """What the model is compared with, in a few words."""
+    w = words_of(data)
+    declared = bool(w.study.get("declared_rules"))
+    article = bool(set(data.get("rules") or {})
+                   - {d.get("id") for d in w.study.get("declared_rules") or []})
+    if article and declared:
+        return "the article's published rules and the study's declared rules"
+    if declared:
+        return "the study's declared rules"
+    if article:
+        return "the article's published rules"
+    return "no rule (none applies to this table)"
 
 
 # --------------------------------------------------------------------------- sections
@@ -131,6 +164,7 @@ _SCHEME_TEXT = {
 
 
 def _summary(data: Mapping, simulated: bool, scheme: str, units: tuple) -> Section:
+    w = words_of(data)
     m = data.get("model") or {}
     boot = data.get("bootstrap") or {}
     where = {"holdout": "held-out set", "cv": "evaluated out of fold",
@@ -138,7 +172,7 @@ def _summary(data: Mapping, simulated: bool, scheme: str, units: tuple) -> Secti
     auc_boot = boot.get("auc") if isinstance(boot.get("auc"), Mapping) else None
     items = [
         f"{where.capitalize()}: {units_text(*units)}; {fmt.cell(data.get('n_positive'))} "
-        f"pseudoprogression (prevalence {fmt.pct(data.get('prevalence'))}).",
+        f"{w.positive} (prevalence {fmt.pct(data.get('prevalence'))}).",
         f"AUC {fmt.est_ci(m.get('auc'), m.get('auc_ci'))} (DeLong 95% CI, logit scale)"
         + (f"; bootstrap 95% CI {fmt.est_ci(auc_boot.get('estimate'), auc_boot.get('ci'))}"
            if auc_boot else "") + ".",
@@ -156,23 +190,27 @@ def _summary(data: Mapping, simulated: bool, scheme: str, units: tuple) -> Secti
     if comps:
         items.append(f"At each rule's own sensitivity the model's PPV is higher with a paired "
                      f"95% CI above 0 for {len(better)} of {len(comps)} rules.")
+    compared = _rules_compared(data)
     if scheme == "holdout":
         objective = (
-            "Objective: develop a calibrated classifier that tells pseudoprogression from true "
-            "progression, evaluate it on held-out patients with internal validation only, and "
-            "compare it with the article's published rules through the same metrics.")
+            f"Objective: develop a calibrated classifier that tells {w.positive} from "
+            f"{w.negative}, evaluate it on held-out patients with internal validation only, "
+            f"and compare it with {compared} through the same metrics.")
     elif scheme in _SCHEME_TEXT:
         objective = (
-            "Objective: develop a calibrated classifier that tells pseudoprogression from true "
-            f"progression, validate it internally by {_SCHEME_TEXT[scheme]}, and compare it "
-            "with the article's published rules through the same metrics.")
+            f"Objective: develop a calibrated classifier that tells {w.positive} from "
+            f"{w.negative}, validate it internally by {_SCHEME_TEXT[scheme]}, and compare it "
+            f"with {compared} through the same metrics.")
     else:
         objective = (
             "Objective: evaluate a saved calibrated classifier on the rows of one table and "
-            "compare it with the article's published rules through the same metrics.")
+            f"compare it with {compared} through the same metrics.")
     blocks = [Callout("Research use only: not for clinical decisions." + (
         " All data in this report are synthetic." if simulated else ""), "warning"),
         Para(objective), Bullets(items)]
+    notes = study_lines(data)
+    if notes:
+        blocks.append(Bullets(notes))
     return Section("Summary", blocks, tripod="4 (items 1-2, title and abstract, do not apply)")
 
 
@@ -197,9 +235,16 @@ def _data_section(data: Mapping, model, simulated: bool, units: tuple, scheme: s
             "are derived from the article's reported figures; no patient data, so dates of "
             f"accrual, centres, eligibility screening and ethics approval do not apply. {unit}"))
     else:
+        study = words_of(data).study
+        known = " ".join(f"{name}: {study[key]}." for key, name in
+                         (("population", "Population"), ("setting", "Setting"))
+                         if study.get(key))
         blocks.append(Para(
-            f"{where} {unit} The setting, centres, dates of accrual and eligibility criteria "
-            "are not recorded in the table and must be stated by the study."))
+            f"{where} {unit} " + (f"{known} Centres, dates of accrual and eligibility "
+                                  "criteria beyond these" if known else
+                                  "The setting, centres, dates of accrual and eligibility "
+                                  "criteria")
+            + " are not recorded in the table and must be stated by the study."))
     if not simulated and _trained_on_synthetic(model):
         blocks.append(Callout("The model was trained on synthetic data "
                               f"({training.get('source')}).", "warning"))
@@ -221,7 +266,10 @@ def _data_section(data: Mapping, model, simulated: bool, units: tuple, scheme: s
                    tripod="5a, 5b, 6a, 6b, 16, 20a", clear="10, 13, 15")
 
 
-def _outcome_section(simulated: bool) -> Section:
+def _outcome_section(simulated: bool, w: Words | None = None) -> Section:
+    w = w or Words()
+    if not w.article:
+        return _own_outcome_section(w)
     text = ("Outcome: pseudoprogression (label 1), a treatment-related, transient enlargement "
             "of a lesion after immunotherapy or radio-chemotherapy, against true progression "
             "(label 0), at the scan that shows the enlargement (3-12 weeks after the start of "
@@ -234,6 +282,27 @@ def _outcome_section(simulated: bool) -> Section:
            "at 12 weeks or later (article T3) or biopsy (D5); the study must state which, who "
            "assessed it and whether they were blinded to the predictors.")
     return Section("Outcome", [Para(text), Para(ref)], tripod="3a, 8a, 8b, 8c", clear="18")
+
+
+def _own_outcome_section(w: Words) -> Section:
+    """The outcome of a study with its own label, in the table description's words (its
+    ``study`` block), saying plainly what it does not know."""
+    outcome = w.study.get("outcome") or f"as labelled in column {w.label_column}"
+    text = (f"Outcome: {w.positive} (label 1) against {w.negative} (label 0); {outcome}. "
+            f"The label is the column `{w.label_column}`, one per row. The positive class "
+            f"everywhere is {w.positive}.")
+    blocks: list = [Para(text)]
+    facts = [f"{name}: {w.study[key]}" for key, name in
+             (("population", "Population"), ("setting", "Setting")) if w.study.get(key)]
+    if facts:
+        blocks.append(Bullets(facts))
+    standard = w.study.get("reference_standard")
+    blocks.append(Para(
+        f"Reference standard: {standard}." if standard else
+        "Reference standard: as recorded in the table; the table description does not say "
+        "how the label was decided (study.reference_standard), who assessed it or whether "
+        "they were blinded to the predictors: the study must state it."))
+    return Section("Outcome", blocks, tripod="3a, 8a, 8b, 8c", clear="18")
 
 
 def _chosen_params(data: Mapping, model) -> dict:
@@ -257,46 +326,108 @@ def _radiomic_method(data: Mapping, model) -> str:
     return "the selection step"
 
 
-def _selection_text(radiomic: Sequence[str]) -> str:
-    """What is selected on the outcome, and where."""
-    if not radiomic:
-        return ("No predictor is selected on the outcome: every contract column present in the "
-                "training data enters the model as it is.")
-    return (f"Every contract column enters the model as it is. The {len(radiomic)} radiomic "
-            f"columns are reduced inside the model's pipeline: {RADIOMIC_REDUCTION}. The last "
-            "step selects on the outcome (a univariate F-test of each column against the "
-            "label, or an L1-penalised logistic regression of the label on the block), so it "
-            "is refitted inside every cross-validation fold (tuning, model choice, "
-            "calibration, nested cross-validation) on that fold's training rows only, never on "
-            "the rows it is scored on; the final model's choice, fitted on all training rows, "
-            "is listed below.")
+def _outcome_steps(data: Mapping, model, radiomic: Sequence[str]) -> list[str]:
+    """Each step of the procedure that looks at the outcome, and where it runs."""
+    scheme = validation_scheme(data)
+    inside = {"holdout": "on the training patients only (the held-out patients never), and "
+                         "again inside every fold of the nested cross-validation",
+              "cv": "inside every cross-validation fold, on that fold's training patients "
+                    "only, and once more on all patients for the final model",
+              "bootstrap": "inside every bootstrap resample, and once more on all patients "
+                           "for the final model"}.get(
+        scheme, "when the model was trained, on its training patients only")
+    source = str(getattr(model, "threshold_source", "") or "")
+    steps = []
+    if radiomic:
+        steps.append(f"Radiomic selection ({len(radiomic)} columns; univariate F-test or L1 "
+                     f"penalty against the label): {inside}.")
+    steps += [
+        f"Tuning of each family's settings and the choice of family (patient-grouped "
+        f"cross-validation): {inside}.",
+        f"Calibration (sigmoid map on out-of-fold predictions): {inside}.",
+        "Threshold: " + (f"{source}; chosen {inside}." if "sensitivity" in source else
+                         "fixed in advance (" + (source or "not recorded")
+                         + "), so it does not look at the outcome."),
+        "The univariable odds ratios below: on the evaluated rows, descriptive only; the "
+        "model does not use them.",
+    ]
+    return steps
+
+
+def _radiomic_block(data: Mapping, model, names: Sequence[str]) -> list[str]:
+    """The model's wide-block columns: pyradiomics names and declared ``block: radiomic``."""
+    declared = {}
+    if model is not None and hasattr(model, "declared"):
+        declared = model.declared() or {}
+    return [c for c in names if is_radiomic(c)
+            or getattr(declared.get(c), "block", None) == "radiomic"]
+
+
+def _unused_columns(data: Mapping, selection: Mapping | None) -> list[str]:
+    """Columns of the table the model does not use, each with the reason."""
+    out = []
+    undeclared = (data.get("study") or {}).get("undeclared") or []
+    if undeclared:
+        out.append(f"Not declared, dropped before training ({len(undeclared)}): "
+                   + ", ".join(f"`{c}`" for c in undeclared[:20])
+                   + (f" and {len(undeclared) - 20} more" if len(undeclared) > 20 else "")
+                   + ".")
+    dropped = (selection or {}).get("dropped") or {}
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in dropped.items():
+        by_reason.setdefault(reason, []).append(name)
+    for reason, cols in by_reason.items():
+        shown = ", ".join(f"`{c}`" for c in cols[:12])
+        more = f" and {len(cols) - 12} more" if len(cols) > 12 else ""
+        out.append(f"Left out by the radiomic reduction of the final model, {reason} "
+                   f"({len(cols)}): {shown}{more}.")
+    return out
 
 
 def _predictor_section(data: Mapping, model) -> Section:
     columns = [str(c) for c in (getattr(model, "feature_columns", None) or [])]
     names = columns or [str(r.get("feature")) for r in (data.get("feature_odds_ratios") or [])
                         if isinstance(r, Mapping) and "(" not in str(r.get("feature"))]
-    radiomic = [c for c in names if is_radiomic(c)]
-    ev = _events(data.get("n"), data.get("n_positive"))
+    wide = _radiomic_block(data, model, names)
+    radiomic = [c for c in wide if is_radiomic(c)]
+    ev = _events(data.get("n"), data.get("n_positive"), data)
     blocks: list = []
     if columns:
-        parts = f"{len(columns) - len(radiomic)} from the column contract (or declared)"
+        parts = f"{len(columns) - len(wide)} from the column contract (or declared)"
         if radiomic:
             parts += f" and {len(radiomic)} pyradiomics features named `<sequence>_<feature>`"
-        blocks.append(Para(f"The model uses {len(columns)} column(s) of the table: {parts}. "
-                           + _selection_text(radiomic)))
+        if len(wide) > len(radiomic):
+            parts += (f"{',' if radiomic else ' and'} {len(wide) - len(radiomic)} declared in "
+                      "the radiomic block")
+        blocks.append(Para(f"The model may use {len(columns)} column(s) of the table: {parts}. "
+                           + ("Every column outside the radiomic block enters the model as "
+                              "it is; the radiomic block is reduced inside the model's "
+                              f"pipeline: {RADIOMIC_REDUCTION}." if wide else
+                              "Every column enters the model as it is.")
+                           + " Steps that look at the outcome:"))
+        blocks.append(Bullets(_outcome_steps(data, model, wide)))
     else:
         blocks.append(Para("No model bundle was given, so the model's column list is not "
-                           "shown; the contract's features found in the evaluation table are "
+                           "shown; the numeric columns found in the evaluation table are "
                            "listed."))
-    table = predictor_table(data, names)
+    table = predictor_table(data, [c for c in names if c not in wide])
     if table.rows:
         blocks.append(_with(table, (
-            f"Predictors, their availability and univariable odds ratio of pseudoprogression "
+            f"Predictors, their availability and univariable odds ratio of "
+            f"{words_of(data).positive} "
             f"on the {ev} evaluated rows (continuous: per SD of the contract-transformed value; "
             "binary: 1 vs 0).")))
+    selection = radiomic_selection(model) if wide else None
+    if wide:
+        strongest, rest = wide_block_table(data, wide)
+        if strongest.rows:
+            blocks.append(_with(strongest, (
+                f"The radiomic block's columns with the strongest univariable association with "
+                f"{words_of(data).positive} on the {ev} evaluated rows (smallest p first; per "
+                "SD of the column), with the rows holding a value"
+                + (f"; {rest} more in metrics.json (feature_odds_ratios)." if rest else ".")
+                + " Descriptive only: the model's own selection runs inside the folds.")))
     if radiomic:
-        selection = radiomic_selection(model)
         kept = len((selection or {}).get("kept") or [])
         summary = radiomic_table(radiomic, selection)
         blocks.append(_with(summary, (
@@ -304,14 +435,19 @@ def _predictor_section(data: Mapping, model) -> Section:
             "feature class (columns)"
             + (f"; {kept} kept by the reduction fitted on all training rows." if selection
                else "; the model bundle does not say which the reduction kept."))))
-        if selection:
-            blocks.append(_with(radiomic_selection_table(selection), (
-                f"The radiomic columns the final model uses: {selection.get('n_columns')} "
-                f"columns, {fmt.cell(selection.get('n_after_variance'))} after the "
-                "zero-variance filter, "
-                f"{fmt.cell(selection.get('n_after_correlation'))} after the correlation "
-                f"filter, {kept} kept by {_radiomic_method(data, model)}; training rows "
-                "only; F statistics shown whichever selected).")))
+    if selection:
+        kept = len(selection.get("kept") or [])
+        blocks.append(_with(radiomic_selection_table(selection), (
+            f"The radiomic columns the final model uses: {selection.get('n_columns')} "
+            f"columns, {fmt.cell(selection.get('n_after_variance'))} after the "
+            "zero-variance filter, "
+            f"{fmt.cell(selection.get('n_after_correlation'))} after the correlation "
+            f"filter, {kept} kept by {_radiomic_method(data, model)}; training rows "
+            "only; F statistics shown whichever selected).")))
+    unused = _unused_columns(data, selection)
+    if unused:
+        blocks.append(Para("Columns of the table the model does not use, and why:"))
+        blocks.append(Bullets(unused))
     blocks.append(Para("Transformations (logistic regression): log for positive ratios and "
                        "concentrations, log(1 + pct/100) for % changes, logit for percentages, "
                        "then standardisation; the spline family adds restricted cubic spline "
@@ -345,7 +481,7 @@ def _sample_size_section(data: Mapping, units: tuple) -> Section:
     riley = isinstance(epv, Mapping) and bool((epv.get("riley") or {}).get("method"))
     blocks.append(Para(
         f"The evaluated set holds {units_text(*units)}, {fmt.cell(data.get('n_positive'))} of "
-        "the lesions pseudoprogression. "
+        f"the lesions {words_of(data).positive}. "
         + ("" if riley else "No formal sample-size calculation was done; ")
         + ("the width" if not riley else "The width")
         + " of every confidence interval below shows what this size allows."))
@@ -396,16 +532,16 @@ def _methods_section(data: Mapping, model, scheme: str) -> Section:
         "Class imbalance: no resampling or class weighting, so the probabilities are calibrated "
         "to the training prevalence.",
         validation,
-        "Output: a calibrated P(pseudoprogression); the call is 1 at or above the stored "
+        f"Output: a calibrated {words_of(data).p}; the call is 1 at or above the stored "
         f"threshold ({fmt.g(data.get('threshold'))}; rationale in the model card).",
         f"Performance measures: discrimination (AUC with a 95% CI from the {AUC_CI_METHOD}, "
         "and a patient-level percentile bootstrap CI), calibration (intercept and slope of a "
         f"logistic recalibration, {CALIBRATION_CI_METHOD}; Brier score; calibration plot), "
         "classification (sensitivity, specificity, PPV, NPV at the threshold with Wilson "
-        f"95% CIs; {DOR_METHOD}), clinical utility (decision-curve net benefit: at each "
-        "threshold probability pt the model calls pseudoprogression at p >= pt), and PPV/NPV "
-        "re-stated at the "
-        f"article's prevalences (95% CIs: {PREVALENCE_CI_METHOD}).",
+        f"95% CIs; {words_of(data).say(DOR_METHOD)}), clinical utility (decision-curve net "
+        "benefit: at each threshold probability pt the model calls "
+        f"{words_of(data).positive} at p >= pt), and PPV/NPV re-stated at "
+        + _prevalences_text(data) + f" (95% CIs: {PREVALENCE_CI_METHOD}).",
         *_clustered_methods(data),
         "Comparison with the rules: each rule on the rows it covers, against the model on the "
         "same rows read at the rule's sensitivity; model minus rule PPV and specificity with "
@@ -416,7 +552,8 @@ def _methods_section(data: Mapping, model, scheme: str) -> Section:
         "sociodemographic groups (no such columns), model updating.",
     ])]
     if cv:
-        behind = (f"{_events(split.get('n_train'), split.get('n_train_positive'))} training "
+        behind = (f"{_events(split.get('n_train'), split.get('n_train_positive'), data)} "
+                  "training "
                   "rows" if split else "the training patients")
         blocks.append(_with(model_selection_table(cv, chosen),
                             f"Model choice by grouped cross-validation on {behind}."))
@@ -570,7 +707,7 @@ def _features_section(data: Mapping, model, figures: Mapping[str, str] | None = 
         caption = (
             "Permutation importance of each input column of the fitted "
             f"{getattr(model, 'family', None) or 'model'} on "
-            f"{_events(first.get('n'), first.get('n_positive'))} {rows}: the drop in "
+            f"{_events(first.get('n'), first.get('n_positive'), data)} {rows}: the drop in "
             "AUC when the column's values are shuffled among the rows, mean ± SD over "
             f"{fmt.cell(first.get('n_repeats'))} shuffles. Radiomic columns the reduction "
             "dropped cannot change a prediction and are not listed. Largest drop first.")
@@ -593,7 +730,8 @@ def _calibration_factor(records: Sequence[Mapping]) -> float:
 def _performance_sections(data: Mapping, figures: Mapping[str, str], scheme: str,
                           has_bayes: bool) -> list[Section]:
     n, pos = data.get("n"), data.get("n_positive")
-    ev = _events(n, pos)
+    w = words_of(data)
+    ev = _events(n, pos, data)
     where = EVALUATED_AS[scheme]
     out: list[Section] = []
 
@@ -614,16 +752,23 @@ def _performance_sections(data: Mapping, figures: Mapping[str, str], scheme: str
 
     # benchmark
     first, second = rules_vs_model_tables(data)
-    blocks = [_rule_definitions(data),
-              _with(benchmark_table(data), f"The model (all {ev} rows) and every rule (on its "
-                    f"covered rows, n per row) through the same metrics. {INTERVALS_NOTE}")]
+    blocks = [Para(line) for line in study_lines(data) if "benchmarked" in line]
+    blocks += [_rule_definitions(data),
+               _with(benchmark_table(data), f"The model (all {ev} rows) and every rule (on its "
+                     f"covered rows, n per row) through the same metrics. "
+                     f"{w.say(INTERVALS_NOTE)}")]
+    remarks = rule_remarks(data)
+    if remarks:
+        blocks.append(Bullets(remarks))
     if first.rows:
         blocks += [first, second, Para(MATCHED_SENSITIVITY_NOTE)]
     art = article_table(data)
     if art.rows:
         blocks.append(art)
     blocks += _figure_blocks(figures, ("odds_ratio_forest",), data, has_bayes, ev)
-    out.append(Section("Benchmark against the article's rules", blocks, tripod="23a",
+    title = ("Benchmark against the article's rules" if w.article else
+             "Benchmark against the rules")
+    out.append(Section(title, blocks, tripod="23a",
                        clear="41, 42, 48", level=3))
 
     # paired comparison
@@ -650,8 +795,8 @@ def _performance_sections(data: Mapping, figures: Mapping[str, str], scheme: str
         nb = data["net_benefit"]
         blocks.append(_with(net_benefit_table(data), (
             "Decision-curve net benefit (net true positives per evaluated lesion) "
-            f"on {_events(nb.get('n'), nb.get('n_positive'))} rows at a few threshold "
-            "probabilities pt; the model calls pseudoprogression at p >= pt, the quantity of "
+            f"on {_events(nb.get('n'), nb.get('n_positive'), data)} rows at a few threshold "
+            f"probabilities pt; the model calls {w.positive} at p >= pt, the quantity of "
             f"the bootstrap table's net-benefit rows. {nb.get('abstention', '')}")))
     blocks += _figure_blocks(figures, ("decision_curve",), data, has_bayes, ev)
     out.append(Section("Clinical utility: decision curve and net benefit", blocks,
@@ -659,15 +804,30 @@ def _performance_sections(data: Mapping, figures: Mapping[str, str], scheme: str
 
     # prevalence
     table = prevalence_table(data)
-    blocks = [Para(PREVALENCE_NOTE)] if table.rows else [Para("No prevalences were given.")]
+    blocks = [Para(PREVALENCE_NOTE)] if table.rows else [Para(
+        "No other prevalence was given (study.prevalences in the table description): PPV and "
+        f"NPV hold at this table's own prevalence, {fmt.pct(data.get('prevalence'))}, only.")]
     if table.rows:
         blocks.append(_with(table, (
             f"PPV and NPV of the model (sensitivity and specificity from the {ev} rows) and of "
-            "each rule (from its covered rows) at the article's prevalences: P1 melanoma "
-            f"{fmt.pct(PREVALENCE['melanoma'])}, P2 lung {fmt.pct(PREVALENCE['nsclc'])}.")))
+            f"each rule (from its covered rows) at {_prevalences_text(data)}.")))
     blocks += _figure_blocks(figures, ("ppv_npv_prevalence",), data, has_bayes, ev)
     out.append(Section("PPV and NPV at other prevalences", blocks, tripod="23a", level=3))
     return out
+
+
+def _prevalences_text(data: Mapping) -> str:
+    """The prevalences PPV and NPV are restated at, named (``the article's prevalences: P1
+    melanoma 9.8%, P2 lung 15.3%``), or that there are none."""
+    w = words_of(data)
+    if w.article and not w.study.get("prevalences"):
+        return (f"the article's prevalences: P1 melanoma {fmt.pct(PREVALENCE['melanoma'])}, "
+                f"P2 lung {fmt.pct(PREVALENCE['nsclc'])}")
+    own = w.study.get("prevalences") or {}
+    if not own:
+        return "no other prevalence (none was given)"
+    named = ", ".join(f"{w.prevalence_label(k)} {fmt.pct(v)}" for k, v in own.items())
+    return ("the article's prevalences: " if w.article else "the study's prevalences: ") + named
 
 
 _FIGURE_CAPTIONS = {
@@ -676,26 +836,26 @@ _FIGURE_CAPTIONS = {
             "covers, with 95% Wilson CIs; its n is in the legend.{bayes_auc}"),
     "precision_recall": ("Precision (PPV) against recall (sensitivity) of the model on {ev} "
                          "{where} rows, average precision {ap}; the horizontal line is the "
-                         "prevalence ({prev}), the PPV of calling everyone pseudoprogression. "
+                         "prevalence ({prev}), the PPV of calling everyone {positive}. "
                          "Rules as points on their covered rows (n in the legend), 95% Wilson "
                          "CIs.{bayes_ap}"),
-    "calibration": ("Calibration of P(pseudoprogression) on {ev} {where} rows: observed "
+    "calibration": ("Calibration of {p} on {ev} {where} rows: observed "
                     "proportion against mean predicted probability in 10 quantile bins (about "
                     "{per_bin} rows each, 95% Wilson CIs), lowess smooth and the identity line; "
                     "below, the predicted probabilities by true class. Intercept {intercept}, "
                     "slope {slope} ({calibration_ci})."),
     "decision_curve": ("Decision curve on {ev} {where} rows: net benefit (true positives per "
-                       "lesion) of calling pseudoprogression, for the model re-thresholded at "
+                       "lesion) of calling {positive}, for the model re-thresholded at "
                        "each threshold probability pt from 0.01 to 0.60 (calls at p >= pt), "
                        "treat-all, treat-none and every rule (an abstention counted as not "
                        "called, so all curves share the n rows)."),
     "odds_ratio_forest": ("Diagnostic odds ratio of each rule on its covered rows (n beside "
-                          "each row) with 95% Woolf CIs, log scale, against the article's D3 "
-                          "odds ratio of {article_d3}. Evaluated set: {ev}.{dor_notes}"),
+                          "each row) with 95% Woolf CIs, log scale{article_d3}. Evaluated "
+                          "set: {ev}.{dor_notes}"),
     "ppv_npv_prevalence": ("PPV and NPV re-stated by Bayes' theorem over prevalences of 5-30% "
                            "for the model at its threshold and each rule, from sensitivity and "
                            "specificity measured on {ev} {where} rows (rules on their covered "
-                           "rows); dashed lines mark P1 melanoma 9.8% and P2 lung 15.3%."),
+                           "rows){marks}."),
 }
 _FIGURE_TITLES = {
     "roc": "ROC curve", "precision_recall": "Precision-recall curve",
@@ -720,6 +880,7 @@ def _figure_blocks(figures: Mapping[str, str], keys: Sequence[str], data: Mappin
     ap = data.get("average_precision") or {}
     n = data.get("n") or 0
     ceiling_text = " Dashed: the simulator's exact posterior on the same rows (the ceiling), "
+    w = words_of(data)
     undefined = [f"{rid}: {rm.get('dor_note')}" for rid, rm in (data.get("rules") or {}).items()
                  if str(rm.get("dor_note", "")).startswith("undefined")]
     notes = forest_notes(data)
@@ -737,7 +898,13 @@ def _figure_blocks(figures: Mapping[str, str], keys: Sequence[str], data: Mappin
         "intercept": fmt.est_ci(m.get("calibration_intercept"), m.get("calibration_intercept_ci")),
         "slope": fmt.est_ci(m.get("calibration_slope"), m.get("calibration_slope_ci")),
         "calibration_ci": f"95% CIs: {CALIBRATION_CI_METHOD}", "dor_notes": dor_notes,
-        "article_d3": fmt.article_ratio(FIGURES["D3"].value, FIGURES["D3"].ci),
+        "article_d3": (", against the article's D3 odds ratio of "
+                       + fmt.article_ratio(FIGURES["D3"].value, FIGURES["D3"].ci)
+                       if w.article else ""),
+        "positive": w.positive, "p": w.p,
+        "marks": ("; dashed lines mark P1 melanoma 9.8% and P2 lung 15.3%" if w.article else
+                  "; dashed lines mark " + _prevalences_text(data)
+                  if w.study.get("prevalences") else ""),
     }
     return [Figure(k, figures[k], f"{_FIGURE_TITLES[k]}. " + _FIGURE_CAPTIONS[k].format(**values),
                    title=_FIGURE_TITLES[k])
@@ -802,7 +969,7 @@ def _image_section(data: Mapping) -> Section | None:
         Para("The whole procedure (model choice, calibration, threshold) and its validation "
              "were run twice on the same patients, once with the radiomic columns and once "
              "without, and both models were scored on the same "
-             f"{_events(img.get('n'), img.get('n_positive'))} "
+             f"{_events(img.get('n'), img.get('n_positive'), data)} "
              f"{EVALUATED_AS[validation_scheme(data)]} rows. " + image_difference_text(data)),
         image_features_table(data),
         Bullets([
@@ -884,7 +1051,7 @@ def _population_section(data: Mapping) -> Section | None:
     text = (f"The model was calibrated to a training prevalence of "
             f"{fmt.pct(shift.get('training_prevalence'))}; on these lesions its "
             f"calibration-in-the-large, the measured shift, is {measured} (0 is none; above 0 "
-            "the model under-predicts pseudoprogression here). ")
+            f"the model under-predicts {words_of(data).positive} here). ")
     text += ("Where the population differs, update the model with local patients: "
              f"{shift.get('remedy')}.")
     blocks: list = [Para(text)]
@@ -953,24 +1120,28 @@ def _software_section(card: ModelCard, model, every_prediction: bool = False) ->
 # --------------------------------------------------------------------------- checklist
 
 
-def _checklist(simulated: bool, has_fidelity: bool, has_iv: bool) -> Section:
+def _checklist(simulated: bool, has_fidelity: bool, has_iv: bool,
+               w: Words | None = None) -> Section:
     study = "not applicable: synthetic data" if simulated else "to be stated by the study"
+    w = w or Words()
+    rules = "the article's rules" if w.article else "the rules benchmarked"
     items = [
         ("1", "Title", "not applicable: a generated report, not an article"),
         ("2", "Abstract", "not applicable (the Summary is not a structured abstract)"),
-        ("3a", "Healthcare context", "Outcome; Benchmark (the article's rules are the "
-                                     "existing models)"),
+        ("3a", "Healthcare context", f"Outcome; Benchmark ({rules} are the existing "
+                                     "models)"),
         ("3b", "Target population, intended use", "Model card: intended use"),
         ("3c", "Health inequalities", "not addressed: no sociodemographic columns"),
         ("4", "Objectives", "Summary: development with internal validation, and comparison "
-                            "with the article's rules"),
+                            f"with {rules}"),
         ("5a", "Data sources", "Source of data and participants"
          + ("; Simulator fidelity" if has_fidelity else "")),
         ("5b", "Dates", study),
         ("6a", "Setting", "Source of data (single site assumed); " + study),
         ("6b", "Eligibility", "Source of data (one row per lesion at the enlarging scan)"),
         ("6c", "Treatments", "Outcome (immunotherapy or radio-chemotherapy); weeks on "
-                             "treatment is a predictor"),
+                             "treatment is a predictor" if (w or Words()).article else
+         "to be stated by the study"),
         ("7", "Data preparation", "Predictors (column contract: units and ranges checked)"),
         ("8a", "Outcome definition", "Outcome"),
         ("8b", "Outcome assessors", "Outcome: " + study),
@@ -1025,8 +1196,10 @@ def _checklist(simulated: bool, has_fidelity: bool, has_iv: bool) -> Section:
                                                     "methods"),
         ("38-41", "Testing, metrics, uncertainty, statistical comparison (DeLong)",
          "Analysis methods; Performance"),
-        ("42, 48", "Comparison with non-radiomic methods", "Benchmark against the article's "
-                                                           "rules"),
+        ("42, 48", "Comparison with non-radiomic methods", "Benchmark against "
+                                                           + rules.replace("the rules "
+                                                                           "benchmarked",
+                                                                           "the rules")),
         ("52", "Limitations", "Model card: limitations"),
         ("54-57", "Sharing features, code, model", "Software, provenance and reproducibility"),
     ]
@@ -1069,7 +1242,7 @@ def build_document(data: Mapping, frame: pd.DataFrame, model, fidelity: list | N
     sections = [
         _summary(data, simulated, scheme, units),
         _data_section(data, model, simulated, units, scheme),
-        _outcome_section(simulated),
+        _outcome_section(simulated, words_of(data)),
         _predictor_section(data, model),
         _sample_size_section(data, units),
         _methods_section(data, model, scheme),
@@ -1089,7 +1262,7 @@ def build_document(data: Mapping, frame: pd.DataFrame, model, fidelity: list | N
         sections.append(_fidelity_section(fidelity, fidelity_n))
     sections += [_model_card_section(card), _software_section(card, model, every_prediction),
                  _checklist(simulated, bool(fidelity and simulated),
-                            bool(data.get("internal_validation")))]
+                            bool(data.get("internal_validation")), words_of(data))]
     number = 0
     for s in walk_sections(sections):
         for b in s.blocks:

@@ -24,6 +24,7 @@ from models.classifier import settings_text
 from models.report import format as fmt
 from models.report.document import Table, table_markdown, table_text
 from models.report.schema import check_metrics_document
+from models.report.words import words_of
 from models.statistics import (
     AUC_CI_METHOD,
     CALIBRATION_CI_METHOD,
@@ -58,6 +59,7 @@ MATCHED_SENSITIVITY_NOTE = (
     f"Nothing is tuned on the evaluation rows, with {MATCHED_SENSITIVITY_EXCEPTION}.")
 #: Keys of the metrics dict that metrics.md shows through a table of this module.
 SHOWN_KEYS = ("n", "n_positive", "prevalence", "threshold", "model", "rules", "bayes_ceiling",
+              "study", "positive_class",
               "average_precision",
               "uncertainty", "bootstrap", "rule_comparisons", "net_benefit",
               "feature_odds_ratios", "feature_effects", "feature_effects_rows",
@@ -167,6 +169,7 @@ def benchmark_table(metrics: Mapping) -> Table:
     """The model and every rule through the same metrics; a corrected or undefined
     diagnostic odds ratio says so (a footnote, or the reason in the cell)."""
     notes = fmt.Footnotes()
+    w = words_of(metrics)
     rows = []
     for name, m in _entries(metrics):
         rows.append([name, fmt.cell(m.get("n")), fmt.pct(m.get("coverage")),
@@ -174,7 +177,8 @@ def benchmark_table(metrics: Mapping) -> Table:
                      fmt.pct_ci(m.get("specificity"), m.get("specificity_ci")),
                      fmt.pct_ci(m.get("ppv"), m.get("ppv_ci")),
                      fmt.pct_ci(m.get("npv"), m.get("npv_ci")),
-                     fmt.dor(m.get("dor"), m.get("dor_ci"), m.get("dor_note", ""), notes)])
+                     fmt.dor(m.get("dor"), m.get("dor_ci"), w.say(m.get("dor_note", "")),
+                             notes)])
     return Table(BENCHMARK_HEADERS, rows, notes=notes.lines())
 
 
@@ -182,14 +186,81 @@ def format_benchmark_table(metrics: Mapping) -> str:
     """The benchmark as plain text for a terminal: the columns n, coverage, sensitivity, PPV
     and diagnostic odds ratio of :func:`benchmark_table`, with its notes."""
     data = to_jsonable(metrics)
+    w = words_of(data)
     lesions, patients = evaluated_units(data)
     head = (f"n = {data.get('n', fmt.DASH)} ({units_text(lesions, patients)}; "
-            f"{data.get('n_positive', fmt.DASH)} pseudoprogression, prevalence "
+            f"{data.get('n_positive', fmt.DASH)} {w.positive}, prevalence "
             f"{fmt.pct(data.get('prevalence'))}); model threshold {fmt.g(data.get('threshold'))}")
     model = data.get("model") or {}
     if "auc" in model:
         head += f"; AUC {fmt.est_ci(model.get('auc'), model.get('auc_ci'))}"
-    return head + "\n" + table_text(benchmark_table(data).columns([0, 1, 2, 3, 5, 7]))
+    lines = study_lines(data)
+    return "\n".join([*lines, head,
+                      table_text(benchmark_table(data).columns([0, 1, 2, 3, 5, 7]))]
+                     + rule_remarks(data))
+
+
+def unlabelled_line(metrics: Mapping) -> str:
+    """The rows left out for an empty label (``label.missing: skip``), or ''."""
+    gone = (metrics.get("study") or {}).get("unlabelled") or {}
+    if not gone.get("n"):
+        return ""
+    values = ", ".join(f"{v} in {n} row{'s' if n != 1 else ''}"
+                       for v, n in (gone.get("values") or {}).items())
+    return (f"{gone['n']} row(s) with an empty label in column {gone.get('column')} ({values}) "
+            "were left out of training and evaluation (label.missing: skip); predict.py "
+            "predicts them like any other row.")
+
+
+def rules_left_out_line(metrics: Mapping) -> str:
+    """The article's rules not benchmarked, with the columns each needs, or ''."""
+    study = metrics.get("study") or {}
+    left = study.get("rules_left_out") or {}
+    if not left:
+        return ""
+    declared = {d.get("id") for d in study.get("declared_rules") or []}
+    kept = [r for r in (metrics.get("rules") or {}) if r not in declared]
+    needs = "; ".join(f"{rid} needs {cols}" for rid, cols in left.items())
+    if not kept:
+        return f"The article's rules are not benchmarked: the table lacks their inputs ({needs})."
+    return (f"Not benchmarked: {len(left)} of the article's rules, whose inputs are not "
+            f"columns of the table ({needs}).")
+
+
+def failed_fit_lines(metrics: Mapping) -> list[str]:
+    """One line per model family with failed fits during model choice (its ``failed_fits``
+    record: how many of how many, why, and whether the family was dropped)."""
+    cv = (metrics.get("model_selection") or {}).get("cv") or {}
+    out = []
+    for family, score in cv.items():
+        failed = (score or {}).get("failed_fits") or {}
+        if failed.get("n"):
+            out.append(f"{family.replace('_', ' ')}: {failed['n']} of {failed.get('of')} "
+                       f"fits failed: {failed.get('reason')}"
+                       + ("; family dropped" if failed.get("dropped") else ""))
+    return out
+
+
+def study_lines(metrics: Mapping) -> list[str]:
+    """What the terminal and the report say before the benchmark: rows left out for an empty
+    label, failed fits by family, the article's rules left out."""
+    return [line for line in (unlabelled_line(metrics), *failed_fit_lines(metrics),
+                              rules_left_out_line(metrics)) if line]
+
+
+def rule_remarks(metrics: Mapping) -> list[str]:
+    """A rule that never applies, or says the same for every row it covers, in words."""
+    w = words_of(metrics)
+    out = []
+    for rid, m in (metrics.get("rules") or {}).items():
+        n, tp, fp = m.get("n") or 0, m.get("tp") or 0, m.get("fp") or 0
+        if n == 0:
+            out.append(f"{rid} never applies: no row has every column it reads.")
+        elif tp + fp == 0:
+            out.append(f"{rid} never says {w.positive} on the {n} rows it covers.")
+        elif tp + fp == n:
+            out.append(f"{rid} says {w.positive} on every one of the {n} rows it covers.")
+    return out
 
 
 def rules_vs_model_tables(metrics: Mapping) -> tuple[Table, Table]:
@@ -294,8 +365,9 @@ def prevalence_table(metrics: Mapping) -> Table:
 def article_table(metrics: Mapping) -> Table:
     """What the article reports for each evaluated rule (figure id and statement)."""
     rows = []
+    declared = {d.get("id") for d in (metrics.get("study") or {}).get("declared_rules") or []}
     for rule_id in metrics.get("rules") or {}:
-        for fid in _rule_figures(rule_id):
+        for fid in _rule_figures(rule_id) if rule_id not in declared else []:
             rows.append([rule_id, fid, FIGURES[fid].statement])
     return Table(["rule", "figure", "article"], rows,
                  "What the article reports for each rule, from its own, possibly different, "
@@ -432,7 +504,8 @@ def feature_odds_ratio_table(metrics: Mapping) -> Table:
                      _article_or(fig) if fig is not None and fig.unit == "odds ratio" else ""])
     return Table(["feature", "scale", "rows with a value (events)", "univariable OR (95% CI)",
                   "p", "article"], rows,
-                 "Univariable odds ratio of pseudoprogression per feature, one logistic "
+                 f"Univariable odds ratio of {words_of(metrics).positive} per feature, one "
+                 "logistic "
                  "regression each on the evaluated rows with that feature.")
 
 
@@ -456,6 +529,32 @@ def predictor_table(metrics: Mapping, columns: Sequence[str]) -> Table:
                      odds_ratio_cell(r)])
     return Table(["predictor", "unit", "meaning", "article", "rows with a value",
                   "univariable OR (95% CI)"], rows)
+
+
+#: How many columns of a wide block the predictors' odds-ratio table shows.
+WIDE_BLOCK_SHOWN = 20
+
+
+def wide_block_table(metrics: Mapping, columns: Sequence[str],
+                     limit: int = WIDE_BLOCK_SHOWN) -> tuple[Table, int]:
+    """The ``limit`` columns of a wide (radiomic) block with the smallest univariable p value
+    (``metrics["feature_odds_ratios"]``): rows with a value and odds ratio per SD; and how
+    many more columns the block has (with or without an odds ratio)."""
+    ors = {str(r.get("feature")): r for r in (metrics.get("feature_odds_ratios") or [])
+           if isinstance(r, Mapping)}
+    n = metrics.get("n")
+    found = [ors[c] for c in columns if c in ors]
+    ranked = sorted(found, key=lambda r: (not fmt.finite(r.get("p_value")),
+                                          fmt.num(r.get("p_value"))
+                                          if fmt.finite(r.get("p_value")) else 0.0))
+    rows = []
+    for r in ranked[:limit]:
+        avail = r.get("n")
+        share = f" ({fmt.pct(avail / n)})" if avail is not None and n else ""
+        rows.append([str(r.get("feature")), f"{fmt.cell(avail)}{share}", odds_ratio_cell(r),
+                     fmt.p_value(r.get("p_value"))])
+    return (Table(["radiomic-block column", "rows with a value", "univariable OR per SD "
+                   "(95% CI)", "p"], rows), max(len(columns) - len(rows), 0))
 
 
 def radiomic_table(columns: Sequence[str], selection: Mapping | None = None) -> Table:
@@ -586,8 +685,9 @@ def participant_table(metrics: Mapping, n_patients: int | None = None,
         use += f" ({split['evaluated_on']})"
     row("held-out evaluation" if split and not split.get("evaluated_on") else "evaluation",
         patients, lesions, metrics.get("n_positive"), use)
-    return Table(["set", "patients", "lesions (rows)", "pseudoprogression",
-                  "true progression", "used for"], rows,
+    w = words_of(metrics)
+    return Table(["set", "patients", "lesions (rows)", w.positive,
+                  w.negative, "used for"], rows,
                  "Participant flow: patients, lesions and events (lesions) in each set.")
 
 
@@ -622,6 +722,11 @@ def selection_settings_cell(score: Mapping) -> str:
         parts.append(text)
     if score.get("note"):
         parts.append(str(score["note"]))
+    failed = score.get("failed_fits") or {}
+    if failed.get("n") and not failed.get("dropped"):
+        parts.append(f"{failed['n']} of {failed.get('of')} fits failed: {failed.get('reason')}")
+    elif failed.get("n"):
+        parts.append(f"{failed['n']} of {failed.get('of')} fits failed")
     return "; ".join(parts) or "—"
 
 
@@ -684,7 +789,7 @@ def internal_validation_table(metrics: Mapping) -> Table:
                    "folds")
     elif nested:
         behind += f", {fmt.cell(nested.get('n_outer_folds'))} folds"
-    rows.append(["rows (pseudoprogression)",
+    rows.append([f"rows ({words_of(metrics).positive})",
                  f"{fmt.cell(apparent.get('n'))} ({fmt.cell(apparent.get('n_positive'))})"
                  if apparent else fmt.DASH, behind if source else fmt.DASH,
                  f"{fmt.cell(metrics.get('n'))} ({fmt.cell(metrics.get('n_positive'))})"])
@@ -988,7 +1093,8 @@ def _uncertainty_md(metrics: Mapping) -> list[str]:
         parts += _section("Net benefit", net_benefit_table(metrics),
                           "Decision-curve net benefit (net true positives per evaluated lesion)"
                           f" on {fmt.cell(nb.get('n'))} rows ({fmt.cell(nb.get('n_positive'))} "
-                          f"pseudoprogression); the model calls pseudoprogression at p >= pt. "
+                          f"{words_of(metrics).positive}); the model calls "
+                          f"{words_of(metrics).positive} at p >= pt. "
                           f"{nb.get('abstention', '')}")
     return parts
 
@@ -1086,19 +1192,22 @@ def render_markdown(metrics: Mapping, extra_tables: Mapping[str, pd.DataFrame] |
                     title: str = DEFAULT_TITLE) -> str:
     """The text of ``metrics.md`` for a benchmark dict (see :func:`write_metrics_report`)."""
     data = to_jsonable(metrics)
+    w = words_of(data)
     lesions, patients = evaluated_units(data)
     first, second = rules_vs_model_tables(data)
     prevalence = prevalence_table(data)
+    notes = "".join(f"\n- {line}" for line in [*study_lines(data), *rule_remarks(data)])
     parts = [
         f"# {title}",
         f"- evaluated rows: {fmt.cell(data.get('n'))} ({units_text(lesions, patients)}; "
-        f"{fmt.cell(data.get('n_positive'))} pseudoprogression, prevalence "
+        f"{fmt.cell(data.get('n_positive'))} {w.positive}, prevalence "
         f"{fmt.pct(data.get('prevalence'))})\n"
-        f"- model threshold: {fmt.g(data.get('threshold'))} (pseudoprogression when the "
+        f"- model threshold: {fmt.g(data.get('threshold'))} ({w.positive} when the "
         "model's probability is at or above it)\n"
-        f"- positive class: pseudoprogression. {INTERVALS_NOTE} A rule abstains where an "
+        f"- positive class: {w.positive} (label 1; label 0: {w.negative}). "
+        f"{w.say(INTERVALS_NOTE)} A rule abstains where an "
         "input it needs is missing; it is scored on the rows it covers (coverage = covered "
-        "rows / all rows).",
+        "rows / all rows)." + notes,
         "## Benchmark",
         table_markdown(benchmark_table(data)),
         "## Each rule against the model on the same rows",

@@ -37,15 +37,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.contract import LABEL
 from features.errors import UserInputError
 from features.outputs import is_inside, output_lock, run_id_of
 from features.tables import atomic_write_bytes, atomic_write_text
 from models.bundle import TrainedModel
-from models.evaluation import labels_and_probabilities, rule_calls
+from models.evaluation import P_COLUMN, labels_and_probabilities, rule_calls
 from models.report import format as fmt
 from models.report.document import render_html_document, render_markdown_document
 from models.report.sections import BAYES_COLUMN, build_document
 from models.report.tables import DEFAULT_TITLE, REPORT_FILES, write_metrics_report
+from models.report.words import words_of
 from models.statistics import to_jsonable
 
 __all__ = ["check_report", "remove_stale_figures", "report_files", "with_report_facts",
@@ -208,8 +210,9 @@ def _write_files(report_dir: Path, metrics: dict, frame: pd.DataFrame,
         fig_metrics["auc_ci"] = m["auc_ci"]
     paths: dict[str, Path] = {k: report_dir / REPORT_FILES[k]
                               for k in ("metrics_json", "metrics_md")}
+    words = words_of(data)
     figure_paths = write_all_figures(report_dir, y.astype(int), p, float(threshold), rules,
-                                     bayes_p=bayes, metrics=fig_metrics)
+                                     bayes_p=bayes, metrics=fig_metrics, words=words)
     figure_paths.update(write_partial_effects_figure(data, report_dir))
     figure_paths.update(write_waiting_figure(data, report_dir))
     paths.update(figure_paths)
@@ -225,7 +228,8 @@ def _write_files(report_dir: Path, metrics: dict, frame: pd.DataFrame,
     paths["report_html"] = atomic_write_text(report_dir / REPORT_FILES["report_html"],
                                              render_html_document(title, sections, images)
                                              + stamp)
-    rows = frame if predictions is None else predictions
+    rows = (frame if predictions is None else predictions).rename(columns={
+        LABEL: words.positive, P_COLUMN: words.probability_column})
     paths["predictions_csv"] = atomic_write_bytes(
         report_dir / REPORT_FILES["predictions_csv"], rows.to_csv(index=False).encode("utf-8"))
     json_path = report_dir / REPORT_FILES["metrics_json"]
