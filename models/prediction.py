@@ -60,11 +60,12 @@ def predict_table(model: TrainedModel, table: pd.DataFrame | DescribedTable,
     require_image_columns(model, canonical)
     population_shift(model, canonical, source)
     p = model.probability(canonical, warn=model.population is None)
-    keys = {desc.patient_column: canonical[ID].to_numpy()}
+    # pandas arrays, not numpy: text columns keep their type instead of being converted again
+    keys = {desc.patient_column: canonical[ID].array}
     if LESION in canonical.columns:
-        keys[desc.lesion_column or LESION] = canonical[LESION].to_numpy()
+        keys[desc.lesion_column or LESION] = canonical[LESION].array
     rules, _ = study_rules(canonical, desc)
-    triage = ({"risk_group": risk_group(canonical).to_numpy()}
+    triage = ({"risk_group": risk_group(canonical).array}
               if "T5_low_risk" in rules.columns else {})
     return pd.DataFrame(keys | {probability_column(desc.positive_name): p,
                                 "prediction": model.decide(p)} | triage

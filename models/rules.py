@@ -26,7 +26,7 @@ met, "high" as soon as any one is known not to be met (T6), empty when it cannot
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,35 +42,37 @@ from sklearn.utils.validation import (
 
 from features.article import THRESHOLDS
 
+#: A rule's inputs: column name -> float values, NaN where missing (:func:`_input_frame`).
+Inputs = Mapping[str, np.ndarray]
 
-def _below(df: pd.DataFrame, key: str) -> pd.Series:
+
+def _below(d: Inputs, key: str) -> np.ndarray:
     t = THRESHOLDS[key]
-    return df[t.column] < t.value
+    return d[t.column] < t.value  # False where missing
 
 
-def _above(df: pd.DataFrame, key: str) -> pd.Series:
+def _above(d: Inputs, key: str) -> np.ndarray:
     t = THRESHOLDS[key]
-    return df[t.column] > t.value
+    return d[t.column] > t.value  # False where missing
 
 
-def _q1a(df: pd.DataFrame) -> pd.Series:
-    relieved = _above(df, "steroid_relief").fillna(False).astype(bool)
-    return (df["symptomatic"] == 0) | relieved
+def _q1a(d: Inputs) -> np.ndarray:
+    return (d["symptomatic"] == 0) | _above(d, "steroid_relief")
 
 
 @dataclass(frozen=True)
 class RuleSpec:
     """One rule: its id, the figure it comes from, the inputs it needs and its decision.
 
-    ``decide`` maps a table to a boolean Series (True: pseudoprogression); it is only
-    read on rows where every column in ``needs`` is present.
+    ``decide`` maps the inputs (:data:`Inputs`) to a boolean array (True:
+    pseudoprogression); it is only read on rows where every column in ``needs`` is present.
     """
 
     id: str
     figure: str
     says_pseudoprogression_when: str
     needs: tuple[str, ...]
-    decide: Callable[[pd.DataFrame], pd.Series]
+    decide: Callable[[Inputs], np.ndarray]
 
 
 def _thr(key: str) -> str:
@@ -139,24 +141,25 @@ def rule_inputs(rule_id: str) -> tuple[str, ...]:
     return (*spec.needs, "steroid_response_pct") if spec.id == "Q1a_symptoms" else spec.needs
 
 
-def _input_frame(X: pd.DataFrame, columns) -> pd.DataFrame:
-    """The columns a rule reads, as floats; absent columns become all-missing."""
+def _input_frame(X: pd.DataFrame, columns) -> Inputs:
+    """The columns a rule reads, as float arrays (plain numpy: the rules are read on every
+    prediction, and whole-array comparisons cost a fraction of pandas'); absent columns
+    become all-missing."""
     if not isinstance(X, pd.DataFrame):
         raise TypeError("rules read named columns: pass a pandas DataFrame in the column contract")
-    out = pd.DataFrame(index=X.index)
-    for c in columns:
-        out[c] = pd.to_numeric(X[c], errors="coerce") if c in X.columns else np.nan
-    return out
+    missing = np.full(len(X), np.nan)
+    return {c: pd.to_numeric(X[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            if c in X.columns else missing for c in columns}
 
 
-def _decide_spec(spec: RuleSpec, d: pd.DataFrame) -> np.ndarray:
+def _decide_spec(spec: RuleSpec, d: Inputs) -> np.ndarray:
     """1.0 / 0.0 where the rule's inputs are present in ``d``, NaN where it abstains."""
-    covered = d[list(spec.needs)].notna().all(axis=1).to_numpy()
-    says = spec.decide(d).fillna(False).to_numpy(dtype=bool)
+    covered = np.logical_and.reduce([~np.isnan(d[c]) for c in spec.needs])
+    says = np.asarray(spec.decide(d), dtype=bool)
     return np.where(covered, says.astype(float), np.nan)
 
 
-def _decide_four_part(d: pd.DataFrame) -> np.ndarray:
+def _decide_four_part(d: Inputs) -> np.ndarray:
     q1a = _decide_spec(RULES["Q1a_symptoms"], d)
     parts = np.column_stack([_decide_spec(RULES[r], d) for r in Q1_OBJECTIVE_PARTS])
     any_available = ~np.all(np.isnan(parts), axis=1)
@@ -165,7 +168,7 @@ def _decide_four_part(d: pd.DataFrame) -> np.ndarray:
     return np.where(~np.isnan(q1a) & any_available, says.astype(float), np.nan)
 
 
-def _decide(rule_id: str, d: pd.DataFrame) -> np.ndarray:
+def _decide(rule_id: str, d: Inputs) -> np.ndarray:
     """A rule's decisions on a frame holding (at least) its inputs as floats."""
     if rule_id == Q1_COMBINED_ID:
         return _decide_four_part(d)
@@ -207,7 +210,7 @@ class ArticleRule(ClassifierMixin, BaseEstimator):
         if self.rule_id not in RULE_IDS:
             raise ValueError(f"unknown rule id {self.rule_id!r}; choose one of {RULE_IDS}")
 
-    def _frame(self, X, reset: bool) -> pd.DataFrame:
+    def _frame(self, X, reset: bool) -> Inputs:
         """The rule's inputs from ``X`` as floats (checked like scikit-learn input)."""
         needed = rule_inputs(self.rule_id)
         if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
@@ -218,9 +221,9 @@ class ArticleRule(ClassifierMixin, BaseEstimator):
             names = self.columns if self.columns is not None else \
                 getattr(self, "feature_names_in_", needed)
             position = {str(c): j for j, c in enumerate(names) if j < a.shape[1]}
-            d = pd.DataFrame({c: a[:, position[c]] if c in position else np.nan
-                              for c in needed}, index=pd.RangeIndex(a.shape[0]))
-        if np.isinf(d.to_numpy(dtype=float)).any():
+            d = {c: a[:, position[c]] if c in position else np.full(a.shape[0], np.nan)
+                 for c in needed}
+        if any(np.isinf(v).any() for v in d.values()):
             raise ValueError(f"Input X contains infinity in a column {self.rule_id} reads "
                              f"({', '.join(needed)}); give a finite value or leave it empty.")
         return d
@@ -452,7 +455,7 @@ def apply_rules(X: pd.DataFrame, rule_ids=RULE_IDS) -> pd.DataFrame:
         ArticleRule(r)._check_id()
     needed = list(dict.fromkeys(c for r in rule_ids for c in rule_inputs(r)))
     d = _input_frame(X, needed)
-    infinite = [c for c in needed if np.isinf(d[c].to_numpy(dtype=float)).any()]
+    infinite = [c for c in needed if np.isinf(d[c]).any()]
     if infinite:
         first = next(r for r in rule_ids if set(rule_inputs(r)) & set(infinite))
         raise ValueError(f"Input X contains infinity in a column {first} reads "
@@ -485,7 +488,7 @@ def risk_group(X: pd.DataFrame) -> pd.Series:
         "ctdna": _below(d, "ctdna_fall"),
         "rcbv": _below(d, "rcbv_low"),
     })
-    known = d[list(t5.needs)].notna().to_numpy()
+    known = np.column_stack([~np.isnan(d[c]) for c in t5.needs])
     met_known = met.to_numpy() & known
     any_failed = (known & ~met.to_numpy()).any(axis=1)
     all_met = met_known.all(axis=1)

@@ -40,7 +40,7 @@ def describe_image_contribution(m: dict, model=None) -> str:
                 f"{selection['n_columns']} image columns"
                 + (": the model with images is the model without them" if n_kept == 0
                    else ""))
-    return kept + (f"\nimage features, same {m['n']} held-out patients: AUC with "
+    return kept + (f"\nimage features, the same {m['n']} held-out lesions: AUC with "
             f"{w['auc']:.3f} ({w['auc_ci'][0]:.3f}-{w['auc_ci'][1]:.3f}), without "
             f"{wo['auc']:.3f} ({wo['auc_ci'][0]:.3f}-{wo['auc_ci'][1]:.3f}); difference "
             f"{m['auc_difference']:+.3f} ({m['auc_difference_ci'][0]:+.3f} to "
