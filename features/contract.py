@@ -181,7 +181,7 @@ def format_problems(title: str, problems: list[str]) -> str:
     return f"{title} ({len(problems)} problem(s)):\n" + "\n".join(lines)
 
 
-def _rows(mask: pd.Series, limit: int = 5) -> str:
+def data_rows(mask: pd.Series, limit: int = 5) -> str:
     """The 1-based data rows where ``mask`` holds: "data rows 2, 5" or "data row 2"."""
     rows = [str(i) for i in np.flatnonzero(np.asarray(mask, dtype=bool)) + 1]
     more = f", ... ({len(rows)} in all)" if len(rows) > limit else ""
@@ -197,17 +197,18 @@ def _found(values: pd.Series) -> str:
     return ", ".join(shown) + more
 
 
-def _id_problems(ids: pd.Series, name: str, fix: str) -> list[str]:
-    """A problem naming the rows where the identifier ``ids`` (:func:`id_text`) is empty."""
+def empty_id_problems(ids: pd.Series, name: str, fix: str) -> list[str]:
+    """A problem naming the rows where the identifier ``ids`` (:func:`id_text`) of the column
+    ``name`` is empty, with ``fix``; none when every row has one."""
     empty = ids.isna()
     if not empty.any():
         return []
-    return [f"'{name}' is empty in {int(empty.sum())} row(s) ({_rows(empty)}); {fix}"]
+    return [f"'{name}' is empty in {int(empty.sum())} row(s) ({data_rows(empty)}); {fix}"]
 
 
 def _lesion_problems(patient_ids: pd.Series, lesions: pd.Series) -> list[str]:
     """Problems with ``lesion_id`` (already :func:`id_text`): empty, or a repeated pair."""
-    problems = _id_problems(
+    problems = empty_id_problems(
         lesions, LESION, f"give every lesion an id, or drop the column so that rows sharing a "
         f"'{ID}' are numbered as that patient's lesions.")
     pairs = pd.DataFrame({"p": patient_ids.to_numpy(), "l": lesions.to_numpy()}).dropna()
@@ -253,7 +254,7 @@ def warn_similar_ids(raw: pd.Series, source: str, column: str) -> int:
 def _nonempty_ids(ids: pd.Series, source: str, name: str, fix: str) -> pd.Series:
     """:func:`id_text` of ``ids``; :class:`UserInputError` naming ``name`` when one is empty."""
     text = id_text(ids)
-    problems = _id_problems(text, name, fix)
+    problems = empty_id_problems(text, name, fix)
     if problems:
         raise UserInputError(f"{source}: {problems[0]}")
     return text
@@ -356,17 +357,17 @@ def _column_problems(col: Column, raw: pd.Series, require_label: bool
         if bad.any() or len(odd):
             wrong = bad | num.notna() & ~num.isin([0.0, 1.0])
             problems.append(
-                f"{what} must be 0 or 1; found {_found(raw[wrong])} ({_rows(wrong)}). "
+                f"{what} must be 0 or 1; found {_found(raw[wrong])} ({data_rows(wrong)}). "
                 f"{_text_fix(col, text[bad]) if bad.any() else 'Recode it as 1 and 0.'}")
             return None, problems
     elif bad.any():
         problems.append(
-            f"{what} must be numeric; found {_found(raw[bad])} ({_rows(bad)}). "
+            f"{what} must be numeric; found {_found(raw[bad])} ({data_rows(bad)}). "
             f"{_text_fix(col, text[bad])}")
         return None, problems
     if col.kind == "label" and require_label and num.isna().any():
         problems.append(
-            f"'{LABEL}' is empty in {int(num.isna().sum())} row(s) ({_rows(num.isna())}). "
+            f"'{LABEL}' is empty in {int(num.isna().sum())} row(s) ({data_rows(num.isna())}). "
             "Every row used for training or evaluation needs its label: fill them in, or take "
             "those rows out of the table.")
     if col.low is not None and len(present):
@@ -377,7 +378,7 @@ def _column_problems(col: Column, raw: pd.Series, require_label: bool
                 f" Correct them, or check their unit (the contract's is {col.unit}).")
             problems.append(
                 f"{what} should lie within [{col.low:g}, {col.high:g}]; "
-                f"{int(outside.sum())} value(s) are outside (e.g. {shown}; {_rows(outside)})."
+                f"{int(outside.sum())} value(s) are outside (e.g. {shown}; {data_rows(outside)})."
                 f"{hint}")
             return None, problems
         if _looks_like_fractions(col, present):
@@ -417,7 +418,7 @@ def check_table(df: pd.DataFrame, require_label: bool = False) -> TableCheck:
             f"{' ...' if len(names) > 12 else ''}).")
     else:
         ids = id_text(out[ID])
-        problems += _id_problems(ids, ID, "give every row an id.")
+        problems += empty_id_problems(ids, ID, "give every row an id.")
         out[ID] = ids.astype(object)
         if LESION in out.columns:
             lesions = id_text(out[LESION])

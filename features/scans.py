@@ -45,6 +45,8 @@ from features.contract import (
     LABEL,
     LESION,
     NUMERIC_FEATURES,
+    data_rows,
+    empty_id_problems,
     format_problems,
     id_text,
     warn_similar_ids,
@@ -207,13 +209,6 @@ def change_from_baseline(scans: ScansTable, lesions: pd.DataFrame | None = None)
 # --------------------------------------------------------------------------- reading
 
 
-def _rows(mask) -> str:
-    """The 1-based data rows where ``mask`` holds: "data rows 2, 5" or "data row 2"."""
-    rows = [str(i) for i in np.flatnonzero(np.asarray(mask, dtype=bool)) + 1]
-    more = f", ... ({len(rows)} in all)" if len(rows) > 5 else ""
-    return f"data row{'s' if len(rows) > 1 else ''} {', '.join(rows[:5])}{more}"
-
-
 def _lesion_list(keys) -> str:
     keys = list(keys)
     more = f", ... ({len(keys)} in all)" if len(keys) > 5 else ""
@@ -230,7 +225,7 @@ def _numbers(raw: pd.Series, name: str, unit: str, problems: list[str]) -> pd.Se
     if bad.any():
         shown = ", ".join(repr(v) for v in pd.unique(text[bad])[:3])
         problems.append(f"column '{name}' ({unit}) must be numeric; found {shown} in "
-                        f"{int(bad.sum())} row(s) ({_rows(bad)}). Use numbers (a '.' for "
+                        f"{int(bad.sum())} row(s) ({data_rows(bad)}). Use numbers (a '.' for "
                         "decimals), and leave the cell empty when unknown.")
     return num
 
@@ -243,7 +238,8 @@ def _range(num: pd.Series, name: str, unit: str, low: float, high: float,
         where = f"above {low:g}" if low_open and np.isinf(high) else \
             f"within ({low:g}, {high:g}]" if low_open else f"within [{low:g}, {high:g}]"
         problems.append(f"column '{name}' should be in {unit} {where}; {int(outside.sum())} "
-                        f"value(s) are outside (e.g. {num[outside].iloc[0]:g}; {_rows(outside)}).")
+                        f"value(s) are outside (e.g. {num[outside].iloc[0]:g}; "
+                        f"{data_rows(outside)}).")
 
 
 def _volume_ml(raw: pd.Series, name: str, user_name: str, problems: list[str]) -> pd.Series:
@@ -264,7 +260,7 @@ def _volume_ml(raw: pd.Series, name: str, user_name: str, problems: list[str]) -
         else:
             likely = "check the column's unit (volume_ml, volume_cm3 or volume_mm3)"
         problems.append(f"column '{user_name}' ({unit}) has {int(big.sum())} volume(s) above "
-                        f"{MAX_LESION_VOLUME_ML:g} ml (e.g. {example:g} {unit}; {_rows(big)}), "
+                        f"{MAX_LESION_VOLUME_ML:g} ml (e.g. {example:g} {unit}; {data_rows(big)}), "
                         f"larger than any brain lesion: {likely}.")
     return ml
 
@@ -278,7 +274,7 @@ def _index_flags(raw: pd.Series, name: str, problems: list[str]) -> pd.Series:
     if bad.any():
         shown = ", ".join(repr(v) for v in pd.unique(raw[bad].astype(str))[:3])
         problems.append(f"column '{name}' marks the index scan with 1 (0 or empty elsewhere); "
-                        f"found {shown} ({_rows(bad)}).")
+                        f"found {shown} ({data_rows(bad)}).")
     return (tokens == "1").astype(int)
 
 
@@ -359,20 +355,16 @@ def read_scans(df: pd.DataFrame, description: TableDescription | None = None, *,
     if patient_col in names:
         patients = id_text(src[patient_col])
         warn_similar_ids(src[patient_col], source, "patient")
-        if patients.isna().any():
-            problems.append(f"the patient column '{patient_col}' is empty in "
-                            f"{int(patients.isna().sum())} row(s) ({_rows(patients.isna())}); "
-                            "give every scan its patient.")
+        problems += empty_id_problems(patients, patient_col,
+                                      "give every scan its patient.")
     else:
         problems.append(f"{source} has no patient column '{patient_col}'. Columns found: "
                         f"{', '.join(names[:12])}. Name it with the description's 'patient'.")
         patients = pd.Series(pd.NA, index=src.index, dtype="string")
     if lesion_col is not None and lesion_col in names:
         lesion_ids = id_text(src[lesion_col])
-        if lesion_ids.isna().any():
-            problems.append(f"the lesion column '{lesion_col}' is empty in "
-                            f"{int(lesion_ids.isna().sum())} row(s) ({_rows(lesion_ids.isna())});"
-                            " give every scan its lesion.")
+        problems += empty_id_problems(lesion_ids, lesion_col,
+                                      "give every scan its lesion.")
     else:
         if lesion_col is not None:
             problems.append(f"{source} has no lesion column '{lesion_col}'; correct the "
@@ -385,7 +377,7 @@ def read_scans(df: pd.DataFrame, description: TableDescription | None = None, *,
         empty = weeks.isna() & id_text(cols[WEEKS].astype(object)).isna()
         if empty.any():
             problems.append(f"column '{WEEKS}' is empty in {int(empty.sum())} row(s) "
-                            f"({_rows(empty)}); every scan needs its time.")
+                            f"({data_rows(empty)}); every scan needs its time.")
         _range(weeks, WEEKS, "weeks", EARLIEST_WEEK, BY_NAME[WEEKS].high, problems)
     else:
         problems.append(f"{source} has no '{WEEKS}' column (the scan's time, weeks since the "
@@ -406,7 +398,7 @@ def read_scans(df: pd.DataFrame, description: TableDescription | None = None, *,
         bad = size.notna() & ~kind.isin(SIZE_KINDS)
         if bad.any():
             problems.append(f"column '{SIZE_KIND}' must say {' or '.join(SIZE_KINDS)} where "
-                            f"'{SIZE}' is given ({_rows(bad)}).")
+                            f"'{SIZE}' is given ({data_rows(bad)}).")
         kind = kind.where(size.notna(), np.nan)
         _range(size, SIZE, "ml or mm^2", 0.0, np.inf, problems, low_open=True)
     if SPD in cols:
@@ -433,7 +425,7 @@ def read_scans(df: pd.DataFrame, description: TableDescription | None = None, *,
             if bad.any():
                 problems.append(f"column '{c}' must be 0 or 1; found "
                                 f"{', '.join(f'{x:g}' for x in pd.unique(v[bad])[:3])} "
-                                f"({_rows(bad)}).")
+                                f"({data_rows(bad)}).")
         elif col.low is not None:
             _range(v, c, col.unit, col.low, col.high, problems)
         values[c] = v

@@ -86,7 +86,7 @@ def test_every_problem_is_reported_at_once():
     for part in ("'weeks_on_treatment' (weeks) must be numeric", "'x'",
                  "'weeks_on_treatment' should be in weeks within [-52, 520]",
                  "'volume_ml' should be in ml above 0", "'rcbv' should be in ratio",
-                 "'symptomatic' must be 0 or 1", "patient column 'patient_id' is empty",
+                 "'symptomatic' must be 0 or 1", "'patient_id' is empty in",
                  "same lesion at the same time", "P1/1 at 6 weeks",
                  "measured as volume_ml at some scans and as spd_mm2", "P3/1",
                  "no index scan", "several index scans", "P2/1", "'maybe'"):
