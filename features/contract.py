@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.errors import UserInputError
+from features.errors import UserInputError, listed
 
 ID = "patient_id"
 #: One lesion of a patient (text); (patient_id, lesion_id) is unique.
@@ -215,11 +215,11 @@ def _lesion_problems(patient_ids: pd.Series, lesions: pd.Series) -> list[str]:
     repeated = pairs.duplicated(keep=False)
     if repeated.any():
         dup = pairs[repeated].drop_duplicates()
-        shown = ", ".join(f"{p}/{les}" for p, les in dup.head(5).itertuples(index=False))
+        shown = listed(f"{p}/{les}" for p, les in dup.itertuples(index=False))
         problems.append(
             f"duplicated ('{ID}', '{LESION}') pairs in {int(repeated.sum())} rows; each "
             f"lesion of a patient needs its own '{LESION}' (one row per lesion); duplicated "
-            f"{ID}/{LESION}: {shown}{' ...' if len(dup) > 5 else ''}.")
+            f"{ID}/{LESION}: {shown}.")
     return problems
 
 
@@ -271,7 +271,7 @@ def checked_ids(ids: pd.Series, source: str,
     if len(dup):
         raise UserInputError(
             f"{source} has duplicated '{ID}' values; '{ID}' must be unique ({purpose}); "
-            f"duplicated: {', '.join(dup[:5])}{' ...' if len(dup) > 5 else ''}.")
+            f"duplicated: {listed(dup)}.")
     return text.astype(object)
 
 
@@ -414,8 +414,7 @@ def check_table(df: pd.DataFrame, require_label: bool = False) -> TableCheck:
     if ID not in out.columns:
         problems.append(
             f"no '{ID}' column. Add one identifier per row, or name your patient column with "
-            f"--patient-column (columns found: {', '.join(names[:12])}"
-            f"{' ...' if len(names) > 12 else ''}).")
+            f"--patient-column (columns found: {listed(names, 12)}).")
     else:
         ids = id_text(out[ID])
         problems += empty_id_problems(ids, ID, "give every row an id.")
@@ -483,5 +482,4 @@ def warn_extra_columns(df: pd.DataFrame, expected: list[str]) -> None:
     if extra:
         warnings.warn(
             f"ignoring {len(extra)} column(s) the model does not use: "
-            f"{', '.join(map(str, extra[:8]))}{' ...' if len(extra) > 8 else ''}",
-            UserWarning, stacklevel=3)
+            f"{listed(extra, 8)}", UserWarning, stacklevel=3)

@@ -1,7 +1,7 @@
 """The one exception type for problems a user can fix (bad table, wrong unit, unreadable file),
-and how a message quotes a user's value (:func:`quoted`) and hides the home folder
-(:func:`hide_home`). Command lines turn the exception into a message and an exit status
-(:func:`commands.run.run_command`)."""
+how a message quotes a user's value (:func:`quoted`), lists the first few of many
+(:func:`listed`) and hides the home folder (:func:`hide_home`). Command lines turn the
+exception into a message and an exit status (:func:`commands.run.run_command`)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,14 @@ def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
     short.maxdict = short.maxlist = short.maxtuple = short.maxset = 4
     text = short.repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def listed(items, limit: int = 5) -> str:
+    """The first ``limit`` of ``items`` as text joined by commas, then how many there are in
+    all when some are left out: ``"P1, P2, P3, ... (12 in all)"``."""
+    items = [str(i) for i in items]
+    more = f", ... ({len(items)} in all)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 def hide_home(text: str) -> str:

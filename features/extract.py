@@ -78,7 +78,7 @@ from features.choices import (
     add_lesions_option,
 )
 from features.contract import ID, LESION, checked_ids, checked_lesions, id_text
-from features.errors import UserInputError, hide_home
+from features.errors import UserInputError, hide_home, listed
 from features.tables import atomic_path, remove_stale_temporaries, write_table_atomic
 from features.yamlfile import load_yaml
 
@@ -635,7 +635,7 @@ def _mask_problem(mask_arr: np.ndarray, label: int, single_label: bool) -> str |
     labels = np.unique(mask_arr[mask_arr != 0])
     if labels.size == 0:
         return "mask is empty: no voxel is labelled"
-    shown = ", ".join(f"{v:g}" for v in labels[:8]) + (" ..." if labels.size > 8 else "")
+    shown = listed((f"{v:g}" for v in labels), 8)
     if single_label and labels.size > 1:
         return (f"mask holds several labels ({shown}) where one is expected (label {label}); "
                 "give one lesion per mask, or set mask_single_label: false in the settings")

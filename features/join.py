@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.contract import ID, LESION, checked_ids, checked_lesions, id_text
-from features.errors import UserInputError
+from features.errors import UserInputError, listed
 from features.extract import DEFAULT_PARAMS, ExtractionResult, extract, settings_with_lesions
 
 
@@ -82,7 +82,7 @@ def _keys(df: pd.DataFrame, name: str, per_lesion: bool) -> pd.DataFrame:
 
 
 def _examples(ids: list[str]) -> str:
-    return ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
+    return listed(ids)
 
 
 def join_features(clinical: pd.DataFrame, radiomic: pd.DataFrame) -> JoinResult:

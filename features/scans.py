@@ -52,7 +52,7 @@ from features.contract import (
     warn_similar_ids,
 )
 from features.description import SCAN_ONLY_COLUMNS, TableDescription, label_token
-from features.errors import UserInputError
+from features.errors import UserInputError, listed
 
 WEEKS = "weeks_on_treatment"
 FROM_INDEX = "weeks_from_index"
@@ -210,9 +210,7 @@ def change_from_baseline(scans: ScansTable, lesions: pd.DataFrame | None = None)
 
 
 def _lesion_list(keys) -> str:
-    keys = list(keys)
-    more = f", ... ({len(keys)} in all)" if len(keys) > 5 else ""
-    return ", ".join(f"{p}/{les}" for p, les in keys[:5]) + more
+    return listed(f"{p}/{les}" for p, les in keys)
 
 
 def _numbers(raw: pd.Series, name: str, unit: str, problems: list[str]) -> pd.Series:
@@ -346,8 +344,8 @@ def read_scans(df: pd.DataFrame, description: TableDescription | None = None, *,
             dropped.append(name)
     if dropped:
         warnings.warn(f"{source}: dropping {len(dropped)} column(s) that are neither scan nor "
-                      f"per-scan contract columns: {', '.join(dropped[:12])}"
-                      f"{' ...' if len(dropped) > 12 else ''}. Name them under rename, or list "
+                      f"per-scan contract columns: {listed(dropped, 12)}. Name them under "
+                      "rename, or list "
                       "them under ignore.", UserWarning, stacklevel=2)
 
     # --- identifiers
@@ -438,10 +436,10 @@ def read_scans(df: pd.DataFrame, description: TableDescription | None = None, *,
     repeated = keyed.duplicated([ID, LESION, WEEKS], keep=False)
     if repeated.any():
         twice = keyed[repeated].drop_duplicates([ID, LESION, WEEKS])
-        shown = ", ".join(f"{p}/{les} at {w:g} weeks" for p, les, w in
-                          twice[[ID, LESION, WEEKS]].head(5).itertuples(index=False))
+        shown = listed(f"{p}/{les} at {w:g} weeks" for p, les, w in
+                       twice[[ID, LESION, WEEKS]].itertuples(index=False))
         problems.append(f"{int(repeated.sum())} rows are scans of the same lesion at the same "
-                        f"time ({shown}{' ...' if len(twice) > 5 else ''}); times must increase "
+                        f"time ({shown}); times must increase "
                         "from scan to scan: keep one row per scan.")
     kinds = frame[known & frame[SIZE_KIND].notna()].groupby([ID, LESION], sort=False)[
         SIZE_KIND].nunique()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.errors import UserInputError
+from features.errors import UserInputError, listed
 
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 EXCEL_SUFFIXES = (".xlsx",)
@@ -361,8 +361,7 @@ def _check_duplicates(names: list[str], path: Path) -> None:
 
 
 def _examples(names: list, limit: int = 8) -> str:
-    shown = ", ".join(f"'{n}'" for n in names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+    return listed((f"'{n}'" for n in names), limit)
 
 
 def _first_line(exc: Exception) -> str:

@@ -44,7 +44,7 @@ import pandas as pd
 
 from features.contract import ID, KEY_COLUMNS
 from features.description import DeclaredFeature, TableDescription
-from features.errors import UserInputError
+from features.errors import UserInputError, listed
 from features.tables import atomic_write_bytes, remove_stale_temporaries
 from models.statistics import called
 
@@ -201,14 +201,12 @@ class TrainedModel:
         if extra:
             warnings.warn(
                 f"ignoring {len(extra)} column(s) the model was not trained on: "
-                f"{', '.join(map(str, extra[:8]))}{' ...' if len(extra) > 8 else ''}",
-                UserWarning, stacklevel=2)
+                f"{listed(extra, 8)}", UserWarning, stacklevel=2)
         absent = [c for c in self.feature_columns if c not in df.columns]
         if absent:
             warnings.warn(
                 f"{len(absent)} column(s) used in training are absent and treated as missing: "
-                f"{', '.join(absent[:8])}{' ...' if len(absent) > 8 else ''}",
-                UserWarning, stacklevel=2)
+                f"{listed(absent, 8)}", UserWarning, stacklevel=2)
         return df.reindex(columns=self.input_columns)
 
     def predict_proba(self, df: pd.DataFrame, warn: bool = True) -> np.ndarray:

@@ -35,6 +35,7 @@ import pandas as pd
 from scipy import special, stats
 
 from features.contract import BY_NAME, CANCER_TYPE, id_text, to_model_scale
+from features.errors import listed
 
 #: Format of :meth:`TrainingProfile.to_dict`; bump when its fields change.
 PROFILE_VERSION = 1
@@ -139,9 +140,8 @@ def _fmt(x: float) -> str:
 
 
 def _few(items: Sequence[str], limit: int = 5) -> str:
-    """The first ``limit`` items joined, then "and N more"."""
-    shown = ", ".join(items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+    """The first ``limit`` items joined, then how many in all (:func:`listed`)."""
+    return listed(items, limit)
 
 
 @dataclass

@@ -107,3 +107,11 @@ def test_a_python_session_keeps_its_warning_format():
     for word in ("before", "after"):
         assert any(line.endswith(f"UserWarning: {word}") and ":" in line.split("User")[0]
                    for line in lines), proc.stderr
+
+
+def test_listed_shows_the_first_few_and_counts_the_rest():
+    from features.errors import listed
+
+    assert listed(["a", "b"]) == "a, b"
+    assert listed(range(7), 3) == "0, 1, 2, ... (7 in all)"
+    assert listed((f"P{i}" for i in range(5)), 5) == "P0, P1, P2, P3, P4"
