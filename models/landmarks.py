@@ -67,20 +67,15 @@ from models.bundle import (
     set_members,
     table_sha256,
 )
-from models.choices import DEFAULT_THRESHOLD
 from models.classifier import (
     FAMILIES,
     fit_calibrated,
-    out_of_fold_probabilities,
-    with_threshold,
 )
-from models.population import TrainingProfile
 from models.scan_rules import SCAN_RULE_IDS, apply_scan_rules
 from models.statistics import (
     auc_with_ci,
     benchmark,
     called,
-    operating_point_at_sensitivity,
     wilson_ci,
 )
 from models.validation import (
@@ -233,36 +228,21 @@ def _fit(part: pd.DataFrame, declared: Mapping[str, DeclaredFeature], seed: int,
          families: Sequence[str], threshold: float | None, target_sensitivity: float | None,
          week: float, source: str, description: TableDescription | None) -> TrainedModel:
     """The calibrated classifier (:func:`fit_calibrated`) on one landmark's training rows,
-    with its decision threshold chosen as the index model's is: ``threshold`` as given (0.5
-    by default), or the one reaching ``target_sensitivity`` on out-of-fold calibrated
-    probabilities of these training rows."""
+    with its decision threshold chosen as the index model's is
+    (:func:`models.training.model_from_fit`)."""
+    from models.training import model_from_fit
+
     columns = model_columns(part.columns, declared=declared)
-    X = part[[*columns, ID]]
     y = part[LABEL].to_numpy().astype(int)
-    groups = part[ID].to_numpy()
-    fitted = fit_calibrated(X, y, groups, seed=seed, families=families, declared=declared)
-    if target_sensitivity is not None:
-        oof = out_of_fold_probabilities(fitted, X, y, groups, seed)
-        chosen = float(operating_point_at_sensitivity(y, oof, target_sensitivity,
-                                                      with_ci=False)["threshold"])
-        threshold_source = (f"sensitivity {target_sensitivity:g} on out-of-fold calibrated "
-                            "probabilities of this landmark's training patients")
-    else:
-        chosen = DEFAULT_THRESHOLD if threshold is None else float(threshold)
-        threshold_source = ("default (equal harms)" if threshold is None
-                            else "given by the user")
-    return TrainedModel(
-        estimator=with_threshold(fitted.estimator, chosen), family=fitted.family,
-        feature_columns=columns, threshold_source=threshold_source,
-        cv_scores=fitted.cv_scores,
-        training={"source": source, "n": int(len(part)), "n_positive": int(y.sum()),
-                  "n_patients": int(part[ID].nunique()), "sha256": table_sha256(part),
-                  "seed": seed, "landmark_week": float(week)},
-        declared_features={k: vars(v) | {"range": None if v.range is None else list(v.range)}
-                           for k, v in declared.items() if k in columns},
-        description=None if description is None else description.to_dict(),
-        population=TrainingProfile.from_table(part, columns,
-                                              categorical=fitted.layout.categorical).to_dict())
+    fitted = fit_calibrated(part[[*columns, ID]], y, part[ID].to_numpy(), seed=seed,
+                            families=families, declared=declared)
+    training = {"source": source, "n": int(len(part)), "n_positive": int(y.sum()),
+                "n_patients": int(part[ID].nunique()), "sha256": table_sha256(part),
+                "seed": seed, "landmark_week": float(week)}
+    used = {k: v for k, v in declared.items() if k in columns}
+    return model_from_fit(fitted, part, columns, used, description, training,
+                          threshold=threshold, target_sensitivity=target_sensitivity,
+                          rows="this landmark's training patients")
 
 
 @dataclass

@@ -151,30 +151,50 @@ def fit_model(train_table: pd.DataFrame, seed: int = 0, threshold: float | None 
     fitted = fit_calibrated(X, y, groups, seed=seed, progress=progress, declared=features,
                             families=FAMILIES if estimator is None else (),
                             estimator=estimator)
-    if target_sensitivity is not None:
-        if progress:
-            progress("choosing the threshold")
-        oof = out_of_fold_probabilities(fitted, X, y, groups, seed)
-        chosen = operating_point_at_sensitivity(y, oof, target_sensitivity)["threshold"]
-        source_text = (f"sensitivity {target_sensitivity:g} on out-of-fold calibrated "
-                       "probabilities of the training patients")
-    else:
-        chosen = DEFAULT_THRESHOLD if threshold is None else float(threshold)
-        source_text = "default (equal harms)" if threshold is None else "given by the user"
     training = {"source": source, "n": int(len(train_table)), "n_positive": int(y.sum()),
                 "n_patients": int(train_table[ID].nunique()),
                 "sha256": table_sha256(train_table), "seed": seed}
     if fitted.family == CUSTOM:
         training["estimator"] = estimator_name(fitted.estimator.fitted_pipeline)
+    if target_sensitivity is not None and progress:
+        progress("choosing the threshold")
+    return model_from_fit(fitted, train_table, columns, features, description, training,
+                          threshold=threshold, target_sensitivity=target_sensitivity,
+                          rows="the training patients")
+
+
+def model_from_fit(fitted, table: pd.DataFrame, columns: list[str],
+                   declared: Mapping[str, DeclaredFeature],
+                   description: TableDescription | None, training: dict,
+                   threshold: float | None = None, target_sensitivity: float | None = None,
+                   rows: str = "the training patients") -> TrainedModel:
+    """The saved form of a calibrated fit (:func:`models.classifier.fit_calibrated` on
+    ``table``'s ``columns``): its decision threshold chosen by the policy (``threshold`` as
+    given, :data:`~models.choices.DEFAULT_THRESHOLD` without one, or the one reaching
+    ``target_sensitivity`` on out-of-fold calibrated probabilities of ``rows``), the declared
+    features it uses, the table description, the ``training`` record and the training
+    population."""
+    if target_sensitivity is not None:
+        X = table[[*columns, ID]]
+        y = table[LABEL].to_numpy().astype(int)
+        oof = out_of_fold_probabilities(fitted, X, y, table[ID].to_numpy(),
+                                        training.get("seed", 0))
+        chosen = float(operating_point_at_sensitivity(y, oof, target_sensitivity,
+                                                      with_ci=False)["threshold"])
+        source_text = (f"sensitivity {target_sensitivity:g} on out-of-fold calibrated "
+                       f"probabilities of {rows}")
+    else:
+        chosen = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        source_text = "default (equal harms)" if threshold is None else "given by the user"
     return TrainedModel(
         estimator=with_threshold(fitted.estimator, chosen), family=fitted.family,
         feature_columns=columns, threshold_source=source_text, cv_scores=fitted.cv_scores,
         training=training,
         declared_features={k: vars(v) | {"range": None if v.range is None else list(v.range)}
-                           for k, v in features.items()},
+                           for k, v in declared.items()},
         description=None if description is None else description.to_dict(),
         population=TrainingProfile.from_table(
-            train_table, columns, categorical=fitted.layout.categorical).to_dict())
+            table, columns, categorical=fitted.layout.categorical).to_dict())
 
 
 def _sample_size(model: TrainedModel, table: pd.DataFrame,
