@@ -15,6 +15,7 @@ from features.article import PREVALENCE
 from features.contract import BY_NAME, COLUMNS, LABEL, validate_table
 from features.errors import UserInputError
 from features.synthetic.cohort import CONTINUOUS, bayes_posterior, class_moments, simulate_cohort
+from features.synthetic.followup import derive_followup_values
 from features.synthetic.parameters import (
     DEFAULT_PARAMETERS,
     CohortParameters,
@@ -118,7 +119,7 @@ def test_steroid_response_only_for_symptomatic_patients(cohort20k):
 
 
 def test_defaults_match_their_derivation_from_the_article():
-    d = derive_tuned_values()
+    d = derive_tuned_values() | derive_followup_values()
     got = {
         "steroid_sd_pp": P.steroid_response_pct.sd_pp,
         "steroid_sd_tp": P.steroid_response_pct.sd_tp,

@@ -53,7 +53,6 @@ pseudoprogressions. :func:`fidelity_table` reports the values these figures take
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import warnings
 
@@ -61,12 +60,12 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 from statsmodels.stats.contingency_tables import Table2x2
-from statsmodels.stats.proportion import proportion_confint
 
 from features.article import FIGURES, THRESHOLDS
 from features.choices import COHORTS
 from features.contract import BY_NAME, CANCER_TYPE, COLUMNS, ID, LABEL
 from features.errors import UserInputError
+from features.synthetic.estimates import median_with_ci, proportion_with_ci
 from features.synthetic.parameters import (
     C1_VOLUME_GROWTH_PCT,
     DEFAULT_PARAMETERS,
@@ -75,6 +74,7 @@ from features.synthetic.parameters import (
     M4_TP_RATIO,
     CohortParameters,
     from_scale,
+    params_digest,
     to_scale,
 )
 from features.tables import markdown_table
@@ -203,10 +203,6 @@ def simulate_cohort(n: int, cohort: str = "melanoma", prevalence: float | None =
     return df
 
 
-def params_digest(params: CohortParameters) -> str:
-    """A short, stable fingerprint of a parameter set (kept in ``df.attrs``)."""
-    return hashlib.sha1(repr(params).encode()).hexdigest()[:12]
-
 
 def _check_ranges(df: pd.DataFrame) -> None:
     """Raise if the parameters put a generated value outside the contract's range."""
@@ -328,29 +324,6 @@ def bayes_posterior(df: pd.DataFrame, prevalence: float | None = None,
 # fidelity to the article
 
 
-def _wilson(k: int, n: int) -> tuple[float, float]:
-    if n == 0:
-        return (math.nan, math.nan)
-    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
-    return float(lo), float(hi)
-
-
-def _proportion(mask: np.ndarray) -> tuple[float, float, float]:
-    """Share of True in a boolean array with its Wilson 95% CI."""
-    mask = np.asarray(mask, dtype=bool)
-    k, n = int(mask.sum()), len(mask)
-    return (k / n if n else math.nan, *_wilson(k, n))
-
-
-def _median(values: np.ndarray) -> tuple[float, float, float]:
-    """Median with its distribution-free (order-statistic) 95% CI."""
-    v = np.asarray(values, dtype=float)
-    v = v[~np.isnan(v)]
-    med = float(np.median(v))
-    ci = stats.quantile_test(v, q=med, p=0.5).confidence_interval(0.95)
-    return med, float(ci.low), float(ci.high)
-
-
 def _fmt(x: float) -> str:
     return f"{x:g}"
 
@@ -400,64 +373,67 @@ def fidelity_table(n: int = 200_000, seed: int = 0,
         f = FIGURES[fig]
         rows_c = df[CANCER_TYPE].to_numpy() == ctype
         add(fig, f"share of pseudoprogression among {ctype} patients", f.value,
-            f"95% CI {_fmt(f.ci[0])}-{_fmt(f.ci[1])}", _proportion(y[rows_c] == 1), f.ci,
+            f"95% CI {_fmt(f.ci[0])}-{_fmt(f.ci[1])}", proportion_with_ci(y[rows_c] == 1), f.ci,
             "article 95% CI")
 
     # P3: timing
     lo3, hi3 = FIGURES["P3"].range
     w = col["weeks_on_treatment"][pp]
     add("P3", f"share of pseudoprogression seen {_fmt(lo3)}-{_fmt(hi3)} weeks after treatment "
-        "start", None, f"{_fmt(lo3)}-{_fmt(hi3)} weeks", _proportion((w >= lo3) & (w <= hi3)),
+        "start", None, f"{_fmt(lo3)}-{_fmt(hi3)} weeks",
+        proportion_with_ci((w >= lo3) & (w <= hi3)),
         (_MOSTLY, 1.0), f"stated range read as 'mostly': at least {_MOSTLY:.0%} inside")
 
     # C1: asymptomatic, volume growth
     add("C1", "share of pseudoprogression without new neurological deficit",
-        FIGURES["C1"].value, "point value", _proportion(col["symptomatic"][pp] == 0),
+        FIGURES["C1"].value, "point value", proportion_with_ci(col["symptomatic"][pp] == 0),
         point("C1"), tol)
     add("C1", f"share of pseudoprogression with volume growth > {_fmt(C1_VOLUME_GROWTH_PCT)}%",
         None, f"> {_fmt(C1_VOLUME_GROWTH_PCT)}%",
-        _proportion(col["volume_change_pct"][pp] > C1_VOLUME_GROWTH_PCT), (_NEARLY_ALL, 1.0),
+        proportion_with_ci(col["volume_change_pct"][pp] > C1_VOLUME_GROWTH_PCT), (_NEARLY_ALL, 1.0),
         f"stated as the rule: at least {_NEARLY_ALL:.0%}")
 
     # C2: steroid relief medians
     lo2, hi2 = FIGURES["C2"].range
     add("C2", "median steroid relief in pseudoprogression given dexamethasone (%)", None,
-        f"> {_fmt(hi2)}%", _median(col[_STEROID][pp]), (hi2, 100.0), "stated range")
+        f"> {_fmt(hi2)}%", median_with_ci(col[_STEROID][pp]), (hi2, 100.0), "stated range")
     add("C2", "median steroid relief in true progression given dexamethasone (%)", None,
-        f"< {_fmt(lo2)}%", _median(col[_STEROID][tp]), (0.0, lo2), "stated range")
+        f"< {_fmt(lo2)}%", median_with_ci(col[_STEROID][tp]), (0.0, lo2), "stated range")
 
     # C3 / Q1b: rCBV
     lo_r, hi_r = FIGURES["C3"].range
     rcbv = col["rcbv"]
     add("C3", "median rCBV in pseudoprogression (ratio)", None, f"< {_fmt(lo_r)}",
-        _median(rcbv[pp]), (0.0, lo_r), "stated range")
+        median_with_ci(rcbv[pp]), (0.0, lo_r), "stated range")
     add("C3", "median rCBV in true progression (ratio)", None, f"> {_fmt(hi_r)}",
-        _median(rcbv[tp]), (hi_r, math.inf), "stated range")
+        median_with_ci(rcbv[tp]), (hi_r, math.inf), "stated range")
     add("Q1b", f"share of pseudoprogression with rCBV < {_fmt(lo_r)}", None, "most",
-        _proportion(rcbv[present("rcbv", pp)] < lo_r), (0.5, 1.0),
+        proportion_with_ci(rcbv[present("rcbv", pp)] < lo_r), (0.5, 1.0),
         "stated criterion read as: a majority")
     add("Q1b", f"share of true progression with rCBV > {_fmt(hi_r)}", None, "most",
-        _proportion(rcbv[present("rcbv", tp)] > hi_r), (0.5, 1.0),
+        proportion_with_ci(rcbv[present("rcbv", tp)] > hi_r), (0.5, 1.0),
         "stated criterion read as: a majority")
 
     # Q1a: symptoms and steroids
     q1a = (col["symptomatic"] == 0) | (col[_STEROID] > t["steroid_relief"])
     add("Q1a", "sensitivity of Q1a (asymptomatic, or steroid relief above the cut-off)",
-        FIGURES["Q1a"].value, "point value", _proportion(q1a[pp]), point("Q1a"), tol)
+        FIGURES["Q1a"].value, "point value", proportion_with_ci(q1a[pp]), point("Q1a"), tol)
     add("Q1a_spec", "specificity of Q1a (symptomatic and not relieved)",
-        FIGURES["Q1a_spec"].value, "point value", _proportion(~q1a[tp]), point("Q1a_spec"), tol)
+        FIGURES["Q1a_spec"].value, "point value", proportion_with_ci(~q1a[tp]),
+        point("Q1a_spec"), tol)
 
     # M3: PET SUVmax
     lo_m3, hi_m3 = FIGURES["M3"].range
     suv_ratio = 1.0 + col["suvmax_change_pct"] / 100.0
     add("M3", "median SUVmax in pseudoprogression (x baseline)", None,
-        f"{_fmt(lo_m3)}-{_fmt(hi_m3)}x", _median(suv_ratio[pp]), (lo_m3, hi_m3), "stated range")
+        f"{_fmt(lo_m3)}-{_fmt(hi_m3)}x", median_with_ci(suv_ratio[pp]), (lo_m3, hi_m3),
+        "stated range")
     add("M3", "median SUVmax in true progression (x baseline)", None,
-        f">= {_fmt(M3_TP_MIN_RATIO)}x", _median(suv_ratio[tp]), (M3_TP_MIN_RATIO, math.inf),
+        f">= {_fmt(M3_TP_MIN_RATIO)}x", median_with_ci(suv_ratio[tp]), (M3_TP_MIN_RATIO, math.inf),
         "stated range")
     add("M3", f"PET sensitivity: share of pseudoprogression with SUVmax below "
         f"{M3_CUT_RATIO:.2f}x", FIGURES["M3"].value, "point value",
-        _proportion(suv_ratio[present("suvmax_change_pct", pp)] < M3_CUT_RATIO), point("M3"),
+        proportion_with_ci(suv_ratio[present("suvmax_change_pct", pp)] < M3_CUT_RATIO), point("M3"),
         tol, note=f"the article gives no cut-off; read at {M3_CUT_RATIO:.2f}x, halfway "
                   f"(geometric) between {_fmt(hi_m3)}x and {_fmt(M3_TP_MIN_RATIO)}x")
 
@@ -466,12 +442,12 @@ def fidelity_table(n: int = 200_000, seed: int = 0,
     ct_pp, ct_tp = ct[present("ctdna_change_pct", pp)], ct[present("ctdna_change_pct", tp)]
     fall, clear = t["ctdna_fall"], t["ctdna_clearance"]
     add("M4", "median ctDNA change in pseudoprogression (%)", None, f"< {_fmt(fall)}%",
-        _median(ct_pp), (-100.0, fall), "stated range")
-    tp_ratio = _median(1.0 + ct_tp / 100.0)
+        median_with_ci(ct_pp), (-100.0, fall), "stated range")
+    tp_ratio = median_with_ci(1.0 + ct_tp / 100.0)
     add("M4", "median ctDNA in true progression (x baseline)", M4_TP_RATIO, "point value",
         tp_ratio, (M4_TP_RATIO - _RATIO_TOLERANCE, M4_TP_RATIO + _RATIO_TOLERANCE),
         f"tolerance +/-{_RATIO_TOLERANCE:g} around the article's point value")
-    spec_m4 = _proportion(~(ct_tp < fall))
+    spec_m4 = proportion_with_ci(~(ct_tp < fall))
     spec_d3 = float(np.mean(~(ct_tp < clear)))
     add("M4", f"specificity of ctDNA fall (change < {_fmt(fall)}%)", FIGURES["M4"].value,
         "point value", spec_m4, point("M4"), tol, honoured=False,
@@ -493,10 +469,10 @@ def fidelity_table(n: int = 200_000, seed: int = 0,
 
     lo_q1d, hi_q1d = FIGURES["Q1d"].range
     add("Q1d", f"share of pseudoprogression with ctDNA change < {_fmt(lo_q1d)}% (sensitivity)",
-        None, "most", _proportion(ct_pp < lo_q1d), (0.5, 1.0),
+        None, "most", proportion_with_ci(ct_pp < lo_q1d), (0.5, 1.0),
         "stated criterion read as: a majority")
     add("Q1d", f"share of true progression with ctDNA change > +{_fmt(hi_q1d)}%", None, "most",
-        _proportion(ct_tp > hi_q1d), (0.5, 1.0), "stated criterion read as: a majority")
+        proportion_with_ci(ct_tp > hi_q1d), (0.5, 1.0), "stated criterion read as: a majority")
 
     # Q1c: PET cut-offs
     lo_q1c, hi_q1c = FIGURES["Q1c"].range
@@ -505,13 +481,13 @@ def fidelity_table(n: int = 200_000, seed: int = 0,
     q1c_spec = float(np.mean(~(suv_tp < t["suvmax_rise_low"])))
     add("Q1c", f"sensitivity of Q1c (SUVmax rise < {_fmt(t['suvmax_rise_low'])}%)", None,
         f"pseudoprogression rise < {_fmt(lo_q1c)}%",
-        _proportion(suv_pp < t["suvmax_rise_low"]), (0.5, 1.0),
+        proportion_with_ci(suv_pp < t["suvmax_rise_low"]), (0.5, 1.0),
         "stated criterion read as: a majority", honoured=False,
         note=f"contradicts M3 (honoured: pseudoprogression {_fmt(lo_m3)}-{_fmt(hi_m3)}x "
              f"baseline, i.e. a rise of {_fmt(100 * (lo_m3 - 1))}-{_fmt(100 * (hi_m3 - 1))}%); "
              f"Q1c's rule then has specificity {q1c_spec:.1%}")
     add("Q1c", f"share of true progression with SUVmax rise > {_fmt(hi_q1c)}%", None, "most",
-        _proportion(suv_tp > hi_q1c), (0.5, 1.0), "stated criterion read as: a majority")
+        proportion_with_ci(suv_tp > hi_q1c), (0.5, 1.0), "stated criterion read as: a majority")
 
     # D1: perfusion and diffusion
     mel = df[CANCER_TYPE].to_numpy() == "melanoma"
@@ -519,7 +495,7 @@ def fidelity_table(n: int = 200_000, seed: int = 0,
     says = (rcbv < t["rcbv_low"]) & (col["adc"] > t["adc_high"])
     sens = float(np.mean(says[both & pp]))
     spec = float(np.mean(~says[both & tp]))
-    ppv_m = _proportion(y[both & mel & says] == 1)
+    ppv_m = proportion_with_ci(y[both & mel & says] == 1)
     ppv_n = float(np.mean(y[both & ~mel & says] == 1))
     target_ppv = FIGURES["D1"].value
     odds = target_ppv / (1 - target_ppv) * (1 - spec) / sens
@@ -535,30 +511,31 @@ def fidelity_table(n: int = 200_000, seed: int = 0,
     lo_c, hi_c = FIGURES["D2"].range
     cho = col["cho_cr"]
     add("D2", "median choline/creatine in pseudoprogression (ratio)", None, f"< {_fmt(lo_c)}",
-        _median(cho[pp]), (0.0, lo_c), "stated range")
+        median_with_ci(cho[pp]), (0.0, lo_c), "stated range")
     add("D2", "median choline/creatine in true progression (ratio)", None, f"> {_fmt(hi_c)}",
-        _median(cho[tp]), (hi_c, math.inf), "stated range")
+        median_with_ci(cho[tp]), (hi_c, math.inf), "stated range")
     lac = col["lactate_peak"]
     add("D2", "specificity of lactate absence (lactate present in true progression)",
-        FIGURES["D2"].value, "point value", _proportion(lac[present("lactate_peak", tp)] == 1),
+        FIGURES["D2"].value, "point value",
+        proportion_with_ci(lac[present("lactate_peak", tp)] == 1),
         point("D2"), tol)
 
     # D4: cytokines
     both_cy = present("il8_pg_ml", pp) & ~np.isnan(col["ifng_pg_ml"])
     d4 = (col["il8_pg_ml"] > t["il8_high"]) & (col["ifng_pg_ml"] > t["ifng_high"])
     add("D4", "sensitivity of D4 (IL-8 and IFN-gamma above the cut-offs)", FIGURES["D4"].value,
-        "point value", _proportion(d4[both_cy]), point("D4"), tol)
+        "point value", proportion_with_ci(d4[both_cy]), point("D4"), tol)
 
     # D5: biopsy
     lo_k, hi_k = FIGURES["D5"].range
     ki = col["ki67_pct"]
     add("D5", "median Ki-67 in pseudoprogression (%)", None, f"< {_fmt(lo_k)}%",
-        _median(ki[pp]), (0.0, lo_k), "stated range")
+        median_with_ci(ki[pp]), (0.0, lo_k), "stated range")
     add("D5", "median Ki-67 in true progression (%)", None, f"> {_fmt(hi_k)}%",
-        _median(ki[tp]), (hi_k, 100.0), "stated range")
+        median_with_ci(ki[tp]), (hi_k, 100.0), "stated range")
     cd8_cut = t["cd8_ratio_high"]
     add("D5", "median CD8+/tumour cell ratio in pseudoprogression", None, f"> {_fmt(cd8_cut)}",
-        _median(col["cd8_tumor_ratio"][pp]), (cd8_cut, math.inf), "stated range")
+        median_with_ci(col["cd8_tumor_ratio"][pp]), (cd8_cut, math.inf), "stated range")
 
     # Follow-up scans (simulate_followup of the same cohort, same seed)
     from features.synthetic.followup import followup_fidelity_rows
@@ -566,16 +543,6 @@ def fidelity_table(n: int = 200_000, seed: int = 0,
     followup_fidelity_rows(df, seed, p, add)
 
     return pd.DataFrame(rows)
-
-
-def _ratio(k1: int, n1: int, k0: int, n0: int) -> tuple[float, float, float]:
-    """The ratio of two proportions (k1/n1) / (k0/n0) with its 95% CI (log method)."""
-    if min(k1, k0, n1, n0) == 0:
-        return (math.nan, math.nan, math.nan)
-    r = (k1 / n1) / (k0 / n0)
-    se = math.sqrt(1 / k1 - 1 / n1 + 1 / k0 - 1 / n0)
-    z = stats.norm.ppf(0.975)
-    return r, r * math.exp(-z * se), r * math.exp(z * se)
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:

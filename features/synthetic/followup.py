@@ -40,6 +40,7 @@ from features.scans import (
     WEEK_DECIMALS,
     WEEKS,
 )
+from features.synthetic.estimates import median_with_ci, proportion_with_ci, ratio_with_ci
 from features.synthetic.parameters import (
     COURSE_WEEKS,
     DEFAULT_PARAMETERS,
@@ -48,6 +49,7 @@ from features.synthetic.parameters import (
     CohortParameters,
     Course,
     FollowupParameters,
+    params_digest,
     to_scale,
 )
 
@@ -237,7 +239,6 @@ def simulate_followup(cohort: pd.DataFrame, seed: int,
     seed: the follow-up has its own random stream (``default_rng([seed, 1])``), so the cohort
     is the same with or without it; pass the cohort's seed to keep one seed per simulation.
     """
-    from features.synthetic.cohort import params_digest
 
     p = params or DEFAULT_PARAMETERS
     a = followup_arrays(cohort, seed, p)
@@ -364,7 +365,6 @@ def followup_fidelity_rows(cohort: pd.DataFrame, seed: int, p: CohortParameters,
     of ``cohort`` gives: C4, the reader-to-reader spread behind the measurement error, the
     ICC of each method in this cohort, the share of pseudoprogression still enlarging at
     the first follow-up scan, the rule +40% against nadir, and T4 and C3 over follow-up."""
-    from features.synthetic.cohort import _median, _proportion, _ratio
 
     f = p.followup
     fu = followup_arrays(cohort, seed, p)
@@ -379,7 +379,7 @@ def followup_fidelity_rows(cohort: pd.DataFrame, seed: int, p: CohortParameters,
     tol = 0.02
     add("C4", f"share of pseudoprogression at or below baseline volume at a scan "
         f"{lo4:g}-{hi4:g} weeks after the index scan", FIGURES["C4"].value, "point value",
-        _proportion(back[pp & has]), (FIGURES["C4"].value - tol, FIGURES["C4"].value + tol),
+        proportion_with_ci(back[pp & has]), (FIGURES["C4"].value - tol, FIGURES["C4"].value + tol),
         f"tolerance +/-{tol:g} around the article's point value",
         note="as the rule C4_shrinkage reads measured scans (measurement error at both scans), "
              "among lesions with a scan in the window")
@@ -393,7 +393,7 @@ def followup_fidelity_rows(cohort: pd.DataFrame, seed: int, p: CohortParameters,
     cf = PUBLISHED["contour_factor"]
     add("contour_factor", f"median largest / smallest of 8 readings of a lesion's volume "
         f"({f.measurement} measurement)", cf.value, f"range {cf.range[0]:g}-{cf.range[1]:g}",
-        _median(factor), (cf.value - 0.05, cf.value + 0.05) if f.measurement == "volume"
+        median_with_ci(factor), (cf.value - 0.05, cf.value + 0.05) if f.measurement == "volume"
         and f.noise_scale == 1.0 else (0.0, math.inf),
         "tolerance +/-0.05 (volume measurement at the published error)",
         note=f"{PUBLISHED['contour_factor'].source}; log-SD of one reading {sd:.3f}")
@@ -418,7 +418,7 @@ def followup_fidelity_rows(cohort: pd.DataFrame, seed: int, p: CohortParameters,
     growing = fu["true_log"][:, first] > fu["true_log"][:, 0]
     add("PP_late", f"share of pseudoprogression still enlarging at the scan planned "
         f"{fu['planned'][first]:g} weeks after the index (true size)", None,
-        "some for months", _proportion(growing[pp]), (0.0, 1.0),
+        "some for months", proportion_with_ci(growing[pp]), (0.0, 1.0),
         f"no figure gives the share (assumption: pp_prolonged_share {f.pp_prolonged_share:g})",
         note=f"peaks drawn up to {f.pp_prolonged_max_weeks:g} weeks after the index scan "
              f"({PUBLISHED['PP_late'].source}; {PUBLISHED['PP_onset_ICI'].source})")
@@ -447,9 +447,10 @@ def followup_fidelity_rows(cohort: pd.DataFrame, seed: int, p: CohortParameters,
     lo_r, hi_r = FIGURES["C3"].range
     at = f"{fu['planned'][first]:g}"
     add("C3", f"median rCBV in pseudoprogression at the {at}-week follow-up scan (ratio)", None,
-        f"< {lo_r:g}", _median(r1[pp]), (0.0, lo_r), "stated range, kept over follow-up")
+        f"< {lo_r:g}", median_with_ci(r1[pp]), (0.0, lo_r), "stated range, kept over follow-up")
     add("C3", f"median rCBV in true progression at the {at}-week follow-up scan (ratio)", None,
-        f"> {hi_r:g}", _median(r1[tp]), (hi_r, math.inf), "stated range, kept over follow-up")
+        f"> {hi_r:g}", median_with_ci(r1[tp]), (hi_r, math.inf),
+        "stated range, kept over follow-up")
     both = ~np.isnan(r0) & ~np.isnan(r1) & ~np.isnan(a0) & ~np.isnan(a1)
     rise, fall = THRESHOLDS["rcbv_rise"].value, THRESHOLDS["adc_fall"].value
     with np.errstate(invalid="ignore"):
@@ -458,7 +459,7 @@ def followup_fidelity_rows(cohort: pd.DataFrame, seed: int, p: CohortParameters,
     k_pp, n_pp = int(worse[both & pp].sum()), int((both & pp).sum())
     add("T4", f"likelihood ratio of worsening (rCBV up > {rise:g}% or ADC down > {-fall:g}% at "
         f"the {at}-week scan) for true progression", None, "points to true progression",
-        _ratio(k_tp, n_tp, k_pp, n_pp), (1.0, math.inf),
+        ratio_with_ci(k_tp, n_tp, k_pp, n_pp), (1.0, math.inf),
         "stated direction: worse more often in true progression",
         note=f"worse in {k_tp / max(n_tp, 1):.1%} of true progression, "
              f"{k_pp / max(n_pp, 1):.1%} of pseudoprogression")

@@ -43,6 +43,7 @@ from a random stream of their own, so the cohort of a seed is the same with or w
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 
@@ -671,10 +672,9 @@ def derive_tuned_values(p: CohortParameters | None = None) -> dict[str, float]:
     Given the other parameters of ``p`` (defaults if None), returns the values that make
     the generator hit: Q1a and Q1a_spec (steroid relief SDs, logit scale), M3 (PP SUVmax
     median and SD, log scale), D3 (TP ctDNA SD, simulation scale), D4 (PP cytokine SD,
-    log scale) and, for the follow-up scans
-    (:func:`features.synthetic.followup.derive_followup_values`), C4 (the median resolution
-    rate of pseudoprogression) and the growth rate of true progression (its own enlargement's
-    median pace). Not used at run time; tests compare it with the frozen defaults.
+    log scale); the follow-up scans' are
+    :func:`features.synthetic.followup.derive_followup_values`'s. Not used at run time;
+    tests compare it with the frozen defaults.
     """
     from scipy import optimize, stats
 
@@ -722,10 +722,12 @@ def derive_tuned_values(p: CohortParameters | None = None) -> dict[str, float]:
     out["cytokine_sd_pp"] = optimize.brentq(lambda v: sensitivity(v) - FIGURES["D4"].value,
                                             0.1, 2.0, xtol=1e-9)
 
-    from features.synthetic.followup import derive_followup_values
-
-    out.update(derive_followup_values(p))
     return out
+
+
+def params_digest(params: CohortParameters) -> str:
+    """A short, stable fingerprint of a parameter set (kept in ``df.attrs``)."""
+    return hashlib.sha1(repr(params).encode()).hexdigest()[:12]
 
 
 #: The parameters every function uses unless given others.
