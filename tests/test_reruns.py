@@ -83,7 +83,18 @@ def files(folder: Path) -> dict[str, bytes]:
 
 
 def temporaries(folder: Path) -> list[Path]:
-    return sorted(folder.rglob("*.tmp"))
+    """Temporary files and staging folders (``*.tmp``) under ``folder``, a staging folder
+    counted once (not the files being written inside it)."""
+    found = sorted(folder.rglob("*.tmp"))
+    return [t for t in found if not any(o in t.parents for o in found)]
+
+
+def run_state(name: str) -> bool:
+    """True for what a run keeps beside its outputs while it works: a temporary file or
+    staging folder (or a file inside one), or the lock file naming the run (left empty by a
+    killed run: the system releases the lock itself)."""
+    parts = name.split("/")
+    return any(part.endswith(".tmp") for part in parts) or parts[-1].endswith(".lock")
 
 
 @dataclass
@@ -123,7 +134,7 @@ def runs(tmp_path_factory) -> dict:
     and 2); over copies of the first training's outputs, trainings with seed 1 killed
     (SIGKILL) after EARLY seconds and when their first temporary file appears; over a copy
     of the second training's report (and a pred.csv), a prediction interrupted (SIGINT)
-    when its report's first temporary file appears."""
+    when its report's staging folder appears."""
     root = tmp_path_factory.mktemp("runs")
     a, b = root / "a", root / "b"
     finish(start(train_args(a, jobs=1), threads=1, hash_seed=1),
@@ -145,7 +156,8 @@ def runs(tmp_path_factory) -> dict:
                                 lambda: bool(temporaries(root / "writing")),
                                 start(train_args(root / "writing", seed=1))),
         "ctrl_c": Interruption(root / "ctrl_c", files(root / "ctrl_c"), signal.SIGINT,
-                               lambda: bool(temporaries(root / "ctrl_c" / "report")),
+                               lambda: any(t.name.startswith(".report.")
+                                           for t in temporaries(root / "ctrl_c")),
                                start(predict_args(b / MODEL, data, root / "ctrl_c"))),
     }
     interrupt_all(list(stops.values()))
@@ -230,7 +242,7 @@ def complete(path: Path) -> bool:
 def check_old_or_complete(run: Interruption) -> dict[str, str]:
     """Every file the run found is there, with its old bytes or complete; any other file but
     a temporary one is complete. Returns each file's state, "old" or "new"."""
-    now = {name for name in files(run.folder) if not name.endswith(".tmp")}
+    now = {name for name in files(run.folder) if not run_state(name)}
     assert set(run.old) <= now, set(run.old) - now
     for name in now - set(run.old):
         assert complete(run.folder / name), f"{name} is not a complete file"
