@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, precision_score, recall_score, roc_auc_score
 
 from features.contract import ID, LABEL
+from features.description import TableDescription
 from features.synthetic import simulate_cohort
 from models import validation as V
 from models.classifier import patient_folds
@@ -37,6 +38,10 @@ class SmallModel:
     def probability(self, table: pd.DataFrame, warn: bool = True) -> np.ndarray:
         """P(pseudoprogression) of each row, as :meth:`TrainedModel.probability`."""
         return self.lr.predict_proba(table[COLUMNS])[:, 1]
+
+    def table_description(self) -> TableDescription:
+        """The default description, as a model trained on a contract table has."""
+        return TableDescription()
 
 
 @pytest.fixture(scope="module")
