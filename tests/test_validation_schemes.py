@@ -40,7 +40,7 @@ class SmallModel:
         return self.lr.predict_proba(table[COLUMNS])[:, 1]
 
     def table_description(self) -> TableDescription:
-        """The contract's own description, as a model trained on a contract table has."""
+        """The default description, as a model trained on a contract table has."""
         return TableDescription()
 
 
