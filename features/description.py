@@ -103,7 +103,7 @@ STUDY_KEYS: tuple[str, ...] = ("outcome", "population", "setting", "reference_st
 _RULE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 FEATURE_KEYS: tuple[str, ...] = ("columns", "kind", "block", "range")
 DEFAULT_SOURCE = "the table description"
-STORED_SOURCE = "the table description stored in the model"  # read back from a model file
+STORED_SOURCE = "the table description stored in the model"
 #: Above this many undeclared columns the warning groups them by prefix.
 GROUP_UNDECLARED_ABOVE = 20
 
@@ -327,6 +327,9 @@ class TableDescription:
     #: ``prevalences`` (name: fraction) of :data:`STUDY_KEYS`; absent keys are unknown.
     study: dict = field(default_factory=dict)
     source: str = field(default=DEFAULT_SOURCE, compare=False, repr=False)
+    #: Read back from a model file: it cannot be edited there, only the table can (or
+    #: another description given with --table); see :meth:`stored_in_model`.
+    from_model: bool = field(default=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "positive", _as_tuple(self.positive))
@@ -384,6 +387,12 @@ class TableDescription:
                 f"the table description {path} is not valid YAML{where}: {problem}. Check the "
                 "indentation there, and quote names holding ':', '#', '*' or '['.") from None
         return cls.from_dict(data, source=f"the table description {path}")
+
+    @classmethod
+    def stored_in_model(cls, d) -> TableDescription:
+        """The description a model file carries (:meth:`from_dict`), marked as read back
+        from it (``from_model``)."""
+        return replace(cls.from_dict(d, source=STORED_SOURCE), from_model=True)
 
     @classmethod
     def from_dict(cls, d, source: str = DEFAULT_SOURCE) -> TableDescription:
@@ -1067,7 +1076,7 @@ class _Plan:
     def stored(self) -> bool:
         """The description was read back from a model file: it cannot be edited, only the
         table can (or another description given with --table)."""
-        return self.desc.source == STORED_SOURCE
+        return self.desc.from_model
 
     def has(self, column: str) -> bool:
         return column in self.names
@@ -1203,8 +1212,7 @@ def description_from_arguments(args, stored: Mapping | None = None
     if args.table is not None:
         base = TableDescription.from_yaml(args.table)
     elif stored is not None:
-        base = TableDescription.from_dict(stored, source="the table description stored in "
-                                                         "the model")
+        base = TableDescription.stored_in_model(stored)
     elif any(v is not None for v in (args.patient_column, args.label_column, args.positive)):
         base = TableDescription(source="the command line's table options")
     else:

@@ -172,8 +172,7 @@ class TrainedModel:
         """The table description the model was trained with (the default when none)."""
         if self.description is None:
             return TableDescription()
-        return TableDescription.from_dict(self.description,
-                                          source="the table description stored in the model")
+        return TableDescription.stored_in_model(self.description)
 
     @property
     def training_prevalence(self) -> float:

@@ -425,3 +425,15 @@ def test_label_tokens_equal_label_token_row_by_row():
     got = label_tokens(values)
     assert list(got.index) == list(values.index)
     assert got.fillna("-").tolist() == expected.fillna("-").tolist()
+
+
+def test_a_description_read_back_from_a_model_advises_renaming_the_tables_column():
+    """Whether a description came from a model file is a field of it, not its wording."""
+    table = pd.DataFrame({"patient_id": ["a", "b"], "pseudoprogression": [0, 1]})
+    stored = TableDescription.stored_in_model({"patient": "PID"})
+    with pytest.raises(UserInputError, match="The model was trained with the column 'PID'"):
+        stored.apply(table)
+    same_words = TableDescription.from_dict({"patient": "PID"}, source=stored.source)
+    with pytest.raises(UserInputError) as caught:
+        same_words.apply(table)
+    assert "The model was trained with" not in str(caught.value)
