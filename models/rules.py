@@ -175,7 +175,47 @@ def _decide(rule_id: str, d: Inputs) -> np.ndarray:
     return _decide_spec(RULES[rule_id], d)
 
 
-class ArticleRule(ClassifierMixin, BaseEstimator):
+class FixedRule(ClassifierMixin, BaseEstimator):
+    """What every rule shares as a scikit-learn classifier: fixed cut-offs learn nothing
+    from ``y`` (``fit`` only checks ``X`` and names the classes), missing values are allowed,
+    ``predict`` gives ``classes_[1]`` / ``classes_[0]`` or NaN where the rule abstains,
+    ``covers`` says where it does not, and ``score`` is the accuracy on those rows.
+    Subclasses give ``_decisions(X)``: 1.0 / 0.0 / NaN per row."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.target_tags.required = False
+        tags.classifier_tags.multi_class = False
+        tags.classifier_tags.poor_score = True  # fixed cut-offs learn nothing from y
+        return tags
+
+    def _array_columns(self, X, reset: bool, needed) -> dict[str, np.ndarray]:
+        """The ``needed`` columns of an array ``X`` (checked like scikit-learn input), found
+        by ``columns``, the names seen by ``fit``, or else ``needed``'s order; all-missing
+        where absent."""
+        a = validate_data(self, X, reset=reset, dtype=float, ensure_all_finite="allow-nan")
+        names = self.columns if self.columns is not None else \
+            getattr(self, "feature_names_in_", needed)
+        position = {str(c): j for j, c in enumerate(names) if j < a.shape[1]}
+        return {c: a[:, position[c]] if c in position else np.full(a.shape[0], np.nan)
+                for c in needed}
+
+    def predict(self, X) -> np.ndarray:
+        """``classes_[1]`` (by default 1.0: the rule says the positive class) /
+        ``classes_[0]`` per row, NaN where the rule abstains."""
+        return _as_classes(self._decisions(X), self.classes_)
+
+    def covers(self, X) -> np.ndarray:
+        """Boolean mask of the rows the rule decides (does not abstain on)."""
+        return ~np.isnan(self._decisions(X))
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy on the covered rows only (NaN when the rule covers none)."""
+        return _covered_accuracy(self, X, y, sample_weight)
+
+
+class ArticleRule(FixedRule):
     """One of the article's rules as a scikit-learn classifier (``fit`` learns no parameter).
 
     Parameters
@@ -198,14 +238,6 @@ class ArticleRule(ClassifierMixin, BaseEstimator):
         self.rule_id = rule_id
         self.columns = columns
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        tags.target_tags.required = False
-        tags.classifier_tags.multi_class = False
-        tags.classifier_tags.poor_score = True  # fixed cut-offs learn nothing from y
-        return tags
-
     def _check_id(self) -> None:
         if self.rule_id not in RULE_IDS:
             raise ValueError(f"unknown rule id {self.rule_id!r}; choose one of {RULE_IDS}")
@@ -217,12 +249,7 @@ class ArticleRule(ClassifierMixin, BaseEstimator):
             validate_data(self, X, reset=reset, skip_check_array=True)
             d = _input_frame(X, needed)
         else:
-            a = validate_data(self, X, reset=reset, dtype=float, ensure_all_finite="allow-nan")
-            names = self.columns if self.columns is not None else \
-                getattr(self, "feature_names_in_", needed)
-            position = {str(c): j for j, c in enumerate(names) if j < a.shape[1]}
-            d = {c: a[:, position[c]] if c in position else np.full(a.shape[0], np.nan)
-                 for c in needed}
+            d = self._array_columns(X, reset, needed)
         if any(np.isinf(v).any() for v in d.values()):
             raise ValueError(f"Input X contains infinity in a column {self.rule_id} reads "
                              f"({', '.join(needed)}); give a finite value or leave it empty.")
@@ -241,21 +268,9 @@ class ArticleRule(ClassifierMixin, BaseEstimator):
         self._check_id()
         return _decide(self.rule_id, self._frame(X, reset=False))
 
-    def predict(self, X) -> np.ndarray:
-        """``classes_[1]`` (by default 1.0, pseudoprogression) / ``classes_[0]`` per row, NaN
-        where an input the rule needs is missing."""
-        return _as_classes(self._decisions(X), self.classes_)
-
-    def covers(self, X) -> np.ndarray:
-        """Boolean mask of the rows the rule decides (does not abstain on)."""
-        return ~np.isnan(self._decisions(X))
-
-    def score(self, X, y, sample_weight=None) -> float:
-        """Accuracy on the covered rows only (NaN when the rule covers none)."""
-        return _covered_accuracy(self, X, y, sample_weight)
 
 
-class DeclaredRule(ClassifierMixin, BaseEstimator):
+class DeclaredRule(FixedRule):
     """A rule a table description declares (``rules:``), as a scikit-learn classifier like
     :class:`ArticleRule` (``fit`` learns no parameter).
 
@@ -280,14 +295,6 @@ class DeclaredRule(ClassifierMixin, BaseEstimator):
         self.positive_when = positive_when
         self.columns = columns
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        tags.target_tags.required = False
-        tags.classifier_tags.multi_class = False
-        tags.classifier_tags.poor_score = True  # a fixed condition learns nothing from y
-        return tags
-
     def _tree(self):
         from models.rule_grammar import parse
 
@@ -304,12 +311,7 @@ class DeclaredRule(ClassifierMixin, BaseEstimator):
         if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
             validate_data(self, X, reset=reset, skip_check_array=True)
             return X
-        a = validate_data(self, X, reset=reset, dtype=float, ensure_all_finite="allow-nan")
-        names = self.columns if self.columns is not None else \
-            getattr(self, "feature_names_in_", needed)
-        position = {str(c): j for j, c in enumerate(names) if j < a.shape[1]}
-        return pd.DataFrame({c: a[:, position[c]] if c in position else np.nan
-                             for c in needed}, index=pd.RangeIndex(a.shape[0]))
+        return pd.DataFrame(self._array_columns(X, reset, needed))
 
     def fit(self, X, y=None) -> DeclaredRule:
         """Nothing to learn: parses the condition, checks ``X`` and, when given, the binary
@@ -332,18 +334,6 @@ class DeclaredRule(ClassifierMixin, BaseEstimator):
                              "empty.")
         return evaluate(self._tree(), d)
 
-    def predict(self, X) -> np.ndarray:
-        """``classes_[1]`` (by default 1.0) where the condition holds, ``classes_[0]`` where
-        it does not, NaN where the rule abstains."""
-        return _as_classes(self._decisions(X), self.classes_)
-
-    def covers(self, X) -> np.ndarray:
-        """Boolean mask of the rows the rule decides (does not abstain on)."""
-        return ~np.isnan(self._decisions(X))
-
-    def score(self, X, y, sample_weight=None) -> float:
-        """Accuracy on the covered rows only (NaN when the rule covers none)."""
-        return _covered_accuracy(self, X, y, sample_weight)
 
 
 def _fit_classes(X, y, rule_id: str) -> np.ndarray:
