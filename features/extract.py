@@ -1232,7 +1232,7 @@ def _run(tasks: list[_Task], jobs: int, progress: bool,
          scheduler: str | None = None) -> Iterable[_Outcome]:
     from tqdm import tqdm
 
-    bar = tqdm(total=len(tasks), desc="radiomics", unit="patient", disable=not progress,
+    bar = tqdm(total=len(tasks), desc="radiomics", unit="lesion", disable=not progress,
                file=sys.stderr, leave=True)
     try:
         if scheduler is not None:
