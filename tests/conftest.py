@@ -7,6 +7,9 @@ fixtures made with ``tmp_path_factory``, and validates each against the schema; 
 does not follow it fails the test (as an error at teardown) naming the file and the JSON
 path of each mismatch. Files already validated and unchanged since are not read again, so
 the check costs a directory walk per test that uses temporary folders.
+
+The models several modules share, trained once per session, are the fixtures of
+:mod:`shared_fixtures`, made available to every test module here.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
+from shared_fixtures import same_seed_studies  # noqa: F401  (a shared fixture)
 
 from models.report.schema import SCHEMA_PATH, load_metrics_schema, schema_errors
 

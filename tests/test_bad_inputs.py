@@ -1,5 +1,6 @@
 """Every bad input through the command lines: one message naming each problem and its fix,
-exit status 2, no traceback, and every input file left byte for byte as it was.
+exit status 2, no traceback, every input file left byte for byte as it was, and (for a
+training) no model fitted before the refusal.
 
 Most cases run ``train.main`` and ``predict.main`` through :func:`run_command` in this process
 (the command line's own argument parsing and error handling, without paying the imports
@@ -47,12 +48,37 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def command(main: Callable, argv: list[str], inputs: list[Path]) -> Outcome:
+@contextlib.contextmanager
+def no_model_fitted():
+    """Within it, fitting a model fails the test: a bad input must be refused before any
+    training (every module of ``models`` that holds ``fit_calibrated`` gets a stand-in)."""
+    import models.classifier
+    import models.landmarks
+    import models.training  # noqa: F401  (loaded, so that their fit_calibrated is replaced)
+
+    original = models.classifier.fit_calibrated
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was fitted before the bad input was refused")
+
+    holders = [module for name, module in list(sys.modules.items())
+               if name.partition(".")[0] == "models"
+               and getattr(module, "fit_calibrated", None) is original]
+    with pytest.MonkeyPatch.context() as patch:
+        for module in holders:
+            patch.setattr(module, "fit_calibrated", refuse)
+        yield
+
+
+def command(main: Callable, argv: list[str], inputs: list[Path],
+            may_fit: bool = True) -> Outcome:
     """Run a command line's ``main`` as its script does; check that it left ``inputs`` as
-    they were and printed no traceback."""
+    they were and printed no traceback. Unless ``may_fit``, fitting a model fails the test
+    (:func:`no_model_fitted`)."""
     before = {p: digest(p) for p in inputs if p.is_file()}
     err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    guard = contextlib.nullcontext() if may_fit else no_model_fitted()
+    with guard, contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = run_command(main, [str(a) for a in argv])
     assert {p: digest(p) for p in before} == before, "an input file was modified"
     assert "Traceback" not in err.getvalue()
@@ -72,12 +98,20 @@ def write(df: pd.DataFrame, path: Path) -> Path:
 def train_on(path: Path, tmp: Path, *extra) -> Outcome:
     inputs = [path] + [Path(a) for a in extra if str(a).endswith((".yaml", ".csv"))]
     return command(train.main, ["--data", path, "--out", tmp / "model.skops", *FAST, *extra],
-                   inputs)
+                   inputs, may_fit=False)
 
 
 def problem_lines(err: str) -> list[str]:
     """The listed problems of an error message (lines starting with '  - ')."""
     return [line[4:] for line in err.splitlines() if line.startswith("  - ")]
+
+
+def test_a_valid_table_reaches_the_fitting_that_error_cases_forbid(tmp_path):
+    """:func:`no_model_fitted` stops a training that gets as far as fitting, so the error
+    cases below, which run under it, show that they are refused before any training."""
+    with pytest.raises(AssertionError, match="a model was fitted before"):
+        train_on(write(table(120), tmp_path / "data.csv"), tmp_path)
+    assert not (tmp_path / "model.skops").exists()
 
 
 # --------------------------------------------------------------------------- the table
@@ -221,7 +255,7 @@ def test_no_usable_feature_column(tmp_path):
 
 def test_out_equal_to_an_input(tmp_path):
     data = write(table(), tmp_path / "data.csv")
-    out = command(train.main, ["--data", data, "--out", data, *FAST], [data])
+    out = command(train.main, ["--data", data, "--out", data, *FAST], [data], may_fit=False)
     assert out.code == 2
     assert f"--out {data} is the input table (--data), which this run reads; choose another " \
         "file for the model" in out.err
@@ -260,7 +294,7 @@ def test_output_that_cannot_be_written_is_refused_before_training(option, where,
     outputs = (["--out", target] if option == "--out"
                else ["--out", tmp_path / "model.skops", "--report", target])
     try:
-        out = command(train.main, ["--data", data, *outputs, *FAST], [data])
+        out = command(train.main, ["--data", data, *outputs, *FAST], [data], may_fit=False)
     finally:
         if (tmp_path / "read_only").exists():
             (tmp_path / "read_only").chmod(0o755)

@@ -14,7 +14,7 @@ from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
 import models.classifier as classifier
-from features.contract import ID, LABEL, LESION, model_columns
+from features.contract import ID, LABEL, LESION, NUMERIC_FEATURES, model_columns
 from features.description import DeclaredFeature
 from features.errors import UserInputError
 from features.synthetic.cohort import simulate_cohort
@@ -87,7 +87,12 @@ def test_layout_puts_declared_features_in_their_blocks():
     assert layout.numeric == ["rcbv", "symptomatic", "kps", "on_steroids"]
     assert layout.radiomic == ["texture_entropy", "t1c_original_firstorder_Mean"]
     assert layout.categorical == ["cancer_type", "site"]
-    assert layout.contract_numeric == layout.numeric
+    # the numeric block: the contract's numeric features of the table, in table order, then
+    # the declared number and 0/1 columns (from the contract's own list, not the layout's)
+    contract = [c for c in cols if c in NUMERIC_FEATURES]
+    extras = [c for c in cols if c in DECLARED and DECLARED[c].kind in ("number", "binary")
+              and DECLARED[c].block is None]
+    assert layout.numeric == contract + extras
     assert set(layout.declared) == set(DECLARED)
     described = layout.describe()
     assert described["numeric"]["n"] == 4

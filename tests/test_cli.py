@@ -18,20 +18,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("train")
-    code = run_command(train.main, ["--cohort", "melanoma", "--n", "700", "--seed", "3",
-                                    "--prevalence", "0.2", "--out", str(out / "m.skops"),
-                                    "--report", str(out / "report"), "--no-nested-cv",
-                                    "--bootstrap", "100", "--no-progress"])
-    assert code == 0
-    return out
+def trained(same_seed_studies) -> Path:
+    """A folder with a model (``model.skops``) and its report (``report/``) written by
+    ``train.py``: the shared study's command-line run (read only)."""
+    return same_seed_studies.cli
 
 
 def test_train_writes_model_and_report(trained):
-    assert (trained / "m.skops").is_file()
+    assert (trained / "model.skops").is_file()
     metrics = json.loads((trained / "report" / "metrics.json").read_text())
-    assert metrics["n"] == 210 and 0 < metrics["prevalence"] < 1
+    assert metrics["n"] == 90 and 0 < metrics["prevalence"] < 1  # 30% of 300 held out
     assert set(metrics["rules"]) == set(RULE_IDS)
     model = metrics["model"]
     for key in ("sensitivity", "specificity", "ppv", "npv"):
@@ -53,7 +49,7 @@ def test_predict_writes_one_row_per_input_and_a_report(trained, tmp_path):
     data = tmp_path / "new.csv"
     new.to_csv(data, index=False)
     before = data.read_bytes()
-    code = run_command(predict.main, ["--model", str(trained / "m.skops"), "--data", str(data),
+    code = run_command(predict.main, ["--model", str(trained / "model.skops"), "--data", str(data),
                                       "--out", str(tmp_path / "pred.csv"),
                                       "--report", str(tmp_path / "rep"), "--bootstrap", "50"])
     assert code == 0
@@ -71,7 +67,7 @@ def test_predict_writes_one_row_per_input_and_a_report(trained, tmp_path):
 def test_predict_without_label_and_with_report_is_a_user_error(trained, tmp_path, capsys):
     data = tmp_path / "nolabel.csv"
     simulate_cohort(30, seed=8).drop(columns="pseudoprogression").to_csv(data, index=False)
-    code = run_command(predict.main, ["--model", str(trained / "m.skops"), "--data", str(data),
+    code = run_command(predict.main, ["--model", str(trained / "model.skops"), "--data", str(data),
                                       "--out", str(tmp_path / "p.csv"), "--report",
                                       str(tmp_path / "r")])
     assert code == 2
@@ -79,37 +75,93 @@ def test_predict_without_label_and_with_report_is_a_user_error(trained, tmp_path
     assert not (tmp_path / "p.csv").exists()  # refused before anything is written
 
 
-@pytest.mark.parametrize("script, args, message", [
-    ("predict.py", ["--model", "{bad}", "--data", "{data}", "--out", "{tmp}/p.csv"], "corrupted"),
-    ("predict.py", ["--model", "{model}", "--data", "{data}", "--out", "{data}"], "overwritten"),
-    ("train.py", ["--data", "{nolabel}", "--out", "{tmp}/m.skops"], "label"),
-    ("train.py", ["--data", "{tmp}/missing.csv", "--out", "{tmp}/m.skops"], "not found"),
-    ("train.py", ["--data", "{data}", "--images", "--out", "{tmp}/m.skops"], "--manifest"),
-    ("train.py", ["--data", "{data}", "--out", "{data}"], "input files"),
-    ("predict.py", ["--model", "{model}", "--data", "{tmp}/evaluation_predictions.csv",
-                    "--out", "{tmp}/p.csv", "--report", "{tmp}"],
-     "holds the input table"),
-])
-def test_user_errors_exit_2_with_one_message(trained, tmp_path, script, args, message):
-    data = tmp_path / "data.csv"
-    simulate_cohort(60, seed=1).to_csv(data, index=False)
-    user_file = tmp_path / "evaluation_predictions.csv"
-    simulate_cohort(60, seed=1).to_csv(user_file, index=False)
-    nolabel = tmp_path / "nolabel.csv"
+#: case -> (script, options, a fragment of its one message). ``{model}`` is a trained model;
+#: the other names are files :func:`start_user_error` writes into the case's folder.
+USER_ERRORS = {
+    "corrupted model": (
+        "predict.py", ["--model", "{bad}", "--data", "{data}", "--out", "{tmp}/p.csv"],
+        "corrupted"),
+    "predictions over the table": (
+        "predict.py", ["--model", "{model}", "--data", "{data}", "--out", "{data}"],
+        "overwritten"),
+    "no label": ("train.py", ["--data", "{nolabel}", "--out", "{tmp}/m.skops"], "label"),
+    "missing table": (
+        "train.py", ["--data", "{tmp}/missing.csv", "--out", "{tmp}/m.skops"], "not found"),
+    "images without manifest": (
+        "train.py", ["--data", "{data}", "--images", "--out", "{tmp}/m.skops"], "--manifest"),
+    "model over the table": (
+        "train.py", ["--data", "{data}", "--out", "{data}"], "input files"),
+    "report over the table": (
+        "predict.py", ["--model", "{model}", "--data", "{tmp}/evaluation_predictions.csv",
+                       "--out", "{tmp}/p.csv", "--report", "{tmp}"],
+        "holds the input table"),
+}
+#: The cases whose error is not about the model: they get no trained model, so they show
+#: that the check comes before any training.
+WITHOUT_A_MODEL = [case for case, (_, args, _) in USER_ERRORS.items()
+                   if "{model}" not in args]
+WITH_A_MODEL = [case for case in USER_ERRORS if case not in WITHOUT_A_MODEL]
+#: The input files of a case, which must stay byte for byte as they were.
+INPUTS = ("data.csv", "evaluation_predictions.csv")
+
+
+def start_user_error(case: str, folder: Path, model: Path | None) -> subprocess.Popen:
+    """Write a case's input files into ``folder`` and start its script as a program."""
+    folder.mkdir()
+    for name in INPUTS:
+        simulate_cohort(60, seed=1).to_csv(folder / name, index=False)
+    nolabel = folder / "nolabel.csv"
     simulate_cohort(60, seed=1).drop(columns="pseudoprogression").to_csv(nolabel, index=False)
-    bad = tmp_path / "bad.joblib"
+    bad = folder / "bad.joblib"
     bad.write_bytes(b"not a model")
-    before = data.read_bytes()
-    user_before = user_file.read_bytes()
-    fill = {"bad": bad, "data": data, "nolabel": nolabel, "tmp": tmp_path,
-            "model": trained / "m.skops"}
-    argv = [a.format(**fill) for a in args]
-    proc = subprocess.run([sys.executable, str(ROOT / script), *argv], capture_output=True,
-                          text=True, cwd=ROOT)
-    assert proc.returncode == 2, proc.stderr
-    assert message in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert data.read_bytes() == before and user_file.read_bytes() == user_before
+    fill = {"bad": bad, "data": folder / "data.csv", "nolabel": nolabel, "tmp": folder,
+            "model": model}
+    script, args, _ = USER_ERRORS[case]
+    return subprocess.Popen([sys.executable, str(ROOT / script),
+                             *[a.format(**fill) for a in args]],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def run_user_errors(cases: list[str], root: Path, model: Path | None) -> dict:
+    """Run the scripts of ``cases`` side by side; case -> (exit status, stderr, the bytes
+    of its input files before and after)."""
+    before, procs = {}, {}
+    for case in cases:
+        folder = root / case.replace(" ", "_")
+        procs[case] = start_user_error(case, folder, model)
+        before[case] = {name: (folder / name).read_bytes() for name in INPUTS}
+    results = {}
+    for case, proc in procs.items():
+        _, err = proc.communicate(timeout=300)
+        folder = root / case.replace(" ", "_")
+        after = {name: (folder / name).read_bytes() for name in INPUTS}
+        results[case] = (proc.returncode, err, before[case], after)
+    return results
+
+
+@pytest.fixture(scope="module")
+def errors_without_a_model(tmp_path_factory) -> dict:
+    """What every case of :data:`WITHOUT_A_MODEL` did (no training waited for)."""
+    return run_user_errors(WITHOUT_A_MODEL, tmp_path_factory.mktemp("errors"), None)
+
+
+@pytest.fixture(scope="module")
+def errors_with_a_model(trained, tmp_path_factory) -> dict:
+    """What every case of :data:`WITH_A_MODEL` did, given the shared trained model."""
+    return run_user_errors(WITH_A_MODEL, tmp_path_factory.mktemp("errors"),
+                           trained / "model.skops")
+
+
+@pytest.mark.parametrize("case", list(USER_ERRORS))
+def test_user_errors_exit_2_with_one_message(case, request):
+    runs = request.getfixturevalue("errors_with_a_model" if case in WITH_A_MODEL
+                                   else "errors_without_a_model")
+    code, err, before, after = runs[case]
+    assert code == 2, err
+    assert USER_ERRORS[case][2] in err
+    assert "Traceback" not in err
+    assert after == before
 
 
 @pytest.mark.parametrize("script", ["train.py", "predict.py"])

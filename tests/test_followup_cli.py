@@ -95,8 +95,8 @@ def test_predict_with_a_users_scans_through_a_description(trained, tmp_path):
     pd.testing.assert_series_equal(pred["landmark_week"], same["landmark_week"])
 
 
-def test_followup_options_that_cannot_work(trained, tmp_path):
-    folder, _ = trained
+def test_followup_options_that_cannot_work(tmp_path):
+    """Refused before any training, so no model is needed."""
     data = tmp_path / "t.csv"
     simulate_cohort(40, seed=2, prevalence=0.5).to_csv(data, index=False)
     code, _, err = run(train.main, ["--data", data, "--followup", "--out", tmp_path / "m.skops",
@@ -108,6 +108,13 @@ def test_followup_options_that_cannot_work(trained, tmp_path):
     code, _, err = run(train.main, ["--data", data, "--scans", data,
                                     "--out", tmp_path / "m.skops", *FAST])
     assert code == 2 and "the scans table" in err and "volume_ml" in err  # before training
+    assert not (tmp_path / "m.skops").exists()
+
+
+def test_scans_with_a_model_without_landmarks(trained, tmp_path):
+    folder, _ = trained
+    data = tmp_path / "t.csv"
+    simulate_cohort(40, seed=2, prevalence=0.5).to_csv(data, index=False)
     lone = tmp_path / "lone.skops"
     for path in folder.glob("M.skops*"):  # the main model without its landmark models
         (tmp_path / path.name.replace("M.skops", "lone.skops")).write_bytes(path.read_bytes())

@@ -9,6 +9,7 @@ import SimpleITK as sitk
 from toy_data import toy_cohort
 
 from features.errors import UserInputError
+from features.synthetic.cohort import simulate_cohort
 from features.synthetic.images import (
     DEFAULT_IMAGE_PARAMETERS,
     MANIFEST_COLUMNS,
@@ -163,8 +164,7 @@ def test_unsafe_ids_get_safe_folders():
 
 
 def test_project_simulator_cohort(tmp_path):
-    simulate = pytest.importorskip("features.synthetic.cohort")
-    cohort = simulate.simulate_cohort(4, cohort="melanoma", seed=0)
+    cohort = simulate_cohort(4, cohort="melanoma", seed=0)
     manifest = write_synthetic_images(cohort, tmp_path, seed=0)
     assert manifest["patient_id"].tolist() == cohort["patient_id"].tolist()
     for (_, row), (_, entry) in zip(cohort.iterrows(), manifest.iterrows(), strict=True):

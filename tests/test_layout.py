@@ -14,26 +14,26 @@ PACKAGES = ("features", "models")
 SCRIPTS = ("train.py", "predict.py")
 
 
-def module_name(path: Path) -> str:
-    """Dotted module name of a file under the project root (``pkg/__init__.py`` -> ``pkg``)."""
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def module_name(path: Path, root: Path = ROOT) -> str:
+    """Dotted module name of a file under ``root`` (``pkg/__init__.py`` -> ``pkg``)."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def project_files() -> list[Path]:
-    files = [ROOT / s for s in SCRIPTS]
+def project_files(root: Path = ROOT) -> list[Path]:
+    files = [root / s for s in SCRIPTS]
     for pkg in PACKAGES:
-        files += sorted((ROOT / pkg).rglob("*.py"))
+        files += sorted((root / pkg).rglob("*.py"))
     return files
 
 
-def imports_of(path: Path, known: set[str]) -> list[tuple[str, str | None]]:
+def imports_of(path: Path, known: set[str], root: Path = ROOT) -> list[tuple[str, str | None]]:
     """(imported project module, imported name or None) for every import in ``path``."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    package = module_name(path) if path.name == "__init__.py" else \
-        module_name(path).rpartition(".")[0]
+    package = module_name(path, root) if path.name == "__init__.py" else \
+        module_name(path, root).rpartition(".")[0]
     out: list[tuple[str, str | None]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -55,14 +55,14 @@ def imports_of(path: Path, known: set[str]) -> list[tuple[str, str | None]]:
     return out
 
 
-def graph() -> tuple[dict[str, set[str]], list[str]]:
-    files = project_files()
-    known = {module_name(f) for f in files}
+def graph(root: Path = ROOT) -> tuple[dict[str, set[str]], list[str]]:
+    files = project_files(root)
+    known = {module_name(f, root) for f in files}
     edges: dict[str, set[str]] = {m: set() for m in known}
     private: list[str] = []
     for f in files:
-        me = module_name(f)
-        for target, name in imports_of(f, known):
+        me = module_name(f, root)
+        for target, name in imports_of(f, known, root):
             if target == me:
                 continue
             if name and name.startswith("_") and not name.startswith("__"):
@@ -132,8 +132,31 @@ def test_package_faces_resolve_every_public_name():
             assert getattr(module, name) is not None, f"{package}.{name}"
 
 
-def test_the_checker_sees_a_cycle_and_a_private_import():
-    """The checks above would fail on a cycle (a -> b -> a) and count module edges."""
+def test_the_checker_sees_a_cycle_and_a_private_import(tmp_path):
+    """The checks above fail on a project that breaks them: a small one written here, with
+    private imports (absolute, relative, inside a function) beside allowed ones, and a
+    cycle through them."""
+    files = {
+        "train.py": "import models.b\n",
+        "predict.py": "from models import b\n",
+        "features/__init__.py": "",
+        "features/a.py": "def _hidden():\n    pass\n\n\ndef later():\n"
+                         "    from models.b import _secret  # inside a function\n",
+        "features/c.py": "from .a import _hidden, later\nfrom . import a\n",
+        "models/__init__.py": "__all__ = []\n",
+        "models/b.py": "from features.a import __doc__, later\n_secret = 1\n"
+                       "from ._own import _fine\n",
+        "models/_own.py": "_fine = 2\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    edges, private = graph(tmp_path)
+    assert sorted(private) == ["features.a imports models.b._secret",
+                               "features.c imports features.a._hidden",
+                               "models.b imports models._own._fine"]
+    assert cycles(edges) == [["features.a", "models.b"]]
+    assert edges["train"] == {"models.b"} and edges["predict"] == {"models.b"}
     assert cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
     edges, _ = graph()
     assert "models.training" in edges and edges["train"]

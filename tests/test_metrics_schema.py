@@ -4,40 +4,33 @@ from __future__ import annotations
 
 import copy
 import json
-import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 from jsonschema import Draft202012Validator
 
-from features.synthetic import bayes_posterior, fidelity_table, simulate_cohort
-from models import add_uncertainty, train
 from models.report.tables import write_metrics_report
-from models.report.write import with_report_facts
 from models.statistics import benchmark, to_jsonable
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 ALWAYS_WRITTEN = ["n", "n_positive", "prevalence", "threshold", "model", "rules"]
 
 
+#: Sections a training run on a simulated cohort adds beside the ones always written: the
+#: Bayes ceiling, the bootstrap, the simulator's fidelity table, and the report's facts.
+RUN_SECTIONS = {"bayes_ceiling", "bootstrap", "uncertainty", "rule_comparisons",
+                "simulator_fidelity"}
+
+
 @pytest.fixture(scope="module")
-def written(tmp_path_factory):
-    """metrics.json of a small training run on a simulated cohort, with every section
-    training, the bootstrap and the simulator's fidelity table add."""
-    cohort = simulate_cohort(240, cohort="melanoma", prevalence=0.3, seed=4)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # few events per feature, by design
-        result = train(cohort, seed=4, bayes_p=bayes_posterior(cohort, prevalence=0.3),
-                       progress=False, nested_cv=False)
-    frame = result.evaluation.frame
-    metrics = add_uncertainty(result.evaluation.metrics, frame, result.model.threshold,
-                              n_resamples=20, seed=4)
-    metrics = with_report_facts(metrics, frame, result.model)  # as write_report adds them
-    folder = tmp_path_factory.mktemp("schema_report")
-    write_metrics_report(folder, metrics,
-                         extra_tables={"simulator_fidelity": fidelity_table(n=5000, seed=0)})
-    return folder / "metrics.json"
+def written(same_seed_studies):
+    """metrics.json of a small training run on a simulated cohort through ``train.py`` (the
+    shared study), with every section training, the bootstrap and the simulator's fidelity
+    table add."""
+    path = same_seed_studies.cli / "report" / "metrics.json"
+    assert RUN_SECTIONS | set(ALWAYS_WRITTEN) <= set(json.loads(path.read_text()))
+    return path
 
 
 @pytest.fixture

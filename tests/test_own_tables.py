@@ -178,9 +178,9 @@ def test_holdout_report_counts_patients_and_lesions():
 
 
 @pytest.fixture(scope="module")
-def small_model():
-    table = simulate_cohort(400, prevalence=0.3, seed=4)
-    return train(table, validation="holdout", nested_cv=False, progress=False).model
+def small_model(same_seed_studies):
+    """A model trained on simulated melanoma patients (the shared study's)."""
+    return load_model(same_seed_studies.cli / "model.skops")
 
 
 def test_hospital_file_forms_give_identical_predictions(small_model, tmp_path):

@@ -7,10 +7,12 @@
   with its bootstrap, the evaluated predictions) and predict.py's predictions and report,
   whatever the number of jobs, of BLAS threads, or Python's hash seed.
 
-Every run is a small simulated cohort, and the runs go in two rounds of processes side by
-side (:func:`runs`): two trainings with the same seed; then, over copies of their outputs,
-two predictions, a training killed early, one killed while it writes, and a prediction
-interrupted while it writes its report. The tests read what the rounds left.
+Every run is a small simulated cohort, and the runs go in two rounds (:func:`runs`): the
+shared study trained with the same seed in this process and as a program with other jobs,
+threads and hash seed (:func:`shared_fixtures.same_seed_studies`, which the study tests
+share); then, side by side over copies of their outputs, two predictions, a training killed
+early, one killed while it writes, and a prediction interrupted while it writes its report.
+The tests read what the rounds left.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,14 +30,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from shared_fixtures import MODEL, STUDY_ARGS, start_program
 
 from features.synthetic.cohort import simulate_cohort
 from features.tables import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ["train.py", "--cohort", "melanoma", "--n", "300", "--prevalence", "0.2",
-         "--validation", "holdout", "--no-nested-cv", "--bootstrap", "50", "--no-progress"]
-MODEL = "model.skops"
+#: A training that reaches its writing quickly: the shared study's cohort and options with a
+#: classifier of the user's own (no tuning of the built-in families) and seed 1; it writes
+#: the same files as the shared study.
+QUICK_TRAIN = ["train.py", *STUDY_ARGS, "--seed", "1", "--estimator",
+               "tests/own_estimators.py:stronger_penalty"]
 #: Report files whose bytes a rerun with the same seed must reproduce.
 SAME_BYTES = ("metrics.json", "metrics.md", "evaluation_predictions.csv", "report.md",
               "report.html", "roc.png")
@@ -45,20 +49,6 @@ TIMEOUT = 300
 #: Seconds after its start at which a training is killed before it writes anything.
 EARLY = 1.5
 
-
-def environment(threads: int, hash_seed: int) -> dict[str, str]:
-    """The caller's environment with this many BLAS/OpenMP threads and this hash seed."""
-    return {**os.environ, "OMP_NUM_THREADS": str(threads),
-            "OPENBLAS_NUM_THREADS": str(threads), "PYTHONHASHSEED": str(hash_seed)}
-
-
-def start(args: list, threads: int = 1, hash_seed: int = 0) -> subprocess.Popen:
-    """Start ``python <args>`` in the project folder; stderr is kept, stdout dropped."""
-    return subprocess.Popen([sys.executable, *map(str, args)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=environment(threads, hash_seed))
-
-
 def finish(*procs: subprocess.Popen) -> None:
     """Wait for ``procs``; each must succeed."""
     for proc in procs:
@@ -66,8 +56,8 @@ def finish(*procs: subprocess.Popen) -> None:
         assert proc.returncode == 0, err
 
 
-def train_args(folder: Path, seed: int = 0, jobs: int = 1) -> list:
-    return [*TRAIN, "--seed", seed, "--jobs", jobs, "--out", folder / MODEL,
+def quick_train_args(folder: Path) -> list:
+    return [*QUICK_TRAIN, "--jobs", 1, "--out", folder / MODEL,
             "--report", folder / "report"]
 
 
@@ -83,18 +73,20 @@ def files(folder: Path) -> dict[str, bytes]:
 
 
 def temporaries(folder: Path) -> list[Path]:
-    """Temporary files and staging folders (``*.tmp``) under ``folder``, a staging folder
-    counted once (not the files being written inside it)."""
-    found = sorted(folder.rglob("*.tmp"))
-    return [t for t in found if not any(o in t.parents for o in found)]
+    """Temporary files and staging folders (``*.tmp``) under ``folder``."""
+    return sorted(folder.rglob("*.tmp"))
 
 
-def run_state(name: str) -> bool:
-    """True for what a run keeps beside its outputs while it works: a temporary file or
-    staging folder (or a file inside one), or the lock file naming the run (left empty by a
-    killed run: the system releases the lock itself)."""
-    parts = name.split("/")
-    return any(part.endswith(".tmp") for part in parts) or parts[-1].endswith(".lock")
+def staging_report(folder: Path) -> bool:
+    """Whether a report is being written beside ``folder/report`` (its staging folder)."""
+    return any(folder.glob(".report.*.tmp"))
+
+
+def unfinished(name: str) -> bool:
+    """Whether a file is a run's work in progress rather than an output: a temporary file,
+    anything in a staging folder, or a lock file (an advisory lock, which a killed run
+    cannot remove and the next run takes over)."""
+    return any(part.endswith(".tmp") for part in name.split("/")) or name.endswith(".lock")
 
 
 @dataclass
@@ -128,37 +120,35 @@ def interrupt_all(pending: list[Interruption]) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict:
-    """Round 1: two trainings with seed 0 (--jobs 1 with one thread and --jobs 2 with two,
-    other hash seeds). Round 2, side by side: predictions with the second model (--jobs 1
-    and 2); over copies of the first training's outputs, trainings with seed 1 killed
-    (SIGKILL) after EARLY seconds and when their first temporary file appears; over a copy
-    of the second training's report (and a pred.csv), a prediction interrupted (SIGINT)
-    when its report's staging folder appears."""
+def runs(same_seed_studies, tmp_path_factory) -> dict:
+    """Round 1 (shared): the study with seed 5 trained in this process (--jobs 1, one
+    thread) and as a program (--jobs 2, two threads, another hash seed). Round 2, side by
+    side: predictions with the program's model (--jobs 1 and 2); over copies of the first
+    training's outputs, trainings with seed 1 killed (SIGKILL) after EARLY seconds and when
+    their first temporary file appears; over a copy of the program's report (and a
+    pred.csv), a prediction interrupted (SIGINT) when its report's staging folder
+    appears."""
     root = tmp_path_factory.mktemp("runs")
-    a, b = root / "a", root / "b"
-    finish(start(train_args(a, jobs=1), threads=1, hash_seed=1),
-           start(train_args(b, jobs=2), threads=2, hash_seed=2))
+    a, b = same_seed_studies.cli, same_seed_studies.program
     data = root / "new.csv"
     simulate_cohort(120, seed=5, prevalence=0.3).to_csv(data, index=False)
     for name in ("early", "writing"):
         shutil.copytree(a, root / name)
     shutil.copytree(b / "report", root / "ctrl_c" / "report")
     shutil.copy(b / "report" / "evaluation_predictions.csv", root / "ctrl_c" / "pred.csv")
-    predictions = [start(predict_args(b / MODEL, data, root / f"p{jobs}", jobs),
+    predictions = [start_program(predict_args(b / MODEL, data, root / f"p{jobs}", jobs),
                          threads=jobs, hash_seed=jobs) for jobs in (1, 2)]
     began = time.monotonic()
     stops = {
         "early": Interruption(root / "early", files(root / "early"), signal.SIGKILL,
                               lambda: time.monotonic() - began > EARLY,
-                              start(train_args(root / "early", seed=1))),
+                              start_program(quick_train_args(root / "early"))),
         "writing": Interruption(root / "writing", files(root / "writing"), signal.SIGKILL,
                                 lambda: bool(temporaries(root / "writing")),
-                                start(train_args(root / "writing", seed=1))),
+                                start_program(quick_train_args(root / "writing"))),
         "ctrl_c": Interruption(root / "ctrl_c", files(root / "ctrl_c"), signal.SIGINT,
-                               lambda: any(t.name.startswith(".report.")
-                                           for t in temporaries(root / "ctrl_c")),
-                               start(predict_args(b / MODEL, data, root / "ctrl_c"))),
+                               lambda: staging_report(root / "ctrl_c"),
+                               start_program(predict_args(b / MODEL, data, root / "ctrl_c"))),
     }
     interrupt_all(list(stops.values()))
     finish(*predictions)
@@ -172,7 +162,7 @@ def test_simulated_cohort_csv_is_the_same_bytes_in_every_process(tmp_path):
     code = ("import sys; from features.synthetic.cohort import simulate_cohort; "
             "from features.tables import write_table_atomic; "
             "write_table_atomic(simulate_cohort(300, cohort='mixed', seed=7), sys.argv[1])")
-    procs = [start(["-c", code, tmp_path / f"c{i}.csv"], threads=i, hash_seed=i)
+    procs = [start_program(["-c", code, tmp_path / f"c{i}.csv"], threads=i, hash_seed=i)
              for i in (1, 2)]
     finish(*procs)
     assert (tmp_path / "c1.csv").read_bytes() == (tmp_path / "c2.csv").read_bytes()
@@ -241,8 +231,9 @@ def complete(path: Path) -> bool:
 
 def check_old_or_complete(run: Interruption) -> dict[str, str]:
     """Every file the run found is there, with its old bytes or complete; any other file but
-    a temporary one is complete. Returns each file's state, "old" or "new"."""
-    now = {name for name in files(run.folder) if not run_state(name)}
+    an unfinished one (:func:`unfinished`) is complete. Returns each file's state, "old" or
+    "new"."""
+    now = {name for name in files(run.folder) if not unfinished(name)}
     assert set(run.old) <= now, set(run.old) - now
     for name in now - set(run.old):
         assert complete(run.folder / name), f"{name} is not a complete file"
@@ -266,8 +257,12 @@ def test_training_killed_while_it_writes_leaves_old_or_complete_outputs(runs):
     run = runs["writing"]
     assert run.fired and run.code == -signal.SIGKILL, run.err
     check_old_or_complete(run)
-    # a SIGKILL gives no chance to remove the temporary file being written (see below)
-    assert len(temporaries(run.folder)) <= 1
+    # a SIGKILL gives no chance to remove the temporary file or the report's staging folder
+    # being written (see below); what is inside a staging folder is its own
+    left = [t for t in temporaries(run.folder)
+            if not any(unfinished(p.as_posix()) for p in t.relative_to(run.folder).parents
+                       if p.name)]
+    assert len(left) <= 1, left
 
 
 def test_prediction_interrupted_while_it_writes_leaves_old_or_complete_outputs(runs):

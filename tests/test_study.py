@@ -10,38 +10,31 @@ from pathlib import Path
 
 import pytest
 
-import train
-from commands.run import run_command
 from features.errors import UserInputError
 from models.bundle import load_model
 from models.study import StudySettings, run_study
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = dict(cohort="melanoma", n=160, seed=5, prevalence=0.4, validation="holdout",
-             nested_cv=False, bootstrap=20)
 
 
-def test_python_route_equals_the_command_line_byte_for_byte(tmp_path):
-    cli, py = tmp_path / "cli", tmp_path / "py"
-    code = run_command(train.main, ["--cohort", "melanoma", "--n", "160", "--seed", "5",
-                                    "--prevalence", "0.4", "--validation", "holdout",
-                                    "--no-nested-cv", "--bootstrap", "20", "--no-progress",
-                                    "--out", str(cli / "m.skops"),
-                                    "--report", str(cli / "report")])
-    assert code == 0
-    study = run_study(StudySettings(out=py / "m.skops", report=py / "report", **SMALL),
-                      progress=False)
-    written = study.save()
-    assert written["metrics_json"] == py / "report" / "metrics.json"
+def test_python_route_equals_the_command_line_byte_for_byte(same_seed_studies):
+    """The shared study (:func:`shared_fixtures.same_seed_studies`) through ``train.main``
+    and through ``run_study`` + ``Study.save`` in one process: the same report bytes."""
+    cli = same_seed_studies.cli / "report"
+    written = same_seed_studies.written
+    assert written["metrics_json"] == same_seed_studies.python / "report" / "metrics.json"
     # a run's id comes from what it wrote, so the two reports name the same run
-    assert (cli / "report" / "metrics.json").read_bytes() == written["metrics_json"].read_bytes()
-    assert ((cli / "report" / "evaluation_predictions.csv").read_bytes()
-            == (py / "report" / "evaluation_predictions.csv").read_bytes())
+    assert (cli / "metrics.json").read_bytes() == written["metrics_json"].read_bytes()
+    assert ((cli / "evaluation_predictions.csv").read_bytes()
+            == (same_seed_studies.python / "report" / "evaluation_predictions.csv").read_bytes())
     # the saved model keeps the same document as the report, not an alias of it
+    saved = load_model(same_seed_studies.python / "model.skops")
     report = json.loads(written["metrics_json"].read_text())
-    assert load_model(py / "m.skops").metrics["model"]["auc"] == report["model"]["auc"]
-    study.metrics["model"]["auc"] = -1.0
-    assert study.model.metrics["model"]["auc"] != -1.0
+    assert saved.metrics["model"]["auc"] == report["model"]["auc"]
+    study = same_seed_studies.study
+    assert study.model.metrics["model"]["auc"] == study.metrics["model"]["auc"]
+    assert study.model.metrics is not study.metrics
+    assert study.model.metrics["model"] is not study.metrics["model"]
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
