@@ -311,23 +311,32 @@ def rubin_interval(estimates, intervals, scale: str = "identity",
     """The interval of the mean of ``estimates`` (one per repeat, each with its 95%
     ``interval``) by Rubin's rules on ``scale`` (``identity``, ``logit`` or ``log``): total
     variance = mean within-repeat variance (from each interval's half-width) + (1 + 1/R) x
-    the between-repeat variance of the transformed estimates. Repeats whose estimate or
-    interval is not finite on the scale are left out; [nan, nan] when none is left."""
-    q = _transform(estimates, scale)
-    ci = _transform(np.asarray(intervals, dtype=float).reshape(-1, 2), scale)
-    ok = np.isfinite(q) & np.isfinite(ci).all(axis=1)
-    if not ok.any():
+    the between-repeat variance of the transformed estimates, centred on the mean of the
+    estimates (the headline), so the interval always holds it. Repeats whose figure is
+    undefined (NaN) are left out, as the headline leaves them out; when a repeat lies on the
+    edge of the scale (a proportion of 0 or 1, a ratio of 0) the repeats are combined on the
+    natural scale instead, the interval kept within the figure's range; [nan, nan] when no
+    repeat is defined."""
+    est = np.asarray(estimates, dtype=float)
+    bounds = np.asarray(intervals, dtype=float).reshape(-1, 2)
+    defined = np.isfinite(est) & np.isfinite(bounds).all(axis=1)
+    if not defined.any():
         return [float("nan"), float("nan")]
-    q, ci = q[ok], ci[ok]
+    est, bounds = est[defined], bounds[defined]
+    q, ci = _transform(est, scale), _transform(bounds, scale)
+    used = scale
+    if not (np.isfinite(q).all() and np.isfinite(ci).all()):
+        q, ci, used = est, bounds, "identity"
     within = np.mean(((ci[:, 1] - ci[:, 0]) / (2 * _Z95)) ** 2)
     between = float(np.var(q, ddof=1)) if len(q) > 1 else 0.0
     total = within + (1 + 1 / len(q)) * between
-    centre = float(_transform(np.mean(np.asarray(estimates, dtype=float)[ok]), scale))
-    if not np.isfinite(centre):
-        centre = float(np.mean(q))
+    centre = float(_transform(np.mean(est), used))
     z = float(stats.norm.ppf(0.5 + confidence_level / 2))
-    low, high = _transform([centre - z * np.sqrt(total), centre + z * np.sqrt(total)], scale,
+    low, high = _transform([centre - z * np.sqrt(total), centre + z * np.sqrt(total)], used,
                            inverse=True)
+    if used != scale:  # back within the figure's range: [0, 1] or [0, inf)
+        low = max(low, 0.0)
+        high = min(high, 1.0) if scale == "logit" else high
     return [float(low), float(high)]
 
 

@@ -354,13 +354,15 @@ def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progre
 
 def image_contribution(with_images: TrainingResult, without_images: TrainingResult) -> dict:
     """What the image features add: both models on the same evaluated lesions, with
-    DeLong's test for the AUC difference (with minus without)."""
+    DeLong's test for the AUC difference (with minus without), clustered by patient where
+    patients have several lesions (Obuchowski's covariance, as every AUC interval)."""
     a, b = with_images.evaluation, without_images.evaluation
     if a.frame[ID].tolist() != b.frame[ID].tolist():
         raise ValueError("the two models were not evaluated on the same patients")
     keys = ("auc", "auc_ci", "brier", "calibration_slope", "sensitivity", "ppv")
     test = delong_test(a.frame[LABEL].to_numpy(), a.frame["p_pseudoprogression"].to_numpy(),
-                       b.frame["p_pseudoprogression"].to_numpy())
+                       b.frame["p_pseudoprogression"].to_numpy(),
+                       groups=a.frame[ID].astype(str).to_numpy())
     return {"n": int(len(a.frame)), "n_positive": int(a.frame[LABEL].sum()),
             "with_images": {k: a.metrics["model"][k] for k in keys}
             | {"family": with_images.model.family,

@@ -408,11 +408,12 @@ def update_model(model, table, method: str = "auto", seed: int = 0, folds: int =
     evaluation = evaluate_predictions(local, mean_p.to_numpy(), model.threshold,
                                       description=model.table_description())
     y = local[LABEL].to_numpy().astype(int)
+    groups = local[ID].astype(str).to_numpy()  # intervals at the patient level
 
     def figures(p: np.ndarray) -> dict:
-        auc_value, auc_ci = auc_with_ci(y, p)
+        auc_value, auc_ci = auc_with_ci(y, p, groups=groups)
         return {"auc": auc_value, "auc_ci": auc_ci, "brier": brier_score(y, p),
-                **calibration_intercept_slope(y, p)}
+                **calibration_intercept_slope(y, p, groups=groups)}
 
     original_p = model.probability(local, warn=False)
     intervals = upd.intervals_.get(upd.method_, {})

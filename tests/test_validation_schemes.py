@@ -307,3 +307,20 @@ def test_sample_size_counts_what_the_procedure_can_fit(table):
         given = V.sample_size(table, layout, c_statistic=0.9, spline_knots=5)
     assert given["riley"]["c_statistic"] == 0.9 and "--anticipated-c" in \
         given["riley"]["c_source"]
+
+
+def test_repeats_at_the_edge_of_the_scale_still_give_an_interval_holding_the_headline():
+    """A repeat with a specificity of 1 has no logit: the repeats are then combined on the
+    natural scale, within [0, 1], around the headline (the mean of every repeat)."""
+    from models.evaluation import rubin_interval
+
+    estimates = [1.0, 1.0, 1.0, 0.95]
+    intervals = [[0.9, 1.0], [0.9, 1.0], [0.9, 1.0], [0.85, 0.99]]
+    low, high = rubin_interval(estimates, intervals, "logit")
+    assert low <= np.mean(estimates) <= high <= 1.0
+    # by hand on the natural scale: within = mean squared half-width / z^2; between x (1 + 1/R)
+    half = np.array([0.05, 0.05, 0.05, 0.07]) / 1.959963984540054
+    total = np.mean(half ** 2) + (1 + 1 / 4) * np.var(estimates, ddof=1)
+    assert low == pytest.approx(np.mean(estimates) - 1.959963984540054 * np.sqrt(total))
+    assert high == 1.0
+    assert np.isnan(rubin_interval([np.nan, np.nan], [[np.nan, np.nan]] * 2, "logit")).all()
