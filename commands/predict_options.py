@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from commands.table_options import add_table_arguments
-from features.choices import DASK_INSTALL, add_lesions_option
+from features.choices import add_extraction_arguments
 
 
 def build_parser(description: str = "", epilog: str = "") -> argparse.ArgumentParser:
@@ -33,17 +33,7 @@ def build_parser(description: str = "", epilog: str = "") -> argparse.ArgumentPa
                    help="with --manifest: pyradiomics settings to extract with (default: those "
                         "stored in the model by train.py; needed for a model whose image "
                         "columns were extracted elsewhere)")
-    p.add_argument("--jobs", type=int, default=2,
-                   help="worker processes for radiomic extraction (default 2); with "
-                        "--scheduler local, the number of Dask workers")
-    p.add_argument("--cache", type=Path, default=None, metavar="DIR",
-                   help="with --manifest: radiomic feature cache, shared with train.py and "
-                        "python -m features.extract (default: .radiomics_cache beside --out)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="with --manifest: extract on a dask.distributed cluster, given by its "
-                        "scheduler address (tcp://host:8786), or 'local' for a cluster of "
-                        f"--jobs workers on this machine. Needs Dask: {DASK_INSTALL}")
-    add_lesions_option(p)
+    add_extraction_arguments(p)
     p.add_argument("--scans", type=Path, default=None, metavar="S.csv",
                    help="follow-up scans, one row per lesion per scan (a model trained with "
                         "--followup): adds landmark_week, p_pseudoprogression_landmark, "

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from commands.table_options import add_table_arguments
-from features.choices import COHORTS, DASK_INSTALL, add_lesions_option
+from features.choices import COHORTS, add_extraction_arguments
 from models.choices import UPDATE_METHODS, VALIDATIONS
 
 
@@ -46,20 +46,7 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                      default=None, metavar="P.yaml",
                      help="pyradiomics settings (default: features/params/mri.yaml); stored in "
                           "the model, so predict.py --manifest extracts with the same ones")
-    img.add_argument("--jobs", type=int, default=2,
-                     help="worker processes for image synthesis and extraction (default 2); "
-                          "with --scheduler local, the number of Dask workers")
-    img.add_argument("--cache", type=Path, default=None, metavar="DIR",
-                     help="radiomic feature cache: a re-run with the same files and settings "
-                          "reuses it, so an interrupted extraction resumes, and several "
-                          "machines may share one folder (default: .radiomics_cache beside "
-                          "--out)")
-    img.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                     help="extract on a dask.distributed cluster: its scheduler address "
-                          "(tcp://host:8786; the workers must read the manifest's paths), or "
-                          "'local' for a cluster of --jobs workers on this machine. Needs "
-                          f"Dask: {DASK_INSTALL}")
-    add_lesions_option(img)
+    add_extraction_arguments(img, "image synthesis and extraction")
     p.add_argument("--seed", type=int, default=0,
                    help="seed for simulation, the patient split and the model (default 0)")
     p.add_argument("--out", type=Path, required=True, metavar="MODEL.skops",

@@ -57,3 +57,25 @@ def add_lesions_option(parser) -> None:
              "labels = each label value is one, its id the value. python -m features.extract "
              "writes a lesion map (patient, lesion, label, voxels, ml, centroid and bounding "
              "box in mm) beside its output.")
+
+
+def add_extraction_arguments(parser, jobs_work: str = "radiomic extraction") -> None:
+    """The extraction options ``train.py`` and ``predict.py`` share, on ``parser`` (an
+    argparse parser or argument group): ``--jobs`` (worker processes for ``jobs_work``),
+    ``--cache``, ``--scheduler`` and ``--lesions`` (:func:`add_lesions_option`)."""
+    parser.add_argument("--jobs", type=int, default=2,
+                        help=f"worker processes for {jobs_work} (default 2); with --scheduler "
+                             "local, the number of Dask workers")
+    parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                        help="radiomic feature cache, shared by train.py, predict.py and "
+                             "python -m features.extract: a re-run with the same files and "
+                             "settings reuses it, so an interrupted extraction resumes, and "
+                             "several machines may share one folder (default: "
+                             f"{CACHE_FOLDER} beside --out)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="extract on a dask.distributed cluster: its scheduler address "
+                             "(tcp://host:8786; the workers must read the manifest's paths), "
+                             "or 'local' for a cluster of --jobs workers on this machine. "
+                             f"Needs Dask: {DASK_INSTALL}")
+    add_lesions_option(parser)
+
