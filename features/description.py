@@ -71,7 +71,7 @@ from features.contract import (
     validate_table,
     warn_similar_ids,
 )
-from features.errors import UserInputError
+from features.errors import UserInputError, quoted
 from features.yamlfile import load_yaml
 
 #: What a declared feature column holds.
@@ -774,20 +774,17 @@ def _label(value, problems: list[str]) -> dict:
         out["positive"] = _values(value["positive"], "label.positive", problems, (1,))
     if "negative" in value:
         out["negative"] = _values(value["negative"], "label.negative", problems, (0,))
-    if "name" in value:
-        name = value["name"]
+    for key, field_name, which, example in (
+            ("name", "positive_name", "positive", "local failure"),
+            ("negative_name", "negative_name", "negative", "stable disease")):
+        if value.get(key) is None and not (key == "name" and key in value):
+            continue
+        name = value[key]
         if isinstance(name, str) and name.strip():
-            out["positive_name"] = name.strip()
+            out[field_name] = name.strip()
         else:
-            problems.append(f"label.name: give the positive class's name as text, e.g. "
-                            f"name: local failure; found {name!r}.")
-    if value.get("negative_name") is not None:
-        name = value["negative_name"]
-        if isinstance(name, str) and name.strip():
-            out["negative_name"] = name.strip()
-        else:
-            problems.append(f"label.negative_name: give the negative class's name as text, "
-                            f"e.g. negative_name: stable disease; found {name!r}.")
+            problems.append(f"label.{key}: give the {which} class's name as text, e.g. "
+                            f"{key}: {example}; found {quoted(name)}.")
     if value.get("missing") is not None:
         missing = value["missing"]
         if missing in LABEL_MISSING:
