@@ -440,9 +440,12 @@ def _obuchowski_covariance(y: np.ndarray, aucs: np.ndarray, v10: np.ndarray,
     """Covariance of AUCs on clustered rows (Obuchowski, Biometrics 1997, eqs. 3-5).
 
     Each patient i sums its positives' and its negatives' placement values, V10_i and V01_i;
-    with m_i positives, n_i negatives, N1 and N0 in all and I patients:
-    Cov = I/(I-1) sum_i (V10_i - m_i AUC)/N1 + (V01_i - n_i AUC)/N0, outer product with itself
-    (her S10/N1 + S01/N0 + 2 S11/(N1 N0))."""
+    with m_i positives, n_i negatives, N1 and N0 in all, I10 patients with a positive row,
+    I01 with a negative one and I in all, A_i = (V10_i - m_i AUC)/N1 and
+    B_i = (V01_i - n_i AUC)/N0:
+    Cov = I10/(I10-1) sum A A' + I01/(I01-1) sum B B' + I/(I-1) sum (A B' + B A')
+    (her S10/N1 + S01/N0 + 2 S11/(N1 N0)). Undefined (NaN) with fewer than two patients
+    of a class."""
     pos = y == 1
     n1, n0 = v10.shape[1], v01.shape[1]
     n_clusters = int(cluster.max()) + 1
@@ -452,8 +455,14 @@ def _obuchowski_covariance(y: np.ndarray, aucs: np.ndarray, v10: np.ndarray,
     b = np.vstack([b, np.zeros((n_clusters - b.shape[0], b.shape[1]))])
     m = np.bincount(cluster[pos], minlength=n_clusters)[:, None]
     k = np.bincount(cluster[~pos], minlength=n_clusters)[:, None]
-    u = (a - m * aucs) / n1 + (b - k * aucs) / n0
-    return n_clusters / (n_clusters - 1) * (u.T @ u)
+    big_a, big_b = (a - m * aucs) / n1, (b - k * aucs) / n0
+
+    def factor(count: int) -> float:
+        return count / (count - 1) if count > 1 else float("nan")
+
+    return (factor(int((m > 0).sum())) * (big_a.T @ big_a)
+            + factor(int((k > 0).sum())) * (big_b.T @ big_b)
+            + factor(n_clusters) * (big_a.T @ big_b + big_b.T @ big_a))
 
 
 def auc_covariance(y: np.ndarray, scores: Sequence[np.ndarray],

@@ -52,7 +52,9 @@ def test_clustered_auc_interval_matches_a_patient_bootstrap(table):
 
 
 def obuchowski_by_pairs(y, s, g):
-    """Obuchowski (1997) eqs. 3-5 written literally: psi over every positive-negative pair."""
+    """Obuchowski (1997) eqs. 3-5 written literally: psi over every positive-negative pair,
+    S10 over the I10 patients with a positive lesion, S01 over the I01 with a negative one,
+    S11 over all I."""
     ids = np.unique(g)
     pos, neg = y == 1, y == 0
     n1, n0, n_c = pos.sum(), neg.sum(), len(ids)
@@ -68,8 +70,10 @@ def obuchowski_by_pairs(y, s, g):
         s10 += a * a
         s01 += b * b
         s11 += a * b
-    s10 *= n_c / ((n_c - 1) * n1)
-    s01 *= n_c / ((n_c - 1) * n0)
+    # I10 and I01: the patients with at least one positive, one negative lesion
+    i10, i01 = len(np.unique(gp)), len(np.unique(gn))
+    s10 *= i10 / ((i10 - 1) * n1)
+    s01 *= i01 / ((i01 - 1) * n0)
     s11 *= n_c / (n_c - 1)
     return theta, s10 / n1 + s01 / n0 + 2 * s11 / (n1 * n0)
 
