@@ -796,27 +796,39 @@ def _label(value, problems: list[str]) -> dict:
     return out
 
 
+def _list_entries(value, key: str, entries: str, first: str, fields: str, example: str,
+                  known: tuple[str, ...], problems: list[str]) -> list[tuple[int, Mapping]]:
+    """The entries of a list-valued key (``rules``, ``features``) as (position, mapping), its
+    unknown keys reported; a value that is no list, or an entry that is no mapping, is a
+    problem naming ``fields`` with ``example`` (one entry) and left out. None: no entries."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append(f"{key}: give a list of {entries}, each starting with '- {first}:', "
+                        f"e.g. {key}: [{example}]; found {value!r}.")
+        return []
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            problems.append(f"{key}[{i}]: give a mapping with {fields}, e.g. {example}; "
+                            f"found {item!r}.")
+            continue
+        _unknown_keys(item, known, f"{key}[{i}].", problems)
+        out.append((i, item))
+    return out
+
+
 def _rules(value, problems: list[str]) -> tuple[RuleDeclaration, ...]:
     """``rules``: a list of ``{id, positive_when, source}``, each condition parsed (a syntax
     error named with the rule and its position); columns are checked against the table."""
     from models.rule_grammar import RuleSyntaxError, parse
     from models.rules import RULE_IDS
 
-    if value is None:
-        return ()
-    example = ('rules: [{id: rcbv_175, positive_when: "rcbv >= 1.75"}]')
-    if not isinstance(value, list):
-        problems.append(f"rules: give a list of rules, each starting with '- id:', e.g. "
-                        f"{example}; found {value!r}.")
-        return ()
     out, seen = [], set()
-    for i, item in enumerate(value):
+    for i, item in _list_entries(value, "rules", "rules", "id", "id and positive_when",
+                                 '{id: rcbv_175, positive_when: "rcbv >= 1.75"}', RULE_KEYS,
+                                 problems):
         where = f"rules[{i}]"
-        if not isinstance(item, Mapping):
-            problems.append(f"{where}: give a mapping with id and positive_when, e.g. "
-                            f"{example[8:-1]}; found {item!r}.")
-            continue
-        _unknown_keys(item, RULE_KEYS, f"{where}.", problems)
         rid, when, source = item.get("id"), item.get("positive_when"), item.get("source", "")
         if not isinstance(rid, str) or not _RULE_ID.match(rid.strip()):
             problems.append(f"{where}.id: give the rule a name of letters, digits, '_', '.' "
@@ -934,20 +946,11 @@ def _range(value, where: str, problems: list[str]):
 
 
 def _features(value, problems: list[str]) -> tuple[FeatureGroup, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        problems.append("features: give a list of groups, each starting with '- columns:', "
-                        f"e.g. features: [{{columns: [kps], kind: number}}]; found {value!r}.")
-        return ()
     groups = []
-    for i, item in enumerate(value):
+    for i, item in _list_entries(value, "features", "groups", "columns",
+                                 "'columns' (and kind, block, range)",
+                                 "{columns: [kps], kind: number}", FEATURE_KEYS, problems):
         where = f"features[{i}]"
-        if not isinstance(item, Mapping):
-            problems.append(f"{where}: give a mapping with 'columns' (and kind, block, range), "
-                            f"e.g. {{columns: [kps], kind: number}}; found {item!r}.")
-            continue
-        _unknown_keys(item, FEATURE_KEYS, f"{where}.", problems)
         if "columns" not in item:
             problems.append(f"{where}.columns: missing; list the column names or patterns the "
                             "group declares, e.g. columns: [\"original_*\"].")
