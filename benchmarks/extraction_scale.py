@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="JSON record (benchmarks/results/extraction_scale.json)")
     args = parser.parse_args(argv)
 
-    from features.extract import DEFAULT_PARAMS
+    from features.choices import DEFAULT_PARAMS
 
     params = Path(args.params) if args.params else DEFAULT_PARAMS
 

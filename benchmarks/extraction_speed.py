@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="JSON record (benchmarks/results/...)")
     args = parser.parse_args(argv)
 
-    from features.extract import DEFAULT_PARAMS, extract
+    from features.choices import DEFAULT_PARAMS
+    from features.extract import extract
     from features.synthetic.images import write_synthetic_images
 
     cohort, source = _cohort(args.n, args.seed)

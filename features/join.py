@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.choices import DEFAULT_PARAMS
 from features.contract import ID, LESION, checked_ids, checked_lesions, id_text
 from features.errors import UserInputError, listed
-from features.extract import DEFAULT_PARAMS, ExtractionResult, extract, settings_with_lesions
+from features.extract import ExtractionResult, extract, settings_with_lesions
 
 
 @dataclass

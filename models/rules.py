@@ -42,7 +42,7 @@ from sklearn.utils.validation import (
 
 from features.article import THRESHOLDS
 
-#: A rule's inputs: column name -> float values, NaN where missing (:func:`_input_frame`).
+#: A rule's inputs: column name -> float values, NaN where missing (:func:`_inputs`).
 Inputs = Mapping[str, np.ndarray]
 
 
@@ -141,7 +141,7 @@ def rule_inputs(rule_id: str) -> tuple[str, ...]:
     return (*spec.needs, "steroid_response_pct") if spec.id == "Q1a_symptoms" else spec.needs
 
 
-def _input_frame(X: pd.DataFrame, columns) -> Inputs:
+def _inputs(X: pd.DataFrame, columns) -> Inputs:
     """The columns a rule reads, as float arrays (plain numpy: the rules are read on every
     prediction, and whole-array comparisons cost a fraction of pandas'); absent columns
     become all-missing."""
@@ -247,7 +247,7 @@ class ArticleRule(FixedRule):
         needed = rule_inputs(self.rule_id)
         if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
             validate_data(self, X, reset=reset, skip_check_array=True)
-            d = _input_frame(X, needed)
+            d = _inputs(X, needed)
         else:
             d = self._array_columns(X, reset, needed)
         if any(np.isinf(v).any() for v in d.values()):
@@ -444,7 +444,7 @@ def apply_rules(X: pd.DataFrame, rule_ids=RULE_IDS) -> pd.DataFrame:
     for r in rule_ids:
         ArticleRule(r)._check_id()
     needed = list(dict.fromkeys(c for r in rule_ids for c in rule_inputs(r)))
-    d = _input_frame(X, needed)
+    d = _inputs(X, needed)
     infinite = [c for c in needed if np.isinf(d[c]).any()]
     if infinite:
         first = next(r for r in rule_ids if set(rule_inputs(r)) & set(infinite))
@@ -472,7 +472,7 @@ def risk_group(X: pd.DataFrame) -> pd.Series:
     cannot be decided.
     """
     t5 = RULES["T5_low_risk"]
-    d = _input_frame(X, t5.needs)
+    d = _inputs(X, t5.needs)
     met = pd.DataFrame({
         "symptomatic": d["symptomatic"] == 0,
         "ctdna": _below(d, "ctdna_fall"),

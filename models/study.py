@@ -371,7 +371,7 @@ def run_study(settings: StudySettings, progress: bool = True) -> Study:
     scans = load_scans(settings, described) if settings.followup else None
     radiomics = None
     if manifest is not None:
-        from features.extract import CACHE_FOLDER, DEFAULT_PARAMS
+        from features.choices import CACHE_FOLDER, DEFAULT_PARAMS
         from features.join import add_radiomic_features
 
         radiomics = add_radiomic_features(

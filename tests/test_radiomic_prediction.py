@@ -19,8 +19,8 @@ import features.join
 import predict
 import train
 from commands.run import run_command
+from features.choices import DEFAULT_PARAMS
 from features.errors import UserInputError
-from features.extract import DEFAULT_PARAMS
 from features.synthetic.cohort import simulate_cohort
 from models import load_model
 from models.prediction import image_columns, radiomics_settings_text
