@@ -36,7 +36,7 @@ def build_parser(description: str = "", epilog: str = "") -> argparse.ArgumentPa
     add_extraction_arguments(p)
     p.add_argument("--scans", type=Path, default=None, metavar="S.csv",
                    help="follow-up scans, one row per lesion per scan (a model trained with "
-                        "--followup): adds landmark_week, p_pseudoprogression_landmark, "
+                        "--followup): adds landmark_week, p_<class>_landmark, "
                         "prediction_landmark and the rules over time to the predictions")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="also write the benchmark report for these rows (needs the label): "

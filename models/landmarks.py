@@ -46,7 +46,13 @@ import pandas as pd
 from features.article import FIGURES
 from features.choices import LANDMARK_WEEKS
 from features.contract import ID, LABEL, LESION, model_columns
-from features.description import DeclaredFeature, DescribedTable, TableDescription
+from features.description import (
+    DEFAULT_NEGATIVE_NAME,
+    DEFAULT_POSITIVE_NAME,
+    DeclaredFeature,
+    DescribedTable,
+    TableDescription,
+)
 from features.errors import UserInputError
 from features.scans import (
     FROM_INDEX,
@@ -113,13 +119,16 @@ COURSE_FEATURES: dict[str, DeclaredFeature] = {c: DeclaredFeature("number")
 LANDMARK_VALIDATIONS: tuple[str, ...] = ("holdout", "cv", "bootstrap")
 #: Repeats of cross-validation and bootstrap resamples when not given (as models.training's).
 DEFAULT_REPEATS = {"cv": 10, "bootstrap": 100}
-#: The text metrics.json and the report give for the cost of waiting.
-WAITING_DEFINITION = (
-    "weeks of untreated true progression per 100 patients = 100 x decision time (weeks after "
-    "the index scan) x share of evaluated patients with at least one true-progression lesion: "
-    "each such patient waits from the index scan to the decision; 95% interval: the Wilson "
-    "interval of that share, times 100 x weeks. False reassurance: evaluated patients with a "
-    "true-progression lesion the landmark model calls pseudoprogression, per 100 patients")
+def waiting_definition(positive: str = DEFAULT_POSITIVE_NAME,
+                       negative: str = DEFAULT_NEGATIVE_NAME) -> str:
+    """The text metrics.json and the report give for the cost of waiting, in the study's
+    names of the two classes (``positive`` label 1, ``negative`` label 0)."""
+    return (f"weeks of untreated {negative} per 100 patients = 100 x decision time (weeks "
+            f"after the index scan) x share of evaluated patients with at least one lesion of "
+            f"{negative}: each such patient waits from the index scan to the decision; 95% "
+            "interval: the Wilson interval of that share, times 100 x weeks. False "
+            f"reassurance: evaluated patients with a lesion of {negative} the landmark model "
+            f"calls {positive}, per 100 patients")
 
 
 # --------------------------------------------------------------------------- features
@@ -194,7 +203,7 @@ def landmark_table(table: pd.DataFrame, scans: ScansTable, week: float) -> pd.Da
 
 
 def waiting_cost(y, groups, week: float, calls=None) -> dict:
-    """What deciding ``week`` weeks after the index scan costs (:data:`WAITING_DEFINITION`).
+    """What deciding ``week`` weeks after the index scan costs (:func:`waiting_definition`).
 
     y: labels of the evaluated lesions (1 pseudoprogression, 0 true progression); groups:
     their patient ids; calls: the model's 0/1 calls on them (for the false reassurance), or
@@ -420,7 +429,8 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
             "per-lesion features and the course of size, rCBV and ADC against the index scan; "
             f"{scored}; the rules over time read as of the decision time, each on the lesions "
             "it covers"),
-        "waiting_definition": WAITING_DEFINITION,
+        "waiting_definition": waiting_definition(description.positive_name,
+                                                 description.negative_label),
         "times": times,
     }
     held_out = ids[in_test] if validation == "holdout" else ids

@@ -152,7 +152,8 @@ def load_landmark_models(settings: PredictionSettings) -> dict:
 
 def with_landmark_predictions(predictions, landmarks: dict, described,
                               settings: PredictionSettings):
-    """``predictions`` with, per lesion, the landmark model's probability and call at the
+    """``predictions`` with, per lesion, the landmark model's probability (``p_<positive
+    class>_landmark``, as the predictions' own probability column) and call at the
     latest decision time the scans reach (``landmark_week``) and the rules over time as of
     then (:func:`models.landmarks.predict_landmarks`; rows in the same order)."""
     from features.description import text_columns
@@ -163,9 +164,11 @@ def with_landmark_predictions(predictions, landmarks: dict, described,
     scans = read_table(settings.scans, sep=settings.sep, decimal=settings.decimal,
                        text_columns=text_columns(description))
     by_landmark = predict_landmarks(landmarks, described, scans, description=description)
+    from models.report.words import probability_column
+
     keys = list(by_landmark.columns[:2])
     added = by_landmark.drop(columns=keys).rename(columns={
-        "p_pseudoprogression": "p_pseudoprogression_landmark",
+        "p_pseudoprogression": probability_column(described.positive_name) + "_landmark",
         "prediction": "prediction_landmark"})
     return predictions.join(added.set_axis(predictions.index))
 

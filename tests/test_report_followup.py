@@ -133,3 +133,33 @@ def test_the_section_quotes_the_published_setting_and_what_the_result_depends_on
     plain = waiting_section(dict(evaluation.metrics) | {"landmarks": _landmarks()})
     words = " ".join(b.text for b in plain.blocks if hasattr(b, "text"))
     assert "published setting" not in words and "depends on" in words
+
+
+def test_a_users_own_classes_name_every_followup_sentence_and_header(evaluation):
+    """A study with its own label hears its own class names in the follow-up section, its
+    tables and metrics.md, and neither the article's class names nor its clinical course."""
+    from models.landmarks import waiting_definition
+
+    lm = _landmarks() | {"waiting_definition": waiting_definition("treatment effect",
+                                                                  "tumour growth")}
+    study = {"positive_class": "treatment effect", "negative_class": "tumour growth",
+             "article_context": False}
+    data = dict(evaluation.metrics) | {"landmarks": lm, "study": study}
+    section = waiting_section(data, figures={"waiting_cost": "waiting_cost.png"})
+    words = [b.text for b in section.blocks if hasattr(b, "text")]
+    words += [" ".join(t.headers) + " " + t.caption for t in section.blocks
+              if hasattr(t, "headers")]
+    words += [b.caption for b in section.blocks if hasattr(b, "caption")
+              and not hasattr(b, "headers")]
+    md = render_markdown(data, title="T")
+    followup_md = md[md.index("## Follow-up landmarks"):]
+    for text in [*words, followup_md]:
+        assert "pseudoprogression" not in text and "true progression" not in text, text
+        assert "steroid" not in text, text
+    assert "weeks of untreated tumour growth per 100 patients (95% CI)" in followup_md
+    assert "lesions (treatment effect) / patients" in followup_md
+    assert "lesion of tumour growth the landmark model calls treatment effect" in followup_md
+    # the contract's own label keeps the article's words
+    own = waiting_section(dict(evaluation.metrics) | {"landmarks": lm})
+    assert any("steroids that shrink both" in b.text for b in own.blocks
+               if hasattr(b, "text"))

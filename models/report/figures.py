@@ -594,15 +594,17 @@ def _landmark_points(times: Sequence[Mapping], key: str, rule: str | None
     return out
 
 
-def plot_waiting_cost(landmarks: Mapping, out) -> Path:
+def plot_waiting_cost(landmarks: Mapping, out, words: Words | None = None) -> Path:
     """What each extra scan buys and what it costs, to a PNG: at each decision time (weeks
     after the index scan), the landmark model's and each rule's sensitivity and PPV with
     their 95% Wilson intervals (each rule on the lesions it covers; left out where it
     abstains on every lesion), beside the weeks of untreated true progression per 100
     patients accrued by waiting (with its interval).
 
-    ``landmarks``: metrics.json's ``landmarks`` entry (:func:`models.landmarks.train_landmarks`).
+    ``landmarks``: metrics.json's ``landmarks`` entry (:func:`models.landmarks.train_landmarks`);
+    ``words`` name the classes.
     """
+    w = words or Words()
     times = list(landmarks.get("times") or [])
     weeks = [fmt.num(t.get("week")) for t in times]
     rule_ids = list(landmarks.get("rule_ids") or
@@ -635,16 +637,19 @@ def plot_waiting_cost(landmarks: Mapping, out) -> Path:
     err = np.hstack([_err(v, ci) if np.isfinite(v) else [[0.0], [0.0]]
                      for v, ci in zip(values, cis, strict=True)]) if values else None
     ax.bar(weeks, np.nan_to_num(values), width=2.0, color="tab:red", alpha=0.6, yerr=err,
-           capsize=3, label="untreated true progression")
+           capsize=3, label=f"untreated {w.negative}")
     ax.set(xlabel="Decision time (weeks after the index scan)",
            ylabel="Weeks per 100 patients", xticks=weeks,
-           title="Cost of waiting: weeks of untreated\ntrue progression per 100 patients")
+           title=f"Cost of waiting: weeks of untreated\n{w.negative} per 100 patients")
     ax.grid(axis="y", alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=len(handles),
                    fontsize=7.5, frameon=False)
-    fig.suptitle("What each extra scan buys and what it costs (held-out patients with a scan "
+    scheme = (landmarks.get("split") or {}).get("scheme", "holdout")
+    who = {"holdout": "held-out patients", "cv": "out-of-fold probabilities",
+           "bootstrap": "out-of-bag probabilities"}.get(scheme, "evaluated patients")
+    fig.suptitle(f"What each extra scan buys and what it costs ({who}, lesions with a scan "
                  "at each decision time)", fontsize=10)
     return _save(fig, out)
 

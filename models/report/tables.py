@@ -24,7 +24,7 @@ from models.classifier import settings_text
 from models.report import format as fmt
 from models.report.document import Table, table_markdown, table_text
 from models.report.schema import check_metrics_document
-from models.report.words import words_of
+from models.report.words import Words, words_of
 from models.statistics import (
     AUC_CI_METHOD,
     CALIBRATION_CI_METHOD,
@@ -915,31 +915,33 @@ def _decision_time(t: Mapping) -> str:
     return f"+{fmt.g(t.get('week'))}" if fmt.num(t.get("week")) > 0 else "index (0)"
 
 
-def landmark_model_table(times: Sequence[Mapping]) -> Table:
+def landmark_model_table(times: Sequence[Mapping], words: Words | None = None) -> Table:
     """The landmark model by decision time (``metrics["landmarks"]["times"]``): held-out
     lesions, family, AUC, sensitivity and PPV at its threshold, and what waiting until then
-    costs (weeks of untreated true progression and false reassurance, per 100 patients)."""
+    costs (weeks of untreated true progression and false reassurance, per 100 patients),
+    the classes named as ``words`` name them."""
+    w = words or Words()
     rows = []
     for t in times:
-        m, w = t.get("model") or {}, t.get("waiting") or {}
+        m, cost = t.get("model") or {}, t.get("waiting") or {}
         rows.append([
             _decision_time(t), f"{fmt.count(t.get('n'))} ({fmt.count(t.get('n_positive'))}) / "
             f"{fmt.count(t.get('n_patients'))}", str(t.get("family") or ""),
             fmt.est_ci(m.get("auc"), m.get("auc_ci")),
             fmt.pct_ci(m.get("sensitivity"), m.get("sensitivity_ci")),
             fmt.pct_ci(m.get("ppv"), m.get("ppv_ci")),
-            fmt.est_ci(w.get("weeks_untreated_per_100_patients"),
-                       w.get("weeks_untreated_per_100_patients_ci"), 1),
-            fmt.est_ci(w.get("false_reassurance_per_100_patients"),
-                       w.get("false_reassurance_per_100_patients_ci"), 1)])
-    return Table(["decision time (weeks)", "lesions (pseudoprogression) / patients", "family",
+            fmt.est_ci(cost.get("weeks_untreated_per_100_patients"),
+                       cost.get("weeks_untreated_per_100_patients_ci"), 1),
+            fmt.est_ci(cost.get("false_reassurance_per_100_patients"),
+                       cost.get("false_reassurance_per_100_patients_ci"), 1)])
+    return Table(["decision time (weeks)", f"lesions ({w.positive}) / patients", "family",
                   "AUC (95% CI)", "sensitivity (95% CI)", "PPV (95% CI)",
-                  "weeks of untreated true progression per 100 patients (95% CI)",
+                  f"weeks of untreated {w.negative} per 100 patients (95% CI)",
                   "false reassurance per 100 patients (95% CI)"], rows,
                  caption="The landmark model at each decision time, on the evaluated lesions "
                          "with a scan at that time (held-out patients, or every patient's "
                          "out-of-fold or out-of-bag probability under cv or bootstrap), "
-                         "pseudoprogression called at its threshold; AUC: "
+                         f"{w.positive} called at its threshold; AUC: "
                          f"{AUC_CI_METHOD}; proportions: Wilson intervals.")
 
 
@@ -977,7 +979,8 @@ def format_landmark_table(metrics: Mapping) -> str:
     if lm is None:
         return ""
     times = lm["times"]
-    model = table_text(landmark_model_table(times).columns([0, 1, 3, 4, 5, 6]))
+    model = table_text(landmark_model_table(times, words_of(metrics)).columns(
+        [0, 1, 3, 4, 5, 6]))
     rules = table_text(landmark_rules_table(times).columns([0, 1, 2, 3, 4, 6]))
     return (f"follow-up landmarks ({landmark_validation_text(lm.get('split') or {})}):\n"
             + model + "\n\nrules over time:\n" + rules)
@@ -1001,14 +1004,15 @@ def _landmarks_md(metrics: Mapping) -> list[str]:
         "course features: " + ", ".join(str(c) for c in lm.get("course_features") or []),
         f"method: {lm.get('method', '')}",
         f"what waiting costs: {lm.get('waiting_definition', '')}"]
-    model, rules = landmark_model_table(times), landmark_rules_table(times)
+    w = words_of(metrics)
+    model, rules = landmark_model_table(times, w), landmark_rules_table(times)
     parts = ["## Follow-up landmarks by decision time", "\n".join(f"- {f}" for f in facts),
              "### The landmark model", f"{model.caption}\n\n{table_markdown(model)}"]
     if rules.rows:
         parts += ["### Each rule over time", f"{rules.caption}\n\n{table_markdown(rules)}"]
     sens = lm.get("sensitivity")
     if isinstance(sens, Mapping) and sens.get("rows"):
-        table = landmark_sensitivity_table(sens)
+        table = landmark_sensitivity_table(sens, w)
         parts += ["### Across the simulator's uncertainty",
                   f"{table.caption}\n\n{table_markdown(table)}"]
     return parts
@@ -1036,11 +1040,12 @@ def landmark_validation_text(split: Mapping) -> str:
             "the saved models are fitted on every patient")
 
 
-def landmark_sensitivity_table(sensitivity: Mapping) -> Table:
+def landmark_sensitivity_table(sensitivity: Mapping, words: Words | None = None) -> Table:
     """The landmark model and each rule over time under each setting of the follow-up
     simulator (``metrics["landmarks"]["sensitivity"]``): by decision time, the model's or
     rule's lesions, AUC, sensitivity and PPV with 95% intervals, and the weeks of untreated
-    true progression per 100 patients."""
+    true progression per 100 patients (the class as ``words`` name it)."""
+    w = words or Words()
     settings = {s.get("setting"): s for s in sensitivity.get("settings") or []}
     rows = []
     for r in sorted(sensitivity.get("rows") or [],
@@ -1059,7 +1064,7 @@ def landmark_sensitivity_table(sensitivity: Mapping) -> Table:
                        r.get("weeks_untreated_per_100_patients_ci"), 1)])
     return Table(["decision time (weeks)", "model or rule", "setting", "lesions",
                   "AUC (95% CI)", "sensitivity (95% CI)", "PPV (95% CI)",
-                  "weeks of untreated true progression per 100 patients (95% CI)"], rows,
+                  f"weeks of untreated {w.negative} per 100 patients (95% CI)"], rows,
                  caption="The landmark model and each rule over time under low, published and "
                          "high measurement error and course variability of the simulated "
                          "follow-up (" + str(sensitivity.get("method") or "") + "). A rule "

@@ -26,6 +26,7 @@ from models.report.tables import (
     landmark_validation_text,
     landmarks_entry,
 )
+from models.report.words import Words, words_of
 
 __all__ = ["FIGURE_KEY", "depends_on_text", "headline_text", "waiting_section",
            "write_waiting_figure"]
@@ -73,9 +74,15 @@ def headline_text(lm: Mapping) -> str:
     return sentence[0].upper() + sentence[1:]
 
 
-def depends_on_text(lm: Mapping, index_auc: float | None = None) -> str:
+def depends_on_text(lm: Mapping, index_auc: float | None = None,
+                    words: Words | None = None) -> str:
     """What the follow-up result depends on, in words, with the model's AUC at each decision
-    time under each setting of the sensitivity table when it has one."""
+    time under each setting of the sensitivity table when it has one. The two kinds of
+    course are named as the article describes them only in its own context (``words``)."""
+    w = words or Words()
+    overlap = ("pseudoprogression that keeps enlarging for weeks, true progression that grows "
+               "slowly, steroids that shrink both" if w.article else
+               f"{w.positive} and {w.negative} whose size, rCBV and ADC change alike")
     times = list(lm.get("times") or [])
     index = next((t for t in times if fmt.num(t.get("week")) <= 0), None)
     if index_auc is None and index is not None:
@@ -84,8 +91,7 @@ def depends_on_text(lm: Mapping, index_auc: float | None = None) -> str:
             "scans to the lesion's own features, which alone give the index model an AUC of "
             f"{fmt.g(index_auc)}: the follow-up can only add what is left. What it adds depends "
             "on how precisely a size is measured from scan to scan, on how far the courses of "
-            "the two kinds overlap (pseudoprogression that keeps enlarging for weeks, true "
-            "progression that grows slowly, steroids that shrink both), and on how many lesions "
+            f"the two kinds overlap ({overlap}), and on how many lesions "
             "have a scan at each decision time (missed and irregular scans thin them).")
     sensitivity = lm.get("sensitivity")
     if not isinstance(sensitivity, Mapping) or not sensitivity.get("rows"):
@@ -120,6 +126,7 @@ def waiting_section(data: Mapping, figures: Mapping[str, str] | None = None) -> 
     lm = landmarks_entry(data)
     if lm is None:
         return None
+    w = words_of(data)
     times = list(lm["times"])
     blocks: list = [
         Para("Follow-up scans. At each decision time (weeks after the index scan, the scan "
@@ -135,20 +142,20 @@ def waiting_section(data: Mapping, figures: Mapping[str, str] | None = None) -> 
     blocks += [
         Para("What waiting costs: " + str(lm.get("waiting_definition", "")) + ". Each extra "
              "scan may make the call surer; the last columns say what it costs."),
-        landmark_model_table(times),
+        landmark_model_table(times, w),
         landmark_rules_table(times),
     ]
     sensitivity = lm.get("sensitivity")
     if isinstance(sensitivity, Mapping) and sensitivity.get("rows"):
-        blocks.append(landmark_sensitivity_table(sensitivity))
-    blocks.append(Para(depends_on_text(lm)))
+        blocks.append(landmark_sensitivity_table(sensitivity, w))
+    blocks.append(Para(depends_on_text(lm, words=w)))
     if figures and FIGURE_KEY in figures:
         blocks.append(Figure(
             FIGURE_KEY, figures[FIGURE_KEY],
             f"{_TITLE}. Left and middle: the landmark model (at its threshold) and each rule "
             "over time (on the lesions it covers; left out where it abstains on every lesion) "
             "with 95% Wilson intervals, points shifted sideways to stay apart. Right: weeks of "
-            "untreated true progression per 100 patients accrued by waiting until the decision "
+            f"untreated {w.negative} per 100 patients accrued by waiting until the decision "
             "time (95% interval).", title=_TITLE))
     return Section("Follow-up scans: what waiting costs", blocks, tripod="12c, 23a")
 
@@ -160,6 +167,6 @@ def write_waiting_figure(data: Mapping, report_dir: str | Path) -> dict[str, Pat
     if lm is None:
         return {}
     out = Path(report_dir) / FOLLOWUP_FILE_NAMES[FIGURE_KEY]
-    return {FIGURE_KEY: plot_waiting_cost(lm, out)}
+    return {FIGURE_KEY: plot_waiting_cost(lm, out, words_of(data))}
 
 
