@@ -77,6 +77,7 @@ from models.classifier import (
     FAMILIES,
     fit_calibrated,
 )
+from models.report.words import restated_prevalences
 from models.scan_rules import SCAN_RULE_IDS, apply_scan_rules
 from models.statistics import (
     auc_with_ci,
@@ -354,6 +355,7 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
     canonical = described.table.reset_index(drop=True)
     s = _scans(scans, description, canonical, scans_rename)
     declared = {**described.features, **COURSE_FEATURES}
+    prevalences = restated_prevalences(description)
     n_repeats = int(repeats or DEFAULT_REPEATS.get(validation, 1))
 
     def fit(part: pd.DataFrame, week: float) -> TrainedModel:
@@ -394,7 +396,7 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
             p = mean_p.to_numpy()
         models[week] = model
         entry, frames[week] = _evaluate_landmark(week, model, eval_part, p, fit_part, s,
-                                                 canonical)
+                                                 canonical, prevalences)
         if internal is not None:
             entry["internal_validation"] = {k: v for k, v in internal.items()
                                             if k not in ("per_repeat",)}
@@ -441,18 +443,24 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
 
 def _evaluate_landmark(week: float, model: TrainedModel, eval_part: pd.DataFrame,
                        p: np.ndarray, fit_part: pd.DataFrame, s: ScansTable,
-                       canonical: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+                       canonical: pd.DataFrame, prevalences: Mapping[str, float]
+                       ) -> tuple[dict, pd.DataFrame]:
     """One decision time's entry of ``metrics["times"]`` and its frame of evaluated lesions:
     the model's probabilities ``p`` on ``eval_part`` beside every rule over time as of
-    ``week``, and what waiting until then costs."""
+    ``week``, and what waiting until then costs. Intervals account for several lesions of
+    one patient (``interval_methods``); PPV and NPV are restated at ``prevalences`` (the
+    study's)."""
     y = eval_part[LABEL].to_numpy().astype(int)
+    patients = eval_part[ID].to_numpy()
     keys = lesion_keys(eval_part)
     rules = apply_scan_rules(s, as_of=week, lesions=canonical).reindex(keys)
     rules = rules.reset_index(drop=True)
-    bench = benchmark(y, p, model.threshold, rules)
+    bench = benchmark(y, p, model.threshold, rules, restate_prevalences=prevalences,
+                      groups=patients)
     for rid, m in bench["rules"].items():
         covered = rules[rid].notna().to_numpy()
-        m["auc"], m["auc_ci"] = auc_with_ci(y[covered], rules[rid].to_numpy()[covered])
+        m["auc"], m["auc_ci"] = auc_with_ci(y[covered], rules[rid].to_numpy()[covered],
+                                            groups=patients[covered])
     entry = {
         "week": week, "n": bench["n"], "n_positive": bench["n_positive"],
         "prevalence": bench["prevalence"], "n_patients": int(eval_part[ID].nunique()),
@@ -462,7 +470,8 @@ def _evaluate_landmark(week: float, model: TrainedModel, eval_part: pd.DataFrame
         "threshold_source": model.threshold_source,
         "n_features": len(model.feature_columns),
         "model": bench["model"], "rules": bench["rules"],
-        "waiting": waiting_cost(y, eval_part[ID].to_numpy(), week,
+        "interval_methods": bench["interval_methods"],
+        "waiting": waiting_cost(y, patients, week,
                                 called(p, model.threshold).astype(float)),
     }
     frame = pd.concat(

@@ -185,3 +185,38 @@ def test_a_volume_in_mm3_undeclared_is_refused_naming_the_unit(cohort):
     both = undeclared.assign(volume_cm3=1.0)
     with pytest.raises(UserInputError, match="2 volume columns"):
         read_scans(both)
+
+
+def test_several_lesions_per_patient_give_clustered_intervals_and_the_studys_prevalences(
+        cohort):
+    """Two lesions per patient (the cohort's patients paired): every landmark interval
+    accounts for the clustering, as the statistics functions given the patients compute it
+    on the evaluated lesions, and PPV is restated at the study's prevalences only."""
+    from features.description import TableDescription
+    from models.statistics import auc_with_ci, binary_metrics, called
+
+    c, scans = cohort
+    half = len(c) // 2
+    pair = {p: (f"PT{i % half:03d}", str(1 + i // half)) for i, p in enumerate(c["patient_id"])}
+    paired = c.assign(patient_id=c["patient_id"].map(lambda p: pair[p][0]),
+                      lesion_id=c["patient_id"].map(lambda p: pair[p][1]))
+    paired_scans = scans.assign(patient_id=scans["patient_id"].map(lambda p: pair[p][0]),
+                                lesion_id=scans["patient_id"].map(lambda p: pair[p][1]))
+    description = TableDescription.from_dict({"study": {"prevalences": {"our clinic": 0.2}}})
+    result = _quiet(train_landmarks, paired, paired_scans, seed=0, description=description,
+                    **FAST)
+    m = to_jsonable(result.metrics)
+    at8 = next(t for t in m["times"] if t["week"] == 8.0)
+    assert "clustered in patients" in at8["interval_methods"]["unit"]
+    frame = result.frames[8.0]
+    y, p, g = frame["pseudoprogression"].to_numpy(), frame["p_pseudoprogression"].to_numpy(), \
+        frame["patient_id"].to_numpy()
+    assert frame["patient_id"].duplicated().any()  # several lesions of one patient evaluated
+    _, clustered = auc_with_ci(y, p, groups=g)
+    _, independent = auc_with_ci(y, p)
+    assert at8["model"]["auc_ci"] == pytest.approx(clustered, abs=1e-12)
+    assert at8["model"]["auc_ci"] != pytest.approx(independent, abs=1e-6)
+    calls = called(p, at8["threshold"]).astype(float)
+    assert at8["model"]["sensitivity_ci"] == pytest.approx(
+        binary_metrics(y, calls, groups=g)["sensitivity_ci"], abs=1e-12)
+    assert set(at8["model"]["at_prevalence"]) == {"our clinic"}

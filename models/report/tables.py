@@ -921,6 +921,7 @@ def landmark_model_table(times: Sequence[Mapping], words: Words | None = None) -
     costs (weeks of untreated true progression and false reassurance, per 100 patients),
     the classes named as ``words`` name them."""
     w = words or Words()
+    methods = next((t["interval_methods"] for t in times if t.get("interval_methods")), {})
     rows = []
     for t in times:
         m, cost = t.get("model") or {}, t.get("waiting") or {}
@@ -942,7 +943,8 @@ def landmark_model_table(times: Sequence[Mapping], words: Words | None = None) -
                          "with a scan at that time (held-out patients, or every patient's "
                          "out-of-fold or out-of-bag probability under cv or bootstrap), "
                          f"{w.positive} called at its threshold; AUC: "
-                         f"{AUC_CI_METHOD}; proportions: Wilson intervals.")
+                         f"{methods.get('auc', AUC_CI_METHOD)}; proportions: "
+                         f"{methods.get('proportions', 'Wilson intervals')}.")
 
 
 def landmark_rules_table(times: Sequence[Mapping]) -> Table:
