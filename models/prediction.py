@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from models.bundle import TrainedModel
 from models.population import Shift, TrainingProfile, warn_population_shift
 from models.report.words import probability_column
 from models.rules import risk_group, study_rules
+
+if TYPE_CHECKING:
+    from features.join import RadiomicTable
 
 
 def prepare_for_model(model: TrainedModel, table: pd.DataFrame,
@@ -155,11 +159,13 @@ def with_radiomic_features(model: TrainedModel, table: pd.DataFrame, manifest: s
                            jobs: int = 1, cache_dir: str | Path | None = None,
                            progress: bool = True, params: str | Path | None = None,
                            scheduler: str | None = None,
-                           lesions: str | None = None) -> pd.DataFrame:
+                           lesions: str | None = None) -> RadiomicTable:
     """``table`` joined (on patient_id) with radiomic features extracted from ``manifest``,
     with the settings ``params`` or else those stored in the model
-    (:func:`radiomics_settings_text`). ``jobs``, ``cache_dir`` and ``scheduler`` are
-    :func:`features.extract.extract`'s; ``lesions`` overrides the settings' lesion mode."""
+    (:func:`radiomics_settings_text`), as :func:`features.join.add_radiomic_features` gives
+    it (``.table``, and the extraction with its lesion map). ``jobs``, ``cache_dir`` and
+    ``scheduler`` are :func:`features.extract.extract`'s; ``lesions`` overrides the
+    settings' lesion mode."""
     from features.join import add_radiomic_features
 
     manifest = Path(manifest)
@@ -174,9 +180,10 @@ def with_radiomic_features(model: TrainedModel, table: pd.DataFrame, manifest: s
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "radiomics.yaml"
         path.write_text(settings)
-        joined = add_radiomic_features(table, manifest, params=path, jobs=jobs,
-                                       cache_dir=cache_dir, progress=progress,
-                                       scheduler=scheduler, lesions=lesions).table
+        radiomics = add_radiomic_features(table, manifest, params=path, jobs=jobs,
+                                          cache_dir=cache_dir, progress=progress,
+                                          scheduler=scheduler, lesions=lesions)
+    joined = radiomics.table
     wanted = image_columns(model)
     if not any(c in joined.columns for c in wanted):
         made = [c for c in joined.columns if c not in table.columns]
@@ -188,4 +195,4 @@ def with_radiomic_features(model: TrainedModel, table: pd.DataFrame, manifest: s
             "the settings they were made with (--params) and name the manifest's sequence "
             "columns as in training, or join the model's columns into --data and drop "
             "--manifest.")
-    return joined
+    return radiomics

@@ -74,11 +74,16 @@ class PredictionSettings(RunSettings):
         """The predictions file and the report folder: writable, and none of them one of
         the files the prediction reads; checked before any input is read. The report folder
         is locked against a second run writing it (:class:`features.outputs.RunFiles`)."""
+        from features.extract import lesion_map_path
         from models.report import report_files
 
         files = self.input_files()
         files.check_output("--out", self.out,
                            "choose another file so your data is not overwritten.")
+        if self.manifest:
+            files.check_output("--out", lesion_map_path(self.out),
+                               "its lesion map goes beside it; choose another --out so your "
+                               "data is not overwritten.")
         if self.report:
             files.add(self.out, "the predictions file (--out)")
             files.check_output_folder("--report", self.report, report_files(self.report))
@@ -89,8 +94,9 @@ class PredictionSettings(RunSettings):
 @dataclass
 class Scoring:
     """What :func:`run_prediction` produced: the ``predictions`` (one row per input row),
-    the ``model`` used and, for a report, the ``evaluation`` with its ``metrics`` document
-    and the report's ``title``."""
+    the ``model`` used, with a manifest the ``lesion_map`` of the extraction (where each
+    lesion lies; :data:`features.extract.LESION_MAP_COLUMNS`) and, for a report, the
+    ``evaluation`` with its ``metrics`` document and the report's ``title``."""
 
     settings: PredictionSettings
     model: Any
@@ -99,14 +105,20 @@ class Scoring:
     metrics: dict | None = None
     title: str = ""
     outputs: RunFiles | None = None
+    lesion_map: Any = None
 
     def save(self) -> dict[str, Path]:
-        """Write the predictions to ``settings.out`` and, with ``settings.report``, the
-        report; return what was written, by name."""
+        """Write the predictions to ``settings.out`` (with a manifest, the lesion map beside
+        it: ``pred.csv`` -> ``pred.lesions.csv``) and, with ``settings.report``, the report;
+        return what was written, by name."""
+        from features.extract import lesion_map_path
         from features.tables import write_table_atomic
 
         written = {"predictions": Path(write_table_atomic(self.predictions,
                                                           self.settings.out))}
+        if self.lesion_map is not None:  # which lesion of which mask each row is
+            written["lesion_map"] = Path(write_table_atomic(
+                self.lesion_map, lesion_map_path(self.settings.out)))
         if self.settings.report and self.metrics is not None:
             from models import write_report
 
@@ -198,16 +210,18 @@ def run_prediction(settings: PredictionSettings, progress: bool = True) -> Scori
         raise UserInputError(f"--report needs the label column '{label}' in "
                              f"{settings.data}; drop --report to predict without evaluating, "
                              "or name the label column with --label-column.")
+    lesion_map = None
     if settings.manifest:
-        described.table = with_radiomic_features(
+        radiomics = with_radiomic_features(
             model, described.table, settings.manifest, settings.jobs,
             cache_dir=settings.cache or settings.out.parent / CACHE_FOLDER,
             params=settings.params, scheduler=settings.scheduler, lesions=settings.lesions)
+        described.table, lesion_map = radiomics.table, radiomics.extraction.lesion_map
     table = described.table
     predictions = predict_table(model, described, source=str(settings.data))
     if landmarks is not None:
         predictions = with_landmark_predictions(predictions, landmarks, described, settings)
-    scoring = Scoring(settings, model, predictions, outputs=outputs)
+    scoring = Scoring(settings, model, predictions, outputs=outputs, lesion_map=lesion_map)
     if settings.report:
         from models import add_uncertainty, evaluate
 

@@ -112,7 +112,8 @@ def test_params_and_extraction_options_reach_the_extraction(joined_model, tmp_pa
         seen.update(settings=Path(params).read_text(), jobs=jobs, cache_dir=cache_dir,
                     scheduler=scheduler, lesions=lesions)
         return SimpleNamespace(table=table.merge(new[["patient_id", *IMAGE_COLUMNS]],
-                                                 on="patient_id"))
+                                                 on="patient_id"),
+                               extraction=SimpleNamespace(lesion_map=pd.DataFrame()))
 
     monkeypatch.setattr(features.join, "add_radiomic_features", fake)
     data, manifest = tmp_path / "new.csv", tmp_path / "manifest.csv"
@@ -226,3 +227,40 @@ def test_an_extraction_without_the_models_columns_says_so(joined_model, tmp_path
                                    "--out", tmp_path / "p.csv"])
     assert code == 2 and "include none of the model's 2 image column(s)" in err
     assert "adc_original_firstorder_Mean" in err and "join the model's columns" in err
+
+
+def test_predictions_from_images_come_with_their_lesion_map(joined_model, tmp_path,
+                                                            monkeypatch):
+    """With --manifest, where each predicted lesion lies is written beside the predictions
+    (pred.csv -> pred.lesions.csv), and that file is refused when it is one of the inputs."""
+    from features.extract import LESION_MAP_COLUMNS
+
+    new = joined_table(6, seed=5)
+    lesion_map = pd.DataFrame([[pid, "1", 1, 120, 0.12] + [float(i)] * 9
+                               for i, pid in enumerate(new["patient_id"])],
+                              columns=list(LESION_MAP_COLUMNS))
+
+    def fake(table, manifest, params, jobs, cache_dir, progress, scheduler, lesions):
+        joined = table.merge(new[["patient_id", *IMAGE_COLUMNS]], on="patient_id")
+        return SimpleNamespace(table=joined, extraction=SimpleNamespace(lesion_map=lesion_map))
+
+    monkeypatch.setattr(features.join, "add_radiomic_features", fake)
+    data, manifest = tmp_path / "new.csv", tmp_path / "manifest.csv"
+    new.drop(columns=IMAGE_COLUMNS).to_csv(data, index=False)
+    manifest.write_text("patient_id,mask,t1c\n")
+    argv = ["--model", joined_model, "--data", data, "--manifest", manifest,
+            "--params", DEFAULT_PARAMS]
+    code, err = run(predict.main, [*argv, "--out", tmp_path / "pred.csv"])
+    assert code == 0, err
+    written = pd.read_csv(tmp_path / "pred.lesions.csv", dtype={"lesion_id": str})
+    pd.testing.assert_frame_equal(written, lesion_map, check_dtype=False)
+    assert len(pd.read_csv(tmp_path / "pred.csv")) == len(new)
+    # a lesion map that would land on an input is refused before anything is read
+    clash = tmp_path / "x.lesions.csv"
+    new.drop(columns=IMAGE_COLUMNS).to_csv(clash, index=False)
+    before = clash.read_bytes()
+    code, err = run(predict.main, ["--model", joined_model, "--data", clash, "--manifest",
+                                   manifest, "--params", DEFAULT_PARAMS,
+                                   "--out", tmp_path / "x.csv"])
+    assert code == 2 and "x.lesions.csv is the input table (--data)" in err
+    assert clash.read_bytes() == before and not (tmp_path / "x.csv").exists()
