@@ -282,9 +282,10 @@ def add_uncertainty(metrics: dict, frame: pd.DataFrame, threshold: float,
 REPEATS_CI_METHOD = (
     "each repeat's interval (at the patient level where patients have several lesions) "
     "combined over the repeats by Rubin's rules: the mean within-repeat variance plus "
-    "(1 + 1/R) times the variance between the R repeats, on the logit scale for the AUC and "
-    "proportions, the log scale for the diagnostic odds ratio, the natural scale for "
-    "calibration")
+    "(1 + 1/R) times the variance between the R repeats, with Student's t on Rubin's "
+    "degrees of freedom, on the logit scale for the AUC and proportions (PPV and NPV "
+    "restated at other prevalences included), the log scale for the diagnostic odds ratio, "
+    "the natural scale for calibration; the model's and the rules' figures alike")
 #: How the headline intervals of the optimism bootstrap are formed.
 OPTIMISM_CI_METHOD = ("the saved model's apparent interval (at the patient level where "
                       "patients have several lesions) shifted by the mean optimism")
@@ -310,34 +311,70 @@ def rubin_interval(estimates, intervals, scale: str = "identity",
                    confidence_level: float = 0.95) -> list[float]:
     """The interval of the mean of ``estimates`` (one per repeat, each with its 95%
     ``interval``) by Rubin's rules on ``scale`` (``identity``, ``logit`` or ``log``): total
-    variance = mean within-repeat variance (from each interval's half-width) + (1 + 1/R) x
-    the between-repeat variance of the transformed estimates, centred on the mean of the
-    estimates (the headline), so the interval always holds it. Repeats whose figure is
-    undefined (NaN) are left out, as the headline leaves them out; when a repeat lies on the
-    edge of the scale (a proportion of 0 or 1, a ratio of 0) the repeats are combined on the
-    natural scale instead, the interval kept within the figure's range; [nan, nan] when no
-    repeat is defined."""
+    variance T = W + (1 + 1/R) B, W the mean within-repeat variance (from each interval's
+    half-width over 1.96), B the between-repeat variance of the transformed estimates,
+    quantile of Student's t with Rubin's (1987) degrees of freedom
+    (R - 1) (1 + W / ((1 + 1/R) B))^2 (the normal's when B = 0), centred on the mean of the
+    estimates (the headline), so the interval always holds it. When every repeat gives the
+    same figure and interval (a rule's own calls, the same in every repeat) that interval
+    is returned as it is. Repeats whose figure is undefined (NaN) are left out, as the
+    headline leaves them out; when a repeat lies on the edge of the scale (a proportion of 0
+    or 1, a ratio of 0) the repeats are combined on the natural scale instead, the interval
+    kept within the figure's range; [nan, nan] when no repeat is defined."""
     est = np.asarray(estimates, dtype=float)
     bounds = np.asarray(intervals, dtype=float).reshape(-1, 2)
     defined = np.isfinite(est) & np.isfinite(bounds).all(axis=1)
     if not defined.any():
         return [float("nan"), float("nan")]
     est, bounds = est[defined], bounds[defined]
+    if (est == est[0]).all() and (bounds == bounds[0]).all():
+        return [float(bounds[0, 0]), float(bounds[0, 1])]
     q, ci = _transform(est, scale), _transform(bounds, scale)
     used = scale
     if not (np.isfinite(q).all() and np.isfinite(ci).all()):
         q, ci, used = est, bounds, "identity"
-    within = np.mean(((ci[:, 1] - ci[:, 0]) / (2 * _Z95)) ** 2)
-    between = float(np.var(q, ddof=1)) if len(q) > 1 else 0.0
-    total = within + (1 + 1 / len(q)) * between
+    repeats = len(q)
+    within = float(np.mean(((ci[:, 1] - ci[:, 0]) / (2 * _Z95)) ** 2))
+    between = (1 + 1 / repeats) * float(np.var(q, ddof=1)) if repeats > 1 else 0.0
+    total = within + between
+    upper = 0.5 + confidence_level / 2
+    if between > 0:
+        df = (repeats - 1) * (1 + within / between) ** 2
+        quantile = float(stats.t.ppf(upper, df))
+    else:
+        quantile = float(stats.norm.ppf(upper))
     centre = float(_transform(np.mean(est), used))
-    z = float(stats.norm.ppf(0.5 + confidence_level / 2))
-    low, high = _transform([centre - z * np.sqrt(total), centre + z * np.sqrt(total)], used,
-                           inverse=True)
+    half = quantile * np.sqrt(total)
+    low, high = _transform([centre - half, centre + half], used, inverse=True)
     if used != scale:  # back within the figure's range: [0, 1] or [0, inf)
         low = max(low, 0.0)
         high = min(high, 1.0) if scale == "logit" else high
     return [float(low), float(high)]
+
+
+def _with_rubin_intervals(combined: dict, records: list[dict]) -> None:
+    """Replace, at every depth of ``combined`` (the mean of ``records``, one a repeat), the
+    interval ``<figure>_ci`` of every figure of :data:`_COMBINED_SCALES` by
+    :func:`rubin_interval` over the repeats: the model's headline, each rule's own figures,
+    the model on each rule's rows and at its sensitivity, PPV and NPV restated at each
+    prevalence."""
+    for key, value in combined.items():
+        if isinstance(value, dict):
+            _with_rubin_intervals(value, [r.get(key) or {} for r in records])
+        elif key in _COMBINED_SCALES and f"{key}_ci" in combined:
+            combined[f"{key}_ci"] = rubin_interval(
+                [np.nan if r.get(key) is None else r[key] for r in records],
+                [r.get(f"{key}_ci") or [np.nan, np.nan] for r in records],
+                _COMBINED_SCALES[key])
+
+
+def _combined_over_repeats(records: list[dict]) -> dict:
+    """Equally shaped benchmark entries of the repeats as one: each figure the mean over
+    the repeats (:func:`_mean_of`), each interval by Rubin's rules
+    (:func:`_with_rubin_intervals`)."""
+    combined = _mean_of(records)
+    _with_rubin_intervals(combined, records)
+    return combined
 
 
 def _mean_of(values: list):
@@ -392,10 +429,7 @@ def _cross_validated_headline(table: pd.DataFrame, predictions: pd.DataFrame,
                                  restate_prevalences=prevalences, groups=groups,
                                  row_thresholds=part["threshold"].to_numpy()))
     models = [b["model"] for b in benches]
-    headline = _mean_of(models)
-    for key, scale in _COMBINED_SCALES.items():
-        headline[f"{key}_ci"] = rubin_interval([m[key] for m in models],
-                                               [m[f"{key}_ci"] for m in models], scale)
+    headline = _combined_over_repeats(models)
     headline["headline"] = {
         "figures": (f"mean over {len(models)} repeats of cross-validation of each repeat's "
                     "out-of-fold figures, every lesion called at its own fold model's "
@@ -403,7 +437,7 @@ def _cross_validated_headline(table: pd.DataFrame, predictions: pd.DataFrame,
         "intervals": REPEATS_CI_METHOD,
         "describes": "the fitting procedure (each fold's model), not the saved model alone",
         "spread": _spread(models, [*_COMBINED_SCALES, "brier"])}
-    return headline, _mean_of([b["rules"] for b in benches])
+    return headline, _combined_over_repeats([b["rules"] for b in benches])
 
 
 def _clip_interval(ci, shift: float, bounded: bool) -> list[float]:

@@ -193,14 +193,89 @@ def test_thresholds_are_chosen_inside_each_fold(table, cross_validated):
     assert predictions.groupby(["repeat", "fold"])["threshold"].first().nunique() > 1
 
 
+Z95 = 1.959963984540054
+
+
+def rubin_by_hand(estimates, intervals, scale="identity"):
+    """Rubin's rules written out: W the mean squared half-width over 1.96, B the variance of
+    the transformed estimates, T = W + (1 + 1/R) B, Student's t on (R - 1)(1 + 1/r)^2
+    degrees of freedom, r = (1 + 1/R) B / W, around the transformed mean of the estimates."""
+    from scipy import special
+    from scipy import stats as sps
+
+    to, back = {"identity": (lambda v: v, lambda v: v), "logit": (special.logit, special.expit),
+                "log": (np.log, np.exp)}[scale]
+    q = to(np.asarray(estimates, dtype=float))
+    ci = to(np.asarray(intervals, dtype=float))
+    r_ = len(q)
+    within = np.mean(((ci[:, 1] - ci[:, 0]) / (2 * Z95)) ** 2)
+    between = np.var(q, ddof=1)
+    relative = (1 + 1 / r_) * between / within
+    t = sps.t.ppf(0.975, (r_ - 1) * (1 + 1 / relative) ** 2)
+    half = t * np.sqrt(within + (1 + 1 / r_) * between)
+    centre = to(np.mean(estimates))
+    return [back(centre - half), back(centre + half)]
+
+
 def test_repeat_intervals_follow_rubins_rules():
     estimates = np.array([0.40, 0.52, 0.47])
     intervals = [[0.30, 0.50], [0.40, 0.64], [0.35, 0.59]]
-    within = np.mean([((h - lo) / (2 * 1.959963984540054)) ** 2 for lo, h in intervals])
-    total = within + (1 + 1 / 3) * np.var(estimates, ddof=1)
-    half = 1.959963984540054 * np.sqrt(total)
     assert rubin_interval(estimates, intervals) == pytest.approx(
-        [estimates.mean() - half, estimates.mean() + half])
+        rubin_by_hand(estimates, intervals))
+    assert rubin_interval(estimates, intervals, "logit") == pytest.approx(
+        rubin_by_hand(estimates, intervals, "logit"))
+    same = rubin_interval([0.4] * 3, [[0.31, 0.52]] * 3, "logit")
+    assert same == pytest.approx([0.31, 0.52])  # every repeat alike: its own interval
+
+
+def per_repeat_benchmarks(table, predictions):
+    """The benchmark of each repeat's out-of-fold predictions on the stored folds."""
+    from models.statistics import benchmark
+
+    y = table[LABEL].to_numpy()
+    out = []
+    for _, part in predictions.groupby("repeat"):
+        part = part.sort_values("row")
+        out.append(benchmark(y, part["p_pseudoprogression"].to_numpy(), 0.5,
+                             apply_rules(table), groups=table[ID].astype(str).to_numpy(),
+                             row_thresholds=part["threshold"].to_numpy()))
+    return out
+
+
+def test_rule_entries_and_restated_prevalences_combine_repeats_by_rubins_rules(
+        table, cross_validated):
+    predictions, _, _, evaluation = cross_validated
+    repeats = per_repeat_benchmarks(table, predictions)
+    metrics = evaluation.metrics
+
+    def check(combined, entries, key, scale):
+        values = [e[key] for e in entries]
+        assert combined[key] == pytest.approx(np.mean(values))
+        assert combined[f"{key}_ci"] == pytest.approx(
+            rubin_by_hand(values, [e[f"{key}_ci"] for e in entries], scale), rel=1e-9)
+        assert np.ptp(values) > 0  # the repeats differ: not a single repeat's interval
+
+    for name, at in metrics["model"]["at_prevalence"].items():
+        for key in ("ppv", "npv"):
+            check(at, [b["model"]["at_prevalence"][name] for b in repeats], key, "logit")
+    checked = 0
+    for rid, rule in metrics["rules"].items():
+        first = repeats[0]["rules"][rid]
+        # a rule's own calls are the same in every repeat: its intervals stay its own
+        assert rule["sensitivity_ci"] == pytest.approx(first["sensitivity_ci"])
+        assert rule["dor_ci"] == pytest.approx(first["dor_ci"], nan_ok=True)
+        for name, at in rule["at_prevalence"].items():
+            assert at["ppv_ci"] == pytest.approx(first["at_prevalence"][name]["ppv_ci"],
+                                                 nan_ok=True)
+        on_rows = [b["rules"][rid]["model_on_rule_rows"] for b in repeats]
+        for key in ("ppv", "sensitivity"):  # within (0, 1) in every repeat: the logit scale
+            if all(0 < e[key] < 1 for e in on_rows):
+                check(rule["model_on_rule_rows"], on_rows, key, "logit")
+                checked += 1
+        if all(0 < e["dor"] < np.inf for e in on_rows):
+            check(rule["model_on_rule_rows"], on_rows, "dor", "log")
+            checked += 1
+    assert checked >= 6
 
 
 def test_resampled_predictions_carry_the_rules_calls(table, cross_validated,
@@ -318,9 +393,7 @@ def test_repeats_at_the_edge_of_the_scale_still_give_an_interval_holding_the_hea
     intervals = [[0.9, 1.0], [0.9, 1.0], [0.9, 1.0], [0.85, 0.99]]
     low, high = rubin_interval(estimates, intervals, "logit")
     assert low <= np.mean(estimates) <= high <= 1.0
-    # by hand on the natural scale: within = mean squared half-width / z^2; between x (1 + 1/R)
-    half = np.array([0.05, 0.05, 0.05, 0.07]) / 1.959963984540054
-    total = np.mean(half ** 2) + (1 + 1 / 4) * np.var(estimates, ddof=1)
-    assert low == pytest.approx(np.mean(estimates) - 1.959963984540054 * np.sqrt(total))
+    # by hand on the natural scale (Rubin's rules), the upper bound held at 1
+    assert low == pytest.approx(rubin_by_hand(estimates, intervals)[0])
     assert high == 1.0
     assert np.isnan(rubin_interval([np.nan, np.nan], [[np.nan, np.nan]] * 2, "logit")).all()
