@@ -148,7 +148,8 @@ def _sandwich(influence: np.ndarray, cluster: np.ndarray) -> float:
 CLUSTERED_PROPORTION_METHOD = (
     "Wilson interval on the effective number of lesions (lesions divided by the design "
     "effect of the patients' clustering: the cluster-robust (ratio-estimator) variance over "
-    "the binomial one, at least 1)")
+    "the binomial one, below 1 where a patient's lesions disagree more than chance would "
+    "have them)")
 CLUSTERED_DOR_METHOD = ("Woolf (logit) interval with its variance multiplied by the design "
                         "effect of the patients' clustering")
 CLUSTERED_AUC_METHOD = ("clustered DeLong standard error (Obuchowski, Biometrics 1997: "
@@ -157,12 +158,19 @@ CLUSTERED_CALIBRATION_METHOD = ("Wald intervals of the logistic recalibration fi
                                 "cluster-robust (patient) standard errors")
 
 
+#: The smallest design effect used: a cluster-robust variance of 0 (every patient's lesions
+#: balance exactly) would make the effective count infinite.
+MIN_DESIGN_EFFECT = 1e-6
+
+
 def proportion_design_effect(hits, cluster: np.ndarray | None) -> float:
     """Design effect of a proportion ``mean(hits)`` over clustered rows: the cluster-robust
     (ratio-estimator) variance sum_i (h_i - r n_i)^2 I/(I-1) / n^2 over the binomial
-    r(1-r)/n, floored at 1. Where the binomial variance is 0 (r = 0 or 1) it is the mean
-    rows per cluster (every cluster alike: the effective count is the clusters). 1 when
-    ``cluster`` is None."""
+    r(1-r)/n. Not floored at 1: below 1 when a patient's lesions disagree more than
+    independent ones would (a negative within-patient correlation), where the interval is
+    then narrower than Wilson's on the lesions, as a patient bootstrap's is. Where the
+    binomial variance is 0 (r = 0 or 1) it is the mean rows per cluster (every cluster
+    alike: the effective count is the clusters). 1 when ``cluster`` is None."""
     h = np.asarray(hits, dtype=float)
     n = h.shape[0]
     if cluster is None or n == 0:
@@ -172,7 +180,7 @@ def proportion_design_effect(hits, cluster: np.ndarray | None) -> float:
     if r in (0.0, 1.0) or n_clusters < 2:
         return max(1.0, n / max(n_clusters, 1))
     robust = _sandwich((h - r) / n, cluster)
-    return max(1.0, robust / (r * (1 - r) / n))
+    return max(MIN_DESIGN_EFFECT, robust / (r * (1 - r) / n))
 
 
 def _clustered_proportion(hits: np.ndarray, cluster: np.ndarray | None,
@@ -331,7 +339,7 @@ def binary_metrics(y_true, y_pred, alpha: float = 0.05, groups=None) -> dict:
         if np.isfinite(out[key]):
             out[f"{key}_ci"], deff[key] = ci, d
     deff["dor"] = _dor_design_effect(yc, call, cluster)
-    if np.isfinite(out["dor"]) and deff["dor"] > 1:
+    if np.isfinite(out["dor"]) and deff["dor"] != 1:
         log_dor = math.log(out["dor"])
         half = math.log(out["dor_ci"][1] / out["dor"]) * math.sqrt(deff["dor"])
         out["dor_ci"] = [math.exp(log_dor - half), math.exp(log_dor + half)]
@@ -342,7 +350,9 @@ def binary_metrics(y_true, y_pred, alpha: float = 0.05, groups=None) -> dict:
 
 def _dor_design_effect(y: np.ndarray, call: np.ndarray, cluster: np.ndarray) -> float:
     """Design effect of the log diagnostic odds ratio, logit(Se) + logit(Sp): the
-    cluster-robust variance of its linearisation over the independent-rows one, at least 1
+    cluster-robust variance of its linearisation over the independent-rows one (below 1
+    where a patient's lesions disagree more than chance, as for
+    :func:`proportion_design_effect`)
     (Haldane-corrected Se and Sp where a cell is 0)."""
     pos, neg = y == 1, y == 0
     n1, n0 = int(pos.sum()), int(neg.sum())
@@ -360,7 +370,7 @@ def _dor_design_effect(y: np.ndarray, call: np.ndarray, cluster: np.ndarray) -> 
     robust = _sandwich(psi, cluster)
     if not (independent > 0 and np.isfinite(robust)):
         return 1.0
-    return max(1.0, robust / independent)
+    return max(MIN_DESIGN_EFFECT, robust / independent)
 
 
 def diagnostic_odds_ratios(y, rules: pd.DataFrame, confidence_level: float = 0.95
