@@ -368,7 +368,7 @@ def _with_rubin_intervals(combined: dict, records: list[dict]) -> None:
                 _COMBINED_SCALES[key])
 
 
-def _combined_over_repeats(records: list[dict]) -> dict:
+def combined_over_repeats(records: list[dict]) -> dict:
     """Equally shaped benchmark entries of the repeats as one: each figure the mean over
     the repeats (:func:`_mean_of`), each interval by Rubin's rules
     (:func:`_with_rubin_intervals`)."""
@@ -429,7 +429,7 @@ def _cross_validated_headline(table: pd.DataFrame, predictions: pd.DataFrame,
                                  restate_prevalences=prevalences, groups=groups,
                                  row_thresholds=part["threshold"].to_numpy()))
     models = [b["model"] for b in benches]
-    headline = _combined_over_repeats(models)
+    headline = combined_over_repeats(models)
     headline["headline"] = {
         "figures": (f"mean over {len(models)} repeats of cross-validation of each repeat's "
                     "out-of-fold figures, every lesion called at its own fold model's "
@@ -437,7 +437,7 @@ def _cross_validated_headline(table: pd.DataFrame, predictions: pd.DataFrame,
         "intervals": REPEATS_CI_METHOD,
         "describes": "the fitting procedure (each fold's model), not the saved model alone",
         "spread": _spread(models, [*_COMBINED_SCALES, "brier"])}
-    return headline, _combined_over_repeats([b["rules"] for b in benches])
+    return headline, combined_over_repeats([b["rules"] for b in benches])
 
 
 def _clip_interval(ci, shift: float, bounded: bool) -> list[float]:

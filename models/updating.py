@@ -350,13 +350,19 @@ def update_model(model, table, method: str = "auto", seed: int = 0, folds: int =
     patients it was estimated on. A table holding none of the model's feature columns is
     refused first, before its size is judged. ``evaluation.metrics["update"]`` holds the
     chosen method, its tests, and the original and updated calibration and discrimination.
+    The updated figures (``metrics["model"]``, ``update["updated_cross_validated"]``) are,
+    as under ``--validation cv`` (:func:`models.evaluation.evaluate_resampled`), the mean
+    over the repeats of each repeat's out-of-fold figures with intervals by Rubin's rules:
+    they describe the update procedure (each fold's update), not the saved update alone;
+    the averaged ensemble of the repeats' updates is kept apart (``metrics["ensemble"]``)
+    and is what the evaluation frame's probabilities are.
     """
     from dataclasses import replace
 
     from features.contract import ID, LABEL
     from models.bundle import table_sha256
     from models.classifier import FeatureLayout, with_threshold
-    from models.evaluation import evaluate_predictions
+    from models.evaluation import combined_over_repeats, evaluate_resampled
     from models.statistics import auc_with_ci, brier_score, calibration_intercept_slope
     from models.validation import candidate_feature_count, choose_validation, repeated_cv
 
@@ -402,11 +408,10 @@ def update_model(model, table, method: str = "auto", seed: int = 0, folds: int =
               f"cross-validating the update ...", flush=True)
     predictions, summary = repeated_cv(table, lambda part: fitted(part)[0], folds, repeats,
                                        seed)
-    mean_p = predictions.groupby("row")["p_pseudoprogression"].mean()
-    rows = mean_p.index.to_numpy()
-    local = table.iloc[rows]
-    evaluation = evaluate_predictions(local, mean_p.to_numpy(), model.threshold,
-                                      description=model.table_description())
+    # the headline: the mean over the repeats of each repeat's out-of-fold figures, Rubin's
+    # intervals; the averaged ensemble apart (metrics["ensemble"]), as under --validation cv
+    evaluation = evaluate_resampled(table, updated, predictions, "cv", summary)
+    local = table.iloc[np.unique(predictions["row"].to_numpy().astype(int))]
     y = local[LABEL].to_numpy().astype(int)
     groups = local[ID].astype(str).to_numpy()  # intervals at the patient level
 
@@ -432,7 +437,10 @@ def update_model(model, table, method: str = "auto", seed: int = 0, folds: int =
                   "the user's estimator refitted (its parameter count approximate)"),
         "refit_df": (upd.refit_.n_parameters_ if prepare is not None and upd.refit_ is not None
                      else refit_df),
-        "original": figures(original_p), "updated_cross_validated": figures(mean_p.to_numpy()),
+        "original": figures(original_p),
+        "updated_cross_validated": combined_over_repeats(
+            [figures(part.sort_values("row")["p_pseudoprogression"].to_numpy())
+             for _, part in predictions.groupby("repeat", sort=True)]),
         "cross_validation": summary,
         "original_model": {"source": model.training.get("source"),
                            "sha256": model.training.get("sha256"),
@@ -442,9 +450,5 @@ def update_model(model, table, method: str = "auto", seed: int = 0, folds: int =
         "scheme": "cv", "requested": "cv",
         "reason": "the update is evaluated by cross-validation of the update itself on the "
                   "local patients"}
-    keys = table[[c for c in (ID, "lesion_id") if c in table.columns]].reset_index(drop=True)
-    stacked = predictions.join(keys, on="row").drop(columns="row")
-    stacked[LABEL] = table[LABEL].to_numpy()[predictions["row"].to_numpy()]
-    evaluation.predictions = stacked
     updated.metrics = evaluation.metrics
     return updated, evaluation

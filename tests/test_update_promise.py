@@ -93,3 +93,57 @@ def test_maximum_likelihood_revision_is_statsmodels_logit():
     fit = sm.Logit(y, sm.add_constant(scaler.transform(X))).fit(disp=0)
     np.testing.assert_allclose(revision.predict_proba(X)[:, 1], fit.predict(), atol=1e-5)
     assert revision.n_parameters_ == 4
+
+
+@pytest.fixture(scope="module")
+def site_update():
+    """A quick model (imputation and logistic regression, a user's estimator) of 400
+    melanoma patients, updated by its intercept with 300 lung-cancer patients, the update
+    cross-validated 3 x 3."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+
+    from features.synthetic import simulate_cohort
+    from models import train
+    from models.updating import update_model
+
+    estimator = make_pipeline(SimpleImputer(), LogisticRegression(max_iter=500))
+    original = train(simulate_cohort(400, seed=1), estimator=estimator, validation="holdout",
+                     nested_cv=False, progress=False).model
+    local = simulate_cohort(300, cohort="nsclc", seed=5)
+    return update_model(original, local, method="intercept", repeats=3, folds=3,
+                        progress=False)
+
+
+def test_updated_figures_are_each_repeats_own_not_the_averaged_ensembles(
+        site_update, metrics_schema_errors):
+    from sklearn.metrics import roc_auc_score
+
+    from features.contract import ID, LABEL
+    from models.evaluation import rubin_interval
+    from models.statistics import auc_with_ci, to_jsonable
+
+    _, evaluation = site_update
+    stacked = evaluation.predictions
+    aucs, slopes, intervals = [], [], []
+    for _, part in stacked.groupby("repeat"):
+        y, p = part[LABEL].to_numpy(), part["p_pseudoprogression"].to_numpy()
+        aucs.append(roc_auc_score(y, p))
+        fit = sm.GLM(y, sm.add_constant(logit(p)), family=sm.families.Binomial()).fit()
+        slopes.append(fit.params[1])
+        intervals.append(auc_with_ci(y, p)[1])
+    figures = evaluation.metrics["update"]["updated_cross_validated"]
+    assert figures["auc"] == pytest.approx(np.mean(aucs), abs=1e-12)
+    assert figures["calibration_slope"] == pytest.approx(np.mean(slopes), abs=1e-6)
+    assert figures["auc_ci"] == pytest.approx(rubin_interval(aucs, intervals, "logit"))
+    assert evaluation.metrics["model"]["auc"] == pytest.approx(figures["auc"])
+    # the averaged ensemble is kept apart, under its own name
+    pooled = stacked.groupby([ID, "repeat"]).first().groupby(ID)
+    mean_p = pooled["p_pseudoprogression"].mean()
+    ensemble = evaluation.metrics["ensemble"]
+    assert ensemble["model"]["auc"] == pytest.approx(
+        roc_auc_score(pooled[LABEL].first(), mean_p), abs=1e-12)
+    assert ensemble["model"]["auc"] != pytest.approx(figures["auc"], abs=1e-6)
+    assert "averaged ensemble" in ensemble["describes"]
+    assert any(c.startswith("rule_") for c in stacked.columns)  # with the rules' calls
+    assert metrics_schema_errors(to_jsonable(evaluation.metrics)) == []

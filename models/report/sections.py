@@ -1022,7 +1022,10 @@ def _update_section(data: Mapping) -> Section | None:
                 "local lesions like these" if upd.get("local_lesions_for_intercept_within")
                 else "") + ". The updated model's figures are "
              "out of fold: patient-grouped cross-validation of the update itself, so no "
-             "lesion is scored by an update estimated on its own patient. Methods: "
+             "lesion is scored by an update estimated on its own patient; each is the mean "
+             "over the repeats of that repeat's figure, its interval combined over the "
+             "repeats by Rubin's rules, and describes the update procedure rather than the "
+             "saved update alone. Methods: "
              "Steyerberg, Clinical Prediction Models, ch. 20; closed test of Vergouwe et al., "
              "Stat Med 2017."),
         Table(["model", "AUC (95% CI)", "calibration intercept (95% CI)",
