@@ -11,6 +11,7 @@ patients. Used by training (held-out patients) and by prediction on a labelled t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -216,6 +217,27 @@ def _net_benefit(y: np.ndarray, p: np.ndarray, rules: pd.DataFrame,
     }
 
 
+#: The names of the probabilities pooled into one per lesion, by the key of ``metrics``
+#: holding their figures (:func:`pooled_probabilities`).
+POOLED_NAMES: dict[str, str] = {
+    "ensemble": "averaged ensemble of the repeats' models",
+    "out_of_bag": "out-of-bag models, averaged over those that left the patient out"}
+
+
+def pooled_probabilities(metrics: Mapping) -> tuple[str, Mapping] | None:
+    """Under cv and bootstrap, the evaluation frame's probabilities are not the headline's
+    but one pooled probability per lesion: the averaged ensemble (``metrics["ensemble"]``)
+    or the out-of-bag models (``metrics["out_of_bag"]``); the curves, the bootstrap
+    intervals, the paired model-rule comparisons and the net benefit are computed from them.
+    Their name (:data:`POOLED_NAMES`) and entry (``describes``, ``model``), or None where
+    the frame's probabilities are the headline's (holdout, a saved model's evaluation)."""
+    for key, name in POOLED_NAMES.items():
+        entry = metrics.get(key)
+        if isinstance(entry, Mapping) and entry.get("model"):
+            return name, entry
+    return None
+
+
 def add_uncertainty(metrics: dict, frame: pd.DataFrame, threshold: float,
                     n_resamples: int = 1000, seed: int = 0, progress: bool = False) -> dict:
     """A copy of ``metrics`` with bootstrap CIs, paired rule comparisons and net benefit.
@@ -235,7 +257,10 @@ def add_uncertainty(metrics: dict, frame: pd.DataFrame, threshold: float,
       test;
     - ``net_benefit``: model, treat-all, treat-none and every rule (abstention as treat-none)
       at :data:`NB_THRESHOLDS` plus ``threshold``;
-    - ``uncertainty``: the settings (resamples, seed, unit, confidence level).
+    - ``uncertainty``: the settings (resamples, seed, unit, confidence level) and, under cv
+      and bootstrap, ``probabilities``: what the frame's probabilities are (the averaged
+      ensemble, the out-of-bag models: :func:`pooled_probabilities`), since every figure
+      here is computed from them, not from the headline's per-repeat or corrected figures.
 
     About 10-20 s for 1300 rows, 12 rules and 1000 resamples on two cores; ``progress``
     shows a bar over the rules.
@@ -262,11 +287,14 @@ def add_uncertainty(metrics: dict, frame: pd.DataFrame, threshold: float,
     finally:
         bar.close()
     out = dict(metrics)
+    settings = {"n_resamples": int(n_resamples), "seed": int(seed), "confidence_level": 0.95,
+                "resampling_unit": unit, "threshold": threshold, "n": int(y.shape[0]),
+                "n_positive": int(y.sum())}
+    pooled = pooled_probabilities(metrics)
+    if pooled is not None:  # under cv and bootstrap: not the headline's probabilities
+        settings["probabilities"] = f"{pooled[0]}: {pooled[1]['describes']}"
     out.update(to_jsonable({
-        "uncertainty": {"n_resamples": int(n_resamples), "seed": int(seed),
-                        "confidence_level": 0.95, "resampling_unit": unit,
-                        "threshold": threshold, "n": int(y.shape[0]),
-                        "n_positive": int(y.sum())},
+        "uncertainty": settings,
         "bootstrap": boot,
         "rule_comparisons": comparisons,
         "net_benefit": _net_benefit(y, p, rules, threshold),

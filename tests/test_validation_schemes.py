@@ -5,6 +5,8 @@ stored folds, statsmodels' calibration fits, and thresholds chosen again inside 
 The procedure here is a small logistic regression (fast); ``models.training.train`` runs the
 same code with the full procedure."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -397,3 +399,37 @@ def test_repeats_at_the_edge_of_the_scale_still_give_an_interval_holding_the_hea
     assert low == pytest.approx(rubin_by_hand(estimates, intervals)[0])
     assert high == 1.0
     assert np.isnan(rubin_interval([np.nan, np.nan], [[np.nan, np.nan]] * 2, "logit")).all()
+
+
+def test_what_is_computed_from_the_averaged_ensemble_says_so(table, cross_validated, tmp_path):
+    """Under cv the curves, bootstrap intervals, paired comparisons and net benefit come from
+    one probability per lesion (the averaged ensemble): metrics.json and the report name it,
+    the figures' captions state the ensemble's figures, and evaluation_predictions.csv holds
+    every repeat's prediction with the rules' calls."""
+    from sklearn.metrics import average_precision_score
+
+    from models.evaluation import add_uncertainty
+    from models.report import write_report
+
+    _, _, final, evaluation = cross_validated
+    metrics = add_uncertainty(evaluation.metrics, evaluation.frame, final.threshold,
+                              n_resamples=40)
+    metrics["validation"] = {"scheme": "cv", "reason": "as requested", "requested": "cv"}
+    ensemble = metrics["ensemble"]["model"]
+    assert "averaged ensemble" in metrics["uncertainty"]["probabilities"]
+    assert metrics["bootstrap"]["auc"]["estimate"] == pytest.approx(ensemble["auc"])
+    assert metrics["bootstrap"]["auc"]["estimate"] != pytest.approx(metrics["model"]["auc"])
+    write_report(tmp_path, metrics, evaluation.frame, predictions=evaluation.predictions)
+    text = (tmp_path / "report.md").read_text()
+    assert "computed from one probability per lesion, that of the averaged ensemble" in text
+    roc = next(line for line in text.splitlines() if "ROC curve of the model on" in line)
+    assert "out-of-fold (averaged ensemble of the repeats' models) rows" in roc
+    assert f"AUC {ensemble['auc']:.3f}" in roc
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    y, mean_p = evaluation.frame[LABEL], evaluation.frame["p_pseudoprogression"]
+    assert written["average_precision"]["model"] == pytest.approx(
+        average_precision_score(y, mean_p))
+    assert "averaged ensemble" in written["average_precision"]["method"]
+    rows = pd.read_csv(tmp_path / "evaluation_predictions.csv")
+    assert len(rows) == len(table) * 3
+    assert {f"rule_{rid}" for rid in apply_rules(table).columns} <= set(rows.columns)

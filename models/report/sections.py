@@ -27,6 +27,7 @@ from models.classifier import (
     settings_text,
     tuning_text,
 )
+from models.evaluation import pooled_probabilities
 from models.inspection import SPLINE_METHOD, fitted_pipeline, radiomic_selection
 from models.report import format as fmt
 from models.report.document import Bullets, Callout, Figure, Para, Section, Table, walk_sections
@@ -55,6 +56,7 @@ from models.report.tables import (
     nested_folds_table,
     net_benefit_table,
     participant_table,
+    pooled_note,
     predictor_table,
     prevalence_table,
     radiomic_selection_table,
@@ -737,6 +739,9 @@ def _performance_sections(data: Mapping, figures: Mapping[str, str], scheme: str
 
     # discrimination and calibration
     blocks: list = [Bullets(model_lines(data))]
+    pooled = pooled_probabilities(data)
+    if pooled:
+        blocks.append(Callout(pooled_note(pooled), "info"))
     if data.get("bootstrap"):
         unit = (data.get("uncertainty") or {}).get("resampling_unit")
         blocks.append(_with(bootstrap_table(data),
@@ -875,7 +880,9 @@ def forest_notes(data: Mapping) -> list[str]:
 
 def _figure_blocks(figures: Mapping[str, str], keys: Sequence[str], data: Mapping,
                    has_bayes: bool, ev: str) -> list[Figure]:
-    m = data.get("model") or {}
+    pooled = pooled_probabilities(data)  # the figures draw the pooled probabilities
+    m = (pooled[1] if pooled else data).get("model") or {}
+    scheme = validation_scheme(data)
     ceiling = data.get("bayes_ceiling") or {}
     ap = data.get("average_precision") or {}
     n = data.get("n") or 0
@@ -887,7 +894,8 @@ def _figure_blocks(figures: Mapping[str, str], keys: Sequence[str], data: Mappin
     dor_notes = (" " + "; ".join(notes) + "." if notes else "") + (
         " Not drawn (undefined): " + "; ".join(undefined) + "." if undefined else "")
     values = {
-        "ev": ev, "where": EVALUATED_AS[validation_scheme(data)],
+        "ev": ev, "where": (f"{EVALUATED_AS[scheme]} ({pooled[0]})" if pooled
+                            else EVALUATED_AS[scheme]),
         "auc": fmt.est_ci(m.get("auc"), m.get("auc_ci")), "prev": fmt.pct(data.get("prevalence")),
         "ap": fmt.fixed(ap.get("model")),
         "per_bin": fmt.cell(round(n / 10)) if n else "-",

@@ -21,6 +21,7 @@ from features.article import FIGURES
 from features.contract import BY_NAME, is_radiomic
 from features.tables import atomic_write_text
 from models.classifier import settings_text
+from models.evaluation import pooled_probabilities
 from models.report import format as fmt
 from models.report.document import Table, table_markdown, table_text
 from models.report.schema import check_metrics_document
@@ -133,6 +134,13 @@ def validation_scheme(metrics: Mapping) -> str:
 #: What the evaluated rows are called, by :func:`validation_scheme`.
 EVALUATED_AS = {"holdout": "held-out", "cv": "out-of-fold", "bootstrap": "out-of-bag",
                 "saved": "evaluation"}
+
+
+#: What is computed from the evaluation frame's probabilities (one per lesion), which under
+#: cv and bootstrap are not the headline's (:func:`models.evaluation.pooled_probabilities`).
+POOLED_USES = ("the curves (ROC, precision-recall, calibration, decision curve), the "
+               "average precision, the bootstrap intervals, the paired model-rule comparisons "
+               "and the net benefit")
 
 
 def units_text(lesions, patients) -> str:
@@ -764,10 +772,9 @@ def internal_validation_table(metrics: Mapping) -> Table:
     m = metrics.get("model") or {}
     # under cv and bootstrap the headline is the middle column; the last shows the pooled
     # probabilities under their own name (the averaged ensemble, the out-of-bag models)
-    pooled = (metrics.get("ensemble") if scheme == "cv" else
-              metrics.get("out_of_bag") if scheme == "bootstrap" else None)
+    pooled = pooled_probabilities(metrics)
     if pooled:
-        m = pooled.get("model") or {}
+        m = pooled[1].get("model") or {}
     rows = []
     for name, key, f in _IV_STATS:
         if boot:
@@ -1083,9 +1090,23 @@ def _section(title: str, table: Table, intro: str = "") -> list[str]:
     return [f"## {title}", (f"{text}\n\n" if text else "") + table_markdown(table)]
 
 
+def pooled_note(pooled: tuple[str, Mapping]) -> str:
+    """A sentence naming the pooled probabilities
+    (:func:`models.evaluation.pooled_probabilities`) and what is computed from them."""
+    name, entry = pooled
+    return (f"{POOLED_USES[0].upper()}{POOLED_USES[1:]} are computed from one probability "
+            f"per lesion, that of the {name} ({entry.get('describes')}), not from the "
+            "headline figures of the tables (the repeats' own under cross-validation, the "
+            "saved model's corrected ones under the bootstrap).")
+
+
 def _uncertainty_md(metrics: Mapping) -> list[str]:
     """Sections of metrics.md for the keys :func:`models.evaluation.add_uncertainty` adds."""
     parts: list[str] = []
+    pooled = pooled_probabilities(metrics)
+    if pooled and any(metrics.get(k) for k in ("bootstrap", "rule_comparisons",
+                                                "net_benefit")):
+        parts += ["## Which probabilities", pooled_note(pooled)]
     if metrics.get("bootstrap"):
         unit = (metrics.get("uncertainty") or {}).get("resampling_unit")
         parts += _section("Bootstrap confidence intervals of the model", bootstrap_table(metrics),

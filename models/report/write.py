@@ -42,7 +42,12 @@ from features.errors import UserInputError
 from features.outputs import is_inside, output_lock, run_id_of
 from features.tables import atomic_write_bytes, atomic_write_text
 from models.bundle import TrainedModel
-from models.evaluation import P_COLUMN, labels_and_probabilities, rule_calls
+from models.evaluation import (
+    P_COLUMN,
+    labels_and_probabilities,
+    pooled_probabilities,
+    rule_calls,
+)
 from models.report import format as fmt
 from models.report.document import render_html_document, render_markdown_document
 from models.report.sections import BAYES_COLUMN, build_document
@@ -99,7 +104,10 @@ def with_report_facts(metrics: Mapping, frame: pd.DataFrame, model=None) -> dict
     out = dict(metrics)
     y, p = labels_and_probabilities(frame)
     if AP_KEY not in out:
-        ap = {"model": _average_precision(y, p), "method": AP_METHOD}
+        pooled = pooled_probabilities(out)
+        ap = {"model": _average_precision(y, p),
+              "method": AP_METHOD + (f"; the probabilities of the {pooled[0]}" if pooled
+                                     else "")}
         if BAYES_COLUMN in frame.columns:
             ap["bayes_ceiling"] = _average_precision(y, frame[BAYES_COLUMN].to_numpy(dtype=float))
         out[AP_KEY] = ap
@@ -200,7 +208,10 @@ def _write_files(report_dir: Path, metrics: dict, frame: pd.DataFrame,
     rules = rule_calls(frame)
     bayes = (frame[BAYES_COLUMN].to_numpy(dtype=float) if BAYES_COLUMN in frame.columns
              else None)
-    m = data.get("model") or {}
+    # the figures draw the frame's probabilities: under cv and bootstrap the pooled ones,
+    # whose figures (not the headline's) their legends state
+    pooled = pooled_probabilities(data)
+    m = (pooled[1] if pooled else data).get("model") or {}
     ap = data.get(AP_KEY) or {}
     fig_metrics = {"odds_ratios": _odds_ratio_table(data),
                    "model": m | {"average_precision": ap.get("model")},
