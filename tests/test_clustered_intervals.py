@@ -233,3 +233,26 @@ def test_dor_interval_narrower_than_woolfs_where_a_patients_lesions_offset_each_
 
     lo, hi = patient_bootstrap(y, calls, g, log_dor, n_resamples=600)
     assert abs(width / (hi - lo) - 1) < 0.15
+
+
+def test_clustered_calibration_intervals_match_a_patient_bootstrap(table):
+    """Cluster-robust Wald intervals of the calibration intercept and slope against the
+    standard error of 200 resamples of patients (both fits of a resample at once)."""
+    y, p, g = table
+    fit = st.calibration_intercept_slope(y, p, groups=g)
+    plain = st.calibration_intercept_slope(y, p)
+    keys = ("calibration_intercept", "calibration_slope")
+    rng = np.random.default_rng(1)
+    members = [np.flatnonzero(g == u) for u in np.unique(g)]
+    draws = []
+    for _ in range(200):
+        rows = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+        again = st.calibration_intercept_slope(y[rows], p[rows])
+        draws.append([again[k] for k in keys])
+    boot_se = np.nanstd(np.asarray(draws, dtype=float), axis=0, ddof=1)
+    for key, se in zip(keys, boot_se, strict=True):
+        assert fit[key] == pytest.approx(plain[key])  # the estimates do not change
+        width = fit[f"{key}_ci"][1] - fit[f"{key}_ci"][0]
+        assert abs(width / (2 * 1.959963984540054 * se) - 1) < 0.2, key
+        plain_width = plain[f"{key}_ci"][1] - plain[f"{key}_ci"][0]
+        assert plain_width < 0.8 * width, key  # lesions as independent: too narrow
