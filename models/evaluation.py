@@ -292,7 +292,7 @@ def add_uncertainty(metrics: dict, frame: pd.DataFrame, threshold: float,
                 "n_positive": int(y.sum())}
     pooled = pooled_probabilities(metrics)
     if pooled is not None:  # under cv and bootstrap: not the headline's probabilities
-        settings["probabilities"] = f"{pooled[0]}: {pooled[1]['describes']}"
+        settings["probabilities"] = str(pooled[1]["describes"])
     out.update(to_jsonable({
         "uncertainty": settings,
         "bootstrap": boot,

@@ -421,7 +421,7 @@ def test_what_is_computed_from_the_averaged_ensemble_says_so(table, cross_valida
     assert metrics["bootstrap"]["auc"]["estimate"] != pytest.approx(metrics["model"]["auc"])
     write_report(tmp_path, metrics, evaluation.frame, predictions=evaluation.predictions)
     text = (tmp_path / "report.md").read_text()
-    assert "computed from one probability per lesion, that of the averaged ensemble" in text
+    assert "computed from one probability per lesion, the averaged ensemble" in text
     roc = next(line for line in text.splitlines() if "ROC curve of the model on" in line)
     assert "out-of-fold (averaged ensemble of the repeats' models) rows" in roc
     assert f"AUC {ensemble['auc']:.3f}" in roc

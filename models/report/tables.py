@@ -1093,11 +1093,10 @@ def _section(title: str, table: Table, intro: str = "") -> list[str]:
 def pooled_note(pooled: tuple[str, Mapping]) -> str:
     """A sentence naming the pooled probabilities
     (:func:`models.evaluation.pooled_probabilities`) and what is computed from them."""
-    name, entry = pooled
     return (f"{POOLED_USES[0].upper()}{POOLED_USES[1:]} are computed from one probability "
-            f"per lesion, that of the {name} ({entry.get('describes')}), not from the "
-            "headline figures of the tables (the repeats' own under cross-validation, the "
-            "saved model's corrected ones under the bootstrap).")
+            f"per lesion, {pooled[1].get('describes')}; not from the headline figures of the "
+            "tables (the repeats' own under cross-validation, the saved model's corrected ones "
+            "under the bootstrap).")
 
 
 def _uncertainty_md(metrics: Mapping) -> list[str]:
