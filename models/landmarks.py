@@ -77,6 +77,7 @@ from models.classifier import (
     FAMILIES,
     fit_calibrated,
 )
+from models.evaluation import REPEATS_CI_METHOD, combined_over_repeats, rubin_interval
 from models.report.words import restated_prevalences
 from models.scan_rules import SCAN_RULE_IDS, apply_scan_rules
 from models.statistics import (
@@ -326,9 +327,10 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
       :func:`models.training.train` makes for the same table), every model fitted on the
       training patients and scored on the held-out patients' lesions reaching its landmark;
     - ``cv``: per landmark, ``repeats`` x ``folds``-fold patient-grouped cross-validation of
-      the whole fitting procedure (:func:`models.validation.repeated_cv`), each lesion
-      scored by its out-of-fold probability averaged over the repeats; the saved model is
-      fitted on every lesion reaching the landmark;
+      the whole fitting procedure (:func:`models.validation.repeated_cv`), each repeat's
+      out-of-fold figures (every lesion at its fold model's threshold) combined over the
+      repeats by their mean and Rubin's rules; the saved model is fitted on every lesion
+      reaching the landmark;
     - ``bootstrap``: Harrell's optimism-corrected bootstrap over ``repeats`` resamples of
       patients (:func:`models.validation.optimism_bootstrap`), scored on out-of-bag
       probabilities; the saved model is fitted on every lesion reaching the landmark.
@@ -397,6 +399,12 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
         models[week] = model
         entry, frames[week] = _evaluate_landmark(week, model, eval_part, p, fit_part, s,
                                                  canonical, prevalences)
+        if validation == "cv":  # the figures of each repeat, combined: not the ensemble's
+            entry |= _cross_validated_entry(
+                [_evaluate_landmark(week, model, rows.iloc[part["row"].to_numpy()],
+                                    part["p_pseudoprogression"].to_numpy(), fit_part, s,
+                                    canonical, prevalences, part["threshold"].to_numpy())[0]
+                 for _, part in predictions.sort_values("row").groupby("repeat")])
         if internal is not None:
             entry["internal_validation"] = {k: v for k, v in internal.items()
                                             if k not in ("per_repeat",)}
@@ -413,8 +421,10 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
                   "n_test_patients": int(len(set(ids)))}
         if validation == "cv":
             split["n_folds"] = int(folds)
-        scored = ("scored on every lesion with such a scan by its out-of-fold probability, "
-                  "averaged over repeated patient-grouped cross-validation"
+        scored = ("scored on every lesion with such a scan by its out-of-fold probability "
+                  "under repeated patient-grouped cross-validation, at its fold model's "
+                  "threshold: each repeat's figures, combined over the repeats (mean, "
+                  "Rubin's rules)"
                   if validation == "cv" else
                   "scored on every lesion with such a scan by its out-of-bag probability over "
                   "bootstrap resamples of patients (optimism-corrected figures beside)")
@@ -443,20 +453,23 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
 
 def _evaluate_landmark(week: float, model: TrainedModel, eval_part: pd.DataFrame,
                        p: np.ndarray, fit_part: pd.DataFrame, s: ScansTable,
-                       canonical: pd.DataFrame, prevalences: Mapping[str, float]
+                       canonical: pd.DataFrame, prevalences: Mapping[str, float],
+                       row_thresholds: np.ndarray | None = None
                        ) -> tuple[dict, pd.DataFrame]:
     """One decision time's entry of ``metrics["times"]`` and its frame of evaluated lesions:
     the model's probabilities ``p`` on ``eval_part`` beside every rule over time as of
-    ``week``, and what waiting until then costs. Intervals account for several lesions of
-    one patient (``interval_methods``); PPV and NPV are restated at ``prevalences`` (the
-    study's)."""
+    ``week``, and what waiting until then costs. Each lesion is called at ``model``'s
+    threshold, or at its own ``row_thresholds`` (each fold model's, in cross-validation).
+    Intervals account for several lesions of one patient (``interval_methods``); PPV and
+    NPV are restated at ``prevalences`` (the study's)."""
     y = eval_part[LABEL].to_numpy().astype(int)
     patients = eval_part[ID].to_numpy()
     keys = lesion_keys(eval_part)
     rules = apply_scan_rules(s, as_of=week, lesions=canonical).reindex(keys)
     rules = rules.reset_index(drop=True)
     bench = benchmark(y, p, model.threshold, rules, restate_prevalences=prevalences,
-                      groups=patients)
+                      groups=patients, row_thresholds=row_thresholds)
+    cut = model.threshold if row_thresholds is None else row_thresholds
     for rid, m in bench["rules"].items():
         covered = rules[rid].notna().to_numpy()
         m["auc"], m["auc_ci"] = auc_with_ci(y[covered], rules[rid].to_numpy()[covered],
@@ -471,8 +484,7 @@ def _evaluate_landmark(week: float, model: TrainedModel, eval_part: pd.DataFrame
         "n_features": len(model.feature_columns),
         "model": bench["model"], "rules": bench["rules"],
         "interval_methods": bench["interval_methods"],
-        "waiting": waiting_cost(y, patients, week,
-                                called(p, model.threshold).astype(float)),
+        "waiting": waiting_cost(y, patients, week, called(p, cut).astype(float)),
     }
     frame = pd.concat(
         [pd.DataFrame({ID: keys.get_level_values(0), LESION: keys.get_level_values(1),
@@ -480,6 +492,27 @@ def _evaluate_landmark(week: float, model: TrainedModel, eval_part: pd.DataFrame
          rules.add_prefix("rule_")], axis=1)
     return entry, frame
 
+
+
+def _cross_validated_entry(repeats: list[dict]) -> dict:
+    """The figures of one decision time under repeated cross-validation: each repeat's
+    out-of-fold entry (every lesion called at its own fold model's threshold) combined, the
+    mean over the repeats with intervals by Rubin's rules
+    (:func:`models.evaluation.combined_over_repeats`), as the index model's headline; the
+    model's and the rules' entries and the false reassurance of waiting."""
+    combined = combined_over_repeats([{k: e[k] for k in ("model", "rules", "waiting")}
+                                      for e in repeats])
+    waiting = combined["waiting"]
+    key = "false_reassurance_per_100_patients"
+    waiting[f"{key}_ci"] = rubin_interval([e["waiting"][key] for e in repeats],
+                                          [e["waiting"][f"{key}_ci"] for e in repeats])
+    combined["model"]["headline"] = {
+        "figures": (f"mean over {len(repeats)} repeats of cross-validation of each repeat's "
+                    "out-of-fold figures, every lesion called at its own fold model's "
+                    "threshold"),
+        "intervals": REPEATS_CI_METHOD,
+        "describes": "the fitting procedure (each fold's model), not the saved model alone"}
+    return combined
 
 # --------------------------------------------------------------------------- uncertainty
 

@@ -220,3 +220,52 @@ def test_several_lesions_per_patient_give_clustered_intervals_and_the_studys_pre
     assert at8["model"]["sensitivity_ci"] == pytest.approx(
         binary_metrics(y, calls, groups=g)["sensitivity_ci"], abs=1e-12)
     assert set(at8["model"]["at_prevalence"]) == {"our clinic"}
+
+
+def test_cv_figures_are_each_repeats_own_combined_not_the_averaged_ensembles(cohort,
+                                                                              monkeypatch):
+    """Under cv a landmark's AUC and sensitivity are the mean over the repeats of each
+    repeat's out-of-fold figures (scikit-learn's AUC, calls at each fold model's
+    threshold), recomputed here from the very folds the run made."""
+    from sklearn.metrics import roc_auc_score
+
+    import models.landmarks as landmarks
+    from models.landmarks import landmark_table
+
+    made = []
+
+    def spy(*args, **kwargs):
+        out = landmarks_repeated_cv(*args, **kwargs)
+        made.append(out[0])
+        return out
+
+    landmarks_repeated_cv = landmarks.repeated_cv
+    monkeypatch.setattr(landmarks, "repeated_cv", spy)
+    c, scans = cohort
+    result = _quiet(train_landmarks, c, scans, seed=0, validation="cv", folds=3, repeats=3,
+                    families=("logistic",), weeks=(8.0,))
+    at8 = to_jsonable(result.metrics)["times"][0]
+    rows = landmark_table(c.reset_index(drop=True), read_scans(scans, lesions=c), 8.0)
+    y = rows["pseudoprogression"].to_numpy()
+    aucs, sens, pooled = [], [], made[0].groupby("row")["p_pseudoprogression"].mean()
+    for _, part in made[0].groupby("repeat"):
+        part = part.sort_values("row")
+        truth, p = y[part["row"].to_numpy()], part["p_pseudoprogression"].to_numpy()
+        aucs.append(roc_auc_score(truth, p))
+        calls = p >= part["threshold"].to_numpy()
+        sens.append(calls[truth == 1].mean())
+    assert len(aucs) == 3 and np.ptp(aucs) > 0
+    assert at8["model"]["auc"] == pytest.approx(np.mean(aucs), abs=1e-12)
+    assert at8["model"]["sensitivity"] == pytest.approx(np.mean(sens), abs=1e-12)
+    assert at8["model"]["auc"] != pytest.approx(roc_auc_score(y[pooled.index], pooled),
+                                                abs=1e-6)  # not the averaged ensemble's
+    low, high = at8["model"]["auc_ci"]
+    assert low < np.mean(aucs) < high
+    assert "Rubin" in at8["model"]["headline"]["intervals"]
+    # the entry follows metrics.json's schema of a landmarks entry
+    from models.report.schema import metrics_validator
+
+    root = metrics_validator()  # references resolve against the whole schema
+    landmarks = root.evolve(schema=root.schema["properties"]["landmarks"])
+    errors = [e.message for e in landmarks.iter_errors(to_jsonable(result.metrics))]
+    assert not errors, errors[:3]

@@ -1039,8 +1039,9 @@ def landmark_validation_text(split: Mapping) -> str:
         return (f"{fmt.count(split.get('n_repeats'))} x {fmt.count(split.get('n_folds'))}-fold "
                 "patient-grouped cross-validation of each landmark's whole fitting procedure "
                 f"on {fmt.count(split.get('n_test_patients'))} patients (seed "
-                f"{fmt.count(split.get('seed'))}); every figure is on out-of-fold "
-                "probabilities, averaged over the repeats; the saved models are fitted on "
+                f"{fmt.count(split.get('seed'))}); every figure is each repeat's, on "
+                "out-of-fold probabilities at each fold model's threshold, combined over the "
+                "repeats (mean; intervals by Rubin's rules); the saved models are fitted on "
                 "every patient")
     return (f"optimism-corrected bootstrap of each landmark's fitting procedure over "
             f"{fmt.count(split.get('n_repeats'))} resamples of "
