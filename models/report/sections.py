@@ -55,6 +55,7 @@ from models.report.tables import (
     model_selection_table,
     nested_folds_table,
     net_benefit_table,
+    optimism_by_family_table,
     participant_table,
     pooled_note,
     predictor_table,
@@ -942,13 +943,20 @@ def _internal_validation_section(data: Mapping, scheme: str) -> Section:
               "headline figures) and, for comparison only, the averaged ensemble (each "
               "lesion's out-of-fold probabilities averaged over the repeats' models, which "
               "flatters the procedure).",
-        "bootstrap": "Three figures kept apart: apparent (the final model on its own training "
-                     "patients, optimistic by construction), optimism-corrected (apparent "
-                     "minus the mean optimism of the procedure refitted on bootstrap resamples "
-                     "of patients, the copies of a patient drawn twice kept together: the "
-                     "headline figures, describing the saved model) and the out-of-bag "
-                     "probabilities of every lesion, averaged over the bootstrap models that "
-                     "left its patient out (other models than the saved one).",
+        "bootstrap": "Four figures kept apart. Apparent: the saved model on its own "
+                     "training patients, optimistic by construction. Harrell-corrected: "
+                     "apparent minus the mean optimism of the whole procedure refitted on "
+                     "bootstrap resamples of patients (the copies of a patient drawn twice "
+                     "kept together); it describes the saved model, and gives the headline's "
+                     "AUC, Brier score, sensitivity, specificity, PPV and NPV. Pooled "
+                     "out-of-bag: every refit scored on the patients its resample left out, "
+                     "all those predictions in one fit; it describes the refits, not the "
+                     "saved model, and gives the headline's calibration, because a refit's "
+                     "calibration on its own resample does not exist when a flexible family "
+                     "(nearly) separates the rows it was fitted on, so its optimism has no "
+                     "useful mean. Averaged out-of-bag ensemble: each lesion's probability "
+                     "averaged over the refits that left its patient out, which flatters; "
+                     "the curves and the comparisons with the rules use it.",
     }.get(scheme, "Three figures kept apart: apparent (the final model on its own training "
                   "patients, optimistic by construction), nested cross-validation (the whole "
                   "procedure refitted on part of the training patients and scored on the fold "
@@ -959,6 +967,13 @@ def _internal_validation_section(data: Mapping, scheme: str) -> Section:
         blocks.append(Callout("No internal validation was recorded with these metrics (an "
                               "evaluation of a saved model on a new table).", "info"))
     blocks.append(internal_validation_table(data))
+    families = optimism_by_family_table(data)
+    if families.rows:
+        warning = (((iv.get("optimism_bootstrap") or {}).get("by_family") or {})
+                   .get("warning"))
+        if warning:
+            blocks.append(Callout(warning[0].upper() + warning[1:] + ".", "warning"))
+        blocks.append(families)
     folds = nested_folds_table(data)
     if folds.rows:
         blocks.append(folds)
