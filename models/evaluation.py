@@ -577,11 +577,14 @@ def evaluate_resampled(table: pd.DataFrame, final: TrainedModel, predictions: pd
     repeated_cv` and :func:`~models.validation.optimism_bootstrap` return them with
     ``summary``. Headline (``metrics["model"]``, ``metrics["rules"]``): under cv the mean
     over repeats of each repeat's figures with intervals combined over the repeats
-    (:func:`rubin_interval`); under the bootstrap Harrell's corrected figures of ``final``.
-    The frame's probability is each lesion's mean over the repeats (cv: the averaged
-    ensemble, its figures under ``metrics["ensemble"]``) or over the resamples that left its
-    patient out (bootstrap: ``metrics["out_of_bag"]``); ``Evaluation.predictions`` holds
-    every prediction with the rules' calls."""
+    (:func:`rubin_interval`); under the bootstrap each figure from the source
+    ``summary["headline_source"]`` names (:func:`_bootstrap_headline`: Harrell's corrected
+    figures of ``final``, the refits' pooled out-of-bag calibration), said per figure under
+    ``metrics["model"]["headline"]["sources"]``. The frame's probability is each lesion's
+    mean over the repeats (cv: the averaged ensemble, its figures under
+    ``metrics["ensemble"]``) or over the resamples that left its patient out (bootstrap: an
+    averaged ensemble of refits, its figures under ``metrics["out_of_bag"]``);
+    ``Evaluation.predictions`` holds every prediction with the rules' calls."""
     mean_p = predictions.groupby("row")[P_COLUMN].mean()
     rows = mean_p.index.to_numpy().astype(int)
     evaluated = table.iloc[rows]

@@ -10,7 +10,9 @@ two folds of one repeat, and resampling draws patients with all their lesions.
   patient; with ``n_folds=LEAVE_ONE_OUT`` leave-one-patient-out (for the smallest cohorts);
 - :func:`optimism_bootstrap`: Harrell's optimism-corrected bootstrap (Harrell, Regression
   Modeling Strategies, 2nd ed., section 5.3.5): apparent performance minus the mean optimism
-  of the procedure refitted on resamples of patients;
+  of the procedure refitted on resamples of patients, beside the refits' pooled out-of-bag
+  predictions (the leave-one-out bootstrap of Efron and Tibshirani, JASA 1997), which give
+  the calibration (:data:`HEADLINE_SOURCE`), and the optimism by the family each refit chose;
 - :func:`nested_cross_validation` and :func:`apparent_performance`, for the holdout scheme's
   internal validation;
 - :func:`choose_validation`: holdout when both sides would hold enough lesions of each class,

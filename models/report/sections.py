@@ -161,8 +161,10 @@ def _rules_compared(data: Mapping) -> str:
 _SCHEME_TEXT = {
     "cv": "repeated patient-grouped cross-validation of the whole procedure (every lesion "
           "scored by models that never saw its patient)",
-    "bootstrap": "the bootstrap of the whole procedure (Harrell's optimism correction; every "
-                 "lesion scored out of bag by models that never saw its patient)",
+    "bootstrap": "the bootstrap of the whole procedure (Harrell's optimism correction of the "
+                 "saved model for discrimination, the Brier score and the rates at the "
+                 "threshold; calibration from the refits' predictions for the patients "
+                 "their resample left out)",
 }
 
 
@@ -176,13 +178,17 @@ def _summary(data: Mapping, simulated: bool, scheme: str, units: tuple) -> Secti
     items = [
         f"{where.capitalize()}: {units_text(*units)}; {fmt.cell(data.get('n_positive'))} "
         f"{w.positive} (prevalence {fmt.pct(data.get('prevalence'))}).",
-        f"AUC {fmt.est_ci(m.get('auc'), m.get('auc_ci'))} (DeLong 95% CI, logit scale)"
+        f"AUC {fmt.est_ci(m.get('auc'), m.get('auc_ci'))} "
+        + ("(Harrell-corrected; the saved model's DeLong 95% CI moved to it)"
+           if scheme == "bootstrap" else "(DeLong 95% CI, logit scale)")
         + (f"; bootstrap 95% CI {fmt.est_ci(auc_boot.get('estimate'), auc_boot.get('ci'))}"
            if auc_boot else "") + ".",
         "Calibration intercept "
         f"{fmt.est_ci(m.get('calibration_intercept'), m.get('calibration_intercept_ci'))}, slope "
-        f"{fmt.est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))}; Brier "
-        f"{fmt.brier(m.get('brier'))}.",
+        f"{fmt.est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))}"
+        + (" (pooled out of bag: the refits, not the saved model)"
+           if scheme == "bootstrap" else "")
+        + f"; Brier {fmt.brier(m.get('brier'))}.",
         f"At threshold {fmt.g(data.get('threshold'))}: sensitivity "
         f"{fmt.pct_ci(m.get('sensitivity'), m.get('sensitivity_ci'))}, PPV "
         f"{fmt.pct_ci(m.get('ppv'), m.get('ppv_ci'))}.",
@@ -523,7 +529,8 @@ def _methods_section(data: Mapping, model, scheme: str) -> Section:
               "of the whole procedure (tuning, family choice, calibration, threshold), kept "
               "apart below.",
         "bootstrap": "Internal validation: apparent performance, Harrell's optimism-corrected "
-                     "figures and the out-of-bag figures, kept apart below.",
+                     "figures, the refits' pooled out-of-bag figures and the optimism by the "
+                     "family each refit chose, kept apart below.",
     }.get(scheme, "Internal validation: done when the model was trained (its own report); "
                   "this evaluation of the saved model adds none.")
     blocks: list = [Bullets([
@@ -1261,7 +1268,7 @@ def build_document(data: Mapping, frame: pd.DataFrame, model, fidelity: list | N
                             units[1])
     title = {"holdout": "Performance on the held-out patients",
              "cv": "Cross-validated performance (out of fold)",
-             "bootstrap": "Out-of-bag performance"}.get(scheme,
+             "bootstrap": "Bootstrap-validated performance"}.get(scheme,
                                                         "Performance on the evaluated patients")
     perf = Section(title, _performance_sections(data, figures, scheme, has_bayes),
                    tripod="21, 23a", clear="40, 41, 42, 47, 48")
