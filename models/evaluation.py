@@ -545,7 +545,8 @@ def _bootstrap_headline(table: pd.DataFrame, final: TrainedModel, summary: dict,
         name: restate_at_prevalence(se, sp, prev, n_pos / deff.get("sensitivity", 1.0),
                                     n_neg / deff.get("specificity", 1.0))
         for name, prev in prevalences.items()}
-    undefined = summary.get("undefined") or []
+    undefined = [u for u in summary.get("undefined") or []  # of the figures taken from it
+                 if source.get(u.split(":")[0]) == "harrell"]
     by_figure = {**{k: m for k, m in source.items()},
                  **{k: "implied" for k in ("dor", "tp", "fp", "fn", "tn", "at_prevalence")}}
     used = sorted(set(by_figure.values()), key=list(BOOTSTRAP_SOURCES).index)

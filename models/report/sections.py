@@ -181,7 +181,8 @@ def _summary(data: Mapping, simulated: bool, scheme: str, units: tuple) -> Secti
         f"AUC {fmt.est_ci(m.get('auc'), m.get('auc_ci'))} "
         + ("(Harrell-corrected; the saved model's DeLong 95% CI moved to it)"
            if scheme == "bootstrap" else "(DeLong 95% CI, logit scale)")
-        + (f"; bootstrap 95% CI {fmt.est_ci(auc_boot.get('estimate'), auc_boot.get('ci'))}"
+        + (f"; {'the averaged out-of-bag ensemble: ' if scheme == 'bootstrap' else ''}"
+           f"bootstrap 95% CI {fmt.est_ci(auc_boot.get('estimate'), auc_boot.get('ci'))}"
            if auc_boot else "") + ".",
         "Calibration intercept "
         f"{fmt.est_ci(m.get('calibration_intercept'), m.get('calibration_intercept_ci'))}, slope "

@@ -810,12 +810,14 @@ def internal_validation_table(metrics: Mapping) -> Table:
 
 #: What each source of a bootstrap headline figure is called in the report.
 _SOURCE_NAMES = {"harrell": "Harrell-corrected", "out_of_bag": "pooled out-of-bag"}
+#: Statistics named as the report writes them where the key would not do.
+_STAT_NAMES = {"auc": "AUC", "brier": "Brier score", "ppv": "PPV", "npv": "NPV"}
 
 
 def bootstrap_validation_table(metrics: Mapping) -> Table:
     """Under the optimism bootstrap: the saved model's apparent figures, Harrell's corrected
     figures (the saved model), the refits' pooled out-of-bag figures and the averaged
-    out-of-bag ensemble side by side, the headline's figure of each statistic marked *."""
+    out-of-bag ensemble side by side, the headline's figure of each statistic marked †."""
     iv = metrics.get("internal_validation") or {}
     boot = iv.get("optimism_bootstrap") or {}
     apparent = iv.get("apparent") or boot.get("apparent") or {}
@@ -826,7 +828,7 @@ def bootstrap_validation_table(metrics: Mapping) -> Table:
     rows = []
     for name, key, f in _IV_STATS:
         def marked(value, method, key=key, f=f):
-            return f(value) + (" *" if source.get(key) == method else "")
+            return f(value) + (" †" if source.get(key) == method else "")
         rows.append([name, f(apparent.get(key)), marked(corrected.get(key), "harrell"),
                      marked(pooled.get(key), "out_of_bag"), f(averaged.get(key))])
     rows.append([f"rows ({words_of(metrics).positive})",
@@ -838,8 +840,8 @@ def bootstrap_validation_table(metrics: Mapping) -> Table:
                  f"{fmt.cell(averaged.get('n'))} ({fmt.cell(averaged.get('n_positive'))})"])
     headline = {}
     for key, method in source.items():
-        headline.setdefault(method, []).append(key.replace("_", " "))
-    caption = ("Internal validation by the optimism bootstrap; * marks the figure the headline "
+        headline.setdefault(method, []).append(_STAT_NAMES.get(key, key.replace("_", " ")))
+    caption = ("Internal validation by the optimism bootstrap; † marks the figure the headline "
                "takes: " + "; ".join(f"{', '.join(keys)} {_SOURCE_NAMES.get(m, m)}"
                                       for m, keys in headline.items())
                + ". Harrell-corrected figures describe the saved model; out-of-bag ones "
