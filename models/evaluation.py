@@ -32,6 +32,7 @@ from models.statistics import (
     compare_with_rule,
     feature_odds_ratios,
     net_benefit,
+    restate_at_prevalence,
     to_jsonable,
     treat_all_net_benefit,
     treat_none_net_benefit,
@@ -316,7 +317,10 @@ REPEATS_CI_METHOD = (
     "the natural scale for calibration; the model's and the rules' figures alike")
 #: How the headline intervals of the optimism bootstrap are formed.
 OPTIMISM_CI_METHOD = ("the saved model's apparent interval (at the patient level where "
-                      "patients have several lesions) shifted by the mean optimism")
+                      "patients have several lesions) moved to the headline figure: shifted "
+                      "by the difference for AUC, Brier, rates and calibration, by the ratio "
+                      "for the diagnostic odds ratio; restated PPV and NPV by their own "
+                      "interval at the corrected sensitivity and specificity")
 #: Headline figures combined over repeats, with the scale their intervals are combined on.
 _COMBINED_SCALES: dict[str, str] = {
     "auc": "logit", "sensitivity": "logit", "specificity": "logit", "ppv": "logit",
@@ -473,33 +477,93 @@ def _clip_interval(ci, shift: float, bounded: bool) -> list[float]:
     return [max(low, 0.0), min(high, 1.0)] if bounded else [low, high]
 
 
-def _bootstrap_headline(base: dict, table: pd.DataFrame, final: TrainedModel,
-                        summary: dict, groups: np.ndarray) -> dict:
-    """The saved model's Harrell-corrected figures over the out-of-bag benchmark's frame:
-    each corrected statistic replaces its out-of-bag value, with the apparent interval shifted
-    by the optimism (:data:`OPTIMISM_CI_METHOD`)."""
+#: What each source of a bootstrap headline figure is, and which model it describes.
+BOOTSTRAP_SOURCES: dict[str, dict[str, str]] = {
+    "harrell": {"method": "Harrell's optimism correction: the saved model's apparent figure "
+                          "minus the mean optimism of the procedure refitted on resamples "
+                          "of patients",
+                "describes": "the saved model (fitted on every patient)"},
+    "out_of_bag": {"method": "the refits' out-of-bag predictions, pooled: every refit's "
+                             "probabilities for the patients its resample left out, in one "
+                             "calibration fit",
+                   "describes": "the refits (the procedure fitted on resamples of patients), "
+                                "not the saved model"},
+    "implied": {"method": "implied by the Harrell-corrected sensitivity and specificity: "
+                          "the diagnostic odds ratio Se Sp / ((1 - Se)(1 - Sp)), the 2x2 "
+                          "counts Se and Sp applied to the lesions (rounded), PPV and NPV "
+                          "restated at other prevalences by Bayes' theorem",
+                "describes": "the saved model (fitted on every patient)"},
+}
+
+
+def _log_shifted(ci, ratio: float) -> list[float]:
+    """An interval of a ratio moved by the factor ``ratio`` (a shift on the log scale)."""
+    return [float(v) * ratio for v in ci] if np.isfinite(ratio) else [float("nan")] * 2
+
+
+def _bootstrap_headline(table: pd.DataFrame, final: TrainedModel, summary: dict,
+                        groups: np.ndarray) -> dict:
+    """The headline of the optimism bootstrap, each figure from the source
+    ``summary["headline_source"]`` names (:data:`BOOTSTRAP_SOURCES`): Harrell's corrected
+    figures of the saved model (AUC, Brier, sensitivity, specificity, PPV, NPV) and the
+    refits' pooled out-of-bag calibration; the diagnostic odds ratio, the 2x2 counts and
+    the restated PPV and NPV implied by the corrected sensitivity and specificity. Each
+    interval is the saved model's apparent one (at the patient level where patients have
+    several lesions) moved to the figure (:data:`OPTIMISM_CI_METHOD`)."""
     y = table[LABEL].to_numpy().astype(int)
     p = final.probability(table, warn=False)
+    prevalences = restated_prevalences(final.table_description())
     apparent = benchmark(y, p, final.threshold, pd.DataFrame(index=range(len(y))),
-                         restate_prevalences=restated_prevalences(final.table_description()),
-                         groups=groups)["model"]
-    headline = dict(base)
-    corrected, optimism = summary["corrected"], summary["optimism"]
-    for key in corrected:
-        headline[key] = corrected[key]
+                         restate_prevalences=prevalences, groups=groups)["model"]
+    figures = {"harrell": summary["corrected"], "out_of_bag": summary["out_of_bag"]}
+    source = summary["headline_source"]
+    headline = {k: apparent[k] for k in ("n", "n_positive", "coverage", "n_patients",
+                                         "design_effect") if k in apparent}
+    for key, method in source.items():
+        headline[key] = value = float(figures[method][key])
         if f"{key}_ci" in apparent:
-            shift = optimism[key] if np.isfinite(optimism[key]) else float("nan")
-            headline[f"{key}_ci"] = _clip_interval(apparent[f"{key}_ci"], shift,
+            headline[f"{key}_ci"] = _clip_interval(apparent[f"{key}_ci"],
+                                                   apparent[key] - value,
                                                    key not in ("calibration_intercept",
                                                                "calibration_slope"))
-    undefined = summary.get("undefined") or []
+    se, sp = headline["sensitivity"], headline["specificity"]
+    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+    tp = int(round(se * n_pos)) if np.isfinite(se) else 0
+    tn = int(round(sp * n_neg)) if np.isfinite(sp) else 0
+    headline.update(tp=tp, fn=n_pos - tp, tn=tn, fp=n_neg - tn)
+    if 0 < se < 1 and 0 < sp < 1:
+        dor = se * sp / ((1 - se) * (1 - sp))
+        headline["dor"], headline["dor_note"] = dor, ""
+        headline["dor_ci"] = _log_shifted(apparent["dor_ci"], dor / apparent["dor"])
+    else:
+        headline["dor"], headline["dor_ci"] = float("nan"), [float("nan")] * 2
+        headline["dor_note"] = ("undefined: the corrected sensitivity or specificity is 0 or 1"
+                                if np.isfinite(se) and np.isfinite(sp) else
+                                "undefined: no corrected sensitivity or specificity")
+    deff = apparent.get("design_effect") or {}  # effective counts, as the benchmark's
+    headline["at_prevalence"] = {
+        name: restate_at_prevalence(se, sp, prev, n_pos / deff.get("sensitivity", 1.0),
+                                    n_neg / deff.get("specificity", 1.0))
+        for name, prev in prevalences.items()}
+    undefined = [u for u in summary.get("undefined") or []  # of the figures taken from it
+                 if source.get(u.split(":")[0]) == "harrell"]
+    by_figure = {**{k: m for k, m in source.items()},
+                 **{k: "implied" for k in ("dor", "tp", "fp", "fn", "tn", "at_prevalence")}}
+    used = sorted(set(by_figure.values()), key=list(BOOTSTRAP_SOURCES).index)
     headline["headline"] = {
-        "figures": ("Harrell's optimism-corrected figures (apparent minus the mean optimism "
-                    f"over {summary['n_fitted']} fitted resamples"
-                    + (f"; {'; '.join(undefined)}" if undefined else "")
-                    + "); 2x2 counts, DOR and restated PPV/NPV: the out-of-bag predictions"),
+        "figures": "; ".join(
+            f"{', '.join(k for k, m in by_figure.items() if m == name)}: "
+            f"{BOOTSTRAP_SOURCES[name]['method']}"
+            + (f" (over {summary['n_fitted']} fitted resamples"
+               + (f"; {'; '.join(undefined)}" if undefined else "") + ")"
+               if name == "harrell" else "")
+            for name in used),
         "intervals": OPTIMISM_CI_METHOD,
-        "describes": "the saved model (fitted on every patient)"}
+        "describes": "; ".join(
+            f"{', '.join(k for k, m in by_figure.items() if m == name)}: "
+            f"{BOOTSTRAP_SOURCES[name]['describes']}" for name in used),
+        "sources": {k: {"method": m, "describes": BOOTSTRAP_SOURCES[m]["describes"]}
+                    for k, m in by_figure.items()}}
     return headline
 
 
@@ -514,11 +578,14 @@ def evaluate_resampled(table: pd.DataFrame, final: TrainedModel, predictions: pd
     repeated_cv` and :func:`~models.validation.optimism_bootstrap` return them with
     ``summary``. Headline (``metrics["model"]``, ``metrics["rules"]``): under cv the mean
     over repeats of each repeat's figures with intervals combined over the repeats
-    (:func:`rubin_interval`); under the bootstrap Harrell's corrected figures of ``final``.
-    The frame's probability is each lesion's mean over the repeats (cv: the averaged
-    ensemble, its figures under ``metrics["ensemble"]``) or over the resamples that left its
-    patient out (bootstrap: ``metrics["out_of_bag"]``); ``Evaluation.predictions`` holds
-    every prediction with the rules' calls."""
+    (:func:`rubin_interval`); under the bootstrap each figure from the source
+    ``summary["headline_source"]`` names (:func:`_bootstrap_headline`: Harrell's corrected
+    figures of ``final``, the refits' pooled out-of-bag calibration), said per figure under
+    ``metrics["model"]["headline"]["sources"]``. The frame's probability is each lesion's
+    mean over the repeats (cv: the averaged ensemble, its figures under
+    ``metrics["ensemble"]``) or over the resamples that left its patient out (bootstrap: an
+    averaged ensemble of refits, its figures under ``metrics["out_of_bag"]``);
+    ``Evaluation.predictions`` holds every prediction with the rules' calls."""
     mean_p = predictions.groupby("row")[P_COLUMN].mean()
     rows = mean_p.index.to_numpy().astype(int)
     evaluated = table.iloc[rows]
@@ -538,12 +605,14 @@ def evaluate_resampled(table: pd.DataFrame, final: TrainedModel, predictions: pd
             table, predictions, final.threshold, groups, description)
     else:
         metrics["out_of_bag"] = {
-            "describes": ("the bootstrap models (not the saved one): each lesion's "
-                          "probability averaged over the resample models that did not see "
-                          "its patient, called at the saved model's threshold"),
+            "describes": ("the averaged ensemble of the refits (not the saved model): each "
+                          "lesion's probability averaged over the refits whose resample left "
+                          "its patient out, called at the saved model's threshold; averaging "
+                          "flatters, so these are shown for comparison only (the refits' "
+                          "pooled out-of-bag figures, not averaged, are under "
+                          "internal_validation.optimism_bootstrap.out_of_bag)"),
             "model": metrics["model"]}
-        metrics["model"] = _bootstrap_headline(metrics["model"], table, final, summary,
-                                               groups)
+        metrics["model"] = _bootstrap_headline(table, final, summary, groups)
     keys = table[[c for c in (ID, LESION) if c in table.columns]].reset_index(drop=True)
     calls = study_rules(table, description)[0].add_prefix(RULE_PREFIX).reset_index(drop=True)
     stacked = predictions.join(keys, on="row").join(calls, on="row")

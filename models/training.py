@@ -347,7 +347,9 @@ def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progre
                          "its fold model's threshold; figures averaged over the repeats"
                          if mode == "cv" else
                          "the saved model's apparent figures corrected for optimism "
-                         "(Harrell); the out-of-bag probabilities for the rest")}
+                         "(Harrell), calibration from the refits' pooled out-of-bag "
+                         "predictions; curves and rule comparisons from each lesion's "
+                         "out-of-bag probability averaged over the refits")}
     ids = table[ID].unique().tolist()
     return TrainingResult(model, evaluation, ids, ids, mode)
 

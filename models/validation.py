@@ -10,7 +10,9 @@ two folds of one repeat, and resampling draws patients with all their lesions.
   patient; with ``n_folds=LEAVE_ONE_OUT`` leave-one-patient-out (for the smallest cohorts);
 - :func:`optimism_bootstrap`: Harrell's optimism-corrected bootstrap (Harrell, Regression
   Modeling Strategies, 2nd ed., section 5.3.5): apparent performance minus the mean optimism
-  of the procedure refitted on resamples of patients;
+  of the procedure refitted on resamples of patients, beside the refits' pooled out-of-bag
+  predictions (the leave-one-out bootstrap of Efron and Tibshirani, JASA 1997), which give
+  the calibration (:data:`HEADLINE_SOURCE`), and the optimism by the family each refit chose;
 - :func:`nested_cross_validation` and :func:`apparent_performance`, for the holdout scheme's
   internal validation;
 - :func:`choose_validation`: holdout when both sides would hold enough lesions of each class,
@@ -281,24 +283,80 @@ def _defined_text(defined: dict[str, int], n_fitted: int) -> list[str]:
             if defined[k] < n_fitted]
 
 
+#: Where each headline figure of the optimism bootstrap comes from. Harrell's correction
+#: for the figures whose refits' own-resample value is bounded (AUC, Brier, the rates at the
+#: threshold); the pooled out-of-bag predictions for calibration, because a refit's
+#: calibration on its own resample does not exist for a flexible learner that (nearly)
+#: separates its training rows (the slope's estimate diverges), so its optimism has no
+#: useful mean.
+HEADLINE_SOURCE: dict[str, str] = {
+    "auc": "harrell", "brier": "harrell", "sensitivity": "harrell", "specificity": "harrell",
+    "ppv": "harrell", "npv": "harrell", "calibration_intercept": "out_of_bag",
+    "calibration_slope": "out_of_bag"}
+#: A report warns when more than this share of the refits chose another family than the
+#: saved model's: the optimism then describes other models as much as the saved one.
+MAX_OTHER_FAMILY_SHARE = 0.2
+
+
+def _mean_median(values: pd.Series) -> dict[str, float]:
+    v = values.dropna()
+    return {"mean": float(v.mean()) if len(v) else float("nan"),
+            "median": float(v.median()) if len(v) else float("nan"),
+            "n_defined": int(len(v))}
+
+
+def optimism_by_family(per_resample: pd.DataFrame, final_family: str | None) -> dict:
+    """How many refits chose each family, and the mean and median of each statistic's
+    optimism over them (``per_resample``: one row per fitted resample, a ``family`` column
+    and one optimism column per statistic of :data:`SCORES`); with the saved model's
+    family, the share of refits that chose another and a warning when it is more than
+    :data:`MAX_OTHER_FAMILY_SHARE`."""
+    families = {}
+    for family, rows in per_resample.groupby("family", sort=True):
+        families[str(family)] = {"n_resamples": int(len(rows)),
+                                 "optimism": {k: _mean_median(rows[k]) for k in SCORES}}
+    n = int(len(per_resample))
+    other = (int((per_resample["family"] != final_family).sum())
+             if final_family is not None else 0)
+    warning = None
+    if final_family is not None and n and other / n > MAX_OTHER_FAMILY_SHARE:
+        chosen = ", ".join(f"{f} {v['n_resamples']}" for f, v in families.items())
+        warning = (f"the refits chose another family than the saved model's "
+                   f"({final_family}) in {other} of {n} resamples ({chosen}): the optimism "
+                   "averages over models of other families, whose own-resample figures "
+                   "differ (see the optimism by family); read the corrected figures as those "
+                   "of the procedure rather than of the saved model alone")
+    return {"final_family": final_family, "n_other_family": other,
+            "share_other_family": other / n if n else float("nan"),
+            "families": families, "warning": warning}
+
+
 def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
                        n_resamples: int = 100, seed: int = 0,
                        progress: Callable[[str], None] | None = None
                        ) -> tuple[pd.DataFrame, dict]:
-    """Harrell's optimism-corrected bootstrap of the procedure ``fit``.
+    """Harrell's optimism-corrected bootstrap of the procedure ``fit``, with the refits'
+    out-of-bag predictions beside it.
 
     ``final`` is the procedure fitted on all of ``table`` (the saved model); its apparent
     :data:`SCORES` on ``table`` minus the mean optimism (score of a bootstrap model on its
-    own resample minus its score on ``table``) give the corrected scores, which describe
-    ``final``. A resample with fewer than :data:`MIN_PATIENTS_TO_FIT` distinct patients
-    of a class, or one the procedure refuses, is not fitted (``n_skipped``); a statistic a
-    fitted resample cannot compute (a calibration fit that does not converge, a slope where
-    the classes do not overlap) is left out of that statistic's mean only and
-    counted (``n_defined``, ``undefined``: "calibration_slope: corrected over 87 of 100
-    resamples"). Also returns the out-of-bag predictions (columns ``row``, ``repeat`` (the
-    resample), ``fold`` ("oob"), ``p_pseudoprogression``, ``threshold``): each bootstrap
-    model's predictions for the patients it was not fitted on; they describe the bootstrap
-    models, not ``final``.
+    own resample minus its score on ``table``) give Harrell's corrected scores
+    (``corrected``), which describe ``final``. Every refit also predicts the patients its
+    resample left out; those predictions, pooled over the resamples (one calibration fit,
+    one 2x2 over every out-of-bag prediction, each called at its refit's threshold), give
+    ``out_of_bag``, which describes the refits (the procedure fitted on about 63% of the
+    patients), not ``final``. :data:`HEADLINE_SOURCE` says which of the two each headline
+    figure takes (``headline_source``).
+
+    A resample with fewer than :data:`MIN_PATIENTS_TO_FIT` distinct patients of a class,
+    or one the procedure refuses, is not fitted (``n_skipped``); a statistic a fitted
+    resample cannot compute (a calibration fit that does not converge, a slope where the
+    classes do not overlap) is left out of that statistic's mean only and counted
+    (``n_defined``, ``undefined``: "calibration_slope: corrected over 87 of 100
+    resamples"). ``per_resample``: each fitted resample's family and optimism;
+    ``by_family``: :func:`optimism_by_family`. Also returns the out-of-bag predictions
+    (columns ``row``, ``repeat`` (the resample), ``fold`` ("oob"), ``p_pseudoprogression``,
+    ``threshold``).
     """
     rng = np.random.default_rng(seed)
     y = _labels(table)
@@ -322,15 +380,26 @@ def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
         own = scores(_labels(boot), model.probability(boot, warn=False), model.threshold)
         p_orig = model.probability(table, warn=False)
         test = scores(y, p_orig, model.threshold)
-        optimism.append({k: own[k] - test[k] for k in SCORES})
+        optimism.append({"resample": b + 1, "family": getattr(model, "family", None)}
+                        | {k: own[k] - test[k] for k in SCORES})
         oob = np.flatnonzero(table[ID].isin(out_of_bag).to_numpy())
         parts.append(pd.DataFrame({"row": oob, "repeat": b + 1, "fold": "oob",
                                    "p_pseudoprogression": p_orig[oob],
                                    "threshold": model.threshold}))
-    opt = pd.DataFrame(optimism, columns=list(SCORES), dtype=float)
+    per_resample = pd.DataFrame(optimism, columns=["resample", "family", *SCORES])
+    opt = per_resample[list(SCORES)].astype(float)
     done = len(opt)
     defined = {k: int(opt[k].notna().sum()) for k in SCORES}
     mean_opt = {k: float(opt[k].mean()) if defined[k] else float("nan") for k in SCORES}
+    predictions = (pd.concat(parts, ignore_index=True) if parts else
+                   pd.DataFrame(columns=["row", "repeat", "fold", "p_pseudoprogression",
+                                         "threshold"]))
+    pooled = _pooled_out_of_bag(y, predictions)
+    final_family = getattr(final, "family", None)
+    by_family = optimism_by_family(per_resample.fillna({"family": "unnamed"}), final_family)
+    if by_family["warning"]:
+        warnings.warn(f"optimism bootstrap: {by_family['warning']}.", UserWarning,
+                      stacklevel=2)
     summary = {"scheme": "optimism-corrected bootstrap (Harrell)",
                "n_resamples": int(n_resamples), "n_fitted": int(done),
                "n_skipped": int(skipped),
@@ -348,13 +417,32 @@ def optimism_bootstrap(table: pd.DataFrame, fit: Procedure, final: TrainedModel,
                                                        "q1": float("nan"), "q3": float("nan")}
                                    for k in SCORES},
                "corrected": {k: apparent[k] - mean_opt[k] for k in SCORES},
+               "out_of_bag": pooled,
+               "headline_source": dict(HEADLINE_SOURCE),
+               "by_family": by_family,
+               "per_resample": per_resample.to_dict(orient="records"),
                "describes": ("apparent and corrected: the saved model (fitted on every "
                              "patient); optimism: the procedure refitted on each resample, "
-                             "the copies of a patient drawn twice kept in one group")}
-    predictions = (pd.concat(parts, ignore_index=True) if parts else
-                   pd.DataFrame(columns=["row", "repeat", "fold", "p_pseudoprogression",
-                                         "threshold"]))
+                             "the copies of a patient drawn twice kept in one group; "
+                             "out_of_bag: the refits, each scored on the patients its "
+                             "resample left out, pooled")}
     return predictions, summary
+
+
+def _pooled_out_of_bag(y: np.ndarray, predictions: pd.DataFrame) -> dict:
+    """:func:`scores` of every out-of-bag prediction of every refit pooled (a lesion counts
+    once per resample that left its patient out, called at that refit's threshold), with
+    the number of predictions (``n_predictions``) and of lesions (``n``) behind them."""
+    rows = predictions["row"].to_numpy().astype(int)
+    if not len(rows):
+        return {k: float("nan") for k in SCORES} | {"n_predictions": 0, "n": 0,
+                                                    "n_positive": 0}
+    pooled = scores(y[rows], predictions["p_pseudoprogression"].to_numpy(dtype=float),
+                    predictions["threshold"].to_numpy(dtype=float))
+    unique = np.unique(rows)
+    return {k: pooled[k] for k in SCORES} | {"n_predictions": int(len(rows)),
+                                             "n": int(len(unique)),
+                                             "n_positive": int(y[unique].sum())}
 
 
 # --------------------------------------------------------------------------- sample size

@@ -55,6 +55,7 @@ from models.report.tables import (
     model_selection_table,
     nested_folds_table,
     net_benefit_table,
+    optimism_by_family_table,
     participant_table,
     pooled_note,
     predictor_table,
@@ -160,8 +161,10 @@ def _rules_compared(data: Mapping) -> str:
 _SCHEME_TEXT = {
     "cv": "repeated patient-grouped cross-validation of the whole procedure (every lesion "
           "scored by models that never saw its patient)",
-    "bootstrap": "the bootstrap of the whole procedure (Harrell's optimism correction; every "
-                 "lesion scored out of bag by models that never saw its patient)",
+    "bootstrap": "the bootstrap of the whole procedure (Harrell's optimism correction of the "
+                 "saved model for discrimination, the Brier score and the rates at the "
+                 "threshold; calibration from the refits' predictions for the patients "
+                 "their resample left out)",
 }
 
 
@@ -175,13 +178,18 @@ def _summary(data: Mapping, simulated: bool, scheme: str, units: tuple) -> Secti
     items = [
         f"{where.capitalize()}: {units_text(*units)}; {fmt.cell(data.get('n_positive'))} "
         f"{w.positive} (prevalence {fmt.pct(data.get('prevalence'))}).",
-        f"AUC {fmt.est_ci(m.get('auc'), m.get('auc_ci'))} (DeLong 95% CI, logit scale)"
-        + (f"; bootstrap 95% CI {fmt.est_ci(auc_boot.get('estimate'), auc_boot.get('ci'))}"
+        f"AUC {fmt.est_ci(m.get('auc'), m.get('auc_ci'))} "
+        + ("(Harrell-corrected; the saved model's DeLong 95% CI moved to it)"
+           if scheme == "bootstrap" else "(DeLong 95% CI, logit scale)")
+        + (f"; {'the averaged out-of-bag ensemble: ' if scheme == 'bootstrap' else ''}"
+           f"bootstrap 95% CI {fmt.est_ci(auc_boot.get('estimate'), auc_boot.get('ci'))}"
            if auc_boot else "") + ".",
         "Calibration intercept "
         f"{fmt.est_ci(m.get('calibration_intercept'), m.get('calibration_intercept_ci'))}, slope "
-        f"{fmt.est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))}; Brier "
-        f"{fmt.brier(m.get('brier'))}.",
+        f"{fmt.est_ci(m.get('calibration_slope'), m.get('calibration_slope_ci'))}"
+        + (" (pooled out of bag: the refits, not the saved model)"
+           if scheme == "bootstrap" else "")
+        + f"; Brier {fmt.brier(m.get('brier'))}.",
         f"At threshold {fmt.g(data.get('threshold'))}: sensitivity "
         f"{fmt.pct_ci(m.get('sensitivity'), m.get('sensitivity_ci'))}, PPV "
         f"{fmt.pct_ci(m.get('ppv'), m.get('ppv_ci'))}.",
@@ -522,7 +530,8 @@ def _methods_section(data: Mapping, model, scheme: str) -> Section:
               "of the whole procedure (tuning, family choice, calibration, threshold), kept "
               "apart below.",
         "bootstrap": "Internal validation: apparent performance, Harrell's optimism-corrected "
-                     "figures and the out-of-bag figures, kept apart below.",
+                     "figures, the refits' pooled out-of-bag figures and the optimism by the "
+                     "family each refit chose, kept apart below.",
     }.get(scheme, "Internal validation: done when the model was trained (its own report); "
                   "this evaluation of the saved model adds none.")
     blocks: list = [Bullets([
@@ -942,13 +951,20 @@ def _internal_validation_section(data: Mapping, scheme: str) -> Section:
               "headline figures) and, for comparison only, the averaged ensemble (each "
               "lesion's out-of-fold probabilities averaged over the repeats' models, which "
               "flatters the procedure).",
-        "bootstrap": "Three figures kept apart: apparent (the final model on its own training "
-                     "patients, optimistic by construction), optimism-corrected (apparent "
-                     "minus the mean optimism of the procedure refitted on bootstrap resamples "
-                     "of patients, the copies of a patient drawn twice kept together: the "
-                     "headline figures, describing the saved model) and the out-of-bag "
-                     "probabilities of every lesion, averaged over the bootstrap models that "
-                     "left its patient out (other models than the saved one).",
+        "bootstrap": "Four figures kept apart. Apparent: the saved model on its own "
+                     "training patients, optimistic by construction. Harrell-corrected: "
+                     "apparent minus the mean optimism of the whole procedure refitted on "
+                     "bootstrap resamples of patients (the copies of a patient drawn twice "
+                     "kept together); it describes the saved model, and gives the headline's "
+                     "AUC, Brier score, sensitivity, specificity, PPV and NPV. Pooled "
+                     "out-of-bag: every refit scored on the patients its resample left out, "
+                     "all those predictions in one fit; it describes the refits, not the "
+                     "saved model, and gives the headline's calibration, because a refit's "
+                     "calibration on its own resample does not exist when a flexible family "
+                     "(nearly) separates the rows it was fitted on, so its optimism has no "
+                     "useful mean. Averaged out-of-bag ensemble: each lesion's probability "
+                     "averaged over the refits that left its patient out, which flatters; "
+                     "the curves and the comparisons with the rules use it.",
     }.get(scheme, "Three figures kept apart: apparent (the final model on its own training "
                   "patients, optimistic by construction), nested cross-validation (the whole "
                   "procedure refitted on part of the training patients and scored on the fold "
@@ -959,6 +975,13 @@ def _internal_validation_section(data: Mapping, scheme: str) -> Section:
         blocks.append(Callout("No internal validation was recorded with these metrics (an "
                               "evaluation of a saved model on a new table).", "info"))
     blocks.append(internal_validation_table(data))
+    families = optimism_by_family_table(data)
+    if families.rows:
+        warning = (((iv.get("optimism_bootstrap") or {}).get("by_family") or {})
+                   .get("warning"))
+        if warning:
+            blocks.append(Callout(warning[0].upper() + warning[1:] + ".", "warning"))
+        blocks.append(families)
     folds = nested_folds_table(data)
     if folds.rows:
         blocks.append(folds)
@@ -1246,7 +1269,7 @@ def build_document(data: Mapping, frame: pd.DataFrame, model, fidelity: list | N
                             units[1])
     title = {"holdout": "Performance on the held-out patients",
              "cv": "Cross-validated performance (out of fold)",
-             "bootstrap": "Out-of-bag performance"}.get(scheme,
+             "bootstrap": "Bootstrap-validated performance"}.get(scheme,
                                                         "Performance on the evaluated patients")
     perf = Section(title, _performance_sections(data, figures, scheme, has_bayes),
                    tripod="21, 23a", clear="40, 41, 42, 47, 48")

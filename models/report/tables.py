@@ -323,7 +323,8 @@ def model_lines(metrics: Mapping) -> list[str]:
         lines.insert(0, f"these figures: {headline.get('figures')}; they describe "
                         f"{headline.get('describes')}; 95% CIs: {headline.get('intervals')}. "
                         "Curves, bootstrap CIs and the comparisons with the rules use each "
-                        "lesion's pooled probability (named in the internal validation)")
+                        "lesion's probability averaged over the resampled models (the "
+                        "averaged ensemble of the internal validation)")
     if methods.get("unit", "").startswith("lesions clustered"):
         lines.append(f"intervals account for several lesions per patient: proportions by the "
                      f"{methods.get('proportions')}; diagnostic odds ratios by the "
@@ -761,25 +762,24 @@ _IV_STATS = (("AUC", "auc", fmt.fixed), ("Brier score", "brier", fmt.brier),
 
 def internal_validation_table(metrics: Mapping) -> Table:
     """Apparent figures, the resampled ones (nested cross-validation, repeated
-    cross-validation as mean ± SD over repeats, or the optimism-corrected bootstrap) and
-    the evaluated rows' figures side by side."""
+    cross-validation as mean ± SD over repeats, or the optimism bootstrap:
+    :func:`bootstrap_validation_table`) and the evaluated rows' figures side by side."""
     iv = metrics.get("internal_validation") or {}
+    if iv.get("optimism_bootstrap"):
+        return bootstrap_validation_table(metrics)
     apparent = iv.get("apparent") or {}
     scheme = validation_scheme(metrics)
     nested = iv.get("nested_cv") or iv.get("cross_validation") or {}
-    boot = iv.get("optimism_bootstrap") or {}
     summary = nested.get("summary") or {}
     m = metrics.get("model") or {}
-    # under cv and bootstrap the headline is the middle column; the last shows the pooled
-    # probabilities under their own name (the averaged ensemble, the out-of-bag models)
+    # under cv the headline is the middle column; the last shows the pooled probabilities
+    # under their own name (the averaged ensemble)
     pooled = pooled_probabilities(metrics)
     if pooled:
         m = pooled[1].get("model") or {}
     rows = []
     for name, key, f in _IV_STATS:
-        if boot:
-            middle = f((boot.get("corrected") or {}).get(key))
-        elif summary.get(key):
+        if summary.get(key):
             s = summary[key]
             middle = (fmt.pct_mean_sd(s.get("mean"), s.get("sd")) if f is fmt.pct else
                       fmt.mean_sd(s.get("mean"), s.get("sd"), 4 if key == "brier" else 3))
@@ -787,43 +787,107 @@ def internal_validation_table(metrics: Mapping) -> Table:
             middle = "not run"
         rows.append([name, f(apparent.get(key)) if apparent else "not run", middle,
                      f(m.get(key))])
-    source = boot or nested
-    behind = f"{fmt.cell(source.get('n'))} ({fmt.cell(source.get('n_positive'))})"
-    if boot:
-        behind += f", {fmt.cell(boot.get('n_fitted'))} resamples"
-    elif "n_repeats" in nested:
+    behind = f"{fmt.cell(nested.get('n'))} ({fmt.cell(nested.get('n_positive'))})"
+    if "n_repeats" in nested:
         behind += (f", {fmt.cell(nested.get('n_repeats'))} x {fmt.cell(nested.get('n_folds'))} "
                    "folds")
     elif nested:
         behind += f", {fmt.cell(nested.get('n_outer_folds'))} folds"
     rows.append([f"rows ({words_of(metrics).positive})",
                  f"{fmt.cell(apparent.get('n'))} ({fmt.cell(apparent.get('n_positive'))})"
-                 if apparent else fmt.DASH, behind if source else fmt.DASH,
+                 if apparent else fmt.DASH, behind if nested else fmt.DASH,
                  f"{fmt.cell(metrics.get('n'))} ({fmt.cell(metrics.get('n_positive'))})"])
-    middle_name = {"cv": "repeated cross-validation (mean ± SD over repeats; the headline)",
-                   "bootstrap": "optimism-corrected (bootstrap; the headline, saved model)"}.get(
-        scheme, "nested cross-validation (training patients)")
-    last = {"cv": "averaged ensemble of the repeats' models (flatters; for comparison)",
-            "bootstrap": "out-of-bag (the bootstrap models, not the saved one)"}
+    middle_name = ("repeated cross-validation (mean ± SD over repeats; the headline)"
+                   if scheme == "cv" else "nested cross-validation (training patients)")
     caption = ("Internal validation; the last row gives the rows and events behind each "
                "column.")
+    return Table(["statistic", "apparent (training patients)", middle_name,
+                  "averaged ensemble of the repeats' models (flatters; for comparison)"
+                  if pooled else
+                  EVALUATED_AS[scheme] if scheme != "saved" else "this evaluation"], rows,
+                 caption)
+
+
+#: What each source of a bootstrap headline figure is called in the report.
+_SOURCE_NAMES = {"harrell": "Harrell-corrected", "out_of_bag": "pooled out-of-bag"}
+#: Statistics named as the report writes them where the key would not do.
+_STAT_NAMES = {"auc": "AUC", "brier": "Brier score", "ppv": "PPV", "npv": "NPV"}
+
+
+def bootstrap_validation_table(metrics: Mapping) -> Table:
+    """Under the optimism bootstrap: the saved model's apparent figures, Harrell's corrected
+    figures (the saved model), the refits' pooled out-of-bag figures and the averaged
+    out-of-bag ensemble side by side, the headline's figure of each statistic marked †."""
+    iv = metrics.get("internal_validation") or {}
+    boot = iv.get("optimism_bootstrap") or {}
+    apparent = iv.get("apparent") or boot.get("apparent") or {}
+    corrected = boot.get("corrected") or {}
+    pooled = boot.get("out_of_bag") or {}
+    averaged = (metrics.get("out_of_bag") or {}).get("model") or {}
+    source = boot.get("headline_source") or {}
+    rows = []
+    for name, key, f in _IV_STATS:
+        def marked(value, method, key=key, f=f):
+            return f(value) + (" †" if source.get(key) == method else "")
+        rows.append([name, f(apparent.get(key)), marked(corrected.get(key), "harrell"),
+                     marked(pooled.get(key), "out_of_bag"), f(averaged.get(key))])
+    rows.append([f"rows ({words_of(metrics).positive})",
+                 f"{fmt.cell(apparent.get('n'))} ({fmt.cell(apparent.get('n_positive'))})",
+                 f"{fmt.cell(boot.get('n'))} ({fmt.cell(boot.get('n_positive'))}), "
+                 f"{fmt.cell(boot.get('n_fitted'))} resamples",
+                 f"{fmt.cell(pooled.get('n_predictions'))} predictions of "
+                 f"{fmt.cell(pooled.get('n'))} lesions ({fmt.cell(pooled.get('n_positive'))})",
+                 f"{fmt.cell(averaged.get('n'))} ({fmt.cell(averaged.get('n_positive'))})"])
+    headline = {}
+    for key, method in source.items():
+        headline.setdefault(method, []).append(_STAT_NAMES.get(key, key.replace("_", " ")))
+    caption = ("Internal validation by the optimism bootstrap; † marks the figure the headline "
+               "takes: " + "; ".join(f"{', '.join(keys)} {_SOURCE_NAMES.get(m, m)}"
+                                      for m, keys in headline.items())
+               + ". Harrell-corrected figures describe the saved model; out-of-bag ones "
+               "the refits, each scored on the patients its resample left out. A refit's "
+               "calibration on its own resample does not exist when it (nearly) separates "
+               "its rows, so the calibration comes out of bag (the optimism by family shows "
+               "why). The last row gives the rows and events behind each column.")
     if boot.get("n_skipped") or boot.get("undefined"):
-        caption += (f" Bootstrap: {fmt.cell(boot.get('n_fitted'))} of "
+        caption += (f" {fmt.cell(boot.get('n_fitted'))} of "
                     f"{fmt.cell(boot.get('n_resamples'))} resamples fitted "
                     f"({fmt.cell(boot.get('n_skipped'))} skipped: "
                     f"{boot.get('skipped_because', 'too unbalanced')})"
                     + "".join(f"; {u}" for u in boot.get("undefined") or []) + ".")
-    spread = (boot.get("optimism_spread") or {}).get("calibration_slope") or {}
-    if spread.get("median") is not None:
-        caption += (" Optimism of the calibration slope over the resamples: mean "
-                    f"{fmt.fixed((boot.get('optimism') or {}).get('calibration_slope'))}, "
-                    f"median {fmt.fixed(spread.get('median'))} (quartiles "
-                    f"{fmt.fixed(spread.get('q1'))} to {fmt.fixed(spread.get('q3'))}); a mean "
-                    "far above the median says a few resamples dominate the correction.")
-    return Table(["statistic", "apparent (training patients)", middle_name,
-                  last[scheme] if pooled else
-                  EVALUATED_AS[scheme] if scheme != "saved" else "this evaluation"], rows,
-                 caption)
+    return Table(["statistic", "apparent (saved model, its training patients)",
+                  "Harrell-corrected (saved model)", "pooled out-of-bag (the refits)",
+                  "averaged out-of-bag ensemble (flatters; for comparison)"], rows, caption)
+
+
+#: The optimism-by-family table's statistics: (name, key, formatter of one value).
+_FAMILY_STATS = (("AUC", "auc", fmt.fixed), ("Brier", "brier", fmt.brier),
+                 ("cal. intercept", "calibration_intercept", fmt.fixed),
+                 ("cal. slope", "calibration_slope", fmt.fixed),
+                 ("sensitivity", "sensitivity", fmt.fixed))
+
+
+def optimism_by_family_table(metrics: Mapping) -> Table:
+    """The optimism bootstrap's refits by the family each chose: how many, and the mean and
+    median optimism of each statistic over them; the saved model's family marked (no rows
+    without an optimism bootstrap)."""
+    boot = (metrics.get("internal_validation") or {}).get("optimism_bootstrap") or {}
+    by = boot.get("by_family") or {}
+    final = by.get("final_family")
+    rows = []
+    for family, entry in (by.get("families") or {}).items():
+        opt = entry.get("optimism") or {}
+        rows.append([family + (" (the saved model's)" if family == final else ""),
+                     fmt.cell(entry.get("n_resamples"))]
+                    + [f"{f((opt.get(k) or {}).get('mean'))} / "
+                       f"{f((opt.get(k) or {}).get('median'))}" for _, k, f in _FAMILY_STATS])
+    caption = ("Optimism (a refit's figure on its own resample minus its figure on every "
+               "patient) by the family each refit chose: mean / median over those refits.")
+    if final is not None and rows:
+        caption += (f" {fmt.cell(by.get('n_other_family'))} of {fmt.cell(boot.get('n_fitted'))}"
+                    f" refits chose another family than the saved model's ({final}).")
+    return Table(["family chosen", "refits", *(f"{name} optimism" for name, *_ in
+                                               _FAMILY_STATS)], rows, caption)
 
 
 def nested_folds_table(metrics: Mapping) -> Table:
@@ -1151,6 +1215,9 @@ def _model_md(metrics: Mapping) -> list[str]:
     shown_iv = ("apparent", "nested_cv", "cross_validation", "optimism_bootstrap")
     if any(iv.get(k) for k in shown_iv):
         parts += _section("Internal validation", internal_validation_table(metrics))
+        families = optimism_by_family_table(metrics)
+        if families.rows:
+            parts += ["### Optimism by refitted family", table_markdown(families)]
         folds = nested_folds_table(metrics)
         if folds.rows:
             title = "Nested cross-validation folds" if folds.headers[0] == "fold" else \
