@@ -144,18 +144,34 @@ def _sandwich(influence: np.ndarray, cluster: np.ndarray) -> float:
     return float(n_clusters / (n_clusters - 1) * np.sum(sums[present] ** 2))
 
 
+def critical_value(cluster: np.ndarray | None, alpha: float = 0.05) -> float:
+    """The two-sided critical value of an interval at level ``1 - alpha``: the normal's for
+    independent rows; for rows clustered in patients (``cluster``, from :func:`clusters`),
+    Student's t on (patients - 1) degrees of freedom, the small-sample rule for a
+    cluster-robust variance (Cameron & Miller, J Hum Resour 2015;50:317-372), which keeps
+    the coverage of a cohort of a dozen patients near its nominal level."""
+    upper = 1 - alpha / 2
+    if cluster is None:
+        return float(stats.norm.ppf(upper))
+    n_clusters = int(np.unique(cluster).size)
+    return float(stats.t.ppf(upper, n_clusters - 1)) if n_clusters > 1 else NAN
+
+
+#: The degrees of freedom of every interval on clustered rows, in words.
+_ON_PATIENTS = "; Student's t on (patients - 1) degrees of freedom"
 #: How reports describe the intervals of proportions and odds ratios on clustered rows.
 CLUSTERED_PROPORTION_METHOD = (
     "Wilson interval on the effective number of lesions (lesions divided by the design "
     "effect of the patients' clustering: the cluster-robust (ratio-estimator) variance over "
     "the binomial one, below 1 where a patient's lesions disagree more than chance would "
-    "have them)")
+    "have them)" + _ON_PATIENTS)
 CLUSTERED_DOR_METHOD = ("Woolf (logit) interval with its variance multiplied by the design "
-                        "effect of the patients' clustering")
+                        "effect of the patients' clustering" + _ON_PATIENTS)
 CLUSTERED_AUC_METHOD = ("clustered DeLong standard error (Obuchowski, Biometrics 1997: "
-                        "placement values summed per patient), interval on the logit scale")
+                        "placement values summed per patient), interval on the logit scale"
+                        + _ON_PATIENTS)
 CLUSTERED_CALIBRATION_METHOD = ("Wald intervals of the logistic recalibration fits with "
-                                "cluster-robust (patient) standard errors")
+                                "cluster-robust (patient) standard errors" + _ON_PATIENTS)
 
 
 #: The smallest design effect used: a cluster-robust variance of 0 (every patient's lesions
@@ -185,18 +201,20 @@ def proportion_design_effect(hits, cluster: np.ndarray | None) -> float:
 
 def _clustered_proportion(hits: np.ndarray, cluster: np.ndarray | None,
                           alpha: float = 0.05) -> tuple[float, list[float], float]:
-    """Proportion, its interval and design effect: Wilson's on ``n / design effect``."""
+    """Proportion, its interval and design effect: Wilson's on ``n / design effect``, at the
+    critical value of :func:`critical_value` (t on patients - 1 degrees of freedom)."""
     n = hits.shape[0]
     if n == 0:
         return NAN, _nan_pair(), NAN
     deff = proportion_design_effect(hits, cluster)
     share = float(hits.mean())
-    if deff == 1.0:
+    if cluster is None:
         return share, list(wilson_ci(int(hits.sum()), n, alpha)), 1.0
     from statsmodels.stats.proportion import proportion_confint
 
     n_eff = n / deff
-    lo, hi = proportion_confint(share * n_eff, n_eff, alpha=alpha, method="wilson")
+    level = 2 * float(stats.norm.sf(critical_value(cluster, alpha)))  # Wilson's alpha at t
+    lo, hi = proportion_confint(share * n_eff, n_eff, alpha=level, method="wilson")
     return share, [float(min(lo, share)), float(max(hi, share))], float(deff)
 
 
@@ -339,9 +357,10 @@ def binary_metrics(y_true, y_pred, alpha: float = 0.05, groups=None) -> dict:
         if np.isfinite(out[key]):
             out[f"{key}_ci"], deff[key] = ci, d
     deff["dor"] = _dor_design_effect(yc, call, cluster)
-    if np.isfinite(out["dor"]) and deff["dor"] != 1:
+    if np.isfinite(out["dor"]):
         log_dor = math.log(out["dor"])
-        half = math.log(out["dor_ci"][1] / out["dor"]) * math.sqrt(deff["dor"])
+        widen = critical_value(cluster, alpha) / critical_value(None, alpha)
+        half = math.log(out["dor_ci"][1] / out["dor"]) * math.sqrt(deff["dor"]) * widen
         out["dor_ci"] = [math.exp(log_dor - half), math.exp(log_dor + half)]
     out["design_effect"] = deff
     out["n_patients"] = int(np.unique(cluster).size)
@@ -506,9 +525,10 @@ def auc_with_ci(y_true, p, alpha: float = 0.05, groups=None) -> tuple[float, lis
         return NAN, _nan_pair()
     if min(int(y.sum()), int((1 - y).sum())) < 2 or value in (0.0, 1.0):
         return value, _nan_pair()
-    _, cov = auc_covariance(y, [prob], clusters(groups, y.shape[0]))
+    cluster = clusters(groups, y.shape[0])
+    _, cov = auc_covariance(y, [prob], cluster)
     se = float(np.sqrt(max(cov[0, 0], 0.0)))
-    z = stats.norm.ppf(1 - alpha / 2)
+    z = critical_value(cluster, alpha)
     half = z * se / (value * (1 - value))
     centre = math.log(value / (1 - value))
     return value, [float(1 / (1 + math.exp(-(centre - half)))),
@@ -520,7 +540,8 @@ def delong_test(y, score_a, score_b, confidence_level: float = 0.95, groups=None
 
     Uses :func:`delong_components`; ties count one half, so a 0/1 rule's AUC is
     (sensitivity + specificity) / 2. Returns ``auc_a``, ``auc_b``, ``difference`` (a - b),
-    its ``se``, ``z``, two-sided ``p_value`` and a normal-theory ``ci`` of the difference.
+    its ``se``, ``z``, two-sided ``p_value`` and ``ci`` of the difference (normal theory; with
+    clustered rows Student's t on patients - 1 degrees of freedom, :func:`critical_value`).
     ``groups``: the patient of each row; when a patient has several rows the covariance is
     Obuchowski's clustered one (:func:`auc_covariance`) and ``method`` says so.
     """
@@ -538,10 +559,12 @@ def delong_test(y, score_a, score_b, confidence_level: float = 0.95, groups=None
     var = c @ cov @ c
     diff = float(aucs[0] - aucs[1])
     se = float(np.sqrt(max(var, 0.0)))
-    zq = stats.norm.ppf(0.5 + confidence_level / 2)
+    zq = critical_value(cluster, 1 - confidence_level)
+    reference = (stats.norm if cluster is None else
+                 stats.t(int(np.unique(cluster).size) - 1))
     if se > 0:
         z = diff / se
-        pval = float(2 * stats.norm.sf(abs(z)))
+        pval = float(2 * reference.sf(abs(z)))
     else:
         z, pval = (0.0, 1.0) if diff == 0 else (np.sign(diff) * np.inf, 0.0)
     return {"auc_a": float(aucs[0]), "auc_b": float(aucs[1]), "difference": diff, "se": se,
@@ -587,8 +610,8 @@ def calibration_intercept_slope(y_true, p, groups=None) -> dict:
     y = _labels(y_true)
     prob = _probabilities(p, y.shape[0])
     cluster = clusters(groups, y.shape[0])
-    robust = ({} if cluster is None else
-              {"cov_type": "cluster", "cov_kwds": {"groups": cluster}})
+    robust = ({} if cluster is None else  # t on patients - 1 degrees of freedom
+              {"cov_type": "cluster", "cov_kwds": {"groups": cluster}, "use_t": True})
     out = {"calibration_intercept": NAN, "calibration_intercept_ci": _nan_pair(),
            "calibration_slope": NAN, "calibration_slope_ci": _nan_pair()}
     if len(np.unique(y)) < 2:
