@@ -816,8 +816,8 @@ def _fit_or(x: np.ndarray, y: np.ndarray, binary: bool, cluster: np.ndarray | No
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            robust = ({} if cluster is None else
-                      {"cov_type": "cluster", "cov_kwds": {"groups": cluster}})
+            robust = ({} if cluster is None else  # t on patients - 1 degrees of freedom
+                      {"cov_type": "cluster", "cov_kwds": {"groups": cluster}, "use_t": True})
             fit = sm.Logit(y, sm.add_constant(x, has_constant="add")).fit(disp=0, maxiter=200,
                                                                           **robust)
         except (PerfectSeparationError, np.linalg.LinAlgError, ValueError) as exc:

@@ -247,7 +247,8 @@ class UpdatedClassifier(ClassifierMixin, BaseEstimator):
         if groups is not None:
             _, cluster = np.unique(np.asarray(groups).astype(str), return_inverse=True)
             if cluster.max() + 1 < n:
-                robust = {"cov_type": "cluster", "cov_kwds": {"groups": cluster.ravel()}}
+                robust = {"cov_type": "cluster", "cov_kwds": {"groups": cluster.ravel()},
+                          "use_t": True}  # t on patients - 1 degrees of freedom
 
         in_large = sm.GLM(y, np.ones((n, 1)), family=sm.families.Binomial(),
                           offset=lp).fit(**robust)
