@@ -501,7 +501,7 @@ def _log_shifted(ci, ratio: float) -> list[float]:
     return [float(v) * ratio for v in ci] if np.isfinite(ratio) else [float("nan")] * 2
 
 
-def _bootstrap_headline(table: pd.DataFrame, final: TrainedModel, summary: dict,
+def bootstrap_headline(table: pd.DataFrame, final: TrainedModel, summary: dict,
                         groups: np.ndarray) -> dict:
     """The headline of the optimism bootstrap, each figure from the source
     ``summary["headline_source"]`` names (:data:`BOOTSTRAP_SOURCES`): Harrell's corrected
@@ -579,7 +579,7 @@ def evaluate_resampled(table: pd.DataFrame, final: TrainedModel, predictions: pd
     ``summary``. Headline (``metrics["model"]``, ``metrics["rules"]``): under cv the mean
     over repeats of each repeat's figures with intervals combined over the repeats
     (:func:`rubin_interval`); under the bootstrap each figure from the source
-    ``summary["headline_source"]`` names (:func:`_bootstrap_headline`: Harrell's corrected
+    ``summary["headline_source"]`` names (:func:`bootstrap_headline`: Harrell's corrected
     figures of ``final``, the refits' pooled out-of-bag calibration), said per figure under
     ``metrics["model"]["headline"]["sources"]``. The frame's probability is each lesion's
     mean over the repeats (cv: the averaged ensemble, its figures under
@@ -612,7 +612,7 @@ def evaluate_resampled(table: pd.DataFrame, final: TrainedModel, predictions: pd
                           "pooled out-of-bag figures, not averaged, are under "
                           "internal_validation.optimism_bootstrap.out_of_bag)"),
             "model": metrics["model"]}
-        metrics["model"] = _bootstrap_headline(table, final, summary, groups)
+        metrics["model"] = bootstrap_headline(table, final, summary, groups)
     keys = table[[c for c in (ID, LESION) if c in table.columns]].reset_index(drop=True)
     calls = study_rules(table, description)[0].add_prefix(RULE_PREFIX).reset_index(drop=True)
     stacked = predictions.join(keys, on="row").join(calls, on="row")

@@ -77,7 +77,12 @@ from models.classifier import (
     FAMILIES,
     fit_calibrated,
 )
-from models.evaluation import REPEATS_CI_METHOD, combined_over_repeats, rubin_interval
+from models.evaluation import (
+    REPEATS_CI_METHOD,
+    bootstrap_headline,
+    combined_over_repeats,
+    rubin_interval,
+)
 from models.report.words import restated_prevalences
 from models.scan_rules import SCAN_RULE_IDS, apply_scan_rules
 from models.statistics import (
@@ -332,8 +337,10 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
       repeats by their mean and Rubin's rules; the saved model is fitted on every lesion
       reaching the landmark;
     - ``bootstrap``: Harrell's optimism-corrected bootstrap over ``repeats`` resamples of
-      patients (:func:`models.validation.optimism_bootstrap`), scored on out-of-bag
-      probabilities; the saved model is fitted on every lesion reaching the landmark.
+      patients (:func:`models.validation.optimism_bootstrap`): the model's figures as the
+      index model's headline (:func:`models.evaluation.bootstrap_headline`), the rules and
+      the model at each rule's sensitivity on averaged out-of-bag probabilities; the saved
+      model is fitted on every lesion reaching the landmark.
 
     ``result.metrics`` (JSON-ready after :func:`models.statistics.to_jsonable`): ``weeks``,
     ``window_weeks``, ``split`` (scheme, patients and seed), ``scans_source`` (simulated
@@ -399,6 +406,9 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
         models[week] = model
         entry, frames[week] = _evaluate_landmark(week, model, eval_part, p, fit_part, s,
                                                  canonical, prevalences)
+        if validation == "bootstrap":  # the saved model's corrected figures, as the index's
+            entry["model"] = bootstrap_headline(fit_part, model, internal,
+                                                fit_part[ID].to_numpy())
         if validation == "cv":  # the figures of each repeat, combined: not the ensemble's
             entry |= _cross_validated_entry(
                 [_evaluate_landmark(week, model, rows.iloc[part["row"].to_numpy()],
@@ -426,8 +436,11 @@ def train_landmarks(table: pd.DataFrame | DescribedTable, scans: pd.DataFrame | 
                   "threshold: each repeat's figures, combined over the repeats (mean, "
                   "Rubin's rules)"
                   if validation == "cv" else
-                  "scored on every lesion with such a scan by its out-of-bag probability over "
-                  "bootstrap resamples of patients (optimism-corrected figures beside)")
+                  "the landmark model's figures those of the optimism bootstrap over resamples "
+                  "of patients, as the index model's (Harrell-corrected discrimination and "
+                  "operating point, the refits' pooled out-of-bag calibration); the rules and "
+                  "the model at each rule's sensitivity on every lesion with such a scan by "
+                  "its out-of-bag probability averaged over the resamples")
     fitted_on = ("the training patients' lesions" if validation == "holdout"
                  else "every lesion")
     metrics = {

@@ -1110,8 +1110,11 @@ def landmark_validation_text(split: Mapping) -> str:
     return (f"optimism-corrected bootstrap of each landmark's fitting procedure over "
             f"{fmt.count(split.get('n_repeats'))} resamples of "
             f"{fmt.count(split.get('n_test_patients'))} patients (seed "
-            f"{fmt.count(split.get('seed'))}); every figure is on out-of-bag probabilities; "
-            "the saved models are fitted on every patient")
+            f"{fmt.count(split.get('seed'))}); the landmark model's figures are the saved "
+            "model's Harrell-corrected ones (calibration: the refits' pooled out-of-bag "
+            "predictions), the rules' and the model's at each rule's sensitivity are on "
+            "out-of-bag probabilities averaged over the resamples; the saved models are "
+            "fitted on every patient")
 
 
 def landmark_sensitivity_table(sensitivity: Mapping, words: Words | None = None) -> Table:
