@@ -43,7 +43,8 @@ bench: $(STAMP)
 	$(BENCH_ENV) $(PY) benchmarks/training_speed.py --n 10000
 	$(BENCH_ENV) $(PY) benchmarks/families.py
 	$(BENCH_ENV) $(PY) benchmarks/training_scale.py
-	$(BENCH_ENV) $(PY) benchmarks/site_update.py --seeds 12
+	$(BENCH_ENV) $(PY) benchmarks/site_update.py --seeds 20
+	$(BENCH_ENV) $(PY) benchmarks/validation_agreement.py --n 800 --seed 3
 	$(BENCH_ENV) $(PY) benchmarks/followup_sensitivity.py --n 4000 --seed 0
 	$(BENCH_ENV) $(PY) benchmarks/image_signal.py --n 300
 	$(BENCH_ENV) $(PY) benchmarks/demo_stages.py
