@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(100, 100 + args.seeds):
         start = time.perf_counter()
         local = shifted_population(args.n, seed)
-        updated, ev = update_model(original, local, args.method, repeats=1, progress=False)
-        _, by_intercept = update_model(original, local, "intercept", repeats=1,
-                                       progress=False)
+        ev = update_model(original, local, args.method, repeats=1, progress=False)
+        updated = ev.model
+        by_intercept = update_model(original, local, "intercept", repeats=1, progress=False)
         low, high = by_intercept.metrics["update"]["intercept_ci"]
         hit = bool(low <= truth <= high)
         covered += hit

@@ -143,6 +143,13 @@ THRESHOLDS: dict[str, Threshold] = {
                                   "% change against baseline (at most)"),
 }
 
+#: The ids of the article's rules, in the order reports list them (:mod:`models.rules`
+#: decides each); a table description may not declare a rule of its own under one of them.
+RULE_IDS: tuple[str, ...] = (
+    "D1_perfusion_diffusion", "D2_mrs_cho_cr", "D2_mrs_lactate", "D3_ctdna_clearance",
+    "D4_cytokines", "D5_pathology", "Q1a_symptoms", "Q1b_perfusion", "Q1c_pet",
+    "Q1d_ctdna_trend", "T5_low_risk", "Q1_four_part")
+
 #: Prevalence of pseudoprogression by cancer type (P1, P2).
 PREVALENCE: dict[str, float] = {
     "melanoma": FIGURES["P1"].value,

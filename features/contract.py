@@ -119,6 +119,15 @@ def model_columns(columns, declared=()) -> list[str]:
             and (c in FEATURE_COLUMNS or is_radiomic(c) or c in declared)]
 
 
+#: Each transform of :func:`to_model_scale` written exactly as it applies it, floors and
+#: clips included ("{c}" stands for the column's name).
+MODEL_SCALE_EXPRESSIONS: dict[str, str] = {
+    "log": "log(max({c}, 0.001))",
+    "log_ratio": "log(1 + max({c}, -99)/100)",
+    "logit_pct": "logit(min(max({c}, 0.5), 99.5)/100)",
+}
+
+
 def to_model_scale(name: str, values) -> np.ndarray:
     """Put one contract column on the scale models use (its ``Column.transform``).
 

@@ -31,7 +31,7 @@ the contract's own label) name the two classes in every report; ``label.missing:
 leaves rows with an empty label out of training and evaluation (counted in
 :attr:`DescribedTable.unlabelled`) instead of refusing them. ``rules`` declares the
 thresholds of the user's field (:class:`RuleDeclaration`, conditions in the grammar of
-:mod:`models.rule_grammar`), benchmarked beside the model like the article's; ``study``
+:mod:`features.rule_grammar`), benchmarked beside the model like the article's; ``study``
 (:data:`STUDY_KEYS`) describes the study for the report.
 
 :meth:`TableDescription.apply` returns the table in the contract's canonical form
@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from features.article import RULE_IDS
 from features.contract import (
     BY_NAME,
     FEATURE_COLUMNS,
@@ -72,6 +73,8 @@ from features.contract import (
     warn_similar_ids,
 )
 from features.errors import UserInputError, quoted
+from features.rule_grammar import RuleSyntaxError, parse, type_problems
+from features.rule_grammar import columns as rule_columns
 from features.yamlfile import load_yaml
 
 #: What a declared feature column holds.
@@ -264,7 +267,7 @@ _RADIOMIC = DeclaredFeature("number", "radiomic", None)
 @dataclass(frozen=True)
 class RuleDeclaration:
     """A rule of the user's field: ``id`` (letters, digits, ``_ . -``), ``positive_when`` (a
-    condition of :mod:`models.rule_grammar` on the table's columns, under the table's own
+    condition of :mod:`features.rule_grammar` on the table's columns, under the table's own
     names) and an optional ``source`` shown in the report."""
 
     id: str
@@ -547,15 +550,13 @@ class TableDescription:
         """Each declared rule's columns, read in the canonical table ``out``: a name that is
         no column of the table, one the model cannot use, or a comparison of a text column
         with a number (or of a number column with text)."""
-        from models.rule_grammar import columns, parse, type_problems
-
         problems: list[str] = []
         mapping = self.rule_columns()
         for i, rule in enumerate(self.rules):
             where = f"rules[{i}] ({rule.id}).positive_when"
             tree = parse(rule.positive_when)
             is_text = {}
-            for name in columns(tree):
+            for name in rule_columns(tree):
                 target = mapping.get(name, name)
                 if target in out.columns and target not in (ID, LESION, LABEL):
                     is_text[name] = not pd.api.types.is_numeric_dtype(out[target])
@@ -821,9 +822,6 @@ def _list_entries(value, key: str, entries: str, first: str, fields: str, exampl
 def _rules(value, problems: list[str]) -> tuple[RuleDeclaration, ...]:
     """``rules``: a list of ``{id, positive_when, source}``, each condition parsed (a syntax
     error named with the rule and its position); columns are checked against the table."""
-    from models.rule_grammar import RuleSyntaxError, parse
-    from models.rules import RULE_IDS
-
     out, seen = [], set()
     for i, item in _list_entries(value, "rules", "rules", "id", "id and positive_when",
                                  '{id: rcbv_175, positive_when: "rcbv >= 1.75"}', RULE_KEYS,

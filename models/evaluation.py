@@ -13,18 +13,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from features.article import THRESHOLDS
-from features.contract import ID, KEY_COLUMNS, LABEL, LESION, NUMERIC_FEATURES, validate_table
+from features.contract import (
+    BY_NAME,
+    ID,
+    KEY_COLUMNS,
+    LABEL,
+    LESION,
+    MODEL_SCALE_EXPRESSIONS,
+    NUMERIC_FEATURES,
+    to_model_scale,
+    validate_table,
+)
 from models.bundle import TrainedModel
 from models.inspection import feature_effects
 from models.report.words import restated_prevalences, study_metrics, words_of
 from models.rules import study_rules
 from models.statistics import (
+    FeatureScale,
     auc_with_ci,
     benchmark,
     bootstrap_metrics,
@@ -39,6 +51,8 @@ from models.statistics import (
 )
 
 P_COLUMN = "p_pseudoprogression"
+#: The column of the simulator's exact posterior in an evaluation frame.
+BAYES_COLUMN = "bayes_posterior"
 RULE_PREFIX = "rule_"
 #: Threshold probabilities of the net-benefit table (the model's threshold is added).
 NB_THRESHOLDS: tuple[float, ...] = (0.05, 0.10, 0.20, 0.30, 0.50)
@@ -80,18 +94,19 @@ def evaluate(model: TrainedModel, table: pd.DataFrame, bayes_p: np.ndarray | Non
     p = model.probability(table, warn=warn)
     evaluation = evaluate_predictions(table, p, model.threshold, bayes_p, restate_prevalences,
                                       description=model.table_description())
-    add_feature_effects(evaluation.metrics, model, table, rows="evaluated")
-    return evaluation
+    return Evaluation(frame=evaluation.frame,
+                      metrics=evaluation.metrics
+                      | feature_effect_parts(model, table, rows="evaluated"))
 
 
-def add_feature_effects(metrics: dict, model: TrainedModel, table: pd.DataFrame,
-                        rows: str, seed: int = 0) -> None:
-    """Store what each feature does in the fitted model (:func:`feature_effects`) under
-    ``metrics["feature_effects"]``; ``rows`` says which lesions a permutation importance was
-    measured on ("evaluated", or "training" when there are no held-out lesions)."""
+def feature_effect_parts(model: TrainedModel, table: pd.DataFrame, rows: str,
+                         seed: int = 0) -> dict:
+    """What each feature does in the fitted model (:func:`feature_effects`), as
+    ``feature_effects`` (records) and ``feature_effects_rows``: which lesions a permutation
+    importance was measured on ("evaluated", or "training" when there are no held-out
+    lesions)."""
     effects = feature_effects(model, table, table[LABEL].to_numpy().astype(int), seed=seed)
-    metrics["feature_effects"] = effects.to_dict(orient="records")
-    metrics["feature_effects_rows"] = rows
+    return {"feature_effects": effects.to_dict(orient="records"), "feature_effects_rows": rows}
 
 
 def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,
@@ -112,9 +127,9 @@ def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,
     if restate_prevalences is None:
         restate_prevalences = restated_prevalences(description)
     groups = table[ID].astype(str).to_numpy()
-    metrics = benchmark(y, p, threshold, rules, restate_prevalences=restate_prevalences,
-                        groups=groups)
-    metrics["study"] = study_metrics(description, left_out)
+    benchmarked = benchmark(y, p, threshold, rules, restate_prevalences=restate_prevalences,
+                            groups=groups)
+    metrics = benchmarked | {"study": study_metrics(description, left_out)}
     _in_study_words(metrics)
     keys = {ID: table[ID].to_numpy()}
     if LESION in table.columns:
@@ -124,20 +139,19 @@ def evaluate_predictions(table: pd.DataFrame, p: np.ndarray, threshold: float,
     if bayes_p is not None:
         bayes_p = np.asarray(bayes_p, dtype=float)
         auc, ci = auc_with_ci(y, bayes_p, groups=groups)
-        metrics["bayes_ceiling"] = {"auc": auc, "auc_ci": ci,
-                                    "brier": brier_score(y, bayes_p)}
-        frame["bayes_posterior"] = bayes_p
+        metrics |= {"bayes_ceiling": {"auc": auc, "auc_ci": ci,
+                                      "brier": brier_score(y, bayes_p)}}
+        frame[BAYES_COLUMN] = bayes_p
     ctdna = THRESHOLDS["ctdna_clearance"]
     extra = {}
     if ctdna.column in table.columns:
         extra[f"{ctdna.column} < {ctdna.value:g} ({ctdna.figure})"] = (
             (table[ctdna.column] < ctdna.value).astype(float).where(table[ctdna.column].notna()))
     ors = feature_odds_ratios(table, y, columns=odds_ratio_columns(table), extra_binary=extra,
-                              groups=groups)
-    metrics["feature_odds_ratios"] = ors.to_dict(orient="records")
-    metrics["units"] = {"n_lesions": int(len(table)),
-                        "n_patients": int(table[ID].nunique())}
-    return Evaluation(frame=frame, metrics=metrics)
+                              groups=groups, scales=contract_scales())
+    return Evaluation(frame=frame, metrics=metrics | {
+        "feature_odds_ratios": ors.to_dict(orient="records"),
+        "units": {"n_lesions": int(len(table)), "n_patients": int(table[ID].nunique())}})
 
 
 def _in_study_words(metrics: dict) -> None:
@@ -148,6 +162,20 @@ def _in_study_words(metrics: dict) -> None:
         for entry in (m, m.get("model_on_rule_rows") or {}):
             if entry.get("dor_note"):
                 entry["dor_note"] = w.say(entry["dor_note"])
+
+
+def contract_scales() -> dict[str, FeatureScale]:
+    """The contract's numeric and binary features (in the contract's order) as their
+    univariable odds ratios take them (:func:`models.statistics.feature_odds_ratios`): a
+    binary one per unit, a continuous one per SD on the scale models use
+    (:func:`features.contract.to_model_scale`)."""
+    def scale(name: str) -> FeatureScale:
+        column = BY_NAME[name]
+        return FeatureScale(binary=column.kind == "binary",
+                            transform=partial(to_model_scale, name),
+                            expression=MODEL_SCALE_EXPRESSIONS.get(column.transform, "{c}"))
+
+    return {name: scale(name) for name in NUMERIC_FEATURES}
 
 
 def odds_ratio_columns(table: pd.DataFrame) -> list[str]:
@@ -241,13 +269,25 @@ def pooled_probabilities(metrics: Mapping) -> tuple[str, Mapping] | None:
 
 def add_uncertainty(metrics: dict, frame: pd.DataFrame, threshold: float,
                     n_resamples: int = 1000, seed: int = 0, progress: bool = False) -> dict:
-    """A copy of ``metrics`` with bootstrap CIs, paired rule comparisons and net benefit.
+    """A copy of ``metrics`` (an evaluation's figures) followed by
+    :func:`uncertainty_parts`, in the study's words (``metrics["study"]``)."""
+    return metrics | uncertainty_parts(frame, threshold, n_resamples=n_resamples, seed=seed,
+                                       progress=progress, figures=metrics)
+
+
+def uncertainty_parts(frame: pd.DataFrame, threshold: float, n_resamples: int = 1000,
+                      seed: int = 0, progress: bool = False,
+                      figures: Mapping | None = None) -> dict:
+    """Bootstrap CIs, paired rule comparisons and net benefit: parts of the metrics
+    document (:func:`models.metrics_document.build_metrics_document`).
 
     ``frame`` is the evaluation frame (``patient_id``, ``pseudoprogression``,
     ``p_pseudoprogression``, ``rule_<id>`` columns with 1/0/NaN); ``threshold`` the model's
     decision threshold (probability). Resampling is by patient: when a patient has several
-    rows they are drawn together, otherwise rows are patients. New keys, already passed
-    through :func:`models.statistics.to_jsonable`:
+    rows they are drawn together, otherwise rows are patients. ``figures``: the
+    evaluation's (``Evaluation.metrics``), for the study's words and what the frame's
+    probabilities are. The parts, already passed through
+    :func:`models.statistics.to_jsonable`:
 
     - ``bootstrap``: :func:`models.statistics.bootstrap_metrics`: AUC, Brier, sensitivity,
       specificity, PPV, NPV at ``threshold`` and net benefit at
@@ -287,21 +327,20 @@ def add_uncertainty(metrics: dict, frame: pd.DataFrame, threshold: float,
             bar.update()
     finally:
         bar.close()
-    out = dict(metrics)
+    figures = figures or {}
     settings = {"n_resamples": int(n_resamples), "seed": int(seed), "confidence_level": 0.95,
                 "resampling_unit": unit, "threshold": threshold, "n": int(y.shape[0]),
                 "n_positive": int(y.sum())}
-    pooled = pooled_probabilities(metrics)
+    pooled = pooled_probabilities(figures)
     if pooled is not None:  # under cv and bootstrap: not the headline's probabilities
         settings["probabilities"] = str(pooled[1]["describes"])
-    out.update(to_jsonable({
+    abstention = words_of(figures).say(_ABSTENTION)
+    return to_jsonable({
         "uncertainty": settings,
         "bootstrap": boot,
         "rule_comparisons": comparisons,
-        "net_benefit": _net_benefit(y, p, rules, threshold),
-    }))
-    out["net_benefit"]["abstention"] = words_of(metrics).say(_ABSTENTION)
-    return out
+        "net_benefit": _net_benefit(y, p, rules, threshold) | {"abstention": abstention},
+    })
 
 
 # --------------------------------------------------------------------------- resampled schemes

@@ -2,8 +2,8 @@
 compatible classifiers.
 
 :class:`DeclaredRule` is a rule a table description declares (``rules:``, a condition of
-:mod:`models.rule_grammar`); :func:`study_rules` gives the calls of every rule benchmarked on
-a table: the article's rules whose inputs are columns of it (:func:`applicable_article_rules`)
+:mod:`features.rule_grammar`); :func:`study_rules` gives the calls of every rule benchmarked
+on a table: the article's rules whose inputs are columns of it (:func:`applicable_article_rules`)
 and the declared ones.
 
 Each rule says 1 (pseudoprogression) or 0 (true progression) from a few columns of the
@@ -40,7 +40,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from features.article import THRESHOLDS
+from features.article import RULE_IDS, THRESHOLDS
 
 #: A rule's inputs: column name -> float values, NaN where missing (:func:`_inputs`).
 Inputs = Mapping[str, np.ndarray]
@@ -125,8 +125,6 @@ Q1_COMBINATION = ("Q1a holds and every available objective criterion (Q1b rCBV, 
                   "Q1d ctDNA) points to pseudoprogression; needs symptomatic and at least one "
                   "objective criterion")
 
-#: Every rule id reports and predictions use, in a stable order.
-RULE_IDS: tuple[str, ...] = (*RULES, Q1_COMBINED_ID)
 
 
 def rule_inputs(rule_id: str) -> tuple[str, ...]:
@@ -277,7 +275,7 @@ class DeclaredRule(FixedRule):
     Parameters
     ----------
     rule_id : the rule's name (``id`` in the description).
-    positive_when : its condition (:mod:`models.rule_grammar`), e.g. ``"rcbv >= 1.75"``.
+    positive_when : its condition (:mod:`features.rule_grammar`), e.g. ``"rcbv >= 1.75"``.
     columns : the names of an array's columns, in order; None: the names seen by ``fit``
         on a DataFrame, else the columns the condition reads, in reading order. A DataFrame
         with text column names is read by those names.
@@ -286,8 +284,8 @@ class DeclaredRule(FixedRule):
     not and NaN where the rule abstains (a column it reads is missing on that row, or absent
     from ``X``), as floats; with labels given to ``fit`` the 1 and 0 are reported as
     ``classes_[1]`` and ``classes_[0]``. ``covers(X)`` says where it does not abstain. A
-    condition that does not parse is a ValueError (:class:`~models.rule_grammar.RuleSyntaxError`
-    with its position) at ``fit``.
+    condition that does not parse is a ValueError
+    (:class:`~features.rule_grammar.RuleSyntaxError` with its position) at ``fit``.
     """
 
     def __init__(self, rule_id: str = "rule", positive_when: str = "x0 > 0", columns=None):
@@ -296,13 +294,13 @@ class DeclaredRule(FixedRule):
         self.columns = columns
 
     def _tree(self):
-        from models.rule_grammar import parse
+        from features.rule_grammar import parse
 
         return parse(self.positive_when)
 
     def inputs(self) -> tuple[str, ...]:
         """The columns the condition reads, in reading order."""
-        from models.rule_grammar import columns
+        from features.rule_grammar import columns
 
         return tuple(columns(self._tree()))
 
@@ -322,7 +320,7 @@ class DeclaredRule(FixedRule):
         return self
 
     def _decisions(self, X) -> np.ndarray:
-        from models.rule_grammar import evaluate
+        from features.rule_grammar import evaluate
 
         check_is_fitted(self, "classes_")
         d = self._frame(X, reset=False)

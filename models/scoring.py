@@ -132,7 +132,8 @@ class Scoring:
 
 def population_report(model, table, metrics: dict) -> dict:
     """For a labelled table's report: how it differs from the training population, and the
-    measured shift in calibration (calibration-in-the-large; 0 is none)."""
+    measured shift in calibration (calibration-in-the-large; 0 is none; from the
+    evaluation's figures, ``metrics``)."""
     from dataclasses import asdict
 
     from models.population import TrainingProfile
@@ -223,16 +224,19 @@ def run_prediction(settings: PredictionSettings, progress: bool = True) -> Scori
         predictions = with_landmark_predictions(predictions, landmarks, described, settings)
     scoring = Scoring(settings, model, predictions, outputs=outputs, lesion_map=lesion_map)
     if settings.report:
-        from models import add_uncertainty, evaluate
+        from models import evaluate
+        from models.evaluation import uncertainty_parts
+        from models.metrics_document import build_metrics_document, report_facts
 
         if (description or model.table_description()).label_missing == "skip":
             table = table[table[LABEL].notna()]  # unlabelled rows: predicted, not evaluated
-        scoring.evaluation = evaluate(model, table, warn=False)
-        document = dict(scoring.evaluation.metrics)
-        document["population_shift"] = population_report(model, table, document)
-        if settings.bootstrap > 0:
-            document = add_uncertainty(document, scoring.evaluation.frame, model.threshold,
-                                       n_resamples=settings.bootstrap, progress=progress)
-        scoring.metrics = scoring.evaluation.metrics = document
+        evaluation = scoring.evaluation = evaluate(model, table, warn=False)
+        figures = evaluation.metrics
+        uncertainty = {} if settings.bootstrap <= 0 else uncertainty_parts(
+            evaluation.frame, model.threshold, n_resamples=settings.bootstrap,
+            progress=progress, figures=figures)
+        scoring.metrics = build_metrics_document(
+            figures, population_shift=population_report(model, table, figures),
+            **uncertainty, **report_facts(figures, evaluation.frame, model))
         scoring.title = f"Evaluation of {settings.model.name} on {settings.data.name}"
     return scoring

@@ -38,14 +38,12 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-
-from features.article import PREVALENCE
-from features.contract import BY_NAME, to_model_scale
 
 _P_CLIP = 1e-6
 NAN = float("nan")
@@ -779,13 +777,16 @@ def _at_prevalences(m: Mapping, prevalences: Mapping[str, float]) -> dict:
 # --------------------------------------------------------------------------- odds ratios
 
 
-#: Each contract transform written exactly as :func:`features.contract.to_model_scale`
-#: applies it, floors and clips included.
-_SCALE_EXPR = {
-    "log": "log(max({c}, 0.001))",
-    "log_ratio": "log(1 + max({c}, -99)/100)",
-    "logit_pct": "logit(min(max({c}, 0.5), 99.5)/100)",
-}
+@dataclass(frozen=True)
+class FeatureScale:
+    """How a feature enters its univariable odds ratio (:func:`feature_odds_ratios`):
+    ``binary`` (per unit, 1 vs 0), else per SD of ``transform`` of its values (None: the
+    values as they are), a transform written as ``expression`` ("{c}" stands for the
+    feature's name)."""
+
+    binary: bool = False
+    transform: Callable[[np.ndarray], np.ndarray] | None = None
+    expression: str = "{c}"
 
 
 def _fit_or(x: np.ndarray, y: np.ndarray, binary: bool, cluster: np.ndarray | None = None
@@ -838,17 +839,19 @@ def _fit_or(x: np.ndarray, y: np.ndarray, binary: bool, cluster: np.ndarray | No
 
 def feature_odds_ratios(df: pd.DataFrame, y, columns=None,
                         extra_binary: Mapping[str, object] | None = None,
-                        groups=None) -> pd.DataFrame:
+                        groups=None,
+                        scales: Mapping[str, FeatureScale] | None = None) -> pd.DataFrame:
     """Univariable odds ratios of pseudoprogression, one logistic regression per feature.
 
-    Each fit uses the rows where the feature (and the label) is present. Continuous
-    features: OR per SD of the feature on its contract-transformed scale
-    (``features.contract.BY_NAME[c].transform``; the SD is in ``scale``). Binary 0/1
-    features: OR per unit (1 vs 0). ``extra_binary`` maps a name to a 0/1/NaN series
-    aligned by position to ``df`` (a dichotomised rule-like predictor, e.g.
-    ``{"ctdna_change_pct < -60": s}``), each fitted per unit. ``y`` is a 0/1 array
-    aligned by position, or the name of a column of ``df``. ``columns`` defaults to the
-    contract's numeric and binary features present in ``df``.
+    Each fit uses the rows where the feature (and the label) is present. ``scales`` says
+    how each named feature enters (:class:`FeatureScale`; the table contract's:
+    :func:`models.evaluation.contract_scales`): a continuous feature per SD of its
+    transformed values (the SD is in ``scale``), a binary one per unit (1 vs 0); a feature
+    without a scale is binary when it holds only 0 and 1, else taken as it is.
+    ``extra_binary`` maps a name to a 0/1/NaN series aligned by position to ``df`` (a
+    dichotomised rule-like predictor, e.g. ``{"ctdna_change_pct < -60": s}``), each fitted
+    per unit. ``y`` is a 0/1 array aligned by position, or the name of a column of ``df``.
+    ``columns`` defaults to the features of ``scales`` present in ``df``.
 
     Columns of the result: feature, scale, n, n_positive, odds_ratio, ci_low, ci_high,
     p_value, note. A feature that cannot be fitted (constant, one class, separation,
@@ -856,8 +859,7 @@ def feature_odds_ratios(df: pd.DataFrame, y, columns=None,
     a patient has several rows in a fit, its interval and p-value use cluster-robust
     standard errors.
     """
-    from features.contract import NUMERIC_FEATURES
-
+    scales = dict(scales or {})
     yv = df[y] if isinstance(y, str) else y
     yv = np.asarray(yv, dtype=float).ravel()
     if len(yv) != len(df):
@@ -865,7 +867,7 @@ def feature_odds_ratios(df: pd.DataFrame, y, columns=None,
     if not np.isin(yv[~np.isnan(yv)], (0.0, 1.0)).all():
         raise ValueError("y must hold only 0, 1 or NaN.")
     if columns is None:
-        columns = [c for c in NUMERIC_FEATURES if c in df.columns]
+        columns = [c for c in scales if c in df.columns]
     items: list[tuple[str, object, bool | None]] = [(c, df[c] if c in df.columns else None, None)
                                                     for c in columns]
     items += [(name, s, True) for name, s in (extra_binary or {}).items()]
@@ -890,9 +892,9 @@ def feature_odds_ratios(df: pd.DataFrame, y, columns=None,
         keep = ~np.isnan(values) & ~np.isnan(yv)
         x, yy = values[keep], yv[keep].astype(int)
         row["n"], row["n_positive"] = int(keep.sum()), int(yy.sum())
-        col = BY_NAME.get(name)
-        binary = bool(force_binary) or (col is not None and col.kind == "binary") or (
-            col is None and len(x) > 0 and np.isin(x, (0.0, 1.0)).all())
+        known = scales.get(name)
+        binary = bool(force_binary) or (known is not None and known.binary) or (
+            known is None and len(x) > 0 and np.isin(x, (0.0, 1.0)).all())
         if len(x) == 0:
             row["note"] = "no rows with the feature"
             continue
@@ -902,10 +904,10 @@ def feature_odds_ratios(df: pd.DataFrame, y, columns=None,
                 continue
             row["scale"] = "per unit (1 vs 0)"
         else:
-            kind = col.transform if col is not None else "none"
-            x = to_model_scale(name, x) if col is not None else x
+            if known is not None and known.transform is not None:
+                x = known.transform(x)
             sd = float(np.std(x, ddof=1)) if len(x) > 1 else NAN
-            expr = _SCALE_EXPR.get(kind, "{c}").format(c=name)
+            expr = (known.expression if known is not None else "{c}").format(c=name)
             row["scale"] = f"per SD of {expr} (SD {sd:.3g})"
             if not np.isfinite(sd) or sd == 0:
                 row["note"] = "constant feature"
@@ -945,7 +947,8 @@ def benchmark(y_true, p, threshold: float, rule_predictions: pd.DataFrame,
     scored on the rows it covers, and beside it the model on those same rows, both at
     the stored threshold and at the highest threshold that matches the rule's
     sensitivity. PPV and NPV are re-stated at each prevalence of ``restate_prevalences``
-    (default: the article's, ``features.article.PREVALENCE``).
+    (name -> prevalence; none by default; the article's are
+    ``features.article.PREVALENCE``).
 
     ``row_thresholds``: a threshold per row (each fold model's own, in cross-validation),
     used for the model's calls instead of ``threshold``.
@@ -964,7 +967,7 @@ def benchmark(y_true, p, threshold: float, rule_predictions: pd.DataFrame,
     if len(rule_predictions) != len(y):
         raise ValueError(f"rule_predictions has {len(rule_predictions)} rows but y_true has "
                          f"{len(y)}; they must be aligned row by row.")
-    prevalences = dict(PREVALENCE if restate_prevalences is None else restate_prevalences)
+    prevalences = dict(restate_prevalences or {})
     threshold = float(threshold)
     n = len(y)
 

@@ -218,8 +218,9 @@ class StudySettings(RunSettings):
 @dataclass
 class Study:
     """What :func:`run_study` produced: the model (and landmark models), its evaluation,
-    the metrics document (``metrics``: what ``metrics.json`` and the model's record hold),
-    where the data came from (``source``) and the report's ``title``."""
+    the metrics document (``metrics``: what ``metrics.json`` and the model's record hold,
+    :func:`models.metrics_document.build_metrics_document`), where the data came from
+    (``source``) and the report's ``title``."""
 
     settings: StudySettings
     model: Any
@@ -228,7 +229,6 @@ class Study:
     source: str
     title: str
     landmarks: Any = None
-    fidelity: Any = None
     notes: list[str] = field(default_factory=list)
     outputs: RunFiles | None = None
 
@@ -254,7 +254,7 @@ class Study:
 
             written.update(write_report(self.settings.report, self.metrics,
                                         self.evaluation.frame, model=self.model,
-                                        fidelity=self.fidelity, title=self.title,
+                                        title=self.title,
                                         predictions=self.evaluation.predictions))
         if self.outputs is not None:  # the outputs are whole: let another run write them
             self.outputs.release()
@@ -333,10 +333,12 @@ def fit_landmarks(settings: StudySettings, described, scans, source: str, scheme
     """The landmark models on the follow-up ``scans``
     (:func:`models.landmarks.train_landmarks`), validated by the index model's ``scheme``
     (its holdout split, or cross-validation or the bootstrap on every patient) with its
-    threshold policy; for a simulated cohort under holdout also across the simulator's
-    settings (:func:`models.landmarks.followup_sensitivity`, on the same split) unless
-    ``settings.followup_sensitivity`` is False."""
+    threshold policy, and the metrics document's ``landmarks``: their figures and, for a
+    simulated cohort under holdout, the figures across the simulator's settings
+    (``sensitivity``: :func:`models.landmarks.followup_sensitivity`, on the same split)
+    unless ``settings.followup_sensitivity`` is False."""
     from models.landmarks import followup_sensitivity, train_landmarks
+    from models.statistics import to_jsonable
 
     _say(progress, f"fitting landmark models on the follow-up scans ({scheme}) ...")
     options = dict(seed=settings.seed, test_size=settings.test_size,
@@ -346,9 +348,10 @@ def fit_landmarks(settings: StudySettings, described, scans, source: str, scheme
     result = train_landmarks(described, scans, description=described.description,
                              validation=scheme, folds=settings.folds,
                              repeats=settings.repeats, **options)
+    sensitivity = {}
     if settings.cohort and scheme == "holdout" and settings.followup_sensitivity:
-        result.metrics["sensitivity"] = followup_sensitivity(described, result, **options)
-    return result
+        sensitivity = {"sensitivity": followup_sensitivity(described, result, **options)}
+    return result, to_jsonable(result.metrics | sensitivity)
 
 
 def run_study(settings: StudySettings, progress: bool = True) -> Study:
@@ -359,7 +362,7 @@ def run_study(settings: StudySettings, progress: bool = True) -> Study:
     where it can be seen then.
     """
     outputs = settings.check()
-    from models import add_uncertainty, train
+    from models import train
 
     estimator = settings.estimator
     if isinstance(estimator, str):  # read before the table, so a wrong name fails at once
@@ -380,15 +383,16 @@ def run_study(settings: StudySettings, progress: bool = True) -> Study:
             scheduler=settings.scheduler, lesions=settings.lesions, progress=progress)
         described.table = radiomics.table
     notes: list[str] = []
+    study_entries = None
     if original is not None:
         from models.updating import update_model
 
-        model, evaluation = update_model(original, described.table, method=settings.method,
-                                         seed=settings.seed, folds=settings.folds,
-                                         repeats=settings.repeats or 5, source=source,
-                                         progress=progress)
+        updated = update_model(original, described.table, method=settings.method,
+                               seed=settings.seed, folds=settings.folds,
+                               repeats=settings.repeats or 5, source=source,
+                               progress=progress)
+        model, evaluation, parts = updated.model, updated.evaluation, updated.document_parts()
         title = f"Update of {settings.update.name} with {source}"
-        document = dict(evaluation.metrics)
         from models.landmarks import landmarks_not_updated
 
         note = landmarks_not_updated(settings.update)
@@ -403,37 +407,41 @@ def run_study(settings: StudySettings, progress: bool = True) -> Study:
                        folds=settings.folds, repeats=settings.repeats, estimator=estimator,
                        anticipated_c=settings.anticipated_c)
         result = train(described, nested_cv=settings.nested_cv, **options)
-        model, evaluation = result.model, result.evaluation
-        document = dict(evaluation.metrics)
-        scheme = document["validation"]
-        notes.append(f"validation: {scheme['scheme']} ({scheme['reason']})")
+        model, evaluation, parts = result.model, result.evaluation, result.document_parts()
+        study_entries = result.study
+        notes.append(f"validation: {result.validation} ({result.reason})")
         if radiomics is not None:
             from models.training import compare_without_images
 
             _say(progress, "training the same procedure without image features, for "
                            "comparison ...")
-            document["image_features"] = compare_without_images(described, result, **options)
-            document["radiomic_extraction"] = radiomics.summary()
+            parts |= {"image_features": compare_without_images(described, result, **options),
+                      "radiomic_extraction": radiomics.summary()}
             model.radiomics_settings = radiomics.settings_text
-        title = (f"Held-out evaluation: {source}" if scheme["scheme"] == "holdout" else
-                 f"Internal validation ({scheme['scheme']}): {source}")
+        title = (f"Held-out evaluation: {source}" if result.validation == "holdout" else
+                 f"Internal validation ({result.validation}): {source}")
     if settings.report and settings.bootstrap > 0:
-        document = add_uncertainty(document, evaluation.frame, model.threshold,
+        from models.evaluation import uncertainty_parts
+
+        parts |= uncertainty_parts(evaluation.frame, model.threshold,
                                    n_resamples=settings.bootstrap, seed=settings.seed,
-                                   progress=progress)
+                                   progress=progress, figures=evaluation.metrics)
     landmarks = None
     if settings.followup:
+        landmarks, parts["landmarks"] = fit_landmarks(
+            settings, described, scans, source, parts["validation"]["scheme"], progress)
+    if settings.report:
+        from models.metrics_document import FIDELITY_KEY, report_facts
         from models.statistics import to_jsonable
 
-        landmarks = fit_landmarks(settings, described, scans, source,
-                                  document["validation"]["scheme"], progress)
-        document["landmarks"] = to_jsonable(landmarks.metrics)
-    evaluation.metrics = document
-    fidelity = None
-    if settings.cohort and settings.report:
-        from features.synthetic import fidelity_table
+        parts |= report_facts(evaluation.metrics, evaluation.frame, model)
+        if settings.cohort:
+            from features.synthetic import fidelity_table
 
-        fidelity = fidelity_table(seed=settings.seed)
+            parts[FIDELITY_KEY] = to_jsonable(fidelity_table(seed=settings.seed))
+    from models.metrics_document import build_metrics_document
+
+    document = build_metrics_document(evaluation.metrics, study_entries, **parts)
     return Study(settings=settings, model=model, evaluation=evaluation, metrics=document,
-                 source=source, title=title, landmarks=landmarks, fidelity=fidelity,
-                 notes=notes, outputs=outputs)
+                 source=source, title=title, landmarks=landmarks, notes=notes,
+                 outputs=outputs)

@@ -3,7 +3,7 @@
 >>> from features.synthetic import simulate_cohort
 >>> from models import train
 >>> result = train(simulate_cohort(2000, seed=1))          # doctest: +SKIP
->>> result.evaluation.metrics["model"]["auc"]               # doctest: +SKIP
+>>> result.metrics["model"]["auc"]                          # doctest: +SKIP
 
 A user's table is first put in the contract's canonical form by its table description
 (:class:`features.description.TableDescription`: patient, lesion and label columns, renamed
@@ -17,7 +17,7 @@ threshold tuning happen inside the training patients of each split.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,7 @@ from models.classifier import (
     out_of_fold_probabilities,
     with_threshold,
 )
-from models.evaluation import Evaluation, add_feature_effects, evaluate, evaluate_resampled
+from models.evaluation import Evaluation, evaluate, evaluate_resampled, feature_effect_parts
 from models.population import TrainingProfile
 from models.statistics import delong_test, operating_point_at_sensitivity
 from models.validation import (
@@ -62,13 +62,49 @@ DEFAULT_REPEATS = {"cv": 10, "bootstrap": 100}
 @dataclass
 class TrainingResult:
     """The model fitted on the training rows (all rows under cv and bootstrap), its
-    evaluation, and which patients were used for what."""
+    evaluation, which patients were used for what, and what the metrics document says of
+    the training (:meth:`document_parts`, :attr:`metrics`).
+
+    ``validation``: the scheme used, ``requested`` the one asked for and ``reason`` why
+    (:func:`models.validation.choose_validation`); ``internal_validation``: the apparent
+    figures, the events per candidate feature and the nested cross-validation, repeated
+    cross-validation or optimism bootstrap; ``split``: the counts of lesions and patients
+    fitted and evaluated; ``feature_effects``: what each feature does, measured on the
+    training rows when no lesion was held out (else the evaluation holds it);
+    ``positive_class``: the label's positive name; ``study``: the unlabelled rows and the
+    undeclared columns of the table, when there were any."""
 
     model: TrainedModel
     evaluation: Evaluation
     train_ids: list[str]
     test_ids: list[str]
     validation: str = "holdout"
+    requested: str = "auto"
+    reason: str = ""
+    internal_validation: dict = field(default_factory=dict)
+    split: dict = field(default_factory=dict)
+    feature_effects: dict = field(default_factory=dict)
+    positive_class: str | None = None
+    study: dict = field(default_factory=dict)
+
+    def document_parts(self) -> dict:
+        """The parts of the metrics document this training gives (keyword arguments of
+        :func:`models.metrics_document.build_metrics_document`)."""
+        return {**self.feature_effects, "internal_validation": self.internal_validation,
+                "split": self.split,
+                "validation": {"scheme": self.validation, "reason": self.reason,
+                               "requested": self.requested},
+                "model_selection": {"chosen": self.model.family, "cv": self.model.cv_scores},
+                "positive_class": self.positive_class}
+
+    @property
+    def metrics(self) -> dict:
+        """The metrics document of this training alone (no uncertainty, no report):
+        :func:`models.metrics_document.build_metrics_document` of the evaluation's figures and
+        :meth:`document_parts`."""
+        from models.metrics_document import build_metrics_document
+
+        return build_metrics_document(self.evaluation.metrics, self.study, **self.document_parts())
 
 
 class _Stages:
@@ -273,20 +309,15 @@ def train(table: pd.DataFrame | DescribedTable, seed: int = 0, test_size: float 
     elif mode == "loo":
         result = _train_resampled(table, procedure, "cv", LEAVE_ONE_OUT, 1, seed, bayes,
                                   progress, anticipated_c)
-        result.validation = "loo"
     else:
         result = _train_resampled(table, procedure, mode, folds,
                                   repeats or DEFAULT_REPEATS[mode], seed, bayes, progress,
                                   anticipated_c)
-    metrics = result.evaluation.metrics
-    metrics["validation"] = {"scheme": mode, "reason": reason, "requested": validation}
-    metrics["model_selection"] = {"chosen": result.model.family, "cv": result.model.cv_scores}
-    metrics["positive_class"] = described.positive_name
-    if described.unlabelled:
-        metrics["study"]["unlabelled"] = described.unlabelled
-    if described.undeclared:
-        metrics["study"]["undeclared"] = list(described.undeclared)
-    result.model.metrics = metrics
+    study = {"unlabelled": described.unlabelled, "undeclared": list(described.undeclared)}
+    result = replace(result, validation=mode, requested=validation, reason=reason,
+                     positive_class=described.positive_name,
+                     study={k: v for k, v in study.items() if v})
+    result.model.metrics = result.metrics  # the saved model's record
     return result
 
 
@@ -310,10 +341,10 @@ def _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv
                                                             progress=stages)
     finally:
         stages.close()
-    evaluation.metrics["internal_validation"] = internal
-    evaluation.metrics["split"] = _split_counts(train_part, test_part, seed)
     return TrainingResult(model, evaluation, train_part[ID].unique().tolist(),
-                          test_part[ID].unique().tolist(), "holdout")
+                          test_part[ID].unique().tolist(), "holdout",
+                          internal_validation=internal,
+                          split=_split_counts(train_part, test_part, seed))
 
 
 def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progress,
@@ -333,11 +364,9 @@ def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progre
         stages.close()
     evaluation = evaluate_resampled(table, model, predictions, mode, summary, bayes)
     evaluated = table.iloc[np.unique(predictions["row"].to_numpy().astype(int))]
-    add_feature_effects(evaluation.metrics, model, table, rows="training")
-    evaluation.metrics["internal_validation"] = {
-        "apparent": apparent_performance(model, table), "events_per_feature": size,
-        "cross_validation" if mode == "cv" else "optimism_bootstrap": summary}
-    evaluation.metrics["split"] = {
+    internal = {"apparent": apparent_performance(model, table), "events_per_feature": size,
+                "cross_validation" if mode == "cv" else "optimism_bootstrap": summary}
+    split = {
         "n_train": int(len(table)), "n_train_positive": int(table[LABEL].sum()),
         "n_train_patients": int(table[ID].nunique()), "n_test": int(len(evaluated)),
         "n_test_positive": int(evaluated[LABEL].sum()),
@@ -351,7 +380,9 @@ def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progre
                          "predictions; curves and rule comparisons from each lesion's "
                          "out-of-bag probability averaged over the refits")}
     ids = table[ID].unique().tolist()
-    return TrainingResult(model, evaluation, ids, ids, mode)
+    return TrainingResult(model, evaluation, ids, ids, mode, internal_validation=internal,
+                          split=split,
+                          feature_effects=feature_effect_parts(model, table, rows="training"))
 
 
 def image_contribution(with_images: TrainingResult, without_images: TrainingResult) -> dict:

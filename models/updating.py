@@ -21,6 +21,9 @@ needs :func:`patients_for_intercept_precision` of them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
@@ -338,19 +341,51 @@ def _prepare_step(model):
     return steps.get("prepare")
 
 
+#: How an update is validated (the metrics document's ``validation``).
+UPDATE_VALIDATION = {
+    "scheme": "cv", "requested": "cv",
+    "reason": "the update is evaluated by cross-validation of the update itself on the "
+              "local patients"}
+
+
+@dataclass
+class UpdateResult:
+    """The updated model (:class:`models.bundle.TrainedModel`), its evaluation on the local
+    lesions and what the metrics document says of the update (``update``: the method
+    chosen, its tests, the original and updated calibration and discrimination)."""
+
+    model: Any
+    evaluation: Any
+    update: dict
+
+    def document_parts(self) -> dict:
+        """The parts of the metrics document this update gives (keyword arguments of
+        :func:`models.metrics_document.build_metrics_document`)."""
+        return {"update": self.update, "validation": dict(UPDATE_VALIDATION)}
+
+    @property
+    def metrics(self) -> dict:
+        """The metrics document of this update alone (no uncertainty, no report)."""
+        from models.metrics_document import build_metrics_document
+
+        return build_metrics_document(self.evaluation.metrics, **self.document_parts())
+
+
 def update_model(model, table, method: str = "auto", seed: int = 0, folds: int = 5,
-                 repeats: int = 5, source: str = "local table", progress: bool = True):
+                 repeats: int = 5, source: str = "local table",
+                 progress: bool = True) -> UpdateResult:
     """Update a trained model (:class:`models.bundle.TrainedModel`) with the labelled local
     lesions of ``table`` (canonical form, as the model's table description gives it).
 
-    Returns ``(updated_model, evaluation)``. The update is chosen and fitted on every local
-    lesion (:class:`UpdatedClassifier`, refit = the model's own procedure); the evaluation
+    Returns an :class:`UpdateResult`: the updated model and its evaluation. The update is
+    chosen and fitted on every local lesion (:class:`UpdatedClassifier`, refit = the
+    model's own procedure); the evaluation
     compares, on the same local lesions, the original model's probabilities with the
     updated model's out-of-fold probabilities from repeated patient-grouped cross-validation
     of the update itself (``repeats`` x ``folds``), so the update is never scored on the
     patients it was estimated on. A table holding none of the model's feature columns is
-    refused first, before its size is judged. ``evaluation.metrics["update"]`` holds the
-    chosen method, its tests, and the original and updated calibration and discrimination.
+    refused first, before its size is judged. ``UpdateResult.update`` holds the chosen
+    method, its tests, and the original and updated calibration and discrimination.
     The updated figures (``metrics["model"]``, ``update["updated_cross_validated"]``) are,
     as under ``--validation cv`` (:func:`models.evaluation.evaluate_resampled`), the mean
     over the repeats of each repeat's out-of-fold figures with intervals by Rubin's rules:
@@ -425,7 +460,7 @@ def update_model(model, table, method: str = "auto", seed: int = 0, folds: int =
     intervals = upd.intervals_.get(upd.method_, {})
     updated_p = updated.probability(local, warn=False)
     variance = float(np.mean(updated_p * (1 - updated_p)))
-    evaluation.metrics["update"] = {
+    record = {
         "requested": method, "chosen": upd.method_, "tests": upd.tests_,
         "intercept": upd.intercept_, "slope": upd.slope_,
         "intercept_ci": intervals.get("intercept", [np.nan, np.nan]),
@@ -447,9 +482,6 @@ def update_model(model, table, method: str = "auto", seed: int = 0, folds: int =
                            "sha256": model.training.get("sha256"),
                            "n": model.training.get("n"),
                            "n_positive": model.training.get("n_positive")}}
-    evaluation.metrics["validation"] = {
-        "scheme": "cv", "requested": "cv",
-        "reason": "the update is evaluated by cross-validation of the update itself on the "
-                  "local patients"}
-    updated.metrics = evaluation.metrics
-    return updated, evaluation
+    result = UpdateResult(updated, evaluation, record)
+    updated.metrics = result.metrics  # the saved model's record
+    return result

@@ -123,6 +123,29 @@ def test_no_import_cycles():
     assert cycles(package_parents(edges)) == []
 
 
+#: Modules below every other layer: they import nothing of the project.
+FOUNDATIONS = ("models.statistics",)
+
+
+def foundation_imports(edges: dict[str, set[str]]) -> dict[str, list[str]]:
+    """Each module of :data:`FOUNDATIONS` that imports the project, with what it imports."""
+    return {m: sorted(edges[m]) for m in FOUNDATIONS if edges.get(m)}
+
+
+def test_statistics_imports_nothing_of_the_project(tmp_path):
+    edges, _ = graph()
+    assert "models.statistics" in edges
+    assert foundation_imports(edges) == {}
+    files = {"train.py": "", "predict.py": "", "features/__init__.py": "",
+             "features/article.py": "PREVALENCE = {}\n", "models/__init__.py": "",
+             "models/statistics.py": "import math\n\n\ndef default():\n"
+                                     "    from features.article import PREVALENCE\n"}
+    for name, text in files.items():  # an import inside a function is seen too
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert foundation_imports(graph(tmp_path)[0]) == {"models.statistics": ["features.article"]}
+
+
 def test_package_faces_resolve_every_public_name():
     import importlib
 

@@ -37,8 +37,7 @@ def own(tmp_path_factory):
         result = train(table, seed=SEED, nested_cv=False, progress=False,
                        estimator=load_estimator("own_estimators:naive_bayes"))
     folder = tmp_path_factory.mktemp("own_report")
-    write_report(folder, result.evaluation.metrics, result.evaluation.frame,
-                 model=result.model)
+    write_report(folder, result.metrics, result.evaluation.frame, model=result.model)
     return result, folder
 
 
@@ -109,7 +108,7 @@ def test_load_estimator_names_a_missing_dependency_of_the_module(tmp_path):
 
 def test_own_estimator_trains_end_to_end_as_the_users_family(own):
     result, folder = own
-    model, metrics = result.model, result.evaluation.metrics
+    model, metrics = result.model, result.metrics
     assert model.family == CUSTOM and list(model.cv_scores) == [CUSTOM]
     assert model.training["estimator"] == "sklearn.naive_bayes.GaussianNB"
     pipe = model.estimator.estimator.fitted_pipeline
@@ -178,7 +177,7 @@ def test_model_selection_table_shows_each_familys_chosen_settings():
 
 def test_report_shows_the_tuning_grid_and_every_familys_chosen_settings(own, tmp_path):
     result = own[0]
-    metrics = json.loads(json.dumps(result.evaluation.metrics, default=float))
+    metrics = json.loads(json.dumps(result.metrics, default=float))
     metrics["model_selection"] = {"chosen": "spline", "cv": {
         "logistic": {"log_loss": 0.31, "log_loss_sd": 0.01, "auc": 0.8,
                      "best_params": {"model__C": 1.0}, "n_settings": 5},

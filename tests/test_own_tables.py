@@ -169,7 +169,7 @@ def test_no_patient_on_both_sides_or_in_two_folds():
 def test_holdout_report_counts_patients_and_lesions():
     table = three_lesion_table(n_patients=120, seed=2)
     result = train(table, validation="holdout", nested_cv=False, progress=False)
-    split = result.evaluation.metrics["split"]
+    split = result.metrics["split"]
     assert split["n_train_patients"] + split["n_test_patients"] == 120
     assert split["n_train"] + split["n_test"] == 360
     assert split["n_test"] == 3 * split["n_test_patients"]
@@ -222,18 +222,20 @@ def test_update_for_a_new_site_restores_calibration(tmp_path):
     elsewhere = shifted_population(6000, seed=13)
     before = calibration_intercept_slope(elsewhere[LABEL],
                                          original.probability(elsewhere, warn=False))
-    by_intercept, recalibrated = update_model(original, local, method="intercept", repeats=1,
-                                              progress=False)
+    recalibrated = update_model(original, local, method="intercept", repeats=1,
+                                progress=False)
+    by_intercept = recalibrated.model
     low, high = recalibrated.metrics["update"]["intercept_ci"]
     after = calibration_intercept_slope(elsewhere[LABEL],
                                         by_intercept.probability(elsewhere, warn=False))
     assert abs(before["calibration_intercept"]) > 0.2  # the shift is real
     assert low <= before["calibration_intercept"] <= high
     assert abs(after["calibration_intercept"]) < abs(before["calibration_intercept"]) / 2
-    updated, evaluation = update_model(original, local, method="auto", repeats=1,
-                                       progress=False)
-    assert evaluation.metrics["update"]["chosen"] in ("intercept", "logistic", "refit")
-    write_report(tmp_path / "report", evaluation.metrics, evaluation.frame, model=updated,
+    result = update_model(original, local, method="auto", repeats=1, progress=False)
+    updated, evaluation = result.model, result.evaluation
+    assert result.metrics["update"]["chosen"] in ("intercept", "logistic", "refit")
+    assert updated.metrics == result.metrics  # the record is the update's document
+    write_report(tmp_path / "report", result.metrics, evaluation.frame, model=updated,
                  predictions=evaluation.predictions)
     text = (tmp_path / "report" / "report.md").read_text()
     assert "Updating the model for this site" in text and "refit vs original" in text

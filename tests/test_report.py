@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 
 from features import tables as T
+from features.article import PREVALENCE
 from features.contract import ID, LABEL
-from models.evaluation import add_uncertainty
+from models.evaluation import add_uncertainty, contract_scales
+from models.metrics_document import build_metrics_document, metrics_json
 from models.report import format as fmt
 from models.report import tables as R
 from models.report.document import table_markdown
@@ -47,12 +49,12 @@ def metrics() -> dict:
     y = rng.binomial(1, 0.25, n)
     score = rng.normal(size=n) + 1.5 * y
     p = 1 / (1 + np.exp(-(score - 2)))
-    out = benchmark(y, p, 0.3, _rules(score, rng))
+    out = benchmark(y, p, 0.3, _rules(score, rng), restate_prevalences=PREVALENCE)
     ctdna = pd.Series(np.where(score > 1, -80.0, 10.0))
     out["feature_odds_ratios"] = feature_odds_ratios(
         pd.DataFrame({"ctdna_change_pct": ctdna}), y,
         extra_binary={"ctdna_change_pct < -60 (D3)": (ctdna < -60).astype(float)},
-    ).to_dict(orient="records")
+        scales=contract_scales()).to_dict(orient="records")
     out["split"] = {"n_train": 900, "n_train_positive": 200, "n_train_patients": 700,
                     "n_test": 400, "n_test_positive": int(y.sum()), "n_test_patients": 310,
                     "unit": "lesions", "seed": 1}
@@ -74,13 +76,10 @@ def _md_rows(md: str, first_cell: str) -> list[list[str]]:
 # --------------------------------------------------------------------------- files
 
 
-def test_report_files_written_and_parse(tmp_path, metrics):
-    folder = tmp_path / "new" / "report"  # created on demand
+def test_metrics_json_and_markdown_hold_the_document(metrics):
     extra = pd.DataFrame({"feature": ["a|b", "c"], "value": [1.5, np.nan]})
-    R.write_metrics_report(folder, metrics, extra_tables={"extra_table": extra}, title="T")
-    assert sorted(os.listdir(folder)) == ["metrics.json", "metrics.md"]
-
-    text = (folder / "metrics.json").read_text()
+    document = metrics | {"extra_table": extra}
+    text = metrics_json(document)
     assert "NaN" not in text and "Infinity" not in text
     data = json.loads(text)
     assert data["n"] == metrics["n"] and data["threshold"] == 0.3
@@ -89,7 +88,7 @@ def test_report_files_written_and_parse(tmp_path, metrics):
     assert data["extra_table"] == [{"feature": "a|b", "value": 1.5},
                                    {"feature": "c", "value": None}]
 
-    md = (folder / "metrics.md").read_text()
+    md = R.render_markdown(document, title="T")
     assert md.startswith("# T")
     for rule_id in metrics["rules"]:
         assert rule_id in md
@@ -102,9 +101,18 @@ def test_report_files_written_and_parse(tmp_path, metrics):
     assert "4.3 (3.7-5.0) (D3)" in md  # the article's odds ratio beside ours
 
 
-def test_report_refuses_clashing_extra_table(tmp_path, metrics):
-    with pytest.raises(ValueError):
-        R.write_metrics_report(tmp_path, metrics, extra_tables={"model": pd.DataFrame()})
+def test_metrics_document_puts_each_part_in_its_place(metrics):
+    figures = metrics | {"study": {"positive_class": "x"}}
+    before = json.dumps(figures, default=str)
+    document = build_metrics_document(figures, {"undeclared": ["ward"]}, landmarks={"times": []},
+                                validation={"scheme": "cv"}, update=None)
+    assert list(document) == [*figures, "validation", "landmarks"]  # update (None) left out
+    assert document["study"] == {"positive_class": "x", "undeclared": ["ward"]}
+    assert json.dumps(figures, default=str) == before  # nothing given is changed
+    again = build_metrics_document(document, feature_effects=[{"feature": "x"}])
+    assert list(again) == list(document) + ["feature_effects"]
+    with pytest.raises(TypeError, match="report_run"):
+        build_metrics_document(metrics, report_run={"id": "x"})  # the report's, not the study's
 
 
 def test_format_benchmark_table(metrics):

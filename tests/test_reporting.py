@@ -24,6 +24,7 @@ from features.synthetic.cohort import bayes_posterior, fidelity_table, simulate_
 from models.bundle import TrainedModel, table_sha256
 from models.classifier import FeatureLayout, build_family, with_threshold
 from models.evaluation import NB_THRESHOLDS, add_uncertainty, evaluate
+from models.metrics_document import build_metrics_document, report_facts
 from models.report import format as fmt
 from models.report import write_report
 from models.report.figures import FILE_NAMES
@@ -105,7 +106,9 @@ def report(tmp_path_factory, evaluated, uncertain):
     model, ev = evaluated
     folder = tmp_path_factory.mktemp("report")
     fid = fidelity_table(n=20_000, seed=0)
-    paths = write_report(folder, uncertain, ev.frame, model=model, fidelity=fid, title="T & <b>")
+    document = build_metrics_document(uncertain, **report_facts(uncertain, ev.frame, model),
+                                simulator_fidelity=to_jsonable(fid))
+    paths = write_report(folder, document, ev.frame, model=model, title="T & <b>")
     return folder, paths
 
 
@@ -327,10 +330,9 @@ def _markdown(data: dict, frame: pd.DataFrame, model) -> str:
     """report.md's text for ``data`` without figures (fast)."""
     from models.report.document import render_markdown_document
     from models.report.sections import build_document
-    from models.report.write import with_report_facts
-
     return render_markdown_document("T", build_document(
-        to_jsonable(with_report_facts(data, frame, model)), frame, model, None, {}))
+        to_jsonable(build_metrics_document(data, **report_facts(data, frame, model))), frame, model,
+        None, {}))
 
 
 def test_logistic_coefficients_name_the_features(evaluated, report):

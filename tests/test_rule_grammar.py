@@ -8,8 +8,8 @@ from sklearn.base import clone
 
 from features.description import TableDescription
 from features.errors import UserInputError
+from features.rule_grammar import RuleSyntaxError, columns, evaluate, parse
 from models.evaluation import evaluate_predictions
-from models.rule_grammar import RuleSyntaxError, columns, evaluate, parse
 from models.rules import DeclaredRule, apply_declared_rules
 
 NAN = np.nan

@@ -8,7 +8,9 @@ from sklearn.exceptions import NotFittedError
 
 from features.article import FIGURES, THRESHOLDS
 from models.rules import (
+    Q1_COMBINED_ID,
     RULE_IDS,
+    RULES,
     ArticleRule,
     apply_rules,
     describe_rules,
@@ -30,6 +32,20 @@ def test_every_design_rule_id_exists():
     assert design_ids <= set(RULE_IDS)
     assert "Q1_four_part" in RULE_IDS
     assert set(describe_rules()["rule"]) == set(RULE_IDS)
+    assert (*RULES, Q1_COMBINED_ID) == RULE_IDS  # every id the article names is decided
+
+
+def test_a_description_may_not_declare_an_article_rule_id():
+    from features.description import TableDescription
+    from features.errors import UserInputError
+
+    declared = {"rules": [{"id": "D1_perfusion_diffusion", "positive_when": "rcbv < 1"},
+                          {"id": "own", "positive_when": "rcbv <"}]}
+    with pytest.raises(UserInputError) as caught:
+        TableDescription.from_dict(declared)
+    message = str(caught.value)  # both problems at once, the clash named
+    assert "'D1_perfusion_diffusion' is already the name of one of the article's" in message
+    assert "rules[1] (own).positive_when" in message
 
 
 def test_d1_needs_both_inputs_and_uses_strict_inequalities():

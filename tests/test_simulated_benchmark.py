@@ -11,7 +11,7 @@ from models.training import train
 def melanoma():
     cohort = simulate_cohort(3000, cohort="melanoma", seed=5)
     return train(cohort, seed=5, bayes_p=bayes_posterior(cohort), progress=False,
-                 nested_cv=False).evaluation.metrics
+                 nested_cv=False).metrics
 
 
 def test_model_auc_is_close_to_the_bayes_ceiling(melanoma):

@@ -12,6 +12,7 @@ from scipy import stats
 
 from features.article import FIGURES, PREVALENCE
 from models import statistics as M
+from models.evaluation import contract_scales
 
 Z = stats.norm.ppf(0.975)
 
@@ -242,7 +243,7 @@ def test_feature_or_per_sd_recovers_known_coefficient():
     y = rng.binomial(1, 1 / (1 + np.exp(-(-1 + beta_per_sd * z))))
     df = pd.DataFrame({"rcbv": np.exp(log_rcbv)})
     df.loc[:99, "rcbv"] = np.nan  # missing rows are left out, not imputed
-    out = M.feature_odds_ratios(df, y)
+    out = M.feature_odds_ratios(df, y, scales=contract_scales())
     row = out.set_index("feature").loc["rcbv"]
     assert row["n"] == n - 100 and row["n_positive"] == y[100:].sum()
     assert row["ci_low"] < math.exp(beta_per_sd) < row["ci_high"]
@@ -258,7 +259,8 @@ def test_feature_or_binary_matches_2x2_and_extra_binary():
     abstain = pd.Series(pred).where(np.arange(len(y)) % 10 != 0)  # some NaN
     df = pd.DataFrame({"ctdna_change_pct": ctdna, "symptomatic": 1 - pred})
     out = M.feature_odds_ratios(df, y, extra_binary={"ctdna_change_pct < -60": pred,
-                                                     "with gaps": abstain}).set_index("feature")
+                                                     "with gaps": abstain},
+                                scales=contract_scales()).set_index("feature")
     d3 = out.loc["ctdna_change_pct < -60"]
     dor, ci = M.diagnostic_odds_ratio(tp, fp, fn, tn)
     assert d3["odds_ratio"] == pytest.approx(dor, rel=1e-6)
@@ -280,7 +282,8 @@ def test_feature_or_graceful_failures():
         "ki67_pct": np.linspace(0, 100, 40),          # fine, includes 0 and 100
     })
     cols = ["rcbv", "adc", "lactate_peak", "cancer_type", "cho_cr", "ki67_pct", "missing"]
-    out = M.feature_odds_ratios(df, y, columns=cols).set_index("feature")
+    out = M.feature_odds_ratios(df, y, columns=cols,
+                                scales=contract_scales()).set_index("feature")
     for c in cols[:-2]:
         assert math.isnan(out.loc[c, "odds_ratio"]) and out.loc[c, "note"], c
     assert np.isfinite(out.loc["ki67_pct", "odds_ratio"]) and out.loc["ki67_pct", "note"] == ""
@@ -306,7 +309,7 @@ def _cohort(seed: int = 7, n: int = 600):
 
 def test_benchmark_structure_and_consistency():
     y, p, rules = _cohort()
-    b = M.benchmark(y, p, 0.3, rules)
+    b = M.benchmark(y, p, 0.3, rules, restate_prevalences=PREVALENCE)
     assert set(b) == {"n", "n_positive", "prevalence", "threshold", "model", "rules",
                       "interval_methods"}
     assert b["n"] == len(y) and b["n_positive"] == y.sum()

@@ -78,6 +78,7 @@ def test_model_bundle_carries_provenance_and_round_trips(trained, tmp_path):
     assert model.training["n"] == len(trained.train_ids)
     assert len(model.training["sha256"]) == 64
     assert model.versions["scikit-learn"] != "not installed"
+    assert model.metrics == trained.metrics  # the record is the training's document
     assert model.metrics["model"]["auc"] == trained.evaluation.metrics["model"]["auc"]
     path = save_model(model, tmp_path / "m.skops")
     again = load_model(path)
@@ -124,8 +125,8 @@ def test_too_few_events_refused_only_when_folds_cannot_be_formed():
         result = train(table, progress=False, repeats=1,
                        estimator=LogisticRegression(C=0.5, max_iter=500))
     assert result.validation == "cv"
-    assert "only 7 lesions" in result.evaluation.metrics["validation"]["reason"]
-    assert result.evaluation.metrics["split"]["n_test"] == 120
+    assert "only 7 lesions" in result.metrics["validation"]["reason"]
+    assert result.metrics["split"]["n_test"] == 120
 
 
 def test_target_sensitivity_threshold_is_chosen_on_training_patients_only(trained):

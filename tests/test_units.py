@@ -138,8 +138,7 @@ def quick_files(monkeypatch):
     import models.report.write as write
     from models.statistics import to_jsonable
 
-    def files(report_dir, metrics, frame, model, fidelity, title, predictions, threshold,
-              run_id):
+    def files(report_dir, metrics, frame, model, title, predictions, threshold, run_id):
         md = report_dir / "report.md"
         md.write_text(f"{title}\n<!-- report run {run_id} -->\n")
         digest = hashlib.sha256(md.read_bytes()).hexdigest()

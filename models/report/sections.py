@@ -27,7 +27,7 @@ from models.classifier import (
     settings_text,
     tuning_text,
 )
-from models.evaluation import pooled_probabilities
+from models.evaluation import BAYES_COLUMN, pooled_probabilities
 from models.inspection import SPLINE_METHOD, fitted_pipeline, radiomic_selection
 from models.report import format as fmt
 from models.report.document import Bullets, Callout, Figure, Para, Section, Table, walk_sections
@@ -76,10 +76,8 @@ from models.report.waiting import waiting_section
 from models.report.words import Words, words_of
 from models.statistics import AUC_CI_METHOD, CALIBRATION_CI_METHOD, PREVALENCE_CI_METHOD
 
-__all__ = ["BAYES_COLUMN", "build_document"]
+__all__ = ["build_document"]
 
-#: Column of the evaluation frame holding the simulator's exact posterior (probability).
-BAYES_COLUMN = "bayes_posterior"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -111,7 +109,7 @@ def _trained_on_synthetic(model) -> bool:
 def _rule_definitions(data: Mapping) -> Table:
     """Each benchmarked rule: what it says, what it reads, where it comes from, its
     coverage."""
-    from models.rule_grammar import columns, parse
+    from features.rule_grammar import columns, parse
     from models.rules import describe_rules
 
     w = words_of(data)

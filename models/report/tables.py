@@ -5,26 +5,23 @@ Each ``*_table`` function turns the metrics dict (as written to ``metrics.json``
 :mod:`models.report.format`. ``metrics.md`` (:func:`render_markdown`), ``report.md`` and
 ``report.html`` (:mod:`models.report.sections`) and the terminal
 (:func:`format_benchmark_table`) all show these same tables, so a number reads the same
-everywhere. :func:`write_metrics_report` writes ``metrics.json`` and ``metrics.md``.
+everywhere.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import pandas as pd
 
 from features.article import FIGURES
 from features.contract import BY_NAME, is_radiomic
-from features.tables import atomic_write_text
 from models.classifier import settings_text
 from models.evaluation import pooled_probabilities
+from models.metrics_document import FIDELITY_KEY
 from models.report import format as fmt
 from models.report.document import Table, table_markdown, table_text
-from models.report.schema import check_metrics_document
 from models.report.words import Words, words_of
 from models.statistics import (
     AUC_CI_METHOD,
@@ -1286,9 +1283,10 @@ def _flatten(d: Mapping, prefix: str = ""):
             yield name, v
 
 
-def render_markdown(metrics: Mapping, extra_tables: Mapping[str, pd.DataFrame] | None = None,
-                    title: str = DEFAULT_TITLE) -> str:
-    """The text of ``metrics.md`` for a benchmark dict (see :func:`write_metrics_report`)."""
+def render_markdown(metrics: Mapping, title: str = DEFAULT_TITLE) -> str:
+    """The text of ``metrics.md`` for a metrics document
+    (:func:`models.metrics_document.metrics_document`): the tables report.md shows, then
+    every other key of the document, the simulator's fidelity as its table."""
     data = to_jsonable(metrics)
     w = words_of(data)
     lesions, patients = evaluated_units(data)
@@ -1325,40 +1323,8 @@ def render_markdown(metrics: Mapping, extra_tables: Mapping[str, pd.DataFrame] |
     parts += _model_md(data)
     parts += _landmarks_md(data)
     for key, value in data.items():
-        if key in SHOWN_KEYS:
-            continue
-        parts += [_heading(key), _other_md(key, value)]
-    for key, table in (extra_tables or {}).items():
-        records = to_jsonable(table)
-        if key == "simulator_fidelity":
-            parts += _section("Simulator fidelity", fidelity_table(records))
-        else:
-            parts += [_heading(key), _records_md(records)]
+        if key == FIDELITY_KEY:
+            parts += _section("Simulator fidelity", fidelity_table(value))
+        elif key not in SHOWN_KEYS:
+            parts += [_heading(key), _other_md(key, value)]
     return "\n\n".join(parts) + "\n"
-
-
-def write_metrics_report(report_dir: str | Path, metrics: dict,
-                         extra_tables: dict[str, pd.DataFrame] | None = None,
-                         title: str = DEFAULT_TITLE) -> None:
-    """Write ``metrics.json`` and ``metrics.md`` into ``report_dir`` (created if needed).
-
-    ``metrics.json`` holds ``metrics`` with numpy types made plain and nan as null, plus
-    each extra table as a list of records under its key (a key already in ``metrics`` is
-    an error), checked against the schema first
-    (:func:`models.report.schema.check_metrics_document`). ``metrics.md`` shows the same
-    content through the tables of this module, the ones report.md shows.
-    Both files are written atomically.
-    """
-    report_dir = Path(report_dir)
-    payload = dict(metrics)
-    for key, table in (extra_tables or {}).items():
-        if key in payload:
-            raise ValueError(f"extra table '{key}' clashes with a key of the metrics dict.")
-        payload[key] = table
-    document = to_jsonable(payload)
-    check_metrics_document(document)
-    text = json.dumps(document, indent=2, allow_nan=False)
-    markdown = render_markdown(metrics, extra_tables, title)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(report_dir / REPORT_FILES["metrics_json"], text + "\n")
-    atomic_write_text(report_dir / REPORT_FILES["metrics_md"], markdown)

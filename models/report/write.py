@@ -12,16 +12,20 @@
   comment.
 
 Both report files are rendered (:mod:`models.report.document`) from one document built
-(:mod:`models.report.sections`) from the metrics dict exactly as it is written to
+(:mod:`models.report.sections`) from the metrics document
+(:func:`models.metrics_document.build_metrics_document`) exactly as it is written to
 ``metrics.json`` (numpy types made plain, nan as None), so every number in them is the one in
-``metrics.json``. Sections name the TRIPOD+AI 2024 items (Collins et al., BMJ
-2024;385:e078378) and CLEAR items (Kocak et al., Insights Imaging 2023;14:75) they answer;
-a closing table says where each TRIPOD+AI item is answered or why it is not.
+``metrics.json``; the report reads that document and adds nothing to it. Sections name the
+TRIPOD+AI 2024 items (Collins et al., BMJ 2024;385:e078378) and CLEAR items (Kocak et al.,
+Insights Imaging 2023;14:75) they answer; a closing table says where each TRIPOD+AI item is
+answered or why it is not.
 
->>> from models.evaluation import add_uncertainty                       # doctest: +SKIP
+>>> from models.study import StudySettings, run_study                   # doctest: +SKIP
 >>> from models.report import write_report                              # doctest: +SKIP
->>> metrics = add_uncertainty(ev.metrics, ev.frame, model.threshold)   # doctest: +SKIP
->>> paths = write_report("report/", metrics, ev.frame, model=model)    # doctest: +SKIP
+>>> study = run_study(StudySettings(out=Path("m.skops"), cohort="melanoma",
+...                                  n=600))                          # doctest: +SKIP
+>>> paths = write_report("report/", study.metrics, study.evaluation.frame,
+...                      model=study.model)                            # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from features.contract import LABEL
@@ -43,28 +46,22 @@ from features.outputs import is_inside, output_lock, run_id_of
 from features.tables import atomic_write_bytes, atomic_write_text
 from models.bundle import TrainedModel
 from models.evaluation import (
+    BAYES_COLUMN,
     P_COLUMN,
     labels_and_probabilities,
     pooled_probabilities,
     rule_calls,
 )
+from models.metrics_document import AP_KEY, FIDELITY_KEY, RUN_KEY, metrics_json
 from models.report import format as fmt
 from models.report.document import render_html_document, render_markdown_document
-from models.report.sections import BAYES_COLUMN, build_document
-from models.report.tables import DEFAULT_TITLE, REPORT_FILES, write_metrics_report
+from models.report.sections import build_document
+from models.report.tables import DEFAULT_TITLE, REPORT_FILES, render_markdown
 from models.report.words import words_of
 from models.statistics import to_jsonable
 
-__all__ = ["check_report", "remove_stale_figures", "report_files", "with_report_facts",
-           "write_report"]
+__all__ = ["check_report", "remove_stale_figures", "report_files", "write_report"]
 
-#: Key of the simulator's fidelity table in metrics.json.
-FIDELITY_KEY = "simulator_fidelity"
-#: Key of the average precision (area under the precision-recall curve) in metrics.json.
-AP_KEY = "average_precision"
-AP_METHOD = "sklearn.metrics.average_precision_score on the evaluated rows"
-#: Key of the report's run in metrics.json: its id and the SHA-256 of every other file.
-RUN_KEY = "report_run"
 #: How report.md and report.html name their run (in a closing comment).
 RUN_STAMP = "report run"
 # --------------------------------------------------------------------------- write
@@ -79,44 +76,6 @@ def _odds_ratio_table(data: Mapping) -> pd.DataFrame:
                      "ci_high": fmt.num(ci[1]), "n": fmt.num(m.get("n")),
                      "note": str(m.get("dor_note") or "")})
     return pd.DataFrame(rows, columns=["label", "odds_ratio", "ci_low", "ci_high", "n", "note"])
-
-
-def _average_precision(y: np.ndarray, p: np.ndarray) -> float | None:
-    """Average precision (area under the precision-recall curve), None with one class."""
-    from sklearn.metrics import average_precision_score
-
-    if not 0 < y.sum() < y.shape[0]:
-        return None
-    return float(average_precision_score(y.astype(int), p))
-
-
-def with_report_facts(metrics: Mapping, frame: pd.DataFrame, model=None) -> dict:
-    """A copy of ``metrics`` with what the report shows beyond the benchmark, so that
-    ``metrics.json`` holds every number of the report: ``average_precision`` (of the model
-    and, when ``frame`` has it, of the simulator's posterior), and, for a logistic ``model``
-    without ``feature_effects`` yet, its coefficients
-    (:func:`models.inspection.logistic_coefficients`; not for a spline model,
-    whose terms are not features: its effects need the lesions' values,
-    :func:`models.inspection.spline_effects`)."""
-    from models.classifier import has_spline_terms
-    from models.inspection import fitted_pipeline, logistic_coefficients
-
-    out = dict(metrics)
-    y, p = labels_and_probabilities(frame)
-    if AP_KEY not in out:
-        pooled = pooled_probabilities(out)
-        ap = {"model": _average_precision(y, p),
-              "method": AP_METHOD + (f"; the probabilities of the {pooled[0]}" if pooled
-                                     else "")}
-        if BAYES_COLUMN in frame.columns:
-            ap["bayes_ceiling"] = _average_precision(y, frame[BAYES_COLUMN].to_numpy(dtype=float))
-        out[AP_KEY] = ap
-    if model is not None and not out.get("feature_effects") \
-            and not has_spline_terms(fitted_pipeline(model)):
-        effects = logistic_coefficients(model)
-        if len(effects):
-            out["feature_effects"] = effects
-    return out
 
 
 def report_files(report_dir: str | Path) -> list[Path]:
@@ -145,15 +104,15 @@ def remove_stale_figures(report_dir: str | Path, written: Mapping[str, Path]) ->
     return removed
 
 
-def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
+def write_report(report_dir: str | Path, metrics: Mapping, frame: pd.DataFrame,
                  model: TrainedModel | None = None,
-                 fidelity: pd.DataFrame | None = None,
                  title: str = DEFAULT_TITLE,
                  predictions: pd.DataFrame | None = None) -> dict[str, Path]:
     """Write the full report into ``report_dir`` (created if needed); return name -> path.
 
-    Files: ``metrics.json`` and ``metrics.md`` (:func:`models.report.write_metrics_report`,
-    with ``fidelity`` as the extra table ``simulator_fidelity``), the six figures of
+    Files: ``metrics.json`` (``metrics`` and the report's run,
+    :func:`models.metrics_document.metrics_json`) and ``metrics.md``
+    (:func:`models.report.tables.render_markdown`), the six figures of
     :func:`models.report.figures.write_all_figures` (the simulator's posterior from
     ``frame["bayes_posterior"]`` when present), for a spline model's feature effects with
     curves the partial-effect figure
@@ -167,12 +126,13 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     metrics hold no landmarks, say) is removed (:func:`remove_stale_figures`); files the
     project does not name are never touched.
 
-    ``metrics`` is the benchmark dict, ideally through :func:`add_uncertainty` and with
-    ``feature_effects`` (:func:`models.inspection.feature_effects`); missing
-    parts (no bootstrap, no internal validation, no Bayes ceiling) are left out or said
-    to be missing. What the report adds (:func:`with_report_facts`) is written to
-    ``metrics.json`` too. ``model`` is the :class:`models.bundle.TrainedModel` behind it, or None
-    (then versions and the training data hash are not shown).
+    ``metrics`` is the metrics document (a study's, :attr:`models.study.Study.metrics`, or
+    any built by :func:`models.metrics_document.build_metrics_document`, which holds the report's
+    own figures when given :func:`~models.metrics_document.report_facts`); it is read, never
+    changed. Missing parts (no bootstrap, no internal validation, no Bayes ceiling, no
+    simulator fidelity) are left out or said to be missing. ``model`` is the
+    :class:`models.bundle.TrainedModel` behind it, or None (then versions and the training
+    data hash are not shown).
     """
     threshold = metrics.get("threshold")
     if threshold is None:
@@ -184,14 +144,14 @@ def write_report(report_dir: str | Path, metrics: dict, frame: pd.DataFrame,
     name = run_id_of(json.dumps(to_jsonable(metrics), sort_keys=True).encode(), title.encode(),
                      frame.to_csv(index=False).encode())
     with output_lock(target, "--report"), _staging_folder(target, name) as report_dir:
-        written = _write_files(report_dir, metrics, frame, model, fidelity, title,
-                               predictions, float(threshold), name)
+        written = _write_files(report_dir, metrics, frame, model, title, predictions,
+                               float(threshold), name)
         _publish(report_dir, target, written, name)
     return {k: final / Path(v).name for k, v in written.items()}
 
 
-def _write_files(report_dir: Path, metrics: dict, frame: pd.DataFrame,
-                 model: TrainedModel | None, fidelity: pd.DataFrame | None, title: str,
+def _write_files(report_dir: Path, metrics: Mapping, frame: pd.DataFrame,
+                 model: TrainedModel | None, title: str,
                  predictions: pd.DataFrame | None, threshold: float,
                  run_id: str) -> dict[str, Path]:
     """Write every file of the report into the (staging) folder ``report_dir``; the last,
@@ -200,10 +160,9 @@ def _write_files(report_dir: Path, metrics: dict, frame: pd.DataFrame,
     from models.report.figures import write_all_figures, write_partial_effects_figure
     from models.report.waiting import write_waiting_figure
 
-    metrics = with_report_facts(metrics, frame, model)
-    extra = {FIDELITY_KEY: fidelity} if fidelity is not None else None
-    write_metrics_report(report_dir, metrics, extra_tables=extra, title=title)
     data = to_jsonable(metrics)  # the numbers exactly as metrics.json holds them
+    paths: dict[str, Path] = {"metrics_md": atomic_write_text(
+        report_dir / REPORT_FILES["metrics_md"], render_markdown(data, title))}
     y, p = labels_and_probabilities(frame)
     rules = rule_calls(frame)
     bayes = (frame[BAYES_COLUMN].to_numpy(dtype=float) if BAYES_COLUMN in frame.columns
@@ -219,18 +178,14 @@ def _write_files(report_dir: Path, metrics: dict, frame: pd.DataFrame,
                    | {"average_precision": ap.get("bayes_ceiling")}}
     if m.get("auc_ci") and all(v is not None for v in m["auc_ci"]):
         fig_metrics["auc_ci"] = m["auc_ci"]
-    paths: dict[str, Path] = {k: report_dir / REPORT_FILES[k]
-                              for k in ("metrics_json", "metrics_md")}
     words = words_of(data)
     figure_paths = write_all_figures(report_dir, y.astype(int), p, float(threshold), rules,
                                      bayes_p=bayes, metrics=fig_metrics, words=words)
     figure_paths.update(write_partial_effects_figure(data, report_dir))
     figure_paths.update(write_waiting_figure(data, report_dir))
     paths.update(figure_paths)
-    fid_records = to_jsonable(fidelity) if fidelity is not None else None
-    fid_n = fidelity.attrs.get("n") if fidelity is not None else None
-    sections = build_document(data, frame, model, fid_records,
-                              {k: Path(v).name for k, v in figure_paths.items()}, fid_n,
+    sections = build_document(data, frame, model, data.get(FIDELITY_KEY),
+                              {k: Path(v).name for k, v in figure_paths.items()},
                               every_prediction=predictions is not None)
     images = {k: Path(v).read_bytes() for k, v in figure_paths.items()}
     stamp = f"\n<!-- {RUN_STAMP} {run_id} -->\n"
@@ -243,11 +198,9 @@ def _write_files(report_dir: Path, metrics: dict, frame: pd.DataFrame,
         LABEL: words.positive, P_COLUMN: words.probability_column})
     paths["predictions_csv"] = atomic_write_bytes(
         report_dir / REPORT_FILES["predictions_csv"], rows.to_csv(index=False).encode("utf-8"))
-    json_path = report_dir / REPORT_FILES["metrics_json"]
-    content = json.loads(json_path.read_text(encoding="utf-8"))
-    content[RUN_KEY] = {"id": run_id, "files": {
-        Path(p).name: _sha256(p) for k, p in sorted(paths.items()) if k != "metrics_json"}}
-    atomic_write_text(json_path, json.dumps(content, indent=2, allow_nan=False) + "\n")
+    run = {"id": run_id, "files": {Path(p).name: _sha256(p) for _, p in sorted(paths.items())}}
+    paths["metrics_json"] = atomic_write_text(report_dir / REPORT_FILES["metrics_json"],
+                                              metrics_json(metrics, run))
     return paths
 
 
