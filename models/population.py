@@ -88,13 +88,36 @@ class Shift:
 
 
 def _numbers(values: pd.Series) -> np.ndarray:
-    """A column as floats; empty cells and text that is not a number become NaN."""
+    """A column as floats; empty cells and text that is not a number become NaN (a float
+    column as it is)."""
+    if values.dtype == np.float64:
+        return values.to_numpy()
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _category_codes(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """A column as codes into its distinct values, and those values as stripped lower-case
+    text (<NA> where empty; code -1: an empty cell). Each distinct value is normalised
+    once: a category column holds few."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return codes, id_text(pd.Series(uniques)).str.lower().reset_index(drop=True)
+
+
+def _per_row(codes: np.ndarray, per_code: np.ndarray) -> np.ndarray:
+    """``per_code[code]`` for each row's code; False where the code is -1 (empty)."""
+    return np.append(per_code, False)[codes]
+
+
+def _texts_of(codes: np.ndarray, texts: pd.Series, index: pd.Index) -> pd.Series:
+    """Each row's text from its code (:func:`_category_codes`)."""
+    normalised = pd.array([*texts.to_numpy(dtype=object, na_value=pd.NA), pd.NA],
+                          dtype="string")
+    return pd.Series(normalised.take(codes), index=index)  # code -1: the last, <NA>
 
 
 def _texts(values: pd.Series) -> pd.Series:
     """A column as stripped lower-case text, <NA> where empty."""
-    return id_text(values).str.lower()
+    return _texts_of(*_category_codes(values), values.index)
 
 
 def _is_text(values: pd.Series) -> bool:
@@ -249,9 +272,9 @@ class TrainingProfile:
             absent = col not in table.columns
             values = pd.Series(np.nan, index=table.index) if absent else table[col]
             if col in self.categories:
-                text = _texts(values)
-                has = text.notna().to_numpy()
-                self._unseen(col, text, found["unseen_category"])
+                codes, texts = _category_codes(values)
+                has = _per_row(codes, texts.notna().to_numpy())
+                self._unseen(col, codes, texts, found["unseen_category"], table.index)
             else:
                 x = _numbers(values)
                 has = ~np.isnan(x)
@@ -259,13 +282,15 @@ class TrainingProfile:
             self._missing(col, share, has, absent, level, found)
         return [item for kind in SHIFT_KINDS for item in found[kind]]
 
-    def _unseen(self, col: str, text: pd.Series, out: list) -> None:
-        """Rows whose category ``col`` was never seen in training."""
+    def _unseen(self, col: str, codes: np.ndarray, texts: pd.Series, out: list,
+                index: pd.Index) -> None:
+        """Rows whose category ``col`` (``codes`` into the distinct ``texts``,
+        :func:`_category_codes`) was never seen in training."""
         seen = self.categories[col]
-        mask = (text.notna() & ~text.isin(seen)).to_numpy()
+        mask = _per_row(codes, (texts.notna() & ~texts.isin(seen)).to_numpy())
         if not mask.any():
             return
-        counts = text[mask].value_counts()
+        counts = _texts_of(codes, texts, index)[mask].value_counts()
         values = [f"'{v}' ({k})" for v, k in counts.items()]
         out.append((Shift(
             "unseen_category", col, int(mask.sum()),
@@ -282,17 +307,21 @@ class TrainingProfile:
             what = "while training had none"
             far = bool(mask.any())
         else:
-            below, above = has & (x < r.low), has & (x > r.high)
+            below, above = x < r.low, x > r.high  # NaN is neither
+            n_below, n_above = np.count_nonzero(below), np.count_nonzero(above)
+            if n_below + n_above == 0:
+                return
             mask = below | above
             what = (f"beyond the training range {_fmt(r.low)} to {_fmt(r.high)} "
-                    f"({int(below.sum())} below, {int(above.sum())} above; training 1st-99th "
+                    f"({n_below} below, {n_above} above; training 1st-99th "
                     f"percentiles {_fmt(r.p01)} to {_fmt(r.p99)})")
-            far = col in BY_NAME and self._far(col, x[has])
-        k = int(mask.sum())
+            far = False
+        k = np.count_nonzero(mask)
         if k == 0:
             return
         n_train = round(self.present[col] * self.n_rows)
-        if far or chance_beyond(k, int(has.sum()), n_train) < level:
+        if far or chance_beyond(k, np.count_nonzero(has), n_train) < level or (
+                r.low is not None and col in BY_NAME and self._far(col, x[mask])):
             out.append((Shift("out_of_range", col, k, f"{col}: {k} row(s) with a value {what}."),
                         mask))
 
@@ -309,7 +338,7 @@ class TrainingProfile:
                  found: dict[str, list]) -> None:
         """``col`` empty in every row, or in far more rows than in training, when the model
         relied on it and chance does not explain it."""
-        m, k = len(has), int(has.sum())
+        m, k = len(has), np.count_nonzero(has)
         if k == 0 and share >= RELIED_ON and (1.0 - share) ** m < level:
             where = "absent from the table" if absent else "empty in every row"
             found["column_missing"].append((Shift(

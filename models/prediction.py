@@ -20,7 +20,7 @@ from features.errors import UserInputError
 from models.bundle import TrainedModel
 from models.population import Shift, TrainingProfile, warn_population_shift
 from models.report.words import probability_column
-from models.rules import risk_group, study_rules
+from models.rules import risk_group, study_rule_decisions
 
 if TYPE_CHECKING:
     from features.join import RadiomicTable
@@ -64,24 +64,29 @@ def predict_table(model: TrainedModel, table: pd.DataFrame | DescribedTable,
     require_image_columns(model, canonical)
     population_shift(model, canonical, source)
     p = model.probability(canonical, warn=model.population is None)
-    # pandas arrays, not numpy: text columns keep their type instead of being converted again
-    keys = {desc.patient_column: canonical[ID].array}
+    keys = {desc.patient_column: _as_they_are(canonical[ID])}
     if LESION in canonical.columns:
-        keys[desc.lesion_column or LESION] = canonical[LESION].array
-    rules, _ = study_rules(canonical, desc)
-    triage = ({"risk_group": risk_group(canonical).array}
-              if "T5_low_risk" in rules.columns else {})
+        keys[desc.lesion_column or LESION] = _as_they_are(canonical[LESION])
+    rules, _ = study_rule_decisions(canonical, desc)
+    triage = {"risk_group": risk_group(canonical).array} if "T5_low_risk" in rules else {}
     return pd.DataFrame(keys | {probability_column(desc.positive_name): p,
                                 "prediction": model.decide(p)} | triage
-                        | {f"rule_{r}": nullable_int(rules[r].to_numpy(dtype=float))
-                           for r in rules.columns})
+                        | {f"rule_{r}": nullable_int(calls) for r, calls in rules.items()},
+                        copy=False)  # every column is new: no second copy
+
+
+def _as_they_are(values: pd.Series) -> pd.Series:
+    """A column to put in a new frame with its values and type unchanged (identifiers are
+    text held as objects in the canonical table; not converted row by row again)."""
+    return pd.Series(values.to_numpy(), dtype=values.dtype, copy=False)
 
 
 def nullable_int(x: np.ndarray) -> pd.arrays.IntegerArray:
     """Whole numbers as pandas' Int64, empty where ``x`` is NaN (a rule's 1 / 0 / abstains);
     built from the array directly rather than cast value by value."""
-    missing = np.isnan(x)
-    return pd.arrays.IntegerArray(np.where(missing, 0, x).astype(np.int64), missing)
+    with np.errstate(invalid="ignore"):  # a NaN becomes some whole number, masked below
+        whole = x.astype(np.int64)
+    return pd.arrays.IntegerArray(whole, np.isnan(x))
 
 
 def population_shift(model: TrainedModel, table: pd.DataFrame,

@@ -146,31 +146,48 @@ def _inputs(X: pd.DataFrame, columns) -> Inputs:
     if not isinstance(X, pd.DataFrame):
         raise TypeError("rules read named columns: pass a pandas DataFrame in the column contract")
     missing = np.full(len(X), np.nan)
-    return {c: pd.to_numeric(X[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            if c in X.columns else missing for c in columns}
+    return {c: _floats(X[c]) if c in X.columns else missing for c in columns}
 
 
-def _decide_spec(spec: RuleSpec, d: Inputs) -> np.ndarray:
-    """1.0 / 0.0 where the rule's inputs are present in ``d``, NaN where it abstains."""
-    covered = np.logical_and.reduce([~np.isnan(d[c]) for c in spec.needs])
-    says = np.asarray(spec.decide(d), dtype=bool)
-    return np.where(covered, says.astype(float), np.nan)
+def _floats(values: pd.Series) -> np.ndarray:
+    """A column as floats, NaN where empty or not a number (a float column as it is)."""
+    if values.dtype == np.float64:
+        return values.to_numpy()
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
-def _decide_four_part(d: Inputs) -> np.ndarray:
-    q1a = _decide_spec(RULES["Q1a_symptoms"], d)
-    parts = np.column_stack([_decide_spec(RULES[r], d) for r in Q1_OBJECTIVE_PARTS])
-    any_available = ~np.all(np.isnan(parts), axis=1)
-    all_agree = np.all(np.isnan(parts) | (parts == 1.0), axis=1)
+def _decide_spec(spec: RuleSpec, d: Inputs, present: Mapping[str, np.ndarray]) -> np.ndarray:
+    """1.0 / 0.0 where the rule's inputs are present in ``d`` (``present``: each input's
+    mask), NaN where it abstains."""
+    covered = (present[spec.needs[0]] if len(spec.needs) == 1 else
+               np.logical_and.reduce([present[c] for c in spec.needs]))
+    return np.where(covered, np.asarray(spec.decide(d), dtype=bool), np.nan)
+
+
+def _decide_four_part(parts: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The four-part differential from the decisions of its parts (Q1a to Q1d)."""
+    q1a = parts["Q1a_symptoms"]
+    objective = [parts[r] for r in Q1_OBJECTIVE_PARTS]
+    any_available = np.logical_or.reduce([~np.isnan(v) for v in objective])
+    all_agree = np.logical_and.reduce([v != 0.0 for v in objective])  # 1 or abstains (NaN)
     says = (q1a == 1.0) & all_agree
     return np.where(~np.isnan(q1a) & any_available, says.astype(float), np.nan)
 
 
-def _decide(rule_id: str, d: Inputs) -> np.ndarray:
-    """A rule's decisions on a frame holding (at least) its inputs as floats."""
-    if rule_id == Q1_COMBINED_ID:
-        return _decide_four_part(d)
-    return _decide_spec(RULES[rule_id], d)
+def _decide_all(rule_ids, d: Inputs) -> dict[str, np.ndarray]:
+    """Each rule's decisions on inputs ``d`` holding (at least) its inputs as floats; each
+    input's missing values and each part of the four-part rule are found once."""
+    present = {c: ~np.isnan(v) for c, v in d.items()}
+    decided: dict[str, np.ndarray] = {}
+
+    def decide(rule_id: str) -> np.ndarray:
+        if rule_id not in decided:
+            decided[rule_id] = (
+                _decide_four_part({r: decide(r) for r in ("Q1a_symptoms", *Q1_OBJECTIVE_PARTS)})
+                if rule_id == Q1_COMBINED_ID else _decide_spec(RULES[rule_id], d, present))
+        return decided[rule_id]
+
+    return {r: decide(r) for r in rule_ids}
 
 
 class FixedRule(ClassifierMixin, BaseEstimator):
@@ -264,7 +281,7 @@ class ArticleRule(FixedRule):
     def _decisions(self, X) -> np.ndarray:
         check_is_fitted(self, "classes_")
         self._check_id()
-        return _decide(self.rule_id, self._frame(X, reset=False))
+        return _decide_all([self.rule_id], self._frame(X, reset=False))[self.rule_id]
 
 
 
@@ -397,10 +414,18 @@ def study_rules(X: pd.DataFrame, description=None) -> tuple[pd.DataFrame, dict[s
     """The rules benchmarked on the canonical table ``X``: the article's rules whose inputs
     are columns of ``X`` (:func:`applicable_article_rules`), then the rules ``description``
     declares; and the article's rules left out, with the columns each needs."""
+    calls, left_out = study_rule_decisions(X, description)
+    return pd.DataFrame(calls, index=X.index), left_out
+
+
+def study_rule_decisions(X: pd.DataFrame, description=None
+                         ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """:func:`study_rules` as one array per rule id (what a prediction needs, without
+    building a frame)."""
     kept, left_out = applicable_article_rules(X.columns)
-    calls = apply_rules(X, kept) if kept else pd.DataFrame(index=X.index)
+    calls = rule_decisions(X, kept) if kept else {}
     declared = apply_declared_rules(X, description)
-    return pd.concat([calls, declared], axis=1), left_out
+    return calls | {r: declared[r].to_numpy(dtype=float) for r in declared.columns}, left_out
 
 
 def article_rule_needs(rule_id: str) -> str:
@@ -439,6 +464,13 @@ def apply_rules(X: pd.DataFrame, rule_ids=RULE_IDS) -> pd.DataFrame:
     if not (isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns)):
         return pd.DataFrame({r: ArticleRule(r).fit(X).predict(X) for r in rule_ids},
                             index=getattr(X, "index", None))
+    return pd.DataFrame(rule_decisions(X, rule_ids), index=X.index)
+
+
+def rule_decisions(X: pd.DataFrame, rule_ids=RULE_IDS) -> dict[str, np.ndarray]:
+    """:func:`apply_rules` of a table with named columns, as one array per rule id (what
+    a prediction needs, without building a frame)."""
+    rule_ids = list(rule_ids)
     for r in rule_ids:
         ArticleRule(r)._check_id()
     needed = list(dict.fromkeys(c for r in rule_ids for c in rule_inputs(r)))
@@ -449,7 +481,7 @@ def apply_rules(X: pd.DataFrame, rule_ids=RULE_IDS) -> pd.DataFrame:
         raise ValueError(f"Input X contains infinity in a column {first} reads "
                          f"({', '.join(rule_inputs(first))}); give a finite value or leave it "
                          "empty.")
-    return pd.DataFrame({r: _decide(r, d) for r in rule_ids}, index=X.index)
+    return _decide_all(rule_ids, d)
 
 
 def describe_rules() -> pd.DataFrame:
@@ -470,18 +502,14 @@ def risk_group(X: pd.DataFrame) -> pd.Series:
     cannot be decided.
     """
     t5 = RULES["T5_low_risk"]
-    d = _inputs(X, t5.needs)
-    met = pd.DataFrame({
-        "symptomatic": d["symptomatic"] == 0,
-        "ctdna": _below(d, "ctdna_fall"),
-        "rcbv": _below(d, "rcbv_low"),
-    })
-    known = np.column_stack([~np.isnan(d[c]) for c in t5.needs])
-    met_known = met.to_numpy() & known
-    any_failed = (known & ~met.to_numpy()).any(axis=1)
-    all_met = met_known.all(axis=1)
-    out = np.where(any_failed, "high", np.where(all_met, "low", ""))
-    return pd.Series(out, index=X.index, name="risk_group")
+    d = _inputs(X, t5.needs)  # symptomatic, ctdna_change_pct, rcbv: met as below
+    met = [d["symptomatic"] == 0, _below(d, "ctdna_fall"), _below(d, "rcbv_low")]
+    known = [~np.isnan(d[c]) for c in t5.needs]
+    any_failed = np.logical_or.reduce([k & ~m for k, m in zip(known, met, strict=True)])
+    all_met = np.logical_and.reduce([k & m for k, m in zip(known, met, strict=True)])
+    groups = np.where(any_failed, 1, np.where(all_met, 2, 0))
+    # text taken from three words, not made per row from a numpy string array (100x faster)
+    return pd.Series(["", "high", "low"]).take(groups).set_axis(X.index).rename("risk_group")
 
 
 def warn_empty_columns(table: pd.DataFrame, source: str = "the table") -> list[str]:

@@ -15,6 +15,7 @@ from models.rules import (
     apply_rules,
     describe_rules,
     risk_group,
+    rule_decisions,
     rule_inputs,
 )
 
@@ -109,6 +110,29 @@ def test_t5_rule_and_t6_risk_group():
     np.testing.assert_array_equal(ArticleRule("T5_low_risk").fit(X).predict(X),
                                   [1, 0, NAN, NAN, NAN])
     assert risk_group(X).tolist() == ["low", "high", "", "", "high"]
+
+
+def test_all_rules_at_once_decide_as_each_rule_alone():
+    """The one pass over a table (inputs read once, the four-part rule from its parts'
+    decisions) gives each rule's own estimator's calls, row by row."""
+    rng = np.random.default_rng(3)
+    n = 400
+    X = rows(**{c: np.where(rng.random(n) < 0.3, NAN, rng.normal(m, s, n))
+                for c, m, s in (("rcbv", 1.7, 0.5), ("adc", 1.3, 0.3), ("cho_cr", 1.8, 0.6),
+                                ("ctdna_change_pct", -40, 40), ("il8_pg_ml", 20, 8),
+                                ("ifng_pg_ml", 12, 6), ("cd8_tumor_ratio", 1.5, 0.6),
+                                ("ki67_pct", 15, 8), ("suvmax_change_pct", 20, 40),
+                                ("steroid_response_pct", 40, 30))},
+             lactate_peak=rng.choice([0.0, 1.0, NAN], n),
+             symptomatic=rng.choice([0.0, 1.0, NAN], n))
+    together = rule_decisions(X)
+    assert list(together) == list(RULE_IDS)
+    for rule_id in RULE_IDS:
+        np.testing.assert_array_equal(together[rule_id],
+                                      ArticleRule(rule_id).fit(X).predict(X), rule_id)
+    groups = risk_group(X).tolist()  # T6 "high" wherever a known T5 criterion fails
+    assert all((g == "low") == (t == 1) for g, t in zip(groups, together["T5_low_risk"],
+                                                          strict=True))
 
 
 def test_rules_are_sklearn_estimators():
