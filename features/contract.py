@@ -484,11 +484,12 @@ def validate_table(df: pd.DataFrame, require_label: bool = False,
     return checked.table
 
 
-def warn_extra_columns(df: pd.DataFrame, expected: list[str]) -> None:
+def warn_extra_columns(df: pd.DataFrame, expected: list[str], stacklevel: int = 3) -> None:
     """Warn about columns that are neither expected features, the id, the lesion nor the
-    label."""
+    label (at fitting and at prediction alike); ``stacklevel`` as :func:`warnings.warn`'s,
+    counted from the caller of this function's caller by default."""
     extra = [c for c in df.columns if c not in expected and c not in KEY_COLUMNS]
     if extra:
         warnings.warn(
             f"ignoring {len(extra)} column(s) the model does not use: "
-            f"{listed(extra, 8)}", UserWarning, stacklevel=3)
+            f"{listed(extra, 8)}", UserWarning, stacklevel=stacklevel)

@@ -42,7 +42,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from features.contract import ID, KEY_COLUMNS
+from features.contract import ID, warn_extra_columns
 from features.description import DeclaredFeature, TableDescription
 from features.errors import UserInputError, listed
 from features.tables import atomic_write_bytes, remove_stale_temporaries
@@ -196,11 +196,7 @@ class TrainedModel:
         warning (unless ``warn`` is False)."""
         if not warn:
             return df.reindex(columns=self.input_columns)
-        extra = [c for c in df.columns if c not in self.input_columns and c not in KEY_COLUMNS]
-        if extra:
-            warnings.warn(
-                f"ignoring {len(extra)} column(s) the model was not trained on: "
-                f"{listed(extra, 8)}", UserWarning, stacklevel=2)
+        warn_extra_columns(df, self.input_columns, stacklevel=3)
         absent = [c for c in self.feature_columns if c not in df.columns]
         if absent:
             warnings.warn(

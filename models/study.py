@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from features.choices import COHORTS
 from features.errors import raise_problems
 from features.outputs import RunFiles
+from features.progress import stage_line, stage_printer
 from models.choices import UPDATE_METHODS, VALIDATIONS
 from models.settings import RunSettings
 
@@ -261,15 +262,6 @@ class Study:
         return written
 
 
-def _progress_line(text: str) -> None:
-    print(f"  {text}", flush=True)
-
-
-def _say(progress: bool, text: str) -> None:
-    if progress:
-        print(text, flush=True)
-
-
 def load_training_table(settings: StudySettings, progress: bool = True):
     """The table to train on (a :class:`features.description.DescribedTable`), for simulated
     data the exact Bayes posterior, the manifest of synthetic images (or None), the model to
@@ -340,11 +332,11 @@ def fit_landmarks(settings: StudySettings, described, scans, source: str, scheme
     from models.landmarks import followup_sensitivity, train_landmarks
     from models.statistics import to_jsonable
 
-    _say(progress, f"fitting landmark models on the follow-up scans ({scheme}) ...")
+    stage_line(f"fitting landmark models on the follow-up scans ({scheme}) ...", progress)
     options = dict(seed=settings.seed, test_size=settings.test_size,
                    threshold=settings.threshold,
                    target_sensitivity=settings.target_sensitivity, source=source,
-                   progress=_progress_line if progress else None)
+                   progress=stage_printer(progress))
     result = train_landmarks(described, scans, description=described.description,
                              validation=scheme, folds=settings.folds,
                              repeats=settings.repeats, **options)
@@ -413,8 +405,8 @@ def run_study(settings: StudySettings, progress: bool = True) -> Study:
         if radiomics is not None:
             from models.training import compare_without_images
 
-            _say(progress, "training the same procedure without image features, for "
-                           "comparison ...")
+            stage_line("training the same procedure without image features, for "
+                       "comparison ...", progress)
             parts |= {"image_features": compare_without_images(described, result, **options),
                       "radiomic_extraction": radiomics.summary()}
             model.radiomics_settings = radiomics.settings_text

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from features.contract import ID, LABEL, is_radiomic, model_columns, warn_extra_columns
 from features.description import DeclaredFeature, DescribedTable, TableDescription
 from features.errors import UserInputError
+from features.progress import StageBar
 from models.bundle import TrainedModel, table_sha256
 from models.choices import DEFAULT_THRESHOLD
 from models.classifier import (
@@ -105,25 +105,6 @@ class TrainingResult:
         from models.metrics_document import build_metrics_document
 
         return build_metrics_document(self.evaluation.metrics, self.study, **self.document_parts())
-
-
-class _Stages:
-    """A progress bar over named stages (silent when disabled)."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.started = 0
-        self.bar = tqdm(total=total, disable=not enabled, unit="step",
-                        bar_format="{desc:<44}{bar:20}| {n_fmt}/{total_fmt} [{elapsed}]")
-
-    def __call__(self, message: str) -> None:
-        if 0 < self.started <= self.bar.total:
-            self.bar.update(1)
-        self.started += 1
-        self.bar.set_description_str(message)
-
-    def close(self) -> None:
-        self.bar.update(max(self.bar.total - self.bar.n, 0))
-        self.bar.close()
 
 
 def describe_table(table: pd.DataFrame, description: TableDescription | None = None,
@@ -327,7 +308,7 @@ def _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv
     train_part, test_part = table.iloc[train_idx], table.iloc[test_idx]
     check_trainable(train_part, "the training set")
     check_trainable(test_part, "the evaluation set")
-    stages = _Stages(total=4 + (5 if nested_cv else 0), enabled=progress)
+    stages = StageBar(total=4 + (5 if nested_cv else 0), enabled=progress)
     try:
         model = procedure(train_part, progress=stages)
         size = _sample_size(model, train_part, anticipated_c)
@@ -350,7 +331,7 @@ def _train_holdout(table, procedure, test_size, seed, bayes, progress, nested_cv
 def _train_resampled(table, procedure, mode, folds, repeats, seed, bayes, progress,
                      anticipated_c=None) -> TrainingResult:
     n_steps = (repeats * folds if mode == "cv" else repeats) + 4
-    stages = _Stages(total=n_steps, enabled=progress)
+    stages = StageBar(total=n_steps, enabled=progress)
     try:
         model = procedure(table, progress=stages)
         size = _sample_size(model, table, anticipated_c)

@@ -34,6 +34,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from features.errors import UserInputError
+from features.progress import stage_line
 from models.choices import UPDATE_METHODS as METHODS
 
 #: Update methods, least to most extensive, then the data-driven choice among them.
@@ -439,9 +440,8 @@ def update_model(model, table, method: str = "auto", seed: int = 0, folds: int =
                        training=training, metrics=None), upd
 
     updated, upd = fitted(table)
-    if progress:
-        print(f"update chosen on all {len(table)} local lesions: {upd.method_}; "
-              f"cross-validating the update ...", flush=True)
+    stage_line(f"update chosen on all {len(table)} local lesions: {upd.method_}; "
+               "cross-validating the update ...", progress)
     predictions, summary = repeated_cv(table, lambda part: fitted(part)[0], folds, repeats,
                                        seed)
     # the headline: the mean over the repeats of each repeat's out-of-fold figures, Rubin's

@@ -66,6 +66,18 @@ def test_bad_arguments_are_refused():
     assert len(simulate_cohort(0)) == 0
 
 
+@pytest.mark.filterwarnings("ignore:the table was simulated with prevalence")
+def test_the_cohort_and_its_posterior_take_the_same_prevalences():
+    table = simulate_cohort(10, seed=1)
+    for bad in (0.0, 1.0, 1.5):  # one class (or none): no posterior, nothing to benchmark
+        with pytest.raises(ValueError, match="strictly between 0 and 1"):
+            simulate_cohort(10, prevalence=bad)
+        with pytest.raises(ValueError, match="strictly between 0 and 1"):
+            bayes_posterior(table, prevalence=bad)
+    assert bayes_posterior(simulate_cohort(10, prevalence=0.5, seed=1),
+                           prevalence=0.5).shape == (10,)
+
+
 def test_class_means_stay_far_inside_the_contract_ranges():
     """No value ever needs clipping: every bound is > 5.5 SD from each class mean."""
     from features.synthetic.cohort import to_scale

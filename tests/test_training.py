@@ -93,6 +93,14 @@ def test_missing_training_column_at_prediction_is_missing_with_warning(trained):
     assert np.all((p > 0) & (p < 1))
 
 
+def test_a_column_the_model_does_not_use_is_named_alike_at_fitting_and_at_prediction(
+        trained):
+    with pytest.warns(UserWarning) as caught:
+        trained.model.probability(foreign_table(40, seed=5))
+    ignored = [str(w.message) for w in caught if str(w.message).startswith("ignoring")]
+    assert ignored == ["ignoring 1 column(s) the model does not use: hospital_ward"]
+
+
 def test_same_seed_same_model(same_seed_studies):
     """Two trainings with the same seed in one process (the shared study through the
     command line and through the Python route) give the same model: the same probabilities

@@ -136,6 +136,14 @@ def _steroid_moments(p: CohortParameters) -> tuple[np.ndarray, np.ndarray]:
 # simulation
 
 
+def check_prevalence(prevalence: float | None) -> None:
+    """ValueError unless ``prevalence`` (the share of pseudoprogression given to every
+    patient, for the cohort and its exact posterior alike) is None or strictly between 0
+    and 1: a cohort of one class has no posterior to compare and nothing to benchmark."""
+    if prevalence is not None and not 0.0 < prevalence < 1.0:
+        raise ValueError(f"prevalence must be strictly between 0 and 1, got {prevalence}")
+
+
 def simulate_cohort(n: int, cohort: str = "melanoma", prevalence: float | None = None,
                     seed: int = 0, params: CohortParameters | None = None) -> pd.DataFrame:
     """A synthetic cohort of ``n`` lesions in the column contract, with the label.
@@ -155,8 +163,7 @@ def simulate_cohort(n: int, cohort: str = "melanoma", prevalence: float | None =
         raise ValueError(f"n must be >= 0, got {n}")
     if cohort not in COHORTS:
         raise ValueError(f"cohort must be one of {', '.join(COHORTS)}; got {cohort!r}")
-    if prevalence is not None and not 0.0 <= prevalence <= 1.0:
-        raise ValueError(f"prevalence must be a probability in [0, 1], got {prevalence}")
+    check_prevalence(prevalence)
     rng = np.random.default_rng(seed)
 
     if cohort == "mixed":
@@ -223,8 +230,7 @@ def _check_ranges(df: pd.DataFrame) -> None:
 
 def _row_prior(df: pd.DataFrame, prevalence: float | None, p: CohortParameters) -> np.ndarray:
     if prevalence is not None:
-        if not 0.0 < prevalence < 1.0:
-            raise ValueError(f"prevalence must be in (0, 1), got {prevalence}")
+        check_prevalence(prevalence)
         return np.full(len(df), float(prevalence))
     if CANCER_TYPE not in df.columns:
         raise UserInputError("bayes_posterior needs 'cancer_type' (melanoma or nsclc) for the "
