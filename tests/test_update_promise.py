@@ -123,7 +123,7 @@ def test_updated_figures_are_each_repeats_own_not_the_averaged_ensembles(
     from models.evaluation import rubin_interval
     from models.statistics import auc_with_ci, to_jsonable
 
-    _, evaluation = site_update
+    evaluation = site_update.evaluation
     stacked = evaluation.predictions
     aucs, slopes, intervals = [], [], []
     for _, part in stacked.groupby("repeat"):
@@ -132,7 +132,7 @@ def test_updated_figures_are_each_repeats_own_not_the_averaged_ensembles(
         fit = sm.GLM(y, sm.add_constant(logit(p)), family=sm.families.Binomial()).fit()
         slopes.append(fit.params[1])
         intervals.append(auc_with_ci(y, p)[1])
-    figures = evaluation.metrics["update"]["updated_cross_validated"]
+    figures = site_update.metrics["update"]["updated_cross_validated"]
     assert figures["auc"] == pytest.approx(np.mean(aucs), abs=1e-12)
     assert figures["calibration_slope"] == pytest.approx(np.mean(slopes), abs=1e-6)
     assert figures["auc_ci"] == pytest.approx(rubin_interval(aucs, intervals, "logit"))
@@ -146,4 +146,4 @@ def test_updated_figures_are_each_repeats_own_not_the_averaged_ensembles(
     assert ensemble["model"]["auc"] != pytest.approx(figures["auc"], abs=1e-6)
     assert "averaged ensemble" in ensemble["describes"]
     assert any(c.startswith("rule_") for c in stacked.columns)  # with the rules' calls
-    assert metrics_schema_errors(to_jsonable(evaluation.metrics)) == []
+    assert metrics_schema_errors(to_jsonable(site_update.metrics)) == []

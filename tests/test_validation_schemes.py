@@ -14,12 +14,14 @@ import statsmodels.api as sm
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, precision_score, recall_score, roc_auc_score
 
+from features.article import PREVALENCE
 from features.contract import ID, LABEL
 from features.description import TableDescription
 from features.synthetic import simulate_cohort
 from models import validation as V
 from models.classifier import patient_folds
 from models.evaluation import evaluate_resampled, rubin_interval
+from models.metrics_document import build_metrics_document, report_facts
 from models.rules import apply_rules
 from models.statistics import auc_with_ci, to_jsonable
 
@@ -240,7 +242,8 @@ def per_repeat_benchmarks(table, predictions):
         part = part.sort_values("row")
         out.append(benchmark(y, part["p_pseudoprogression"].to_numpy(), 0.5,
                              apply_rules(table), groups=table[ID].astype(str).to_numpy(),
-                             row_thresholds=part["threshold"].to_numpy()))
+                             row_thresholds=part["threshold"].to_numpy(),
+                             restate_prevalences=PREVALENCE))
     return out
 
 
@@ -416,6 +419,7 @@ def test_what_is_computed_from_the_averaged_ensemble_says_so(table, cross_valida
     metrics = add_uncertainty(evaluation.metrics, evaluation.frame, final.threshold,
                               n_resamples=40)
     metrics["validation"] = {"scheme": "cv", "reason": "as requested", "requested": "cv"}
+    metrics = build_metrics_document(metrics, **report_facts(metrics, evaluation.frame))
     ensemble = metrics["ensemble"]["model"]
     assert "averaged ensemble" in metrics["uncertainty"]["probabilities"]
     assert metrics["bootstrap"]["auc"]["estimate"] == pytest.approx(ensemble["auc"])
