@@ -221,7 +221,8 @@ class Study:
     """What :func:`run_study` produced: the model (and landmark models), its evaluation,
     the metrics document (``metrics``: what ``metrics.json`` and the model's record hold,
     :func:`models.metrics_document.build_metrics_document`), where the data came from
-    (``source``) and the report's ``title``."""
+    (``source``), the report's ``title`` and, from images, the extraction's ``lesion_map``
+    (where each lesion lies; the report's ``lesions.csv``)."""
 
     settings: StudySettings
     model: Any
@@ -232,6 +233,7 @@ class Study:
     landmarks: Any = None
     notes: list[str] = field(default_factory=list)
     outputs: RunFiles | None = None
+    lesion_map: Any = None
 
     def save(self) -> dict[str, Path]:
         """Write the model (with its landmark models, as one set:
@@ -256,7 +258,8 @@ class Study:
             written.update(write_report(self.settings.report, self.metrics,
                                         self.evaluation.frame, model=self.model,
                                         title=self.title,
-                                        predictions=self.evaluation.predictions))
+                                        predictions=self.evaluation.predictions,
+                                        lesion_map=self.lesion_map))
         if self.outputs is not None:  # the outputs are whole: let another run write them
             self.outputs.release()
         return written
@@ -436,4 +439,5 @@ def run_study(settings: StudySettings, progress: bool = True) -> Study:
     document = build_metrics_document(evaluation.metrics, study_entries, **parts)
     return Study(settings=settings, model=model, evaluation=evaluation, metrics=document,
                  source=source, title=title, landmarks=landmarks, notes=notes,
-                 outputs=outputs)
+                 outputs=outputs,
+                 lesion_map=None if radiomics is None else radiomics.extraction.lesion_map)

@@ -256,6 +256,30 @@ def test_write_report_without_model_bayes_or_uncertainty(tmp_path, evaluated):
                      frame)
 
 
+def test_a_reports_lesion_map_is_written_hashed_and_not_left_behind(tmp_path, evaluated):
+    """An image study's lesion map is the report's lesions.csv, named among the run's files
+    (check_report), and a later report without images leaves no stale lesions.csv."""
+    from features.extract import LESION_MAP_COLUMNS
+    from models.report import check_report
+
+    _, ev = evaluated
+    frame = ev.frame.drop(columns="bayes_posterior")
+    metrics = {k: v for k, v in ev.metrics.items() if k != "bayes_ceiling"}
+    lesion_map = pd.DataFrame([["P1", "1", 1, 120, 0.12] + [1.5] * 9,
+                               ["P1", "2", 1, 300, 0.3] + [-4.0] * 9],
+                              columns=list(LESION_MAP_COLUMNS))
+    paths = write_report(tmp_path / "R", metrics, frame, lesion_map=lesion_map)
+    written = pd.read_csv(paths["lesion_map"], dtype={"lesion_id": str})
+    pd.testing.assert_frame_equal(written, lesion_map, check_dtype=False)
+    run = json.loads(paths["metrics_json"].read_text())["report_run"]
+    assert "lesions.csv" in run["files"] and check_report(tmp_path / "R") == run["id"]
+    (tmp_path / "R" / "my notes.txt").write_text("mine")  # published file by file now
+    write_report(tmp_path / "R", metrics, frame)
+    assert not (tmp_path / "R" / "lesions.csv").exists()
+    assert (tmp_path / "R" / "my notes.txt").read_text() == "mine"
+    check_report(tmp_path / "R")
+
+
 def test_calibration_bin_of_one_class(tmp_path):
     """A bin of one class has a Wilson bound a rounding error beyond its proportion; the
     error bar must be clipped at 0, not refused by matplotlib."""

@@ -35,7 +35,8 @@ DEFAULT_TITLE = "Pseudoprogression: the model against the article's rules"
 #: The report's files other than figures, by key (figures: ``models.report.figures.FILE_NAMES``).
 REPORT_FILES: dict[str, str] = {
     "metrics_json": "metrics.json", "metrics_md": "metrics.md", "report_md": "report.md",
-    "report_html": "report.html", "predictions_csv": "evaluation_predictions.csv"}
+    "report_html": "report.html", "predictions_csv": "evaluation_predictions.csv",
+    "lesion_map": "lesions.csv"}
 #: How diagnostic odds ratios are computed and when they are corrected or undefined.
 DOR_METHOD = (
     f"diagnostic odds ratios with Woolf 95% CIs (a marked ratio: {HALDANE_NOTE}; undefined, "

@@ -107,7 +107,8 @@ def remove_stale_figures(report_dir: str | Path, written: Mapping[str, Path]) ->
 def write_report(report_dir: str | Path, metrics: Mapping, frame: pd.DataFrame,
                  model: TrainedModel | None = None,
                  title: str = DEFAULT_TITLE,
-                 predictions: pd.DataFrame | None = None) -> dict[str, Path]:
+                 predictions: pd.DataFrame | None = None,
+                 lesion_map: pd.DataFrame | None = None) -> dict[str, Path]:
     """Write the full report into ``report_dir`` (created if needed); return name -> path.
 
     Files: ``metrics.json`` (``metrics`` and the report's run,
@@ -121,7 +122,9 @@ def write_report(report_dir: str | Path, metrics: Mapping, frame: pd.DataFrame,
     (:func:`models.report.waiting.write_waiting_figure`), ``report.md``, ``report.html`` and
     ``evaluation_predictions.csv`` (``frame``, or ``predictions`` when given: every
     prediction behind ``frame`` when a lesion was predicted more than once, e.g. once per
-    cross-validation repeat). Every file is written atomically. A figure of an earlier
+    cross-validation repeat) and, with ``lesion_map`` (an image extraction's,
+    :attr:`features.extract.ExtractionResult.lesion_map`), ``lesions.csv``: where each
+    lesion lies. Every file is written atomically. A figure of an earlier
     report in the folder that this one does not have (a cost-of-waiting figure when these
     metrics hold no landmarks, say) is removed (:func:`remove_stale_figures`); files the
     project does not name are never touched.
@@ -145,7 +148,7 @@ def write_report(report_dir: str | Path, metrics: Mapping, frame: pd.DataFrame,
                      frame.to_csv(index=False).encode())
     with output_lock(target, "--report"), _staging_folder(target, name) as report_dir:
         written = _write_files(report_dir, metrics, frame, model, title, predictions,
-                               float(threshold), name)
+                               float(threshold), name, lesion_map)
         _publish(report_dir, target, written, name)
     return {k: final / Path(v).name for k, v in written.items()}
 
@@ -153,7 +156,7 @@ def write_report(report_dir: str | Path, metrics: Mapping, frame: pd.DataFrame,
 def _write_files(report_dir: Path, metrics: Mapping, frame: pd.DataFrame,
                  model: TrainedModel | None, title: str,
                  predictions: pd.DataFrame | None, threshold: float,
-                 run_id: str) -> dict[str, Path]:
+                 run_id: str, lesion_map: pd.DataFrame | None = None) -> dict[str, Path]:
     """Write every file of the report into the (staging) folder ``report_dir``; the last,
     ``metrics.json``, names the run and the SHA-256 of every other file
     (:func:`check_report`). Returns name -> path."""
@@ -198,6 +201,10 @@ def _write_files(report_dir: Path, metrics: Mapping, frame: pd.DataFrame,
         LABEL: words.positive, P_COLUMN: words.probability_column})
     paths["predictions_csv"] = atomic_write_bytes(
         report_dir / REPORT_FILES["predictions_csv"], rows.to_csv(index=False).encode("utf-8"))
+    if lesion_map is not None:
+        paths["lesion_map"] = atomic_write_bytes(
+            report_dir / REPORT_FILES["lesion_map"],
+            lesion_map.to_csv(index=False).encode("utf-8"))
     run = {"id": run_id, "files": {Path(p).name: _sha256(p) for _, p in sorted(paths.items())}}
     paths["metrics_json"] = atomic_write_text(report_dir / REPORT_FILES["metrics_json"],
                                               metrics_json(metrics, run))
@@ -264,6 +271,8 @@ def _publish(staging: Path, report_dir: Path, written: Mapping[str, Path], run_i
         os.replace(staging / name, report_dir / name)
     remove_stale_figures(report_dir, {k: report_dir / Path(p).name
                                       for k, p in written.items()})
+    if "lesion_map" not in written:  # an earlier report's lesions are not this one's
+        (report_dir / REPORT_FILES["lesion_map"]).unlink(missing_ok=True)
 
 
 def check_report(report_dir: str | Path) -> str:
