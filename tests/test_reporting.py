@@ -280,6 +280,40 @@ def test_a_reports_lesion_map_is_written_hashed_and_not_left_behind(tmp_path, ev
     check_report(tmp_path / "R")
 
 
+def test_figures_of_several_lesions_a_patient_state_and_draw_clustered_intervals(tmp_path):
+    """On two lesions per patient, the ROC and precision-recall captions name the clustered
+    methods metrics.json records, not Wilson's; and the ROC's rule bars are the clustered
+    intervals binary_metrics gives with the patients (wider here than Wilson's)."""
+    from models.evaluation import evaluate_predictions, rule_calls
+    from models.report.figures import plot_roc
+
+    table = simulate_cohort(300, cohort="melanoma", prevalence=0.3, seed=4)
+    table[ID] = [f"P{i // 2:03d}" for i in range(len(table))]
+    table["lesion_id"] = [str(1 + i % 2) for i in range(len(table))]
+    ev = evaluate_predictions(table, bayes_posterior(table, prevalence=0.3), 0.5)
+    methods = ev.metrics["interval_methods"]
+    assert methods["unit"].startswith("lesions clustered")
+    md = write_report(tmp_path / "R", ev.metrics, ev.frame)["report_md"].read_text()
+    roc = next(line for line in md.splitlines() if "ROC curve of the model" in line)
+    assert methods["proportions"] in roc and methods["auc"] in roc and "Wilson CIs" not in roc
+    seen = {}
+
+    def spy(y, calls, alpha=0.05, groups=None):
+        seen["groups"] = groups
+        return binary_metrics(y, calls, alpha, groups)
+
+    import models.report.figures as figures
+
+    original, figures.binary_metrics = figures.binary_metrics, spy
+    try:
+        plot_roc(ev.frame[LABEL].to_numpy(), ev.frame["p_pseudoprogression"].to_numpy(),
+                 rule_calls(ev.frame)[["D1_perfusion_diffusion"]], tmp_path / "roc.png",
+                 groups=ev.frame[ID].to_numpy())
+    finally:
+        figures.binary_metrics = original
+    assert seen["groups"] is not None and len(set(seen["groups"])) == 150
+
+
 def test_calibration_bin_of_one_class(tmp_path):
     """A bin of one class has a Wilson bound a rounding error beyond its proportion; the
     error bar must be clipped at 0, not refused by matplotlib."""

@@ -174,12 +174,18 @@ def _not_estimable(ax, name: str, style: dict, n: int) -> None:
             label=f"{name}: not estimable (n={n})")
 
 
+def _interval_kind(groups) -> str:
+    """How a figure's error bars were formed, in a few words."""
+    clustered = groups is not None and len(set(np.asarray(groups).tolist())) < len(groups)
+    return "clustered by patient" if clustered else "Wilson"
+
+
 # --------------------------------------------------------------------------- ROC
 
 
 def plot_roc(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
              auc_ci: Sequence[float] | None = None, bayes_auc: float | None = None,
-             words: Words | None = None) -> Path:
+             words: Words | None = None, groups=None) -> Path:
     """ROC curve of the model, each rule as a point with 95% Wilson CIs, to a PNG at ``out``.
 
     Each rule sits at (1 - specificity, sensitivity) measured on its covered rows; error
@@ -187,7 +193,8 @@ def plot_roc(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
     ``bayes_p`` (the true posterior of simulated data) adds the Bayes-optimal curve (its
     AUC ``bayes_auc`` as the report states it, computed when None); ``auc_ci`` (low, high)
     goes into the legend beside the model's AUC. Numbers are formatted as in the report;
-    ``words`` name the classes (:class:`models.report.words.Words`).
+    ``words`` name the classes (:class:`models.report.words.Words`); ``groups`` (each
+    row's patient) make the rules' intervals the clustered ones the report gives.
     """
     from sklearn.metrics import roc_curve
 
@@ -207,7 +214,7 @@ def plot_roc(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
     fpr, tpr, _ = roc_curve(y, p)
     ax.plot(fpr, tpr, label=f"Model, AUC {fmt.est_ci(auc(y, p), auc_ci)}", **_MODEL)
     for rid in rules.columns:
-        op = binary_metrics(y, rules[rid].to_numpy(dtype=float))
+        op = binary_metrics(y, rules[rid].to_numpy(dtype=float), groups=groups)
         st = styles[rid]
         if not (np.isfinite(op["sensitivity"]) and np.isfinite(op["specificity"])):
             _not_estimable(ax, rid, st, op['n'])
@@ -224,7 +231,7 @@ def plot_roc(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
            ylabel="Sensitivity (true-positive rate, proportion)",
            title=f"ROC: {w.positive} vs {w.negative} (n={y.shape[0]})")
     ax.grid(alpha=0.3)
-    ax.text(0.99, 0.01, "rules on their covered rows; bars: 95% Wilson CIs",
+    ax.text(0.99, 0.01, f"rules on their covered rows; bars: 95% CIs ({_interval_kind(groups)})",
             transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.35")
     _outside_legend(fig, ax, list(rules.columns))
     return _save(fig, out)
@@ -242,7 +249,7 @@ def precision_recall_label(name: str, average_precision: float | None) -> str:
 def plot_precision_recall(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
                           average_precision: float | None = None,
                           bayes_average_precision: float | None = None,
-                          words: Words | None = None) -> Path:
+                          words: Words | None = None, groups=None) -> Path:
     """Precision-recall curve of the model, rules as points with 95% Wilson CIs, to a PNG.
 
     Each rule sits at (sensitivity, PPV) on its covered rows; the horizontal line is the
@@ -273,7 +280,7 @@ def plot_precision_recall(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
         ax.plot(rec, prec, label=precision_recall_label("Model", value),
                 drawstyle="steps-post", **_MODEL)
     for rid in rules.columns:
-        op = binary_metrics(y, rules[rid].to_numpy(dtype=float))
+        op = binary_metrics(y, rules[rid].to_numpy(dtype=float), groups=groups)
         st = styles[rid]
         if not (np.isfinite(op["sensitivity"]) and np.isfinite(op["ppv"])):
             _not_estimable(ax, rid, st, op['n'])
@@ -287,7 +294,7 @@ def plot_precision_recall(y, p, rules: pd.DataFrame | None, out, bayes_p=None,
            ylabel="Positive predictive value (precision, proportion)",
            title=f"Precision-recall for {(words or Words()).positive} (n={y.shape[0]})")
     ax.grid(alpha=0.3)
-    ax.text(0.01, 0.01, "rules on their covered rows; bars: 95% Wilson CIs",
+    ax.text(0.01, 0.01, f"rules on their covered rows; bars: 95% CIs ({_interval_kind(groups)})",
             transform=ax.transAxes, ha="left", va="bottom", fontsize=7, color="0.35")
     _outside_legend(fig, ax, list(rules.columns))
     return _save(fig, out)
@@ -721,7 +728,7 @@ def write_partial_effects_figure(data: Mapping, out_dir) -> dict[str, Path]:
 
 def write_all_figures(out_dir, y, p, threshold: float, rules: pd.DataFrame | None,
                       bayes_p=None, metrics: Mapping | None = None,
-                      words: Words | None = None) -> dict[str, Path]:
+                      words: Words | None = None, groups=None) -> dict[str, Path]:
     """Write the six figures into ``out_dir`` under :data:`FILE_NAMES`; return name -> path.
 
     ``threshold`` (probability) fixes the model's operating point in the PPV/NPV figure.
@@ -733,6 +740,7 @@ def write_all_figures(out_dir, y, p, threshold: float, rules: pd.DataFrame | Non
     computed here (the AUC CI by :func:`models.statistics.auc_with_ci`). ``words`` name
     the classes and say whether the article's context (its D3 odds ratio, the P1 and P2
     prevalence marks) applies; otherwise the study's own prevalences are marked.
+    ``groups`` (each row's patient): intervals clustered by patient, as the report's.
     """
     w = words or Words()
     y, p = _arrays(y, p)
@@ -747,7 +755,7 @@ def write_all_figures(out_dir, y, p, threshold: float, rules: pd.DataFrame | Non
     elif "auc_ci" in metrics:
         auc_ci = metrics["auc_ci"]
     else:
-        auc_ci = auc_with_ci(y, p)[1] if 0 < y.sum() < y.shape[0] else None
+        auc_ci = auc_with_ci(y, p, groups=groups)[1] if 0 < y.sum() < y.shape[0] else None
     table = metrics.get("odds_ratios")
     if table is None:
         table = diagnostic_odds_ratios(y, rules)
@@ -758,7 +766,7 @@ def write_all_figures(out_dir, y, p, threshold: float, rules: pd.DataFrame | Non
     model = binary_metrics(y, called(p, threshold).astype(float))
     points = {f"Model (p >= {fmt.g(threshold)})": (model["sensitivity"], model["specificity"])}
     for rid in rules.columns:
-        op = binary_metrics(y, rules[rid].to_numpy(dtype=float))
+        op = binary_metrics(y, rules[rid].to_numpy(dtype=float), groups=groups)
         points[str(rid)] = (op["sensitivity"], op["specificity"])
 
     if w.article:
@@ -768,11 +776,12 @@ def write_all_figures(out_dir, y, p, threshold: float, rules: pd.DataFrame | Non
         marks, mark_labels = tuple(own.values()), {v: k for k, v in own.items()}
     return {
         "roc": plot_roc(y, p, rules, path["roc"], bayes_p=bayes_p, auc_ci=auc_ci,
-                        bayes_auc=ceiling.get("auc"), words=w),
+                        bayes_auc=ceiling.get("auc"), words=w, groups=groups),
         "precision_recall": plot_precision_recall(
             y, p, rules, path["precision_recall"], bayes_p=bayes_p,
             average_precision=model_m.get("average_precision"),
-            bayes_average_precision=ceiling.get("average_precision"), words=w),
+            bayes_average_precision=ceiling.get("average_precision"), words=w,
+            groups=groups),
         "calibration": plot_calibration(y, p, path["calibration"], calibration=calibration,
                                         words=w),
         "decision_curve": plot_decision_curve(y, p, rules, path["decision_curve"], words=w),

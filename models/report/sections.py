@@ -843,14 +843,14 @@ def _prevalences_text(data: Mapping) -> str:
 
 
 _FIGURE_CAPTIONS = {
-    "roc": ("ROC curve of the model on {ev} {where} rows, AUC {auc} (DeLong 95% CI, logit "
-            "scale). Each rule is a point at (1 - specificity, sensitivity) on the rows it "
-            "covers, with 95% Wilson CIs; its n is in the legend.{bayes_auc}"),
+    "roc": ("ROC curve of the model on {ev} {where} rows, AUC {auc} (95% CI: {auc_method}). "
+            "Each rule is a point at (1 - specificity, sensitivity) on the rows it "
+            "covers, with 95% CIs ({proportion_method}); its n is in the legend.{bayes_auc}"),
     "precision_recall": ("Precision (PPV) against recall (sensitivity) of the model on {ev} "
                          "{where} rows, average precision {ap}; the horizontal line is the "
                          "prevalence ({prev}), the PPV of calling everyone {positive}. "
-                         "Rules as points on their covered rows (n in the legend), 95% Wilson "
-                         "CIs.{bayes_ap}"),
+                         "Rules as points on their covered rows (n in the legend), 95% CIs "
+                         "({proportion_method}).{bayes_ap}"),
     "calibration": ("Calibration of {p} on {ev} {where} rows: observed "
                     "proportion against mean predicted probability in 10 quantile bins (about "
                     "{per_bin} rows each, 95% Wilson CIs), lowess smooth and the identity line; "
@@ -898,6 +898,7 @@ def _figure_blocks(figures: Mapping[str, str], keys: Sequence[str], data: Mappin
     undefined = [f"{rid}: {rm.get('dor_note')}" for rid, rm in (data.get("rules") or {}).items()
                  if str(rm.get("dor_note", "")).startswith("undefined")]
     notes = forest_notes(data)
+    methods = data.get("interval_methods") or {}
     dor_notes = (" " + "; ".join(notes) + "." if notes else "") + (
         " Not drawn (undefined): " + "; ".join(undefined) + "." if undefined else "")
     values = {
@@ -912,7 +913,10 @@ def _figure_blocks(figures: Mapping[str, str], keys: Sequence[str], data: Mappin
                      f"{fmt.fixed(ap.get('bayes_ceiling'))}." if has_bayes else ""),
         "intercept": fmt.est_ci(m.get("calibration_intercept"), m.get("calibration_intercept_ci")),
         "slope": fmt.est_ci(m.get("calibration_slope"), m.get("calibration_slope_ci")),
-        "calibration_ci": f"95% CIs: {CALIBRATION_CI_METHOD}", "dor_notes": dor_notes,
+        "calibration_ci": f"95% CIs: {methods.get('calibration', CALIBRATION_CI_METHOD)}",
+        "dor_notes": dor_notes,
+        "auc_method": methods.get("auc", AUC_CI_METHOD),
+        "proportion_method": methods.get("proportions", "Wilson score interval"),
         "article_d3": (", against the article's D3 odds ratio of "
                        + fmt.article_ratio(FIGURES["D3"].value, FIGURES["D3"].ci)
                        if w.article else ""),

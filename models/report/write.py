@@ -49,6 +49,7 @@ from models.evaluation import (
     BAYES_COLUMN,
     P_COLUMN,
     labels_and_probabilities,
+    patient_groups,
     pooled_probabilities,
     rule_calls,
 )
@@ -183,7 +184,8 @@ def _write_files(report_dir: Path, metrics: Mapping, frame: pd.DataFrame,
         fig_metrics["auc_ci"] = m["auc_ci"]
     words = words_of(data)
     figure_paths = write_all_figures(report_dir, y.astype(int), p, float(threshold), rules,
-                                     bayes_p=bayes, metrics=fig_metrics, words=words)
+                                     bayes_p=bayes, metrics=fig_metrics, words=words,
+                                     groups=patient_groups(frame)[0])
     figure_paths.update(write_partial_effects_figure(data, report_dir))
     figure_paths.update(write_waiting_figure(data, report_dir))
     paths.update(figure_paths)
