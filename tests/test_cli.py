@@ -15,6 +15,8 @@ from features.synthetic.cohort import simulate_cohort
 from models.rules import RULE_IDS
 
 ROOT = Path(__file__).resolve().parents[1]
+#: A classifier of the user's own: no grid to tune.
+OWN_ESTIMATOR = f"{Path(__file__).with_name('own_estimators.py')}:stronger_penalty"
 
 
 @pytest.fixture(scope="module")
@@ -153,15 +155,23 @@ def errors_with_a_model(trained, tmp_path_factory) -> dict:
                            trained / "model.skops")
 
 
-@pytest.mark.parametrize("case", list(USER_ERRORS))
-def test_user_errors_exit_2_with_one_message(case, request):
-    runs = request.getfixturevalue("errors_with_a_model" if case in WITH_A_MODEL
-                                   else "errors_without_a_model")
+def check_user_error(case: str, runs: dict) -> None:
+    """The case's script exited 2 with its one message and left its inputs as they were."""
     code, err, before, after = runs[case]
     assert code == 2, err
     assert USER_ERRORS[case][2] in err
     assert "Traceback" not in err
     assert after == before
+
+
+@pytest.mark.parametrize("case", WITHOUT_A_MODEL)
+def test_user_errors_exit_2_with_one_message(case, errors_without_a_model):
+    check_user_error(case, errors_without_a_model)
+
+
+@pytest.mark.parametrize("case", WITH_A_MODEL)
+def test_user_errors_with_a_model_exit_2_with_one_message(case, errors_with_a_model):
+    check_user_error(case, errors_with_a_model)
 
 
 @pytest.mark.parametrize("script", ["train.py", "predict.py"])
@@ -175,9 +185,33 @@ def test_help_explains_every_option(script):
         assert option in proc.stdout
 
 
+#: pyradiomics settings for the image path's test: no resampling, five features of two
+#: classes per sequence (the project's settings compute about a hundred per sequence).
+FEW_FEATURES = """\
+version: "test-few"
+setting:
+  label: 1
+  normalize: true
+  normalizeScale: 100
+  voxelArrayShift: 300
+  binWidth: 10
+  minimumROISize: 20
+featureClass:
+  firstorder: [Mean, Variance, Skewness]
+  glcm: [Contrast, Correlation]
+"""
+
+
 def test_train_with_synthetic_images_compares_with_and_without(tmp_path):
+    """The image path end to end: synthetic MRI, extraction with the given settings, the
+    model with and without the image features (a classifier of the user's own, so that no
+    grid is tuned twice), and a prediction that extracts with the stored settings."""
+    params = tmp_path / "few.yaml"
+    params.write_text(FEW_FEATURES)
     code = run_command(train.main, ["--cohort", "melanoma", "--n", "80", "--prevalence", "0.5",
                                     "--images", "--jobs", "1", "--seed", "2",
+                                    "--params", str(params),
+                                    "--estimator", OWN_ESTIMATOR,
                                     "--out", str(tmp_path / "m.skops"),
                                     "--report", str(tmp_path / "rep"), "--no-nested-cv",
                                     "--bootstrap", "0", "--no-progress"])
@@ -191,6 +225,9 @@ def test_train_with_synthetic_images_compares_with_and_without(tmp_path):
     assert extraction["n_patients"] == 80
     assert extraction["n_extracted"] == extraction["n_lesions"]
     assert extraction["n_lesions"] > 80
+    # 4 sequences x 5 features of the given settings
+    assert extraction["settings_version"] == "test-few"
+    assert extraction["n_radiomic_columns"] == 4 * 5
     assert "What the image features add" in (tmp_path / "rep" / "report.md").read_text()
     pred = tmp_path / "pred.csv"
     new = tmp_path / "new.csv"
