@@ -10,17 +10,23 @@ the check costs a directory walk per test that uses temporary folders.
 
 The models several modules share, trained once per session, are the fixtures of
 :mod:`shared_fixtures`, made available to every test module here.
+
+``make test`` runs the tests in two processes (pytest-xdist, ``--dist loadfile``), each
+test module whole in one of them, so that a module-scoped fixture is built once; the
+scheduler of :func:`pytest_xdist_make_scheduler` also keeps together the modules that name a
+shared fixture, so that each shared model is trained in one process only.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from shared_fixtures import same_seed_studies  # noqa: F401  (a shared fixture)
+from shared_fixtures import SHARED_FIXTURES, same_seed_studies  # noqa: F401
 
 from models.report.schema import SCHEMA_PATH, load_metrics_schema, schema_errors
 
@@ -83,6 +89,31 @@ def check_metrics_files(paths: Iterable[Path]) -> None:
                     + "\n".join(problems)
                     + "\n(fix what writes it, or describe a new key in the schema)",
                     pytrace=False)
+
+
+@functools.cache
+def names_a_shared_fixture(module: str) -> bool:
+    """Whether the test module at ``module`` (a path from the project's folder) names one of
+    :data:`SHARED_FIXTURES`."""
+    try:
+        text = (ROOT / module).read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return any(name in text for name in SHARED_FIXTURES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's ``loadfile`` scheduling (each module whole in one process), with the
+    modules naming a shared fixture as one unit, so that the fixture is built once."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFixtureScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "shared fixtures" if names_a_shared_fixture(module) else module
+
+    return SharedFixtureScheduling(config, log)
 
 
 @pytest.fixture(autouse=True)

@@ -37,6 +37,8 @@ STUDY_ARGS = ("--cohort", "melanoma", "--n", "300", "--prevalence", "0.3",
 STUDY_SEED = 5
 #: Seconds a program run may take before the fixture gives up on it.
 TIMEOUT = 600
+#: The session fixtures below (the tests using one run in one process under pytest-xdist).
+SHARED_FIXTURES = ("same_seed_studies",)
 
 
 def program_environment(threads: int, hash_seed: int) -> dict[str, str]:
