@@ -25,9 +25,13 @@ demo: $(STAMP)
 		--out artifacts/model.skops --report artifacts/report
 
 # One OpenMP and BLAS thread: on small matrices thread pools slow to a crawl on a busy machine.
+# Two processes (pytest-xdist), each running whole test modules, the slowest first
+# (tests/conftest.py); TEST_PROCESSES=0 runs everything in this one.
+TEST_PROCESSES ?= 2
 test: $(STAMP)
 	$(PY) -m ruff check .
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q \
+		-n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder
 
 # Measurements that print a table (never pass/fail) and write JSON under benchmarks/results/
 # (cores, load, package versions): extraction against plain pyradiomics, 1 and 2 workers and
