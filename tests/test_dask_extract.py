@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
+import distributed  # a development dependency: its absence fails, never skips
 import pandas as pd
 import pytest
 from toy_data import toy_cohort
@@ -14,8 +15,6 @@ import features.extract as fx
 from features.errors import UserInputError
 from features.synthetic.images import write_synthetic_images
 from features.synthetic.parameters import ImageParameters
-
-distributed = pytest.importorskip("distributed")
 
 BROKEN = "P0002"  # its t1c file is not an image
 

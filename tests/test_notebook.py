@@ -10,11 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ipykernel  # noqa: F401  (development dependencies: their absence fails, never skips)
+import nbclient
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "walkthrough.ipynb"
