@@ -5,7 +5,7 @@ Two tables whose exact P(pseudoprogression | observed features) is known:
 - ``demo``: the demo cohort (``features.synthetic.simulate_cohort``, melanoma, n = 4000,
   seed 0), split by patient as ``models.training.train`` splits it (70% training, 30%
   held out, seed 0); the ceiling is ``features.synthetic.bayes_posterior``;
-- ``curved``: the curved table of ``tests/test_spline_family.py`` (class-dependent spreads,
+- ``curved``: the curved table of ``tests/models/test_spline_family.py`` (class-dependent spreads,
   so the true log-odds is quadratic in log rCBV and log ADC): 3,000 training patients
   (seed 0) and 20,000 new ones (seed 1); the ceiling is its exact posterior.
 
@@ -36,7 +36,7 @@ from common import RESULTS, ROOT, run, write_result
 
 
 def curved_tables(n_train: int, n_new: int):
-    """The curved table of ``tests/test_spline_family.py``: (training table, its posterior,
+    """The curved table of ``tests/models/test_spline_family.py``: (training table, its posterior,
     new table, its posterior)."""
     sys.path.insert(0, str(ROOT / "tests"))
     try:
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     results = [one_table(f"demo (melanoma n={args.n_demo}, seed {args.seed}, patient "
                          "holdout 30%)", train, new, p_new, args.seed)]
     train, _, new, p_new = curved_tables(args.n_curved, args.n_new)
-    results.append(one_table(f"curved (tests/test_spline_family.py, n={args.n_curved} "
+    results.append(one_table(f"curved (tests/models/test_spline_family.py, n={args.n_curved} "
                              f"training, {args.n_new} new)", train, new, p_new, args.seed))
     for result in results:
         print_table(result)

@@ -30,7 +30,7 @@ import train
 from commands.run import run_command
 from features.synthetic.cohort import simulate_cohort
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: Options that keep a training run short.
 FAST = ["--validation", "holdout", "--no-nested-cv", "--bootstrap", "0", "--no-progress"]
 

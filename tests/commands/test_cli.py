@@ -16,7 +16,7 @@ from commands.run import run_command
 from features.synthetic.cohort import simulate_cohort
 from models.rules import RULE_IDS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_predict_without_label_and_with_report_is_a_user_error(trained, tmp_path
 
 #: case -> (script, options, a fragment of its one message). ``{model}`` is a trained model;
 #: the other names are files :func:`run_user_error` writes into the case's folder. (The
-#: scripts as programs, exit status and all, are tests/test_bad_inputs.py's.)
+#: scripts as programs, exit status and all, are tests/commands/test_bad_inputs.py's.)
 USER_ERRORS = {
     "corrupted model": (
         "predict.py", ["--model", "{bad}", "--data", "{data}", "--out", "{tmp}/p.csv"],

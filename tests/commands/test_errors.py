@@ -13,7 +13,7 @@ import pytest
 from commands.run import one_line_warning, run_command
 from features.errors import UserInputError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _format(message: str = "careful") -> str:

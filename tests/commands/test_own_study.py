@@ -23,7 +23,7 @@ from models import load_model
 from models.classifier import fit_calibrated
 from models.rules import RULE_IDS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: Words of the simulator's study that a user's own study must never hear.
 FOREIGN = re.compile(r"pseudoprogression|melanoma|immunotherapy|lung", re.IGNORECASE)
 CUT_OFF = 56.0

@@ -24,7 +24,7 @@ from models.statistics import calibration_intercept_slope
 from models.updating import update_model
 from models.validation import holdout_split, repeated_cv
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 DESCRIPTION = """\
 patient: patientName

@@ -35,7 +35,7 @@ from shared_fixtures import MODEL, STUDY_ARGS, start_program
 from features.synthetic.cohort import simulate_cohort
 from features.tables import atomic_write_bytes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: A training that reaches its writing quickly: the shared study's cohort and options with a
 #: classifier of the user's own (no tuning of the built-in families) and seed 1; it writes
 #: the same files as the shared study.

@@ -28,7 +28,7 @@ from models.bundle import TrainedModel, load_model, record_path, save_model, sav
 from models.landmarks import landmark_path, load_landmarks
 from models.report import check_report, write_report
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny_model(threshold: float) -> TrainedModel:

@@ -18,7 +18,7 @@ from features.contract import is_radiomic
 from features.errors import UserInputError
 from features.synthetic.images import write_synthetic_images
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GOOD = ["good1", "good2", "good3"]
 BROKEN = {  # patient -> (sequence, words the reason must contain)
     "missing_mask": ("mask", "file not found"),

@@ -9,8 +9,8 @@ import pytest
 
 from features.extract import extract
 
-PHANTOM = Path(__file__).resolve().parent / "data" / "ibsi_phantom"
-SETTINGS = Path(__file__).resolve().parents[1] / "features" / "params" / "ibsi.yaml"
+PHANTOM = Path(__file__).resolve().parents[1] / "data" / "ibsi_phantom"
+SETTINGS = Path(__file__).resolve().parents[2] / "features" / "params" / "ibsi.yaml"
 REFERENCE = pd.read_csv(PHANTOM / "reference.csv")
 
 

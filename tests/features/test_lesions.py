@@ -19,7 +19,7 @@ from scipy import ndimage
 from features.errors import UserInputError
 from features.extract import extract, main
 
-BRAIN1 = Path(__file__).parent / "data" / "pyradiomics_brain1"
+BRAIN1 = Path(__file__).parents[1] / "data" / "pyradiomics_brain1"
 SETTINGS = """
 version: "test-1"
 lesions: {lesions}

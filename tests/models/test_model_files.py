@@ -37,7 +37,7 @@ from models.bundle import (
 from models.classifier import FAMILIES, fit_calibrated, with_threshold
 from models.training import train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FORMATS = ("skops", "joblib")
 
 

@@ -14,7 +14,7 @@ from features.errors import UserInputError
 from models.bundle import load_model
 from models.study import StudySettings, run_study
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_python_route_equals_the_command_line_byte_for_byte(same_seed_studies):

@@ -15,7 +15,7 @@ import nbclient
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "walkthrough.ipynb"
 STRIP = ROOT / "notebooks" / "strip_outputs.py"
 SMALL = "N = 800\nSEED = 0\nOUTPUT = {output!r}\nFIDELITY_N = 20_000\n"

@@ -140,7 +140,8 @@ def test_defaults_match_their_derivation_from_the_article():
         "ctdna_sd_tp": P.ctdna_change_pct.sd_tp,
         "cytokine_sd_pp": P.il8_pg_ml.sd_pp,
         "followup_tp_growth_per_week": P.followup.tp_growth_per_week,
-        # a bisection on a Monte Carlo share (tests/test_followup_simulation.py checks it)
+        # a bisection on a Monte Carlo share
+        # (tests/features/synthetic/test_followup_simulation.py checks it)
         "followup_pp_resolution_median": P.followup.pp_resolution_median,
     }
     for key, value in got.items():

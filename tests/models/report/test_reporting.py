@@ -37,7 +37,7 @@ from models.statistics import (
     to_jsonable,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "check_report_in_browser.py"
 CHROMIUM = Path("/usr/bin/chromium")
 NEW_KEYS = ("uncertainty", "bootstrap", "rule_comparisons", "net_benefit")
