@@ -138,7 +138,8 @@ def quick_files(monkeypatch):
     import models.report.write as write
     from models.statistics import to_jsonable
 
-    def files(report_dir, metrics, frame, model, title, predictions, threshold, run_id):
+    def files(report_dir, metrics, frame, model, title, predictions, threshold, run_id,
+              lesion_map=None):
         md = report_dir / "report.md"
         md.write_text(f"{title}\n<!-- report run {run_id} -->\n")
         digest = hashlib.sha256(md.read_bytes()).hexdigest()
