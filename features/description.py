@@ -683,25 +683,24 @@ class TableDescription:
 # --------------------------------------------------------------------------- schema checks
 
 
-@dataclass
-class _Fields:
-    """The fields of a :class:`TableDescription` before it is built (for checking)."""
+def _unchecked_twin(cls: type, leave_out: tuple[str, ...] = ("from_model",)) -> type:
+    """A plain, mutable dataclass with the fields and defaults of the dataclass ``cls``
+    (but ``leave_out``), whose values are not converted or checked: the fields of a
+    :class:`TableDescription` before it is built, for checking."""
+    from dataclasses import MISSING, fields, make_dataclass
 
-    patient_column: str = ID
-    lesion_column: str | None = None
-    label_column: str = LABEL
-    positive: tuple = (1,)
-    negative: tuple = (0,)
-    positive_name: str = DEFAULT_POSITIVE_NAME
-    rename: dict = field(default_factory=dict)
-    features: tuple = ()
-    ignore: tuple = ()
-    scans_rename: dict = field(default_factory=dict)
-    negative_name: str | None = None
-    label_missing: str = "error"
-    rules: tuple = ()
-    study: dict = field(default_factory=dict)
-    source: str = DEFAULT_SOURCE
+    def default(f):
+        if f.default_factory is not MISSING:
+            return field(default_factory=f.default_factory)
+        return field(default=f.default)
+
+    return make_dataclass(f"_{cls.__name__}Fields",
+                          [(f.name, f.type, default(f)) for f in fields(cls)
+                           if f.name not in leave_out])
+
+
+#: The fields of a :class:`TableDescription` before it is built (for checking).
+_Fields = _unchecked_twin(TableDescription)
 
 
 def _fields_of(desc: TableDescription) -> dict:
