@@ -193,7 +193,7 @@ def run_prediction(settings: PredictionSettings, progress: bool = True) -> Scori
     before any prediction where it can be seen then."""
     outputs = settings.check()
     from features.choices import CACHE_FOLDER
-    from features.contract import LABEL
+    from features.contract import ID, LABEL
     from features.description import description_from_arguments, text_columns
     from features.tables import read_table
     from models import load_model, predict_table
@@ -218,6 +218,8 @@ def run_prediction(settings: PredictionSettings, progress: bool = True) -> Scori
             cache_dir=settings.cache or settings.out.parent / CACHE_FOLDER,
             params=settings.params, scheduler=settings.scheduler, lesions=settings.lesions)
         described.table, lesion_map = radiomics.table, radiomics.extraction.lesion_map
+        if len(lesion_map):  # the lesions of the predicted patients, not the whole manifest
+            lesion_map = lesion_map[lesion_map[ID].isin(described.table[ID])]
     table = described.table
     predictions = predict_table(model, described, source=str(settings.data))
     if landmarks is not None:

@@ -27,3 +27,20 @@ def toy_cohort(n: int, seed: int = 0) -> pd.DataFrame:
         "rcbv": rcbv,
         "volume_change_pct": rng.uniform(20, 120, n),
     })
+
+
+#: pyradiomics settings for tests that extract and train: no resampling, five features of
+#: two classes per sequence (the project's settings compute about a hundred per sequence).
+FEW_FEATURES = """\
+version: "test-few"
+setting:
+  label: 1
+  normalize: true
+  normalizeScale: 100
+  voxelArrayShift: 300
+  binWidth: 10
+  minimumROISize: 20
+featureClass:
+  firstorder: [Mean, Variance, Skewness]
+  glcm: [Contrast, Correlation]
+"""

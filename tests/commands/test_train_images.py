@@ -5,6 +5,7 @@ import json
 
 import pandas as pd
 from shared_fixtures import ROOT
+from toy_data import FEW_FEATURES
 
 import predict
 import train
@@ -13,23 +14,6 @@ from features.synthetic.cohort import simulate_cohort
 
 #: A classifier of the user's own: no grid to tune.
 OWN_ESTIMATOR = f"{ROOT / 'tests' / 'own_estimators.py'}:stronger_penalty"
-
-
-#: pyradiomics settings for the image path's test: no resampling, five features of two
-#: classes per sequence (the project's settings compute about a hundred per sequence).
-FEW_FEATURES = """\
-version: "test-few"
-setting:
-  label: 1
-  normalize: true
-  normalizeScale: 100
-  voxelArrayShift: 300
-  binWidth: 10
-  minimumROISize: 20
-featureClass:
-  firstorder: [Mean, Variance, Skewness]
-  glcm: [Contrast, Correlation]
-"""
 
 
 def test_train_with_synthetic_images_compares_with_and_without(tmp_path):
@@ -59,6 +43,10 @@ def test_train_with_synthetic_images_compares_with_and_without(tmp_path):
     assert extraction["settings_version"] == "test-few"
     assert extraction["n_radiomic_columns"] == 4 * 5
     assert "What the image features add" in (tmp_path / "rep" / "report.md").read_text()
+    # where each lesion lies, one row per extracted lesion, in the report folder
+    lesions = pd.read_csv(tmp_path / "rep" / "lesions.csv")
+    assert len(lesions) == extraction["n_lesions"]
+    assert lesions["patient_id"].nunique() == 80 and (lesions["volume_ml"] > 0).all()
     pred = tmp_path / "pred.csv"
     new = tmp_path / "new.csv"
     simulate_cohort(80, prevalence=0.5, seed=2).head(5).to_csv(new, index=False)
@@ -67,3 +55,8 @@ def test_train_with_synthetic_images_compares_with_and_without(tmp_path):
                                       "--jobs", "1", "--out", str(pred)])
     assert code == 0
     assert len(pd.read_csv(pred)) == 5
+    # beside the predictions, where the predicted patients' lesions lie (not the manifest's
+    # other patients')
+    beside = pd.read_csv(tmp_path / "pred.lesions.csv")
+    expected = lesions[lesions["patient_id"].isin(pd.read_csv(new)["patient_id"])]
+    assert len(expected) and beside.equals(expected.reset_index(drop=True))

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 from scipy import ndimage
+from toy_data import FEW_FEATURES
 
 from features.errors import UserInputError
 from features.extract import extract, main
@@ -277,19 +278,6 @@ def test_command_line_lesions_option_writes_the_lesion_map(tmp_path, capsys):
 # a simulated cohort with several lesions per patient, from images through training
 
 N_PATIENTS = 70
-FAST_SETTINGS = """
-version: "test-fast"
-setting:
-  label: 1
-  normalize: true
-  normalizeScale: 100
-  voxelArrayShift: 300
-  binWidth: 10
-  minimumROISize: 20
-featureClass:
-  firstorder: [Mean, Variance, Skewness]
-  glcm: [Contrast, Correlation]
-"""
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +289,7 @@ def multi_lesion(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("multi")
     params = tmp / "fast.yaml"
-    params.write_text(FAST_SETTINGS)
+    params.write_text(FEW_FEATURES)
     small = replace(DEFAULT_PARAMETERS, images=replace(DEFAULT_PARAMETERS.images,
                                                        size_voxels=(32, 32, 16)))
     table, manifest = simulated_cohort_with_images(N_PATIENTS, "melanoma", seed=3,
