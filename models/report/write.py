@@ -199,8 +199,10 @@ def _write_files(report_dir: Path, metrics: Mapping, frame: pd.DataFrame,
     paths["report_html"] = atomic_write_text(report_dir / REPORT_FILES["report_html"],
                                              render_html_document(title, sections, images)
                                              + stamp)
-    rows = (frame if predictions is None else predictions).rename(columns={
-        LABEL: words.positive, P_COLUMN: words.probability_column})
+    rows = frame if predictions is None else predictions
+    if LABEL in rows.columns:  # the label as its 0/1, however the rows were stacked
+        rows = rows.assign(**{LABEL: rows[LABEL].astype("Int64")})
+    rows = rows.rename(columns={LABEL: words.positive, P_COLUMN: words.probability_column})
     paths["predictions_csv"] = atomic_write_bytes(
         report_dir / REPORT_FILES["predictions_csv"], rows.to_csv(index=False).encode("utf-8"))
     if lesion_map is not None:

@@ -314,6 +314,19 @@ def test_figures_of_several_lesions_a_patient_state_and_draw_clustered_intervals
     assert seen["groups"] is not None and len(set(seen["groups"])) == 150
 
 
+def test_the_evaluated_rows_keep_the_label_as_0_and_1(tmp_path, evaluated):
+    """Predictions stacked over repeats arrive with a float label; the report's
+    evaluation_predictions.csv still writes it as the 0/1 of the table."""
+    _, ev = evaluated
+    frame = ev.frame.drop(columns="bayes_posterior")
+    stacked = frame.assign(**{LABEL: frame[LABEL].astype(float)})
+    metrics = {k: v for k, v in ev.metrics.items() if k != "bayes_ceiling"}
+    paths = write_report(tmp_path, metrics, frame, predictions=stacked)
+    text = paths["predictions_csv"].read_text().splitlines()
+    column = text[0].split(",").index("pseudoprogression")
+    assert {line.split(",")[column] for line in text[1:]} == {"0", "1"}
+
+
 def test_calibration_bin_of_one_class(tmp_path):
     """A bin of one class has a Wilson bound a rounding error beyond its proportion; the
     error bar must be clipped at 0, not refused by matplotlib."""
