@@ -501,14 +501,20 @@ def _cross_validated_headline(table: pd.DataFrame, predictions: pd.DataFrame,
                                  row_thresholds=part["threshold"].to_numpy()))
     models = [b["model"] for b in benches]
     headline = combined_over_repeats(models)
-    headline["headline"] = {
-        "figures": (f"mean over {len(models)} repeats of cross-validation of each repeat's "
-                    "out-of-fold figures, every lesion called at its own fold model's "
-                    "threshold; 2x2 counts: the repeats' mean, rounded"),
-        "intervals": REPEATS_CI_METHOD,
-        "describes": "the fitting procedure (each fold's model), not the saved model alone",
-        "spread": _spread(models, [*_COMBINED_SCALES, "brier"])}
+    headline["headline"] = repeats_headline(len(models))
+    headline["headline"]["figures"] += "; 2x2 counts: the repeats' mean, rounded"
+    headline["headline"]["spread"] = _spread(models, [*_COMBINED_SCALES, "brier"])
     return headline, combined_over_repeats([b["rules"] for b in benches])
+
+
+def repeats_headline(n_repeats: int) -> dict[str, str]:
+    """How figures combined over ``n_repeats`` repeats of cross-validation were made
+    (``figures``, ``intervals``) and what they describe: a headline's ``headline`` entry."""
+    return {"figures": (f"mean over {n_repeats} repeats of cross-validation of each repeat's "
+                        "out-of-fold figures, every lesion called at its own fold model's "
+                        "threshold"),
+            "intervals": REPEATS_CI_METHOD,
+            "describes": "the fitting procedure (each fold's model), not the saved model alone"}
 
 
 def _clip_interval(ci, shift: float, bounded: bool) -> list[float]:

@@ -78,9 +78,9 @@ from models.classifier import (
     fit_calibrated,
 )
 from models.evaluation import (
-    REPEATS_CI_METHOD,
     bootstrap_headline,
     combined_over_repeats,
+    repeats_headline,
     rubin_interval,
 )
 from models.report.words import restated_prevalences
@@ -506,7 +506,6 @@ def _evaluate_landmark(week: float, model: TrainedModel, eval_part: pd.DataFrame
     return entry, frame
 
 
-
 def _cross_validated_entry(repeats: list[dict]) -> dict:
     """The figures of one decision time under repeated cross-validation: each repeat's
     out-of-fold entry (every lesion called at its own fold model's threshold) combined, the
@@ -519,13 +518,9 @@ def _cross_validated_entry(repeats: list[dict]) -> dict:
     key = "false_reassurance_per_100_patients"
     waiting[f"{key}_ci"] = rubin_interval([e["waiting"][key] for e in repeats],
                                           [e["waiting"][f"{key}_ci"] for e in repeats])
-    combined["model"]["headline"] = {
-        "figures": (f"mean over {len(repeats)} repeats of cross-validation of each repeat's "
-                    "out-of-fold figures, every lesion called at its own fold model's "
-                    "threshold"),
-        "intervals": REPEATS_CI_METHOD,
-        "describes": "the fitting procedure (each fold's model), not the saved model alone"}
+    combined["model"]["headline"] = repeats_headline(len(repeats))
     return combined
+
 
 # --------------------------------------------------------------------------- uncertainty
 
