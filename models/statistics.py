@@ -142,17 +142,22 @@ def _sandwich(influence: np.ndarray, cluster: np.ndarray) -> float:
     return float(n_clusters / (n_clusters - 1) * np.sum(sums[present] ** 2))
 
 
-def critical_value(cluster: np.ndarray | None, alpha: float = 0.05) -> float:
-    """The two-sided critical value of an interval at level ``1 - alpha``: the normal's for
-    independent rows; for rows clustered in patients (``cluster``, from :func:`clusters`),
-    Student's t on (patients - 1) degrees of freedom, the small-sample rule for a
-    cluster-robust variance (Cameron & Miller, J Hum Resour 2015;50:317-372), which keeps
-    the coverage of a cohort of a dozen patients near its nominal level."""
-    upper = 1 - alpha / 2
+def reference_distribution(cluster: np.ndarray | None):
+    """The distribution intervals and tests refer to: the standard normal for independent
+    rows; for rows clustered in patients (``cluster``, from :func:`clusters`), Student's t
+    on (patients - 1) degrees of freedom, the small-sample rule for a cluster-robust
+    variance (Cameron & Miller, J Hum Resour 2015;50:317-372), which keeps the coverage of a
+    cohort of a dozen patients near its nominal level (a scipy.stats frozen distribution;
+    t on 0 degrees of freedom, all nan, with one patient)."""
     if cluster is None:
-        return float(stats.norm.ppf(upper))
-    n_clusters = int(np.unique(cluster).size)
-    return float(stats.t.ppf(upper, n_clusters - 1)) if n_clusters > 1 else NAN
+        return stats.norm()
+    return stats.t(int(np.unique(cluster).size) - 1)
+
+
+def critical_value(cluster: np.ndarray | None, alpha: float = 0.05) -> float:
+    """The two-sided critical value of an interval at level ``1 - alpha`` in
+    :func:`reference_distribution`."""
+    return float(reference_distribution(cluster).ppf(1 - alpha / 2))
 
 
 #: The degrees of freedom of every interval on clustered rows, in words.
@@ -558,8 +563,7 @@ def delong_test(y, score_a, score_b, confidence_level: float = 0.95, groups=None
     diff = float(aucs[0] - aucs[1])
     se = float(np.sqrt(max(var, 0.0)))
     zq = critical_value(cluster, 1 - confidence_level)
-    reference = (stats.norm if cluster is None else
-                 stats.t(int(np.unique(cluster).size) - 1))
+    reference = reference_distribution(cluster)
     if se > 0:
         z = diff / se
         pval = float(2 * reference.sf(abs(z)))
