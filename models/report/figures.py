@@ -31,6 +31,7 @@ from models.statistics import (
     auc_with_ci,
     binary_metrics,
     called,
+    clusters,
     diagnostic_odds_ratios,
     net_benefit,
     restate_at_prevalence,
@@ -176,7 +177,7 @@ def _not_estimable(ax, name: str, style: dict, n: int) -> None:
 
 def _interval_kind(groups) -> str:
     """How a figure's error bars were formed, in a few words."""
-    clustered = groups is not None and len(set(np.asarray(groups).tolist())) < len(groups)
+    clustered = groups is not None and clusters(groups, len(groups)) is not None
     return "clustered by patient" if clustered else "Wilson"
 
 
