@@ -61,7 +61,7 @@ from models.report.tables import DEFAULT_TITLE, REPORT_FILES, render_markdown
 from models.report.words import words_of
 from models.statistics import to_jsonable
 
-__all__ = ["check_report", "remove_stale_figures", "report_files", "write_report"]
+__all__ = ["check_report", "remove_stale_files", "report_files", "write_report"]
 
 #: How report.md and report.html name their run (in a closing comment).
 RUN_STAMP = "report run"
@@ -87,17 +87,17 @@ def report_files(report_dir: str | Path) -> list[Path]:
                                            *figure_file_names().values())]
 
 
-def remove_stale_figures(report_dir: str | Path, written: Mapping[str, Path]) -> list[Path]:
-    """Delete the figures of an earlier report in ``report_dir`` that this one did not
-    write: only files named in :func:`models.report.figures.figure_file_names` and absent
-    from ``written`` (figure key -> path); any other file is left alone. Returns the
-    removed paths."""
+def remove_stale_files(report_dir: str | Path, written: Mapping[str, Path]) -> list[Path]:
+    """Delete the optional files of an earlier report in ``report_dir`` that this one did
+    not write: only the figures named in :func:`models.report.figures.figure_file_names`
+    and the lesion map, when absent from ``written`` (key -> path); any other file is left
+    alone. Returns the removed paths."""
     from models.report.figures import figure_file_names
 
     report_dir = Path(report_dir)
     kept = {Path(p).name for p in written.values()}
     removed = []
-    for name in figure_file_names().values():
+    for name in (*figure_file_names().values(), REPORT_FILES["lesion_map"]):
         path = report_dir / name
         if name not in kept and path.is_file():
             path.unlink(missing_ok=True)
@@ -125,9 +125,9 @@ def write_report(report_dir: str | Path, metrics: Mapping, frame: pd.DataFrame,
     prediction behind ``frame`` when a lesion was predicted more than once, e.g. once per
     cross-validation repeat) and, with ``lesion_map`` (an image extraction's,
     :attr:`features.extract.ExtractionResult.lesion_map`), ``lesions.csv``: where each
-    lesion lies. Every file is written atomically. A figure of an earlier
-    report in the folder that this one does not have (a cost-of-waiting figure when these
-    metrics hold no landmarks, say) is removed (:func:`remove_stale_figures`); files the
+    lesion lies. Every file is written atomically. A figure of an earlier report in the
+    folder that this one does not have (a cost-of-waiting figure when these metrics hold no
+    landmarks, say), or its lesion map, is removed (:func:`remove_stale_files`); files the
     project does not name are never touched.
 
     ``metrics`` is the metrics document (a study's, :attr:`models.study.Study.metrics`, or
@@ -273,10 +273,7 @@ def _publish(staging: Path, report_dir: Path, written: Mapping[str, Path], run_i
     last = REPORT_FILES["metrics_json"]
     for name in sorted((Path(p).name for p in written.values()), key=lambda n: n == last):
         os.replace(staging / name, report_dir / name)
-    remove_stale_figures(report_dir, {k: report_dir / Path(p).name
-                                      for k, p in written.items()})
-    if "lesion_map" not in written:  # an earlier report's lesions are not this one's
-        (report_dir / REPORT_FILES["lesion_map"]).unlink(missing_ok=True)
+    remove_stale_files(report_dir, {k: report_dir / Path(p).name for k, p in written.items()})
 
 
 def check_report(report_dir: str | Path) -> str:

@@ -17,7 +17,7 @@ from models.report.tables import (
     render_markdown,
 )
 from models.report.waiting import waiting_section
-from models.report.write import remove_stale_figures, report_files
+from models.report.write import remove_stale_files, report_files
 
 
 def _rule(coverage, se=None, ppv=None, auc=None) -> dict:
@@ -77,7 +77,7 @@ def test_metrics_md_shows_the_landmark_tables_the_report_shows(evaluation):
     assert "Follow-up landmarks" not in render_markdown(dict(evaluation.metrics), title="T")
 
 
-def test_remove_stale_figures_keeps_what_was_written_and_the_users_files(tmp_path):
+def test_remove_stale_files_keeps_what_was_written_and_the_users_files(tmp_path):
     for name in figure_file_names().values():
         (tmp_path / name).write_bytes(b"x")
     own = ["my_notes.png", "waiting_cost.png.bak", "old_roc.png"]
@@ -85,14 +85,14 @@ def test_remove_stale_figures_keeps_what_was_written_and_the_users_files(tmp_pat
         (tmp_path / name).write_bytes(b"the user's own")
     (tmp_path / "partial_effects.png.d").mkdir()
     written = {k: tmp_path / v for k, v in FILE_NAMES.items()}
-    removed = remove_stale_figures(tmp_path, written)
+    removed = remove_stale_files(tmp_path, written)
     assert {p.name for p in removed} == {"waiting_cost.png", "partial_effects.png"}
     assert {p.name for p in removed} == set(figure_file_names().values()) - set(
         FILE_NAMES.values())
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [*FILE_NAMES.values(), *own, "partial_effects.png.d"])
     assert {p.name for p in report_files(tmp_path)} >= set(figure_file_names().values())
-    assert remove_stale_figures(tmp_path / "absent", {}) == []
+    assert remove_stale_files(tmp_path / "absent", {}) == []
 
 
 
